@@ -1,0 +1,38 @@
+--[[
+  cancel: cancel a job in any state.
+  Input:  KEYS[1] queue prefix  ARGV[1] jid  ARGV[2] reason (optional)
+  Output: { 'canceled' }   it was queued or delayed: now terminal, refunded
+          { 'requested' }  it is active: a durable cancel flag is set; the
+                           worker sees it on its next heartbeat, interrupts
+                           ComfyUI and ends the job canceled
+          { 'already', state }  it had already ended
+  Errors: NOJOB when no such job exists.
+]]
+
+register('cancel', function(keys, args)
+	local P = prefix(keys)
+	local jid = arg_str(args[1], 'jid', 64)
+	local reason = cut(args[2] or 'canceled on request', MSG_MAX)
+	local key = P .. 'job:' .. jid
+	local j = hget(key, 'state', 'priority', 'tenant', 'meta', 'attempt',
+	    'cancel_req')
+	if not j.state then
+		raise('NOJOB', 'job ' .. jid .. ' does not exist')
+	end
+	local now = now_ms()
+	if j.state == 'queued' or j.state == 'delayed' then
+		redis.call('ZREM', P .. 'ready:' .. (j.priority or 'normal'), jid)
+		redis.call('ZREM', P .. 'delayed', jid)
+		finish(P, jid, j, 'canceled', 'canceled', reason, now, nil)
+		return { 'canceled' }
+	end
+	if j.state == 'active' then
+		if j.cancel_req ~= '1' then
+			redis.call('HSET', key, 'cancel_req', '1')
+			event(P, { 'type', 'cancel_requested', 'job', jid,
+			    'tenant', j.tenant or '' })
+		end
+		return { 'requested' }
+	end
+	return { 'already', j.state }
+end)

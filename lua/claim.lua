@@ -1,0 +1,124 @@
+--[[
+  claim: take a GPU slot of the worker's pool and the next job together.
+  Input:  KEYS[1] queue prefix
+          ARGV[1] worker id   ARGV[2] pool   ARGV[3] lease ms
+          ARGV[4] scan: how many jobs per lane to consider (default 16)
+  Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s }
+          { 'noslot', used, capacity }   every slot of the pool is held, or
+                                         no queued job fits the VRAM budget
+          { 'nojob', next_due_ms | '' }  nothing ready; the earliest delayed
+                                         job's due time, so an idle worker
+                                         can block on the marker until then
+  Errors: NOPOOL when the pool has no capacity set.
+  A fresh fence comes from INCR on every claim; the job's lease and the slot
+  holder carry it. Due delayed jobs are promoted first. Lanes are taken in
+  order high, normal, low; inside a lane the lowest order wins, skipping a job
+  whose vram_mb would overrun the pool's VRAM budget (a smaller one may pass).
+  With no slot free while jobs wait, a 'pending' token is left on the marker
+  so a worker of another pool wakes up for them.
+]]
+
+local function holders_vram(held)
+	local used = 0
+	for i = 2, #held, 2 do
+		local vram = string.match(held[i], '^%S+ %S+ %S+ (%S+)$')
+		used = used + (tonumber(vram) or 0)
+	end
+	return used
+end
+
+local function jobs_waiting(P)
+	for _, lane in ipairs(LANES) do
+		if redis.call('ZCARD', P .. 'ready:' .. lane) > 0 then
+			return true
+		end
+	end
+	return false
+end
+
+register('claim', function(keys, args)
+	local P = prefix(keys)
+	local wid = arg_name(args[1], 'worker')
+	local pool = arg_name(args[2], 'pool')
+	local lease = arg_int(args[3], 'lease_ms', 1000, 3600000)
+	local scan = arg_int(args[4] or 16, 'scan', 1, 1000)
+	local now = now_ms()
+	local p = hget(P .. 'slots:' .. pool, 'capacity', 'vram_budget')
+
+	if not p.capacity then
+		raise('NOPOOL', "pool '" .. pool .. "' has no capacity set")
+	end
+	local cap = tonumber(p.capacity)
+	local budget = tonumber(p.vram_budget or '0') or 0
+	local held = redis.call('HGETALL', P .. 'held:' .. pool)
+	local used = #held / 2
+	if used >= cap then
+		if jobs_waiting(P) then
+			wake(P .. 'marker', 'pending', now)
+		end
+		return { 'noslot', used, cap }
+	end
+	local vram_used = holders_vram(held)
+
+	promote_due(P, now, 100)
+	local jid, lane, vram, blocked
+	for _, l in ipairs(LANES) do
+		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1)
+		for _, id in ipairs(ids) do
+			local v = tonumber(redis.call('HGET', P .. 'job:' .. id,
+			    'vram_mb') or '0') or 0
+			if budget <= 0 or vram_used + v <= budget then
+				jid, lane, vram = id, l, v
+				break
+			end
+			blocked = true
+		end
+		if jid then
+			break
+		end
+	end
+	if not jid then
+		if blocked then
+			wake(P .. 'marker', 'pending', now)
+			return { 'noslot', used, cap }
+		end
+		local d = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
+		return { 'nojob', d[2] or '' }
+	end
+
+	local key = P .. 'job:' .. jid
+	local j = hget(key, 'spec', 'attempt', 'timeout_s', 'lane_order',
+	    'tenant', 'started_ms')
+	local fence = redis.call('INCR', P .. 'fence')
+	local attempt = (tonumber(j.attempt) or 0) + 1
+	local until_ms = now + lease
+	local order = tonumber(j.lane_order) or 0
+
+	redis.call('ZREM', P .. 'ready:' .. lane, jid)
+	redis.call('HSET', key, 'state', 'active', 'fence', fence,
+	    'attempt', attempt, 'worker', wid, 'pool', pool,
+	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now)
+	if not j.started_ms then
+		redis.call('HSET', key, 'started_ms', now)
+	end
+	redis.call('ZADD', P .. 'leases', until_ms, jid)
+	redis.call('HSET', P .. 'held:' .. pool, jid,
+	    wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram)
+	-- Advance the lane clock; drop the tenant's mark once it is behind.
+	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
+	if order > vclock then
+		vclock = order
+		redis.call('HSET', P .. 'lanes', lane, vclock)
+	end
+	local tenant = j.tenant or ''
+	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
+	    tenant) or '0')
+	if tlast <= vclock then
+		redis.call('HDEL', P .. 'fair:' .. lane, tenant)
+	end
+	event(P, { 'type', 'started', 'job', jid, 'worker', wid, 'pool', pool,
+	    'attempt', attempt, 'fence', fence, 'tenant', tenant })
+	stat(P, 'started')
+	return { 'job', jid, fence, attempt, j.spec or '', until_ms,
+	    tonumber(j.timeout_s) or 0 }
+end)

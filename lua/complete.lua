@@ -1,0 +1,29 @@
+--[[
+  complete: end an active job as succeeded.
+  Input:  KEYS[1] queue prefix
+          ARGV[1] jid  ARGV[2] fence  ARGV[3] outputs (JSON array of
+          records: path or key, mime, width, height, bytes)
+  Output: OK, or STALE when the job is not active under this fence (a late
+          call from a worker that lost its lease writes nothing).
+  Frees the job's slot and writes the one `succeeded` event.
+]]
+
+register('complete', function(keys, args)
+	local P = prefix(keys)
+	local jid = arg_str(args[1], 'jid', 64)
+	local fence = arg_str(args[2], 'fence', 24)
+	local outputs = arg_str(args[3], 'outputs', 1048576)
+	local ok, list = pcall(cjson.decode, outputs)
+	if not ok or type(list) ~= 'table' or (next(list) ~= nil and
+	    list[1] == nil) then
+		raise('INVALID', 'outputs: must be a JSON array')
+	end
+	local j = active_job(P, jid, fence, 'pool', 'tenant', 'meta', 'attempt')
+	if not j then
+		return redis.status_reply('STALE')
+	end
+	local now = now_ms()
+	slot_free(P, j.pool, jid, now)
+	finish(P, jid, j, 'succeeded', nil, nil, now, outputs)
+	return redis.status_reply('OK')
+end)

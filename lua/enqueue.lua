@@ -1,0 +1,85 @@
+--[[
+  enqueue: validate a job spec and queue it.
+  Input:  KEYS[1] queue prefix
+          ARGV[1] spec (JSON, DESIGN.md §4)
+          ARGV[2..] option pairs: idem_ttl_ms (default 86400000),
+                    max_spec_bytes (1048576), max_prompt_len (8192),
+                    max_param_len (65536)
+  Output: { jid, 'created' | 'existing', state }
+  Errors: INVALID spec.<field>: ..., CONFLICT idempotency_key: ...
+  An idempotency key maps to the job it first created for idem_ttl_ms; the
+  same key with the same spec bytes returns that job, with other bytes it is
+  refused. Inside a lane, jobs of different tenants interleave: each job's
+  order is one past the later of the lane's clock (the order last claimed)
+  and its tenant's last order, so one tenant's burst cannot starve another.
+]]
+
+local ENQUEUE_OPTS = {
+	idem_ttl_ms = 86400000, max_spec_bytes = SPEC_LIMITS.max_spec_bytes,
+	max_prompt_len = SPEC_LIMITS.max_prompt_len,
+	max_param_len = SPEC_LIMITS.max_param_len,
+}
+
+register('enqueue', function(keys, args)
+	local P = prefix(keys)
+	local opts = options(args, 2, ENQUEUE_OPTS)
+	local text = args[1]
+	local spec = spec_parse(text, opts)
+	local now = now_ms()
+	local sha = redis.sha1hex(text)
+	local idem = spec.idempotency_key
+
+	if idem then
+		local old = redis.call('GET', P .. 'idem:' .. idem)
+		if old then
+			local j = hget(P .. 'job:' .. old, 'spec_sha', 'state')
+			if j.spec_sha and j.spec_sha ~= sha then
+				raise('CONFLICT', 'idempotency_key: ' .. idem ..
+				    ' was used for job ' .. old ..
+				    ' with a different spec')
+			end
+			if j.spec_sha then
+				return { old, 'existing', j.state }
+			end
+		end
+	end
+
+	local lane = spec.priority or 'normal'
+	local tenant = spec.tenant or ''
+	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
+	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
+	    tenant) or '0')
+	local order = math.max(vclock, tlast) + 1
+	local seq = redis.call('INCR', P .. 'jobseq')
+	local jid = base36(now, 8) .. base36(seq % 1679616, 4)
+	local key = P .. 'job:' .. jid
+	local meta = '{}'
+	if spec.meta and next(spec.meta) ~= nil then
+		meta = cjson.encode(spec.meta)
+	end
+
+	redis.call('HSET', P .. 'fair:' .. lane, tenant, order)
+	redis.call('HSET', key, 'spec', text, 'spec_sha', sha,
+	    'tenant', tenant, 'priority', lane, 'lane_order', order,
+	    'attempt', 0, 'max_attempts', spec.max_attempts or 3,
+	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or 0,
+	    'meta', meta, 'webhook', spec.webhook or '', 'idem', idem or '',
+	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
+	    'refund', '0')
+	local state = 'queued'
+	if spec.run_at and spec.run_at > now then
+		state = 'delayed'
+		redis.call('HSET', key, 'state', state, 'run_at', spec.run_at)
+		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)
+	else
+		make_ready(P, jid, lane, order, now)
+	end
+	if idem then
+		redis.call('SET', P .. 'idem:' .. idem, jid, 'PX',
+		    math.max(opts.idem_ttl_ms, 1))
+	end
+	event(P, { 'type', 'queued', 'job', jid, 'tenant', tenant,
+	    'priority', lane, 'state', state })
+	stat(P, 'enqueued')
+	return { jid, 'created', state }
+end)

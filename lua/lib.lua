@@ -1,0 +1,254 @@
+#!lua name=comfyq
+--[[
+  comfyq: one Redis Functions library (Redis >= 7) for every state change of
+  a job or a GPU slot. The build concatenates lua/lib.lua (this prelude) and
+  one file per function into a single library, which every program loads with
+  FUNCTION LOAD REPLACE at start.
+
+  Calling convention: every function takes exactly one key, the queue prefix
+  `cq:{<queue>}:`. All keys of a queue share its hash tag, so the library works
+  on Redis Cluster; the key names are built from the prefix (DESIGN.md §3):
+
+    job:<jid>  HASH     idem:<key> STRING   ready:<lane> ZSET   delayed ZSET
+    leases     ZSET     fence      STRING   done         ZSET   lanes   HASH
+    fair:<lane> HASH    slots:<pool> HASH   held:<pool>  HASH   pools   SET
+    worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
+    events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
+
+  Rules every function keeps:
+  - time comes from TIME, never from the caller;
+  - each function reads and checks everything before its first write;
+  - a call whose fence or state does not match writes nothing and returns the
+    status reply STALE;
+  - a terminal transition writes the state, the one terminal event and (for a
+    failure) the one refund entry in the same call;
+  - bad arguments give an error reply whose first word is a stable code
+    (INVALID, CONFLICT, NOJOB, NOPOOL) followed by a readable message.
+]]
+
+local VERSION = '1'
+local LANES = { 'high', 'normal', 'low' }
+local LANE_OK = { high = true, normal = true, low = true }
+local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
+local MARKER_CAP = 1024			-- wake tokens kept per marker
+local MSG_MAX = 2048			-- error messages are cut to this
+
+-- Error codes (DESIGN.md §5) and the terminal state each one leads to.
+local ERROR_CODES = {
+	invalid_input = 'failed', unknown_workflow = 'failed',
+	workflow_error = 'failed', backend_unavailable = 'failed',
+	timeout = 'failed', stalled = 'failed', oom = 'failed',
+	gpu_fault = 'failed', no_face = 'failed', output_invalid = 'failed',
+	canceled = 'canceled', worker_lost = 'failed', internal = 'failed',
+}
+
+local function err(code, msg)
+	return redis.error_reply(code .. ' ' .. msg)
+end
+
+-- Aborts the call with a coded error; fcall_wrap turns it into the reply.
+local function raise(code, msg)
+	error({ cq = code, msg = msg }, 0)
+end
+
+-- Returns the prefix in KEYS[1] or raises an INVALID error.
+local function prefix(keys)
+	local p = keys[1]
+	if type(p) ~= 'string' or not string.match(p, '^cq:{[^{}]+}:$') then
+		raise('INVALID', 'key: expected the queue prefix cq:{<queue>}:')
+	end
+	return p
+end
+
+local function now_ms()
+	local t = redis.call('TIME')
+	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Strict argument parsing: a whole number in lo..hi, or an INVALID error.
+local function arg_int(v, name, lo, hi)
+	local n = tonumber(v)
+	if n == nil or n ~= n or n ~= math.floor(n) or n < lo or n > hi then
+		raise('INVALID', name .. ': ' .. tostring(v) ..
+		    ' not an integer in ' .. lo .. '..' .. hi)
+	end
+	return n
+end
+
+local function arg_str(v, name, maxlen)
+	if type(v) ~= 'string' or v == '' or #v > maxlen then
+		raise('INVALID', name .. ': must be 1..' .. maxlen .. ' bytes')
+	end
+	return v
+end
+
+-- Worker ids, pool names, holder names: printable, no spaces, no braces.
+local function arg_name(v, name)
+	arg_str(v, name, 128)
+	if not string.match(v, '^[%w%._:%-@/]+$') then
+		raise('INVALID', name .. ": '" .. v ..
+		    "' may hold only letters, digits and . _ : - @ /")
+	end
+	return v
+end
+
+local function cut(s, n)
+	s = tostring(s or '')
+	if #s > n then
+		return string.sub(s, 1, n)
+	end
+	return s
+end
+
+-- Reads several fields of a hash into a table keyed by field name.
+local function hget(key, ...)
+	local names = { ... }
+	local vals = redis.call('HMGET', key, unpack(names))
+	local t = {}
+	for i, n in ipairs(names) do
+		if vals[i] then
+			t[n] = vals[i]
+		end
+	end
+	return t
+end
+
+local function base36(n, width)
+	local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+	local s = ''
+	repeat
+		local d = n % 36
+		s = string.sub(digits, d + 1, d + 1) .. s
+		n = math.floor(n / 36)
+	until n == 0
+	while #s < width do
+		s = '0' .. s
+	end
+	return s
+end
+
+-- Adds a wake-up token; the marker never holds more than MARKER_CAP.
+local function wake(key, member, now)
+	redis.call('ZADD', key, now, member)
+	if redis.call('ZCARD', key) > MARKER_CAP then
+		redis.call('ZREMRANGEBYRANK', key, 0, -(MARKER_CAP + 1))
+	end
+end
+
+local function event(P, fields)
+	local args = { P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*' }
+	for i = 1, #fields do
+		args[#args + 1] = fields[i]
+	end
+	return redis.call('XADD', unpack(args))
+end
+
+local function stat(P, name, by)
+	redis.call('HINCRBY', P .. 'stats', name, by or 1)
+end
+
+-- Frees the slot a job holds and tells waiting workers of that pool.
+local function slot_free(P, pool, holder, now)
+	if pool and pool ~= '' then
+		if redis.call('HDEL', P .. 'held:' .. pool, holder) == 1 then
+			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
+		end
+	end
+end
+
+-- Puts a job into its ready lane and wakes one idle worker.
+local function make_ready(P, jid, lane, order, now)
+	redis.call('ZADD', P .. 'ready:' .. lane, order, jid)
+	redis.call('HSET', P .. 'job:' .. jid, 'state', 'queued')
+	wake(P .. 'marker', jid, now)
+end
+
+--[[
+  Ends a job: state, one terminal event, one refund entry when it refunds.
+  job: table with tenant, meta, attempt (read by the caller before writes).
+]]
+local function finish(P, jid, job, state, code, msg, now, outputs)
+	local key = P .. 'job:' .. jid
+	local refund = state ~= 'succeeded'
+	redis.call('HSET', key, 'state', state, 'finished_ms', now,
+	    'refund', refund and '1' or '0', 'cancel_req', '0')
+	redis.call('HDEL', key, 'lease_until')
+	if code then
+		redis.call('HSET', key, 'error_code', code, 'error', msg)
+	end
+	if outputs then
+		redis.call('HSET', key, 'outputs', outputs)
+	end
+	redis.call('ZREM', P .. 'leases', jid)
+	redis.call('ZADD', P .. 'done', now, jid)
+	local ev = { 'type', state, 'job', jid, 'state', state,
+	    'tenant', job.tenant or '', 'attempt', job.attempt or '0',
+	    'refund', refund and 'true' or 'false', 'meta', job.meta or '{}' }
+	if code then
+		ev[#ev + 1] = 'error_code'; ev[#ev + 1] = code
+		ev[#ev + 1] = 'error'; ev[#ev + 1] = msg
+	end
+	if outputs then
+		ev[#ev + 1] = 'outputs'; ev[#ev + 1] = outputs
+	end
+	event(P, ev)
+	if refund then
+		redis.call('XADD', P .. 'refunds', '*', 'job', jid,
+		    'tenant', job.tenant or '', 'error_code', code or state,
+		    'error', msg or '', 'meta', job.meta or '{}')
+	end
+	stat(P, state)
+	if code and state == 'failed' then
+		stat(P, 'failed:' .. code)
+	end
+end
+
+-- Returns the job's fields when it is active under fence, else nil.
+local function active_job(P, jid, fence, ...)
+	local j = hget(P .. 'job:' .. jid, 'state', 'fence', ...)
+	if j.state ~= 'active' or j.fence ~= fence then
+		return nil
+	end
+	return j
+end
+
+-- Moves due delayed jobs (retries, run_at) into their lanes; at most n.
+local function promote_due(P, now, n)
+	local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
+	    'LIMIT', 0, n)
+	for _, jid in ipairs(due) do
+		local j = hget(P .. 'job:' .. jid, 'state', 'priority', 'lane_order')
+		redis.call('ZREM', P .. 'delayed', jid)
+		if j.state == 'delayed' then
+			make_ready(P, jid, j.priority or 'normal',
+			    tonumber(j.lane_order) or now, now)
+		end
+	end
+	return #due
+end
+
+local function fcall_wrap(fn)
+	return function(keys, args)
+		local ok, res = pcall(fn, keys, args)
+		if ok then
+			return res
+		end
+		if type(res) == 'table' and res.cq then
+			return err(res.cq, res.msg)
+		end
+		error(res, 0)
+	end
+end
+
+local function register(name, fn, readonly)
+	local flags = {}
+	if readonly then
+		flags = { 'no-writes' }
+	end
+	redis.register_function{ function_name = 'comfyq_' .. name,
+	    callback = fcall_wrap(fn), flags = flags }
+end
+
+register('version', function(keys, args)
+	return VERSION
+end, true)

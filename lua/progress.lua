@@ -1,0 +1,25 @@
+--[[
+  progress: record a running job's progress and publish it.
+  Input:  KEYS[1] queue prefix
+          ARGV[1] jid  ARGV[2] fence  ARGV[3] value  ARGV[4] max
+          ARGV[5] node id (optional)
+  Output: OK, or STALE when the job is not active under this fence.
+  The worker throttles these (a few a second at most); every call is one
+  `progress` event.
+]]
+
+register('progress', function(keys, args)
+	local P = prefix(keys)
+	local jid = arg_str(args[1], 'jid', 64)
+	local fence = arg_str(args[2], 'fence', 24)
+	local value = arg_int(args[3], 'value', 0, 1e9)
+	local max = arg_int(args[4], 'max', 0, 1e9)
+	local node = cut(args[5], 64)
+	if not active_job(P, jid, fence) then
+		return redis.status_reply('STALE')
+	end
+	redis.call('HSET', P .. 'job:' .. jid, 'progress', value .. '/' .. max)
+	event(P, { 'type', 'progress', 'job', jid, 'value', value,
+	    'max', max, 'node', node })
+	return redis.status_reply('OK')
+end)

@@ -1,0 +1,67 @@
+/*
+ * The comfyq command-line tool. main.c parses the global options and runs
+ * one command from its table; each command lives in its own file and gets
+ * the parsed options and its own arguments. Exit codes are the contract
+ * with scripts: 0 succeeded, 1 failed or canceled, 2 usage or bad input,
+ * 3 Redis unreachable.
+ */
+#ifndef COMFYQ_CLI_H
+#define COMFYQ_CLI_H
+
+#include <hiredis/hiredis.h>
+
+#include "rq.h"
+
+#define EXIT_JOB_FAILED 1
+#define EXIT_USAGE	2
+#define EXIT_REDIS	3
+
+struct cli {
+	const char   *redis_url;
+	const char   *queue;
+	char	      prefix[RQ_PREFIX_MAX];
+	int	      json;
+	redisContext *rc;
+};
+
+/* A parsed job hash, for status and --wait. */
+struct cli_job {
+	redisReply *reply; /* HGETALL; the fields point into it */
+};
+
+redisContext *cli_redis(struct cli *);
+redisReply   *cli_run(struct cli *, struct rq_cmd *);
+void	      cli_usage_error(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void cli_redis_error(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+const char *cli_field(const redisReply *, const char *);
+const char *cli_field_or(const redisReply *, const char *, const char *);
+int	    cli_state_exit(const char *);
+int	    cli_is_terminal(const char *);
+void	    cli_print_job(struct cli *, const char *, const redisReply *);
+redisReply *cli_job_get(struct cli *, const char *);
+
+int cmd_submit(struct cli *, int, char **);
+int cmd_status(struct cli *, int, char **);
+int cmd_cancel(struct cli *, int, char **);
+int cmd_events(struct cli *, int, char **);
+int cmd_stats(struct cli *, int, char **);
+int cmd_slots(struct cli *, int, char **);
+int cmd_workers(struct cli *, int, char **);
+
+/* events.c: reading the events stream, shared by events and submit --wait. */
+struct cli_event {
+	const char	 *id;
+	const char	 *type;
+	const char	 *job;
+	const redisReply *fields; /* flat field, value array */
+};
+typedef int (*cli_event_cb)(struct cli *, const struct cli_event *, void *);
+
+int cli_events_last_id(struct cli *, char *, size_t);
+int cli_events_read(
+    struct cli *, char *, size_t, int, int, cli_event_cb, void *);
+void cli_event_print(struct cli *, const struct cli_event *);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * comfyq stats, slots and workers: read-only views of a queue, plus
+ * `slots set` to change a pool's capacity at run time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "util.h"
+
+static const char *const cli_lanes[] = { "high", "normal", "low" };
+
+static long long
+cli_int_reply(struct cli *cli, struct rq_cmd *c)
+{
+	redisReply *r = cli_run(cli, c);
+	long long   v = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+
+	freeReplyObject(r);
+	return (v);
+}
+
+static long long
+cli_zcard(struct cli *cli, const char *key)
+{
+	struct rq_cmd c;
+
+	rq_cmd_init(&c, "ZCARD");
+	rq_cmd_addf(&c, "%s%s", cli->prefix, key);
+	return (cli_int_reply(cli, &c));
+}
+
+static void
+cli_json_print(cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o);
+
+	printf("%s\n", text);
+	cJSON_free(text);
+	cJSON_Delete(o);
+}
+
+int
+cmd_stats(struct cli *cli, int argc, char **argv)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	cJSON	     *o = NULL, *lanes, *counters;
+	char	      key[32];
+	long long     n;
+	size_t	      i;
+
+	for (i = 1; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--json") != 0)
+			cli_usage_error("usage: comfyq stats [--json]");
+		cli->json = 1;
+	}
+	if (cli->json) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "queue", cli->queue);
+		lanes = cJSON_AddObjectToObject(o, "ready");
+	} else
+		printf("queue     %s\n", cli->queue);
+	for (i = 0; i < 3; i++) {
+		snprintf(key, sizeof key, "ready:%s", cli_lanes[i]);
+		n = cli_zcard(cli, key);
+		if (o != NULL)
+			cJSON_AddNumberToObject(lanes, cli_lanes[i], (double)n);
+		else
+			printf("ready     %-8s %lld\n", cli_lanes[i], n);
+	}
+	if (o != NULL) {
+		cJSON_AddNumberToObject(
+		    o, "delayed", (double)cli_zcard(cli, "delayed"));
+		cJSON_AddNumberToObject(
+		    o, "active", (double)cli_zcard(cli, "leases"));
+		cJSON_AddNumberToObject(
+		    o, "finished", (double)cli_zcard(cli, "done"));
+		counters = cJSON_AddObjectToObject(o, "counters");
+	} else {
+		printf("delayed   %lld\n", cli_zcard(cli, "delayed"));
+		printf("active    %lld\n", cli_zcard(cli, "leases"));
+		printf(
+		    "finished  %lld (records kept)\n", cli_zcard(cli, "done"));
+	}
+	rq_cmd_init(&c, "HGETALL");
+	rq_cmd_addf(&c, "%sstats", cli->prefix);
+	r = cli_run(cli, &c);
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+	     i += 2) {
+		if (o != NULL)
+			cJSON_AddNumberToObject(counters, r->element[i]->str,
+			    atof(r->element[i + 1]->str));
+		else
+			printf("total     %-24s %s\n", r->element[i]->str,
+			    r->element[i + 1]->str);
+	}
+	freeReplyObject(r);
+	if (o != NULL)
+		cli_json_print(o);
+	return (0);
+}
+
+static int
+cmd_slots_set(struct cli *cli, int argc, char **argv)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	long long     cap, budget = 0;
+	int	      rc = 0;
+
+	if (argc != 4 && !(argc == 6 && strcmp(argv[4], "--vram-budget") == 0))
+		cli_usage_error("usage: comfyq slots set POOL N "
+				"[--vram-budget MB]");
+	if (parse_ll(argv[3], 1, 256, &cap) == -1)
+		cli_usage_error("capacity: '%s' not in 1..256", argv[3]);
+	if (argc == 6 && parse_ll(argv[5], 0, 16777216, &budget) == -1)
+		cli_usage_error(
+		    "--vram-budget: '%s' not in 0..16777216 MB", argv[5]);
+	rq_cmd_fcall(&c, "slot_set", cli->prefix);
+	rq_cmd_add(&c, argv[2]);
+	rq_cmd_addf(&c, "%lld", cap);
+	rq_cmd_addf(&c, "%lld", budget);
+	r = cli_run(cli, &c);
+	if (r->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "comfyq: %s\n", r->str);
+		rc = EXIT_USAGE;
+	} else
+		printf("pool %s: capacity %lld, VRAM budget %s%s\n", argv[2],
+		    cap, budget ? argv[5] : "none", budget ? " MB" : "");
+	freeReplyObject(r);
+	return (rc);
+}
+
+int
+cmd_slots(struct cli *cli, int argc, char **argv)
+{
+	struct rq_cmd c;
+	redisReply   *pools, *r;
+	cJSON	     *o = NULL, *po, *holders, *ho;
+	long long     now = clock_wall_ms();
+	size_t	      i, k;
+
+	if (argc >= 2 && strcmp(argv[1], "set") == 0)
+		return (cmd_slots_set(cli, argc, argv));
+	for (i = 1; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--json") != 0)
+			cli_usage_error("usage: comfyq slots [--json] | comfyq "
+					"slots set POOL N [--vram-budget MB]");
+		cli->json = 1;
+	}
+	rq_cmd_fcall(&c, "slot_pools", cli->prefix);
+	pools = cli_run(cli, &c);
+	if (cli->json)
+		o = cJSON_CreateArray();
+	else if (pools->elements == 0)
+		printf("no pools in queue %s\n", cli->queue);
+	for (i = 0; i < pools->elements; i++) {
+		const char *pool = pools->element[i]->str;
+
+		rq_cmd_fcall(&c, "slot_get", cli->prefix);
+		rq_cmd_add(&c, pool);
+		r = cli_run(cli, &c);
+		if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
+			freeReplyObject(r);
+			continue;
+		}
+		if (o != NULL) {
+			po = cJSON_CreateObject();
+			cJSON_AddStringToObject(po, "pool", pool);
+			cJSON_AddNumberToObject(
+			    po, "capacity", (double)r->element[0]->integer);
+			cJSON_AddNumberToObject(
+			    po, "used", (double)r->element[2]->integer);
+			cJSON_AddNumberToObject(po, "vram_budget_mb",
+			    (double)r->element[1]->integer);
+			cJSON_AddNumberToObject(
+			    po, "vram_used_mb", (double)r->element[3]->integer);
+			holders = cJSON_AddArrayToObject(po, "holders");
+			cJSON_AddItemToArray(o, po);
+		} else {
+			printf("pool %s: %lld/%lld slots held", pool,
+			    r->element[2]->integer, r->element[0]->integer);
+			if (r->element[1]->integer > 0)
+				printf(", VRAM %lld/%lld MB",
+				    r->element[3]->integer,
+				    r->element[1]->integer);
+			printf("\n");
+		}
+		for (k = 4; k + 5 <= r->elements; k += 5) {
+			const char *holder = r->element[k]->str;
+			const char *wid = r->element[k + 1]->str;
+			const char *fence = r->element[k + 2]->str;
+			long long   left = r->element[k + 3]->integer - now;
+
+			if (o != NULL) {
+				ho = cJSON_CreateObject();
+				cJSON_AddStringToObject(ho, "holder", holder);
+				cJSON_AddStringToObject(ho, "worker", wid);
+				cJSON_AddStringToObject(ho, "fence", fence);
+				cJSON_AddNumberToObject(
+				    ho, "lease_left_ms", (double)left);
+				cJSON_AddNumberToObject(ho, "vram_mb",
+				    (double)r->element[k + 4]->integer);
+				cJSON_AddItemToArray(holders, ho);
+			} else
+				printf("  %-20s worker %-24s fence %-6s lease "
+				       "%+.1fs vram %lld MB\n",
+				    holder, wid, fence, (double)left / 1000.0,
+				    r->element[k + 4]->integer);
+		}
+		freeReplyObject(r);
+	}
+	freeReplyObject(pools);
+	if (o != NULL)
+		cli_json_print(o);
+	return (0);
+}
+
+int
+cmd_workers(struct cli *cli, int argc, char **argv)
+{
+	struct rq_cmd c;
+	redisReply   *ws, *h;
+	cJSON	     *o = NULL, *wo;
+	long long     now = clock_wall_ms(), beat;
+	size_t	      i, k;
+	const char   *state;
+
+	for (i = 1; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--json") != 0)
+			cli_usage_error("usage: comfyq workers [--json]");
+		cli->json = 1;
+	}
+	rq_cmd_init(&c, "ZRANGE");
+	rq_cmd_addf(&c, "%sworkers", cli->prefix);
+	rq_cmd_add(&c, "0");
+	rq_cmd_add(&c, "-1");
+	rq_cmd_add(&c, "WITHSCORES");
+	ws = cli_run(cli, &c);
+	if (cli->json)
+		o = cJSON_CreateArray();
+	else if (ws->elements == 0)
+		printf("no workers in queue %s\n", cli->queue);
+	for (i = 0; i + 1 < ws->elements; i += 2) {
+		const char *wid = ws->element[i]->str;
+
+		beat = atoll(ws->element[i + 1]->str);
+		rq_cmd_init(&c, "HGETALL");
+		rq_cmd_addf(&c, "%sworker:%s", cli->prefix, wid);
+		h = cli_run(cli, &c);
+		/* The record expires when heartbeats stop: then it is gone. */
+		state = h->elements == 0 ? "gone" : cli_field(h, "state");
+		if (state == NULL)
+			state = "?";
+		if (o != NULL) {
+			wo = cJSON_CreateObject();
+			cJSON_AddStringToObject(wo, "worker", wid);
+			cJSON_AddStringToObject(wo, "state", state);
+			cJSON_AddNumberToObject(
+			    wo, "last_beat_ms", (double)beat);
+			for (k = 0; k + 1 < h->elements; k += 2)
+				if (strcmp(h->element[k]->str, "state") != 0)
+					cJSON_AddStringToObject(wo,
+					    h->element[k]->str,
+					    h->element[k + 1]->str);
+			cJSON_AddItemToArray(o, wo);
+		} else {
+			printf("%-32s %-7s beat %5.1fs ago", wid, state,
+			    (double)(now - beat) / 1000.0);
+			if (cli_field(h, "pool") != NULL)
+				printf("  pool %s", cli_field(h, "pool"));
+			if (cli_field(h, "jobs") != NULL)
+				printf("  jobs %s", cli_field(h, "jobs"));
+			if (cli_field(h, "host") != NULL)
+				printf("  host %s", cli_field(h, "host"));
+			if (cli_field(h, "gpu_name") != NULL)
+				printf("  gpu %s", cli_field(h, "gpu_name"));
+			printf("\n");
+		}
+		freeReplyObject(h);
+	}
+	freeReplyObject(ws);
+	if (o != NULL)
+		cli_json_print(o);
+	return (0);
+}

@@ -1,0 +1,160 @@
+/*
+ * comfyq: the command-line tool (see cli.h). Global options come before the
+ * command: --redis URL (COMFYQ_REDIS_URL), --queue NAME (COMFYQ_QUEUE).
+ * --json may stand anywhere; each command reads its own flags.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *, int, char **);
+	const char *usage;
+} cli_cmds[] = {
+	{ "submit", cmd_submit,
+	    "submit (--workflow NAME | --graph FILE) "
+	    "[--param K=V ...] [--tenant T]\n"
+	    "         [--priority high|normal|low] [--idempotency-key K] "
+	    "[--timeout S]\n"
+	    "         [--max-attempts N] [--meta K=V ...] [--webhook URL] "
+	    "[--wait] [--json]" },
+	{ "status", cmd_status, "status JOB [--json]" },
+	{ "cancel", cmd_cancel, "cancel JOB [--json]" },
+	{ "events", cmd_events,
+	    "events [--follow] [--from ID] [--job JOB] "
+	    "[--count N] [--json]" },
+	{ "stats", cmd_stats, "stats [--json]" },
+	{ "slots", cmd_slots,
+	    "slots [--json] | slots set POOL N "
+	    "[--vram-budget MB]" },
+	{ "workers", cmd_workers, "workers [--json]" },
+};
+
+static void
+cli_print_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+	    "usage: comfyq [--redis URL] [--queue NAME] COMMAND ...\n\n"
+	    "commands:\n");
+	for (i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+		fprintf(f, "  comfyq %s\n", cli_cmds[i].usage);
+	fprintf(f,
+	    "\nenvironment: COMFYQ_REDIS_URL (default "
+	    "redis://127.0.0.1:6379), COMFYQ_QUEUE (default \"default\")\n"
+	    "exit codes: 0 succeeded, 1 failed or canceled, 2 usage or bad "
+	    "input, 3 Redis unreachable\n");
+}
+
+void
+cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "comfyq: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(EXIT_USAGE);
+}
+
+void
+cli_redis_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "comfyq: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(EXIT_REDIS);
+}
+
+/* Connects on first use (loading the functions library). */
+redisContext *
+cli_redis(struct cli *cli)
+{
+	char err[512];
+
+	if (cli->rc != NULL)
+		return (cli->rc);
+	cli->rc = rq_connect(cli->redis_url, 5000, 1, err, sizeof err);
+	if (cli->rc == NULL)
+		cli_redis_error("%s", err);
+	return (cli->rc);
+}
+
+/* Runs a command; a lost connection exits 3. The caller frees the reply. */
+redisReply *
+cli_run(struct cli *cli, struct rq_cmd *c)
+{
+	redisReply *r;
+
+	r = rq_run(cli_redis(cli), c);
+	rq_cmd_free(c);
+	if (r == NULL)
+		cli_redis_error("redis: %s", cli->rc->errstr);
+	return (r);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli  cli;
+	const char *env;
+	int	    i, rc;
+	size_t	    c;
+
+	log_init("comfyq", LL_WARNING, 0);
+	memset(&cli, 0, sizeof cli);
+	cli.redis_url = (env = getenv("COMFYQ_REDIS_URL")) != NULL
+	    ? env
+	    : "redis://127.0.0.1:6379";
+	cli.queue = (env = getenv("COMFYQ_QUEUE")) != NULL ? env : "default";
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc)
+			cli.redis_url = argv[++i];
+		else if (strcmp(argv[i], "--queue") == 0 && i + 1 < argc)
+			cli.queue = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
+			cli.json = 1;
+		else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			cli_print_usage(stdout);
+			return (0);
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("comfyq %s\n", COMFYQ_VERSION);
+			return (0);
+		} else {
+			cli_print_usage(stderr);
+			cli_usage_error("unknown option %s", argv[i]);
+		}
+	}
+	if (i >= argc) {
+		cli_print_usage(stderr);
+		return (EXIT_USAGE);
+	}
+	if (rq_prefix(cli.prefix, sizeof cli.prefix, cli.queue) == -1)
+		cli_usage_error("queue: '%s' must be 1..128 of letters, digits,"
+				" '.', '_' and '-'",
+		    cli.queue);
+	for (c = 0; c < sizeof cli_cmds / sizeof cli_cmds[0]; c++) {
+		if (strcmp(argv[i], cli_cmds[c].name) != 0)
+			continue;
+		rc = cli_cmds[c].fn(&cli, argc - i, argv + i);
+		if (cli.rc != NULL)
+			redisFree(cli.rc);
+		return (rc);
+	}
+	cli_print_usage(stderr);
+	cli_usage_error("unknown command '%s'", argv[i]);
+}

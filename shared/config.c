@@ -1,0 +1,534 @@
+/*
+ * Table-driven configuration (see config.h). Sources are applied in order:
+ * defaults, the file, the environment, the command line. The file path and
+ * argv are remembered so a reload re-reads the same sources and copies only
+ * the entries marked CFG_RELOAD into the live struct.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define CONFIG_LINE_MAX 4096
+
+static char  *config_path;
+static int    config_argc;
+static char **config_argv;
+
+void
+config_env_name(const char *name, char *buf, size_t len)
+{
+	size_t i, o;
+
+	o = (size_t)snprintf(buf, len, "COMFYQ_");
+	for (i = 0; name[i] != '\0' && o + 1 < len; i++, o++)
+		buf[o] = name[i] == '-' ? '_'
+					: (char)toupper((unsigned char)name[i]);
+	buf[o < len ? o : len - 1] = '\0';
+}
+
+const struct cfg_entry *
+config_find(const struct cfg_table *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->entries[i].name, name) == 0)
+			return (&t->entries[i]);
+	return (NULL);
+}
+
+static int
+config_parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
+	size_t			 i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = 1;
+			return (0);
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = 0;
+			return (0);
+		}
+	}
+	return (-1);
+}
+
+/* Parses and bound-checks one value into base. */
+int
+config_set(const struct cfg_entry *e, void *base, const char *v, char *err,
+    size_t errlen)
+{
+	char	 *end, **sp;
+	long long ll;
+	double	  d;
+	int	  b;
+	size_t	  i;
+
+	switch (e->type) {
+	case CFG_STR:
+		if (e->max > 0 && strlen(v) > (size_t)e->max) {
+			snprintf(err, errlen, "%s: longer than %lld bytes",
+			    e->name, e->max);
+			return (-1);
+		}
+		sp = (char **)((char *)base + e->off);
+		free(*sp);
+		*sp = xstrdup(v);
+		return (0);
+	case CFG_INT:
+		errno = 0;
+		ll = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0) {
+			snprintf(err, errlen, "%s: '%s' is not an integer",
+			    e->name, v);
+			return (-1);
+		}
+		if (ll < e->min || ll > e->max) {
+			snprintf(err, errlen, "%s: %lld not in %lld..%lld",
+			    e->name, ll, e->min, e->max);
+			return (-1);
+		}
+		*(long long *)((char *)base + e->off) = ll;
+		return (0);
+	case CFG_DOUBLE:
+		errno = 0;
+		d = strtod(v, &end);
+		if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d)) {
+			snprintf(err, errlen, "%s: '%s' is not a number",
+			    e->name, v);
+			return (-1);
+		}
+		if (d < e->dmin || d > e->dmax) {
+			snprintf(err, errlen, "%s: %g not in %g..%g", e->name,
+			    d, e->dmin, e->dmax);
+			return (-1);
+		}
+		*(double *)((char *)base + e->off) = d;
+		return (0);
+	case CFG_BOOL:
+		if (config_parse_bool(v, &b) == -1) {
+			snprintf(err, errlen,
+			    "%s: '%s' is not a boolean (true/false)", e->name,
+			    v);
+			return (-1);
+		}
+		*(int *)((char *)base + e->off) = b;
+		return (0);
+	case CFG_ENUM:
+		for (i = 0; e->enums[i] != NULL; i++) {
+			if (strcmp(v, e->enums[i]) == 0) {
+				*(int *)((char *)base + e->off) = (int)i;
+				return (0);
+			}
+		}
+		snprintf(err, errlen, "%s: '%s' is not one of", e->name, v);
+		for (i = 0; e->enums[i] != NULL; i++) {
+			size_t off = strlen(err);
+
+			snprintf(err + off, errlen - off, "%s %s",
+			    i == 0 ? "" : ",", e->enums[i]);
+		}
+		return (-1);
+	}
+	snprintf(err, errlen, "%s: unknown type", e->name);
+	return (-1);
+}
+
+/* Prefixes the message in err with the source it came from. */
+static void
+config_prefix(char *err, size_t errlen, const char *prefix)
+{
+	char tmp[1024];
+
+	snprintf(tmp, sizeof tmp, "%s", err);
+	snprintf(err, errlen, "%s%s", prefix, tmp);
+}
+
+static char *
+config_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return (s);
+}
+
+/* Reads `name = value` lines; '#' starts a comment line. */
+static int
+config_read_file(const struct cfg_table *t, void *base, const char *path,
+    char *err, size_t errlen)
+{
+	FILE		       *f;
+	char			line[CONFIG_LINE_MAX], *k, *v, *eq;
+	const struct cfg_entry *e;
+	long			lineno = 0;
+	int			rc = -1;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(
+			    err, errlen, "%s:%ld: line too long", path, lineno);
+			goto out;
+		}
+		k = config_trim(line);
+		if (*k == '\0' || *k == '#')
+			continue;
+		if ((eq = strchr(k, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%ld: expected name = value",
+			    path, lineno);
+			goto out;
+		}
+		*eq = '\0';
+		k = config_trim(k);
+		v = config_trim(eq + 1);
+		if ((e = config_find(t, k)) == NULL) {
+			snprintf(err, errlen, "%s:%ld: unknown setting '%s'",
+			    path, lineno, k);
+			goto out;
+		}
+		if (config_set(e, base, v, err, errlen) == -1) {
+			char where[512];
+
+			snprintf(where, sizeof where, "%s:%ld: ", path, lineno);
+			config_prefix(err, errlen, where);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	fclose(f);
+	return (rc);
+}
+
+static int
+config_read_env(const struct cfg_table *t, void *base, char *err, size_t errlen)
+{
+	char   env[128];
+	char  *v;
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		config_env_name(t->entries[i].name, env, sizeof env);
+		if ((v = getenv(env)) == NULL)
+			continue;
+		if (config_set(&t->entries[i], base, v, err, errlen) == -1) {
+			char where[160];
+
+			snprintf(where, sizeof where, "%s: ", env);
+			config_prefix(err, errlen, where);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * Walks argv. With apply set, values are stored; otherwise only --config is
+ * noted and --help/--check are reported through *special.
+ */
+static int
+config_read_argv(const struct cfg_table *t, void *base, int argc, char **argv,
+    int apply, int *special, char *err, size_t errlen)
+{
+	const struct cfg_entry *e;
+	char			name[128], *eq;
+	const char	       *arg, *v;
+	int			i;
+
+	for (i = 1; i < argc; i++) {
+		arg = argv[i];
+		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+			*special = 'h';
+			continue;
+		}
+		if (strcmp(arg, "-n") == 0 || strcmp(arg, "--check") == 0) {
+			*special = 'n';
+			continue;
+		}
+		if (strncmp(arg, "--", 2) != 0) {
+			snprintf(err, errlen,
+			    "unexpected argument '%s' (see --help)", arg);
+			return (-1);
+		}
+		snprintf(name, sizeof name, "%s", arg + 2);
+		v = NULL;
+		if ((eq = strchr(name, '=')) != NULL) {
+			*eq = '\0';
+			v = arg + 2 + (eq - name) + 1;
+		}
+		if (strcmp(name, "config") == 0)
+			e = NULL;
+		else if ((e = config_find(t, name)) == NULL) {
+			snprintf(err, errlen,
+			    "unknown option --%s (see --help)", name);
+			return (-1);
+		}
+		if (v == NULL) {
+			if (e != NULL && e->type == CFG_BOOL &&
+			    (i + 1 >= argc ||
+				strncmp(argv[i + 1], "--", 2) == 0))
+				v = "true";
+			else if (i + 1 < argc)
+				v = argv[++i];
+			else {
+				snprintf(
+				    err, errlen, "--%s needs a value", name);
+				return (-1);
+			}
+		}
+		if (e == NULL) {
+			if (!apply) {
+				free(config_path);
+				config_path = xstrdup(v);
+			}
+			continue;
+		}
+		if (apply && config_set(e, base, v, err, errlen) == -1) {
+			config_prefix(err, errlen, "--");
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Applies defaults, file, env and argv into base. */
+static int
+config_apply_all(const struct cfg_table *t, void *base, int argc, char **argv,
+    char *err, size_t errlen)
+{
+	size_t i;
+	int    special = 0;
+
+	for (i = 0; i < t->n; i++) {
+		if (t->entries[i].def == NULL)
+			continue;
+		if (config_set(&t->entries[i], base, t->entries[i].def, err,
+			errlen) == -1) {
+			config_prefix(err, errlen, "default ");
+			return (-1);
+		}
+	}
+	if (config_path != NULL &&
+	    config_read_file(t, base, config_path, err, errlen) == -1)
+		return (-1);
+	if (config_read_env(t, base, err, errlen) == -1)
+		return (-1);
+	return (
+	    config_read_argv(t, base, argc, argv, 1, &special, err, errlen));
+}
+
+enum config_result
+config_load(const struct cfg_table *t, void *base, int argc, char **argv,
+    char *err, size_t errlen)
+{
+	const char *env;
+	int	    special = 0;
+
+	config_argc = argc;
+	config_argv = argv;
+	free(config_path);
+	config_path = NULL;
+	if ((env = getenv("COMFYQ_CONFIG")) != NULL && *env != '\0')
+		config_path = xstrdup(env);
+	if (config_read_argv(t, base, argc, argv, 0, &special, err, errlen) ==
+	    -1)
+		return (CONFIG_ERROR);
+	if (special == 'h') {
+		config_print_help(t, stdout);
+		return (CONFIG_EXIT_OK);
+	}
+	if (config_apply_all(t, base, argc, argv, err, errlen) == -1)
+		return (CONFIG_ERROR);
+	if (special == 'n') {
+		printf("%s: configuration OK\n", t->prog);
+		return (CONFIG_EXIT_OK);
+	}
+	return (CONFIG_OK);
+}
+
+/* Re-reads every source; copies only CFG_RELOAD entries into base. */
+int
+config_reload(const struct cfg_table *t, void *base, char *err, size_t errlen)
+{
+	void  *scratch;
+	size_t i, sz;
+	int    rc = -1;
+
+	scratch = xcalloc(1, t->size);
+	if (config_apply_all(
+		t, scratch, config_argc, config_argv, err, errlen) == -1)
+		goto out;
+	for (i = 0; i < t->n; i++) {
+		const struct cfg_entry *e = &t->entries[i];
+		char		      **dst, **src;
+
+		if (!(e->flags & CFG_RELOAD))
+			continue;
+		if (e->type == CFG_STR) {
+			dst = (char **)((char *)base + e->off);
+			src = (char **)((char *)scratch + e->off);
+			free(*dst);
+			*dst = *src;
+			*src = NULL;
+			continue;
+		}
+		sz = e->type == CFG_INT	    ? sizeof(long long)
+		    : e->type == CFG_DOUBLE ? sizeof(double)
+					    : sizeof(int);
+		memcpy((char *)base + e->off, (char *)scratch + e->off, sz);
+	}
+	rc = 0;
+out:
+	config_free(t, scratch);
+	free(scratch);
+	return (rc);
+}
+
+/* Formats the value of e into buf for printing. */
+static void
+config_format(
+    const struct cfg_entry *e, const void *base, char *buf, size_t len)
+{
+	const char *s, *at, *colon;
+
+	switch (e->type) {
+	case CFG_STR:
+		s = *(char *const *)((const char *)base + e->off);
+		if (s == NULL)
+			s = "";
+		if ((e->flags & CFG_SECRET) && *s != '\0')
+			snprintf(buf, len, "(set)");
+		else if ((e->flags & CFG_URL) &&
+		    (at = strchr(s, '@')) != NULL &&
+		    (colon = strstr(s, "://")) != NULL && colon < at)
+			snprintf(
+			    buf, len, "%.*s***%s", (int)(colon + 3 - s), s, at);
+		else
+			snprintf(buf, len, "%s", s);
+		break;
+	case CFG_INT:
+		snprintf(buf, len, "%lld",
+		    *(const long long *)((const char *)base + e->off));
+		break;
+	case CFG_DOUBLE:
+		snprintf(buf, len, "%g",
+		    *(const double *)((const char *)base + e->off));
+		break;
+	case CFG_BOOL:
+		snprintf(buf, len, "%s",
+		    *(const int *)((const char *)base + e->off) ? "true"
+								: "false");
+		break;
+	case CFG_ENUM:
+		snprintf(buf, len, "%s",
+		    e->enums[*(const int *)((const char *)base + e->off)]);
+		break;
+	}
+}
+
+static void
+config_format_rule(const struct cfg_entry *e, char *buf, size_t len)
+{
+	size_t i, off;
+
+	switch (e->type) {
+	case CFG_STR:
+		snprintf(buf, len, "string");
+		break;
+	case CFG_INT:
+		snprintf(buf, len, "int %lld..%lld", e->min, e->max);
+		break;
+	case CFG_DOUBLE:
+		snprintf(buf, len, "number %g..%g", e->dmin, e->dmax);
+		break;
+	case CFG_BOOL:
+		snprintf(buf, len, "bool");
+		break;
+	case CFG_ENUM:
+		off = 0;
+		buf[0] = '\0';
+		for (i = 0; e->enums[i] != NULL && off < len; i++)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s",
+			    i == 0 ? "" : "|", e->enums[i]);
+		break;
+	}
+}
+
+void
+config_print_help(const struct cfg_table *t, FILE *f)
+{
+	char   env[128], rule[256];
+	size_t i;
+
+	fprintf(f, "usage: %s [--config FILE] [--NAME VALUE ...] [--check]\n",
+	    t->prog);
+	if (t->summary != NULL)
+		fprintf(f, "%s\n", t->summary);
+	fprintf(f,
+	    "\nEach setting is also read from the environment "
+	    "(COMFYQ_NAME) and from\nthe --config file (name = value); "
+	    "the command line wins. Settings marked\n[reload] are "
+	    "re-read on SIGHUP.\n\n");
+	for (i = 0; i < t->n; i++) {
+		const struct cfg_entry *e = &t->entries[i];
+
+		config_env_name(e->name, env, sizeof env);
+		config_format_rule(e, rule, sizeof rule);
+		fprintf(f, "  --%-26s %s\n", e->name, env);
+		fprintf(f, "      %s; default %s%s\n", rule,
+		    e->def == NULL || *e->def == '\0' ? "(none)"
+			: (e->flags & CFG_SECRET)     ? "(secret)"
+						      : e->def,
+		    (e->flags & CFG_RELOAD) ? " [reload]" : "");
+		fprintf(f, "      %s\n", e->text);
+	}
+}
+
+void
+config_dump(const struct cfg_table *t, const void *base)
+{
+	char   val[512];
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		config_format(&t->entries[i], base, val, sizeof val);
+		log_info("config %s = %s", t->entries[i].name, val);
+	}
+}
+
+void
+config_free(const struct cfg_table *t, void *base)
+{
+	size_t i;
+	char **sp;
+
+	for (i = 0; i < t->n; i++) {
+		if (t->entries[i].type != CFG_STR)
+			continue;
+		sp = (char **)((char *)base + t->entries[i].off);
+		free(*sp);
+		*sp = NULL;
+	}
+}

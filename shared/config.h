@@ -1,0 +1,63 @@
+/*
+ * Configuration: one table per program drives parsing, bounds, --help, the
+ * startup dump and SIGHUP reloads. Every entry `name` is settable as
+ * COMFYQ_NAME in the environment, as `name = value` in a file given by
+ * --config FILE (or COMFYQ_CONFIG), and as --name=VALUE or --name VALUE on
+ * the command line; later sources win. A bad value is one line naming the
+ * source, the entry, the value and the rule.
+ */
+#ifndef COMFYQ_CONFIG_H
+#define COMFYQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum cfg_type {
+	CFG_STR,    /* char *, owned by the struct; max = max length */
+	CFG_INT,    /* long long, min..max */
+	CFG_DOUBLE, /* double, dmin..dmax */
+	CFG_BOOL,   /* int 0/1: true/false/yes/no/on/off/1/0 */
+	CFG_ENUM,   /* int index into enums */
+};
+
+#define CFG_RELOAD 0x1 /* re-applied on SIGHUP */
+#define CFG_SECRET 0x2 /* never printed */
+#define CFG_URL	   0x4 /* printed with any password masked */
+
+struct cfg_entry {
+	const char	  *name;
+	enum cfg_type	   type;
+	size_t		   off;
+	const char	  *def; /* default, parsed like any value */
+	long long	   min, max;
+	double		   dmin, dmax;
+	const char *const *enums; /* NULL-terminated, for CFG_ENUM */
+	int		   flags;
+	const char	  *text;
+};
+
+struct cfg_table {
+	const char	       *prog;
+	const char	       *summary;
+	const struct cfg_entry *entries;
+	size_t			n;
+	size_t			size; /* sizeof the program's struct */
+};
+
+enum config_result {
+	CONFIG_OK,
+	CONFIG_EXIT_OK, /* --help or --check: exit 0 */
+	CONFIG_ERROR,	/* message in err: exit 2 */
+};
+
+enum config_result config_load(
+    const struct cfg_table *, void *, int, char **, char *, size_t);
+int config_reload(const struct cfg_table *, void *, char *, size_t);
+int config_set(const struct cfg_entry *, void *, const char *, char *, size_t);
+const struct cfg_entry *config_find(const struct cfg_table *, const char *);
+void			config_env_name(const char *, char *, size_t);
+void			config_print_help(const struct cfg_table *, FILE *);
+void			config_dump(const struct cfg_table *, const void *);
+void			config_free(const struct cfg_table *, void *);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The job spec model (DESIGN.md §4): a submitted JSON document, parsed and
+ * checked against the envelope rules that lua/spec.lua also enforces, so a
+ * producer hears of a bad field before anything reaches Redis and the
+ * enqueue function refuses the same spec with the same words. The parsed
+ * tree owns every pointer in struct job_spec.
+ */
+#ifndef COMFYQ_JOB_H
+#define COMFYQ_JOB_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+struct job_limits {
+	size_t max_spec_bytes; /* 1 MiB */
+	size_t max_prompt_len; /* params.prompt, negative_prompt */
+	size_t max_param_len;  /* any other string param */
+};
+
+extern const struct job_limits job_limits_default;
+
+struct job_spec {
+	cJSON	    *root;
+	const char  *workflow;	  /* or NULL */
+	const cJSON *graph;	  /* or NULL */
+	const cJSON *params;	  /* object or NULL */
+	const cJSON *loras;	  /* array or NULL */
+	const cJSON *controlnets; /* array or NULL */
+	const cJSON *inputs;	  /* object or NULL */
+	const cJSON *meta;	  /* object or NULL */
+	const char  *tenant;
+	const char  *priority; /* high, normal (default), low */
+	const char  *idempotency_key;
+	const char  *webhook;
+	long long    timeout_s;	   /* 0: the worker's default */
+	long long    max_attempts; /* default 3 */
+	long long    run_at;	   /* ms since the epoch, 0: now */
+	long long    vram_mb;	   /* 0: unknown */
+};
+
+int job_spec_parse(struct job_spec *, const char *, size_t,
+    const struct job_limits *, char *, size_t);
+int job_spec_check(
+    struct job_spec *, const struct job_limits *, char *, size_t);
+void job_spec_free(struct job_spec *);
+
+#endif

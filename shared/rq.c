@@ -1,0 +1,691 @@
+/*
+ * Redis connection and function calls (see rq.h).
+ *
+ * The non-blocking connection is a small state machine: DOWN -> CONNECTING
+ * (TCP/unix connect, bounded by a timer) -> SETUP (AUTH, SELECT and FUNCTION
+ * LOAD REPLACE pipelined, then the library version checked) -> UP. Any error
+ * or disconnect goes back to DOWN and schedules a reconnect with backoff.
+ * Callers are told of UP and DOWN through one callback; a call made while
+ * not UP is refused (-1) rather than queued, so nothing is sent twice.
+ * hiredis frees a context right after its disconnect callback, so ra->ac is
+ * cleared there and never touched again.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "rq.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define RQ_BACKOFF_BASE_MS 100
+#define RQ_BACKOFF_MAX_MS  5000
+
+/* Decodes %XX escapes of s[0..len) into a new string. */
+static char *
+rq_url_unescape(const char *s, size_t len)
+{
+	char  *out = xmalloc(len + 1), hex[3] = { 0 };
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '%' && i + 2 < len &&
+		    isxdigit((unsigned char)s[i + 1]) &&
+		    isxdigit((unsigned char)s[i + 2])) {
+			hex[0] = s[i + 1];
+			hex[1] = s[i + 2];
+			out[o++] = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else
+			out[o++] = s[i];
+	}
+	out[o] = '\0';
+	return (out);
+}
+
+/* Parses the query of a unix:// URL: db, password, user. */
+static int
+rq_url_query(const char *q, struct rq_url *u, char *err, size_t errlen)
+{
+	const char *p = q, *amp, *eq;
+	long long   db;
+	char	   *v;
+
+	while (*p != '\0') {
+		amp = strchr(p, '&');
+		if (amp == NULL)
+			amp = p + strlen(p);
+		if ((eq = memchr(p, '=', (size_t)(amp - p))) == NULL) {
+			snprintf(err, errlen, "redis URL: bad query '%s'", q);
+			return (-1);
+		}
+		v = rq_url_unescape(eq + 1, (size_t)(amp - eq - 1));
+		if ((size_t)(eq - p) == 2 && strncmp(p, "db", 2) == 0) {
+			if (parse_ll(v, 0, 1000000, &db) == -1) {
+				snprintf(
+				    err, errlen, "redis URL: bad db '%s'", v);
+				free(v);
+				return (-1);
+			}
+			u->db = (int)db;
+			free(v);
+		} else if ((size_t)(eq - p) == 8 &&
+		    strncmp(p, "password", 8) == 0) {
+			free(u->password);
+			u->password = v;
+		} else if ((size_t)(eq - p) == 4 &&
+		    strncmp(p, "user", 4) == 0) {
+			free(u->user);
+			u->user = v;
+		} else {
+			snprintf(err, errlen,
+			    "redis URL: unknown parameter "
+			    "'%.*s'",
+			    (int)(eq - p), p);
+			free(v);
+			return (-1);
+		}
+		p = *amp == '&' ? amp + 1 : amp;
+	}
+	return (0);
+}
+
+/*
+ * Parses redis://[[user][:password]@]host[:port][/db] or
+ * unix:///path[?db=N&password=P&user=U]. Returns 0, or -1 with err set.
+ */
+int
+rq_url_parse(const char *url, struct rq_url *u, char *err, size_t errlen)
+{
+	const char *p, *at, *hostend, *slash, *colon, *q;
+	long long   n;
+	char	   *tmp;
+
+	memset(u, 0, sizeof *u);
+	u->port = 6379;
+	if (strncmp(url, "unix://", 7) == 0) {
+		p = url + 7;
+		q = strchr(p, '?');
+		if (*p != '/') {
+			snprintf(err, errlen,
+			    "redis URL: unix:// needs an absolute path");
+			return (-1);
+		}
+		u->path = xstrndup(p, q ? (size_t)(q - p) : strlen(p));
+		if (q != NULL && rq_url_query(q + 1, u, err, errlen) == -1)
+			goto fail;
+		return (0);
+	}
+	if (strncmp(url, "rediss://", 9) == 0) {
+		snprintf(err, errlen,
+		    "redis URL: TLS (rediss://) is not "
+		    "supported; use a private network or a TLS tunnel");
+		return (-1);
+	}
+	if (strncmp(url, "redis://", 8) != 0) {
+		snprintf(err, errlen,
+		    "redis URL: '%s' does not start with "
+		    "redis:// or unix://",
+		    url);
+		return (-1);
+	}
+	p = url + 8;
+	slash = strchr(p, '/');
+	hostend = slash ? slash : p + strlen(p);
+	at = memchr(p, '@', (size_t)(hostend - p));
+	if (at != NULL) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if (colon != NULL) {
+			if (colon > p)
+				u->user =
+				    rq_url_unescape(p, (size_t)(colon - p));
+			u->password = rq_url_unescape(
+			    colon + 1, (size_t)(at - colon - 1));
+		} else if (at > p)
+			u->password = rq_url_unescape(p, (size_t)(at - p));
+		p = at + 1;
+	}
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(hostend - p));
+
+		if (rb == NULL) {
+			snprintf(err, errlen, "redis URL: unclosed '['");
+			goto fail;
+		}
+		u->host = xstrndup(p + 1, (size_t)(rb - p - 1));
+		colon = rb + 1 < hostend && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = memchr(p, ':', (size_t)(hostend - p));
+		u->host = xstrndup(p, (size_t)((colon ? colon : hostend) - p));
+	}
+	if (*u->host == '\0') {
+		snprintf(err, errlen, "redis URL: no host in '%s'", url);
+		goto fail;
+	}
+	if (colon != NULL) {
+		tmp = xstrndup(colon + 1, (size_t)(hostend - colon - 1));
+		if (parse_ll(tmp, 1, 65535, &n) == -1) {
+			snprintf(err, errlen, "redis URL: bad port '%s'", tmp);
+			free(tmp);
+			goto fail;
+		}
+		free(tmp);
+		u->port = (int)n;
+	}
+	if (slash != NULL && slash[1] != '\0') {
+		if (parse_ll(slash + 1, 0, 1000000, &n) == -1) {
+			snprintf(
+			    err, errlen, "redis URL: bad db '%s'", slash + 1);
+			goto fail;
+		}
+		u->db = (int)n;
+	}
+	return (0);
+fail:
+	rq_url_free(u);
+	return (-1);
+}
+
+void
+rq_url_free(struct rq_url *u)
+{
+	free(u->host);
+	free(u->path);
+	free(u->user);
+	free(u->password);
+	memset(u, 0, sizeof *u);
+}
+
+/* Queue names: 1..128 of [A-Za-z0-9._-], so the hash tag stays intact. */
+int
+rq_queue_valid(const char *q)
+{
+	size_t i, n = strlen(q);
+
+	if (n == 0 || n > 128)
+		return (0);
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)q[i]) &&
+		    strchr("._-", q[i]) == NULL)
+			return (0);
+	return (1);
+}
+
+/* Writes the key prefix cq:{queue}: into buf. Returns -1 if invalid. */
+int
+rq_prefix(char *buf, size_t len, const char *queue)
+{
+	if (!rq_queue_valid(queue))
+		return (-1);
+	if ((size_t)snprintf(buf, len, "cq:{%s}:", queue) >= len)
+		return (-1);
+	return (0);
+}
+
+void
+rq_cmd_init(struct rq_cmd *c, const char *name)
+{
+	memset(c, 0, sizeof *c);
+	rq_cmd_add(c, name);
+}
+
+/* Starts FCALL comfyq_<fn> 1 <prefix>. */
+void
+rq_cmd_fcall(struct rq_cmd *c, const char *fn, const char *prefix)
+{
+	rq_cmd_init(c, "FCALL");
+	rq_cmd_addf(c, "comfyq_%s", fn);
+	rq_cmd_add(c, "1");
+	rq_cmd_add(c, prefix);
+}
+
+void
+rq_cmd_addb(struct rq_cmd *c, const void *p, size_t len)
+{
+	if (c->argc == c->cap) {
+		c->cap = c->cap == 0 ? 8 : c->cap * 2;
+		c->argv = xrealloc(c->argv, (size_t)c->cap * sizeof *c->argv);
+		c->lens = xrealloc(c->lens, (size_t)c->cap * sizeof *c->lens);
+	}
+	c->argv[c->argc] = xmalloc(len + 1);
+	memcpy(c->argv[c->argc], p, len);
+	c->argv[c->argc][len] = '\0';
+	c->lens[c->argc++] = len;
+}
+
+void
+rq_cmd_add(struct rq_cmd *c, const char *s)
+{
+	rq_cmd_addb(c, s, strlen(s));
+}
+
+void
+rq_cmd_addf(struct rq_cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+	char	buf[256], *p;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("rq_cmd_addf: bad format");
+	if ((size_t)n < sizeof buf) {
+		rq_cmd_addb(c, buf, (size_t)n);
+		return;
+	}
+	p = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rq_cmd_addb(c, p, (size_t)n);
+	free(p);
+}
+
+void
+rq_cmd_free(struct rq_cmd *c)
+{
+	int i;
+
+	for (i = 0; i < c->argc; i++)
+		free(c->argv[i]);
+	free(c->argv);
+	free(c->lens);
+	memset(c, 0, sizeof *c);
+}
+
+redisReply *
+rq_run(redisContext *ctx, const struct rq_cmd *c)
+{
+	return (
+	    redisCommandArgv(ctx, c->argc, (const char **)c->argv, c->lens));
+}
+
+/* Copies an error reply (or a lost connection) into err; returns -1. */
+int
+rq_reply_error(const redisReply *r, char *err, size_t errlen)
+{
+	if (r == NULL) {
+		snprintf(err, errlen, "no reply from Redis (connection lost)");
+		return (-1);
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "%s", r->str);
+		return (-1);
+	}
+	return (0);
+}
+
+int
+rq_reply_is_status(const redisReply *r, const char *s)
+{
+	return (r != NULL && r->type == REDIS_REPLY_STATUS &&
+	    strcmp(r->str, s) == 0);
+}
+
+/* Runs one setup command; 0 when it did not fail. */
+static int
+rq_setup_one(redisContext *ctx, struct rq_cmd *c, const char *what, char *err,
+    size_t errlen)
+{
+	redisReply *r;
+	int	    rc = 0;
+
+	r = rq_run(ctx, c);
+	if (r == NULL) {
+		snprintf(err, errlen, "%s: %s", what, ctx->errstr);
+		rc = -1;
+	} else if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "%s: %s", what, r->str);
+		rc = -1;
+	}
+	freeReplyObject(r);
+	rq_cmd_free(c);
+	return (rc);
+}
+
+/* Loads the functions library and checks the loaded version. */
+int
+rq_load_functions(redisContext *ctx, char *err, size_t errlen)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	int	      rc = -1;
+
+	rq_cmd_init(&c, "FUNCTION");
+	rq_cmd_add(&c, "LOAD");
+	rq_cmd_add(&c, "REPLACE");
+	rq_cmd_addb(&c, comfyq_lua_library, comfyq_lua_library_len);
+	if (rq_setup_one(ctx, &c, "FUNCTION LOAD (Redis 7 or newer needed)",
+		err, errlen) == -1)
+		return (-1);
+	r = redisCommand(ctx, "FCALL_RO comfyq_version 0");
+	if (r != NULL && r->type == REDIS_REPLY_STRING &&
+	    strcmp(r->str, RQ_LIB_VERSION) == 0)
+		rc = 0;
+	else
+		snprintf(err, errlen, "functions library version check failed");
+	freeReplyObject(r);
+	return (rc);
+}
+
+static void
+rq_auth_cmd(struct rq_cmd *c, const struct rq_url *u)
+{
+	rq_cmd_init(c, "AUTH");
+	if (u->user != NULL)
+		rq_cmd_add(c, u->user);
+	rq_cmd_add(c, u->password);
+}
+
+/*
+ * Opens a blocking connection: connect (timeout_ms), AUTH, SELECT and, with
+ * load set, FUNCTION LOAD REPLACE. Commands time out after timeout_ms too.
+ */
+redisContext *
+rq_connect(const char *url, int timeout_ms, int load, char *err, size_t errlen)
+{
+	struct rq_url  u;
+	struct rq_cmd  c;
+	struct timeval tv;
+	redisContext  *ctx;
+
+	if (rq_url_parse(url, &u, err, errlen) == -1)
+		return (NULL);
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	if (u.path != NULL)
+		ctx = redisConnectUnixWithTimeout(u.path, tv);
+	else
+		ctx = redisConnectWithTimeout(u.host, u.port, tv);
+	if (ctx == NULL || ctx->err) {
+		snprintf(err, errlen, "redis %s%s%s:%d: %s",
+		    u.path ? u.path : "", u.path ? "" : u.host, "", u.port,
+		    ctx ? ctx->errstr : "out of memory");
+		goto fail;
+	}
+	redisSetTimeout(ctx, tv);
+	if (u.password != NULL) {
+		rq_auth_cmd(&c, &u);
+		if (rq_setup_one(ctx, &c, "AUTH", err, errlen) == -1)
+			goto fail;
+	}
+	if (u.db != 0) {
+		rq_cmd_init(&c, "SELECT");
+		rq_cmd_addf(&c, "%d", u.db);
+		if (rq_setup_one(ctx, &c, "SELECT", err, errlen) == -1)
+			goto fail;
+	}
+	if (load && rq_load_functions(ctx, err, errlen) == -1)
+		goto fail;
+	rq_url_free(&u);
+	return (ctx);
+fail:
+	if (ctx != NULL)
+		redisFree(ctx);
+	rq_url_free(&u);
+	return (NULL);
+}
+
+/* The non-blocking connection. */
+
+enum rq_async_state { RQ_DOWN, RQ_CONNECTING, RQ_SETUP, RQ_UP };
+
+struct rq_async {
+	struct event_base  *base;
+	struct rq_url	    url;
+	int		    load;
+	redisAsyncContext  *ac;
+	enum rq_async_state state;
+	int		    setup_left;
+	int		    setup_failed;
+	struct event	   *timer;
+	struct backoff	    backoff;
+	rq_state_cb	    cb;
+	void		   *arg;
+	int		    freeing;
+};
+
+#define RQ_CONNECT_TIMEOUT_MS 5000
+
+static void rq_async_connect(struct rq_async *);
+
+static void
+rq_async_timer(struct rq_async *ra, long long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(ra->timer, &tv);
+}
+
+static void
+rq_async_set_state(struct rq_async *ra, enum rq_async_state to)
+{
+	int was_up = ra->state == RQ_UP;
+
+	ra->state = to;
+	if (to == RQ_UP) {
+		backoff_reset(&ra->backoff);
+		evtimer_del(ra->timer);
+		if (ra->cb != NULL)
+			ra->cb(ra, 1, ra->arg);
+	} else if (to == RQ_DOWN) {
+		if (!ra->freeing)
+			rq_async_timer(ra, backoff_next(&ra->backoff));
+		if (was_up && ra->cb != NULL && !ra->freeing)
+			ra->cb(ra, 0, ra->arg);
+	}
+}
+
+static void
+rq_async_on_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rq_async *ra = arg;
+
+	(void)fd;
+	(void)ev;
+	switch (ra->state) {
+	case RQ_DOWN:
+		rq_async_connect(ra);
+		break;
+	case RQ_CONNECTING:
+		/* Not connected in time: no disconnect callback will come. */
+		log_warnx("redis: connect timed out; retrying");
+		redisAsyncFree(ra->ac);
+		ra->ac = NULL;
+		rq_async_set_state(ra, RQ_DOWN);
+		break;
+	case RQ_SETUP:
+		log_warnx("redis: setup timed out; reconnecting");
+		redisAsyncDisconnect(ra->ac);
+		break;
+	case RQ_UP:
+		break;
+	}
+}
+
+static void
+rq_async_on_setup(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rq_async *ra = ac->data;
+	redisReply	*reply = r;
+
+	(void)priv;
+	if (reply == NULL || ra == NULL)
+		return; /* disconnecting; on_disconnect handles it */
+	if (reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis: setup failed: %s", reply->str);
+		ra->setup_failed = 1;
+	}
+	if (--ra->setup_left > 0)
+		return;
+	if (ra->setup_failed) {
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	rq_async_set_state(ra, RQ_UP);
+}
+
+static void
+rq_async_send_setup(struct rq_async *ra, struct rq_cmd *c)
+{
+	ra->setup_left++;
+	redisAsyncCommandArgv(ra->ac, rq_async_on_setup, NULL, c->argc,
+	    (const char **)c->argv, c->lens);
+	rq_cmd_free(c);
+}
+
+static void
+rq_async_on_connect(const redisAsyncContext *cac, int status)
+{
+	struct rq_async *ra = cac->data;
+	struct rq_cmd	 c;
+
+	if (status != REDIS_OK) {
+		log_warnx("redis: connect failed: %s; retrying", cac->errstr);
+		ra->ac = NULL; /* hiredis frees it after this callback */
+		evtimer_del(ra->timer);
+		rq_async_set_state(ra, RQ_DOWN);
+		return;
+	}
+	ra->state = RQ_SETUP;
+	ra->setup_left = 0;
+	ra->setup_failed = 0;
+	if (ra->url.password != NULL) {
+		rq_auth_cmd(&c, &ra->url);
+		rq_async_send_setup(ra, &c);
+	}
+	if (ra->url.db != 0) {
+		rq_cmd_init(&c, "SELECT");
+		rq_cmd_addf(&c, "%d", ra->url.db);
+		rq_async_send_setup(ra, &c);
+	}
+	if (ra->load) {
+		rq_cmd_init(&c, "FUNCTION");
+		rq_cmd_add(&c, "LOAD");
+		rq_cmd_add(&c, "REPLACE");
+		rq_cmd_addb(&c, comfyq_lua_library, comfyq_lua_library_len);
+		rq_async_send_setup(ra, &c);
+	}
+	rq_cmd_init(&c, "PING");
+	rq_async_send_setup(ra, &c);
+}
+
+static void
+rq_async_on_disconnect(const redisAsyncContext *cac, int status)
+{
+	struct rq_async *ra = cac->data;
+
+	if (ra == NULL)
+		return;
+	ra->ac = NULL; /* hiredis frees it after this callback */
+	if (!ra->freeing)
+		log_warnx("redis: disconnected%s%s",
+		    status == REDIS_OK ? "" : ": ",
+		    status == REDIS_OK ? "" : cac->errstr);
+	evtimer_del(ra->timer);
+	rq_async_set_state(ra, RQ_DOWN);
+}
+
+static void
+rq_async_connect(struct rq_async *ra)
+{
+	redisAsyncContext *ac;
+
+	if (ra->url.path != NULL)
+		ac = redisAsyncConnectUnix(ra->url.path);
+	else
+		ac = redisAsyncConnect(ra->url.host, ra->url.port);
+	if (ac == NULL || ac->err) {
+		log_warnx("redis: connect failed: %s; retrying",
+		    ac ? ac->errstr : "out of memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		rq_async_set_state(ra, RQ_DOWN);
+		return;
+	}
+	ac->data = ra;
+	ra->ac = ac;
+	ra->state = RQ_CONNECTING;
+	redisLibeventAttach(ac, ra->base);
+	redisAsyncSetConnectCallback(ac, rq_async_on_connect);
+	redisAsyncSetDisconnectCallback(ac, rq_async_on_disconnect);
+	rq_async_timer(ra, RQ_CONNECT_TIMEOUT_MS);
+}
+
+/*
+ * Starts a non-blocking connection to url on base. cb is told when the
+ * connection comes up (authenticated, library loaded) and when it goes down.
+ */
+struct rq_async *
+rq_async_new(struct event_base *base, const char *url, int load, rq_state_cb cb,
+    void *arg, char *err, size_t errlen)
+{
+	struct rq_async *ra;
+
+	ra = xcalloc(1, sizeof *ra);
+	if (rq_url_parse(url, &ra->url, err, errlen) == -1) {
+		free(ra);
+		return (NULL);
+	}
+	ra->base = base;
+	ra->load = load;
+	ra->cb = cb;
+	ra->arg = arg;
+	ra->timer = evtimer_new(base, rq_async_on_timer, ra);
+	backoff_init(&ra->backoff, RQ_BACKOFF_BASE_MS, RQ_BACKOFF_MAX_MS);
+	rq_async_connect(ra);
+	return (ra);
+}
+
+int
+rq_async_up(const struct rq_async *ra)
+{
+	return (ra->state == RQ_UP);
+}
+
+/*
+ * Sends a command; fn gets the reply, or NULL if the connection is lost
+ * first. Returns -1 (nothing sent) when the connection is not up.
+ */
+int
+rq_async_call(struct rq_async *ra, redisCallbackFn *fn, void *priv,
+    const struct rq_cmd *c)
+{
+	if (ra->state != RQ_UP || ra->ac == NULL)
+		return (-1);
+	if (redisAsyncCommandArgv(ra->ac, fn, priv, c->argc,
+		(const char **)c->argv, c->lens) != REDIS_OK)
+		return (-1);
+	return (0);
+}
+
+/* Closes the connection; pending callbacks get a NULL reply. */
+void
+rq_async_free(struct rq_async *ra)
+{
+	if (ra == NULL)
+		return;
+	ra->freeing = 1;
+	if (ra->ac != NULL) {
+		redisAsyncContext *ac = ra->ac;
+
+		if (ra->state == RQ_CONNECTING) {
+			ac->data = NULL;
+			ra->ac = NULL;
+		}
+		redisAsyncFree(ac);
+	}
+	event_free(ra->timer);
+	rq_url_free(&ra->url);
+	free(ra);
+}

@@ -1,0 +1,22 @@
+/*
+ * Small helpers every program needs: clocks, randomness, ids, bounded file
+ * reads and strict number parsing.
+ */
+#ifndef COMFYQ_UTIL_H
+#define COMFYQ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UUID_LEN 37 /* 36 characters and the NUL */
+
+long long clock_wall_ms(void);
+long long clock_mono_ms(void);
+uint64_t  rand_u64(void);
+double	  rand_unit(void);
+void	  uuid4(char[UUID_LEN]);
+char	 *file_slurp(const char *, size_t, size_t *, char *, size_t);
+int	  parse_ll(const char *, long long, long long, long long *);
+int	  parse_double(const char *, double, double, double *);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * Integration test runner and helpers (see itest.h). Every helper that
+ * talks to Redis fails the test on a lost connection, so a test never
+ * passes by not talking to the server.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "log.h"
+#include "rq.h"
+
+jmp_buf		     unit_jmp;
+int		     unit_checks;
+static char	     unit_msg[4096];
+static redisContext *it_ctx;
+static const char   *it_current;
+
+void
+unit_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int	n;
+
+	n = snprintf(unit_msg, sizeof unit_msg, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vsnprintf(unit_msg + n, sizeof unit_msg - (size_t)n, fmt, ap);
+	va_end(ap);
+	longjmp(unit_jmp, 1);
+}
+
+const char *
+unit_data(const char *name)
+{
+	static char path[4096];
+	const char *dir = getenv("COMFYQ_TEST_DATA");
+
+	snprintf(
+	    path, sizeof path, "%s/%s", dir ? dir : COMFYQ_TEST_DATA_DIR, name);
+	return (path);
+}
+
+redisContext *
+it_redis_new(void)
+{
+	const char   *url = getenv("COMFYQ_TEST_REDIS_URL");
+	redisContext *c;
+	char	      err[512];
+
+	if (url == NULL)
+		unit_fail(__FILE__, __LINE__,
+		    "COMFYQ_TEST_REDIS_URL is not "
+		    "set (run through tests/lib/with-redis.sh)");
+	if ((c = rq_connect(url, 10000, 1, err, sizeof err)) == NULL)
+		unit_fail(__FILE__, __LINE__, "%s", err);
+	return (c);
+}
+
+redisContext *
+it_redis(void)
+{
+	if (it_ctx == NULL)
+		it_ctx = it_redis_new();
+	return (it_ctx);
+}
+
+/* A queue prefix no other test or run uses. */
+const char *
+it_queue(const char *name)
+{
+	static char buf[256];
+	static int  n;
+
+	snprintf(buf, sizeof buf, "cq:{t%d-%s-%s-%d}:", (int)getpid(),
+	    it_current, name, n++);
+	return (buf);
+}
+
+static redisReply *
+it_check(redisReply *r)
+{
+	if (r == NULL)
+		unit_fail(__FILE__, __LINE__, "redis: %s", it_ctx->errstr);
+	return (r);
+}
+
+/* FCALL comfyq_<fn> 1 prefix args... (NULL-terminated strings). */
+redisReply *
+it_fcall(const char *prefix, const char *fn, ...)
+{
+	struct rq_cmd c;
+	va_list	      ap;
+	const char   *a;
+	redisReply   *r;
+
+	rq_cmd_fcall(&c, fn, prefix);
+	va_start(ap, fn);
+	while ((a = va_arg(ap, const char *)) != NULL)
+		rq_cmd_add(&c, a);
+	va_end(ap);
+	r = rq_run(it_redis(), &c);
+	rq_cmd_free(&c);
+	return (it_check(r));
+}
+
+redisReply *
+it_cmd(const char *fmt, ...)
+{
+	va_list	    ap;
+	redisReply *r;
+
+	va_start(ap, fmt);
+	r = redisvCommand(it_redis(), fmt, ap);
+	va_end(ap);
+	return (it_check(r));
+}
+
+/* HGET prefix job:<jid> field; "" when missing. Valid until the next call. */
+const char *
+it_hget(const char *prefix, const char *jid, const char *field)
+{
+	static char buf[65536];
+	redisReply *r;
+
+	r = it_cmd("HGET %sjob:%s %s", prefix, jid, field);
+	snprintf(
+	    buf, sizeof buf, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+	freeReplyObject(r);
+	return (buf);
+}
+
+/* Runs a command that returns an integer. */
+long long
+it_int(const char *fmt, ...)
+{
+	va_list	    ap;
+	redisReply *r;
+	long long   v;
+
+	va_start(ap, fmt);
+	r = it_check(redisvCommand(it_redis(), fmt, ap));
+	va_end(ap);
+	if (r->type != REDIS_REPLY_INTEGER)
+		unit_fail(__FILE__, __LINE__,
+		    "expected an integer reply "
+		    "to %s, got type %d",
+		    fmt, r->type);
+	v = r->integer;
+	freeReplyObject(r);
+	return (v);
+}
+
+/* Counts events of type (NULL: any) for jid (NULL: any) in the stream. */
+int
+it_events(const char *prefix, const char *type, const char *jid)
+{
+	redisReply *r, *f;
+	size_t	    i, k;
+	int	    n = 0;
+
+	r = it_cmd("XRANGE %sevents - +", prefix);
+	for (i = 0; i < r->elements; i++) {
+		const char *t = NULL, *j = NULL;
+
+		f = r->element[i]->element[1];
+		for (k = 0; k + 1 < f->elements; k += 2) {
+			if (strcmp(f->element[k]->str, "type") == 0)
+				t = f->element[k + 1]->str;
+			if (strcmp(f->element[k]->str, "job") == 0)
+				j = f->element[k + 1]->str;
+		}
+		if ((type == NULL || (t && strcmp(t, type) == 0)) &&
+		    (jid == NULL || (j && strcmp(j, jid) == 0)))
+			n++;
+	}
+	freeReplyObject(r);
+	return (n);
+}
+
+/* Counts the keys under prefix. */
+int
+it_keys(const char *prefix)
+{
+	redisReply *r;
+	int	    n;
+
+	r = it_cmd("KEYS %s*", prefix);
+	n = (int)r->elements;
+	freeReplyObject(r);
+	return (n);
+}
+
+/* Element i of an array reply as a string ("" for nil, ints formatted). */
+const char *
+it_str(const redisReply *r, size_t i)
+{
+	static char buf[8][64];
+	static int  n;
+	redisReply *e;
+
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+		unit_fail(__FILE__, __LINE__, "no element %zu in reply", i);
+	e = r->element[i];
+	if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+		return (e->str);
+	if (e->type == REDIS_REPLY_INTEGER) {
+		n = (n + 1) % 8;
+		snprintf(buf[n], sizeof buf[n], "%lld", e->integer);
+		return (buf[n]);
+	}
+	return ("");
+}
+
+void
+it_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1)
+		;
+}
+
+/* Runs one test; returns 1 when it passed. */
+static int
+it_run(const struct unit_test *t)
+{
+	it_current = t->name;
+	unit_checks = 0;
+	if (setjmp(unit_jmp) != 0) {
+		printf("FAIL %s: %s\n", t->name, unit_msg);
+		fflush(stdout);
+		return (0);
+	}
+	t->fn();
+	printf("ok   %s (%d checks)\n", t->name, unit_checks);
+	fflush(stdout);
+	return (1);
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+	int    passed = 0, failed = 0;
+
+	log_init("itest", LL_WARNING, 0);
+	for (i = 0; itests[i].name != NULL; i++) {
+		if (argc > 1 && strcmp(argv[1], itests[i].name) != 0)
+			continue;
+		if (it_run(&itests[i]))
+			passed++;
+		else
+			failed++;
+	}
+	if (it_ctx != NULL)
+		redisFree(it_ctx);
+	printf("%d passed, %d failed\n", passed, failed);
+	return (failed == 0 && passed > 0 ? 0 : 1);
+}

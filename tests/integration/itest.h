@@ -1,0 +1,51 @@
+/*
+ * Integration test helpers: a runner over a test table (the same ASSERT
+ * macros as the unit tests), a blocking connection to the redis-server named
+ * by COMFYQ_TEST_REDIS_URL, a fresh queue per test, and short ways to call
+ * the functions library and read what it wrote.
+ */
+#ifndef COMFYQ_ITEST_H
+#define COMFYQ_ITEST_H
+
+#include <hiredis/hiredis.h>
+
+#include "../unit/unit.h"
+
+extern const struct unit_test itests[];
+
+redisContext *it_redis(void);
+redisContext *it_redis_new(void);
+const char   *it_queue(const char *);
+redisReply   *it_fcall(const char *, const char *, ...);
+redisReply   *it_cmd(const char *, ...);
+const char   *it_hget(const char *, const char *, const char *);
+long long     it_int(const char *, ...);
+int	      it_events(const char *, const char *, const char *);
+int	      it_keys(const char *);
+const char   *it_str(const redisReply *, size_t);
+void	      it_sleep_ms(int);
+
+#define ASSERT_STATUS(r, s)                                                    \
+	do {                                                                   \
+		unit_checks++;                                                 \
+		if ((r) == NULL || (r)->type != REDIS_REPLY_STATUS ||          \
+		    strcmp((r)->str, (s)) != 0)                                \
+			unit_fail(__FILE__, __LINE__,                          \
+			    "expected status %s, "                             \
+			    "got type %d '%s'",                                \
+			    (s), (r) ? (r)->type : -1,                         \
+			    (r) && (r)->str ? (r)->str : "");                  \
+	} while (0)
+#define ASSERT_ERROR(r, s)                                                     \
+	do {                                                                   \
+		unit_checks++;                                                 \
+		if ((r) == NULL || (r)->type != REDIS_REPLY_ERROR ||           \
+		    strcmp((r)->str, (s)) != 0)                                \
+			unit_fail(__FILE__, __LINE__,                          \
+			    "expected error '%s', "                            \
+			    "got type %d '%s'",                                \
+			    (s), (r) ? (r)->type : -1,                         \
+			    (r) && (r)->str ? (r)->str : "");                  \
+	} while (0)
+
+#endif

@@ -1,0 +1,961 @@
+/*
+ * The functions library, call by call, against a real redis-server: every
+ * function, every state transition and every guard, asserted on what Redis
+ * holds afterwards (states, sets, events, refunds, slot holders).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+#include "rq.h"
+#include "util.h"
+
+#define SPEC_A "{\"workflow\":\"smoke\",\"tenant\":\"a\"}"
+
+static char jid_buf[4][64];
+
+/* Enqueues spec and returns its job id (a few rotating buffers). */
+static const char *
+enq(const char *P, const char *spec)
+{
+	static int  n;
+	redisReply *r;
+
+	r = it_fcall(P, "enqueue", spec, NULL);
+	if (r->type != REDIS_REPLY_ARRAY)
+		unit_fail(
+		    __FILE__, __LINE__, "enqueue: %s", r->str ? r->str : "?");
+	n = (n + 1) % 4;
+	snprintf(jid_buf[n], sizeof jid_buf[n], "%s", it_str(r, 0));
+	freeReplyObject(r);
+	return (jid_buf[n]);
+}
+
+static void
+setcap(const char *P, const char *pool, const char *cap, const char *vram)
+{
+	redisReply *r = it_fcall(P, "slot_set", pool, cap, vram, NULL);
+
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+}
+
+struct claimed {
+	char jid[64];
+	char fence[32];
+	int  attempt;
+};
+
+/* Claims and expects a job; fills c. */
+static void
+claim_ok(const char *P, const char *wid, const char *pool, const char *lease,
+    struct claimed *c)
+{
+	redisReply *r = it_fcall(P, "claim", wid, pool, lease, NULL);
+
+	if (r->type != REDIS_REPLY_ARRAY || strcmp(it_str(r, 0), "job") != 0)
+		unit_fail(__FILE__, __LINE__, "claim: expected a job, got %s",
+		    r->type == REDIS_REPLY_ARRAY ? it_str(r, 0)
+			: r->str		 ? r->str
+						 : "?");
+	snprintf(c->jid, sizeof c->jid, "%s", it_str(r, 1));
+	snprintf(c->fence, sizeof c->fence, "%s", it_str(r, 2));
+	c->attempt = atoi(it_str(r, 3));
+	freeReplyObject(r);
+}
+
+static const char *
+claim_none(const char *P, const char *wid, const char *pool)
+{
+	static char tag[16];
+	redisReply *r = it_fcall(P, "claim", wid, pool, "30000", NULL);
+
+	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	snprintf(tag, sizeof tag, "%s", it_str(r, 0));
+	freeReplyObject(r);
+	return (tag);
+}
+
+static void
+test_enqueue_basic(void)
+{
+	const char *P = it_queue("q");
+	const char *jid = enq(P, SPEC_A);
+
+	ASSERT_EQ(strlen(jid), 12);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+	ASSERT_STREQ(it_hget(P, jid, "tenant"), "a");
+	ASSERT_STREQ(it_hget(P, jid, "priority"), "normal");
+	ASSERT_STREQ(it_hget(P, jid, "max_attempts"), "3");
+	ASSERT_STREQ(it_hget(P, jid, "spec"), SPEC_A);
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
+	ASSERT_EQ(it_events(P, "queued", jid), 1);
+	{
+		redisReply *r = it_cmd("HGET %sstats enqueued", P);
+
+		ASSERT_STREQ(r->str, "1");
+		freeReplyObject(r);
+	}
+}
+
+static void
+test_enqueue_bad_corpus_writes_nothing(void)
+{
+	const char *P = it_queue("q");
+	char	   *text, *line, *save, *tab, err[512], want[600];
+	redisReply *r;
+	int	    n = 0;
+
+	text = file_slurp(
+	    unit_data("specs/bad.tsv"), 1 << 20, NULL, err, sizeof err);
+	ASSERT_TRUE(text != NULL);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (*line == '#')
+			continue;
+		tab = strchr(line, '\t');
+		*tab = '\0';
+		snprintf(want, sizeof want, "INVALID %s", line);
+		r = it_fcall(P, "enqueue", tab + 1, NULL);
+		ASSERT_ERROR(r, want);
+		freeReplyObject(r);
+		n++;
+	}
+	free(text);
+	ASSERT_TRUE(n >= 30);
+	ASSERT_EQ(it_keys(P), 0);
+}
+
+static void
+test_enqueue_limits(void)
+{
+	const char *P = it_queue("q");
+	redisReply *r;
+	char	   *big;
+	size_t	    n;
+
+	big = calloc(1, 1048600);
+	n = (size_t)snprintf(big, 100,
+	    "{\"workflow\":\"a\",\"params\":"
+	    "{\"prompt\":\"");
+	memset(big + n, 'x', 8193);
+	strcpy(big + n + 8193, "\"}}");
+	r = it_fcall(P, "enqueue", big, NULL);
+	ASSERT_ERROR(r,
+	    "INVALID spec.params.prompt: 8193 bytes over the 8192 "
+	    "byte limit");
+	freeReplyObject(r);
+	/* A larger cap passed as an option lets it through. */
+	r = it_fcall(P, "enqueue", big, "max_prompt_len", "10000", NULL);
+	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	freeReplyObject(r);
+	memset(big, ' ', 1048577);
+	big[1048577] = '\0';
+	r = it_fcall(P, "enqueue", big, NULL);
+	ASSERT_ERROR(r,
+	    "INVALID spec: 1048577 bytes over the 1048576 byte "
+	    "limit");
+	freeReplyObject(r);
+	r = it_fcall(P, "enqueue", SPEC_A, "bogus", "1", NULL);
+	ASSERT_ERROR(r, "INVALID option bogus: unknown");
+	freeReplyObject(r);
+	free(big);
+	r = it_fcall("cq:nohashtag:", "enqueue", SPEC_A, NULL);
+	ASSERT_ERROR(r, "INVALID key: expected the queue prefix cq:{<queue>}:");
+	freeReplyObject(r);
+}
+
+static void
+test_enqueue_idempotent(void)
+{
+	const char *P = it_queue("q");
+	const char *s1 = "{\"workflow\":\"a\",\"idempotency_key\":\"k1\"}";
+	const char *s2 = "{\"workflow\":\"b\",\"idempotency_key\":\"k1\"}";
+	redisReply *r;
+	char	    jid[64];
+	int	    keys;
+
+	r = it_fcall(P, "enqueue", s1, NULL);
+	snprintf(jid, sizeof jid, "%s", it_str(r, 0));
+	ASSERT_STREQ(it_str(r, 1), "created");
+	freeReplyObject(r);
+	r = it_fcall(P, "enqueue", s1, NULL);
+	ASSERT_STREQ(it_str(r, 0), jid);
+	ASSERT_STREQ(it_str(r, 1), "existing");
+	ASSERT_STREQ(it_str(r, 2), "queued");
+	freeReplyObject(r);
+	keys = it_keys(P);
+	r = it_fcall(P, "enqueue", s2, NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "CONFLICT idempotency_key: k1 was used for job ",
+		46) == 0);
+	freeReplyObject(r);
+	ASSERT_EQ(it_keys(P), keys);
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
+	ASSERT_EQ(it_events(P, "queued", NULL), 1);
+	ASSERT_EQ(it_int("PTTL %sidem:k1", P) > 86000000, 1);
+}
+
+static void
+test_claim_needs_pool_and_slot(void)
+{
+	const char    *P = it_queue("q");
+	const char    *jid = enq(P, SPEC_A);
+	struct claimed c;
+	redisReply    *r;
+	char	       j1[64];
+
+	snprintf(j1, sizeof j1, "%s", jid);
+	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
+	ASSERT_ERROR(r, "NOPOOL pool 'gpu0' has no capacity set");
+	freeReplyObject(r);
+	setcap(P, "gpu0", "1", "0");
+	r = it_fcall(P, "slot_acquire", "gpu0", "warmup", "30000", NULL);
+	ASSERT_STREQ(it_str(r, 0), "slot");
+	freeReplyObject(r);
+	/* The one slot is held: nothing is claimed, the job stays queued. */
+	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
+	ASSERT_STREQ(it_str(r, 0), "noslot");
+	ASSERT_EQ(r->element[1]->integer, 1);
+	ASSERT_EQ(r->element[2]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, j1, "state"), "queued");
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
+	ASSERT_EQ(it_events(P, "started", NULL), 0);
+	/* A worker of another pool is told to wake for it. */
+	r = it_cmd("ZSCORE %smarker pending", P);
+	ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	/* Capacity raised at run time: the next claim takes the job. */
+	setcap(P, "gpu0", "2", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, j1);
+}
+
+static void
+test_claim_takes_job_and_slot(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c, c2;
+	redisReply    *r;
+	char	       j1[64];
+
+	snprintf(j1, sizeof j1, "%s", enq(P, SPEC_A));
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "2", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, j1);
+	ASSERT_EQ(c.attempt, 1);
+	ASSERT_STREQ(it_hget(P, j1, "state"), "active");
+	ASSERT_STREQ(it_hget(P, j1, "worker"), "w1");
+	ASSERT_STREQ(it_hget(P, j1, "fence"), c.fence);
+	ASSERT_EQ(it_int("ZCARD %sleases", P), 1);
+	ASSERT_EQ(it_int("HEXISTS %sheld:gpu0 %s", P, j1), 1);
+	ASSERT_EQ(it_events(P, "started", j1), 1);
+	claim_ok(P, "w1", "gpu0", "30000", &c2);
+	/* Fences are fresh per claim. */
+	ASSERT_TRUE(atoll(c2.fence) > atoll(c.fence));
+	ASSERT_STREQ(claim_none(P, "w1", "gpu0"), "noslot");
+	r = it_fcall(P, "slot_get", "gpu0", NULL);
+	ASSERT_EQ(r->element[0]->integer, 2);
+	ASSERT_EQ(r->element[2]->integer, 2);
+	freeReplyObject(r);
+}
+
+static void
+test_claim_nojob_reports_next_due(void)
+{
+	const char *P = it_queue("q");
+	redisReply *r;
+	char	    spec[200];
+	long long   due = clock_wall_ms() + 60000;
+
+	setcap(P, "gpu0", "1", "0");
+	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
+	ASSERT_STREQ(it_str(r, 0), "nojob");
+	ASSERT_STREQ(it_str(r, 1), "");
+	freeReplyObject(r);
+	snprintf(
+	    spec, sizeof spec, "{\"workflow\":\"a\",\"run_at\":%lld}", due);
+	ASSERT_STREQ(it_hget(P, enq(P, spec), "state"), "delayed");
+	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
+	ASSERT_STREQ(it_str(r, 0), "nojob");
+	ASSERT_EQ(atoll(it_str(r, 1)), due);
+	freeReplyObject(r);
+}
+
+static void
+test_priority_lanes(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	char	       lo[64], no[64], hi[64];
+
+	snprintf(lo, sizeof lo, "%s",
+	    enq(P, "{\"workflow\":\"a\",\"priority\":\"low\"}"));
+	snprintf(no, sizeof no, "%s", enq(P, "{\"workflow\":\"a\"}"));
+	snprintf(hi, sizeof hi, "%s",
+	    enq(P, "{\"workflow\":\"a\",\"priority\":\"high\"}"));
+	setcap(P, "gpu0", "8", "0");
+	claim_ok(P, "w", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, hi);
+	claim_ok(P, "w", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, no);
+	claim_ok(P, "w", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, lo);
+}
+
+static void
+test_fair_share_by_tenant(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	char	       b[64];
+	int	       i;
+
+	for (i = 0; i < 5; i++)
+		enq(P, "{\"workflow\":\"a\",\"tenant\":\"bulk\"}");
+	snprintf(b, sizeof b, "%s",
+	    enq(P, "{\"workflow\":\"a\",\"tenant\":\"single\"}"));
+	setcap(P, "gpu0", "8", "0");
+	/* The late single job does not wait behind the whole burst. */
+	claim_ok(P, "w", "gpu0", "30000", &c);
+	ASSERT_STREQ(it_hget(P, c.jid, "tenant"), "bulk");
+	claim_ok(P, "w", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, b);
+	/* Tenant marks behind the lane clock are dropped. */
+	ASSERT_EQ(it_int("HEXISTS %sfair:normal single", P), 0);
+}
+
+static void
+test_complete_once(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+	const char    *out = "[{\"path\":\"/o/a.png\",\"mime\":\"image/png\","
+			     "\"width\":64,\"height\":64,\"bytes\":100}]";
+
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	r = it_fcall(P, "progress", c.jid, c.fence, "5", "20", "3", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "progress"), "5/20");
+	r = it_fcall(P, "complete", c.jid, c.fence, out, NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "succeeded");
+	ASSERT_STREQ(it_hget(P, c.jid, "outputs"), out);
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "0");
+	ASSERT_EQ(it_int("ZCARD %sleases", P), 0);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	r = it_cmd("ZSCORE %sdone %s", P, c.jid);
+	ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	/* A second complete, and a late progress, are stale. */
+	r = it_fcall(P, "complete", c.jid, c.fence, out, NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	r = it_fcall(P, "progress", c.jid, c.fence, "6", "20", "", NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	ASSERT_EQ(it_events(P, "succeeded", c.jid), 1);
+	ASSERT_EQ(it_events(P, "progress", c.jid), 1);
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 0);
+	/* Outputs must be a JSON array. */
+	r = it_fcall(P, "complete", c.jid, c.fence, "{}x", NULL);
+	ASSERT_ERROR(r, "INVALID outputs: must be a JSON array");
+	freeReplyObject(r);
+}
+
+static void
+test_stale_complete_after_reap(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c, c2;
+	redisReply    *r;
+
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_sleep_ms(1100);
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(r->element[0]->integer, 1); /* requeued */
+	ASSERT_EQ(r->element[1]->integer, 0); /* lost */
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "queued");
+	ASSERT_STREQ(it_hget(P, c.jid, "reclaims"), "1");
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	ASSERT_EQ(it_events(P, "requeued", c.jid), 1);
+	/* The old worker comes back: nothing it says is written. */
+	r = it_fcall(P, "complete", c.jid, c.fence, "[]", NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	r = it_fcall(P, "fail", c.jid, c.fence, "internal", "x", "0", NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "queued");
+	ASSERT_EQ(it_events(P, "succeeded", NULL), 0);
+	ASSERT_EQ(it_events(P, "failed", NULL), 0);
+	/* A second worker gets it with a new fence; the old fence stays stale. */
+	claim_ok(P, "w2", "gpu0", "30000", &c2);
+	ASSERT_STREQ(c2.jid, c.jid);
+	ASSERT_EQ(c2.attempt, 2);
+	r = it_fcall(P, "complete", c.jid, c.fence, "[]", NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	r = it_fcall(P, "complete", c2.jid, c2.fence, "[]", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	ASSERT_EQ(it_events(P, "succeeded", c.jid), 1);
+}
+
+static void
+test_fail_terminal_refunds_once(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+
+	enq(P,
+	    "{\"workflow\":\"a\",\"tenant\":\"tg:7\","
+	    "\"meta\":{\"charge\":10}}");
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	r = it_fcall(P, "fail", c.jid, c.fence, "bogus_code", "x", "0", NULL);
+	ASSERT_ERROR(r, "INVALID code: 'bogus_code' is not an error code");
+	freeReplyObject(r);
+	r = it_fcall(P, "fail", c.jid, c.fence, "workflow_error",
+	    "node 4: value not in list", "0", NULL);
+	ASSERT_STREQ(it_str(r, 0), "failed");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "failed");
+	ASSERT_STREQ(it_hget(P, c.jid, "error_code"), "workflow_error");
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "1");
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
+	ASSERT_EQ(it_events(P, "failed", c.jid), 1);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	r = it_cmd("XRANGE %srefunds - +", P);
+	ASSERT_STREQ(r->element[0]->element[1]->element[1]->str, c.jid);
+	ASSERT_STREQ(r->element[0]->element[1]->element[3]->str, "tg:7");
+	ASSERT_STREQ(
+	    r->element[0]->element[1]->element[9]->str, "{\"charge\":10}");
+	freeReplyObject(r);
+	/* Repeats are stale and write no second refund or event. */
+	r = it_fcall(
+	    P, "fail", c.jid, c.fence, "workflow_error", "x", "0", NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
+	ASSERT_EQ(it_events(P, "failed", c.jid), 1);
+	r = it_cmd("HGET %sstats failed:workflow_error", P);
+	ASSERT_STREQ(r->str, "1");
+	freeReplyObject(r);
+}
+
+static void
+test_retry_backoff_grows_then_fails(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+	long long      before, due, prev = 0;
+	int	       attempt;
+
+	enq(P, "{\"workflow\":\"a\",\"max_attempts\":3}");
+	setcap(P, "gpu0", "1", "0");
+	for (attempt = 1; attempt <= 2; attempt++) {
+		if (attempt > 1)
+			it_sleep_ms((int)(prev + 20));
+		claim_ok(P, "w1", "gpu0", "30000", &c);
+		ASSERT_EQ(c.attempt, attempt);
+		before = clock_wall_ms();
+		/* base 200 ms, cap 10 s, the lowest draw (0): d/2. */
+		r = it_fcall(P, "fail", c.jid, c.fence, "backend_unavailable",
+		    "connection refused", "1", "200", "10000", "0", NULL);
+		ASSERT_STREQ(it_str(r, 0), "delayed");
+		due = atoll(it_str(r, 1));
+		freeReplyObject(r);
+		ASSERT_STREQ(it_hget(P, c.jid, "state"), "delayed");
+		ASSERT_EQ(it_int("ZCARD %sdelayed", P), 1);
+		ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+		/* Attempt n waits (200 * 2^(n-1)) / 2 ms. */
+		ASSERT_TRUE(due - before >= (100LL << (attempt - 1)) - 5);
+		ASSERT_TRUE(due - before <= (100LL << (attempt - 1)) + 50);
+		prev = due - before;
+		/* Not claimable before it is due. */
+		if (attempt == 2)
+			ASSERT_STREQ(claim_none(P, "w1", "gpu0"), "nojob");
+	}
+	it_sleep_ms((int)(prev + 20));
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	ASSERT_EQ(c.attempt, 3);
+	r = it_fcall(P, "fail", c.jid, c.fence, "backend_unavailable",
+	    "connection refused", "1", "200", "10000", "0.5", NULL);
+	ASSERT_STREQ(it_str(r, 0), "failed");
+	freeReplyObject(r);
+	ASSERT_EQ(it_events(P, "retrying", c.jid), 2);
+	ASSERT_EQ(it_events(P, "failed", c.jid), 1);
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
+	r = it_fcall(P, "fail", c.jid, c.fence, "internal", "x", "1", "1", "1",
+	    "1.5", NULL);
+	ASSERT_ERROR(r, "INVALID jitter: must be a number in [0, 1)");
+	freeReplyObject(r);
+}
+
+static void
+test_cancel_every_state(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+	char	       q[64], d[64], spec[128];
+
+	snprintf(q, sizeof q, "%s", enq(P, SPEC_A));
+	snprintf(spec, sizeof spec, "{\"workflow\":\"a\",\"run_at\":%lld}",
+	    clock_wall_ms() + 600000);
+	snprintf(d, sizeof d, "%s", enq(P, spec));
+	/* Queued: terminal at once, refunded, gone from the lane. */
+	r = it_fcall(P, "cancel", q, NULL);
+	ASSERT_STREQ(it_str(r, 0), "canceled");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, q, "state"), "canceled");
+	ASSERT_STREQ(it_hget(P, q, "refund"), "1");
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 0);
+	/* Delayed: the same. */
+	r = it_fcall(P, "cancel", d, NULL);
+	ASSERT_STREQ(it_str(r, 0), "canceled");
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("ZCARD %sdelayed", P), 0);
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 2);
+	/* Terminal: nothing more. */
+	r = it_fcall(P, "cancel", q, NULL);
+	ASSERT_STREQ(it_str(r, 0), "already");
+	ASSERT_STREQ(it_str(r, 1), "canceled");
+	freeReplyObject(r);
+	r = it_fcall(P, "cancel", "nosuchjob", NULL);
+	ASSERT_ERROR(r, "NOJOB job nosuchjob does not exist");
+	freeReplyObject(r);
+	/* Active: a durable flag the worker's heartbeat reports. */
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	r = it_fcall(P, "cancel", c.jid, NULL);
+	ASSERT_STREQ(it_str(r, 0), "requested");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "active");
+	ASSERT_STREQ(it_hget(P, c.jid, "cancel_req"), "1");
+	r = it_fcall(
+	    P, "heartbeat", "w1", "30000", "60000", c.jid, c.fence, NULL);
+	ASSERT_EQ(r->element[0]->elements, 0);
+	ASSERT_EQ(r->element[1]->elements, 1);
+	ASSERT_STREQ(r->element[1]->element[0]->str, c.jid);
+	freeReplyObject(r);
+	r = it_fcall(
+	    P, "fail", c.jid, c.fence, "canceled", "interrupted", "0", NULL);
+	ASSERT_STREQ(it_str(r, 0), "canceled");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "canceled");
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 3);
+	ASSERT_EQ(it_events(P, "canceled", NULL), 3);
+	ASSERT_EQ(it_events(P, "cancel_requested", c.jid), 1);
+}
+
+static void
+test_heartbeat_renews_and_reports_lost(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c, c2;
+	redisReply    *r;
+	long long      until1, until2;
+
+	enq(P, SPEC_A);
+	enq(P, SPEC_A);
+	r = it_fcall(
+	    P, "register", "w1", "60000", "gpu0", "2", "0", "host", "h1", NULL);
+	ASSERT_EQ(r->element[0]->integer, 2);
+	freeReplyObject(r);
+	claim_ok(P, "w1", "gpu0", "2000", &c);
+	claim_ok(P, "w1", "gpu0", "2000", &c2);
+	until1 = atoll(it_hget(P, c.jid, "lease_until"));
+	it_sleep_ms(50);
+	/* c2 was finished elsewhere: its fence no longer matches. */
+	freeReplyObject(it_cmd("HSET %sjob:%s fence 999999", P, c2.jid));
+	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", c.jid, c.fence,
+	    c2.jid, c2.fence, NULL);
+	ASSERT_EQ(r->element[0]->elements, 1);
+	ASSERT_STREQ(r->element[0]->element[0]->str, c2.jid);
+	ASSERT_EQ(r->element[1]->elements, 0);
+	ASSERT_EQ(r->element[2]->integer, 2);
+	freeReplyObject(r);
+	until2 = atoll(it_hget(P, c.jid, "lease_until"));
+	ASSERT_TRUE(until2 >= until1 + 28000);
+	r = it_cmd("ZSCORE %sleases %s", P, c.jid);
+	ASSERT_EQ(atoll(r->str), until2);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c2.jid, "state"), "active");
+	ASSERT_EQ(it_int("PTTL %sworker:w1", P) > 59000, 1);
+	r = it_cmd("HGET %sworker:w1 jobs", P);
+	ASSERT_STREQ(r->str, "1");
+	freeReplyObject(r);
+	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", "odd", NULL);
+	ASSERT_ERROR(r, "INVALID jobs: expected jid fence pairs");
+	freeReplyObject(r);
+}
+
+struct reaper {
+	const char	  *P;
+	long long	   requeued;
+	pthread_barrier_t *barrier;
+};
+
+static void *
+reaper_run(void *arg)
+{
+	struct reaper *rp = arg;
+	redisContext  *c = it_redis_new();
+	redisReply    *r;
+	int	       i;
+
+	pthread_barrier_wait(rp->barrier);
+	for (i = 0; i < 20; i++) {
+		r = redisCommand(c, "FCALL comfyq_reap 1 %s", rp->P);
+		if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+			rp->requeued += r->element[0]->integer;
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	return (NULL);
+}
+
+static void
+test_two_reapers_one_requeue(void)
+{
+	const char	 *P = it_queue("q");
+	struct claimed	  c;
+	struct reaper	  a, b;
+	pthread_t	  ta, tb;
+	pthread_barrier_t bar;
+
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_sleep_ms(1100);
+	pthread_barrier_init(&bar, NULL, 2);
+	a = (struct reaper){ P, 0, &bar };
+	b = (struct reaper){ P, 0, &bar };
+	pthread_create(&ta, NULL, reaper_run, &a);
+	pthread_create(&tb, NULL, reaper_run, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	pthread_barrier_destroy(&bar);
+	ASSERT_EQ(a.requeued + b.requeued, 1);
+	ASSERT_EQ(it_events(P, "requeued", c.jid), 1);
+	ASSERT_STREQ(it_hget(P, c.jid, "reclaims"), "1");
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
+}
+
+static void
+test_worker_lost_after_reclaims(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+
+	enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_sleep_ms(1100);
+	r = it_fcall(P, "reap", "max_reclaims", "1", NULL);
+	ASSERT_EQ(r->element[0]->integer, 1);
+	freeReplyObject(r);
+	claim_ok(P, "w2", "gpu0", "1000", &c);
+	it_sleep_ms(1100);
+	r = it_fcall(P, "reap", "max_reclaims", "1", NULL);
+	ASSERT_EQ(r->element[0]->integer, 0);
+	ASSERT_EQ(r->element[1]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "failed");
+	ASSERT_STREQ(it_hget(P, c.jid, "error_code"), "worker_lost");
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
+	ASSERT_EQ(it_events(P, "failed", c.jid), 1);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+}
+
+static void
+test_release_hands_back(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c, c2;
+	redisReply    *r;
+	char	       first[64];
+
+	snprintf(first, sizeof first, "%s", enq(P, SPEC_A));
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	r = it_fcall(P, "release", c.jid, c.fence, "draining", NULL);
+	ASSERT_STREQ(it_str(r, 0), "queued");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "queued");
+	ASSERT_STREQ(it_hget(P, c.jid, "attempt"), "0");
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	/* Back at the front of its lane, and the attempt was not counted. */
+	claim_ok(P, "w2", "gpu0", "30000", &c2);
+	ASSERT_STREQ(c2.jid, first);
+	ASSERT_EQ(c2.attempt, 1);
+	r = it_fcall(P, "release", c.jid, c.fence, NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+}
+
+struct waiter {
+	const char *P;
+	char	    member[64];
+	int	    woke;
+};
+
+static void *
+waiter_run(void *arg)
+{
+	struct waiter *w = arg;
+	redisContext  *c = it_redis_new();
+	redisReply    *r;
+
+	r = redisCommand(c, "BZPOPMIN %smarker %smarker:gpu0 10", w->P, w->P);
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+		w->woke = 1;
+		snprintf(w->member, sizeof w->member, "%s", r->element[1]->str);
+	}
+	freeReplyObject(r);
+	redisFree(c);
+	return (NULL);
+}
+
+static void
+test_blocked_claimer_wakes(void)
+{
+	const char   *P = it_queue("q");
+	struct waiter w = { P, "", 0 };
+	pthread_t     t;
+	char	      jid[64];
+	int	      i;
+
+	pthread_create(&t, NULL, waiter_run, &w);
+	/* Wait until the waiter is blocked on the server. */
+	for (i = 0; i < 200 && it_int("EXISTS %smarker", P) == 0; i++) {
+		redisReply *r = it_cmd("CLIENT LIST TYPE normal");
+		int	    blocked = strstr(r->str, "cmd=bzpopmin") != NULL;
+
+		freeReplyObject(r);
+		if (blocked)
+			break;
+		it_sleep_ms(5);
+	}
+	snprintf(jid, sizeof jid, "%s", enq(P, SPEC_A));
+	pthread_join(t, NULL);
+	/* It woke on the job's token, well before its 10 s timeout. */
+	ASSERT_EQ(w.woke, 1);
+	ASSERT_STREQ(w.member, jid);
+}
+
+static void
+test_vram_budget(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	char	       big[64], small[64];
+
+	snprintf(big, sizeof big, "%s",
+	    enq(P, "{\"workflow\":\"a\",\"vram_mb\":12000}"));
+	snprintf(small, sizeof small, "%s",
+	    enq(P, "{\"workflow\":\"a\",\"vram_mb\":4000}"));
+	setcap(P, "gpu0", "4", "10000");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, small);
+	ASSERT_STREQ(it_hget(P, big, "state"), "queued");
+	/* Nothing else fits: reported as no slot, the big job still waits. */
+	ASSERT_STREQ(claim_none(P, "w1", "gpu0"), "noslot");
+	ASSERT_STREQ(it_hget(P, big, "state"), "queued");
+}
+
+static void
+test_slot_guards_and_outside_holders(void)
+{
+	const char *P = it_queue("q");
+	redisReply *r;
+	char	    fence[32];
+
+	r = it_fcall(P, "slot_set", "gpu0", "0", NULL);
+	ASSERT_ERROR(r, "INVALID capacity: 0 not an integer in 1..256");
+	freeReplyObject(r);
+	r = it_fcall(P, "slot_set", "gpu0", "100000", NULL);
+	ASSERT_ERROR(r, "INVALID capacity: 100000 not an integer in 1..256");
+	freeReplyObject(r);
+	r = it_fcall(P, "slot_set", "gpu 0", "1", NULL);
+	ASSERT_ERROR(r,
+	    "INVALID pool: 'gpu 0' may hold only letters, digits "
+	    "and . _ : - @ /");
+	freeReplyObject(r);
+	r = it_fcall(P, "slot_set", "{x}", "1", NULL);
+	ASSERT_EQ(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	ASSERT_EQ(it_keys(P), 0);
+	setcap(P, "gpu0", "1", "0");
+	r = it_fcall(P, "slot_acquire", "gpu0", "warmup", "1000", NULL);
+	ASSERT_STREQ(it_str(r, 0), "slot");
+	snprintf(fence, sizeof fence, "%s", it_str(r, 1));
+	freeReplyObject(r);
+	r = it_fcall(P, "slot_acquire", "gpu0", "other", "1000", NULL);
+	ASSERT_STREQ(it_str(r, 0), "noslot");
+	freeReplyObject(r);
+	r = it_fcall(P, "slot_renew", "gpu0", "warmup", "999", "1000", NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+	/* An outside holder whose lease ran out is reaped. */
+	it_sleep_ms(1100);
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(r->element[3]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	r = it_fcall(P, "slot_release", "gpu0", "warmup", fence, NULL);
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+}
+
+static void
+test_reap_frees_orphaned_job_slot(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	claim_ok(P, "w1", "gpu0", "30000", &c);
+	/* A holder whose fence is not the job's (a crash mid-way). */
+	ASSERT_STREQ(c.fence, "1");
+	freeReplyObject(it_cmd(
+	    "HSET %sheld:gpu0 %s %s", P, c.jid, "w1 999 9999999999999 0"));
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(r->element[3]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	/* Workers waiting on the pool are woken for the freed slot. */
+	r = it_cmd("ZSCORE %smarker:gpu0 free:%s", P, c.jid);
+	ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(r);
+}
+
+static void
+test_reap_promotes_due(void)
+{
+	const char *P = it_queue("q");
+	redisReply *r;
+	char	    spec[128], jid[64];
+
+	snprintf(spec, sizeof spec, "{\"workflow\":\"a\",\"run_at\":%lld}",
+	    clock_wall_ms() + 300);
+	snprintf(jid, sizeof jid, "%s", enq(P, spec));
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(r->element[2]->integer, 0);
+	freeReplyObject(r);
+	it_sleep_ms(350);
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(r->element[2]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
+}
+
+static void
+test_reap_stall_guard(void)
+{
+	const char    *P = it_queue("q");
+	struct claimed c;
+	redisReply    *r;
+
+	enq(P, SPEC_A);
+	setcap(P, "gpu0", "1", "0");
+	r = it_fcall(P, "reap", "stall_ms", "500", "grace_ms", "800", NULL);
+	freeReplyObject(r);
+	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_sleep_ms(1100);
+	/* The last reap is too long ago: hold off for the grace period. */
+	r = it_fcall(P, "reap", "stall_ms", "500", "grace_ms", "800", NULL);
+	ASSERT_EQ(r->element[0]->integer, 0);
+	ASSERT_EQ(r->element[4]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "active");
+	it_sleep_ms(900);
+	r = it_fcall(P, "reap", "stall_ms", "5000", "grace_ms", "800", NULL);
+	ASSERT_EQ(r->element[0]->integer, 1);
+	ASSERT_EQ(r->element[4]->integer, 0);
+	freeReplyObject(r);
+}
+
+static void
+test_register_keeps_set_capacity(void)
+{
+	const char *P = it_queue("q");
+	redisReply *r;
+
+	r = it_fcall(P, "register", "w1", "60000", "gpu0", "2", "0", "host",
+	    "h1", "gpu_name", "Sim", NULL);
+	ASSERT_EQ(r->element[0]->integer, 2);
+	freeReplyObject(r);
+	r = it_cmd("HGET %sworker:w1 gpu_name", P);
+	ASSERT_STREQ(r->str, "Sim");
+	freeReplyObject(r);
+	setcap(P, "gpu0", "5", "0");
+	/* A restart with the default does not undo an operator's setting. */
+	r = it_fcall(P, "register", "w1", "60000", "gpu0", "2", "0", NULL);
+	ASSERT_EQ(r->element[0]->integer, 5);
+	freeReplyObject(r);
+	r = it_fcall(P, "unregister", "w1", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	r = it_cmd("HGET %sworker:w1 state", P);
+	ASSERT_STREQ(r->str, "stopped");
+	freeReplyObject(r);
+	r = it_fcall(P, "register", "w 1", "60000", "gpu0", "2", "0", NULL);
+	ASSERT_EQ(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+}
+
+const struct unit_test itests[] = {
+	{ "enqueue_basic", test_enqueue_basic },
+	{ "enqueue_bad_corpus_writes_nothing",
+	    test_enqueue_bad_corpus_writes_nothing },
+	{ "enqueue_limits", test_enqueue_limits },
+	{ "enqueue_idempotent", test_enqueue_idempotent },
+	{ "claim_needs_pool_and_slot", test_claim_needs_pool_and_slot },
+	{ "claim_takes_job_and_slot", test_claim_takes_job_and_slot },
+	{ "claim_nojob_reports_next_due", test_claim_nojob_reports_next_due },
+	{ "priority_lanes", test_priority_lanes },
+	{ "fair_share_by_tenant", test_fair_share_by_tenant },
+	{ "complete_once", test_complete_once },
+	{ "stale_complete_after_reap", test_stale_complete_after_reap },
+	{ "fail_terminal_refunds_once", test_fail_terminal_refunds_once },
+	{ "retry_backoff_grows_then_fails",
+	    test_retry_backoff_grows_then_fails },
+	{ "cancel_every_state", test_cancel_every_state },
+	{ "heartbeat_renews_and_reports_lost",
+	    test_heartbeat_renews_and_reports_lost },
+	{ "two_reapers_one_requeue", test_two_reapers_one_requeue },
+	{ "worker_lost_after_reclaims", test_worker_lost_after_reclaims },
+	{ "release_hands_back", test_release_hands_back },
+	{ "blocked_claimer_wakes", test_blocked_claimer_wakes },
+	{ "vram_budget", test_vram_budget },
+	{ "slot_guards_and_outside_holders",
+	    test_slot_guards_and_outside_holders },
+	{ "reap_frees_orphaned_job_slot", test_reap_frees_orphaned_job_slot },
+	{ "reap_promotes_due", test_reap_promotes_due },
+	{ "reap_stall_guard", test_reap_stall_guard },
+	{ "register_keeps_set_capacity", test_register_keeps_set_capacity },
+	{ NULL, NULL },
+};

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# tests/run.sh: install what is missing, build with ASan and UBSan, start a
+# private redis-server, and run every test (ctest: unit and integration).
+# Works on a fresh Debian machine as root or with sudo; without either it
+# prints the exact apt-get line to run. Environment:
+#   COMFYQ_BUILD_DIR   build directory (default: build)
+#   CI=true            also turns warnings into errors
+#   CTEST_ARGS         extra arguments for ctest (e.g. "-R integration")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${COMFYQ_BUILD_DIR:-build}
+
+# Debian packages this project builds and tests with.
+packages="build-essential cmake pkg-config libhiredis-dev libcurl4-openssl-dev
+libcjson-dev libevent-dev libstb-dev libwslay-dev redis-server redis-tools"
+. "$root/tests/lib/deps.sh"
+deps_install $packages
+
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASAN=ON \
+	-DUBSAN=ON -DWERROR=$werror
+cmake --build "$build" -j "$(nproc)"
+
+. "$root/tests/lib/redis.sh"
+rdir=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-run.XXXXXX")
+cleanup() { redis_stop; rm -rf "$rdir"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+redis_start "$rdir"
+export COMFYQ_TEST_REDIS_URL=$REDIS_URL
+echo "tests/run.sh: redis-server pid $REDIS_PID on $REDIS_URL"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$build"
+# shellcheck disable=SC2086
+ctest --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-}

@@ -1,0 +1,188 @@
+/* Config table: defaults, bounds, sources in order, errors, reload. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "unit.h"
+
+/* argv arrays below are string literals, as a shell would pass them. */
+#pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
+
+struct tcfg {
+	char	 *url;
+	long long lease_ms;
+	double	  ratio;
+	int	  flag;
+	int	  mode;
+};
+
+static const char *const tmodes[] = { "plain", "json", NULL };
+
+static const struct cfg_entry tentries[] = {
+	{ "redis-url", CFG_STR, offsetof(struct tcfg, url),
+	    "redis://127.0.0.1:6379", .max = 100, .flags = CFG_URL,
+	    .text = "Redis." },
+	{ "lease-ms", CFG_INT, offsetof(struct tcfg, lease_ms), "30000",
+	    .min = 1000, .max = 3600000, .flags = CFG_RELOAD,
+	    .text = "Lease." },
+	{ "ratio", CFG_DOUBLE, offsetof(struct tcfg, ratio), "0.5", .dmin = 0,
+	    .dmax = 1, .text = "A ratio." },
+	{ "flag", CFG_BOOL, offsetof(struct tcfg, flag), "false",
+	    .text = "A flag." },
+	{ "mode", CFG_ENUM, offsetof(struct tcfg, mode), "plain",
+	    .enums = tmodes, .flags = CFG_RELOAD, .text = "A mode." },
+};
+
+static const struct cfg_table ttable = { "test", "A test program.", tentries,
+	sizeof tentries / sizeof tentries[0], sizeof(struct tcfg) };
+
+static void
+tenv_clear(void)
+{
+	unsetenv("COMFYQ_REDIS_URL");
+	unsetenv("COMFYQ_LEASE_MS");
+	unsetenv("COMFYQ_RATIO");
+	unsetenv("COMFYQ_FLAG");
+	unsetenv("COMFYQ_MODE");
+	unsetenv("COMFYQ_CONFIG");
+}
+
+static void
+test_defaults(void)
+{
+	struct tcfg c = { 0 };
+	char	    err[256];
+	char	   *argv[] = { "test", NULL };
+
+	tenv_clear();
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 1, argv, err, sizeof err), CONFIG_OK);
+	ASSERT_STREQ(c.url, "redis://127.0.0.1:6379");
+	ASSERT_EQ(c.lease_ms, 30000);
+	ASSERT_DBL_EQ(c.ratio, 0.5);
+	ASSERT_EQ(c.flag, 0);
+	ASSERT_EQ(c.mode, 0);
+	config_free(&ttable, &c);
+}
+
+static void
+test_sources_in_order(void)
+{
+	struct tcfg c = { 0 };
+	char	    err[256], path[] = "/tmp/comfyq-cfg-XXXXXX";
+	char *argv[] = { "test", "--config", path, "--lease-ms=5000", "--flag",
+		NULL };
+	FILE *f;
+	int   fd;
+
+	tenv_clear();
+	fd = mkstemp(path);
+	ASSERT_TRUE(fd != -1);
+	f = fdopen(fd, "w");
+	fprintf(f, "# a comment\nlease-ms = 2000\nratio = 0.25\nmode=json\n");
+	fclose(f);
+	setenv("COMFYQ_LEASE_MS", "3000", 1);
+	setenv("COMFYQ_RATIO", "0.75", 1);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 5, argv, err, sizeof err), CONFIG_OK);
+	ASSERT_EQ(c.lease_ms, 5000);  /* argv beats env beats file */
+	ASSERT_DBL_EQ(c.ratio, 0.75); /* env beats file */
+	ASSERT_EQ(c.mode, 1);	      /* file beats default */
+	ASSERT_EQ(c.flag, 1);	      /* a bare boolean flag is true */
+	config_free(&ttable, &c);
+	unlink(path);
+	tenv_clear();
+}
+
+static void
+test_errors(void)
+{
+	struct tcfg c = { 0 };
+	char	    err[256], path[] = "/tmp/comfyq-cfg-XXXXXX";
+	char	   *argv1[] = { "test", "--lease-ms", "0", NULL };
+	char	   *argv2[] = { "test", "--nope", "1", NULL };
+	char	   *argv3[] = { "test", NULL };
+	char	   *argv4[] = { "test", "--config", path, NULL };
+	char	   *argv5[] = { "test", "--mode", "xml", NULL };
+	char	   *argv6[] = { "test", "--lease-ms", NULL };
+	FILE	   *f;
+	int	    fd;
+
+	tenv_clear();
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 3, argv1, err, sizeof err), CONFIG_ERROR);
+	ASSERT_STREQ(err, "--lease-ms: 0 not in 1000..3600000");
+	config_free(&ttable, &c);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 3, argv2, err, sizeof err), CONFIG_ERROR);
+	ASSERT_STREQ(err, "unknown option --nope (see --help)");
+	config_free(&ttable, &c);
+	setenv("COMFYQ_RATIO", "lots", 1);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 1, argv3, err, sizeof err), CONFIG_ERROR);
+	ASSERT_STREQ(err, "COMFYQ_RATIO: ratio: 'lots' is not a number");
+	config_free(&ttable, &c);
+	tenv_clear();
+	fd = mkstemp(path);
+	f = fdopen(fd, "w");
+	fprintf(f, "ratio = 0.5\n\nflag = maybe\n");
+	fclose(f);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 3, argv4, err, sizeof err), CONFIG_ERROR);
+	ASSERT_TRUE(strstr(err, ":3: flag: 'maybe' is not a boolean") != NULL);
+	config_free(&ttable, &c);
+	unlink(path);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 3, argv5, err, sizeof err), CONFIG_ERROR);
+	ASSERT_STREQ(err, "--mode: 'xml' is not one of plain, json");
+	config_free(&ttable, &c);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 2, argv6, err, sizeof err), CONFIG_ERROR);
+	ASSERT_STREQ(err, "--lease-ms needs a value");
+	config_free(&ttable, &c);
+}
+
+static void
+test_reload_only_reloadable(void)
+{
+	struct tcfg c = { 0 };
+	char	    err[256];
+	char	   *argv[] = { "test", NULL };
+
+	tenv_clear();
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 1, argv, err, sizeof err), CONFIG_OK);
+	setenv("COMFYQ_LEASE_MS", "9000", 1);
+	setenv("COMFYQ_RATIO", "0.9", 1);
+	setenv("COMFYQ_MODE", "json", 1);
+	ASSERT_EQ(config_reload(&ttable, &c, err, sizeof err), 0);
+	ASSERT_EQ(c.lease_ms, 9000); /* reloadable */
+	ASSERT_EQ(c.mode, 1);	     /* reloadable */
+	ASSERT_DBL_EQ(c.ratio, 0.5); /* not reloadable: unchanged */
+	setenv("COMFYQ_LEASE_MS", "1", 1);
+	ASSERT_EQ(config_reload(&ttable, &c, err, sizeof err), -1);
+	ASSERT_EQ(c.lease_ms, 9000); /* a bad reload changes nothing */
+	config_free(&ttable, &c);
+	tenv_clear();
+}
+
+static void
+test_env_name(void)
+{
+	char buf[64];
+
+	config_env_name("comfyui-start-timeout-s", buf, sizeof buf);
+	ASSERT_STREQ(buf, "COMFYQ_COMFYUI_START_TIMEOUT_S");
+}
+
+const struct unit_test test_config[] = {
+	{ "defaults", test_defaults },
+	{ "sources_in_order", test_sources_in_order },
+	{ "errors", test_errors },
+	{ "reload_only_reloadable", test_reload_only_reloadable },
+	{ "env_name", test_env_name },
+	{ NULL, NULL },
+};
