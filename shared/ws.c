@@ -208,6 +208,18 @@ ws_leave(struct ws *ws)
 	return (0);
 }
 
+/*
+ * One non-blocking write of what is queued (a close frame) before the
+ * socket goes. A socket bufferevent keeps its output frozen at the front
+ * so that only it drains the buffer; we are about to free it.
+ */
+static void
+ws_flush(struct evbuffer *out, evutil_socket_t fd)
+{
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, fd);
+}
+
 /* Stops all I/O and timers; queued frames get one non-blocking write. */
 static void
 ws_teardown(struct ws *ws)
@@ -229,8 +241,7 @@ ws_teardown(struct ws *ws)
 	if (ws->bev != NULL) {
 		fd = bufferevent_getfd(ws->bev);
 		if (fd != -1 && ws->state >= WS_HANDSHAKE)
-			(void)evbuffer_write(
-			    bufferevent_get_output(ws->bev), fd);
+			ws_flush(bufferevent_get_output(ws->bev), fd);
 		bufferevent_free(ws->bev);
 		ws->bev = NULL;
 	}

@@ -33,6 +33,8 @@
 
 #define HANG_TICK_MS 20
 
+static const struct timeval crash_tv = { 0, 20000 };
+
 enum run_state {
 	RS_PICK,
 	RS_LOADED,
@@ -537,22 +539,37 @@ run_ui(struct run *r, int i, const struct node_result *res, int cached)
 	run_send(r, "executed", d);
 }
 
-/* Node-level faults at the start of node i; 1 when one took over. */
+static void
+run_crash_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	_exit(70);
+}
+
+/* Node-level faults at the start of node i: 0 none, 1 the prompt ended
+ * (r is gone), 2 the node hangs. */
 static int
 run_node_faults(struct run *r, int i)
 {
 	struct pyexc exc;
 
 	if (r->target[FX_CRASH] == i) {
+		/* die a moment later, mid-node, once replies are flushed */
 		log_warnx(
 		    "job=%s fault: crash at node %s", r->p->id, r->g->v[i].id);
-		_exit(70);
+		if (event_base_once(sim.base, -1, EV_TIMEOUT, run_crash_cb,
+			NULL, &crash_tv) == -1)
+			_exit(70);
+		run_set_state(r, RS_HUNG);
+		return (2);
 	}
 	if (r->target[FX_WS_DROP] == i && r->p->client_id != NULL)
 		ws_server_drop(r->p->client_id);
 	if (r->target[FX_HANG] == i && r->w.steps == 0) {
 		run_set_state(r, RS_HUNG);
-		return (1);
+		return (2);
 	}
 	if (r->target[FX_OOM] == i) {
 		py_exc(&exc, "torch.OutOfMemoryError", "Allocation on device ");
@@ -617,8 +634,12 @@ run_do_pick(struct run *r)
 		return (0);
 	}
 	r->step = 0;
-	if (run_node_faults(r, i))
-		return (r->state == RS_HUNG ? run_wait(HANG_TICK_MS) : 0);
+	switch (run_node_faults(r, i)) {
+	case 1:
+		return (0);
+	case 2:
+		return (run_wait(HANG_TICK_MS));
+	}
 	run_set_state(r, RS_LOADED);
 	return (run_wait(r->w.load_ms));
 }

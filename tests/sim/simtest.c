@@ -71,23 +71,47 @@ st_sleep_ms(int ms)
 		;
 }
 
+static void sim_exec(struct simproc *, va_list);
+
 void
 sim_start(struct simproc *s, ...)
 {
-	const char *bin = getenv("COMFYQ_SIM");
-	char	   *argv[SIM_MAX_ARGS], portfile[300], *buf;
-	const char *a;
-	va_list	    ap;
-	int	    n = 0, i;
+	va_list ap;
 
-	if (bin == NULL)
-		unit_fail(__FILE__, __LINE__, "COMFYQ_SIM is not set");
 	memset(s, 0, sizeof *s);
 	snprintf(s->dir, sizeof s->dir, "%s/comfyq-simtest.XXXXXX",
 	    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(s->dir) == NULL)
 		unit_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
+	va_start(ap, s);
+	sim_exec(s, ap);
+	va_end(ap);
+}
+
+/* Starts the sim again on the same directory (after it exited). */
+void
+sim_restart(struct simproc *s, ...)
+{
+	va_list ap;
+
+	va_start(ap, s);
+	sim_exec(s, ap);
+	va_end(ap);
+}
+
+static void
+sim_exec(struct simproc *s, va_list ap)
+{
+	const char *bin = getenv("COMFYQ_SIM");
+	char	   *argv[SIM_MAX_ARGS], portfile[300], *buf;
+	const char *a;
+	int	    n = 0, i;
+
+	if (bin == NULL)
+		unit_fail(__FILE__, __LINE__, "COMFYQ_SIM is not set");
+	s->port = 0;
 	snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+	unlink(portfile);
 	snprintf(s->out, sizeof s->out, "%s/output", s->dir);
 	snprintf(s->in, sizeof s->in, "%s/input", s->dir);
 	snprintf(s->temp, sizeof s->temp, "%s/temp", s->dir);
@@ -100,10 +124,8 @@ sim_start(struct simproc *s, ...)
 	argv[n++] = s->dir;
 	argv[n++] = (char *)"--log-level";
 	argv[n++] = (char *)"warning";
-	va_start(ap, s);
 	while ((a = va_arg(ap, const char *)) != NULL && n < SIM_MAX_ARGS - 1)
 		argv[n++] = (char *)a;
-	va_end(ap);
 	argv[n] = NULL;
 	if ((s->pid = fork()) == -1)
 		unit_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
@@ -158,17 +180,23 @@ st_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return (0);
 }
 
-/* Waits for the process to end by itself; returns with it gone. */
-void
+/* Waits for the process to end by itself; returns its exit status. */
+int
 sim_reap(struct simproc *s)
 {
-	int i;
+	int i, st = 0;
 
-	for (i = 0; i < 500 && sim_alive(s); i++)
+	for (i = 0; i < 500; i++) {
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			sim_track(s->pid, 0);
+			s->pid = 0;
+			return (WIFEXITED(st) ? WEXITSTATUS(st)
+					      : 128 + WTERMSIG(st));
+		}
 		st_sleep_ms(10);
-	if (sim_alive(s))
-		unit_fail(__FILE__, __LINE__, "comfyq-sim %d did not exit",
-		    (int)s->pid);
+	}
+	unit_fail(
+	    __FILE__, __LINE__, "comfyq-sim %d did not exit", (int)s->pid);
 }
 
 void

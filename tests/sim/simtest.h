@@ -25,9 +25,10 @@ struct simproc {
 	char  temp[320];
 };
 
-void sim_start(struct simproc *, ...); /* extra args, NULL-terminated */
-void sim_stop(struct simproc *);       /* SIGTERM; asserts exit 0 */
-void sim_reap(struct simproc *);       /* waits for a process that exits */
+void sim_start(struct simproc *, ...);	 /* extra args, NULL-terminated */
+void sim_stop(struct simproc *);	 /* SIGTERM; asserts exit 0 */
+void sim_restart(struct simproc *, ...); /* again, in the same dir */
+int  sim_reap(struct simproc *);	 /* waits for it to exit: the status */
 int  sim_alive(struct simproc *);
 
 struct http_res {

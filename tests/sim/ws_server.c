@@ -67,9 +67,12 @@ wsc_destroy(struct wsc *c)
 	if (!c->abrupt) {
 		(void)wslay_event_send(c->ctx);
 		fd = bufferevent_getfd(c->bev);
-		if (fd != -1)
+		if (fd != -1) {
+			/* the bufferevent keeps its output frozen */
+			evbuffer_unfreeze(bufferevent_get_output(c->bev), 1);
 			(void)evbuffer_write(
 			    bufferevent_get_output(c->bev), fd);
+		}
 	}
 	wslay_event_context_free(c->ctx);
 	evhttp_connection_free(c->evcon);
