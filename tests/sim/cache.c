@@ -28,7 +28,7 @@ cache_hash_file(const char *name, EVP_MD_CTX *md)
 	char  *data;
 	size_t len;
 
-	if (output_annotated(name, sim.input_dir, path, sizeof path) == 0 &&
+	if (path_annotated(name, sim.input_dir, path, sizeof path) == 0 &&
 	    (data = file_slurp(path, (size_t)1 << 30, &len, err, sizeof err)) !=
 		NULL) {
 		EVP_DigestUpdate(md, data, len);

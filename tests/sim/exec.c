@@ -26,22 +26,14 @@
 
 #include <event2/event.h>
 
+#include "exec.h"
 #include "log.h"
-#include "sim.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define HANG_TICK_MS 20
 
 static const struct timeval crash_tv = { 0, 20000 };
-
-enum run_state {
-	RS_PICK,
-	RS_LOADED,
-	RS_STEP,
-	RS_HUNG,
-	RS_FINISH,
-};
 
 static const char *const run_state_names[] = {
 	[RS_PICK] = "pick",
@@ -51,35 +43,6 @@ static const char *const run_state_names[] = {
 	[RS_FINISH] = "finish",
 };
 
-struct adj {
-	int *v;
-	int  n;
-};
-
-struct run {
-	struct prompt *p;
-	struct graph  *g;
-	enum run_state state;
-	char (*sig)[SIG_LEN];
-	struct node_result **res;
-	int		    *pending;
-	int		    *order; /* pending nodes in insertion order */
-	int		     norder;
-	int		    *nblock;
-	struct adj	    *blocking;
-	int		     cur;
-	struct work	     w;
-	int		     step;
-	struct exec_fault    f;
-	int		     target[FX_N];
-	int		     has_client; /* extra_data has a client_id */
-	cJSON		    *messages;
-	cJSON		    *outputs;
-	cJSON		    *meta;
-	cJSON		    *executed;
-	cJSON		    *progress;
-};
-
 static struct run   *run;
 static struct event *run_timer, *kick_ev;
 static int	     interrupted;   /* nodes.interrupt_processing() */
@@ -87,225 +50,12 @@ static char	    *server_client; /* server.client_id, kept after a run */
 static char	    *last_node;	    /* server.last_node_id */
 static int	     flag_unload, flag_free;
 
-static void run_drive(void);
-
 static void
 run_set_state(struct run *r, enum run_state to)
 {
 	log_debug("job=%s %s -> %s", r->p->id, run_state_names[r->state],
 	    run_state_names[to]);
 	r->state = to;
-}
-
-/* The socket this prompt's events go to; NULL broadcasts. */
-static const char *
-run_sid(const struct run *r)
-{
-	return (r->has_client ? r->p->client_id : NULL);
-}
-
-/* An event for the client only (executing, executed, ...). */
-static void
-run_send(struct run *r, const char *type, cJSON *data)
-{
-	if (r->has_client && r->p->client_id != NULL)
-		notify_send(r->p->client_id, type, data);
-	else
-		cJSON_Delete(data);
-}
-
-/* An event for the client, or everyone when there is none (progress). */
-static void
-run_send_any(struct run *r, const char *type, cJSON *data)
-{
-	if (r->has_client && r->p->client_id == NULL)
-		cJSON_Delete(data);
-	else
-		notify_send(run_sid(r), type, data);
-}
-
-/* PromptExecutor.add_message(): kept for history, sent as an event. */
-static void
-run_message(struct run *r, const char *type, cJSON *data, int broadcast)
-{
-	cJSON *pair = cJSON_CreateArray();
-
-	cJSON_AddNumberToObject(data, "timestamp", (double)clock_wall_ms());
-	cJSON_AddItemToArray(pair, cJSON_CreateString(type));
-	cJSON_AddItemToArray(pair, cJSON_Duplicate(data, 1));
-	cJSON_AddItemToArray(r->messages, pair);
-	if (r->has_client || broadcast)
-		run_send_any(r, type, data);
-	else
-		cJSON_Delete(data);
-}
-
-static cJSON *
-run_data(const struct run *r)
-{
-	cJSON *d = cJSON_CreateObject();
-
-	cJSON_AddStringToObject(d, "prompt_id", r->p->id);
-	return (d);
-}
-
-/* progress_state: every node that has started, with its progress. */
-static void
-run_progress_state(
-    struct run *r, const char *id, const char *state, double value, double max)
-{
-	cJSON *e, *d, *nodes, *n;
-
-	if ((e = cJSON_GetObjectItemCaseSensitive(r->progress, id)) == NULL)
-		e = cJSON_AddObjectToObject(r->progress, id);
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "value");
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "max");
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "state");
-	cJSON_AddNumberToObject(e, "value", value);
-	cJSON_AddNumberToObject(e, "max", max);
-	cJSON_AddStringToObject(e, "state", state);
-	if (!sim.cfg.progress_state)
-		return;
-	d = run_data(r);
-	nodes = cJSON_AddObjectToObject(d, "nodes");
-	cJSON_ArrayForEach(e, r->progress)
-	{
-		n = cJSON_AddObjectToObject(nodes, e->string);
-		cJSON_AddItemToObject(n, "value",
-		    cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(e, "value"), 0));
-		cJSON_AddItemToObject(n, "max",
-		    cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(e, "max"), 0));
-		cJSON_AddItemToObject(n, "state",
-		    cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(e, "state"), 0));
-		cJSON_AddStringToObject(n, "node_id", e->string);
-		cJSON_AddStringToObject(n, "prompt_id", r->p->id);
-		cJSON_AddStringToObject(n, "display_node_id", e->string);
-		cJSON_AddNullToObject(n, "parent_node_id");
-		cJSON_AddStringToObject(n, "real_node_id", e->string);
-	}
-	run_send_any(r, "progress_state", d);
-}
-
-static void
-adj_add(struct adj *a, int v)
-{
-	int k;
-
-	for (k = 0; k < a->n; k++)
-		if (a->v[k] == v)
-			return;
-	a->v = xrealloc(a->v, (size_t)(a->n + 1) * sizeof *a->v);
-	a->v[a->n++] = v;
-}
-
-static int
-run_cached(const struct run *r, int i)
-{
-	return (cache_get(r->sig[i]) != NULL);
-}
-
-/* ExecutionList.add_node(): the node and its uncached ancestors, then
- * add_strong_link() for every link found on the way. */
-static void
-run_add_node(struct run *r, int start)
-{
-	int	   *stack = NULL, *links = NULL, sp = 0, nlinks = 0;
-	int	    i, s, k, slot, before;
-	cJSON	   *in;
-	const char *src;
-
-	stack = xrealloc(stack, sizeof *stack);
-	stack[sp++] = start;
-	while (sp > 0) {
-		i = stack[--sp];
-		if (r->pending[i])
-			continue;
-		r->pending[i] = 1;
-		r->order[r->norder++] = i;
-		r->nblock[i] = 0;
-		r->blocking[i].n = 0;
-		cJSON_ArrayForEach(in, r->g->v[i].inputs)
-		{
-			if (!graph_link(in, &src, &slot) ||
-			    (s = graph_find(r->g, src)) < 0)
-				continue;
-			stack =
-			    xrealloc(stack, (size_t)(sp + 1) * sizeof *stack);
-			if (!run_cached(r, s))
-				stack[sp++] = s;
-			links = xrealloc(
-			    links, (size_t)(nlinks + 2) * sizeof *links);
-			links[nlinks++] = s;
-			links[nlinks++] = i;
-		}
-	}
-	for (k = 0; k < nlinks; k += 2) {
-		s = links[k];
-		i = links[k + 1];
-		if (run_cached(r, s))
-			continue;
-		before = r->blocking[s].n;
-		adj_add(&r->blocking[s], i);
-		if (r->blocking[s].n > before)
-			r->nblock[i]++;
-	}
-	free(links);
-	free(stack);
-}
-
-static int
-run_is_output(const struct run *r, int i)
-{
-	return (r->g->v[i].cls->output_node);
-}
-
-static int
-run_blocks_output(const struct run *r, int i, int depth)
-{
-	int k;
-
-	for (k = 0; k < r->blocking[i].n; k++) {
-		int b = r->blocking[i].v[k];
-
-		if (depth == 0 ? run_is_output(r, b)
-			       : run_blocks_output(r, b, depth - 1))
-			return (1);
-	}
-	return (0);
-}
-
-/* ux_friendly_pick_node() over the ready nodes; -1 if none is ready. */
-static int
-run_pick(const struct run *r)
-{
-	int k, pass, i, first = -1;
-
-	for (pass = 0; pass < 3; pass++)
-		for (k = 0; k < r->norder; k++) {
-			i = r->order[k];
-			if (!r->pending[i] || r->nblock[i] != 0)
-				continue;
-			if (first == -1)
-				first = i;
-			if (pass == 0 ? run_is_output(r, i)
-				      : run_blocks_output(r, i, pass - 1))
-				return (i);
-		}
-	return (first);
-}
-
-static void
-run_complete_node(struct run *r, int i)
-{
-	int k;
-
-	r->pending[i] = 0;
-	for (k = 0; k < r->blocking[i].n; k++)
-		r->nblock[r->blocking[i].v[k]]--;
-	r->blocking[i].n = 0;
 }
 
 /* The node a hang/oom/crash/error fault hits: the named node or class,
@@ -320,7 +70,7 @@ run_fault_target(const struct run *r, const char *want)
 		for (i = 0; i < r->g->n; i++) {
 			const struct gnode *n = &r->g->v[i];
 
-			if (!r->pending[i] || run_cached(r, (int)i))
+			if (!execlist_pending(r->el, (int)i) || r->cached[i])
 				continue;
 			if (want[0] != '\0') {
 				if (strcmp(n->id, want) == 0 ||
@@ -341,15 +91,11 @@ run_free(struct run *r)
 {
 	size_t i;
 
-	for (i = 0; i < r->g->n; i++) {
+	for (i = 0; i < r->g->n; i++)
 		result_unref(r->res[i]);
-		free(r->blocking[i].v);
-	}
 	free(r->res);
-	free(r->pending);
-	free(r->order);
-	free(r->nblock);
-	free(r->blocking);
+	execlist_free(r->el);
+	free(r->cached);
 	free(r->sig);
 	cJSON_Delete(r->messages);
 	cJSON_Delete(r->outputs);
@@ -374,20 +120,11 @@ run_apply_flags(void)
 static void
 run_end(struct run *r, int success)
 {
-	cJSON *entry = cJSON_CreateObject(), *status, *d;
+	cJSON *d;
 
 	free(last_node);
 	last_node = NULL;
-	cJSON_AddItemToObject(entry, "prompt", prompt_item(r->p, 0));
-	cJSON_AddItemToObject(entry, "outputs", r->outputs);
-	status = cJSON_AddObjectToObject(entry, "status");
-	cJSON_AddStringToObject(
-	    status, "status_str", success ? "success" : "error");
-	cJSON_AddBoolToObject(status, "completed", success);
-	cJSON_AddItemToObject(status, "messages", r->messages);
-	cJSON_AddItemToObject(entry, "meta", r->meta);
-	r->outputs = r->messages = r->meta = NULL;
-	history_put(r->p->id, entry);
+	history_put(r->p->id, report_history(r, success));
 	log_job(LL_VERBOSE, r->p->id, "%s", success ? "success" : "error");
 	run = NULL;
 	queue_done();
@@ -395,7 +132,7 @@ run_end(struct run *r, int success)
 	d = cJSON_CreateObject();
 	cJSON_AddNullToObject(d, "node");
 	cJSON_AddStringToObject(d, "prompt_id", r->p->id);
-	run_send(r, "executing", d);
+	report_send(r, "executing", d);
 	if (r->f.fired & FXB(FX_SILENCE))
 		notify_unmute();
 	run_free(r);
@@ -403,77 +140,12 @@ run_end(struct run *r, int success)
 	exec_kick();
 }
 
-static cJSON *
-run_current_inputs(const struct run *r, int i)
-{
-	const struct gnode *n = &r->g->v[i];
-	const struct value *v;
-	cJSON		   *ci = cJSON_CreateObject(), *in, *l;
-	const char	   *src;
-	char		   *s;
-	int		    slot, si;
-
-	cJSON_ArrayForEach(in, n->inputs)
-	{
-		if (node_input_find(n->cls, in->string) == NULL)
-			continue;
-		l = cJSON_AddArrayToObject(ci, in->string);
-		if (graph_link(in, &src, &slot)) {
-			si = graph_find(r->g, src);
-			v = si >= 0 && r->res[si] != NULL && slot >= 0 &&
-				slot < r->res[si]->n
-			    ? &r->res[si]->out[slot]
-			    : NULL;
-			cJSON_AddItemToArray(l,
-			    cJSON_CreateString(
-				v != NULL ? value_repr(v) : "None"));
-		} else if (cJSON_IsObject(in) || cJSON_IsArray(in)) {
-			s = py_str(in);
-			cJSON_AddItemToArray(l, cJSON_CreateString(s));
-			free(s);
-		} else
-			cJSON_AddItemToArray(l, cJSON_Duplicate(in, 1));
-	}
-	return (ci);
-}
-
-/* handle_execution_error() for an exception in node i. */
+/* An exception in node i ends the prompt. */
 static void
 run_error(struct run *r, int i, const struct pyexc *exc)
 {
-	static const char oom_tips[] =
-	    "This error means you ran out of memory on your GPU.\n\nTIPS: If "
-	    "the workflow worked before you might have accidentally set the "
-	    "batch_size to a large number.";
-	int    oom = strstr(exc->type, "OutOfMemoryError") != NULL;
-	cJSON *d = run_data(r), *tb, *outs;
-	char  *msg;
-	size_t k;
-
-	cJSON_AddStringToObject(d, "node_id", r->g->v[i].id);
-	cJSON_AddStringToObject(d, "node_type", r->g->v[i].cls->name);
-	cJSON_AddItemToObject(d, "executed", cJSON_Duplicate(r->executed, 1));
-	msg = xasprintf("%s\n%s", exc->msg, oom ? oom_tips : "");
-	cJSON_AddStringToObject(d, "exception_message", msg);
-	free(msg);
-	cJSON_AddStringToObject(d, "exception_type", exc->type);
-	tb = cJSON_AddArrayToObject(d, "traceback");
-	cJSON_AddItemToArray(tb,
-	    cJSON_CreateString("  File \"/ComfyUI/execution.py\", line 496, in "
-			       "execute\n    output_data, output_ui, "
-			       "has_subgraph, has_pending_tasks = await "
-			       "get_output_data(prompt_id, unique_id, obj, "
-			       "input_data_all, execution_block_cb=execution_"
-			       "block_cb, pre_execute_cb=pre_execute_cb, "
-			       "v3_data=v3_data)\n"));
-	cJSON_AddItemToObject(d, "current_inputs", run_current_inputs(r, i));
-	outs = cJSON_AddArrayToObject(d, "current_outputs");
-	for (k = 0; k < r->g->n; k++)
-		cJSON_AddItemToArray(outs, cJSON_CreateString(r->g->v[k].id));
-	log_job(LL_NOTICE, r->p->id, "node %s (%s): %s: %s", r->g->v[i].id,
-	    r->g->v[i].cls->name, exc->type, exc->msg);
-	run_message(r, "execution_error", d, 0);
-	if (oom)
+	report_error(r, i, exc);
+	if (strstr(exc->type, "OutOfMemoryError") != NULL)
 		work_unload_models();
 	run_end(r, 0);
 }
@@ -481,13 +153,7 @@ run_error(struct run *r, int i, const struct pyexc *exc)
 static void
 run_interrupted(struct run *r, int i)
 {
-	cJSON *d = run_data(r);
-
-	cJSON_AddStringToObject(d, "node_id", r->g->v[i].id);
-	cJSON_AddStringToObject(d, "node_type", r->g->v[i].cls->name);
-	cJSON_AddItemToObject(d, "executed", cJSON_Duplicate(r->executed, 1));
-	log_job(LL_VERBOSE, r->p->id, "interrupted at node %s", r->g->v[i].id);
-	run_message(r, "execution_interrupted", d, 1);
+	report_interrupted(r, i);
 	run_end(r, 0);
 }
 
@@ -503,40 +169,6 @@ run_wait(long long ms)
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(run_timer, &tv);
 	return (0);
-}
-
-/* Records the UI output of node i for history and sends `executed`:
- * a cached output node always (its old output, or null), a node that ran
- * only when it has a non-empty UI dict. */
-static void
-run_ui(struct run *r, int i, const struct node_result *res, int cached)
-{
-	const char *id = r->g->v[i].id;
-	cJSON	   *d, *m;
-
-	if (!cached && (res->ui == NULL || res->ui->child == NULL))
-		return;
-	if (res->ui != NULL) {
-		cJSON_DeleteItemFromObjectCaseSensitive(r->outputs, id);
-		cJSON_AddItemToObject(
-		    r->outputs, id, cJSON_Duplicate(res->ui, 1));
-		m = cJSON_CreateObject();
-		cJSON_AddStringToObject(m, "node_id", id);
-		cJSON_AddStringToObject(m, "display_node", id);
-		cJSON_AddNullToObject(m, "parent_node");
-		cJSON_AddStringToObject(m, "real_node_id", id);
-		cJSON_DeleteItemFromObjectCaseSensitive(r->meta, id);
-		cJSON_AddItemToObject(r->meta, id, m);
-	}
-	if (!r->has_client)
-		return;
-	d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "node", id);
-	cJSON_AddStringToObject(d, "display_node", id);
-	cJSON_AddItemToObject(d, "output",
-	    res->ui != NULL ? cJSON_Duplicate(res->ui, 1) : cJSON_CreateNull());
-	cJSON_AddStringToObject(d, "prompt_id", r->p->id);
-	run_send(r, "executed", d);
 }
 
 static void
@@ -600,22 +232,28 @@ run_do_pick(struct run *r)
 	cJSON		   *d;
 	int		    i;
 
-	if ((i = run_pick(r)) == -1) {
-		run_message(r, "execution_success", run_data(r), 0);
+	if ((i = execlist_pick(r->el)) == -1 && execlist_left(r->el) > 0) {
+		py_exc(&exc, "graph.DependencyCycleError",
+		    "Dependency cycle detected");
+		run_error(r, r->cur >= 0 ? r->cur : 0, &exc);
+		return (0);
+	}
+	if (i == -1) {
+		report_message(r, "execution_success", report_data(r), 0);
 		run_end(r, 1);
 		return (0);
 	}
 	r->cur = i;
 	id = r->g->v[i].id;
 	if ((c = cache_get(r->sig[i])) != NULL) {
-		run_ui(r, i, c, 1);
+		report_ui(r, i, c, 1);
 		result_unref(r->res[i]);
 		r->res[i] = result_ref(c);
-		run_progress_state(r, id, "finished", 1, 1);
-		run_complete_node(r, i);
+		report_progress(r, id, "finished", 1, 1);
+		execlist_done(r->el, i);
 		return (1);
 	}
-	run_progress_state(r, id, "running", 0, 1);
+	report_progress(r, id, "running", 0, 1);
 	if (r->has_client) {
 		free(last_node);
 		last_node = xstrdup(id);
@@ -623,7 +261,7 @@ run_do_pick(struct run *r)
 		cJSON_AddStringToObject(d, "node", id);
 		cJSON_AddStringToObject(d, "display_node", id);
 		cJSON_AddStringToObject(d, "prompt_id", r->p->id);
-		run_send(r, "executing", d);
+		report_send(r, "executing", d);
 	}
 	if (interrupted) {
 		run_interrupted(r, i);
@@ -656,13 +294,13 @@ run_do_step(struct run *r)
 		return (0);
 	}
 	r->step++;
-	run_progress_state(r, id, "running", r->step, r->w.steps);
+	report_progress(r, id, "running", r->step, r->w.steps);
 	d = cJSON_CreateObject();
 	cJSON_AddNumberToObject(d, "value", r->step);
 	cJSON_AddNumberToObject(d, "max", r->w.steps);
 	cJSON_AddStringToObject(d, "prompt_id", r->p->id);
 	cJSON_AddStringToObject(d, "node", id);
-	run_send_any(r, "progress", d);
+	report_send_any(r, "progress", d);
 	if (r->target[FX_HANG] == r->cur && r->step >= r->f.hang_step) {
 		run_set_state(r, RS_HUNG);
 		return (run_wait(HANG_TICK_MS));
@@ -687,12 +325,12 @@ run_do_finish(struct run *r)
 	}
 	result_unref(r->res[i]);
 	r->res[i] = res;
-	run_ui(r, i, res, 0);
+	report_ui(r, i, res, 0);
 	cache_put(r->sig[i], res);
-	run_progress_state(r, r->g->v[i].id, "finished",
+	report_progress(r, r->g->v[i].id, "finished",
 	    r->w.steps ? r->w.steps : 1, r->w.steps ? r->w.steps : 1);
 	cJSON_AddItemToArray(r->executed, cJSON_CreateString(r->g->v[i].id));
-	run_complete_node(r, i);
+	execlist_done(r->el, i);
 	run_set_state(r, RS_PICK);
 	return (1);
 }
@@ -760,10 +398,7 @@ run_start(struct prompt *p)
 	r->state = RS_PICK;
 	r->sig = xcalloc(n + 1, sizeof *r->sig);
 	r->res = xcalloc(n + 1, sizeof *r->res);
-	r->pending = xcalloc(n + 1, sizeof *r->pending);
-	r->order = xcalloc(n + 1, sizeof *r->order);
-	r->nblock = xcalloc(n + 1, sizeof *r->nblock);
-	r->blocking = xcalloc(n + 1, sizeof *r->blocking);
+	r->cached = xcalloc(n + 1, sizeof *r->cached);
 	r->messages = cJSON_CreateArray();
 	r->outputs = cJSON_CreateObject();
 	r->meta = cJSON_CreateObject();
@@ -779,12 +414,13 @@ run_start(struct prompt *p)
 	if ((r->f.fired & FXB(FX_SILENCE)) && p->client_id != NULL)
 		notify_mute(p->client_id);
 	log_job(LL_VERBOSE, p->id, "start (%zu nodes)", n);
-	run_message(r, "execution_start", run_data(r), 0);
+	report_message(r, "execution_start", report_data(r), 0);
 	cache_set_prompt(r->g, r->sig);
 	cached = cJSON_CreateArray();
 	for (i = 0; i < n; i++) {
-		if (!run_cached(r, (int)i))
+		if (cache_get(r->sig[i]) == NULL)
 			continue;
+		r->cached[i] = 1;
 		/* what the execution list reads from the cache */
 		r->res[i] = result_ref(cache_get(r->sig[i]));
 		cJSON_AddItemToArray(cached, cJSON_CreateString(r->g->v[i].id));
@@ -792,11 +428,12 @@ run_start(struct prompt *p)
 	o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "nodes", cached);
 	cJSON_AddStringToObject(o, "prompt_id", p->id);
-	run_message(r, "execution_cached", o, 0);
+	report_message(r, "execution_cached", o, 0);
+	r->el = execlist_new(r->g, r->cached);
 	cJSON_ArrayForEach(o, p->outputs)
 	{
 		if ((idx = graph_find(r->g, o->valuestring)) >= 0)
-			run_add_node(r, idx);
+			execlist_add(r->el, idx);
 	}
 	for (k = 0; k < FX_N; k++)
 		r->target[k] = -1;

@@ -13,10 +13,13 @@
  *   pyfmt.c     Python's str()/repr()/int()/float() for those messages
  *   nodes.c     the node classes: inputs, outputs, /object_info
  *   graph.c     a parsed view of one API-format graph
- *   exec.c      one state machine per prompt: order, events, interrupt
+ *   exec.c      one state machine per prompt: steps, interrupt, faults
+ *   execlist.c  ComfyUI's ExecutionList: which node runs next
+ *   report.c    what a prompt tells its client and history
  *   work.c      what each node class does to values, time and files
  *   cache.c     the classic output cache (input signatures)
  *   output.c    output names and files: PNG, MP4, WEBP
+ *   paths.c     os.path.normpath/join/commonpath, " [output]" names
  *   notify.c    WebSocket events: status, per-client, silence
  *   ws_server.c the /ws upgrade and frames (wslay)
  *   view.c      /view    upload.c  /upload/image    faults.c  /sim/faults
@@ -334,6 +337,16 @@ int output_webp(const struct value *, double fps, const char *prefix,
 int output_render(const struct value *, int index, unsigned char **, int black);
 void output_reset(void);
 
+/* ---- execlist.c: which node runs next ---- */
+struct execlist;
+struct execlist *execlist_new(const struct graph *, const int *cached);
+void		 execlist_free(struct execlist *);
+void		 execlist_add(struct execlist *, int);
+int		 execlist_pick(const struct execlist *);
+void		 execlist_done(struct execlist *, int);
+int		 execlist_pending(const struct execlist *, int);
+int		 execlist_left(const struct execlist *);
+
 /* ---- exec.c ---- */
 void	    exec_kick(void);
 void	    exec_interrupt(const char *prompt_id);
@@ -421,11 +434,11 @@ const char *http_path_rest(void);
 
 void view_shutdown(void);
 
-/* Paths (output.c): lexical normalisation as os.path.normpath/abspath,
- * and the " [output]" style annotations of ComfyUI file names. */
+/* ---- paths.c: os.path as ComfyUI uses it ---- */
 void path_norm(const char *, char *, size_t);
+void path_join(const char *, const char *, char *, size_t);
 int  path_inside(const char *root, const char *path);
 int  path_mkdirs(const char *);
-int  output_annotated(const char *name, const char *def, char *, size_t);
+int  path_annotated(const char *name, const char *def, char *, size_t);
 
 #endif

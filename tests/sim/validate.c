@@ -353,7 +353,7 @@ v_custom(const struct node_class *cls, cJSON *inputs, cJSON *errors,
 		    graph_link(img, NULL, NULL) ? "NoneType" : v_pytype(img));
 		return (V_RAISED);
 	}
-	if (output_annotated(
+	if (path_annotated(
 		img->valuestring, sim.input_dir, path, sizeof path) == 0 &&
 	    access(path, F_OK) == 0)
 		return (0);

@@ -288,8 +288,7 @@ w_load_image(
 	char path[8192];
 	int  w, h, n;
 
-	output_annotated(
-	    w_str(g, i, "image"), sim.input_dir, path, sizeof path);
+	path_annotated(w_str(g, i, "image"), sim.input_dir, path, sizeof path);
 	if (!stbi_info(path, &w, &h, &n)) {
 		py_exc(exc, "PIL.UnidentifiedImageError",
 		    "cannot identify image file '%s'", path);
