@@ -94,6 +94,10 @@ out_vars(char *s, size_t len, int w, int h)
 }
 
 /* The counter a file name carries for this prefix, or 0. */
+#define OUT_COMFY 0 /* name_00001_.png, counted from the folder */
+#define OUT_VHS	  1 /* name_00001.mp4, VideoHelperSuite's count */
+#define OUT_FRESH 2 /* a random new prefix: starts at 1 */
+
 static int
 out_file_counter(const char *f, const char *name, int vhs)
 {
@@ -106,7 +110,7 @@ out_file_counter(const char *f, const char *name, int vhs)
 	c = strtol(f + n + 1, &end, 10);
 	if (end == f + n + 1 || c < 0 || c > INT_MAX)
 		return (0);
-	if (!vhs)
+	if (vhs != OUT_VHS)
 		return (*end == '_' || *end == '\0' ? (int)c : 0);
 	/* VHS: name_(\d+)\D*\.[a-zA-Z0-9]+ */
 	while (*end != '\0' && *end != '.' && !isdigit((unsigned char)*end))
@@ -135,7 +139,7 @@ out_scan(const char *folder, const char *name, int vhs)
 	return (max + 1);
 }
 
-/* get_save_image_path(); vhs selects VideoHelperSuite's counting. */
+/* get_save_image_path(); vhs: OUT_COMFY, OUT_VHS or OUT_FRESH. */
 static int
 out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
     struct save_path *sp, struct pyexc *exc)
@@ -170,6 +174,11 @@ out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
 	}
 	snprintf(sp->key, sizeof sp->key, "%s\x01%s\x01%d", sp->folder,
 	    sp->filename, vhs);
+	if (vhs == OUT_FRESH) {
+		/* a random prefix (PreviewImage): nothing to scan or keep */
+		sp->counter = 1;
+		return (0);
+	}
 	if (counters == NULL)
 		counters = omap_new();
 	if ((next = omap_get(counters, sp->key)) == NULL) {
@@ -184,7 +193,7 @@ out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
 static void
 out_used(struct save_path *sp, int upto)
 {
-	int *next = omap_get(counters, sp->key);
+	int *next = counters != NULL ? omap_get(counters, sp->key) : NULL;
 
 	if (next != NULL && upto + 1 > *next)
 		*next = upto + 1;
@@ -354,7 +363,7 @@ output_images(const struct value *v, const char *prefix, int temp, int faults,
 	int		 i, rc;
 
 	if (out_save_path(temp ? sim.temp_dir : sim.output_dir, prefix, v->w,
-		v->h, 0, &sp, exc) == -1)
+		v->h, temp ? OUT_FRESH : OUT_COMFY, &sp, exc) == -1)
 		return (-1);
 	snprintf(fn, sizeof fn, "%s", sp.filename);
 	for (i = 0; i < v->batch; i++) {
@@ -456,11 +465,12 @@ output_video(const struct value *v, double fps, const char *prefix,
 	if (pingpong && frames > 2)
 		frames += frames - 2;
 	if (out_save_path(save_output ? sim.output_dir : sim.temp_dir, prefix,
-		0, 0, 1, &sp, exc) == -1)
+		0, 0, OUT_VHS, &sp, exc) == -1)
 		return (-1);
 	if (out_png(v, 0, 1, faults & OUT_BLACK, &b, exc) == -1)
 		return (-1);
-	rc = out_claim(&sp, "", "png", b.p, b.len, 1, first, sizeof first, exc);
+	rc = out_claim(
+	    &sp, "", "png", b.p, b.len, OUT_VHS, first, sizeof first, exc);
 	free(b.p);
 	if (rc != 0)
 		return (-1);

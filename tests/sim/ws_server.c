@@ -10,8 +10,8 @@
  * socket with an id in use takes the id over (the old socket stays open
  * but hears nothing), and when any socket closes its id is removed from
  * the map, even if a newer socket had taken it over. A socket is freed
- * only outside its own callbacks (depth/dead, like the client in
- * shared/ws.c); evhttp_connection_free() then closes it.
+ * on the next turn of the loop after it closes, outside its callbacks;
+ * evhttp_connection_free() then closes it.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -41,14 +41,15 @@ struct wsc {
 	struct evhttp_connection *evcon;
 	struct bufferevent	 *bev;
 	wslay_event_context_ptr	  ctx;
-	int			  depth;
-	int			  dead;
+	int			  depth; /* in wslay_event_recv() */
+	int			  dead;	 /* closed; freed by ev_free */
+	struct event		 *ev_free;
 	int			  abrupt; /* no close frame */
 	int			  first;  /* no JSON message seen yet */
 	struct wsc		 *prev, *next;
 };
 
-static struct wsc  *all;    /* every open socket */
+static struct wsc  *all;    /* every socket not yet freed */
 static struct omap *by_sid; /* ComfyUI's `sockets` dict */
 
 static void
@@ -62,8 +63,6 @@ wsc_destroy(struct wsc *c)
 		all = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	if (by_sid != NULL)
-		omap_del(by_sid, c->sid);
 	if (!c->abrupt) {
 		(void)wslay_event_send(c->ctx);
 		fd = bufferevent_getfd(c->bev);
@@ -75,19 +74,36 @@ wsc_destroy(struct wsc *c)
 		}
 	}
 	wslay_event_context_free(c->ctx);
+	event_free(c->ev_free);
 	evhttp_connection_free(c->evcon);
 	log_debug("ws %s closed", c->sid);
 	free(c->sid);
 	free(c);
 }
 
-/* Closes c now, or when its callback returns. */
+static void
+wsc_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	wsc_destroy(arg);
+}
+
+/*
+ * Closes c: its id leaves the map at once (ComfyUI's finally: block); the connection is freed on the next turn of
+ * the loop, outside every callback of its own (evhttp closes the socket
+ * itself, which must not happen under a running bufferevent callback).
+ */
 static void
 wsc_close(struct wsc *c)
 {
+	if (c->dead)
+		return;
 	c->dead = 1;
-	if (c->depth == 0)
-		wsc_destroy(c);
+	if (by_sid != NULL)
+		omap_del(by_sid, c->sid);
+	bufferevent_disable(c->bev, EV_READ);
+	event_active(c->ev_free, EV_TIMEOUT, 1);
 }
 
 static ssize_t
@@ -179,12 +195,13 @@ wsc_read_cb(struct bufferevent *bev, void *arg)
 	struct wsc *c = arg;
 
 	(void)bev;
+	if (c->dead)
+		return;
 	c->depth++;
 	if (wslay_event_recv(c->ctx) != 0 || wslay_event_send(c->ctx) != 0 ||
 	    !wslay_event_get_read_enabled(c->ctx))
-		c->dead = 1;
-	if (--c->depth == 0 && c->dead)
-		wsc_destroy(c);
+		wsc_close(c);
+	c->depth--;
 }
 
 static void
@@ -270,6 +287,8 @@ ws_server_upgrade(struct evhttp_request *req)
 	}
 	c->first = 1;
 	c->evcon = evhttp_request_get_connection(req);
+	if ((c->ev_free = event_new(sim.base, -1, 0, wsc_free_cb, c)) == NULL)
+		fatalx("ws: out of memory");
 	c->bev = evhttp_connection_get_bufferevent(c->evcon);
 	if (wslay_event_context_server_init(&c->ctx, &wsc_callbacks, c) != 0)
 		fatalx("ws: out of memory");
