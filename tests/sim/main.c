@@ -186,6 +186,10 @@ sim_signal(evutil_socket_t sig, short what, void *arg)
 		log_notice("signal %d: stopping", (int)sig);
 		event_base_loopexit(sim.base, NULL);
 		break;
+	case SIGHUP:
+		log_notice("SIGHUP: nothing to reload (faults change through "
+			   "POST /sim/faults)");
+		break;
 	default:
 		fatalx("unexpected signal %d", (int)sig);
 	}
@@ -194,7 +198,7 @@ sim_signal(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char **argv)
 {
-	struct event	    *ev_int, *ev_term;
+	struct event	    *ev_int, *ev_term, *ev_hup;
 	struct event_config *ecfg;
 	char		     err[1024];
 	const char	    *fmt = getenv("COMFYQ_LOG_FORMAT");
@@ -241,10 +245,12 @@ main(int argc, char **argv)
 	event_config_free(ecfg);
 	ev_int = evsignal_new(sim.base, SIGINT, sim_signal, NULL);
 	ev_term = evsignal_new(sim.base, SIGTERM, sim_signal, NULL);
-	if (ev_int == NULL || ev_term == NULL)
+	ev_hup = evsignal_new(sim.base, SIGHUP, sim_signal, NULL);
+	if (ev_int == NULL || ev_term == NULL || ev_hup == NULL)
 		fatalx("cannot set signal handlers");
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_hup, NULL);
 	config_dump(&sim_cfg_desc, &sim.cfg);
 	if (http_start(err, sizeof err) == -1) {
 		fprintf(stderr, "comfyq-sim: %s\n", err);
@@ -268,6 +274,7 @@ main(int argc, char **argv)
 	strlist_free(&sim.ipadapters);
 	event_free(ev_int);
 	event_free(ev_term);
+	event_free(ev_hup);
 	event_base_free(sim.base);
 	config_free(&sim_cfg_desc, &sim.cfg);
 	log_notice("stopped");

@@ -902,10 +902,47 @@ test_history_paging(void)
 	sim_stop(&s);
 }
 
+/* --cache-none runs everything every time; --progress-state false
+ * leaves those events out. */
+static void
+test_cache_none(void)
+{
+	struct simproc	s;
+	struct wsc	c;
+	struct http_res r;
+	cJSON	       *d;
+	char	       *g, *t;
+
+	sim_start(&s, "--step-ms", "0", "--model-load-ms", "0", "--cache-none",
+	    "--progress-state", "false", NULL);
+	wsc_open(&c, &s, "c");
+	g = graph_sdxl(CKPT, 64, 64, 7, 2, "cat", "nc");
+	ASSERT_EQ(ht_prompt(&s, g, "c", "n1", &r), 200);
+	ht_free(&r);
+	ASSERT_TRUE(wsc_wait_done(&c, "n1", 3000));
+	ASSERT_EQ(ht_prompt(&s, g, "c", "n2", &r), 200);
+	ht_free(&r);
+	ASSERT_TRUE(wsc_wait_done(&c, "n2", 3000));
+	d = cJSON_GetObjectItemCaseSensitive(
+	    wsc_find(&c, "execution_cached", "n2", 0), "data");
+	ASSERT_EQ(
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "nodes")),
+	    0);
+	t = executing_nodes(&c, "n2");
+	ASSERT_STREQ(t, "4,5,7,6,3,8,9,null");
+	free(t);
+	ASSERT_TRUE(wsc_find(&c, "progress_state", NULL, 0) == NULL);
+	ASSERT_TRUE(wsc_find(&c, "progress", "n2", 1) != NULL);
+	free(g);
+	wsc_free(&c);
+	sim_stop(&s);
+}
+
 const struct unit_test itests[] = {
 	{ "success_order", test_success_order },
 	{ "anonymous_prompt", test_anonymous_prompt },
 	{ "cache_and_free", test_cache_and_free },
+	{ "cache_none", test_cache_none },
 	{ "model_load_time", test_model_load_time },
 	{ "targeted_interrupt", test_targeted_interrupt },
 	{ "queue_delete_and_priority", test_queue_delete_and_priority },
