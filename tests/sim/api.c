@@ -264,19 +264,26 @@ route_object_info(struct evhttp_request *req, cJSON *body)
 	return (0);
 }
 
-int
-route_features(struct evhttp_request *req, cJSON *body)
+/* The server's feature flags (/features and the WebSocket reply). */
+cJSON *
+api_features(void)
 {
 	cJSON *o = cJSON_CreateObject(), *e;
 
-	(void)body;
 	cJSON_AddTrueToObject(o, "supports_preview_metadata");
 	cJSON_AddNumberToObject(o, "max_upload_size",
 	    (double)sim.cfg.max_upload_size * 1024 * 1024);
 	e = cJSON_AddObjectToObject(o, "extension");
 	cJSON_AddTrueToObject(
 	    cJSON_AddObjectToObject(e, "manager"), "supports_v4");
-	http_reply_json(req, 200, o);
+	return (o);
+}
+
+int
+route_features(struct evhttp_request *req, cJSON *body)
+{
+	(void)body;
+	http_reply_json(req, 200, api_features());
 	return (0);
 }
 

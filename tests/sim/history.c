@@ -102,31 +102,17 @@ route_history_get(struct evhttp_request *req, cJSON *body)
 	return (0);
 }
 
+static void
+history_delete(const char *id)
+{
+	if (history != NULL)
+		history_free_entry(omap_del(history, id));
+}
+
 /* POST /history {"clear": true, "delete": [ids]}: 200, empty body. */
 int
 route_history_post(struct evhttp_request *req, cJSON *body)
 {
-	cJSON *del, *it;
-
 	(void)req;
-	if (http_json_keys(body, "clear", "delete") == -1)
-		return (500);
-	if (!cJSON_IsObject(body))
-		return (200);
-	if (py_truthy(cJSON_GetObjectItemCaseSensitive(body, "clear")))
-		history_free_all();
-	if ((del = cJSON_GetObjectItemCaseSensitive(body, "delete")) == NULL)
-		return (200);
-	if (!cJSON_IsArray(del) && !cJSON_IsObject(del) && !cJSON_IsString(del))
-		return (500);
-	cJSON_ArrayForEach(it, del)
-	{
-		const char *k = cJSON_IsObject(del) ? it->string
-		    : cJSON_IsString(it)	    ? it->valuestring
-						    : NULL;
-
-		if (k != NULL && history != NULL)
-			history_free_entry(omap_del(history, k));
-	}
-	return (200);
+	return (http_clear_delete(body, history_free_all, history_delete));
 }

@@ -172,6 +172,47 @@ http_json_keys(const cJSON *j, const char *k1, const char *k2)
 	return (1);
 }
 
+/*
+ * The body of POST /queue and POST /history: {"clear": true} calls clear,
+ * {"delete": ids} calls del for each id, where Python iterates whatever
+ * "delete" holds (a list's items, a dict's keys, a string's characters)
+ * and raises on anything else. Returns the status of the empty reply.
+ */
+int
+http_clear_delete(
+    const cJSON *body, void (*clear)(void), void (*del)(const char *))
+{
+	const cJSON *ids, *it;
+	char	     c[2] = { 0, 0 };
+	size_t	     i;
+
+	if (http_json_keys(body, "clear", "delete") == -1)
+		return (500);
+	if (!cJSON_IsObject(body))
+		return (200);
+	if (py_truthy(cJSON_GetObjectItemCaseSensitive(body, "clear")))
+		clear();
+	if ((ids = cJSON_GetObjectItemCaseSensitive(body, "delete")) == NULL)
+		return (200);
+	if (cJSON_IsString(ids)) {
+		for (i = 0; ids->valuestring[i] != '\0'; i++) {
+			c[0] = ids->valuestring[i];
+			del(c);
+		}
+		return (200);
+	}
+	if (!cJSON_IsArray(ids) && !cJSON_IsObject(ids))
+		return (500);
+	cJSON_ArrayForEach(it, ids)
+	{
+		if (cJSON_IsObject(ids))
+			del(it->string);
+		else if (cJSON_IsString(it))
+			del(it->valuestring);
+	}
+	return (200);
+}
+
 static int
 http_is_loopback(const char *host)
 {

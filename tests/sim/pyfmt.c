@@ -179,8 +179,9 @@ py_repr(const cJSON *v)
 	return (b.s);
 }
 
-static const char *
-py_type_name(const cJSON *v)
+/* type(v).__name__ */
+const char *
+py_typename(const cJSON *v)
 {
 	if (cJSON_IsNull(v))
 		return ("NoneType");
@@ -256,7 +257,7 @@ py_int(const cJSON *v, double *out, struct pyexc *exc)
 	py_exc(exc, "TypeError",
 	    "int() argument must be a string, a bytes-like object or a real "
 	    "number, not '%s'",
-	    py_type_name(v));
+	    py_typename(v));
 	return (-1);
 }
 
@@ -293,7 +294,7 @@ py_float(const cJSON *v, double *out, struct pyexc *exc)
 	}
 	py_exc(exc, "TypeError",
 	    "float() argument must be a string or a real number, not '%s'",
-	    py_type_name(v));
+	    py_typename(v));
 	return (-1);
 }
 

@@ -227,39 +227,16 @@ route_queue_get(struct evhttp_request *req, cJSON *body)
 	return (0);
 }
 
+static void
+queue_delete_id(const char *id)
+{
+	queue_delete(id);
+}
+
 /* POST /queue {"clear": true, "delete": [ids]}: 200, empty body. */
 int
 route_queue_post(struct evhttp_request *req, cJSON *body)
 {
-	cJSON *del, *it;
-	char   c[2] = { 0, 0 };
-	size_t i;
-
 	(void)req;
-	if (http_json_keys(body, "clear", "delete") == -1)
-		return (500);
-	if (!cJSON_IsObject(body))
-		return (200);
-	if (py_truthy(cJSON_GetObjectItemCaseSensitive(body, "clear")))
-		queue_wipe();
-	if ((del = cJSON_GetObjectItemCaseSensitive(body, "delete")) == NULL)
-		return (200);
-	if (cJSON_IsString(del)) {
-		/* Python iterates a string's characters. */
-		for (i = 0; del->valuestring[i] != '\0'; i++) {
-			c[0] = del->valuestring[i];
-			queue_delete(c);
-		}
-		return (200);
-	}
-	if (!cJSON_IsArray(del) && !cJSON_IsObject(del))
-		return (500);
-	cJSON_ArrayForEach(it, del)
-	{
-		if (cJSON_IsObject(del))
-			queue_delete(it->string);
-		else if (cJSON_IsString(it))
-			queue_delete(it->valuestring);
-	}
-	return (200);
+	return (http_clear_delete(body, queue_wipe, queue_delete_id));
 }

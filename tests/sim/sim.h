@@ -102,13 +102,14 @@ struct pyexc {
 	char type[64]; /* "KeyError", "TypeError", ... */
 	char msg[512]; /* str(exception) */
 };
-void  py_float_repr(double, char *, size_t);
-char *py_str(const cJSON *);  /* str(v), malloc'd */
-char *py_repr(const cJSON *); /* repr(v), malloc'd */
-int   py_int(const cJSON *, double *, struct pyexc *);
-int   py_float(const cJSON *, double *, struct pyexc *);
-int   py_truthy(const cJSON *);
-void  py_exc(struct pyexc *, const char *, const char *, ...)
+void	    py_float_repr(double, char *, size_t);
+char	   *py_str(const cJSON *);  /* str(v), malloc'd */
+char	   *py_repr(const cJSON *); /* repr(v), malloc'd */
+int	    py_int(const cJSON *, double *, struct pyexc *);
+int	    py_float(const cJSON *, double *, struct pyexc *);
+int	    py_truthy(const cJSON *);
+const char *py_typename(const cJSON *);
+void	    py_exc(struct pyexc *, const char *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- nodes.c: node classes ---- */
@@ -409,6 +410,8 @@ void	    http_reply_empty(struct evhttp_request *, int);
 void	    http_reply_500(struct evhttp_request *);
 const char *http_query(struct evhttp_request *, const char *);
 int	    http_json_keys(const cJSON *, const char *, const char *);
+int    http_clear_delete(const cJSON *, void (*)(void), void (*)(const char *));
+cJSON *api_features(void);
 
 /* ---- route handlers: return 0 when replied, else a status for an empty
  * body ---- */

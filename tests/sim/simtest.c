@@ -546,6 +546,21 @@ wsc_types(struct wsc *c, const char *prompt_id, int with_status)
 	return (s);
 }
 
+/* POST /prompt with client "c" and wait for its `executing` null. */
+void
+sim_run(struct simproc *s, struct wsc *c, const char *graph, const char *id)
+{
+	struct http_res r;
+
+	ht_prompt(s, graph, "c", id, &r);
+	if (r.status != 200)
+		unit_fail(__FILE__, __LINE__, "POST /prompt %s: %ld %.300s", id,
+		    r.status, r.body);
+	ht_free(&r);
+	if (!wsc_wait_done(c, id, 10000))
+		unit_fail(__FILE__, __LINE__, "prompt %s did not end", id);
+}
+
 char *
 graph_sdxl(const char *ckpt, int w, int h, long long seed, int steps,
     const char *text, const char *prefix)

@@ -74,6 +74,9 @@ char  *wsc_types(struct wsc *, const char *prompt_id, int with_status);
 cJSON *wsc_find(struct wsc *, const char *type, const char *prompt_id, int n);
 void   wsc_clear(struct wsc *);
 
+/* POST /prompt for client "c", then wait until it has ended. */
+void sim_run(struct simproc *, struct wsc *, const char *graph, const char *id);
+
 /* An SDXL txt2img graph: 4 loader, 5 latent, 6/7 text, 3 sampler,
  * 8 decode, 9 SaveImage with the prefix. */
 char *graph_sdxl(const char *ckpt, int w, int h, long long seed, int steps,

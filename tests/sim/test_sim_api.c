@@ -64,6 +64,23 @@ sdxl_with(const char *node, const char *input, const char *json)
 	return (g);
 }
 
+/* The first error of the node when one input of graph_sdxl() is set to
+ * json (NULL: left out). */
+static char *
+variant_error(
+    struct simproc *s, const char *node, const char *input, const char *json)
+{
+	char  *g = sdxl_with(node, input, json), *e;
+	cJSON *j = submit(s, g, 400);
+
+	e = node_error(j, node);
+	cJSON_Delete(j);
+	free(g);
+	return (e);
+}
+
+#define ASSERT_HAS(s, part) ASSERT_TRUE(strstr((s), (part)) != NULL)
+
 static void
 expect_body(struct simproc *s, const char *graph, const char *want)
 {
@@ -123,73 +140,47 @@ test_prompt_errors(void)
 	    "[\"9\"],\"class_type\":\"CheckpointLoaderSimple\"}}}");
 	free(g);
 	/* a missing input */
-	g = sdxl_with("3", "steps", NULL);
-	j = submit(&s, g, 400);
-	e = node_error(j, "3");
+	e = variant_error(&s, "3", "steps", NULL);
 	ASSERT_STREQ(e,
 	    "{\"type\":\"required_input_missing\",\"message\":\"Required input "
 	    "is missing\",\"details\":\"steps\",\"extra_info\":{\"input_name\":"
 	    "\"steps\"}}");
 	free(e);
-	cJSON_Delete(j);
-	free(g);
 	/* bounds, with Python's number formatting */
-	g = sdxl_with("3", "steps", "10001");
-	j = submit(&s, g, 400);
-	e = node_error(j, "3");
-	ASSERT_TRUE(strstr(e,
-			"\"type\":\"value_bigger_than_max\",\"message\":"
-			"\"Value 10001 bigger than max of 10000\","
-			"\"details\":\"steps\"") != NULL);
-	ASSERT_TRUE(strstr(e, "\"received_value\":10001") != NULL);
+	e = variant_error(&s, "3", "steps", "10001");
+	ASSERT_HAS(e,
+	    "\"type\":\"value_bigger_than_max\",\"message\":\"Value "
+	    "10001 bigger than max of 10000\",\"details\":\"steps\"");
+	ASSERT_HAS(e, "\"received_value\":10001");
 	free(e);
-	cJSON_Delete(j);
-	free(g);
-	g = sdxl_with("3", "cfg", "-1");
-	j = submit(&s, g, 400);
-	e = node_error(j, "3");
-	ASSERT_TRUE(strstr(e,
-			"\"message\":\"Value -1.0 smaller than min of "
-			"0.0\"") != NULL);
+	e = variant_error(&s, "3", "cfg", "-1");
+	ASSERT_HAS(e, "\"message\":\"Value -1.0 smaller than min of 0.0\"");
 	free(e);
-	cJSON_Delete(j);
-	free(g);
-	g = sdxl_with("3", "steps", "\"abc\"");
-	j = submit(&s, g, 400);
-	e = node_error(j, "3");
-	ASSERT_TRUE(strstr(e,
-			"\"type\":\"invalid_input_type\",\"message\":"
-			"\"Failed to convert an input value to a INT "
-			"value\",\"details\":\"steps, abc, invalid "
-			"literal for int() with base 10: 'abc'\"") != NULL);
+	e = variant_error(&s, "3", "steps", "\"abc\"");
+	ASSERT_HAS(e,
+	    "\"type\":\"invalid_input_type\",\"message\":\"Failed to "
+	    "convert an input value to a INT value\",\"details\":"
+	    "\"steps, abc, invalid literal for int() with base 10: "
+	    "'abc'\"");
 	free(e);
-	cJSON_Delete(j);
-	free(g);
 	/* a link of the wrong type, and a link that is not [id, slot] */
-	g = sdxl_with("8", "samples", "[\"4\",0]");
-	j = submit(&s, g, 400);
-	e = node_error(j, "8");
-	ASSERT_TRUE(strstr(e,
-			"\"type\":\"return_type_mismatch\",\"message\":"
-			"\"Return type mismatch between linked nodes\","
-			"\"details\":\"samples, received_type(MODEL) "
-			"mismatch input_type(LATENT)\"") != NULL);
-	ASSERT_TRUE(strstr(e,
-			"\"received_type\":\"MODEL\",\"linked_node\":"
-			"[\"4\",0]") != NULL);
+	e = variant_error(&s, "8", "samples", "[\"4\",0]");
+	ASSERT_HAS(e,
+	    "\"type\":\"return_type_mismatch\",\"message\":\"Return "
+	    "type mismatch between linked nodes\",\"details\":"
+	    "\"samples, received_type(MODEL) mismatch "
+	    "input_type(LATENT)\"");
+	ASSERT_HAS(e, "\"received_type\":\"MODEL\",\"linked_node\":[\"4\",0]");
 	free(e);
-	cJSON_Delete(j);
-	free(g);
-	g = sdxl_with("9", "images", "[\"8\",0,1]");
-	j = submit(&s, g, 400);
-	e = node_error(j, "9");
-	ASSERT_TRUE(
-	    strstr(e,
-		"\"type\":\"bad_linked_input\",\"message\":"
-		"\"Bad linked input, must be a length-2 list of "
-		"[node_id, slot_index]\",\"details\":\"images\"") != NULL);
+	e = variant_error(&s, "9", "images", "[\"8\",0,1]");
+	ASSERT_HAS(e,
+	    "\"type\":\"bad_linked_input\",\"message\":\"Bad linked "
+	    "input, must be a length-2 list of [node_id, "
+	    "slot_index]\",\"details\":\"images\"");
 	free(e);
 	/* the output's own errors make the details line */
+	g = sdxl_with("9", "images", "[\"8\",0,1]");
+	j = submit(&s, g, 400);
 	ASSERT_JSTR(cJSON_GetObjectItemCaseSensitive(j, "error"), "details",
 	    "Bad linked input, must be a length-2 list of [node_id, "
 	    "slot_index]: images");
@@ -197,19 +188,15 @@ test_prompt_errors(void)
 	free(g);
 	/* an integer node id in an inner node's link: KeyError, caught by
 	 * the node that links to it */
-	g = sdxl_with("8", "samples", "[3,0]");
-	j = submit(&s, g, 400);
-	e = node_error(j, "8");
-	ASSERT_TRUE(strstr(e,
-			"\"type\":\"exception_during_inner_validation\","
-			"\"message\":\"Exception when validating inner "
-			"node\",\"details\":\"3\"") != NULL);
-	ASSERT_TRUE(strstr(e, "\"input_name\":\"images\"") != NULL);
-	ASSERT_TRUE(strstr(e, "\"exception_type\":\"KeyError\"") != NULL);
-	ASSERT_TRUE(strstr(e, "\"linked_node\":[\"8\",0]") != NULL);
+	e = variant_error(&s, "8", "samples", "[3,0]");
+	ASSERT_HAS(e,
+	    "\"type\":\"exception_during_inner_validation\","
+	    "\"message\":\"Exception when validating inner node\","
+	    "\"details\":\"3\"");
+	ASSERT_HAS(e, "\"input_name\":\"images\"");
+	ASSERT_HAS(e, "\"exception_type\":\"KeyError\"");
+	ASSERT_HAS(e, "\"linked_node\":[\"8\",0]");
 	free(e);
-	cJSON_Delete(j);
-	free(g);
 	/* a LoRA and a ControlNet the sim does not have */
 	j = submit(&s,
 	    "{\"1\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":{"

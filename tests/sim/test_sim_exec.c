@@ -226,13 +226,9 @@ test_cache_and_free(void)
 	wsc_open(&c, &s, "c");
 	snprintf(dir, sizeof dir, "%s/cache", s.out);
 	g = graph_sdxl(CKPT, 64, 64, 7, 2, "cat", "cache/img");
-	ASSERT_EQ(ht_prompt(&s, g, "c", "a1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "a1", 3000));
+	sim_run(&s, &c, g, "a1");
 	/* the identical graph: all cached, old file name, no new file */
-	ASSERT_EQ(ht_prompt(&s, g, "c", "a2", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "a2", 3000));
+	sim_run(&s, &c, g, "a2");
 	d = cJSON_GetObjectItemCaseSensitive(
 	    wsc_find(&c, "execution_cached", "a2", 0), "data");
 	t = cJSON_PrintUnformatted(
@@ -255,9 +251,7 @@ test_cache_and_free(void)
 	ASSERT_EQ(count_files(dir), 1);
 	/* another seed: the loader, texts and latent stay cached */
 	g2 = graph_sdxl(CKPT, 64, 64, 8, 2, "cat", "cache/img");
-	ASSERT_EQ(ht_prompt(&s, g2, "c", "a3", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "a3", 3000));
+	sim_run(&s, &c, g2, "a3");
 	d = cJSON_GetObjectItemCaseSensitive(
 	    wsc_find(&c, "execution_cached", "a3", 0), "data");
 	t = cJSON_PrintUnformatted(
@@ -272,9 +266,7 @@ test_cache_and_free(void)
 	ASSERT_EQ(ht_post(&s, "/free", "{\"free_memory\":true}", &r), 200);
 	ASSERT_EQ((long long)r.len, 0);
 	ht_free(&r);
-	ASSERT_EQ(ht_prompt(&s, g2, "c", "a4", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "a4", 3000));
+	sim_run(&s, &c, g2, "a4");
 	d = cJSON_GetObjectItemCaseSensitive(
 	    wsc_find(&c, "execution_cached", "a4", 0), "data");
 	ASSERT_EQ(
@@ -304,18 +296,14 @@ test_model_load_time(void)
 	wsc_open(&c, &s, "c");
 	g = graph_sdxl(CKPT, 64, 64, 1, 1, "a", "m");
 	t0 = clock_mono_ms();
-	ASSERT_EQ(ht_prompt(&s, g, "c", "m1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "m1", 5000));
+	sim_run(&s, &c, g, "m1");
 	ASSERT_TRUE(clock_mono_ms() - t0 >= 290);
 	free(g);
 	ASSERT_EQ(ht_post(&s, "/free", "{\"unload_models\":true}", &r), 200);
 	ht_free(&r);
 	g = graph_sdxl(CKPT, 64, 64, 2, 1, "a", "m");
 	t0 = clock_mono_ms();
-	ASSERT_EQ(ht_prompt(&s, g, "c", "m2", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "m2", 5000));
+	sim_run(&s, &c, g, "m2");
 	ASSERT_TRUE(clock_mono_ms() - t0 >= 290);
 	/* the loader was cached; only the sampler ran and paid the load */
 	ASSERT_TRUE(wsc_find(&c, "executing", "m2", 0) != NULL);
@@ -390,9 +378,7 @@ test_targeted_interrupt(void)
 	ht_free(&r);
 	free(g2);
 	g2 = graph_empty(8, 8, 0xff, "i3");
-	ASSERT_EQ(ht_prompt(&s, g2, "c", "after", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "after", 3000));
+	sim_run(&s, &c, g2, "after");
 	ASSERT_TRUE(wsc_find(&c, "execution_success", "after", 0) != NULL);
 	free(g);
 	free(g2);
@@ -618,9 +604,7 @@ test_outputs(void)
 		      "\"filename_prefix\":\"px/%%width%%x%%height%%\"}},"
 		      "\"5\":{\"class_type\":\"PreviewImage\",\"inputs\":{"
 		      "\"images\":[\"1\",0]}}}");
-	ASSERT_EQ(ht_prompt(&s, g, "c", "o1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "o1", 3000));
+	sim_run(&s, &c, g, "o1");
 	free(g);
 	/* 0x123456 inverted is 0xedcba9; width 0 keeps the aspect */
 	snprintf(path, sizeof path, "%s/px/60x30_00001_.png", s.out);
@@ -655,14 +639,10 @@ test_outputs(void)
 	}
 	/* the same sampler graph on a fresh cache gives the same bytes */
 	g = graph_sdxl(CKPT, 32, 32, 99, 1, "same", "det/a");
-	ASSERT_EQ(ht_prompt(&s, g, "c", "d1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "d1", 3000));
+	sim_run(&s, &c, g, "d1");
 	ASSERT_EQ(ht_post(&s, "/free", "{\"free_memory\":true}", &r), 200);
 	ht_free(&r);
-	ASSERT_EQ(ht_prompt(&s, g, "c", "d2", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "d2", 3000));
+	sim_run(&s, &c, g, "d2");
 	free(g);
 	snprintf(path, sizeof path, "%s/det/a_00001_.png", s.out);
 	snprintf(path2, sizeof path2, "%s/det/a_00002_.png", s.out);
@@ -672,9 +652,7 @@ test_outputs(void)
 	ASSERT_TRUE(la == lb && memcmp(a, b, la) == 0);
 	free(b);
 	g = graph_sdxl(CKPT, 32, 32, 100, 1, "same", "det/a");
-	ASSERT_EQ(ht_prompt(&s, g, "c", "d3", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "d3", 3000));
+	sim_run(&s, &c, g, "d3");
 	free(g);
 	snprintf(path2, sizeof path2, "%s/det/a_00003_.png", s.out);
 	b = file_read(path2, &lb);
@@ -722,20 +700,17 @@ write_png(const char *path, int w, int h)
 static void
 test_video_nodes(void)
 {
-	struct simproc	s;
-	struct wsc	c;
-	struct http_res r;
-	cJSON	       *root, *h, *gif, *o;
-	char		path[512], *data;
-	size_t		len;
+	struct simproc s;
+	struct wsc     c;
+	cJSON	      *root, *h, *gif, *o;
+	char	       path[512], *data;
+	size_t	       len;
 
 	sim_start(&s, "--step-ms", "0", "--model-load-ms", "0", NULL);
 	snprintf(path, sizeof path, "%s/in.png", s.in);
 	write_png(path, 40, 30);
 	wsc_open(&c, &s, "c");
-	ASSERT_EQ(ht_prompt(&s, svd_graph, "c", "v1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "v1", 3000));
+	sim_run(&s, &c, svd_graph, "v1");
 	ASSERT_TRUE(wsc_find(&c, "execution_success", "v1", 0) != NULL);
 	/* VHS reports a progress step per frame */
 	ASSERT_TRUE(wsc_find(&c, "progress", "v1", 2 + 13) != NULL);
@@ -777,10 +752,9 @@ test_video_nodes(void)
 static void
 test_sdxl_extras(void)
 {
-	struct simproc	s;
-	struct wsc	c;
-	struct http_res r;
-	char		path[512], *g;
+	struct simproc s;
+	struct wsc     c;
+	char	       path[512], *g;
 
 	sim_start(&s, "--step-ms", "0", "--model-load-ms", "0", NULL);
 	snprintf(path, sizeof path, "%s/face.png", s.in);
@@ -827,9 +801,7 @@ test_sdxl_extras(void)
 	    "\"13\":{\"class_type\":\"SaveImage\",\"inputs\":{\"images\":["
 	    "\"12\","
 	    "0],\"filename_prefix\":\"jobs/42/img\"}}}");
-	ASSERT_EQ(ht_prompt(&s, g, "c", "x1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "x1", 3000));
+	sim_run(&s, &c, g, "x1");
 	ASSERT_TRUE(wsc_find(&c, "execution_success", "x1", 0) != NULL);
 	snprintf(path, sizeof path, "%s/jobs/42/img_00001_.png", s.out);
 	ASSERT_TRUE(file_exists(path));
@@ -907,22 +879,17 @@ test_history_paging(void)
 static void
 test_cache_none(void)
 {
-	struct simproc	s;
-	struct wsc	c;
-	struct http_res r;
-	cJSON	       *d;
-	char	       *g, *t;
+	struct simproc s;
+	struct wsc     c;
+	cJSON	      *d;
+	char	      *g, *t;
 
 	sim_start(&s, "--step-ms", "0", "--model-load-ms", "0", "--cache-none",
 	    "--progress-state", "false", NULL);
 	wsc_open(&c, &s, "c");
 	g = graph_sdxl(CKPT, 64, 64, 7, 2, "cat", "nc");
-	ASSERT_EQ(ht_prompt(&s, g, "c", "n1", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "n1", 3000));
-	ASSERT_EQ(ht_prompt(&s, g, "c", "n2", &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(&c, "n2", 3000));
+	sim_run(&s, &c, g, "n1");
+	sim_run(&s, &c, g, "n2");
 	d = cJSON_GetObjectItemCaseSensitive(
 	    wsc_find(&c, "execution_cached", "n2", 0), "data");
 	ASSERT_EQ(

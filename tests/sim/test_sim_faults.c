@@ -29,16 +29,6 @@ set_faults(struct simproc *s, const char *json)
 	ht_free(&r);
 }
 
-static void
-run_prompt(struct simproc *s, struct wsc *c, const char *graph, const char *id)
-{
-	struct http_res r;
-
-	ASSERT_EQ(ht_prompt(s, graph, "c", id, &r), 200);
-	ht_free(&r);
-	ASSERT_TRUE(wsc_wait_done(c, id, 5000));
-}
-
 static cJSON *
 event_data(struct wsc *c, const char *type, const char *id)
 {
@@ -100,7 +90,7 @@ test_execution_error(void)
 			"0}") != NULL);
 	ht_free(&r);
 	g = graph_sdxl(CKPT, 64, 64, 1, 2, "a", "e");
-	run_prompt(&s, &c, g, "e1");
+	sim_run(&s, &c, g, "e1");
 	t = wsc_types(&c, "e1", 0);
 	ASSERT_TRUE(strstr(t, "executing,execution_error,executing") != NULL);
 	ASSERT_TRUE(strstr(t, "execution_success") == NULL);
@@ -137,7 +127,7 @@ test_execution_error(void)
 	set_faults(&s, "{\"execution_error\":null}");
 	free(g);
 	g = graph_sdxl(CKPT, 64, 64, 2, 2, "a", "e");
-	run_prompt(&s, &c, g, "e2");
+	sim_run(&s, &c, g, "e2");
 	ASSERT_STATUS_IS(&s, "e2", "success");
 	free(g);
 	wsc_free(&c);
@@ -177,12 +167,12 @@ test_oom(void)
 	wsc_open(&c, &s, "c");
 	set_faults(&s, "{\"oom\":{\"nth\":2}}");
 	g = graph_sdxl(CKPT, 64, 64, 1, 2, "a", "o");
-	run_prompt(&s, &c, g, "o1");
+	sim_run(&s, &c, g, "o1");
 	ASSERT_STATUS_IS(&s, "o1", "success");
 	loaded = vram_free(&s);
 	free(g);
 	g = graph_sdxl(CKPT, 64, 64, 2, 2, "a", "o");
-	run_prompt(&s, &c, g, "o2");
+	sim_run(&s, &c, g, "o2");
 	d = event_data(&c, "execution_error", "o2");
 	type = cJSON_GetStringValue(
 	    cJSON_GetObjectItemCaseSensitive(d, "exception_type"));
@@ -199,7 +189,7 @@ test_oom(void)
 	ASSERT_TRUE(vram_free(&s) > loaded);
 	free(g);
 	g = graph_sdxl(CKPT, 64, 64, 3, 2, "a", "o");
-	run_prompt(&s, &c, g, "o3");
+	sim_run(&s, &c, g, "o3");
 	ASSERT_STATUS_IS(&s, "o3", "success");
 	free(g);
 	wsc_free(&c);
@@ -247,7 +237,7 @@ test_crash(void)
 	    "{\"crash\":{\"nth\":2}}", NULL);
 	wsc_open(&c, &s, "c");
 	g = graph_empty(8, 8, 1, "cr");
-	run_prompt(&s, &c, g, "c1");
+	sim_run(&s, &c, g, "c1");
 	free(g);
 	snprintf(path, sizeof path, "%s/cr_00001_.png", s.out);
 	ASSERT_TRUE(file_exists(path));
@@ -372,7 +362,7 @@ test_ws_drop_and_silence(void)
 	ASSERT_TRUE(wsc_find(&c2, NULL, "s1", 0) == NULL);
 	free(g);
 	g = graph_sdxl(CKPT, 64, 64, 3, 5, "a", "d");
-	run_prompt(&s, &c2, g, "s2");
+	sim_run(&s, &c2, g, "s2");
 	ASSERT_TRUE(wsc_find(&c2, "execution_success", "s2", 0) != NULL);
 	free(g);
 	wsc_free(&c2);
@@ -400,7 +390,7 @@ test_broken_outputs(void)
 
 	sim_start(&s, "--step-ms", "0", NULL);
 	wsc_open(&c, &s, "c");
-	run_prompt(&s, &c, video_graph, "n1");
+	sim_run(&s, &c, video_graph, "n1");
 	snprintf(path, sizeof path, "%s/ti_00001_.png", s.out);
 	data = file_read(path, &normal);
 	free(data);
@@ -412,7 +402,7 @@ test_broken_outputs(void)
 	    "{\"black_image\":{\"nth\":1},\"tiny_video\":{\"nth\":"
 	    "1}}");
 	data = graph_empty(32, 32, 0x808080, "bl");
-	run_prompt(&s, &c, data, "b1");
+	sim_run(&s, &c, data, "b1");
 	free(data);
 	snprintf(path, sizeof path, "%s/bl_00001_.png", s.out);
 	px = stbi_load(path, &w, &h, &n, 3);
@@ -425,7 +415,7 @@ test_broken_outputs(void)
 	set_faults(&s,
 	    "{\"reset\":true,\"tiny_video\":{},\"truncated_png\":"
 	    "{}}");
-	run_prompt(&s, &c, video_graph, "t1");
+	sim_run(&s, &c, video_graph, "t1");
 	snprintf(path, sizeof path, "%s/tv_00002.mp4", s.out);
 	data = file_read(path, &len);
 	ASSERT_EQ((long long)len, 2048);
@@ -457,7 +447,7 @@ test_no_face(void)
 	memset(px, 90, sizeof px);
 	ASSERT_TRUE(stbi_write_png(path, 64, 64, 3, px, 64 * 3) != 0);
 	wsc_open(&c, &s, "c");
-	run_prompt(&s, &c,
+	sim_run(&s, &c,
 	    "{\"1\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":{"
 	    "\"ckpt_name\":\"" CKPT "\"}},"
 	    "\"2\":{\"class_type\":\"LoadImage\",\"inputs\":{\"image\":"

@@ -87,23 +87,6 @@ v_extra(const struct node_input *in, int config, const cJSON *received)
 	return (x);
 }
 
-static const char *
-v_pytype(const cJSON *v)
-{
-	if (cJSON_IsString(v))
-		return ("str");
-	if (cJSON_IsNumber(v))
-		return (
-		    v->valuedouble == floor(v->valuedouble) ? "int" : "float");
-	if (cJSON_IsBool(v))
-		return ("bool");
-	if (cJSON_IsArray(v))
-		return ("list");
-	if (cJSON_IsObject(v))
-		return ("dict");
-	return ("NoneType");
-}
-
 /* Formats a bound the way the class declares it (int or float). */
 static void
 v_bound(
@@ -136,7 +119,8 @@ v_link(struct vctx *c, const struct node_input *in, cJSON *val, cJSON *errors,
 	int			 rc, ok;
 
 	if (cJSON_IsArray(id) || cJSON_IsObject(id)) {
-		py_exc(exc, "TypeError", "unhashable type: '%s'", v_pytype(id));
+		py_exc(
+		    exc, "TypeError", "unhashable type: '%s'", py_typename(id));
 		return (V_RAISED);
 	}
 	if (!cJSON_IsString(id) ||
@@ -154,7 +138,7 @@ v_link(struct vctx *c, const struct node_input *in, cJSON *val, cJSON *errors,
 		slot->valuedouble != floor(slot->valuedouble))) {
 		py_exc(exc, "TypeError",
 		    "tuple indices must be integers or slices, not %s",
-		    v_pytype(slot));
+		    py_typename(slot));
 		return (V_RAISED);
 	}
 	n = (long)node_noutputs(src);
@@ -350,7 +334,8 @@ v_custom(const struct node_class *cls, cJSON *inputs, cJSON *errors,
 	if (!cJSON_IsString(img)) {
 		py_exc(exc, "AttributeError",
 		    "'%s' object has no attribute 'endswith'",
-		    graph_link(img, NULL, NULL) ? "NoneType" : v_pytype(img));
+		    graph_link(img, NULL, NULL) ? "NoneType"
+						: py_typename(img));
 		return (V_RAISED);
 	}
 	if (path_annotated(
@@ -390,7 +375,8 @@ v_node(struct vctx *c, const char *id, struct pyexc *exc)
 	if (!cJSON_IsObject(inputs) && !cJSON_IsArray(inputs) &&
 	    !cJSON_IsString(inputs)) {
 		py_exc(exc, "TypeError",
-		    "argument of type '%s' is not iterable", v_pytype(inputs));
+		    "argument of type '%s' is not iterable",
+		    py_typename(inputs));
 		return (V_RAISED);
 	}
 	errors = cJSON_CreateArray();

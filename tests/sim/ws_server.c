@@ -90,9 +90,10 @@ wsc_free_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Closes c: its id leaves the map at once (ComfyUI's finally: block); the connection is freed on the next turn of
- * the loop, outside every callback of its own (evhttp closes the socket
- * itself, which must not happen under a running bufferevent callback).
+ * Closes c: its id leaves the map at once (ComfyUI's finally: block),
+ * and the connection is freed on the next turn of the loop, outside every
+ * callback of its own (evhttp closes the socket itself, which must not
+ * happen under a running bufferevent callback).
  */
 static void
 wsc_close(struct wsc *c)
@@ -136,11 +137,13 @@ wsc_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 	return ((ssize_t)len);
 }
 
+/* Client text: a first JSON message of type feature_flags is answered
+ * (to the socket the id maps to, as ComfyUI's send() does); anything else
+ * is ignored. */
 static void
 wsc_text(struct wsc *c, const char *text, size_t len)
 {
-	cJSON *j, *t, *d, *ext;
-	char  *s;
+	cJSON *j, *t;
 
 	if ((j = cJSON_ParseWithLength(text, len)) == NULL) {
 		log_info("ws %s: invalid JSON from client", c->sid);
@@ -148,26 +151,8 @@ wsc_text(struct wsc *c, const char *text, size_t len)
 	}
 	t = cJSON_GetObjectItemCaseSensitive(j, "type");
 	if (c->first && cJSON_IsString(t) &&
-	    strcmp(t->valuestring, "feature_flags") == 0) {
-		d = cJSON_CreateObject();
-		cJSON_AddTrueToObject(d, "supports_preview_metadata");
-		cJSON_AddNumberToObject(d, "max_upload_size",
-		    (double)sim.cfg.max_upload_size * 1024 * 1024);
-		ext = cJSON_AddObjectToObject(d, "extension");
-		cJSON_AddTrueToObject(
-		    cJSON_AddObjectToObject(ext, "manager"), "supports_v4");
-		t = cJSON_CreateObject();
-		cJSON_AddStringToObject(t, "type", "feature_flags");
-		cJSON_AddItemToObject(t, "data", d);
-		if ((s = cJSON_PrintUnformatted(t)) != NULL) {
-			struct wslay_event_msg m = { WSLAY_TEXT_FRAME,
-				(const uint8_t *)s, strlen(s) };
-
-			(void)wslay_event_queue_msg(c->ctx, &m);
-			free(s);
-		}
-		cJSON_Delete(t);
-	}
+	    strcmp(t->valuestring, "feature_flags") == 0)
+		notify_send(c->sid, "feature_flags", api_features());
 	c->first = 0;
 	cJSON_Delete(j);
 }
