@@ -68,7 +68,7 @@ static char *
 form_param(const char *h, size_t hl, const char *param)
 {
 	size_t	    pl = strlen(param);
-	const char *p = h, *e = h + hl, *v;
+	const char *p = h, *e = h + hl, *v, *q;
 
 	for (; p + pl + 1 < e; p++) {
 		if ((p != h && p[-1] != ';' && p[-1] != ' ') ||
@@ -76,13 +76,14 @@ form_param(const char *h, size_t hl, const char *param)
 			continue;
 		v = p + pl + 1;
 		if (*v == '"') {
-			const char *q = memchr(v + 1, '"', (size_t)(e - v - 1));
-
+			q = memchr(v + 1, '"', (size_t)(e - v - 1));
 			if (q == NULL)
 				return (NULL);
 			return (xstrndup(v + 1, (size_t)(q - v - 1)));
 		}
-		return (xstrndup(v, strcspn(v, ";\r\n")));
+		for (q = v; q < e && *q != ';' && *q != '\r' && *q != '\n'; q++)
+			;
+		return (xstrndup(v, (size_t)(q - v)));
 	}
 	return (NULL);
 }
@@ -123,7 +124,9 @@ form_parse(const char *body, size_t len, const char *boundary, struct form *f)
 			cd = memmem(
 			    p, (size_t)(hend - p), "content-disposition:", 20);
 		if (cd != NULL) {
-			size_t cl = strcspn(cd, "\r");
+			const char *cr =
+			    memchr(cd, '\r', (size_t)(hend + 2 - cd));
+			size_t cl = (size_t)(cr - cd);
 
 			f->p[f->n].name = form_param(cd, cl, "name");
 			f->p[f->n].filename = form_param(cd, cl, "filename");
