@@ -15,6 +15,7 @@ extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
 extern const struct unit_test test_workflow[];
+extern const struct unit_test test_graph[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -22,6 +23,7 @@ static const struct unit_suite suites[] = {
 	{ "job", test_job },
 	{ "rq", test_rq },
 	{ "workflow", test_workflow },
+	{ "graph", test_graph },
 };
 
 jmp_buf	    unit_jmp;
