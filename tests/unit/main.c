@@ -16,6 +16,8 @@ extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
 extern const struct unit_test test_workflow[];
 extern const struct unit_test test_graph[];
+extern const struct unit_test test_canny[];
+extern const struct unit_test test_img[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -24,6 +26,8 @@ static const struct unit_suite suites[] = {
 	{ "rq", test_rq },
 	{ "workflow", test_workflow },
 	{ "graph", test_graph },
+	{ "canny", test_canny },
+	{ "img", test_img },
 };
 
 jmp_buf	    unit_jmp;
