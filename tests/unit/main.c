@@ -18,6 +18,7 @@ extern const struct unit_test test_workflow[];
 extern const struct unit_test test_graph[];
 extern const struct unit_test test_canny[];
 extern const struct unit_test test_img[];
+extern const struct unit_test test_inputs[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -28,6 +29,7 @@ static const struct unit_suite suites[] = {
 	{ "graph", test_graph },
 	{ "canny", test_canny },
 	{ "img", test_img },
+	{ "inputs", test_inputs },
 };
 
 jmp_buf	    unit_jmp;
