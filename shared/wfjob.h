@@ -5,10 +5,10 @@
  *
  *	wf_job_new()		 check the spec; NULL with a code and reason
  *	wf_job_ninputs(), wf_job_input()
- *				 each image to fetch (inputs.c), check
- *				 (img.c), maybe Canny (canny.c) or resize,
- *				 upload; then record ComfyUI's name for it in
- *				 wf_input.upload
+ *				 each image; per image, on the thread pool,
+ *	wf_input_prepare()	 fetch, check, Canny or fit: the bytes to
+ *				 upload; the worker uploads them and records
+ *				 ComfyUI's name for them in wf_input.upload
  *	wf_job_render()		 the graph for POST /prompt
  *	wf_job_expect()		 what the outputs must look like
  *	wf_job_error_code()	 maps an execution_error message (no_face)
@@ -25,6 +25,8 @@
 #include <cjson/cJSON.h>
 
 #include "controlnet.h"
+#include "img.h"
+#include "inputs.h"
 #include "job.h"
 #include "template.h"
 
@@ -68,6 +70,8 @@ cJSON		*wf_job_render(
 const struct wf_expect *wf_job_expect(const struct wf_job *);
 const char	       *wf_job_error_code(const struct wf_job *, const char *);
 void			wf_job_free(struct wf_job *);
-unsigned long long	wf_seed(const char *);
+int wf_input_prepare(const struct wf_input *, const struct inputs_opts *,
+    const struct img_limits *, unsigned char **, size_t *, char *, size_t);
+unsigned long long wf_seed(const char *);
 
 #endif

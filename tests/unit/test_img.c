@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canny.h"
 #include "img.h"
 #include "unit.h"
 #include "util.h"
+#include "wfjob.h"
 
 static int
 decode_file(const char *name, const struct img_limits *lim, int ch,
@@ -167,7 +169,99 @@ test_blank(void)
 	img_free(&im);
 }
 
+/* Base64 of a file under tests/data, for wf_input_prepare(). */
+static char *
+b64_file(const char *name, unsigned char **raw, size_t *rawlen)
+{
+	static const char a[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char   err[256], *out;
+	size_t i, o = 0;
+
+	*raw = (unsigned char *)file_slurp(
+	    unit_data(name), 1 << 22, rawlen, err, sizeof err);
+	if (*raw == NULL)
+		unit_fail(__FILE__, __LINE__, "%s", err);
+	out = malloc(*rawlen / 3 * 4 + 8);
+	for (i = 0; i < *rawlen; i += 3) {
+		unsigned v = (*raw)[i] << 16;
+
+		v |= i + 1 < *rawlen ? (*raw)[i + 1] << 8 : 0;
+		v |= i + 2 < *rawlen ? (*raw)[i + 2] : 0;
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		out[o++] = i + 1 < *rawlen ? a[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < *rawlen ? a[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return (out);
+}
+
+static void
+test_prepare(void)
+{
+	struct wf_input in;
+	struct img	im, orig;
+	unsigned char  *raw, *up, *edges;
+	size_t		rawlen, len;
+	char		err[256], *b64;
+
+	memset(&in, 0, sizeof in);
+	snprintf(in.field, sizeof in.field, "inputs.image");
+	b64 = b64_file("images/ok.png", &raw, &rawlen);
+	in.source = b64;
+	/* Nothing to change: the bytes go up as they came. */
+	ASSERT_EQ(
+	    wf_input_prepare(&in, NULL, NULL, &up, &len, err, sizeof err), 0);
+	ASSERT_EQ(len, rawlen);
+	ASSERT_EQ(memcmp(up, raw, len), 0);
+	free(up);
+	/* Fitted: a PNG of exactly the size asked. */
+	in.width = 32;
+	in.height = 40;
+	ASSERT_EQ(
+	    wf_input_prepare(&in, NULL, NULL, &up, &len, err, sizeof err), 0);
+	ASSERT_EQ(img_decode(up, len, NULL, 0, &im, err, sizeof err), 0);
+	ASSERT_EQ(im.w, 32);
+	ASSERT_EQ(im.h, 40);
+	img_free(&im);
+	free(up);
+	/* Canny: a one-channel PNG equal to canny() of the picture. */
+	in.width = in.height = 0;
+	in.canny = 1;
+	in.low = 20;
+	in.high = 60;
+	ASSERT_EQ(
+	    wf_input_prepare(&in, NULL, NULL, &up, &len, err, sizeof err), 0);
+	ASSERT_EQ(img_decode(up, len, NULL, 0, &im, err, sizeof err), 0);
+	ASSERT_EQ(im.channels, 1);
+	ASSERT_EQ(img_decode(raw, rawlen, NULL, 3, &orig, err, sizeof err), 0);
+	edges = malloc(64 * 48);
+	ASSERT_EQ(
+	    canny(orig.pix, 64, 48, 3, 20, 60, edges, err, sizeof err), 0);
+	ASSERT_EQ(memcmp(edges, im.pix, 64 * 48), 0);
+	/* The blue step at x = 32 is an edge down the whole height. */
+	ASSERT_EQ(edges[20 * 64 + 31] | edges[20 * 64 + 32], 255);
+	free(edges);
+	img_free(&orig);
+	img_free(&im);
+	free(up);
+	free(b64);
+	free(raw);
+	/* A text file is refused with the field named. */
+	b64 = b64_file("images/text.txt", &raw, &rawlen);
+	in.source = b64;
+	ASSERT_EQ(
+	    wf_input_prepare(&in, NULL, NULL, &up, &len, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "inputs.image: not an image (JPEG, PNG, GIF, BMP, TGA or PNM)");
+	ASSERT_TRUE(up == NULL);
+	free(b64);
+	free(raw);
+}
+
 const struct unit_test test_img[] = {
+	{ "prepare", test_prepare },
 	{ "broken_files", test_broken_files },
 	{ "good_files", test_good_files },
 	{ "exif_orientation", test_exif_orientation },
