@@ -245,8 +245,8 @@ canny(const unsigned char *pix, int w, int h, int ch, double low, double high,
 	return (rc);
 }
 
-#ifndef COMFYQ_HAVE_CUDA
-/* Builds without CUDA: the caller uses canny() instead. */
+#ifndef COMFYQ_CANNY_CUDA
+/* Builds without nvcc: the caller uses canny() instead. */
 int
 canny_cuda(const unsigned char *pix, int w, int h, int ch, double low,
     double high, unsigned char *out, char *err, size_t errlen)
