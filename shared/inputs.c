@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "inputs.h"
+#include "xmalloc.h"
 
 const struct inputs_opts inputs_opts_default = {
 	.max_bytes = 20 << 20,
@@ -108,6 +109,29 @@ inputs_base64(const char *s, size_t max, unsigned char **out, size_t *len,
 	*out = b;
 	*len = o;
 	return (0);
+}
+
+/* Standard base64 with padding, NUL-terminated (free() it); dies on OOM. */
+char *
+inputs_base64_encode(const unsigned char *b, size_t len)
+{
+	static const char a[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char  *out = xmalloc((len + 2) / 3 * 4 + 1);
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16;
+
+		v |= i + 1 < len ? (uint32_t)b[i + 1] << 8 : 0;
+		v |= i + 2 < len ? b[i + 2] : 0;
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		out[o++] = i + 1 < len ? a[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < len ? a[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return (out);
 }
 
 static int

@@ -27,8 +27,9 @@ void inputs_global_init(void);
 int  inputs_is_url(const char *);
 int  inputs_base64(
      const char *, size_t, unsigned char **, size_t *, char *, size_t);
-int inputs_fetch(const char *, const struct inputs_opts *, unsigned char **,
-    size_t *, char *, size_t);
-int inputs_addr_blocked(const struct sockaddr *);
+int   inputs_fetch(const char *, const struct inputs_opts *, unsigned char **,
+      size_t *, char *, size_t);
+int   inputs_addr_blocked(const struct sockaddr *);
+char *inputs_base64_encode(const unsigned char *, size_t);
 
 #endif

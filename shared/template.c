@@ -532,6 +532,13 @@ wf_description(const struct wf_template *t)
 	return (t->description);
 }
 
+/* The whole template file, as loaded. */
+const cJSON *
+wf_json(const struct wf_template *t)
+{
+	return (t->root);
+}
+
 const cJSON *
 wf_graph(const struct wf_template *t)
 {

@@ -77,6 +77,7 @@ const struct wf_template *wf_find(const struct wf_registry *, const char *);
 const char	       *wf_name(const struct wf_template *);
 const char	       *wf_description(const struct wf_template *);
 const cJSON	       *wf_graph(const struct wf_template *);
+const cJSON	       *wf_json(const struct wf_template *);
 size_t			wf_nparams(const struct wf_template *);
 const struct wf_param  *wf_param_at(const struct wf_template *, size_t);
 const struct wf_param  *wf_param_find(const struct wf_template *, const char *);

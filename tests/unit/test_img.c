@@ -172,28 +172,13 @@ test_blank(void)
 static char *
 b64_file(const char *name, unsigned char **raw, size_t *rawlen)
 {
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char   err[256], *out;
-	size_t i, o = 0;
+	char err[256];
 
 	*raw = (unsigned char *)file_slurp(
 	    unit_data(name), 1 << 22, rawlen, err, sizeof err);
 	if (*raw == NULL)
 		unit_fail(__FILE__, __LINE__, "%s", err);
-	out = malloc(*rawlen / 3 * 4 + 8);
-	for (i = 0; i < *rawlen; i += 3) {
-		unsigned v = (*raw)[i] << 16;
-
-		v |= i + 1 < *rawlen ? (*raw)[i + 1] << 8 : 0;
-		v |= i + 2 < *rawlen ? (*raw)[i + 2] : 0;
-		out[o++] = a[v >> 18 & 63];
-		out[o++] = a[v >> 12 & 63];
-		out[o++] = i + 1 < *rawlen ? a[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < *rawlen ? a[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return (out);
+	return (inputs_base64_encode(*raw, *rawlen));
 }
 
 static void
