@@ -17,19 +17,7 @@
 #include <string.h>
 
 #include "canny.h"
-
-#define CANNY_SHIFT 15
-#define CANNY_TG22  13573 /* tan(22.5 deg) * 2^15, rounded */
-
-static int
-canny_reflect(int i, int n)
-{
-	if (n == 1)
-		return (0);
-	while (i < 0 || i >= n)
-		i = i < 0 ? -i : 2 * n - 2 - i;
-	return (i);
-}
+#include "canny_core.h"
 
 static int
 canny_size_ok(int w, int h, char *err, size_t errlen)
@@ -49,11 +37,10 @@ int
 canny_gray_blur(const unsigned char *pix, int w, int h, int ch,
     unsigned char *out, char *err, size_t errlen)
 {
-	static const int k[5] = { 1, 4, 6, 4, 1 };
-	unsigned char	*g;
-	int		*row;
-	size_t		 n = (size_t)w * h, i;
-	int		 x, y, t;
+	unsigned char *g;
+	int	      *row;
+	size_t	       n = (size_t)w * h, i;
+	int	       x, y;
 
 	if (!canny_size_ok(w, h, err, errlen))
 		return (-1);
@@ -65,50 +52,18 @@ canny_gray_blur(const unsigned char *pix, int w, int h, int ch,
 		snprintf(err, errlen, "canny: out of memory for %dx%d", w, h);
 		return (-1);
 	}
-	for (i = 0; i < n; i++) {
-		const unsigned char *p = pix + i * (size_t)ch;
-
-		g[i] = ch < 3 ? p[0]
-			      : (unsigned char)((9798 * p[0] + 19235 * p[1] +
-						    3735 * p[2] + 16384) >>
-				    15);
-	}
+	for (i = 0; i < n; i++)
+		g[i] = canny_gray_px(pix + i * (size_t)ch, ch);
 	for (y = 0; y < h; y++)
-		for (x = 0; x < w; x++) {
-			int s = 0;
-
-			for (t = 0; t < 5; t++)
-				s += k[t] *
-				    g[(size_t)y * w +
-					canny_reflect(x + t - 2, w)];
-			row[(size_t)y * w + x] = s;
-		}
+		for (x = 0; x < w; x++)
+			row[(size_t)y * w + x] = canny_blur_row_px(g, w, x, y);
 	for (y = 0; y < h; y++)
-		for (x = 0; x < w; x++) {
-			int s = 0;
-
-			for (t = 0; t < 5; t++)
-				s += k[t] *
-				    row[(size_t)canny_reflect(y + t - 2, h) *
-					    w +
-					x];
+		for (x = 0; x < w; x++)
 			out[(size_t)y * w + x] =
-			    (unsigned char)((s + 128) >> 8);
-		}
+			    canny_blur_col_px(row, w, h, x, y);
 	free(g);
 	free(row);
 	return (0);
-}
-
-/* A threshold on the squared magnitude, as OpenCV derives it. */
-static int
-canny_threshold(double t)
-{
-	if (t > 32767.0)
-		t = 32767.0;
-	if (t > 0)
-		t *= t;
-	return ((int)floor(t));
 }
 
 /* Sobel, magnitude, non-maximum suppression: map 0 weak, 1 none, 2 edge. */
@@ -120,43 +75,13 @@ canny_nms(const unsigned char *src, int w, int h, int lo, int hi, int *mag,
 	int    x, y;
 
 	for (y = 0; y < h; y++)
-		for (x = 0; x < w; x++) {
-			int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : x;
-			int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : y;
-#define P(yy, xx) ((int)src[(size_t)(yy)*w + (xx)])
-			int gx = P(ym, xp) - P(ym, xm) +
-			    2 * (P(y, xp) - P(y, xm)) + P(yp, xp) - P(yp, xm);
-			int gy = P(yp, xm) - P(ym, xm) +
-			    2 * (P(yp, x) - P(ym, x)) + P(yp, xp) - P(ym, xp);
-#undef P
-			dx[(size_t)y * w + x] = (short)gx;
-			dy[(size_t)y * w + x] = (short)gy;
-			mag[(y + 1) * W + x + 1] = gx * gx + gy * gy;
-		}
+		for (x = 0; x < w; x++)
+			canny_sobel_px(src, w, h, x, y, mag, dx, dy);
 	memset(map, 1, W * (size_t)(h + 2));
 	for (y = 0; y < h; y++)
-		for (x = 0; x < w; x++) {
-			size_t j = (y + 1) * W + x + 1;
-			int    m = mag[j], xs = dx[(size_t)y * w + x];
-			int    ys = dy[(size_t)y * w + x], ax = abs(xs);
-			int    ay = abs(ys) << CANNY_SHIFT,
-			    tg22x = ax * CANNY_TG22;
-			int keep;
-
-			if (m <= lo)
-				continue;
-			if (ay < tg22x)
-				keep = m > mag[j - 1] && m >= mag[j + 1];
-			else if (ay > tg22x + (ax << (CANNY_SHIFT + 1)))
-				keep = m > mag[j - W] && m >= mag[j + W];
-			else {
-				int s = (xs ^ ys) < 0 ? -1 : 1;
-
-				keep = m > mag[j - W - s] && m > mag[j + W + s];
-			}
-			if (keep)
-				map[j] = m > hi ? 2 : 0;
-		}
+		for (x = 0; x < w; x++)
+			map[(y + 1) * W + x + 1] =
+			    canny_nms_px(mag, dx, dy, w, x, y, lo, hi);
 }
 
 /*

@@ -1,140 +1,81 @@
 /*
- * Canny on a CUDA GPU (see canny.h), step for step the integer arithmetic
- * of canny.c, so the bytes are the same: grey, 5x5 binomial blur with
- * BORDER_REFLECT_101, Sobel with replicated borders, squared L2
- * magnitude in a frame of zeros, non-maximum suppression with the same
- * tie rules, then hysteresis as a fixed point: a pass turns every weak
- * pixel next to an edge into an edge, and passes repeat until one changes
- * nothing, which is the same set the CPU's flood fill reaches.
+ * Canny on a CUDA GPU (see canny.h). Every per-pixel step is the code of
+ * canny_core.h, the same lines canny.c runs, compiled for the device: one
+ * thread a pixel, one kernel a step. Hysteresis is a fixed point instead
+ * of the CPU's flood fill: a pass turns every weak pixel next to an edge
+ * into an edge, and passes repeat until one changes nothing, which
+ * reaches the same set of pixels.
  *
- * Built only where nvcc is found (shared/CMakeLists.txt); the program
- * links the CUDA runtime then. Errors never abort: they come back in err,
- * and the caller uses the CPU path.
+ * Built only where nvcc is found (shared/CMakeLists.txt). Errors never
+ * abort: they come back in err, and the caller uses the CPU path.
  */
 #include <stdio.h>
-#include <math.h>
 
 #include <cuda_runtime.h>
 
-#define CANNY_SHIFT 15
-#define CANNY_TG22  13573
-#define CANNY_MAX_PIXELS (4096LL * 4096)
+#include "canny_core.h"
 
-__device__ static int
-cc_reflect(int i, int n)
-{
-	if (n == 1)
-		return (0);
-	while (i < 0 || i >= n)
-		i = i < 0 ? -i : 2 * n - 2 - i;
-	return (i);
-}
+#define CANNY_MAX_PIXELS (4096LL * 4096)
 
 __global__ static void
 cc_gray(const unsigned char *pix, int n, int ch, unsigned char *g)
 {
 	int i = blockIdx.x * blockDim.x + threadIdx.x;
 
-	if (i >= n)
-		return;
-	const unsigned char *p = pix + (size_t)i * ch;
-	g[i] = ch < 3 ? p[0]
-		      : (unsigned char)((9798 * p[0] + 19235 * p[1] +
-					    3735 * p[2] + 16384) >> 15);
+	if (i < n)
+		g[i] = canny_gray_px(pix + (size_t)i * ch, ch);
 }
 
-__global__ static void
-cc_blur_rows(const unsigned char *g, int w, int h, int *row)
-{
-	const int k[5] = { 1, 4, 6, 4, 1 };
-	int	  x = blockIdx.x * blockDim.x + threadIdx.x;
-	int	  y = blockIdx.y * blockDim.y + threadIdx.y, s = 0, t;
+/* The 2-D kernels: one thread a pixel, doing one step of canny_core.h. */
+enum cc_step { CC_BLUR_ROWS, CC_BLUR_COLS, CC_SOBEL, CC_NMS, CC_OUT };
 
-	if (x >= w || y >= h)
-		return;
-	for (t = 0; t < 5; t++)
-		s += k[t] * g[(size_t)y * w + cc_reflect(x + t - 2, w)];
-	row[(size_t)y * w + x] = s;
-}
-
-__global__ static void
-cc_blur_cols(const int *row, int w, int h, unsigned char *out)
-{
-	const int k[5] = { 1, 4, 6, 4, 1 };
-	int	  x = blockIdx.x * blockDim.x + threadIdx.x;
-	int	  y = blockIdx.y * blockDim.y + threadIdx.y, s = 0, t;
-
-	if (x >= w || y >= h)
-		return;
-	for (t = 0; t < 5; t++)
-		s += k[t] * row[(size_t)cc_reflect(y + t - 2, h) * w + x];
-	out[(size_t)y * w + x] = (unsigned char)((s + 128) >> 8);
-}
+struct cc_bufs {
+	const unsigned char *g;
+	int		    *row;
+	unsigned char	    *blur;
+	int		    *mag;
+	short		    *dx, *dy;
+	unsigned char	    *map, *out;
+	int		     lo, hi;
+};
 
 __global__ static void
-cc_sobel(const unsigned char *src, int w, int h, int *mag, short *dx,
-    short *dy)
-{
-	int x = blockIdx.x * blockDim.x + threadIdx.x;
-	int y = blockIdx.y * blockDim.y + threadIdx.y;
-
-	if (x >= w || y >= h)
-		return;
-	int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : x;
-	int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : y;
-#define P(yy, xx) ((int)src[(size_t)(yy) * w + (xx)])
-	int gx = P(ym, xp) - P(ym, xm) + 2 * (P(y, xp) - P(y, xm)) +
-	    P(yp, xp) - P(yp, xm);
-	int gy = P(yp, xm) - P(ym, xm) + 2 * (P(yp, x) - P(ym, x)) +
-	    P(yp, xp) - P(ym, xp);
-#undef P
-	dx[(size_t)y * w + x] = (short)gx;
-	dy[(size_t)y * w + x] = (short)gy;
-	mag[(size_t)(y + 1) * (w + 2) + x + 1] = gx * gx + gy * gy;
-}
-
-__global__ static void
-cc_nms(const int *mag, const short *dx, const short *dy, int w, int h,
-    int lo, int hi, unsigned char *map)
+cc_step(enum cc_step step, struct cc_bufs b, int w, int h)
 {
 	int    x = blockIdx.x * blockDim.x + threadIdx.x;
 	int    y = blockIdx.y * blockDim.y + threadIdx.y;
-	size_t W = (size_t)w + 2;
+	size_t j = (size_t)(y + 1) * (w + 2) + x + 1;
 
 	if (x >= w || y >= h)
 		return;
-	size_t j = (y + 1) * W + x + 1;
-	int    m = mag[j], xs = dx[(size_t)y * w + x];
-	int    ys = dy[(size_t)y * w + x], ax = abs(xs);
-	int    ay = abs(ys) << CANNY_SHIFT, tg22x = ax * CANNY_TG22, keep;
-
-	map[j] = 1;
-	if (m <= lo)
-		return;
-	if (ay < tg22x)
-		keep = m > mag[j - 1] && m >= mag[j + 1];
-	else if (ay > tg22x + (ax << (CANNY_SHIFT + 1)))
-		keep = m > mag[j - W] && m >= mag[j + W];
-	else {
-		int s = (xs ^ ys) < 0 ? -1 : 1;
-
-		keep = m > mag[j - W - s] && m > mag[j + W + s];
+	switch (step) {
+	case CC_BLUR_ROWS:
+		b.row[(size_t)y * w + x] = canny_blur_row_px(b.g, w, x, y);
+		break;
+	case CC_BLUR_COLS:
+		b.blur[(size_t)y * w + x] = canny_blur_col_px(b.row, w, h, x, y);
+		break;
+	case CC_SOBEL:
+		canny_sobel_px(b.blur, w, h, x, y, b.mag, b.dx, b.dy);
+		break;
+	case CC_NMS:
+		b.map[j] = canny_nms_px(b.mag, b.dx, b.dy, w, x, y, b.lo, b.hi);
+		break;
+	case CC_OUT:
+		b.out[(size_t)y * w + x] = b.map[j] == 2 ? 255 : 0;
+		break;
 	}
-	if (keep)
-		map[j] = m > hi ? 2 : 0;
 }
 
+/* One hysteresis pass: a weak pixel next to an edge becomes one. */
 __global__ static void
 cc_grow(unsigned char *map, int w, int h, int *changed)
 {
 	int    x = blockIdx.x * blockDim.x + threadIdx.x;
 	int    y = blockIdx.y * blockDim.y + threadIdx.y;
-	size_t W = (size_t)w + 2;
+	size_t W = (size_t)w + 2, j = (size_t)(y + 1) * W + x + 1;
 
-	if (x >= w || y >= h)
-		return;
-	size_t j = (y + 1) * W + x + 1;
-	if (map[j] != 0)
+	if (x >= w || y >= h || map[j] != 0)
 		return;
 	if (map[j - 1] == 2 || map[j + 1] == 2 || map[j - W] == 2 ||
 	    map[j + W] == 2 || map[j - W - 1] == 2 || map[j - W + 1] == 2 ||
@@ -142,28 +83,6 @@ cc_grow(unsigned char *map, int w, int h, int *changed)
 		map[j] = 2;
 		*changed = 1;
 	}
-}
-
-__global__ static void
-cc_out(const unsigned char *map, int w, int h, unsigned char *out)
-{
-	int x = blockIdx.x * blockDim.x + threadIdx.x;
-	int y = blockIdx.y * blockDim.y + threadIdx.y;
-
-	if (x >= w || y >= h)
-		return;
-	out[(size_t)y * w + x] =
-	    map[(size_t)(y + 1) * (w + 2) + x + 1] == 2 ? 255 : 0;
-}
-
-static int
-cc_threshold(double t)
-{
-	if (t > 32767.0)
-		t = 32767.0;
-	if (t > 0)
-		t *= t;
-	return ((int)floor(t));
 }
 
 #define CC_TRY(call)                                                           \
@@ -187,6 +106,7 @@ canny_cuda(const unsigned char *pix, int w, int h, int ch, double low,
 	size_t	       n = (size_t)w * h, cells = (size_t)(w + 2) * (h + 2);
 	int	       devices = 0, changed, rc = -1, i;
 	dim3	       b(16, 16), g((w + 15) / 16, (h + 15) / 16);
+	struct cc_bufs bufs;
 
 	if (w < 1 || h < 1 || (long long)w * h > CANNY_MAX_PIXELS) {
 		snprintf(err, errlen, "canny: %dx%d is no size it takes", w, h);
@@ -215,12 +135,21 @@ canny_cuda(const unsigned char *pix, int w, int h, int ch, double low,
 	CC_TRY(cudaMemcpy(d_pix, pix, n * ch, cudaMemcpyHostToDevice));
 	CC_TRY(cudaMemset(d_mag, 0, cells * sizeof(int)));
 	CC_TRY(cudaMemset(d_map, 1, cells));
+	bufs.g = d_g;
+	bufs.row = d_row;
+	bufs.blur = d_blur;
+	bufs.mag = d_mag;
+	bufs.dx = d_dx;
+	bufs.dy = d_dy;
+	bufs.map = d_map;
+	bufs.out = d_out;
+	bufs.lo = canny_threshold(low);
+	bufs.hi = canny_threshold(high);
 	cc_gray<<<(unsigned)((n + 255) / 256), 256>>>(d_pix, (int)n, ch, d_g);
-	cc_blur_rows<<<g, b>>>(d_g, w, h, d_row);
-	cc_blur_cols<<<g, b>>>(d_row, w, h, d_blur);
-	cc_sobel<<<g, b>>>(d_blur, w, h, d_mag, d_dx, d_dy);
-	cc_nms<<<g, b>>>(d_mag, d_dx, d_dy, w, h, cc_threshold(low),
-	    cc_threshold(high), d_map);
+	cc_step<<<g, b>>>(CC_BLUR_ROWS, bufs, w, h);
+	cc_step<<<g, b>>>(CC_BLUR_COLS, bufs, w, h);
+	cc_step<<<g, b>>>(CC_SOBEL, bufs, w, h);
+	cc_step<<<g, b>>>(CC_NMS, bufs, w, h);
 	CC_TRY(cudaGetLastError());
 	/* Each pass grows edges by at least a pixel; check every 16. */
 	for (i = 0; i < w * h; i += 16) {
@@ -236,7 +165,7 @@ canny_cuda(const unsigned char *pix, int w, int h, int ch, double low,
 		if (!changed)
 			break;
 	}
-	cc_out<<<g, b>>>(d_map, w, h, d_out);
+	cc_step<<<g, b>>>(CC_OUT, bufs, w, h);
 	CC_TRY(cudaGetLastError());
 	CC_TRY(cudaMemcpy(out, d_out, n, cudaMemcpyDeviceToHost));
 	rc = 0;

@@ -12,15 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errout.h"
 #include "controlnet.h"
 #include "graph.h"
 #include "util.h"
-
-#define CN_BAD(...)                                                            \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
 
 #define CN_STRENGTH_MAX 10.0   /* ControlNetApplyAdvanced's own bound */
 #define CN_CANNY_MAX	1500.0 /* above the largest Sobel magnitude */
@@ -42,10 +37,10 @@ cn_map_parse(const char *s, struct cn_map *m, char *err, size_t errlen)
 		eq = memchr(p, '=', (size_t)(end - p));
 		if (eq == NULL || eq == p || eq + 1 == end ||
 		    eq - p >= CN_TYPE_MAX || end - eq - 1 >= CN_FILE_MAX)
-			CN_BAD("controlnet-models: '%.*s' is not TYPE=FILE",
+			ERR_OUT("controlnet-models: '%.*s' is not TYPE=FILE",
 			    (int)(end - p), p);
 		if (m->n == CN_TYPES_MAX)
-			CN_BAD(
+			ERR_OUT(
 			    "controlnet-models: over %d types", CN_TYPES_MAX);
 		snprintf(m->type[m->n], CN_TYPE_MAX, "%.*s", (int)(eq - p), p);
 		snprintf(m->file[m->n], CN_FILE_MAX, "%.*s",
@@ -81,7 +76,7 @@ cn_check_type(const struct cn_map *m, const char *from, const char *type,
 	for (i = 0; i < m->n && o < (int)sizeof known; i++)
 		o += snprintf(known + o, sizeof known - (size_t)o, "%s%s",
 		    i ? ", " : "", m->type[i]);
-	CN_BAD("%s.type: '%.32s' unknown (known: %s)", from, type, known);
+	ERR_OUT("%s.type: '%.32s' unknown (known: %s)", from, type, known);
 }
 
 /* Reads an optional number field in lo..hi into *out. */
@@ -94,10 +89,10 @@ cn_num(const cJSON *o, const char *key, const char *from, double lo, double hi,
 	if (v == NULL)
 		return (0);
 	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-		CN_BAD("%s.%s: must be a number", from, key);
+		ERR_OUT("%s.%s: must be a number", from, key);
 	if (v->valuedouble < lo || v->valuedouble > hi)
-		CN_BAD("%s.%s: %g not in %g..%g", from, key, v->valuedouble, lo,
-		    hi);
+		ERR_OUT("%s.%s: %g not in %g..%g", from, key, v->valuedouble,
+		    lo, hi);
 	*out = v->valuedouble;
 	return (0);
 }
@@ -112,19 +107,19 @@ cn_parse_string(const char *s, const char *from, struct cn_entry *e, char *err,
 	int    n = 0, i;
 
 	if (strlen(s) >= sizeof buf)
-		CN_BAD("%s: over %zu bytes", from, sizeof buf - 1);
+		ERR_OUT("%s: over %zu bytes", from, sizeof buf - 1);
 	snprintf(buf, sizeof buf, "%s", s);
 	for (tok = strtok_r(buf, ":", &save); tok != NULL && n < 5;
 	     tok = strtok_r(NULL, ":", &save))
 		f[n++] = tok;
 	if (n != 2 && n != 4)
-		CN_BAD("%s: '%s' is not TYPE:STRENGTH[:START:END]", from, s);
+		ERR_OUT("%s: '%s' is not TYPE:STRENGTH[:START:END]", from, s);
 	for (i = 1; i < n; i++)
 		if (parse_double(f[i], 0, lim[i - 1], &v[i - 1]) == -1)
-			CN_BAD("%s: '%s' not a number in 0..%g in '%s'", from,
+			ERR_OUT("%s: '%s' not a number in 0..%g in '%s'", from,
 			    f[i], lim[i - 1], s);
 	if (strlen(f[0]) >= CN_TYPE_MAX)
-		CN_BAD("%s: type over %d bytes", from, CN_TYPE_MAX - 1);
+		ERR_OUT("%s: type over %d bytes", from, CN_TYPE_MAX - 1);
 	snprintf(e->type, sizeof e->type, "%s", f[0]);
 	e->strength = v[0];
 	e->start = v[1];
@@ -148,15 +143,15 @@ cn_parse_object(const cJSON *o, const char *from, struct cn_entry *e, char *err,
 			if (strcmp(v->string, known[i]) == 0)
 				break;
 		if (i == sizeof known / sizeof known[0])
-			CN_BAD("%s.%.64s: unknown field", from, v->string);
+			ERR_OUT("%s.%.64s: unknown field", from, v->string);
 	}
 	v = cJSON_GetObjectItemCaseSensitive(o, "type");
 	if (!cJSON_IsString(v) || strlen(v->valuestring) >= CN_TYPE_MAX)
-		CN_BAD("%s.type: must be a string", from);
+		ERR_OUT("%s.type: must be a string", from);
 	snprintf(e->type, sizeof e->type, "%s", v->valuestring);
 	if (cJSON_GetObjectItemCaseSensitive(o, "strength") != NULL &&
 	    cJSON_GetObjectItemCaseSensitive(o, "conditioning_scale") != NULL)
-		CN_BAD(
+		ERR_OUT(
 		    "%s: give strength or conditioning_scale, not both", from);
 	if (cn_num(o, "strength", from, 0, CN_STRENGTH_MAX, &e->strength, err,
 		errlen) == -1 ||
@@ -171,12 +166,12 @@ cn_parse_object(const cJSON *o, const char *from, struct cn_entry *e, char *err,
 		return (-1);
 	v = cJSON_GetObjectItemCaseSensitive(o, "preprocess");
 	if (v != NULL && !cJSON_IsBool(v))
-		CN_BAD("%s.preprocess: must be true or false", from);
+		ERR_OUT("%s.preprocess: must be true or false", from);
 	e->preprocess = cJSON_IsTrue(v);
 	v = cJSON_GetObjectItemCaseSensitive(o, "image");
 	if (v != NULL && (!cJSON_IsString(v) || *v->valuestring == '\0'))
-		CN_BAD("%s.image: must be an image (base64, data URI or URL) "
-		       "or the name of an input",
+		ERR_OUT("%s.image: must be an image (base64, data URI or URL) "
+			"or the name of an input",
 		    from);
 	e->source = v != NULL ? v->valuestring : NULL;
 	return (0);
@@ -198,7 +193,7 @@ cn_resolve_image(struct cn_entry *e, const cJSON *inputs, const char *from,
 		return (0);
 	}
 	if (e->source == NULL)
-		CN_BAD("%s: no condition image (give \"image\" or inputs.%s)",
+		ERR_OUT("%s: no condition image (give \"image\" or inputs.%s)",
 		    from, e->type);
 	return (0);
 }
@@ -220,7 +215,7 @@ cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
 	{
 		snprintf(from, sizeof from, "controlnets[%d]", l->n);
 		if (l->n == CN_MAX)
-			CN_BAD("controlnets: over %d entries", CN_MAX);
+			ERR_OUT("controlnets: over %d entries", CN_MAX);
 		e = &l->e[l->n];
 		e->strength = 1.0;
 		e->start = 0.0;
@@ -235,14 +230,14 @@ cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
 		    cn_resolve_image(e, inputs, from, err, errlen) == -1)
 			return (-1);
 		if (e->start > e->end)
-			CN_BAD("%s: start %g after end %g", from, e->start,
+			ERR_OUT("%s: start %g after end %g", from, e->start,
 			    e->end);
 		if (e->low > e->high)
-			CN_BAD(
+			ERR_OUT(
 			    "%s: low %g above high %g", from, e->low, e->high);
 		if (e->preprocess && strcmp(e->type, "canny") != 0)
-			CN_BAD("%s: preprocess is offered for canny only, not "
-			       "%s",
+			ERR_OUT("%s: preprocess is offered for canny only, not "
+				"%s",
 			    from, e->type);
 		l->n++;
 	}
@@ -266,14 +261,14 @@ cn_find_sampler(
 			strcmp(ct, "KSamplerAdvanced") != 0))
 			continue;
 		if (n++ > 0)
-			CN_BAD("controlnets: the graph has more than one "
-			       "sampler (nodes %s and %s)",
+			ERR_OUT("controlnets: the graph has more than one "
+				"sampler (nodes %s and %s)",
 			    *id, node->string);
 		*id = node->string;
 		*inputs = graph_node_inputs(node);
 	}
 	if (n == 0)
-		CN_BAD("controlnets: the graph has no KSampler");
+		ERR_OUT("controlnets: the graph has no KSampler");
 	return (0);
 }
 
@@ -299,8 +294,8 @@ cn_inject(cJSON *graph, const struct cn_list *l, const struct cn_map *m,
 		&pid, &pslot) ||
 	    !graph_link_parse(
 		cJSON_GetObjectItemCaseSensitive(ks, "negative"), &nid, &nslot))
-		CN_BAD("controlnets: sampler %s has no positive and negative "
-		       "links",
+		ERR_OUT("controlnets: sampler %s has no positive and negative "
+			"links",
 		    sid);
 	snprintf(pos, sizeof pos, "%s", pid);
 	snprintf(neg, sizeof neg, "%s", nid);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errout.h"
 #include "graph.h"
 #include "log.h"
 
@@ -255,12 +256,6 @@ graph_class_info(
 	return (1);
 }
 
-#define GRAPH_BAD(...)                                                         \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
-
 /* Checks one node's inputs: every list a link to an existing output. */
 static int
 graph_check_inputs(const cJSON *graph, const cJSON *node,
@@ -272,27 +267,26 @@ graph_check_inputs(const cJSON *graph, const cJSON *node,
 
 	in = cJSON_GetObjectItemCaseSensitive(node, "inputs");
 	if (in != NULL && !cJSON_IsObject(in))
-		GRAPH_BAD("node %s: inputs must be an object", node->string);
+		ERR_OUT("node %s: inputs must be an object", node->string);
 	cJSON_ArrayForEach(v, in)
 	{
 		if (!cJSON_IsArray(v))
 			continue;
 		if (!graph_link_parse(v, &id, &slot))
-			GRAPH_BAD(
-			    "node %s input %s: not a link [\"<node id>\", "
-			    "<output index>] (wrap a literal list as "
-			    "{\"__value__\": [...]})",
+			ERR_OUT("node %s input %s: not a link [\"<node id>\", "
+				"<output index>] (wrap a literal list as "
+				"{\"__value__\": [...]})",
 			    node->string, v->string);
 		src = cJSON_GetObjectItemCaseSensitive(graph, id);
 		if (src == NULL)
-			GRAPH_BAD("node %s input %s: link to missing node %s",
+			ERR_OUT("node %s input %s: link to missing node %s",
 			    node->string, v->string, id);
 		sct = graph_node_class(src);
 		if (sct != NULL &&
 		    graph_class_info(object_info, sct, &outs, &onode) &&
 		    slot >= outs)
-			GRAPH_BAD("node %s input %s: node %s (%s) has no "
-				  "output %d (it has %d)",
+			ERR_OUT("node %s input %s: node %s (%s) has no "
+				"output %d (it has %d)",
 			    node->string, v->string, id, sct, slot, outs);
 	}
 	return (0);
@@ -346,21 +340,21 @@ graph_validate(
 	int	       n = 0, i, outs, onode, outputs = 0, unknown = 0;
 
 	if (!cJSON_IsObject(graph) || graph->child == NULL)
-		GRAPH_BAD("graph: must be a non-empty object of nodes");
+		ERR_OUT("graph: must be a non-empty object of nodes");
 	cJSON_ArrayForEach(node, graph)
 	{
 		if (++n > GRAPH_NODES_MAX)
-			GRAPH_BAD("graph: over %d nodes", GRAPH_NODES_MAX);
+			ERR_OUT("graph: over %d nodes", GRAPH_NODES_MAX);
 		if (*node->string == '\0' ||
 		    strlen(node->string) >= GRAPH_ID_MAX)
-			GRAPH_BAD("graph: node id '%.80s' must be 1..%d bytes",
+			ERR_OUT("graph: node id '%.80s' must be 1..%d bytes",
 			    node->string, GRAPH_ID_MAX - 1);
 		if (!cJSON_IsObject(node) ||
 		    (ct = graph_node_class(node)) == NULL)
-			GRAPH_BAD("node %s: no class_type", node->string);
+			ERR_OUT("node %s: no class_type", node->string);
 		if (!graph_class_info(object_info, ct, &outs, &onode)) {
 			if (object_info != NULL)
-				GRAPH_BAD("node %s: class %s is not installed",
+				ERR_OUT("node %s: class %s is not installed",
 				    node->string, ct);
 			unknown++;
 		} else if (onode)
@@ -371,7 +365,7 @@ graph_validate(
 	}
 	colour = calloc((size_t)n, 1);
 	if (colour == NULL)
-		GRAPH_BAD("graph: out of memory");
+		ERR_OUT("graph: out of memory");
 	for (i = 0, node = graph->child; node != NULL; node = node->next, i++) {
 		int c = graph_dfs(graph, node, i, colour, 0);
 
@@ -379,13 +373,13 @@ graph_validate(
 			const cJSON *cn = cJSON_GetArrayItem(graph, c);
 
 			free(colour);
-			GRAPH_BAD("graph: cycle through node %s", cn->string);
+			ERR_OUT("graph: cycle through node %s", cn->string);
 		}
 	}
 	free(colour);
 	if (outputs == 0 && unknown == 0)
-		GRAPH_BAD("graph: no output node (SaveImage, PreviewImage, "
-			  "VHS_VideoCombine, ...)");
+		ERR_OUT("graph: no output node (SaveImage, PreviewImage, "
+			"VHS_VideoCombine, ...)");
 	return (0);
 }
 

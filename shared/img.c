@@ -19,6 +19,7 @@
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
 
+#include "errout.h"
 #include "img.h"
 
 const struct img_limits img_limits_default = {
@@ -27,12 +28,6 @@ const struct img_limits img_limits_default = {
 	.min_side = 8,
 	.max_side = 8192,
 };
-
-#define IMG_BAD(...)                                                           \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
 
 static unsigned
 img_be16(const unsigned char *p, int le)
@@ -119,7 +114,7 @@ img_orient(struct img *im, int o, char *err, size_t errlen)
 	int	       ow = o >= 5 ? h : w, oh = o >= 5 ? w : h;
 
 	if ((out = malloc((size_t)w * h * c)) == NULL)
-		IMG_BAD("out of memory for a %dx%d image", w, h);
+		ERR_OUT("out of memory for a %dx%d image", w, h);
 	for (y = 0; y < oh; y++)
 		for (x = 0; x < ow; x++) {
 			switch (o) {
@@ -167,13 +162,13 @@ img_check_size(
     int w, int h, const struct img_limits *lim, char *err, size_t errlen)
 {
 	if (w < lim->min_side || w > lim->max_side)
-		IMG_BAD("%dx%d: width %d not in %d..%d", w, h, w, lim->min_side,
+		ERR_OUT("%dx%d: width %d not in %d..%d", w, h, w, lim->min_side,
 		    lim->max_side);
 	if (h < lim->min_side || h > lim->max_side)
-		IMG_BAD("%dx%d: height %d not in %d..%d", w, h, h,
+		ERR_OUT("%dx%d: height %d not in %d..%d", w, h, h,
 		    lim->min_side, lim->max_side);
 	if ((long long)w * h > lim->max_pixels)
-		IMG_BAD("%dx%d: %lld pixels over the %lld limit", w, h,
+		ERR_OUT("%dx%d: %lld pixels over the %lld limit", w, h,
 		    (long long)w * h, lim->max_pixels);
 	return (0);
 }
@@ -193,9 +188,9 @@ img_decode(const unsigned char *buf, size_t len, const struct img_limits *lim,
 	if (lim == NULL)
 		lim = &img_limits_default;
 	if (len == 0)
-		IMG_BAD("empty");
+		ERR_OUT("empty");
 	if (len > lim->max_bytes)
-		IMG_BAD(
+		ERR_OUT(
 		    "%zu bytes over the %zu byte limit", len, lim->max_bytes);
 	/* A PNG's own header, so a 0 or giant size is named as such. */
 	if (len >= 24 && memcmp(buf, "\x89PNG\r\n\x1a\n", 8) == 0 &&
@@ -208,26 +203,19 @@ img_decode(const unsigned char *buf, size_t len, const struct img_limits *lim,
 		const char *why = stbi_failure_reason();
 
 		if (why == NULL || strcmp(why, "unknown image type") == 0)
-			IMG_BAD("not an image (JPEG, PNG, GIF, BMP, TGA or "
+			ERR_OUT("not an image (JPEG, PNG, GIF, BMP, TGA or "
 				"PNM)");
-		IMG_BAD("unreadable image header (%s)", why);
+		ERR_OUT("unreadable image header (%s)", why);
 	}
-	if (w < lim->min_side || w > lim->max_side)
-		IMG_BAD("%dx%d: width %d not in %d..%d", w, h, w, lim->min_side,
-		    lim->max_side);
-	if (h < lim->min_side || h > lim->max_side)
-		IMG_BAD("%dx%d: height %d not in %d..%d", w, h, h,
-		    lim->min_side, lim->max_side);
-	if ((long long)w * h > lim->max_pixels)
-		IMG_BAD("%dx%d: %lld pixels over the %lld limit", w, h,
-		    (long long)w * h, lim->max_pixels);
+	if (img_check_size(w, h, lim, err, errlen) == -1)
+		return (-1);
 	if (len >= 2 && buf[0] == 0xff && buf[1] == 0xd8 &&
 	    !img_jpeg_complete(buf, len))
-		IMG_BAD("%dx%d JPEG: truncated (no end of image marker)", w, h);
+		ERR_OUT("%dx%d JPEG: truncated (no end of image marker)", w, h);
 	im->pix = stbi_load_from_memory(
 	    buf, (int)len, &im->w, &im->h, &comp, channels);
 	if (im->pix == NULL)
-		IMG_BAD("%dx%d: corrupt or truncated image data (%s)", w, h,
+		ERR_OUT("%dx%d: corrupt or truncated image data (%s)", w, h,
 		    stbi_failure_reason());
 	im->channels = channels ? channels : comp;
 	o = img_exif_orientation(buf, len);
@@ -258,7 +246,7 @@ img_fit(const struct img *in, int w, int h, struct img *out, char *err,
 
 	memset(out, 0, sizeof *out);
 	if (w < 1 || h < 1 || w > 16384 || h > 16384)
-		IMG_BAD("fit: %dx%d is no size", w, h);
+		ERR_OUT("fit: %dx%d is no size", w, h);
 	/* The largest centred crop with the target's aspect ratio. */
 	if ((long long)in->w * h > (long long)in->h * w)
 		cw = (int)((long long)in->h * w / h);
@@ -271,7 +259,7 @@ img_fit(const struct img *in, int w, int h, struct img *out, char *err,
 	x0 = (in->w - cw) / 2;
 	y0 = (in->h - ch) / 2;
 	if ((out->pix = malloc((size_t)w * h * in->channels)) == NULL)
-		IMG_BAD("out of memory for a %dx%d image", w, h);
+		ERR_OUT("out of memory for a %dx%d image", w, h);
 	out->w = w;
 	out->h = h;
 	out->channels = in->channels;
@@ -280,7 +268,7 @@ img_fit(const struct img *in, int w, int h, struct img *out, char *err,
 		(int)stride, out->pix, w, h, 0, in->channels)) {
 		free(out->pix);
 		memset(out, 0, sizeof *out);
-		IMG_BAD("fit: resizing %dx%d to %dx%d failed", cw, ch, w, h);
+		ERR_OUT("fit: resizing %dx%d to %dx%d failed", cw, ch, w, h);
 	}
 	return (0);
 }

@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "errout.h"
 #include "inputs.h"
 #include "xmalloc.h"
 
@@ -27,12 +28,6 @@ const struct inputs_opts inputs_opts_default = {
 	.max_redirects = 3,
 	.allow_private = 0,
 };
-
-#define IN_BAD(...)                                                            \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
 
 /* Once per process, before any thread downloads (libcurl's rule). */
 void
@@ -79,9 +74,10 @@ inputs_base64(const char *s, size_t max, unsigned char **out, size_t *len,
 
 	*out = NULL;
 	if (n / 4 * 3 > max + 3)
-		IN_BAD("over the %zu byte limit (base64 of %zu bytes)", max, n);
+		ERR_OUT(
+		    "over the %zu byte limit (base64 of %zu bytes)", max, n);
 	if ((b = malloc(n / 4 * 3 + 3)) == NULL)
-		IN_BAD("out of memory for %zu bytes", n);
+		ERR_OUT("out of memory for %zu bytes", n);
 	for (i = 0; i < n; i++) {
 		if (strchr(" \t\r\n", s[i]) != NULL)
 			continue;
@@ -92,7 +88,7 @@ inputs_base64(const char *s, size_t max, unsigned char **out, size_t *len,
 		if (pad > 0 ||
 		    (v = inputs_b64_value((unsigned char)s[i])) < 0) {
 			free(b);
-			IN_BAD("not base64 (byte %zu)", i);
+			ERR_OUT("not base64 (byte %zu)", i);
 		}
 		acc = acc << 6 | (uint32_t)v;
 		if ((bits += 6) >= 8) {
@@ -103,8 +99,8 @@ inputs_base64(const char *s, size_t max, unsigned char **out, size_t *len,
 	if (o == 0 || pad > 2 || bits >= 6 || o > max) {
 		free(b);
 		if (o > max)
-			IN_BAD("over the %zu byte limit", max);
-		IN_BAD("not base64 (%s)", o == 0 ? "empty" : "bad length");
+			ERR_OUT("over the %zu byte limit", max);
+		ERR_OUT("not base64 (%s)", o == 0 ? "empty" : "bad length");
 	}
 	*out = b;
 	*len = o;
@@ -254,7 +250,7 @@ inputs_download(const char *url, struct inputs_dl *d, char *err, size_t errlen)
 	long	 status = 0, redirects = 0;
 
 	if ((c = curl_easy_init()) == NULL)
-		IN_BAD("download: libcurl did not start");
+		ERR_OUT("download: libcurl did not start");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -275,23 +271,23 @@ inputs_download(const char *url, struct inputs_dl *d, char *err, size_t errlen)
 	curl_easy_getinfo(c, CURLINFO_REDIRECT_COUNT, &redirects);
 	curl_easy_cleanup(c);
 	if (d->blocked)
-		IN_BAD("refused: %s is a private, loopback or link-local "
-		       "address",
+		ERR_OUT("refused: %s is a private, loopback or link-local "
+			"address",
 		    d->peer);
 	if (d->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-		IN_BAD("over the %zu byte limit", d->o->max_bytes);
+		ERR_OUT("over the %zu byte limit", d->o->max_bytes);
 	if (d->oom)
-		IN_BAD("out of memory");
+		ERR_OUT("out of memory");
 	if (rc == CURLE_OPERATION_TIMEDOUT)
-		IN_BAD("timed out after %ld ms", d->o->timeout_ms);
+		ERR_OUT("timed out after %ld ms", d->o->timeout_ms);
 	if (rc == CURLE_TOO_MANY_REDIRECTS)
-		IN_BAD("more than %d redirects", d->o->max_redirects);
+		ERR_OUT("more than %d redirects", d->o->max_redirects);
 	if (rc != CURLE_OK)
-		IN_BAD("download failed: %s", curl_easy_strerror(rc));
+		ERR_OUT("download failed: %s", curl_easy_strerror(rc));
 	if (status != 200)
-		IN_BAD("HTTP %ld", status);
+		ERR_OUT("HTTP %ld", status);
 	if (d->len == 0)
-		IN_BAD("empty download");
+		ERR_OUT("empty download");
 	return (0);
 }
 
@@ -311,23 +307,23 @@ inputs_fetch(const char *src, const struct inputs_opts *o, unsigned char **out,
 	*out = NULL;
 	*len = 0;
 	if (*src == '\0')
-		IN_BAD("empty");
+		ERR_OUT("empty");
 	if (strncasecmp(src, "data:", 5) == 0) {
 		comma = strchr(src, ',');
 		if (comma == NULL || comma - src < 12 ||
 		    strncasecmp(comma - 7, ";base64", 7) != 0)
-			IN_BAD("a data URI must be data:<type>;base64,<data>");
+			ERR_OUT("a data URI must be data:<type>;base64,<data>");
 		return (inputs_base64(
 		    comma + 1, o->max_bytes, out, len, err, errlen));
 	}
 	if (!inputs_is_url(src)) {
 		if (strstr(src, "://") != NULL)
-			IN_BAD("only http:// and https:// URLs are fetched");
+			ERR_OUT("only http:// and https:// URLs are fetched");
 		return (
 		    inputs_base64(src, o->max_bytes, out, len, err, errlen));
 	}
 	if (strlen(src) > 4096)
-		IN_BAD("URL over 4096 bytes");
+		ERR_OUT("URL over 4096 bytes");
 	memset(&d, 0, sizeof d);
 	d.o = o;
 	if (inputs_download(src, &d, err, errlen) == -1) {

@@ -16,15 +16,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errout.h"
 #include "graph.h"
 #include "lora.h"
 #include "util.h"
-
-#define LORA_BAD(...)                                                          \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
 
 /*
  * A LoRA file name: 1..200 bytes, no control characters, no backslash, no
@@ -79,20 +74,20 @@ lora_add(struct lora_list *ll, const char *from, const char *name, double sm,
 	int	     i;
 
 	if (!lora_name_ok(name))
-		LORA_BAD("%s: name '%.64s' must be 1..200 bytes without "
-			 "control characters, '\\', ':', '<', '>' or '..'",
+		ERR_OUT("%s: name '%.64s' must be 1..200 bytes without "
+			"control characters, '\\', ':', '<', '>' or '..'",
 		    from, name);
 	if (!lora_weight_ok(sm) || !lora_weight_ok(sc))
-		LORA_BAD("%s: weight %g not in -%g..%g", from,
+		ERR_OUT("%s: weight %g not in -%g..%g", from,
 		    lora_weight_ok(sm) ? sc : sm, LORA_WEIGHT_MAX,
 		    LORA_WEIGHT_MAX);
 	lora_file_name(file, name);
 	for (i = 0; i < ll->n; i++)
 		if (strcmp(ll->l[i].name, file) == 0)
-			LORA_BAD("%s: %s is already given by %s", from, file,
+			ERR_OUT("%s: %s is already given by %s", from, file,
 			    ll->l[i].from);
 	if (ll->n == LORA_MAX)
-		LORA_BAD("%s: over %d LoRAs", from, LORA_MAX);
+		ERR_OUT("%s: over %d LoRAs", from, LORA_MAX);
 	l = &ll->l[ll->n++];
 	snprintf(l->name, sizeof l->name, "%s", file);
 	snprintf(l->from, sizeof l->from, "%s", from);
@@ -139,12 +134,12 @@ lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
 
 	if (cJSON_IsString(v)) {
 		if (strlen(v->valuestring) >= sizeof buf)
-			LORA_BAD("%s: over %zu bytes", from, sizeof buf - 1);
+			ERR_OUT("%s: over %zu bytes", from, sizeof buf - 1);
 		snprintf(buf, sizeof buf, "%s", v->valuestring);
 		if ((colon = strchr(buf, ':')) != NULL)
 			*colon++ = '\0';
 		if (lora_parse_weights(colon, &sm, &sc) == -1)
-			LORA_BAD("%s: '%s' is not NAME[:WEIGHT[:CLIP_WEIGHT]]",
+			ERR_OUT("%s: '%s' is not NAME[:WEIGHT[:CLIP_WEIGHT]]",
 			    from, v->valuestring);
 		return (lora_add(ll, from, buf, sm, sc, err, errlen));
 	}
@@ -154,26 +149,26 @@ lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
 		    strcmp(f->string, "strength_model") != 0 &&
 		    strcmp(f->string, "strength_clip") != 0 &&
 		    strcmp(f->string, "enabled") != 0)
-			LORA_BAD("%s.%s: unknown field (name, strength_model, "
-				 "strength_clip, enabled)",
+			ERR_OUT("%s.%s: unknown field (name, strength_model, "
+				"strength_clip, enabled)",
 			    from, f->string);
 	}
 	f = cJSON_GetObjectItemCaseSensitive(v, "enabled");
 	if (f != NULL && !cJSON_IsBool(f))
-		LORA_BAD("%s.enabled: must be true or false", from);
+		ERR_OUT("%s.enabled: must be true or false", from);
 	if (cJSON_IsFalse(f))
 		return (0);
 	f = cJSON_GetObjectItemCaseSensitive(v, "name");
 	if (!cJSON_IsString(f))
-		LORA_BAD("%s.name: must be a string", from);
+		ERR_OUT("%s.name: must be a string", from);
 	snprintf(buf, sizeof buf, "%s", f->valuestring);
 	f = cJSON_GetObjectItemCaseSensitive(v, "strength_model");
 	if (f != NULL && !cJSON_IsNumber(f))
-		LORA_BAD("%s.strength_model: must be a number", from);
+		ERR_OUT("%s.strength_model: must be a number", from);
 	sm = f != NULL ? f->valuedouble : 1.0;
 	f = cJSON_GetObjectItemCaseSensitive(v, "strength_clip");
 	if (f != NULL && !cJSON_IsNumber(f))
-		LORA_BAD("%s.strength_clip: must be a number", from);
+		ERR_OUT("%s.strength_clip: must be a number", from);
 	sc = f != NULL ? f->valuedouble : sm;
 	return (lora_add(ll, from, buf, sm, sc, err, errlen));
 }
@@ -296,15 +291,15 @@ lora_find_source(const cJSON *graph, const char **id, char *err, size_t errlen)
 			if (strcmp(ct, lora_sources[i].class) != 0)
 				continue;
 			if (n++ > 0)
-				LORA_BAD("loras: the graph has more than one "
-					 "checkpoint loader (nodes %s and %s)",
+				ERR_OUT("loras: the graph has more than one "
+					"checkpoint loader (nodes %s and %s)",
 				    *id, node->string);
 			*id = node->string;
 			which = (int)i;
 		}
 	}
 	if (which == -1)
-		LORA_BAD("loras: the graph has no checkpoint loader");
+		ERR_OUT("loras: the graph has no checkpoint loader");
 	return (which);
 }
 

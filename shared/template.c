@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errout.h"
 #include "template.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -47,12 +48,6 @@ wf_type_name(enum wf_type t)
 	return (wf_type_names[t]);
 }
 
-#define WF_BAD(...)                                                            \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
-
 static int
 wf_get_name(const cJSON *obj, const char *key, char *out, int required,
     char *err, size_t errlen)
@@ -64,7 +59,7 @@ wf_get_name(const cJSON *obj, const char *key, char *out, int required,
 		return (0);
 	if (!cJSON_IsString(v) || *v->valuestring == '\0' ||
 	    strlen(v->valuestring) >= WF_NAME_MAX)
-		WF_BAD(
+		ERR_OUT(
 		    "%s: must be a name of 1..%d bytes", key, WF_NAME_MAX - 1);
 	snprintf(out, WF_NAME_MAX, "%s", v->valuestring);
 	return (0);
@@ -81,7 +76,7 @@ wf_get_num(const cJSON *obj, const char *key, int *has, double *out, char *err,
 	if (v == NULL)
 		return (0);
 	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-		WF_BAD("%s: must be a number", key);
+		ERR_OUT("%s: must be a number", key);
 	*out = v->valuedouble;
 	return (0);
 }
@@ -99,7 +94,7 @@ wf_parse_targets(const cJSON *graph, const cJSON *arr, struct wf_target **out,
 	if (arr == NULL)
 		return (0);
 	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > 32)
-		WF_BAD("targets: must be an array of up to 32 objects");
+		ERR_OUT("targets: must be an array of up to 32 objects");
 	*out = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof **out);
 	cJSON_ArrayForEach(t, arr)
 	{
@@ -108,15 +103,15 @@ wf_parse_targets(const cJSON *graph, const cJSON *arr, struct wf_target **out,
 		if (!cJSON_IsString(node) || !cJSON_IsString(in) ||
 		    strlen(node->valuestring) >= GRAPH_ID_MAX ||
 		    strlen(in->valuestring) >= WF_INPUT_MAX)
-			WF_BAD("targets[%zu]: must be {\"node\": ID, "
-			       "\"input\": NAME}",
+			ERR_OUT("targets[%zu]: must be {\"node\": ID, "
+				"\"input\": NAME}",
 			    i);
 		inputs = cJSON_GetObjectItemCaseSensitive(
 		    cJSON_GetObjectItemCaseSensitive(graph, node->valuestring),
 		    "inputs");
 		if (cJSON_GetObjectItemCaseSensitive(inputs, in->valuestring) ==
 		    NULL)
-			WF_BAD("targets[%zu]: the graph has no input %s.%s", i,
+			ERR_OUT("targets[%zu]: the graph has no input %s.%s", i,
 			    node->valuestring, in->valuestring);
 		snprintf((*out)[i].node, GRAPH_ID_MAX, "%s", node->valuestring);
 		snprintf((*out)[i].input, WF_INPUT_MAX, "%s", in->valuestring);
@@ -151,13 +146,13 @@ wf_parse_param(const cJSON *graph, const cJSON *o, struct wf_param *p,
 	int	     has;
 
 	if (!cJSON_IsObject(o))
-		WF_BAD("must be an object");
+		ERR_OUT("must be an object");
 	if (wf_get_name(o, "name", p->name, 1, err, errlen) == -1)
 		return (-1);
 	if (wf_parse_type(
 		cJSON_GetObjectItemCaseSensitive(o, "type"), &p->type) == -1)
-		WF_BAD("type: must be one of string, int, float, bool, enum, "
-		       "image");
+		ERR_OUT("type: must be one of string, int, float, bool, enum, "
+			"image");
 	v = cJSON_GetObjectItemCaseSensitive(o, "description");
 	p->description = cJSON_IsString(v) ? v->valuestring : "";
 	p->required =
@@ -171,7 +166,7 @@ wf_parse_param(const cJSON *graph, const cJSON *o, struct wf_param *p,
 	    wf_get_num(o, "max", &p->has_max, &p->max, err, errlen) == -1)
 		return (-1);
 	if (p->has_min != p->has_max || (p->has_min && p->min > p->max))
-		WF_BAD("min, max: give both, min <= max");
+		ERR_OUT("min, max: give both, min <= max");
 	if (wf_get_num(o, "multiple_of", &has, &d, err, errlen) == -1)
 		return (-1);
 	p->multiple_of = has ? (long long)d : 0;
@@ -181,19 +176,19 @@ wf_parse_param(const cJSON *graph, const cJSON *o, struct wf_param *p,
 	if (p->type == WF_ENUM) {
 		p->values = cJSON_GetObjectItemCaseSensitive(o, "values");
 		if (!cJSON_IsArray(p->values) || p->values->child == NULL)
-			WF_BAD("values: an enum needs a list of strings");
+			ERR_OUT("values: an enum needs a list of strings");
 		cJSON_ArrayForEach(v, p->values)
 		{
 			if (!cJSON_IsString(v))
-				WF_BAD("values: an enum needs a list of "
-				       "strings");
+				ERR_OUT("values: an enum needs a list of "
+					"strings");
 		}
 		p->sets = cJSON_GetObjectItemCaseSensitive(o, "sets");
 		v = cJSON_GetObjectItemCaseSensitive(o, "lookup");
 		if (v != NULL &&
 		    (!cJSON_IsString(v) ||
 			strcmp(v->valuestring, "controlnet") != 0))
-			WF_BAD("lookup: only \"controlnet\" is known");
+			ERR_OUT("lookup: only \"controlnet\" is known");
 		p->lookup_controlnet = v != NULL;
 	}
 	canny = cJSON_GetObjectItemCaseSensitive(o, "canny");
@@ -207,7 +202,7 @@ wf_parse_param(const cJSON *graph, const cJSON *o, struct wf_param *p,
 		wf_get_name(canny, "high", p->canny_high, 1, err, errlen) ==
 		    -1)) {
 		if (p->type != WF_IMAGE)
-			WF_BAD("canny: only for an image param");
+			ERR_OUT("canny: only for an image param");
 		return (-1);
 	}
 	return (wf_parse_targets(graph,
@@ -236,7 +231,7 @@ wf_check_refs(const struct wf_template *t, char *err, size_t errlen)
 	for (i = 0; i < t->nparams; i++) {
 		p = &t->params[i];
 		if (wf_param_find(t, p->name) != p)
-			WF_BAD("params.%s: given twice", p->name);
+			ERR_OUT("params.%s: given twice", p->name);
 		if (p->def != NULL &&
 		    wf_check_value(p, p->def, err, errlen) == -1)
 			return (-1);
@@ -248,8 +243,8 @@ wf_check_refs(const struct wf_template *t, char *err, size_t errlen)
 				    wf_param_find(t, v->string);
 
 				if (q == NULL)
-					WF_BAD("params.%s: sets unknown param "
-					       "%s",
+					ERR_OUT("params.%s: sets unknown param "
+						"%s",
 					    p->name, v->string);
 				if (wf_check_value(q, v, err, errlen) == -1)
 					return (-1);
@@ -262,20 +257,20 @@ wf_check_refs(const struct wf_template *t, char *err, size_t errlen)
 				NULL) ||
 			wf_param_typed(t, p->canny_low, WF_INT) == NULL ||
 			wf_param_typed(t, p->canny_high, WF_INT) == NULL))
-			WF_BAD(
+			ERR_OUT(
 			    "params.%s: canny names a missing param", p->name);
 	}
 	if (wf_param_typed(t, o->width, WF_INT) == NULL ||
 	    wf_param_typed(t, o->height, WF_INT) == NULL)
-		WF_BAD("output: width and height must name int params");
+		ERR_OUT("output: width and height must name int params");
 	if (o->count[0] != '\0' && wf_param_typed(t, o->count, WF_INT) == NULL)
-		WF_BAD("output: count must name an int param");
+		ERR_OUT("output: count must name an int param");
 	if (o->kind == WF_KIND_VIDEO &&
 	    (wf_param_typed(t, o->fps, -1) == NULL ||
 		wf_param_typed(t, o->duration, -1) == NULL || o->nframes == 0 ||
 		o->max_frames <= 0))
-		WF_BAD("output: a video needs fps, duration, frames and "
-		       "max_frames");
+		ERR_OUT("output: a video needs fps, duration, frames and "
+			"max_frames");
 	return (0);
 }
 
@@ -287,11 +282,11 @@ wf_parse_output(struct wf_template *t, const cJSON *o, char *err, size_t errlen)
 	double		  d = 0;
 
 	if (!cJSON_IsObject(o))
-		WF_BAD("output: must be an object");
+		ERR_OUT("output: must be an object");
 	if (!cJSON_IsString(kind) ||
 	    (strcmp(kind->valuestring, "image") != 0 &&
 		strcmp(kind->valuestring, "video") != 0))
-		WF_BAD("output.kind: must be image or video");
+		ERR_OUT("output.kind: must be image or video");
 	out->kind = kind->valuestring[0] == 'v' ? WF_KIND_VIDEO : WF_KIND_IMAGE;
 	if (wf_get_name(o, "width", out->width, 1, err, errlen) == -1 ||
 	    wf_get_name(o, "height", out->height, 1, err, errlen) == -1 ||
@@ -316,7 +311,7 @@ wf_parse_tables(struct wf_template *t, char *err, size_t errlen)
 
 	t->vram = cJSON_GetObjectItemCaseSensitive(t->root, "vram");
 	if (!cJSON_IsArray(t->vram) || t->vram->child == NULL)
-		WF_BAD("vram: must be a list of {max_pixels, mb}");
+		ERR_OUT("vram: must be a list of {max_pixels, mb}");
 	cJSON_ArrayForEach(v, t->vram)
 	{
 		const cJSON *px =
@@ -325,8 +320,8 @@ wf_parse_tables(struct wf_template *t, char *err, size_t errlen)
 
 		if (!cJSON_IsNumber(px) || !cJSON_IsNumber(mb) ||
 		    px->valuedouble <= last || mb->valuedouble < 0)
-			WF_BAD("vram: must be a list of {max_pixels, mb}, "
-			       "max_pixels ascending");
+			ERR_OUT("vram: must be a list of {max_pixels, mb}, "
+				"max_pixels ascending");
 		last = px->valuedouble;
 	}
 	t->errors = cJSON_GetObjectItemCaseSensitive(t->root, "errors");
@@ -336,7 +331,7 @@ wf_parse_tables(struct wf_template *t, char *err, size_t errlen)
 			cJSON_GetObjectItemCaseSensitive(v, "match")) ||
 		    !cJSON_IsString(
 			cJSON_GetObjectItemCaseSensitive(v, "code")))
-			WF_BAD("errors: must be a list of {match, code}");
+			ERR_OUT("errors: must be a list of {match, code}");
 	}
 	v = cJSON_GetObjectItemCaseSensitive(t->root, "loras");
 	t->loras = v == NULL || cJSON_IsTrue(v);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errout.h"
 #include "graph.h"
 #include "lora.h"
 #include "wfjob.h"
@@ -36,12 +37,6 @@ struct wf_job {
 	char			  ph[WF_INPUTS_MAX][WF_NAME_MAX + 16];
 	struct wf_expect	  expect;
 };
-
-#define WFJ_BAD(...)                                                           \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
 
 static struct wf_input *
 wfj_input_add(
@@ -104,9 +99,9 @@ wfj_template(
 	    -1)
 		return (-1);
 	if (js->loras != NULL && !wf_accepts_loras(j->t))
-		WFJ_BAD("loras: %s takes no LoRAs", wf_name(j->t));
+		ERR_OUT("loras: %s takes no LoRAs", wf_name(j->t));
 	if (js->controlnets != NULL && !wf_accepts_controlnets(j->t))
-		WFJ_BAD("controlnets: %s takes no ControlNets", wf_name(j->t));
+		ERR_OUT("controlnets: %s takes no ControlNets", wf_name(j->t));
 	if (wf_accepts_loras(j->t) && wfj_template_tags(j, err, errlen) == -1)
 		return (-1);
 	for (i = 0; i < wf_nparams(j->t); i++) {
@@ -131,7 +126,7 @@ wfj_template(
 
 			if (p->canny_type[0] != '\0' &&
 			    strcmp(ty->valuestring, "canny") != 0)
-				WFJ_BAD("%s: preprocessing is offered for "
+				ERR_OUT("%s: preprocessing is offered for "
 					"canny only, not %s",
 				    p->canny_enable, ty->valuestring);
 			in->canny = 1;
@@ -165,12 +160,12 @@ wfj_raw(struct wf_job *j, const struct job_spec *js, char *err, size_t errlen)
 	int	     rc;
 
 	if (js->params != NULL)
-		WFJ_BAD("params: a raw graph takes no params (set the values "
+		ERR_OUT("params: a raw graph takes no params (set the values "
 			"in the graph)");
 	if (graph_validate(js->graph, NULL, err, errlen) == -1)
 		return (-1);
 	if ((j->graph = cJSON_Duplicate(js->graph, 1)) == NULL)
-		WFJ_BAD("graph: out of memory");
+		ERR_OUT("graph: out of memory");
 	cJSON_ArrayForEach(node, j->graph)
 	{
 		const char *ct = graph_node_class(node);
@@ -221,7 +216,7 @@ wfj_inputs_used(
 			if (strcmp(j->cns.e[k].input, v->string) == 0)
 				break;
 		if (i == (size_t)j->cn_first && k == j->cns.n)
-			WFJ_BAD("inputs.%.64s: not used (%s)", v->string,
+			ERR_OUT("inputs.%.64s: not used (%s)", v->string,
 			    j->t != NULL
 				? "no image param or ControlNet of that name"
 				: "no LoadImage node or ControlNet of that "

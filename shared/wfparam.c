@@ -13,14 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errout.h"
 #include "template.h"
 #include "util.h"
-
-#define WF_BAD(...)                                                            \
-	do {                                                                   \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return (-1);                                                   \
-	} while (0)
 
 /* A number as a person writes it: 1024, 0.85, 9007199254740991. */
 static const char *
@@ -73,16 +68,16 @@ wf_check_value(
 	switch (p->type) {
 	case WF_STRING:
 		if (!cJSON_IsString(v))
-			WF_BAD("%s: must be a string", p->name);
+			ERR_OUT("%s: must be a string", p->name);
 		if (p->max_len > 0 && strlen(v->valuestring) > p->max_len)
-			WF_BAD("%s: %zu bytes over the %zu byte limit", p->name,
-			    strlen(v->valuestring), p->max_len);
+			ERR_OUT("%s: %zu bytes over the %zu byte limit",
+			    p->name, strlen(v->valuestring), p->max_len);
 		if (p->required && *v->valuestring == '\0')
-			WF_BAD("%s: must not be empty", p->name);
+			ERR_OUT("%s: must not be empty", p->name);
 		return (0);
 	case WF_BOOL:
 		if (!cJSON_IsBool(v))
-			WF_BAD("%s: must be true or false", p->name);
+			ERR_OUT("%s: must be true or false", p->name);
 		return (0);
 	case WF_ENUM:
 		if (cJSON_IsString(v))
@@ -93,30 +88,31 @@ wf_check_value(
 			}
 		wf_param_rule(p, rule, sizeof rule);
 		if (cJSON_IsString(v))
-			WF_BAD("%s: '%.100s' not one of%s", p->name,
+			ERR_OUT("%s: '%.100s' not one of%s", p->name,
 			    v->valuestring, strchr(rule, ':') + 1);
-		WF_BAD("%s: must be a string, one of%s", p->name,
+		ERR_OUT("%s: must be a string, one of%s", p->name,
 		    strchr(rule, ':') + 1);
 	case WF_INT:
 	case WF_FLOAT:
 		if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-			WF_BAD("%s: must be a number", p->name);
+			ERR_OUT("%s: must be a number", p->name);
 		d = v->valuedouble;
 		if (p->type == WF_INT && floor(d) != d)
-			WF_BAD("%s: %s not an integer", p->name, wf_num(a, d));
+			ERR_OUT("%s: %s not an integer", p->name, wf_num(a, d));
 		if ((p->has_min && d < p->min) || (p->has_max && d > p->max))
-			WF_BAD("%s: %s not in %s..%s", p->name, wf_num(a, d),
+			ERR_OUT("%s: %s not in %s..%s", p->name, wf_num(a, d),
 			    wf_num(b, p->min), wf_num(c, p->max));
 		if (p->multiple_of > 0 && fmod(d, (double)p->multiple_of) != 0)
-			WF_BAD("%s: %s not a multiple of %lld", p->name,
+			ERR_OUT("%s: %s not a multiple of %lld", p->name,
 			    wf_num(a, d), p->multiple_of);
 		return (0);
 	case WF_IMAGE:
 		if (!cJSON_IsString(v))
-			WF_BAD("%s: must be an image (base64 or URL)", p->name);
+			ERR_OUT(
+			    "%s: must be an image (base64 or URL)", p->name);
 		return (0);
 	}
-	WF_BAD("%s: unknown type", p->name);
+	ERR_OUT("%s: unknown type", p->name);
 }
 
 /*
@@ -188,9 +184,10 @@ wf_check_cross(
 		a = cJSON_GetObjectItemCaseSensitive(values, p->canny_low);
 		b = cJSON_GetObjectItemCaseSensitive(values, p->canny_high);
 		if (a == NULL || b == NULL)
-			WF_BAD("%s, %s: required", p->canny_low, p->canny_high);
+			ERR_OUT(
+			    "%s, %s: required", p->canny_low, p->canny_high);
 		if (a->valuedouble > b->valuedouble)
-			WF_BAD("%s: %s above %s %s", p->canny_low,
+			ERR_OUT("%s: %s above %s %s", p->canny_low,
 			    wf_num(x, a->valuedouble), p->canny_high,
 			    wf_num(y, b->valuedouble));
 	}
@@ -199,10 +196,10 @@ wf_check_cross(
 	a = cJSON_GetObjectItemCaseSensitive(values, o->duration);
 	b = cJSON_GetObjectItemCaseSensitive(values, o->fps);
 	if (a == NULL || b == NULL)
-		WF_BAD("%s, %s: required", o->duration, o->fps);
+		ERR_OUT("%s, %s: required", o->duration, o->fps);
 	frames = round(a->valuedouble * b->valuedouble);
 	if (frames < 1 || frames > (double)o->max_frames)
-		WF_BAD("%s: %s s at %s fps is %s frames, not in 1..%lld",
+		ERR_OUT("%s: %s s at %s fps is %s frames, not in 1..%lld",
 		    o->duration, wf_num(x, a->valuedouble),
 		    wf_num(y, b->valuedouble), wf_num(z, frames),
 		    o->max_frames);
@@ -231,11 +228,13 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 		p = wf_param_find(t, v->string);
 		if (p == NULL || p->type == WF_IMAGE) {
 			if (p != NULL)
-				WF_BAD("%s: an image goes in inputs.%s, not in "
-				       "params",
+				ERR_OUT(
+				    "%s: an image goes in inputs.%s, not in "
+				    "params",
 				    v->string, v->string);
-			WF_BAD("%.64s: unknown parameter (see comfyq workflows "
-			       "show %s)",
+			ERR_OUT(
+			    "%.64s: unknown parameter (see comfyq workflows "
+			    "show %s)",
 			    v->string, wf_name(t));
 		}
 	}
