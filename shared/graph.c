@@ -421,7 +421,7 @@ graph_sorted(const cJSON *v)
 		goto fail;
 	for (i = 0, c = v->child; c != NULL; c = c->next)
 		kids[i++] = c;
-	if (cJSON_IsObject(v))
+	if (cJSON_IsObject(v) && n > 1)
 		qsort(kids, n, sizeof *kids, graph_item_cmp);
 	for (i = 0; i < n; i++) {
 		if ((s = graph_sorted(kids[i])) == NULL)

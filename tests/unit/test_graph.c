@@ -145,6 +145,13 @@ test_print_order(void)
 	    "\"class_type\":\t\"C\"\n\t}\n}\n");
 	free(text);
 	cJSON_Delete(g);
+	/* Empty objects print too (the fuzzer's find: no qsort of none). */
+	g = cJSON_Parse("{\"1\":{\"inputs\":{}}}");
+	text = graph_print(g);
+	ASSERT_STREQ(
+	    text, "{\n\t\"1\":\t{\n\t\t\"inputs\":\t{\n\t\t}\n\t}\n}\n");
+	free(text);
+	cJSON_Delete(g);
 }
 
 /* Parses tags in text; checks the text left and the LoRAs found. */
