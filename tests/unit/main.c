@@ -15,6 +15,11 @@ extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
 extern const struct unit_test test_worker[];
+extern const struct unit_test test_workflow[];
+extern const struct unit_test test_graph[];
+extern const struct unit_test test_canny[];
+extern const struct unit_test test_img[];
+extern const struct unit_test test_inputs[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -22,6 +27,11 @@ static const struct unit_suite suites[] = {
 	{ "job", test_job },
 	{ "rq", test_rq },
 	{ "worker", test_worker },
+	{ "workflow", test_workflow },
+	{ "graph", test_graph },
+	{ "canny", test_canny },
+	{ "img", test_img },
+	{ "inputs", test_inputs },
 };
 
 jmp_buf	    unit_jmp;
