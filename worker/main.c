@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "controlnet.h"
 #include "log.h"
 #include "worker.h"
 
@@ -111,7 +112,21 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text =
 		"Health probe period while ComfyUI is down (x5 while up)." },
 	{ "workflows-dir", CFG_STR, O(workflows_dir), "workflows", .max = 1024,
-	    .text = "Workflow templates." },
+	    .text = "Workflow templates (loaded at start)." },
+	{ "controlnet-models", CFG_STR, O(controlnet_models), CN_MAP_DEFAULT,
+	    .max = 4096,
+	    .text = "ControlNet type to model file: type=FILE,type=FILE." },
+	{ "lora-weight-scale", CFG_DOUBLE, O(lora_weight_scale), "1", .dmin = 0,
+	    .dmax = 10, .text = "Every LoRA strength is multiplied by this." },
+	{ "input-max-bytes", CFG_INT, O(input_max_bytes), "20971520",
+	    .min = 1024, .max = 1073741824,
+	    .text = "Largest input image, decoded or downloaded." },
+	{ "input-timeout-ms", CFG_INT, O(input_timeout_ms), "15000", .min = 100,
+	    .max = 600000, .text = "Time to download one input image URL." },
+	{ "allow-private-urls", CFG_BOOL, O(allow_private_urls), "false",
+	    .text = "Input URLs may reach loopback and private addresses." },
+	{ "threads", CFG_INT, O(threads), "2", .min = 1, .max = 64,
+	    .text = "Threads for input downloads, decoding and Canny." },
 	{ "log-level", CFG_ENUM, O(log_level), "notice", .enums = log_levels,
 	    .flags = CFG_RELOAD, .text = "Log level." },
 	{ "log-format", CFG_ENUM, O(log_format), "plain", .enums = log_formats,
@@ -137,6 +152,10 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 		    c->heartbeat_ms, c->lease_ms);
 		return (-1);
 	}
+	struct cn_map m;
+
+	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1)
+		return (-1);
 	if (c->store != STORE_REDIS && *c->output_dir == '\0') {
 		snprintf(err, errlen, "output-dir: must be set for store %s",
 		    store_modes[c->store]);

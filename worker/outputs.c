@@ -7,9 +7,9 @@
  * are the deliverables; "temp" files (PreviewImage) count only when a graph
  * saved nothing else, and are fetched at once because a restart wipes them.
  *
- * Validating: still images must decode completely (stb_image), have the
- * asked-for size, and not be a blank frame (nearly one colour, which is
- * what a failed VAE or a safety filter produces) unless the workflow allows
+ * Validating: still images must decode completely (img_decode), have the
+ * asked-for size, and not be a blank frame (black or one colour, which
+ * is what a failed VAE or a safety filter produces) unless the workflow allows
  * it; videos must carry their container's magic and be at least 10 KB and
  * 50 KB per second of asked-for duration; other files must not be empty.
  *
@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <stb_image.h>
-
+#include "img.h"
 #include "outputs.h"
 #include "xmalloc.h"
 
@@ -190,61 +188,41 @@ out_is_video(const struct out_file *f)
 	    (f->format != NULL && strncmp(f->format, "video/", 6) == 0));
 }
 
-/* Standard deviation of luma over a sample of at most ~65k pixels. */
-static double
-out_luma_stddev(const unsigned char *px, int w, int h, int ch)
-{
-	long long n = (long long)w * h, step, i;
-	double	  sum = 0, sum2 = 0, y, cnt = 0;
-
-	step = n > 65536 ? n / 65536 : 1;
-	for (i = 0; i < n; i += step) {
-		const unsigned char *p = px + i * ch;
-
-		y = ch >= 3 ? 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2] : p[0];
-		sum += y;
-		sum2 += y * y;
-		cnt++;
-	}
-	if (cnt == 0)
-		return (0);
-	return (sqrt(fmax(0, sum2 / cnt - (sum / cnt) * (sum / cnt))));
-}
+/* Output images may be large, but never absurd. */
+static const struct img_limits out_img_limits = {
+	.max_bytes = (size_t)1 << 31,
+	.max_pixels = 16384LL * 16384,
+	.min_side = 1,
+	.max_side = 16384,
+};
 
 static int
 out_check_image(const unsigned char *data, size_t len,
     const struct out_expect *ex, cJSON *rec, char *err, size_t errlen)
 {
-	unsigned char *px;
-	int	       w, h, ch;
-	double	       sd;
+	struct img     im;
+	enum img_blank blank;
+	char	       why[256];
 
-	if (len > (size_t)INT32_MAX) {
-		snprintf(err, errlen, "image of %zu bytes is too large", len);
+	if (img_decode(data, len, &out_img_limits, 0, &im, why, sizeof why) ==
+	    -1) {
+		snprintf(err, errlen, "image does not decode: %s", why);
 		return (-1);
 	}
-	if ((px = stbi_load_from_memory(data, (int)len, &w, &h, &ch, 0)) ==
-	    NULL) {
-		snprintf(err, errlen, "image does not decode: %s",
-		    stbi_failure_reason());
+	cJSON_AddNumberToObject(rec, "width", im.w);
+	cJSON_AddNumberToObject(rec, "height", im.h);
+	if ((ex->width > 0 && im.w != ex->width) ||
+	    (ex->height > 0 && im.h != ex->height)) {
+		snprintf(err, errlen, "image is %dx%d, %dx%d was asked for",
+		    im.w, im.h, ex->width, ex->height);
+		img_free(&im);
 		return (-1);
 	}
-	cJSON_AddNumberToObject(rec, "width", w);
-	cJSON_AddNumberToObject(rec, "height", h);
-	if ((ex->width > 0 && w != ex->width) ||
-	    (ex->height > 0 && h != ex->height)) {
-		snprintf(err, errlen, "image is %dx%d, %dx%d was asked for", w,
-		    h, ex->width, ex->height);
-		stbi_image_free(px);
-		return (-1);
-	}
-	sd = out_luma_stddev(px, w, h, ch);
-	stbi_image_free(px);
-	if (!ex->allow_blank && sd < BLANK_STDDEV) {
-		snprintf(err, errlen,
-		    "image is blank (one colour, luma "
-		    "std-dev %.2f)",
-		    sd);
+	blank = img_blank(&im);
+	img_free(&im);
+	if (!ex->allow_blank && blank != IMG_BLANK_NO) {
+		snprintf(err, errlen, "image is blank (%s)",
+		    blank == IMG_BLANK_BLACK ? "black" : "one colour");
 		return (-1);
 	}
 	return (0);

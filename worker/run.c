@@ -3,7 +3,11 @@
  *
  *   PREPARE -> SUBMIT -> WAIT <-> CHECK -> HISTORY -> FETCH -> REPORT -> DONE
  *
- * PREPARE renders the graph. SUBMIT is POST /prompt with our own prompt id.
+ * PREPARE checks the job against its workflow (shared/wfjob.h), readies each
+ * input image on the thread pool (download, decode, fit or Canny) and
+ * uploads it, renders the graph and checks it against ComfyUI's cached
+ * /object_info (fetched again once on a miss, so a model file added since
+ * is found). SUBMIT is POST /prompt with our own prompt id.
  * WAIT follows the prompt's WebSocket events; events can arrive before the
  * POST's reply, so terminal ones seen during SUBMIT are kept and acted on
  * once ComfyUI has accepted the prompt. CHECK asks /history and /queue when
@@ -31,8 +35,11 @@
 #include "errmap.h"
 #include "job.h"
 #include "log.h"
+#include "objinfo.h"
 #include "outputs.h"
-#include "render.h"
+#include "graph.h"
+#include "tpool.h"
+#include "wfjob.h"
 #include "run.h"
 #include "util.h"
 #include "worker.h"
@@ -72,6 +79,9 @@ struct run {
 	int		  attempt;
 	struct job_spec	  spec;
 	enum run_state	  state;
+	struct wf_job	 *wf;
+	size_t		  in_i;		 /* the input being readied */
+	int		  objinfo_fresh; /* fetched for this run */
 	cJSON		 *graph;
 	struct out_expect expect;
 	char		  prompt_id[UUID_LEN];
@@ -112,6 +122,8 @@ static void run_history_entry(struct run *, const cJSON *);
 static void run_fetch_next(struct run *);
 static void run_send_report(struct run *);
 static void run_history_done(const struct httpc_resp *, void *);
+static void run_prepare_next(struct run *);
+static void run_check_names(struct run *);
 static void run_store_blob(struct run *, cJSON *, const char *, size_t);
 
 const char *
@@ -165,6 +177,7 @@ run_free(struct run *r)
 	event_free(r->prog_timer);
 	event_free(r->retry);
 	cJSON_Delete(r->graph);
+	wf_job_free(r->wf);
 	cJSON_Delete(r->early_error);
 	cJSON_Delete(r->records);
 	outputs_free(&r->outs);
@@ -911,6 +924,183 @@ run_release(struct run *r)
 	run_begin_report(r, REPORT_RELEASE);
 }
 
+/*
+ * Inputs. Each image is readied on the thread pool (the work may download,
+ * decode and run Canny: nothing of it may block the loop) and then uploaded
+ * to ComfyUI, whose answer names the file LoadImage must use. The run waits
+ * for the pool's callback even when it has ended meanwhile (refs).
+ */
+struct run_prep {
+	struct run	      *r;
+	const struct wf_input *in;
+	struct inputs_opts     opts;
+	unsigned char	      *bytes;
+	size_t		       len;
+	int		       rc;
+	char		       err[512];
+};
+
+static void
+run_prep_work(void *arg)
+{
+	struct run_prep *p = arg;
+
+	p->rc = wf_input_prepare(p->in, &p->opts, &img_limits_default,
+	    &p->bytes, &p->len, p->err, sizeof p->err);
+}
+
+static void
+run_upload_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run	*r = arg;
+	struct wf_input *in = wf_job_input(r->wf, r->in_i);
+	cJSON		*j;
+	const cJSON	*name, *sub;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK) {
+		backend_suspect(r->w->backend);
+		run_end(r, EC_BACKEND_UNAVAILABLE, "POST /upload/image: %s",
+		    resp->err);
+		return;
+	}
+	j = cJSON_ParseWithLength(resp->body, resp->len);
+	name = cJSON_GetObjectItemCaseSensitive(j, "name");
+	sub = cJSON_GetObjectItemCaseSensitive(j, "subfolder");
+	if (resp->status != 200 || !cJSON_IsString(name)) {
+		cJSON_Delete(j);
+		run_end(r,
+		    resp->status >= 500 ? EC_BACKEND_UNAVAILABLE
+					: EC_INVALID_INPUT,
+		    "%s: ComfyUI refused the upload (HTTP "
+		    "%ld)",
+		    in->field, resp->status);
+		return;
+	}
+	snprintf(in->upload, sizeof in->upload, "%s%s%s",
+	    cJSON_IsString(sub) ? sub->valuestring : "",
+	    cJSON_IsString(sub) && *sub->valuestring ? "/" : "",
+	    name->valuestring);
+	cJSON_Delete(j);
+	log_job(LL_VERBOSE, r->jid, "%s uploaded as %s", in->field, in->upload);
+	r->in_i++;
+	run_prepare_next(r);
+}
+
+static void
+run_prep_done(void *arg)
+{
+	struct run_prep *p = arg;
+	struct run	*r = p->r;
+	char		 sub[128], name[WF_NAME_MAX + 8];
+
+	if (r->state != RS_PREPARE || r->w->state == WS_STOPPED)
+		; /* ended meanwhile */
+	else if (p->rc == -1)
+		run_end(r, EC_INVALID_INPUT, "%s: %s", p->in->field, p->err);
+	else {
+		snprintf(sub, sizeof sub, "comfyq/%s", r->jid);
+		snprintf(name, sizeof name, "%s.png", p->in->name);
+		r->req = comfy_upload(r->w->comfy, name, p->bytes, p->len, sub,
+		    run_upload_done, r);
+	}
+	free(p->bytes);
+	free(p);
+	run_unref(r);
+}
+
+static void
+run_objinfo_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run *r = arg;
+	cJSON	   *info;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200 ||
+	    (info = cJSON_ParseWithLength(resp->body, resp->len)) == NULL) {
+		if (resp->fail != HTTPC_OK)
+			backend_suspect(r->w->backend);
+		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /object_info: %s",
+		    resp->fail != HTTPC_OK ? resp->err : "no usable reply");
+		return;
+	}
+	worker_set_objinfo(r->w, info);
+	r->objinfo_fresh = 1;
+	run_check_names(r);
+}
+
+/*
+ * The graph against what ComfyUI has: links and classes, then every model
+ * file named. A miss on a cache older than this run fetches it again once.
+ */
+static void
+run_check_names(struct run *r)
+{
+	char err[RUN_MSG_MAX];
+
+	if (r->w->objinfo == NULL) {
+		r->req = comfy_object_info(r->w->comfy, run_objinfo_done, r);
+		return;
+	}
+	if (graph_validate(r->graph, r->w->objinfo, err, sizeof err) == -1 ||
+	    objinfo_check(r->graph, r->w->objinfo, err, sizeof err) == -1) {
+		if (!r->objinfo_fresh) {
+			log_job(LL_VERBOSE, r->jid, "%s; asking ComfyUI again",
+			    err);
+			r->req =
+			    comfy_object_info(r->w->comfy, run_objinfo_done, r);
+			return;
+		}
+		run_end(r, EC_INVALID_INPUT, "%s", err);
+		return;
+	}
+	run_submit(r);
+}
+
+/* Every input is uploaded: render the graph and learn what to expect. */
+static void
+run_render(struct run *r)
+{
+	const struct wf_expect *e;
+	char			prefix[160], err[RUN_MSG_MAX];
+
+	snprintf(
+	    prefix, sizeof prefix, "comfyq/%s/a%d/out", r->jid, r->attempt);
+	if ((r->graph = wf_job_render(
+		 r->wf, r->jid, prefix, 0, err, sizeof err)) == NULL) {
+		run_end(r, EC_INVALID_INPUT, "%s", err);
+		return;
+	}
+	e = wf_job_expect(r->wf);
+	r->expect.width = e->kind == WF_KIND_IMAGE ? e->width : 0;
+	r->expect.height = e->kind == WF_KIND_IMAGE ? e->height : 0;
+	r->expect.duration_s = e->kind == WF_KIND_VIDEO ? e->duration_s : 0;
+	r->expect.allow_blank = e->uniform;
+	run_check_names(r);
+}
+
+static void
+run_prepare_next(struct run *r)
+{
+	struct run_prep *p;
+
+	if (r->in_i == wf_job_ninputs(r->wf)) {
+		run_render(r);
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->r = r;
+	p->in = wf_job_input(r->wf, r->in_i);
+	p->opts = r->w->inputs;
+	r->refs++;
+	if (tpool_submit(r->w->pool_threads, run_prep_work, run_prep_done, p) ==
+	    -1) {
+		r->refs--;
+		free(p);
+		run_end(r, EC_INTERNAL, "the thread pool refused work");
+	}
+}
+
 /* At exit, after the Redis connections are closed: free what is left. */
 void
 run_abandon(struct run *r)
@@ -932,6 +1122,8 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 {
 	static const struct job_limits lim = { 64u << 20, 1u << 20, 16u << 20 };
 	struct run		      *r;
+	struct wf_opts		       opts;
+	const char		      *code_name = NULL;
 	char			       err[RUN_MSG_MAX];
 	enum errcode		       code;
 
@@ -954,12 +1146,15 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 		run_end(r, EC_INVALID_INPUT, "%s", err);
 		return (r);
 	}
-	r->graph = render_job(
-	    &r->spec, jid, attempt, &r->expect, &code, err, sizeof err);
-	if (r->graph == NULL) {
+	opts.cn = &w->cn_map;
+	opts.lora_scale = w->cfg->lora_weight_scale;
+	if ((r->wf = wf_job_new(w->workflows, &r->spec, &opts, &code_name, err,
+		 sizeof err)) == NULL) {
+		if (errcode_parse(code_name, &code) == -1)
+			code = EC_INVALID_INPUT;
 		run_end(r, code, "%s", err);
 		return (r);
 	}
-	run_submit(r);
+	run_prepare_next(r);
 	return (r);
 }

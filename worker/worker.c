@@ -31,6 +31,8 @@
 #include "httpc.h"
 #include "log.h"
 #include "run.h"
+#include "template.h"
+#include "tpool.h"
 #include "util.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -652,6 +654,20 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 		    "GPU probe: %s; using ComfyUI's /system_stats", w->gpu.why);
 	worker_pick_pool(w);
 
+	inputs_global_init();
+	if ((w->workflows = wf_load(cfg->workflows_dir, err, sizeof err)) ==
+	    NULL)
+		fatalx("workflows: %s", err);
+	log_notice("workflows: %zu templates from %s", wf_count(w->workflows),
+	    cfg->workflows_dir);
+	if (cn_map_parse(cfg->controlnet_models, &w->cn_map, err, sizeof err) ==
+	    -1)
+		fatalx("controlnet-models: %s", err);
+	w->inputs = inputs_opts_default;
+	w->inputs.max_bytes = (size_t)cfg->input_max_bytes;
+	w->inputs.timeout_ms = (long)cfg->input_timeout_ms;
+	w->inputs.allow_private = cfg->allow_private_urls;
+	w->pool_threads = tpool_new(base, (int)cfg->threads);
 	w->http = httpc_new(base);
 	co.ping_ms = cfg->ws_ping_s * 1000;
 	co.pong_timeout_ms = cfg->ws_pong_timeout_s * 1000;
@@ -680,10 +696,14 @@ worker_free(struct worker *w)
 	if (w == NULL)
 		return;
 	/* Pending replies come back NULL; then what is left is abandoned. */
+	w->state = WS_STOPPED;
 	rq_async_free(w->rb);
 	rq_async_free(w->rc);
+	tpool_free(w->pool_threads); /* queued work ends; runs see STOPPED */
 	while (w->nruns > 0)
 		run_abandon(w->runs[--w->nruns]);
+	wf_registry_free(w->workflows);
+	cJSON_Delete(w->objinfo);
 	backend_free(w->backend);
 	comfy_free(w->comfy);
 	httpc_free(w->http);
@@ -692,6 +712,14 @@ worker_free(struct worker *w)
 	event_free(w->drain_timer);
 	free(w->runs);
 	free(w);
+}
+
+/* Replaces the cached /object_info (the worker owns it from now on). */
+void
+worker_set_objinfo(struct worker *w, cJSON *info)
+{
+	cJSON_Delete(w->objinfo);
+	w->objinfo = info;
 }
 
 /* SIGHUP applied new settings: pass on what lives outside the table. */

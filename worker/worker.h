@@ -12,13 +12,18 @@
  *   backend.c  health of ComfyUI and starting it when it is down
  *   outputs.c  history outputs: fetch, validate, store
  *   errmap.c   ComfyUI failures to stable error codes
- *   render.c   the graph a job sends
+ * The graph a job sends comes from the workflow layer (shared/wfjob.h):
+ * templates, LoRA and ControlNet surgery, input images.
  */
 #ifndef COMFYQ_WORKER_H
 #define COMFYQ_WORKER_H
 
+#include <cjson/cJSON.h>
+
+#include "controlnet.h"
 #include "errcode.h"
 #include "gpu.h"
+#include "inputs.h"
 #include "rq.h"
 
 struct event_base;
@@ -27,6 +32,8 @@ struct backend;
 struct comfy;
 struct httpc;
 struct run;
+struct tpool;
+struct wf_registry;
 
 enum store_mode { STORE_DIR, STORE_REDIS, STORE_BOTH };
 
@@ -62,6 +69,12 @@ struct worker_cfg {
 	long long start_timeout_s;
 	long long health_interval_ms;
 	char	 *workflows_dir;
+	char	 *controlnet_models;
+	double	  lora_weight_scale;
+	long long input_max_bytes;
+	long long input_timeout_ms;
+	int	  allow_private_urls;
+	long long threads;
 	int	  log_level;
 	int	  log_format;
 };
@@ -80,12 +93,17 @@ struct worker {
 	int		   gpu_broken; /* latched by a GPU fault */
 	char		   gpu_why[256];
 
-	struct rq_async *rc; /* commands */
-	struct rq_async *rb; /* the blocking BZPOPMIN */
-	long long	 rb_client_id;
-	struct httpc	*http;
-	struct comfy	*comfy;
-	struct backend	*backend;
+	struct rq_async	   *rc; /* commands */
+	struct rq_async	   *rb; /* the blocking BZPOPMIN */
+	long long	    rb_client_id;
+	struct httpc	   *http;
+	struct comfy	   *comfy;
+	struct backend	   *backend;
+	struct tpool	   *pool_threads; /* inputs, Canny, decoding */
+	struct wf_registry *workflows;
+	struct cn_map	    cn_map;
+	struct inputs_opts  inputs;
+	cJSON		   *objinfo; /* cached GET /object_info */
 
 	int	      registered;
 	int	      capacity;	   /* the pool's slots, from Redis */
@@ -113,6 +131,7 @@ struct run    *worker_find_run(struct worker *, const char *);
 void	       worker_backend_changed(struct worker *);
 void	       worker_latch_gpu_fault(struct worker *, const char *);
 int	       worker_healthy(const struct worker *);
+void	       worker_set_objinfo(struct worker *, cJSON *);
 
 /* main.c */
 extern const struct cfg_table worker_cfg_table;
