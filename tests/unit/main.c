@@ -14,12 +14,14 @@ extern const struct unit_test test_config[];
 extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
+extern const struct unit_test test_clean[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
 	{ "util", test_util },
 	{ "job", test_job },
 	{ "rq", test_rq },
+	{ "clean", test_clean },
 };
 
 jmp_buf	    unit_jmp;
