@@ -330,7 +330,7 @@ local function file_path_ok(p)
 		return false
 	end
 	local kind, rest = string.match(p, '^(%a+)/(.+)$')
-	if not kind or not FILE_KINDS[kind] or string.find(rest, '//') or
+	if not kind or not FILE_KINDS[kind] or string.find(p, '//') or
 	    string.sub(rest, -1) == '/' then
 		return false
 	end
