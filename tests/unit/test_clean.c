@@ -19,6 +19,7 @@
 
 #include "janitor_clean.h"
 #include "janitor_inuse.h"
+#include "tfile.h"
 #include "unit.h"
 
 #define HOUR 3600
@@ -56,34 +57,16 @@ tmp_remove(void)
 	ASSERT_EQ(system(cmd), 0);
 }
 
-/* Sets the mtime of rel (not following a symlink) to age seconds ago. */
 static void
 age(const char *rel, long long secs)
 {
-	struct timespec ts[2];
-
-	ts[0].tv_sec = ts[1].tv_sec = time(NULL) - secs;
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	ASSERT_EQ(utimensat(AT_FDCWD, tpath(rel), ts, AT_SYMLINK_NOFOLLOW), 0);
+	tfile_age(tpath(rel), secs);
 }
 
-/* Creates rel with size bytes, aged secs. */
 static void
 file(const char *rel, size_t size, long long secs)
 {
-	FILE *f = fopen(tpath(rel), "w");
-	char  buf[512];
-
-	ASSERT_TRUE(f != NULL);
-	memset(buf, 'x', sizeof buf);
-	while (size > 0) {
-		size_t n = size < sizeof buf ? size : sizeof buf;
-
-		fwrite(buf, 1, n, f);
-		size -= n;
-	}
-	ASSERT_EQ(fclose(f), 0);
-	age(rel, secs);
+	tfile_write(tpath(rel), size, secs);
 }
 
 static void
@@ -95,9 +78,7 @@ dir(const char *rel)
 static int
 exists(const char *rel)
 {
-	struct stat st;
-
-	return (lstat(tpath(rel), &st) == 0);
+	return (tfile_exists(tpath(rel)));
 }
 
 /* Runs steps of budget entries until a pass ends; returns the steps. */
