@@ -168,7 +168,7 @@ standin_kill(struct standin *s)
 
 /* Starts argv[0] with argv; its stdout and stderr go to log (appended). */
 pid_t
-proc_start(char *const argv[], const char *log)
+proc_start(const char *const argv[], const char *log)
 {
 	pid_t pid;
 	int   fd;
@@ -182,7 +182,7 @@ proc_start(char *const argv[], const char *log)
 		dup2(fd, STDERR_FILENO);
 		close(fd);
 	}
-	execv(argv[0], argv);
+	execv(argv[0], (char *const *)argv);
 	_exit(127);
 }
 

@@ -34,7 +34,7 @@ struct standin_opts {
 int standin_start(
     struct standin *, const struct standin_opts *, char *, size_t);
 void  standin_kill(struct standin *);
-pid_t proc_start(char *const[], const char *);
+pid_t proc_start(const char *const[], const char *);
 int   proc_stop(pid_t, int, int);
 int   proc_gone(pid_t);
 

@@ -26,9 +26,6 @@
 #include "tfile.h"
 #include "util.h"
 
-/* argv arrays below hold string literals, as a shell would pass them. */
-#pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
-
 #define LEASE_MS 2000
 #define BEAT_MS	 300
 #define TICK_MS	 100
@@ -75,7 +72,8 @@ dir_make(void)
 static pid_t
 janitor_start(const char *P, const char *tag, ...)
 {
-	char	   *argv[64], tick[16];
+	const char *argv[64];
+	char	    tick[16];
 	const char *a;
 	va_list	    ap;
 	int	    n = 0;
@@ -88,14 +86,14 @@ janitor_start(const char *P, const char *tag, ...)
 	argv[n++] = "--redis-url";
 	argv[n++] = getenv("COMFYQ_TEST_REDIS_URL");
 	argv[n++] = "--queue";
-	argv[n++] = (char *)queue_of(P);
+	argv[n++] = queue_of(P);
 	argv[n++] = "--tick-ms";
 	argv[n++] = tick;
 	argv[n++] = "--log-level";
 	argv[n++] = "verbose";
 	va_start(ap, tag);
 	while ((a = va_arg(ap, const char *)) != NULL && n < 62)
-		argv[n++] = (char *)a;
+		argv[n++] = a;
 	va_end(ap);
 	argv[n] = NULL;
 	pid = proc_start(argv, logpath);
@@ -565,11 +563,11 @@ test_sighup_reloads(void)
 
 /* Runs the janitor with args; returns its exit status, output in log. */
 static int
-janitor_exit(const char *tag, char *const extra[])
+janitor_exit(const char *tag, const char *const extra[])
 {
-	char *argv[16];
-	int   n = 0, i;
-	pid_t pid;
+	const char *argv[16];
+	int	    n = 0, i;
+	pid_t	    pid;
 
 	dir_make();
 	snprintf(logpath, sizeof logpath, "%s/%s.log", dir, tag);
@@ -584,14 +582,15 @@ janitor_exit(const char *tag, char *const extra[])
 static void
 test_bad_settings_exit_2(void)
 {
-	char  link[PATH_MAX], spec[PATH_MAX + 16];
-	char *help[] = { "--help", NULL };
-	char *root[] = { "--clean-dirs", "output=/", NULL };
-	char *sym[] = { "--clean-dirs", spec, NULL };
-	char *tick[] = { "--tick-ms", "0", NULL };
-	char *queue[] = { "--queue", "a b", NULL };
-	char *url[] = { "--redis-url", "http://x", NULL };
-	char *ok[] = { "--check", "--redis-url", "redis://127.0.0.1:1", NULL };
+	char	    link[PATH_MAX], spec[PATH_MAX + 16];
+	const char *help[] = { "--help", NULL };
+	const char *root[] = { "--clean-dirs", "output=/", NULL };
+	const char *sym[] = { "--clean-dirs", spec, NULL };
+	const char *tick[] = { "--tick-ms", "0", NULL };
+	const char *queue[] = { "--queue", "a b", NULL };
+	const char *url[] = { "--redis-url", "http://x", NULL };
+	const char *ok[] = { "--check", "--redis-url", "redis://127.0.0.1:1",
+		NULL };
 
 	dir_make();
 	snprintf(link, sizeof link, "%s/link", dir);
