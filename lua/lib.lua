@@ -105,10 +105,8 @@ local function cut(s, n)
 	return s
 end
 
--- Reads several fields of a hash into a table keyed by field name.
-local function hget(key, ...)
-	local names = { ... }
-	local vals = redis.call('HMGET', key, unpack(names))
+-- Pairs field names with the values HMGET gave: a table of those set.
+local function named(names, vals)
 	local t = {}
 	for i, n in ipairs(names) do
 		if vals[i] then
@@ -116,6 +114,12 @@ local function hget(key, ...)
 		end
 	end
 	return t
+end
+
+-- Reads several fields of a hash into a table keyed by field name.
+local function hget(key, ...)
+	local names = { ... }
+	return named(names, redis.call('HMGET', key, unpack(names)))
 end
 
 local function base36(n, width)
@@ -230,12 +234,7 @@ local function job_read(P, jid, ...)
 		return nil, 'job record is a ' ..
 		    redis.call('TYPE', P .. 'job:' .. jid).ok .. ', not a hash'
 	end
-	local t = {}
-	for i, n in ipairs(names) do
-		if vals[i] then
-			t[n] = vals[i]
-		end
-	end
+	local t = named(names, vals)
 	if not t.state then
 		if redis.call('EXISTS', P .. 'job:' .. jid) == 0 then
 			return nil, 'job record missing'

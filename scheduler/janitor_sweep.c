@@ -9,7 +9,10 @@
  * The connection is blocking with a timeout (redis-timeout-ms): a tick
  * waits for Redis at most that long per call, and a call that fails drops
  * the connection; the next tick reconnects (and reloads the library), with
- * backoff while Redis stays away.
+ * backoff while Redis stays away. A function missing from the loaded
+ * library (a program built from an older tree replaced it) also drops the
+ * connection, so the next tick loads the library this janitor was built
+ * with.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -203,6 +206,13 @@ sweep_call(struct sweep *s, struct rq_cmd *c, const char *what, int *lost)
 	if (r->type != REDIS_REPLY_ARRAY) {
 		log_warnx("%s: %s", what,
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		/* Another program loaded an older library: load ours again. */
+		if (r->type == REDIS_REPLY_ERROR &&
+		    strstr(r->str, "Function not found") != NULL) {
+			redisFree(s->ctx);
+			s->ctx = NULL;
+			*lost = 1;
+		}
 		freeReplyObject(r);
 		return (NULL);
 	}

@@ -123,14 +123,31 @@ it_cmd(const char *fmt, ...)
 const char *
 it_hget(const char *prefix, const char *jid, const char *field)
 {
+	return (it_get("HGET %sjob:%s %s", prefix, jid, field));
+}
+
+/* Runs a command that returns a string; "" for nil. Valid until the next. */
+const char *
+it_get(const char *fmt, ...)
+{
 	static char buf[65536];
+	va_list	    ap;
 	redisReply *r;
 
-	r = it_cmd("HGET %sjob:%s %s", prefix, jid, field);
+	va_start(ap, fmt);
+	r = it_check(redisvCommand(it_redis(), fmt, ap));
+	va_end(ap);
 	snprintf(
 	    buf, sizeof buf, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
 	freeReplyObject(r);
 	return (buf);
+}
+
+/* A counter of prefix's stats hash (0 when unset). */
+long long
+it_stat(const char *prefix, const char *name)
+{
+	return (atoll(it_get("HGET %sstats %s", prefix, name)));
 }
 
 /* Runs a command that returns an integer. */

@@ -19,6 +19,8 @@ const char   *it_queue(const char *);
 redisReply   *it_fcall(const char *, const char *, ...);
 redisReply   *it_cmd(const char *, ...);
 const char   *it_hget(const char *, const char *, const char *);
+const char   *it_get(const char *, ...);
+long long     it_stat(const char *, const char *);
 long long     it_int(const char *, ...);
 int	      it_events(const char *, const char *, const char *);
 int	      it_keys(const char *);

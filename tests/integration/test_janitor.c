@@ -158,6 +158,19 @@ standin_up(struct standin *s, const char *P, const char *wid, int njobs)
 	ASSERT_EQ(s->njobs, njobs);
 }
 
+/* Queues n jobs and gives pool gpu0 n slots. */
+static void
+queue_jobs(const char *P, int n)
+{
+	char cap[16];
+	int  i;
+
+	for (i = 0; i < n; i++)
+		it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
+	snprintf(cap, sizeof cap, "%d", n);
+	it_setcap(P, "gpu0", cap, "0");
+}
+
 static int
 all_back(const char *P)
 {
@@ -174,9 +187,7 @@ test_kill9_frees_slots_and_requeues(void)
 	long long   ms;
 	int	    i;
 
-	for (i = 0; i < 2; i++)
-		it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
-	it_setcap(P, "gpu0", "2", "0");
+	queue_jobs(P, 2);
 	standin_up(&worker, P, "w1", 2);
 	jan = janitor_start(P, "kill9", NULL);
 	/* Alive and beating past its lease: nothing is taken from it. */
@@ -216,8 +227,7 @@ claim_and_abandon(const char *P, int n)
 	struct it_claimed c;
 	int		  i;
 
-	for (i = 0; i < n; i++)
-		it_enq(P, "{\"workflow\":\"a\"}");
+	queue_jobs(P, n);
 	for (i = 0; i < n; i++)
 		it_claim(P, "w1", "gpu0", "1000", &c);
 }
@@ -236,7 +246,6 @@ test_two_janitors_one_requeue(void)
 	pid_t	    a, b;
 	size_t	    i;
 
-	it_setcap(P, "gpu0", "20", "0");
 	claim_and_abandon(P, 20);
 	it_sleep_ms(1100);
 	a = janitor_start(P, "race-a", "--tick-ms", "10", NULL);
@@ -280,9 +289,7 @@ test_redis_pause_no_mass_reclaim(void)
 	long long   t0;
 	int	    i;
 
-	for (i = 0; i < 4; i++)
-		it_enq(P, "{\"workflow\":\"a\"}");
-	it_setcap(P, "gpu0", "4", "0");
+	queue_jobs(P, 4);
 	standin_up(&worker, P, "w1", 2);
 	standin_up(&worker2, P, "w2", 2);
 	jan = janitor_start(
@@ -320,35 +327,20 @@ static char tree[512];
 static const char *
 tp(const char *rel)
 {
-	static char buf[4][1024];
-	static int  n;
-
-	n = (n + 1) % 4;
-	snprintf(buf[n], sizeof buf[n], "%s/%s", tree, rel);
-	return (buf[n]);
-}
-
-static long long
-stat_of(const char *P, const char *name)
-{
-	redisReply *r = it_cmd("HGET %sstats %s", P, name);
-	long long   v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-
-	freeReplyObject(r);
-	return (v);
+	return (tfile_path(tree, rel));
 }
 
 static int
 four_freed(const char *P)
 {
-	return (stat_of(P, "janitor:freed_files") == 4 &&
+	return (it_stat(P, "janitor:freed_files") == 4 &&
 	    log_has("clean: pass over 3 folders"));
 }
 
 static int
 six_freed(const char *P)
 {
-	return (stat_of(P, "janitor:freed_files") == 6);
+	return (it_stat(P, "janitor:freed_files") == 6);
 }
 
 #define DAY 86400
@@ -401,8 +393,8 @@ test_file_cleanup(void)
 	jan = janitor_start(P, "clean", "--clean-dirs", spec, NULL);
 	wait_for(four_freed, P, 10000, "the first cleanup pass");
 	it_sleep_ms(3 * TICK_MS);
-	ASSERT_EQ(stat_of(P, "janitor:freed_files"), 4);
-	ASSERT_EQ(stat_of(P, "janitor:freed_bytes"), 20 + 1000 + 10 + 50);
+	ASSERT_EQ(it_stat(P, "janitor:freed_files"), 4);
+	ASSERT_EQ(it_stat(P, "janitor:freed_bytes"), 20 + 1000 + 10 + 50);
 	ASSERT_TRUE(!tfile_exists(tp("output/old.png")));
 	ASSERT_TRUE(!tfile_exists(tp("output/comfyq/ended/y.png")));
 	ASSERT_TRUE(!tfile_exists(tp("temp/t.tmp")));
@@ -456,11 +448,7 @@ test_redis_down_deletes_nothing(void)
 static int
 w_gone(const char *P)
 {
-	redisReply *r = it_cmd("HGET %sworker:w-gone state", P);
-	int gone = r->type == REDIS_REPLY_STRING && strcmp(r->str, "gone") == 0;
-
-	freeReplyObject(r);
-	return (gone);
+	return (strcmp(it_get("HGET %sworker:w-gone state", P), "gone") == 0);
 }
 
 /* Runs the comfyq CLI on P's queue; returns its output. */
@@ -614,6 +602,33 @@ test_bad_settings_exit_2(void)
 	ASSERT_TRUE(log_has("configuration OK"));
 }
 
+static int
+library_loaded(const char *P)
+{
+	redisReply *r = it_cmd("FUNCTION LIST LIBRARYNAME comfyq");
+	int	    n = (int)r->elements;
+
+	(void)P;
+	freeReplyObject(r);
+	return (n == 1);
+}
+
+/* Another program replaced the library with one lacking our functions. */
+static void
+test_library_loaded_again(void)
+{
+	const char *P = it_queue("q");
+	pid_t	    jan;
+
+	jan = janitor_start(P, "reload-lib", NULL);
+	it_sleep_ms(3 * TICK_MS);
+	freeReplyObject(it_cmd("FUNCTION DELETE comfyq"));
+	ASSERT_TRUE(!library_loaded(P));
+	wait_for(library_loaded, P, 5000, "the library loaded again");
+	janitor_stop(jan);
+	ASSERT_TRUE(log_has("reap: ERR Function not found"));
+}
+
 const struct unit_test itests[] = {
 	{ "kill9_frees_slots_and_requeues",
 	    test_kill9_frees_slots_and_requeues },
@@ -624,5 +639,6 @@ const struct unit_test itests[] = {
 	{ "dead_worker_shows_gone", test_dead_worker_shows_gone },
 	{ "sighup_reloads", test_sighup_reloads },
 	{ "bad_settings_exit_2", test_bad_settings_exit_2 },
+	{ "library_loaded_again", test_library_loaded_again },
 	{ NULL, NULL },
 };

@@ -13,17 +13,6 @@
 
 #define SPEC_A "{\"workflow\":\"smoke\",\"tenant\":\"a\"}"
 
-/* A counter of the stats hash (0 when unset). */
-static long long
-stat_of(const char *P, const char *name)
-{
-	redisReply *r = it_cmd("HGET %sstats %s", P, name);
-	long long   v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-
-	freeReplyObject(r);
-	return (v);
-}
-
 /* A field of the newest event of type for jid; "" when there is none. */
 static const char *
 event_field(const char *P, const char *type, const char *jid, const char *f)
@@ -89,36 +78,6 @@ test_capacity_change_next_claim(void)
 	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
 }
 
-static void
-test_vram_budget_runtime(void)
-{
-	const char	 *P = it_queue("q");
-	struct it_claimed c;
-	char		  big[64], small[64];
-
-	snprintf(big, sizeof big, "%s",
-	    it_enq(P, "{\"workflow\":\"a\",\"vram_mb\":12000}"));
-	snprintf(small, sizeof small, "%s",
-	    it_enq(P, "{\"workflow\":\"a\",\"vram_mb\":4000}"));
-	it_setcap(P, "gpu0", "4", "10000");
-	/* The big one does not fit the budget; the smaller one behind it does. */
-	it_claim(P, "w1", "gpu0", "30000", &c);
-	ASSERT_STREQ(c.jid, small);
-	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
-	ASSERT_STREQ(it_hget(P, big, "state"), "queued");
-	/* A larger budget set at run time admits it on the next claim. */
-	it_setcap(P, "gpu0", "4", "20000");
-	it_claim(P, "w1", "gpu0", "30000", &c);
-	ASSERT_STREQ(c.jid, big);
-	{
-		redisReply *r = it_fcall(P, "slot_get", "gpu0", NULL);
-
-		ASSERT_EQ(el(r, 2), 2);
-		ASSERT_EQ(el(r, 3), 16000);
-		freeReplyObject(r);
-	}
-}
-
 /* Adds n entries to key; with old_ms > 0, ids from that time on. */
 static void
 xadd_many(const char *key, int n, long long old_ms)
@@ -174,7 +133,7 @@ test_trim_events_length_and_age(void)
 	freeReplyObject(r);
 	len = it_int("XLEN %s", key);
 	ASSERT_TRUE(len >= 300 && len < 300 + node);
-	ASSERT_EQ(stat_of(P, "janitor:events_trimmed"), 2000 - len);
+	ASSERT_EQ(it_stat(P, "janitor:events_trimmed"), 2000 - len);
 
 	/* By age: every old node goes, every young entry stays. */
 	P = it_queue("q");
@@ -268,7 +227,7 @@ test_trim_refunds_keeps_unacknowledged(void)
 	ASSERT_EQ(r->elements, 150);
 	freeReplyObject(r);
 	ASSERT_TRUE(it_int("XLEN %s", key) < 300);
-	ASSERT_EQ(stat_of(P, "janitor:refunds_trimmed"),
+	ASSERT_EQ(it_stat(P, "janitor:refunds_trimmed"),
 	    300 - it_int("XLEN %s", key));
 	/* A second group that has read nothing holds everything left. */
 	freeReplyObject(it_cmd("XGROUP CREATE %s audit 0", key));
@@ -317,7 +276,7 @@ test_expire_terminal_records(void)
 	ASSERT_EQ(it_int("EXISTS %sjob:%s", P, jid), 0);
 	ASSERT_EQ(it_int("EXISTS %sidem:k", P), 0);
 	ASSERT_EQ(it_int("ZCARD %sdone", P), 0);
-	ASSERT_EQ(stat_of(P, "janitor:expired"), 1);
+	ASSERT_EQ(it_stat(P, "janitor:expired"), 1);
 
 	/* A live job found in `done` keeps its record, only leaves `done`. */
 	it_enq(P, SPEC_A);
@@ -340,7 +299,7 @@ test_expire_terminal_records(void)
 	ASSERT_EQ(it_int("ZCARD %sdone", P), 0);
 	ASSERT_EQ(it_keys(P) > 0, 1);
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "active");
-	ASSERT_EQ(stat_of(P, "janitor:expired"), 6);
+	ASSERT_EQ(it_stat(P, "janitor:expired"), 6);
 }
 
 static long long
@@ -369,13 +328,7 @@ set_beat(const char *P, const char *wid, long long ago_ms)
 static const char *
 worker_state(const char *P, const char *wid)
 {
-	static char buf[32];
-	redisReply *r = it_cmd("HGET %sworker:%s state", P, wid);
-
-	snprintf(
-	    buf, sizeof buf, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-	freeReplyObject(r);
-	return (buf);
+	return (it_get("HGET %sworker:%s state", P, wid));
 }
 
 static void
@@ -400,7 +353,7 @@ test_workers_gone_once_and_back(void)
 	ASSERT_STREQ(worker_state(P, "w4"), "stopped");
 	/* Seen once: the next call finds nothing new. */
 	ASSERT_EQ(workers_gone(P, "86400000", wid, sizeof wid), 0);
-	ASSERT_EQ(stat_of(P, "janitor:workers_gone"), 1);
+	ASSERT_EQ(it_stat(P, "janitor:workers_gone"), 1);
 	/* Its heartbeat brings it back; a second death is seen again. */
 	r = it_fcall(P, "heartbeat", "w1", "30000", "600000", NULL);
 	freeReplyObject(r);
@@ -505,13 +458,7 @@ test_queue_status_positions_throttled(void)
 static const char *
 dead_of(const char *P, const char *jid)
 {
-	static char buf[4096];
-	redisReply *r = it_cmd("HGET %sdead %s", P, jid);
-
-	snprintf(
-	    buf, sizeof buf, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-	freeReplyObject(r);
-	return (buf);
+	return (it_get("HGET %sdead %s", P, jid));
 }
 
 /* jid ended failed/internal with one event and one refund. */
@@ -612,7 +559,7 @@ test_corrupt_jobs_buried(void)
 	assert_buried(P, c.jid, "leases", "unknown state 'zombie'");
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	ASSERT_EQ(it_int("HLEN %sdead", P), 5);
-	ASSERT_EQ(stat_of(P, "janitor:dead"), 5);
+	ASSERT_EQ(it_stat(P, "janitor:dead"), 5);
 	ASSERT_EQ(it_int("XLEN %srefunds", P), 5);
 }
 
@@ -764,7 +711,7 @@ test_reap_slots_bounded_by_cursor(void)
 	r = it_fcall(P, "reap", "batch", "1", NULL);
 	ASSERT_EQ(el(r, 3), 0);
 	freeReplyObject(r);
-	ASSERT_EQ(stat_of(P, "janitor:slots_freed"), 3);
+	ASSERT_EQ(it_stat(P, "janitor:slots_freed"), 3);
 	r = it_fcall(P, "reap", "batch", "0", NULL);
 	ASSERT_ERROR(r, "INVALID batch: must be at least 1");
 	freeReplyObject(r);
@@ -796,12 +743,11 @@ test_stall_guard_counts(void)
 	ASSERT_EQ(el(r, 4), 0);
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "active");
-	ASSERT_EQ(stat_of(P, "janitor:stall_holds"), 1);
+	ASSERT_EQ(it_stat(P, "janitor:stall_holds"), 1);
 }
 
 const struct unit_test itests[] = {
 	{ "capacity_change_next_claim", test_capacity_change_next_claim },
-	{ "vram_budget_runtime", test_vram_budget_runtime },
 	{ "trim_events_length_and_age", test_trim_events_length_and_age },
 	{ "trim_refunds_keeps_unacknowledged",
 	    test_trim_refunds_keeps_unacknowledged },

@@ -717,6 +717,17 @@ test_vram_budget(void)
 	/* Nothing else fits: reported as no slot, the big job still waits. */
 	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
 	ASSERT_STREQ(it_hget(P, big, "state"), "queued");
+	/* A larger budget set at run time admits it on the next claim. */
+	it_setcap(P, "gpu0", "4", "20000");
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, big);
+	{
+		redisReply *r = it_fcall(P, "slot_get", "gpu0", NULL);
+
+		ASSERT_EQ(r->element[2]->integer, 2);
+		ASSERT_EQ(r->element[3]->integer, 16000);
+		freeReplyObject(r);
+	}
 }
 
 static void

@@ -32,12 +32,7 @@ static char tmp[256];
 static const char *
 tpath(const char *rel)
 {
-	static char buf[4][1024];
-	static int  n;
-
-	n = (n + 1) % 4;
-	snprintf(buf[n], sizeof buf[n], "%s/%s", tmp, rel);
-	return (buf[n]);
+	return (tfile_path(tmp, rel));
 }
 
 static void
@@ -81,6 +76,22 @@ exists(const char *rel)
 	return (tfile_exists(tpath(rel)));
 }
 
+/* A temp dir and an empty in-use set for one test. */
+static struct inuse *
+fix_begin(void)
+{
+	tmp_make();
+	return (inuse_new());
+}
+
+static void
+fix_end(struct clean *c, struct inuse *u)
+{
+	clean_free(c);
+	inuse_free(u);
+	tmp_remove();
+}
+
 /* Runs steps of budget entries until a pass ends; returns the steps. */
 static int
 clean_pass(struct clean *c, const struct inuse *u, long long budget,
@@ -111,11 +122,10 @@ static void
 test_old_files_go_exactly(void)
 {
 	struct clean_stats st = { 0 };
-	struct inuse	  *u = inuse_new();
+	struct inuse	  *u = fix_begin();
 	struct clean	  *c;
 	char		   spec[PATH_MAX + 16];
 
-	tmp_make();
 	dir("out");
 	dir("outside");
 	file("outside/target.png", 10, 30 * DAY);
@@ -179,20 +189,17 @@ test_old_files_go_exactly(void)
 	ASSERT_TRUE(!exists("out/comfyq/J1/run.png"));
 	ASSERT_TRUE(!exists("out/faces/keep.png"));
 	ASSERT_TRUE(exists("outside/target.png"));
-	clean_free(c);
-	inuse_free(u);
-	tmp_remove();
+	fix_end(c, u);
 }
 
 static void
 test_ages_per_kind(void)
 {
 	struct clean_stats st = { 0 };
-	struct inuse	  *u = inuse_new();
+	struct inuse	  *u = fix_begin();
 	struct clean	  *c;
 	char		   spec[3 * PATH_MAX];
 
-	tmp_make();
 	dir("output");
 	dir("temp");
 	dir("input");
@@ -212,21 +219,18 @@ test_ages_per_kind(void)
 	ASSERT_TRUE(exists("temp/b"));
 	ASSERT_TRUE(exists("input/a"));
 	ASSERT_TRUE(!exists("input/b"));
-	clean_free(c);
-	inuse_free(u);
-	tmp_remove();
+	fix_end(c, u);
 }
 
 static void
 test_bounded_steps(void)
 {
 	struct clean_stats st = { 0 };
-	struct inuse	  *u = inuse_new();
+	struct inuse	  *u = fix_begin();
 	struct clean	  *c;
 	char		   spec[PATH_MAX + 16], rel[64];
 	int		   i, steps;
 
-	tmp_make();
 	dir("t");
 	dir("t/d");
 	for (i = 0; i < 40; i++) {
@@ -243,20 +247,17 @@ test_bounded_steps(void)
 	ASSERT_EQ(steps, 9);
 	ASSERT_EQ(st.files, 40);
 	ASSERT_EQ(clean_walking(c), 0);
-	clean_free(c);
-	inuse_free(u);
-	tmp_remove();
+	fix_end(c, u);
 }
 
 static void
 test_root_swapped_for_symlink(void)
 {
 	struct clean_stats st = { 0 };
-	struct inuse	  *u = inuse_new();
+	struct inuse	  *u = fix_begin();
 	struct clean	  *c;
 	char		   spec[PATH_MAX + 16];
 
-	tmp_make();
 	dir("out");
 	dir("elsewhere");
 	file("elsewhere/precious", 1, 30 * DAY);
@@ -269,9 +270,7 @@ test_root_swapped_for_symlink(void)
 	ASSERT_EQ(st.files, 0);
 	ASSERT_EQ(st.errors, 1);
 	ASSERT_TRUE(exists("elsewhere/precious"));
-	clean_free(c);
-	inuse_free(u);
-	tmp_remove();
+	fix_end(c, u);
 }
 
 /* clean_new(spec) must fail with exactly want. */

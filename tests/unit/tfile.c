@@ -9,6 +9,18 @@
 #include "tfile.h"
 #include "unit.h"
 
+/* dir/rel, in one of a few rotating buffers. */
+const char *
+tfile_path(const char *dir, const char *rel)
+{
+	static char buf[8][1024];
+	static int  n;
+
+	n = (n + 1) % 8;
+	snprintf(buf[n], sizeof buf[n], "%s/%s", dir, rel);
+	return (buf[n]);
+}
+
 /* Sets the mtime of path (a symlink itself, not its target) secs ago. */
 void
 tfile_age(const char *path, long long secs)

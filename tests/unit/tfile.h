@@ -8,8 +8,9 @@
 
 #include <stddef.h>
 
-void tfile_write(const char *, size_t, long long);
-void tfile_age(const char *, long long);
-int  tfile_exists(const char *);
+const char *tfile_path(const char *, const char *);
+void	    tfile_write(const char *, size_t, long long);
+void	    tfile_age(const char *, long long);
+int	    tfile_exists(const char *);
 
 #endif
