@@ -10,7 +10,8 @@
           cancel: jids still ours that carry a cancel request
           capacity: the pool's slot capacity now (0 when unknown), so a
                   change at run time reaches the worker
-  The worker hash gets a fresh TTL and the workers index its beat time.
+  The worker hash gets a fresh TTL and the workers index its beat time; a
+  worker the janitor had marked gone (a partition that healed) is up again.
 ]]
 
 register('heartbeat', function(keys, args)
@@ -58,6 +59,9 @@ register('heartbeat', function(keys, args)
 	end
 	if redis.call('EXISTS', wkey) == 1 then
 		redis.call('HSET', wkey, 'last_beat_ms', now, 'jobs', #renew)
+		if redis.call('HGET', wkey, 'state') == 'gone' then
+			redis.call('HSET', wkey, 'state', 'up')
+		end
 		redis.call('PEXPIRE', wkey, ttl)
 	end
 	redis.call('ZADD', P .. 'workers', now, wid)

@@ -20,6 +20,7 @@ extern const struct unit_test test_graph[];
 extern const struct unit_test test_canny[];
 extern const struct unit_test test_img[];
 extern const struct unit_test test_inputs[];
+extern const struct unit_test test_clean[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -32,6 +33,7 @@ static const struct unit_suite suites[] = {
 	{ "canny", test_canny },
 	{ "img", test_img },
 	{ "inputs", test_inputs },
+	{ "clean", test_clean },
 };
 
 jmp_buf	    unit_jmp;
