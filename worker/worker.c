@@ -269,7 +269,7 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)ac;
 	if (r == NULL)
 		return;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
 		log_warnx("heartbeat: %s",
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		return;
@@ -282,6 +282,11 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 		if ((run = worker_find_job(
 			 w, r->element[1]->element[i]->str)) != NULL)
 			run_cancel(run);
+	if (r->element[3]->integer == 0 && w->registered) {
+		log_warnx("heartbeat: the worker record had expired; "
+		    "registering again");
+		worker_register(w);
+	}
 	old = w->capacity;
 	if (r->element[2]->integer > 0)
 		w->capacity = (int)r->element[2]->integer;

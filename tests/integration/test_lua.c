@@ -527,6 +527,7 @@ test_heartbeat_renews_and_reports_lost(void)
 	ASSERT_STREQ(r->element[0]->element[0]->str, c2.jid);
 	ASSERT_EQ(r->element[1]->elements, 0);
 	ASSERT_EQ(r->element[2]->integer, 2);
+	ASSERT_EQ(r->element[3]->integer, 1);	/* registered */
 	freeReplyObject(r);
 	until2 = atoll(it_hget(P, c.jid, "lease_until"));
 	ASSERT_TRUE(until2 >= until1 + 28000);
@@ -540,6 +541,12 @@ test_heartbeat_renews_and_reports_lost(void)
 	freeReplyObject(r);
 	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", "odd", NULL);
 	ASSERT_ERROR(r, "INVALID jobs: expected jid fence pairs");
+	freeReplyObject(r);
+	/* A record that expired (a long partition) is reported, so the worker
+	 * registers again. */
+	freeReplyObject(it_cmd("DEL %sworker:w1", P));
+	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", NULL);
+	ASSERT_EQ(r->element[3]->integer, 0);
 	freeReplyObject(r);
 }
 

@@ -226,10 +226,9 @@ kill)
 	fence=$(field "$j" fence)
 	kill -9 "$W1"
 	wait "$W1" 2>/dev/null
-	# Reap as a janitor would, until another worker has it.
-	( for i in $(seq 1 200); do RC FCALL comfyq_reap 1 "$P" >/dev/null;
-		sleep 0.2; done ) &
-	PIDS+=("$!")
+	# The janitor puts it back once the lease lapses; w2 finishes it.
+	janitor_start
+	PIDS+=("$JPID")
 	worker_start w2
 	PIDS+=("$WPID")
 	await "$j" succeeded 60

@@ -75,6 +75,14 @@ worker_start() {
 	WPID=$!
 }
 
+# janitor_start [ARGS...]: a janitor on the queue ($JPID), ticking fast.
+janitor_start() {
+	"$BIN/comfyq-janitor" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+		--queue "$Q" --tick-ms 200 --log-level verbose "$@" \
+		>>"$T/janitor.log" 2>&1 &
+	JPID=$!
+}
+
 # stop PID...: SIGTERM, then SIGKILL after 10 s; waits until gone.
 stop() {
 	local p
