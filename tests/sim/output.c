@@ -1,0 +1,527 @@
+/*
+ * Output files, named as ComfyUI names them. SaveImage, PreviewImage and
+ * SaveAnimatedWEBP use folder_paths.get_save_image_path(): %width% style
+ * variables, a prefix whose directory part becomes the subfolder (and may
+ * not leave the output directory), and <prefix>_<counter:05>_.<ext> with
+ * the counter one above the highest existing one. VHS_VideoCombine counts
+ * its own way (<prefix>_<counter:05>.<ext>) and writes a first-frame PNG
+ * beside the video. The counter is found by scanning the folder once, then
+ * kept in memory; a name taken meanwhile is detected (O_EXCL) and the
+ * folder scanned again.
+ *
+ * Pixels are deterministic: a solid colour (EmptyImage), a pattern drawn
+ * from the seed of the node that made the image (a sampler's signature, so
+ * seed and prompt decide it), or a loaded file, scaled by nearest
+ * neighbour. PNGs are real (stb_image_write). Videos and WEBPs are files
+ * with the right magic bytes and a plausible size (MP4: about 80 KB per
+ * second), since a worker checks names, types and sizes, not codecs.
+ */
+#include <sys/stat.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+
+#include "log.h"
+#include "sim.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define OUT_MAX_PIXELS	 (64u << 20) /* refuse larger renders */
+#define MP4_BYTES_PER_S	 (80 * 1024)
+#define VIDEO_MIN_BYTES	 (16 * 1024)
+#define VIDEO_TINY_BYTES 2048
+
+struct save_path {
+	char folder[PATH_MAX];
+	char filename[1024];
+	char subfolder[1024];
+	int  counter;
+	char key[PATH_MAX + 1100];
+};
+
+static struct omap *counters; /* folder + name + style -> next counter */
+
+static void
+out_replace(char *s, size_t len, const char *var, const char *val)
+{
+	char  *p, tmp[1024];
+	size_t vl = strlen(var);
+
+	while ((p = strstr(s, var)) != NULL) {
+		snprintf(
+		    tmp, sizeof tmp, "%.*s%s%s", (int)(p - s), s, val, p + vl);
+		snprintf(s, len, "%s", tmp);
+	}
+}
+
+/* ComfyUI's compute_vars(): %width% %height% %year% ... */
+static void
+out_vars(char *s, size_t len, int w, int h)
+{
+	struct tm tm;
+	time_t	  now = time(NULL);
+	char	  v[32];
+
+	if (strchr(s, '%') == NULL)
+		return;
+	localtime_r(&now, &tm);
+	snprintf(v, sizeof v, "%d", w);
+	out_replace(s, len, "%width%", v);
+	snprintf(v, sizeof v, "%d", h);
+	out_replace(s, len, "%height%", v);
+	snprintf(v, sizeof v, "%d", tm.tm_year + 1900);
+	out_replace(s, len, "%year%", v);
+	snprintf(v, sizeof v, "%02d", tm.tm_mon + 1);
+	out_replace(s, len, "%month%", v);
+	snprintf(v, sizeof v, "%02d", tm.tm_mday);
+	out_replace(s, len, "%day%", v);
+	snprintf(v, sizeof v, "%02d", tm.tm_hour);
+	out_replace(s, len, "%hour%", v);
+	snprintf(v, sizeof v, "%02d", tm.tm_min);
+	out_replace(s, len, "%minute%", v);
+	snprintf(v, sizeof v, "%02d", tm.tm_sec);
+	out_replace(s, len, "%second%", v);
+}
+
+/* The counter a file name carries for this prefix, or 0. */
+static int
+out_file_counter(const char *f, const char *name, int vhs)
+{
+	size_t n = strlen(name);
+	char  *end;
+	long   c;
+
+	if (strncmp(f, name, n) != 0 || f[n] != '_')
+		return (0);
+	c = strtol(f + n + 1, &end, 10);
+	if (end == f + n + 1 || c < 0 || c > INT_MAX)
+		return (0);
+	if (!vhs)
+		return (*end == '_' || *end == '\0' ? (int)c : 0);
+	/* VHS: name_(\d+)\D*\.[a-zA-Z0-9]+ */
+	while (*end != '\0' && *end != '.' && !isdigit((unsigned char)*end))
+		end++;
+	if (*end != '.' || end[1] == '\0')
+		return (0);
+	for (end++; *end != '\0'; end++)
+		if (!isalnum((unsigned char)*end))
+			return (0);
+	return ((int)c);
+}
+
+static int
+out_scan(const char *folder, const char *name, int vhs)
+{
+	DIR	      *d;
+	struct dirent *de;
+	int	       max = 0, c;
+
+	if ((d = opendir(folder)) == NULL)
+		return (1);
+	while ((de = readdir(d)) != NULL)
+		if ((c = out_file_counter(de->d_name, name, vhs)) > max)
+			max = c;
+	closedir(d);
+	return (max + 1);
+}
+
+/* get_save_image_path(); vhs selects VideoHelperSuite's counting. */
+static int
+out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
+    struct save_path *sp, struct pyexc *exc)
+{
+	char p[1024], np[1024], *slash;
+	int *next;
+
+	snprintf(p, sizeof p, "%s", prefix);
+	out_vars(p, sizeof p, w, h);
+	path_norm(p, np, sizeof np);
+	if ((slash = strrchr(np, '/')) != NULL) {
+		snprintf(sp->subfolder, sizeof sp->subfolder, "%.*s",
+		    (int)(slash - np), np);
+		snprintf(sp->filename, sizeof sp->filename, "%s", slash + 1);
+	} else {
+		sp->subfolder[0] = '\0';
+		snprintf(sp->filename, sizeof sp->filename, "%s", np);
+	}
+	path_join(root, sp->subfolder, sp->folder, sizeof sp->folder);
+	if (!path_inside(root, sp->folder)) {
+		py_exc(exc, "Exception",
+		    "**** ERROR: Saving image outside the output folder is not "
+		    "allowed.\n full_output_folder: %s\n         output_dir: "
+		    "%s\n         commonpath: /",
+		    sp->folder, root);
+		return (-1);
+	}
+	if (path_mkdirs(sp->folder) == -1) {
+		py_exc(exc, "OSError", "[Errno %d] %s: '%s'", errno,
+		    strerror(errno), sp->folder);
+		return (-1);
+	}
+	snprintf(sp->key, sizeof sp->key, "%s\x01%s\x01%d", sp->folder,
+	    sp->filename, vhs);
+	if (counters == NULL)
+		counters = omap_new();
+	if ((next = omap_get(counters, sp->key)) == NULL) {
+		next = xmalloc(sizeof *next);
+		*next = out_scan(sp->folder, sp->filename, vhs);
+		omap_put(counters, sp->key, next);
+	}
+	sp->counter = *next;
+	return (0);
+}
+
+static void
+out_used(struct save_path *sp, int upto)
+{
+	int *next = omap_get(counters, sp->key);
+
+	if (next != NULL && upto + 1 > *next)
+		*next = upto + 1;
+}
+
+/* Writes a new file; EEXIST means another writer took the name. */
+static int
+out_write(const char *path, const void *data, size_t len, struct pyexc *exc)
+{
+	int	fd;
+	ssize_t n;
+	size_t	off = 0;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) ==
+	    -1) {
+		py_exc(exc, "OSError", "[Errno %d] %s: '%s'", errno,
+		    strerror(errno), path);
+		return (errno == EEXIST ? 1 : -1);
+	}
+	while (off < len) {
+		if ((n = write(fd, (const char *)data + off, len - off)) <= 0) {
+			py_exc(exc, "OSError", "[Errno %d] %s: '%s'", errno,
+			    strerror(errno), path);
+			close(fd);
+			return (-1);
+		}
+		off += (size_t)n;
+	}
+	close(fd);
+	return (0);
+}
+
+/* Picks a free name for the counter, rescanning once on a clash. */
+static int
+out_claim(struct save_path *sp, const char *fmt_suffix, const char *ext,
+    const void *data, size_t len, int vhs, char *name, size_t namelen,
+    struct pyexc *exc)
+{
+	char path[PATH_MAX * 2];
+	int  rc, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		snprintf(name, namelen, "%s_%05d%s.%s", sp->filename,
+		    sp->counter, fmt_suffix, ext);
+		snprintf(path, sizeof path, "%s/%s", sp->folder, name);
+		if ((rc = out_write(path, data, len, exc)) != 1)
+			return (rc);
+		sp->counter = out_scan(sp->folder, sp->filename, vhs);
+	}
+	return (-1);
+}
+
+struct membuf {
+	unsigned char *p;
+	size_t	       len, cap;
+};
+
+static void
+out_membuf_add(void *ctx, void *data, int size)
+{
+	struct membuf *b = ctx;
+
+	if (b->len + (size_t)size > b->cap) {
+		b->cap = (b->len + (size_t)size) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, data, (size_t)size);
+	b->len += (size_t)size;
+}
+
+/* RGB pixels of image v, frame index; NULL when too large. */
+int
+output_render(const struct value *v, int index, unsigned char **out, int black)
+{
+	size_t	       npx = (size_t)v->w * (size_t)v->h, i;
+	unsigned char *px, *src = NULL;
+	uint64_t s = v->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)index + 1;
+	int	 x, y, sw = 0, sh = 0, n;
+
+	if (v->w <= 0 || v->h <= 0 || npx > OUT_MAX_PIXELS)
+		return (-1);
+	if ((px = calloc(npx, 3)) == NULL)
+		return (-1);
+	*out = px;
+	if (black)
+		return (0);
+	if (v->path != NULL)
+		src = stbi_load(v->path, &sw, &sh, &n, 3);
+	for (y = 0; y < v->h; y++) {
+		for (x = 0; x < v->w; x++) {
+			unsigned char *p = px + ((size_t)y * v->w + x) * 3;
+
+			if (v->solid) {
+				p[0] = (unsigned char)(v->rgb >> 16);
+				p[1] = (unsigned char)(v->rgb >> 8);
+				p[2] = (unsigned char)v->rgb;
+			} else if (src != NULL) {
+				unsigned char *q = src +
+				    ((size_t)(y * sh / v->h) * sw +
+					(size_t)(x * sw / v->w)) *
+					3;
+
+				memcpy(p, q, 3);
+			} else {
+				p[0] =
+				    (unsigned char)((s >> 8) + x * 160 / v->w);
+				p[1] =
+				    (unsigned char)((s >> 16) + y * 160 / v->h);
+				p[2] = (unsigned char)((s >> 24) +
+				    (((x >> 4) ^ (y >> 4)) & 1) * 48);
+			}
+		}
+	}
+	stbi_image_free(src);
+	if (v->invert)
+		for (i = 0; i < npx * 3; i++)
+			px[i] = (unsigned char)(255 - px[i]);
+	return (0);
+}
+
+static int
+out_png(const struct value *v, int index, int level, int faults,
+    struct membuf *b, struct pyexc *exc)
+{
+	unsigned char *px;
+
+	if (output_render(v, index, &px, faults & OUT_BLACK) == -1) {
+		py_exc(exc, "torch.OutOfMemoryError",
+		    "Allocation on device (%dx%d image)", v->w, v->h);
+		return (-1);
+	}
+	stbi_write_png_compression_level = level;
+	memset(b, 0, sizeof *b);
+	if (!stbi_write_png_to_func(
+		out_membuf_add, b, v->w, v->h, 3, px, v->w * 3)) {
+		free(px);
+		free(b->p);
+		py_exc(exc, "RuntimeError", "PNG encoding failed");
+		return (-1);
+	}
+	free(px);
+	if (faults & OUT_TRUNCATED)
+		b->len /= 2;
+	return (0);
+}
+
+static void
+out_entry(
+    cJSON *list, const char *name, const char *subfolder, const char *type)
+{
+	cJSON *e = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(e, "filename", name);
+	cJSON_AddStringToObject(e, "subfolder", subfolder);
+	cJSON_AddStringToObject(e, "type", type);
+	cJSON_AddItemToArray(list, e);
+}
+
+/* SaveImage / PreviewImage: one PNG per image of the batch. */
+int
+output_images(const struct value *v, const char *prefix, int temp, int faults,
+    cJSON *list, struct pyexc *exc)
+{
+	struct save_path sp;
+	struct membuf	 b;
+	char		 name[1200], *batch, fn[1024];
+	int		 i, rc;
+
+	if (out_save_path(temp ? sim.temp_dir : sim.output_dir, prefix, v->w,
+		v->h, 0, &sp, exc) == -1)
+		return (-1);
+	snprintf(fn, sizeof fn, "%s", sp.filename);
+	for (i = 0; i < v->batch; i++) {
+		if (out_png(v, i, temp ? 1 : 4, faults, &b, exc) == -1)
+			return (-1);
+		batch = xasprintf("%d", i);
+		snprintf(sp.filename, sizeof sp.filename, "%s", fn);
+		out_replace(
+		    sp.filename, sizeof sp.filename, "%batch_num%", batch);
+		free(batch);
+		rc = out_claim(
+		    &sp, "_", "png", b.p, b.len, 0, name, sizeof name, exc);
+		free(b.p);
+		if (rc != 0)
+			return (-1);
+		out_entry(list, name, sp.subfolder, temp ? "temp" : "output");
+		out_used(&sp, sp.counter);
+		sp.counter++;
+	}
+	return (0);
+}
+
+/* Bytes that start like a file of this extension, then filler. */
+static unsigned char *
+out_container(const char *ext, size_t len, uint64_t seed)
+{
+	static const unsigned char mp4[] = { 0, 0, 0, 0x20, 'f', 't', 'y', 'p',
+		'i', 's', 'o', 'm', 0, 0, 2, 0, 'i', 's', 'o', 'm', 'i', 's',
+		'o', '2', 'a', 'v', 'c', '1', 'm', 'p', '4', '1' };
+	static const unsigned char ebml[] = { 0x1a, 0x45, 0xdf, 0xa3 };
+	unsigned char		  *p = xmalloc(len);
+	size_t			   i, hdr = 0;
+	uint64_t		   x = seed | 1;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)x;
+	}
+	if (strcmp(ext, "mp4") == 0 || strcmp(ext, "mov") == 0) {
+		memcpy(p, mp4, sizeof mp4);
+		hdr = sizeof mp4;
+		/* an mdat box holding the rest */
+		p[hdr] = (unsigned char)((len - hdr) >> 24);
+		p[hdr + 1] = (unsigned char)((len - hdr) >> 16);
+		p[hdr + 2] = (unsigned char)((len - hdr) >> 8);
+		p[hdr + 3] = (unsigned char)(len - hdr);
+		memcpy(p + hdr + 4, "mdat", 4);
+	} else if (strcmp(ext, "webm") == 0 || strcmp(ext, "mkv") == 0)
+		memcpy(p, ebml, sizeof ebml);
+	else if (strcmp(ext, "gif") == 0)
+		memcpy(p, "GIF89a", 6);
+	else if (strcmp(ext, "webp") == 0) {
+		memcpy(p, "RIFF", 4);
+		p[4] = (unsigned char)(len - 8);
+		p[5] = (unsigned char)((len - 8) >> 8);
+		p[6] = (unsigned char)((len - 8) >> 16);
+		p[7] = (unsigned char)((len - 8) >> 24);
+		memcpy(p + 8, "WEBPVP8X", 8);
+	}
+	return (p);
+}
+
+static const char *
+out_video_ext(const char *format)
+{
+	static const struct {
+		const char *suffix;
+		const char *ext;
+	} map[] = { { "-mp4", "mp4" }, { "webm", "webm" }, { "ProRes", "mov" },
+		{ "mkv", "mkv" }, { "gif", "gif" }, { "webp", "webp" },
+		{ "png", "png" } };
+	size_t i, n = strlen(format), k;
+
+	for (i = 0; i < sizeof map / sizeof map[0]; i++) {
+		k = strlen(map[i].suffix);
+		if (n >= k && strcmp(format + n - k, map[i].suffix) == 0)
+			return (map[i].ext);
+	}
+	return ("mp4");
+}
+
+/* VHS_VideoCombine: the first frame as PNG, then the video. */
+int
+output_video(const struct value *v, double fps, const char *prefix,
+    const char *format, int save_output, int pingpong, int faults, cJSON *list,
+    struct pyexc *exc)
+{
+	struct save_path sp;
+	struct membuf	 b;
+	unsigned char	*data;
+	const char	*ext = out_video_ext(format);
+	char		 first[1200], name[1200], full[PATH_MAX * 2];
+	double		 frames = v->batch, bytes;
+	cJSON		*e;
+	int		 rc;
+
+	if (pingpong && frames > 2)
+		frames += frames - 2;
+	if (out_save_path(save_output ? sim.output_dir : sim.temp_dir, prefix,
+		0, 0, 1, &sp, exc) == -1)
+		return (-1);
+	if (out_png(v, 0, 1, faults & OUT_BLACK, &b, exc) == -1)
+		return (-1);
+	rc = out_claim(&sp, "", "png", b.p, b.len, 1, first, sizeof first, exc);
+	free(b.p);
+	if (rc != 0)
+		return (-1);
+	bytes = frames / (fps > 0 ? fps : 1) * MP4_BYTES_PER_S;
+	if (bytes < VIDEO_MIN_BYTES)
+		bytes = VIDEO_MIN_BYTES;
+	if (faults & OUT_TINY)
+		bytes = VIDEO_TINY_BYTES;
+	data = out_container(ext, (size_t)bytes, v->seed);
+	snprintf(name, sizeof name, "%s_%05d.%s", sp.filename, sp.counter, ext);
+	snprintf(full, sizeof full, "%s/%s", sp.folder, name);
+	rc = out_write(full, data, (size_t)bytes, exc);
+	free(data);
+	if (rc != 0)
+		return (-1);
+	out_used(&sp, sp.counter);
+	e = cJSON_CreateObject();
+	cJSON_AddStringToObject(e, "filename", name);
+	cJSON_AddStringToObject(e, "subfolder", sp.subfolder);
+	cJSON_AddStringToObject(e, "type", save_output ? "output" : "temp");
+	cJSON_AddStringToObject(e, "format", format);
+	cJSON_AddNumberToObject(e, "frame_rate", fps);
+	cJSON_AddStringToObject(e, "workflow", first);
+	cJSON_AddStringToObject(e, "fullpath", full);
+	cJSON_AddItemToArray(list, e);
+	return (0);
+}
+
+/* SaveAnimatedWEBP: one animated file for the whole batch. */
+int
+output_webp(const struct value *v, double fps, const char *prefix, int faults,
+    cJSON *list, struct pyexc *exc)
+{
+	struct save_path sp;
+	unsigned char	*data;
+	char		 name[1200];
+	size_t		 bytes = (size_t)v->w * v->h / 8 * v->batch + 4096;
+	int		 rc;
+
+	(void)fps;
+	if (faults & OUT_TINY)
+		bytes = VIDEO_TINY_BYTES;
+	if (bytes > (64u << 20))
+		bytes = 64u << 20;
+	if (out_save_path(sim.output_dir, prefix, v->w, v->h, 0, &sp, exc) ==
+	    -1)
+		return (-1);
+	data = out_container("webp", bytes, v->seed);
+	rc =
+	    out_claim(&sp, "_", "webp", data, bytes, 0, name, sizeof name, exc);
+	free(data);
+	if (rc != 0)
+		return (-1);
+	out_used(&sp, sp.counter);
+	out_entry(list, name, sp.subfolder, "output");
+	return (0);
+}
+
+void
+output_reset(void)
+{
+	omap_free(counters, free);
+	counters = NULL;
+}
