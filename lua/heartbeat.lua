@@ -3,14 +3,18 @@
   Input:  KEYS[1] queue prefix
           ARGV[1] worker id  ARGV[2] lease ms  ARGV[3] worker ttl ms
           ARGV[4..] pairs of jid, fence for the jobs the worker runs
-  Output: { lost, cancel, capacity }
+  Output: { lost, cancel, capacity, registered }
           lost:   jids whose lease is gone (reaped, finished elsewhere, or
                   fenced by a newer claim): the worker must stop them and
                   write nothing more for them
           cancel: jids still ours that carry a cancel request
           capacity: the pool's slot capacity now (0 when unknown), so a
                   change at run time reaches the worker
-  The worker hash gets a fresh TTL and the workers index its beat time.
+          registered: 0 when the worker record has expired (a partition
+                  longer than its TTL, or a janitor that forgot it): the
+                  worker registers again
+  The worker hash gets a fresh TTL and the workers index its beat time; a
+  worker the janitor had marked gone (a partition that healed) is up again.
 ]]
 
 register('heartbeat', function(keys, args)
@@ -56,10 +60,14 @@ register('heartbeat', function(keys, args)
 			    (j.vram_mb or '0'))
 		end
 	end
-	if redis.call('EXISTS', wkey) == 1 then
+	local registered = redis.call('EXISTS', wkey)
+	if registered == 1 then
 		redis.call('HSET', wkey, 'last_beat_ms', now, 'jobs', #renew)
+		if redis.call('HGET', wkey, 'state') == 'gone' then
+			redis.call('HSET', wkey, 'state', 'up')
+		end
 		redis.call('PEXPIRE', wkey, ttl)
 	end
 	redis.call('ZADD', P .. 'workers', now, wid)
-	return { lost, cancel, cap }
+	return { lost, cancel, cap, registered }
 end)

@@ -14,6 +14,7 @@
     fair:<lane> HASH    slots:<pool> HASH   held:<pool>  HASH   pools   SET
     worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
     events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
+    reaper     HASH     dead       HASH
 
   Rules every function keeps:
   - time comes from TIME, never from the caller;
@@ -32,6 +33,10 @@ local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
 local MARKER_CAP = 1024			-- wake tokens kept per marker
 local MSG_MAX = 2048			-- error messages are cut to this
+local DEAD_FIELDS = 32			-- evidence kept of a corrupt record
+local STATES = { queued = true, delayed = true, active = true,
+	succeeded = true, failed = true, canceled = true }
+local TERMINAL = { succeeded = true, failed = true, canceled = true }
 
 -- Error codes (DESIGN.md §5) and the terminal state each one leads to.
 local ERROR_CODES = {
@@ -100,10 +105,8 @@ local function cut(s, n)
 	return s
 end
 
--- Reads several fields of a hash into a table keyed by field name.
-local function hget(key, ...)
-	local names = { ... }
-	local vals = redis.call('HMGET', key, unpack(names))
+-- Pairs field names with the values HMGET gave: a table of those set.
+local function named(names, vals)
 	local t = {}
 	for i, n in ipairs(names) do
 		if vals[i] then
@@ -111,6 +114,12 @@ local function hget(key, ...)
 		end
 	end
 	return t
+end
+
+-- Reads several fields of a hash into a table keyed by field name.
+local function hget(key, ...)
+	local names = { ... }
+	return named(names, redis.call('HMGET', key, unpack(names)))
 end
 
 local function base36(n, width)
@@ -160,6 +169,7 @@ end
 local function make_ready(P, jid, lane, order, now)
 	redis.call('ZADD', P .. 'ready:' .. lane, order, jid)
 	redis.call('HSET', P .. 'job:' .. jid, 'state', 'queued')
+	redis.call('HDEL', P .. 'job:' .. jid, 'qpos', 'qpos_ms')
 	wake(P .. 'marker', jid, now)
 end
 
@@ -212,19 +222,95 @@ local function active_job(P, jid, fence, ...)
 	return j
 end
 
+--[[
+  Reads fields of a job record without tripping over a corrupt one.
+  Returns the fields (as hget) and nil, or nil and why the record is
+  corrupt: missing, not a hash, or without a known state.
+]]
+local function job_read(P, jid, ...)
+	local names = { 'state', ... }
+	local vals = redis.pcall('HMGET', P .. 'job:' .. jid, unpack(names))
+	if type(vals) == 'table' and vals.err then
+		return nil, 'job record is a ' ..
+		    redis.call('TYPE', P .. 'job:' .. jid).ok .. ', not a hash'
+	end
+	local t = named(names, vals)
+	if not t.state then
+		if redis.call('EXISTS', P .. 'job:' .. jid) == 0 then
+			return nil, 'job record missing'
+		end
+		return nil, 'job record has no state'
+	end
+	if not STATES[t.state] then
+		return nil, "job record has unknown state '" ..
+		    cut(t.state, 64) .. "'"
+	end
+	return t, nil
+end
+
+--[[
+  Buries a corrupt job found in index `where` (leases, delayed, ready:<lane>):
+  the evidence goes to the dead hash (jid -> JSON: found_ms, where, error,
+  type, record: up to DEAD_FIELDS fields, values cut to 200 bytes), the job
+  leaves every index and frees its slot, and it ends `failed` with
+  error_code internal, one terminal event and one refund entry, so its
+  producer hears of it and nobody pays for it. A record that is not a
+  hash is replaced by a fresh terminal one. Only non-terminal jobs are
+  buried (a terminal job was refunded already), so this refunds once.
+]]
+local function bury(P, jid, where, why, now)
+	local key = P .. 'job:' .. jid
+	local kind = redis.call('TYPE', key).ok
+	local j, rec = {}, {}
+	if kind == 'hash' then
+		local all = redis.call('HGETALL', key)
+		for i = 1, #all, 2 do
+			j[all[i]] = all[i + 1]
+			if i < 2 * DEAD_FIELDS then
+				rec[cut(all[i], 64)] = cut(all[i + 1], 200)
+			end
+		end
+		if j.pool and string.match(j.pool, '^[%w%._:%-@/]+$') then
+			slot_free(P, j.pool, jid, now)
+		end
+	end
+	redis.call('HSET', P .. 'dead', jid, cjson.encode({
+	    found_ms = now, where = where, error = why, type = kind,
+	    record = rec }))
+	redis.call('ZREM', P .. 'leases', jid)
+	redis.call('ZREM', P .. 'delayed', jid)
+	for _, lane in ipairs(LANES) do
+		redis.call('ZREM', P .. 'ready:' .. lane, jid)
+	end
+	if kind ~= 'hash' and kind ~= 'none' then
+		redis.call('DEL', key)
+	end
+	finish(P, jid, j, 'failed', 'internal', 'corrupt job record (' ..
+	    why .. '), found in ' .. where, now, nil)
+	stat(P, 'janitor:dead')
+end
+
 -- Moves due delayed jobs (retries, run_at) into their lanes; at most n.
+-- A corrupt record found here is buried. Returns promoted, buried.
 local function promote_due(P, now, n)
 	local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
 	    'LIMIT', 0, n)
+	local promoted, buried = 0, 0
 	for _, jid in ipairs(due) do
-		local j = hget(P .. 'job:' .. jid, 'state', 'priority', 'lane_order')
+		local j, why = job_read(P, jid, 'priority', 'lane_order')
 		redis.call('ZREM', P .. 'delayed', jid)
-		if j.state == 'delayed' then
-			make_ready(P, jid, j.priority or 'normal',
+		if not j then
+			bury(P, jid, 'delayed', why, now)
+			buried = buried + 1
+		elseif j.state == 'delayed' then
+			local lane = LANE_OK[j.priority or 'normal'] and
+			    (j.priority or 'normal') or 'normal'
+			make_ready(P, jid, lane,
 			    tonumber(j.lane_order) or now, now)
+			promoted = promoted + 1
 		end
 	end
-	return #due
+	return promoted, buried
 end
 
 local function fcall_wrap(fn)

@@ -5,31 +5,43 @@
   Input:  KEYS[1] queue prefix
           ARGV option pairs: max_reclaims (default 3), batch (100),
           stall_ms (0: off), grace_ms (0)
-  Output: { requeued, lost, promoted, slots_freed, holding }
+  Output: { requeued, lost, promoted, slots_freed, holding, buried }
   - A job whose lease expired goes back to the front of its lane with a
     `requeued` event; once it has been reclaimed more than max_reclaims
     times it ends `worker_lost` with a refund. A pending cancel ends it
     canceled instead.
   - Due delayed jobs (retries, run_at) move to their lanes.
   - Slot holders whose job is no longer active under the holder's fence,
-    and outside holders whose lease ran out, are removed.
+    and outside holders whose lease ran out, are removed. Pools are visited
+    in name order from a cursor (reaper.slot_cursor), until `batch` holders
+    were checked, so a fleet of pools costs many short calls.
+  - A corrupt job record met on the way (missing, not a hash, no known
+    state) is buried: dead hash, terminal `failed`/internal with a refund
+    (lib.lua bury); `buried` counts them.
   - Stall guard: when the previous reap is more than stall_ms ago (Redis or
     the janitors stalled, so heartbeats could not land), expired leases are
-    left alone for grace_ms, one heartbeat period, before reclaiming.
+    left alone for grace_ms, one heartbeat period, before reclaiming. The
+    workers' heartbeats that queued up during the stall land in that time.
+    The gap is measured between any two reap calls (reaper.last_ms), so it
+    holds with several janitors too.
 ]]
 
 local REAP_OPTS = { max_reclaims = 3, batch = 100, stall_ms = 0, grace_ms = 0 }
 
 local function reap_leases(P, now, o)
-	local requeued, lost = 0, 0
+	local requeued, lost, buried = 0, 0, 0
 	local ids = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now,
 	    'LIMIT', 0, o.batch)
 	for _, jid in ipairs(ids) do
 		local key = P .. 'job:' .. jid
-		local j = hget(key, 'state', 'pool', 'tenant', 'meta', 'attempt',
-		    'priority', 'lane_order', 'reclaims', 'cancel_req', 'worker')
+		local j, why = job_read(P, jid, 'pool', 'tenant', 'meta',
+		    'attempt', 'priority', 'lane_order', 'reclaims',
+		    'cancel_req', 'worker')
 		redis.call('ZREM', P .. 'leases', jid)
-		if j.state == 'active' then
+		if not j then
+			bury(P, jid, 'leases', why, now)
+			buried = buried + 1
+		elseif j.state == 'active' then
 			local reclaims = (tonumber(j.reclaims) or 0) + 1
 			redis.call('HSET', key, 'reclaims', reclaims)
 			slot_free(P, j.pool, jid, now)
@@ -43,8 +55,10 @@ local function reap_leases(P, now, o)
 				    now, nil)
 				lost = lost + 1
 			else
+				local lane = LANE_OK[j.priority or 'normal'] and
+				    (j.priority or 'normal') or 'normal'
 				redis.call('HDEL', key, 'lease_until')
-				make_ready(P, jid, j.priority or 'normal',
+				make_ready(P, jid, lane,
 				    tonumber(j.lane_order) or now, now)
 				event(P, { 'type', 'requeued', 'job', jid,
 				    'reason', 'lease_expired',
@@ -56,33 +70,61 @@ local function reap_leases(P, now, o)
 			end
 		end
 	end
-	return requeued, lost
+	return requeued, lost, buried
 end
 
-local function reap_slots(P, now)
+-- Checks the holders of one pool; returns how many were checked and freed.
+local function reap_pool(P, pool, now)
+	local hkey = P .. 'held:' .. pool
+	local held = redis.call('HGETALL', hkey)
 	local freed = 0
-	for _, pool in ipairs(redis.call('SMEMBERS', P .. 'pools')) do
-		local hkey = P .. 'held:' .. pool
-		local held = redis.call('HGETALL', hkey)
-		for i = 1, #held, 2 do
-			local holder = held[i]
-			local wid, fence, until_ms = string.match(held[i + 1],
-			    '^(%S+) (%S+) (%S+)')
-			local keep
-			if string.sub(holder, 1, 2) == 'x:' then
-				keep = (tonumber(until_ms) or 0) > now
-			else
-				local j = hget(P .. 'job:' .. holder, 'state',
-				    'fence', 'worker')
-				keep = j.state == 'active' and j.fence == fence and
-				    j.worker == wid
-			end
-			if not keep then
-				redis.call('HDEL', hkey, holder)
-				wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
-				freed = freed + 1
-			end
+	for i = 1, #held, 2 do
+		local holder = held[i]
+		local wid, fence, until_ms = string.match(held[i + 1],
+		    '^(%S+) (%S+) (%S+)')
+		local keep
+		if string.sub(holder, 1, 2) == 'x:' then
+			keep = (tonumber(until_ms) or 0) > now
+		else
+			local j = job_read(P, holder, 'fence', 'worker')
+			keep = j ~= nil and j.state == 'active' and
+			    j.fence == fence and j.worker == wid
 		end
+		if not keep then
+			redis.call('HDEL', hkey, holder)
+			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
+			freed = freed + 1
+		end
+	end
+	return #held / 2, freed
+end
+
+local function reap_slots(P, now, batch)
+	local rkey = P .. 'reaper'
+	local pools = redis.call('SMEMBERS', P .. 'pools')
+	local cursor = redis.call('HGET', rkey, 'slot_cursor') or ''
+	local start, checked, freed, last = 1, 0, 0, nil
+	table.sort(pools)
+	for i, pool in ipairs(pools) do
+		if pool > cursor then
+			start = i
+			break
+		end
+	end
+	for k = 0, #pools - 1 do
+		if checked >= batch then
+			break
+		end
+		last = pools[(start - 1 + k) % #pools + 1]
+		local c, f = reap_pool(P, last, now)
+		checked = checked + c
+		freed = freed + f
+	end
+	if last then
+		redis.call('HSET', rkey, 'slot_cursor', last)
+	end
+	if freed > 0 then
+		stat(P, 'janitor:slots_freed', freed)
 	end
 	return freed
 end
@@ -95,19 +137,24 @@ register('reap', function(keys, args)
 	local r = hget(rkey, 'last_ms', 'hold_until')
 	local holding = 0
 
-	if o.stall_ms > 0 and r.last_ms and now - tonumber(r.last_ms) > o.stall_ms then
+	if o.batch < 1 then
+		raise('INVALID', 'batch: must be at least 1')
+	end
+	if o.stall_ms > 0 and r.last_ms and
+	    now - tonumber(r.last_ms) > o.stall_ms then
 		redis.call('HSET', rkey, 'hold_until', now + o.grace_ms)
+		stat(P, 'janitor:stall_holds')
 		holding = 1
 	elseif r.hold_until and now < tonumber(r.hold_until) then
 		holding = 1
 	end
 	redis.call('HSET', rkey, 'last_ms', now)
 
-	local requeued, lost = 0, 0
+	local requeued, lost, buried = 0, 0, 0
 	if holding == 0 then
-		requeued, lost = reap_leases(P, now, o)
+		requeued, lost, buried = reap_leases(P, now, o)
 	end
-	local promoted = promote_due(P, now, o.batch)
-	local freed = reap_slots(P, now)
-	return { requeued, lost, promoted, freed, holding }
+	local promoted, b2 = promote_due(P, now, o.batch)
+	local freed = reap_slots(P, now, o.batch)
+	return { requeued, lost, promoted, freed, holding, buried + b2 }
 end)

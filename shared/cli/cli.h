@@ -49,6 +49,29 @@ int cmd_events(struct cli *, int, char **);
 int cmd_stats(struct cli *, int, char **);
 int cmd_slots(struct cli *, int, char **);
 int cmd_workers(struct cli *, int, char **);
+int cmd_workflows(struct cli *, int, char **);
+int cmd_render(struct cli *, int, char **);
+
+/* submit.c, shared with render. */
+struct cJSON;
+void	      submit_kv(struct cJSON *, const char *, const char *);
+struct cJSON *submit_graph(const char *);
+
+/* spec.c: job specs from flags, checked against the templates. */
+struct job_spec;
+struct wf_job;
+struct wf_registry;
+struct cli_spec {
+	struct cJSON	   *spec;	/* fields from flags */
+	struct cJSON	   *param_text; /* --param values as typed */
+	const char	   *spec_file;	/* --spec */
+	const char	   *workflows;	/* --workflows, COMFYQ_WORKFLOWS_DIR */
+	struct wf_registry *reg;
+};
+void  cli_spec_init(struct cli_spec *);
+int   cli_spec_flag(struct cli_spec *, const char *, const char *);
+char *cli_spec_finish(struct cli_spec *, struct job_spec *, struct wf_job **);
+void  cli_spec_free(struct cli_spec *);
 
 /* events.c: reading the events stream, shared by events and submit --wait. */
 struct cli_event {

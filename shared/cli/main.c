@@ -22,7 +22,11 @@ static const struct {
 	    "         [--priority high|normal|low] [--idempotency-key K] "
 	    "[--timeout S]\n"
 	    "         [--max-attempts N] [--meta K=V ...] [--webhook URL] "
-	    "[--wait] [--json]" },
+	    "[--wait] [--json]\n"
+	    "         [--lora NAME:W[:CLIP_W] ...] "
+	    "[--controlnet TYPE:STRENGTH:IMAGE[:START:END] ...]\n"
+	    "         [--input NAME=FILE_OR_URL ...] [--spec FILE] "
+	    "[--workflows DIR]" },
 	{ "status", cmd_status, "status JOB [--json]" },
 	{ "cancel", cmd_cancel, "cancel JOB [--json]" },
 	{ "events", cmd_events,
@@ -33,6 +37,13 @@ static const struct {
 	    "slots [--json] | slots set POOL N "
 	    "[--vram-budget MB]" },
 	{ "workers", cmd_workers, "workers [--json]" },
+	{ "workflows", cmd_workflows,
+	    "workflows [show NAME] [--workflows DIR] [--json]" },
+	{ "render", cmd_render,
+	    "render (--workflow NAME | --graph FILE | --spec FILE) "
+	    "[--param K=V ...] [--lora ...]\n"
+	    "         [--controlnet ...] [--input ...] [--job-id ID] "
+	    "[--prefix P]" },
 };
 
 static void

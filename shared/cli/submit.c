@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "job.h"
 #include "util.h"
+#include "wfjob.h"
 
 #define SUBMIT_USAGE                                                           \
 	"usage: comfyq submit (--workflow NAME | --graph FILE) "               \
@@ -51,7 +52,7 @@ submit_value(const char *arg, char *key, size_t keylen)
 }
 
 /* Adds K=V to the object named name inside spec, creating it. */
-static void
+void
 submit_kv(cJSON *spec, const char *name, const char *arg)
 {
 	cJSON *obj, *v;
@@ -78,7 +79,7 @@ submit_int(cJSON *spec, const char *field, const char *flag, const char *v,
 	cJSON_AddNumberToObject(spec, field, (double)n);
 }
 
-static cJSON *
+cJSON *
 submit_graph(const char *path)
 {
 	cJSON *g, *inner;
@@ -200,13 +201,16 @@ int
 cmd_submit(struct cli *cli, int argc, char **argv)
 {
 	struct job_spec js;
+	struct cli_spec cs;
+	struct wf_job  *wj;
 	struct rq_cmd	c;
 	redisReply     *r;
 	cJSON	       *spec;
-	char	       *text, err[1024], id[64], jid[80];
+	char	       *text, id[64], jid[80];
 	int		i, wait = 0, rc = 0, graph = 0;
 
-	spec = cJSON_CreateObject();
+	cli_spec_init(&cs);
+	spec = cs.spec;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -229,8 +233,8 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 			if (graph++)
 				cli_usage_error("--graph given twice");
 			cJSON_AddItemToObject(spec, "graph", submit_graph(v));
-		} else if (strcmp(a, "--param") == 0)
-			submit_kv(spec, "params", v);
+		} else if (cli_spec_flag(&cs, a, v))
+			continue; /* --param, --lora, --controlnet, --input... */
 		else if (strcmp(a, "--meta") == 0)
 			submit_kv(spec, "meta", v);
 		else if (strcmp(a, "--tenant") == 0)
@@ -249,14 +253,11 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 			cli_usage_error(
 			    "unknown option %s\n%s", a, SUBMIT_USAGE);
 	}
-	text = cJSON_PrintUnformatted(spec);
-	cJSON_Delete(spec);
-	if (job_spec_parse(&js, text, strlen(text), NULL, err, sizeof err) ==
-	    -1) {
-		cJSON_free(text);
-		cli_usage_error("%s", err);
-	}
+	/* Checked against the template schema where this machine has it. */
+	text = cli_spec_finish(&cs, &js, &wj);
+	wf_job_free(wj);
 	job_spec_free(&js);
+	cli_spec_free(&cs);
 
 	if (wait)
 		cli_events_last_id(cli, id, sizeof id);

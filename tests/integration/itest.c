@@ -123,14 +123,31 @@ it_cmd(const char *fmt, ...)
 const char *
 it_hget(const char *prefix, const char *jid, const char *field)
 {
+	return (it_get("HGET %sjob:%s %s", prefix, jid, field));
+}
+
+/* Runs a command that returns a string; "" for nil. Valid until the next. */
+const char *
+it_get(const char *fmt, ...)
+{
 	static char buf[65536];
+	va_list	    ap;
 	redisReply *r;
 
-	r = it_cmd("HGET %sjob:%s %s", prefix, jid, field);
+	va_start(ap, fmt);
+	r = it_check(redisvCommand(it_redis(), fmt, ap));
+	va_end(ap);
 	snprintf(
 	    buf, sizeof buf, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
 	freeReplyObject(r);
 	return (buf);
+}
+
+/* A counter of prefix's stats hash (0 when unset). */
+long long
+it_stat(const char *prefix, const char *name)
+{
+	return (atoll(it_get("HGET %sstats %s", prefix, name)));
 }
 
 /* Runs a command that returns an integer. */
@@ -222,6 +239,65 @@ it_sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) == -1)
 		;
+}
+
+/* Enqueues spec and returns its job id (a few rotating buffers). */
+const char *
+it_enq(const char *P, const char *spec)
+{
+	static char jid_buf[4][64];
+	static int  n;
+	redisReply *r;
+
+	r = it_fcall(P, "enqueue", spec, NULL);
+	if (r->type != REDIS_REPLY_ARRAY)
+		unit_fail(
+		    __FILE__, __LINE__, "enqueue: %s", r->str ? r->str : "?");
+	n = (n + 1) % 4;
+	snprintf(jid_buf[n], sizeof jid_buf[n], "%s", it_str(r, 0));
+	freeReplyObject(r);
+	return (jid_buf[n]);
+}
+
+/* Sets a pool's capacity and VRAM budget (NULL: none). */
+void
+it_setcap(const char *P, const char *pool, const char *cap, const char *vram)
+{
+	redisReply *r = it_fcall(P, "slot_set", pool, cap, vram, NULL);
+
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+}
+
+/* Claims and expects a job; fills c. */
+void
+it_claim(const char *P, const char *wid, const char *pool, const char *lease,
+    struct it_claimed *c)
+{
+	redisReply *r = it_fcall(P, "claim", wid, pool, lease, NULL);
+
+	if (r->type != REDIS_REPLY_ARRAY || strcmp(it_str(r, 0), "job") != 0)
+		unit_fail(__FILE__, __LINE__, "claim: expected a job, got %s",
+		    r->type == REDIS_REPLY_ARRAY ? it_str(r, 0)
+			: r->str		 ? r->str
+						 : "?");
+	snprintf(c->jid, sizeof c->jid, "%s", it_str(r, 1));
+	snprintf(c->fence, sizeof c->fence, "%s", it_str(r, 2));
+	c->attempt = atoi(it_str(r, 3));
+	freeReplyObject(r);
+}
+
+/* Claims and expects no job; returns the tag (noslot or nojob). */
+const char *
+it_claim_none(const char *P, const char *wid, const char *pool)
+{
+	static char tag[16];
+	redisReply *r = it_fcall(P, "claim", wid, pool, "30000", NULL);
+
+	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	snprintf(tag, sizeof tag, "%s", it_str(r, 0));
+	freeReplyObject(r);
+	return (tag);
 }
 
 /* Runs one test; returns 1 when it passed. */

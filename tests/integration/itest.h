@@ -19,11 +19,26 @@ const char   *it_queue(const char *);
 redisReply   *it_fcall(const char *, const char *, ...);
 redisReply   *it_cmd(const char *, ...);
 const char   *it_hget(const char *, const char *, const char *);
+const char   *it_get(const char *, ...);
+long long     it_stat(const char *, const char *);
 long long     it_int(const char *, ...);
 int	      it_events(const char *, const char *, const char *);
 int	      it_keys(const char *);
 const char   *it_str(const redisReply *, size_t);
 void	      it_sleep_ms(int);
+
+/* Jobs and slots, the way a test drives them (see itest.c). */
+struct it_claimed {
+	char jid[64];
+	char fence[32];
+	int  attempt;
+};
+
+const char *it_enq(const char *, const char *);
+void	    it_setcap(const char *, const char *, const char *, const char *);
+void	    it_claim(const char *, const char *, const char *, const char *,
+	   struct it_claimed *);
+const char *it_claim_none(const char *, const char *, const char *);
 
 #define ASSERT_STATUS(r, s)                                                    \
 	do {                                                                   \

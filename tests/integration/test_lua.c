@@ -14,75 +14,11 @@
 
 #define SPEC_A "{\"workflow\":\"smoke\",\"tenant\":\"a\"}"
 
-static char jid_buf[4][64];
-
-/* Enqueues spec and returns its job id (a few rotating buffers). */
-static const char *
-enq(const char *P, const char *spec)
-{
-	static int  n;
-	redisReply *r;
-
-	r = it_fcall(P, "enqueue", spec, NULL);
-	if (r->type != REDIS_REPLY_ARRAY)
-		unit_fail(
-		    __FILE__, __LINE__, "enqueue: %s", r->str ? r->str : "?");
-	n = (n + 1) % 4;
-	snprintf(jid_buf[n], sizeof jid_buf[n], "%s", it_str(r, 0));
-	freeReplyObject(r);
-	return (jid_buf[n]);
-}
-
-static void
-setcap(const char *P, const char *pool, const char *cap, const char *vram)
-{
-	redisReply *r = it_fcall(P, "slot_set", pool, cap, vram, NULL);
-
-	ASSERT_STATUS(r, "OK");
-	freeReplyObject(r);
-}
-
-struct claimed {
-	char jid[64];
-	char fence[32];
-	int  attempt;
-};
-
-/* Claims and expects a job; fills c. */
-static void
-claim_ok(const char *P, const char *wid, const char *pool, const char *lease,
-    struct claimed *c)
-{
-	redisReply *r = it_fcall(P, "claim", wid, pool, lease, NULL);
-
-	if (r->type != REDIS_REPLY_ARRAY || strcmp(it_str(r, 0), "job") != 0)
-		unit_fail(__FILE__, __LINE__, "claim: expected a job, got %s",
-		    r->type == REDIS_REPLY_ARRAY ? it_str(r, 0)
-			: r->str		 ? r->str
-						 : "?");
-	snprintf(c->jid, sizeof c->jid, "%s", it_str(r, 1));
-	snprintf(c->fence, sizeof c->fence, "%s", it_str(r, 2));
-	c->attempt = atoi(it_str(r, 3));
-	freeReplyObject(r);
-}
-
-static const char *
-claim_none(const char *P, const char *wid, const char *pool)
-{
-	static char tag[16];
-	redisReply *r = it_fcall(P, "claim", wid, pool, "30000", NULL);
-
-	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-	snprintf(tag, sizeof tag, "%s", it_str(r, 0));
-	freeReplyObject(r);
-	return (tag);
-}
-
 static void
 test_enqueue_basic(void)
 {
 	const char *P = it_queue("q");
-	const char *jid = enq(P, SPEC_A);
+	const char *jid = it_enq(P, SPEC_A);
 
 	ASSERT_EQ(strlen(jid), 12);
 	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
@@ -201,17 +137,17 @@ test_enqueue_idempotent(void)
 static void
 test_claim_needs_pool_and_slot(void)
 {
-	const char    *P = it_queue("q");
-	const char    *jid = enq(P, SPEC_A);
-	struct claimed c;
-	redisReply    *r;
-	char	       j1[64];
+	const char	 *P = it_queue("q");
+	const char	 *jid = it_enq(P, SPEC_A);
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  j1[64];
 
 	snprintf(j1, sizeof j1, "%s", jid);
 	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
 	ASSERT_ERROR(r, "NOPOOL pool 'gpu0' has no capacity set");
 	freeReplyObject(r);
-	setcap(P, "gpu0", "1", "0");
+	it_setcap(P, "gpu0", "1", "0");
 	r = it_fcall(P, "slot_acquire", "gpu0", "warmup", "30000", NULL);
 	ASSERT_STREQ(it_str(r, 0), "slot");
 	freeReplyObject(r);
@@ -229,23 +165,23 @@ test_claim_needs_pool_and_slot(void)
 	ASSERT_EQ(r->type, REDIS_REPLY_STRING);
 	freeReplyObject(r);
 	/* Capacity raised at run time: the next claim takes the job. */
-	setcap(P, "gpu0", "2", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	it_setcap(P, "gpu0", "2", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, j1);
 }
 
 static void
 test_claim_takes_job_and_slot(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c, c2;
-	redisReply    *r;
-	char	       j1[64];
+	const char	 *P = it_queue("q");
+	struct it_claimed c, c2;
+	redisReply	 *r;
+	char		  j1[64];
 
-	snprintf(j1, sizeof j1, "%s", enq(P, SPEC_A));
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "2", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	snprintf(j1, sizeof j1, "%s", it_enq(P, SPEC_A));
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "2", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, j1);
 	ASSERT_EQ(c.attempt, 1);
 	ASSERT_STREQ(it_hget(P, j1, "state"), "active");
@@ -254,10 +190,10 @@ test_claim_takes_job_and_slot(void)
 	ASSERT_EQ(it_int("ZCARD %sleases", P), 1);
 	ASSERT_EQ(it_int("HEXISTS %sheld:gpu0 %s", P, j1), 1);
 	ASSERT_EQ(it_events(P, "started", j1), 1);
-	claim_ok(P, "w1", "gpu0", "30000", &c2);
+	it_claim(P, "w1", "gpu0", "30000", &c2);
 	/* Fences are fresh per claim. */
 	ASSERT_TRUE(atoll(c2.fence) > atoll(c.fence));
-	ASSERT_STREQ(claim_none(P, "w1", "gpu0"), "noslot");
+	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
 	r = it_fcall(P, "slot_get", "gpu0", NULL);
 	ASSERT_EQ(r->element[0]->integer, 2);
 	ASSERT_EQ(r->element[2]->integer, 2);
@@ -272,14 +208,14 @@ test_claim_nojob_reports_next_due(void)
 	char	    spec[200];
 	long long   due = clock_wall_ms() + 60000;
 
-	setcap(P, "gpu0", "1", "0");
+	it_setcap(P, "gpu0", "1", "0");
 	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
 	ASSERT_STREQ(it_str(r, 0), "nojob");
 	ASSERT_STREQ(it_str(r, 1), "");
 	freeReplyObject(r);
 	snprintf(
 	    spec, sizeof spec, "{\"workflow\":\"a\",\"run_at\":%lld}", due);
-	ASSERT_STREQ(it_hget(P, enq(P, spec), "state"), "delayed");
+	ASSERT_STREQ(it_hget(P, it_enq(P, spec), "state"), "delayed");
 	r = it_fcall(P, "claim", "w1", "gpu0", "30000", NULL);
 	ASSERT_STREQ(it_str(r, 0), "nojob");
 	ASSERT_EQ(atoll(it_str(r, 1)), due);
@@ -289,41 +225,41 @@ test_claim_nojob_reports_next_due(void)
 static void
 test_priority_lanes(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	char	       lo[64], no[64], hi[64];
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  lo[64], no[64], hi[64];
 
 	snprintf(lo, sizeof lo, "%s",
-	    enq(P, "{\"workflow\":\"a\",\"priority\":\"low\"}"));
-	snprintf(no, sizeof no, "%s", enq(P, "{\"workflow\":\"a\"}"));
+	    it_enq(P, "{\"workflow\":\"a\",\"priority\":\"low\"}"));
+	snprintf(no, sizeof no, "%s", it_enq(P, "{\"workflow\":\"a\"}"));
 	snprintf(hi, sizeof hi, "%s",
-	    enq(P, "{\"workflow\":\"a\",\"priority\":\"high\"}"));
-	setcap(P, "gpu0", "8", "0");
-	claim_ok(P, "w", "gpu0", "30000", &c);
+	    it_enq(P, "{\"workflow\":\"a\",\"priority\":\"high\"}"));
+	it_setcap(P, "gpu0", "8", "0");
+	it_claim(P, "w", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, hi);
-	claim_ok(P, "w", "gpu0", "30000", &c);
+	it_claim(P, "w", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, no);
-	claim_ok(P, "w", "gpu0", "30000", &c);
+	it_claim(P, "w", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, lo);
 }
 
 static void
 test_fair_share_by_tenant(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	char	       b[64];
-	int	       i;
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  b[64];
+	int		  i;
 
 	for (i = 0; i < 5; i++)
-		enq(P, "{\"workflow\":\"a\",\"tenant\":\"bulk\"}");
+		it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"bulk\"}");
 	snprintf(b, sizeof b, "%s",
-	    enq(P, "{\"workflow\":\"a\",\"tenant\":\"single\"}"));
-	setcap(P, "gpu0", "8", "0");
+	    it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"single\"}"));
+	it_setcap(P, "gpu0", "8", "0");
 	/* The late single job does not wait behind the whole burst. */
-	claim_ok(P, "w", "gpu0", "30000", &c);
+	it_claim(P, "w", "gpu0", "30000", &c);
 	ASSERT_STREQ(it_hget(P, c.jid, "tenant"), "bulk");
-	claim_ok(P, "w", "gpu0", "30000", &c);
+	it_claim(P, "w", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, b);
 	/* Tenant marks behind the lane clock are dropped. */
 	ASSERT_EQ(it_int("HEXISTS %sfair:normal single", P), 0);
@@ -332,15 +268,15 @@ test_fair_share_by_tenant(void)
 static void
 test_complete_once(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
-	const char    *out = "[{\"path\":\"/o/a.png\",\"mime\":\"image/png\","
-			     "\"width\":64,\"height\":64,\"bytes\":100}]";
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	const char *out = "[{\"path\":\"/o/a.png\",\"mime\":\"image/png\","
+			  "\"width\":64,\"height\":64,\"bytes\":100}]";
 
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	r = it_fcall(P, "progress", c.jid, c.fence, "5", "20", "3", NULL);
 	ASSERT_STATUS(r, "OK");
 	freeReplyObject(r);
@@ -375,13 +311,13 @@ test_complete_once(void)
 static void
 test_stale_complete_after_reap(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c, c2;
-	redisReply    *r;
+	const char	 *P = it_queue("q");
+	struct it_claimed c, c2;
+	redisReply	 *r;
 
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "1000", &c);
 	it_sleep_ms(1100);
 	r = it_fcall(P, "reap", NULL);
 	ASSERT_EQ(r->element[0]->integer, 1); /* requeued */
@@ -402,7 +338,7 @@ test_stale_complete_after_reap(void)
 	ASSERT_EQ(it_events(P, "succeeded", NULL), 0);
 	ASSERT_EQ(it_events(P, "failed", NULL), 0);
 	/* A second worker gets it with a new fence; the old fence stays stale. */
-	claim_ok(P, "w2", "gpu0", "30000", &c2);
+	it_claim(P, "w2", "gpu0", "30000", &c2);
 	ASSERT_STREQ(c2.jid, c.jid);
 	ASSERT_EQ(c2.attempt, 2);
 	r = it_fcall(P, "complete", c.jid, c.fence, "[]", NULL);
@@ -417,15 +353,15 @@ test_stale_complete_after_reap(void)
 static void
 test_fail_terminal_refunds_once(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
 
-	enq(P,
+	it_enq(P,
 	    "{\"workflow\":\"a\",\"tenant\":\"tg:7\","
 	    "\"meta\":{\"charge\":10}}");
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	r = it_fcall(P, "fail", c.jid, c.fence, "bogus_code", "x", "0", NULL);
 	ASSERT_ERROR(r, "INVALID code: 'bogus_code' is not an error code");
 	freeReplyObject(r);
@@ -460,18 +396,18 @@ test_fail_terminal_refunds_once(void)
 static void
 test_retry_backoff_grows_then_fails(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
-	long long      before, due, prev = 0;
-	int	       attempt;
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	long long	  before, due, prev = 0;
+	int		  attempt;
 
-	enq(P, "{\"workflow\":\"a\",\"max_attempts\":3}");
-	setcap(P, "gpu0", "1", "0");
+	it_enq(P, "{\"workflow\":\"a\",\"max_attempts\":3}");
+	it_setcap(P, "gpu0", "1", "0");
 	for (attempt = 1; attempt <= 2; attempt++) {
 		if (attempt > 1)
 			it_sleep_ms((int)(prev + 20));
-		claim_ok(P, "w1", "gpu0", "30000", &c);
+		it_claim(P, "w1", "gpu0", "30000", &c);
 		ASSERT_EQ(c.attempt, attempt);
 		before = clock_wall_ms();
 		/* base 200 ms, cap 10 s, the lowest draw (0): d/2. */
@@ -489,10 +425,10 @@ test_retry_backoff_grows_then_fails(void)
 		prev = due - before;
 		/* Not claimable before it is due. */
 		if (attempt == 2)
-			ASSERT_STREQ(claim_none(P, "w1", "gpu0"), "nojob");
+			ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "nojob");
 	}
 	it_sleep_ms((int)(prev + 20));
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	ASSERT_EQ(c.attempt, 3);
 	r = it_fcall(P, "fail", c.jid, c.fence, "backend_unavailable",
 	    "connection refused", "1", "200", "10000", "0.5", NULL);
@@ -510,15 +446,15 @@ test_retry_backoff_grows_then_fails(void)
 static void
 test_cancel_every_state(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
-	char	       q[64], d[64], spec[128];
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  q[64], d[64], spec[128];
 
-	snprintf(q, sizeof q, "%s", enq(P, SPEC_A));
+	snprintf(q, sizeof q, "%s", it_enq(P, SPEC_A));
 	snprintf(spec, sizeof spec, "{\"workflow\":\"a\",\"run_at\":%lld}",
 	    clock_wall_ms() + 600000);
-	snprintf(d, sizeof d, "%s", enq(P, spec));
+	snprintf(d, sizeof d, "%s", it_enq(P, spec));
 	/* Queued: terminal at once, refunded, gone from the lane. */
 	r = it_fcall(P, "cancel", q, NULL);
 	ASSERT_STREQ(it_str(r, 0), "canceled");
@@ -541,9 +477,9 @@ test_cancel_every_state(void)
 	ASSERT_ERROR(r, "NOJOB job nosuchjob does not exist");
 	freeReplyObject(r);
 	/* Active: a durable flag the worker's heartbeat reports. */
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	r = it_fcall(P, "cancel", c.jid, NULL);
 	ASSERT_STREQ(it_str(r, 0), "requested");
 	freeReplyObject(r);
@@ -568,19 +504,19 @@ test_cancel_every_state(void)
 static void
 test_heartbeat_renews_and_reports_lost(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c, c2;
-	redisReply    *r;
-	long long      until1, until2;
+	const char	 *P = it_queue("q");
+	struct it_claimed c, c2;
+	redisReply	 *r;
+	long long	  until1, until2;
 
-	enq(P, SPEC_A);
-	enq(P, SPEC_A);
+	it_enq(P, SPEC_A);
+	it_enq(P, SPEC_A);
 	r = it_fcall(
 	    P, "register", "w1", "60000", "gpu0", "2", "0", "host", "h1", NULL);
 	ASSERT_EQ(r->element[0]->integer, 2);
 	freeReplyObject(r);
-	claim_ok(P, "w1", "gpu0", "2000", &c);
-	claim_ok(P, "w1", "gpu0", "2000", &c2);
+	it_claim(P, "w1", "gpu0", "2000", &c);
+	it_claim(P, "w1", "gpu0", "2000", &c2);
 	until1 = atoll(it_hget(P, c.jid, "lease_until"));
 	it_sleep_ms(50);
 	/* c2 was finished elsewhere: its fence no longer matches. */
@@ -591,6 +527,7 @@ test_heartbeat_renews_and_reports_lost(void)
 	ASSERT_STREQ(r->element[0]->element[0]->str, c2.jid);
 	ASSERT_EQ(r->element[1]->elements, 0);
 	ASSERT_EQ(r->element[2]->integer, 2);
+	ASSERT_EQ(r->element[3]->integer, 1);	/* registered */
 	freeReplyObject(r);
 	until2 = atoll(it_hget(P, c.jid, "lease_until"));
 	ASSERT_TRUE(until2 >= until1 + 28000);
@@ -604,6 +541,12 @@ test_heartbeat_renews_and_reports_lost(void)
 	freeReplyObject(r);
 	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", "odd", NULL);
 	ASSERT_ERROR(r, "INVALID jobs: expected jid fence pairs");
+	freeReplyObject(r);
+	/* A record that expired (a long partition) is reported, so the worker
+	 * registers again. */
+	freeReplyObject(it_cmd("DEL %sworker:w1", P));
+	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", NULL);
+	ASSERT_EQ(r->element[3]->integer, 0);
 	freeReplyObject(r);
 }
 
@@ -636,14 +579,14 @@ static void
 test_two_reapers_one_requeue(void)
 {
 	const char	 *P = it_queue("q");
-	struct claimed	  c;
+	struct it_claimed c;
 	struct reaper	  a, b;
 	pthread_t	  ta, tb;
 	pthread_barrier_t bar;
 
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "1000", &c);
 	it_sleep_ms(1100);
 	pthread_barrier_init(&bar, NULL, 2);
 	a = (struct reaper){ P, 0, &bar };
@@ -662,18 +605,18 @@ test_two_reapers_one_requeue(void)
 static void
 test_worker_lost_after_reclaims(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
 
-	enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "1000", &c);
 	it_sleep_ms(1100);
 	r = it_fcall(P, "reap", "max_reclaims", "1", NULL);
 	ASSERT_EQ(r->element[0]->integer, 1);
 	freeReplyObject(r);
-	claim_ok(P, "w2", "gpu0", "1000", &c);
+	it_claim(P, "w2", "gpu0", "1000", &c);
 	it_sleep_ms(1100);
 	r = it_fcall(P, "reap", "max_reclaims", "1", NULL);
 	ASSERT_EQ(r->element[0]->integer, 0);
@@ -689,15 +632,15 @@ test_worker_lost_after_reclaims(void)
 static void
 test_release_hands_back(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c, c2;
-	redisReply    *r;
-	char	       first[64];
+	const char	 *P = it_queue("q");
+	struct it_claimed c, c2;
+	redisReply	 *r;
+	char		  first[64];
 
-	snprintf(first, sizeof first, "%s", enq(P, SPEC_A));
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	snprintf(first, sizeof first, "%s", it_enq(P, SPEC_A));
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	r = it_fcall(P, "release", c.jid, c.fence, "draining", NULL);
 	ASSERT_STREQ(it_str(r, 0), "queued");
 	freeReplyObject(r);
@@ -705,7 +648,7 @@ test_release_hands_back(void)
 	ASSERT_STREQ(it_hget(P, c.jid, "attempt"), "0");
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	/* Back at the front of its lane, and the attempt was not counted. */
-	claim_ok(P, "w2", "gpu0", "30000", &c2);
+	it_claim(P, "w2", "gpu0", "30000", &c2);
 	ASSERT_STREQ(c2.jid, first);
 	ASSERT_EQ(c2.attempt, 1);
 	r = it_fcall(P, "release", c.jid, c.fence, NULL);
@@ -756,7 +699,7 @@ test_blocked_claimer_wakes(void)
 			break;
 		it_sleep_ms(5);
 	}
-	snprintf(jid, sizeof jid, "%s", enq(P, SPEC_A));
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
 	pthread_join(t, NULL);
 	/* It woke on the job's token, well before its 10 s timeout. */
 	ASSERT_EQ(w.woke, 1);
@@ -766,21 +709,32 @@ test_blocked_claimer_wakes(void)
 static void
 test_vram_budget(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	char	       big[64], small[64];
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  big[64], small[64];
 
 	snprintf(big, sizeof big, "%s",
-	    enq(P, "{\"workflow\":\"a\",\"vram_mb\":12000}"));
+	    it_enq(P, "{\"workflow\":\"a\",\"vram_mb\":12000}"));
 	snprintf(small, sizeof small, "%s",
-	    enq(P, "{\"workflow\":\"a\",\"vram_mb\":4000}"));
-	setcap(P, "gpu0", "4", "10000");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	    it_enq(P, "{\"workflow\":\"a\",\"vram_mb\":4000}"));
+	it_setcap(P, "gpu0", "4", "10000");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, small);
 	ASSERT_STREQ(it_hget(P, big, "state"), "queued");
 	/* Nothing else fits: reported as no slot, the big job still waits. */
-	ASSERT_STREQ(claim_none(P, "w1", "gpu0"), "noslot");
+	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
 	ASSERT_STREQ(it_hget(P, big, "state"), "queued");
+	/* A larger budget set at run time admits it on the next claim. */
+	it_setcap(P, "gpu0", "4", "20000");
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, big);
+	{
+		redisReply *r = it_fcall(P, "slot_get", "gpu0", NULL);
+
+		ASSERT_EQ(r->element[2]->integer, 2);
+		ASSERT_EQ(r->element[3]->integer, 16000);
+		freeReplyObject(r);
+	}
 }
 
 static void
@@ -805,7 +759,7 @@ test_slot_guards_and_outside_holders(void)
 	ASSERT_EQ(r->type, REDIS_REPLY_ERROR);
 	freeReplyObject(r);
 	ASSERT_EQ(it_keys(P), 0);
-	setcap(P, "gpu0", "1", "0");
+	it_setcap(P, "gpu0", "1", "0");
 	r = it_fcall(P, "slot_acquire", "gpu0", "warmup", "1000", NULL);
 	ASSERT_STREQ(it_str(r, 0), "slot");
 	snprintf(fence, sizeof fence, "%s", it_str(r, 1));
@@ -830,13 +784,13 @@ test_slot_guards_and_outside_holders(void)
 static void
 test_reap_frees_orphaned_job_slot(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
 
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
-	claim_ok(P, "w1", "gpu0", "30000", &c);
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
 	/* A holder whose fence is not the job's (a crash mid-way). */
 	ASSERT_STREQ(c.fence, "1");
 	freeReplyObject(it_cmd(
@@ -860,7 +814,7 @@ test_reap_promotes_due(void)
 
 	snprintf(spec, sizeof spec, "{\"workflow\":\"a\",\"run_at\":%lld}",
 	    clock_wall_ms() + 300);
-	snprintf(jid, sizeof jid, "%s", enq(P, spec));
+	snprintf(jid, sizeof jid, "%s", it_enq(P, spec));
 	r = it_fcall(P, "reap", NULL);
 	ASSERT_EQ(r->element[2]->integer, 0);
 	freeReplyObject(r);
@@ -875,15 +829,15 @@ test_reap_promotes_due(void)
 static void
 test_reap_stall_guard(void)
 {
-	const char    *P = it_queue("q");
-	struct claimed c;
-	redisReply    *r;
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
 
-	enq(P, SPEC_A);
-	setcap(P, "gpu0", "1", "0");
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
 	r = it_fcall(P, "reap", "stall_ms", "500", "grace_ms", "800", NULL);
 	freeReplyObject(r);
-	claim_ok(P, "w1", "gpu0", "1000", &c);
+	it_claim(P, "w1", "gpu0", "1000", &c);
 	it_sleep_ms(1100);
 	/* The last reap is too long ago: hold off for the grace period. */
 	r = it_fcall(P, "reap", "stall_ms", "500", "grace_ms", "800", NULL);
@@ -911,7 +865,7 @@ test_register_keeps_set_capacity(void)
 	r = it_cmd("HGET %sworker:w1 gpu_name", P);
 	ASSERT_STREQ(r->str, "Sim");
 	freeReplyObject(r);
-	setcap(P, "gpu0", "5", "0");
+	it_setcap(P, "gpu0", "5", "0");
 	/* A restart with the default does not undo an operator's setting. */
 	r = it_fcall(P, "register", "w1", "60000", "gpu0", "2", "0", NULL);
 	ASSERT_EQ(r->element[0]->integer, 5);

@@ -55,6 +55,6 @@ redis_stop() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill -9 "$pid" 2>/dev/null
+	kill -9 "$pid" 2>/dev/null || true	# usually gone already
 	REDIS_PID=
 }

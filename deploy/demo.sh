@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# deploy/demo.sh [PROMPT]: comfyq end to end on one machine.
+#
+# Installs what is missing (Debian packages), builds, starts a private
+# redis-server, comfyq-sim (unless COMFYQ_COMFYUI_URL names a real
+# ComfyUI), a comfyq-worker and a comfyq-janitor, submits the sample
+# sdxl_txt2img job with a progress bar, prints where the PNG is and how to
+# submit more, and stops everything it started on Ctrl-C.
+#
+# Environment:
+#   COMFYQ_COMFYUI_URL   a real ComfyUI (http://host:port) instead of the sim
+#   COMFYQ_DEMO_DIR      where its data goes (default: a new temp dir)
+#   COMFYQ_BUILD_DIR     build directory (default: build)
+#   COMFYQ_DEMO_ONESHOT  1: stop everything after the first job (for tests)
+#   COMFYQ_DEMO_NO_BUILD 1: use the programs already built
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${COMFYQ_BUILD_DIR:-build}
+prompt=${1:-"a red fox in the snow, golden hour"}
+
+. "$root/tests/lib/deps.sh"
+. "$root/tests/lib/redis.sh"
+deps_install build-essential cmake pkg-config libhiredis-dev \
+	libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libwslay-dev \
+	libssl-dev redis-server redis-tools curl
+
+if [ "${COMFYQ_DEMO_NO_BUILD:-0}" != 1 ]; then
+	[ -f "$build/CMakeCache.txt" ] ||
+		cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$build" -j "$(nproc)" >/dev/null
+fi
+bin=$(cd "$build/bin" && pwd)
+
+dir=${COMFYQ_DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/comfyq-demo.XXXXXX")}
+mkdir -p "$dir/redis" "$dir/outputs"
+pids=()
+stop_all() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	redis_stop
+}
+trap stop_all EXIT
+trap 'echo; echo "demo: stopping"; exit 0' INT TERM
+
+redis_start "$dir/redis"
+export COMFYQ_REDIS_URL=$REDIS_URL COMFYQ_QUEUE=demo
+echo "demo: redis-server (pid $REDIS_PID) on $REDIS_URL"
+
+if [ -n "${COMFYQ_COMFYUI_URL:-}" ]; then
+	comfy=$COMFYQ_COMFYUI_URL
+	curl -sf "$comfy/system_stats" >/dev/null ||
+		{ echo "demo: no ComfyUI answers at $comfy" >&2; exit 1; }
+	echo "demo: using ComfyUI at $comfy"
+else
+	"$bin/comfyq-sim" --port 0 --port-file "$dir/sim.port" \
+		--base-directory "$dir/sim" --step-ms 100 >"$dir/sim.log" 2>&1 &
+	pids+=("$!")
+	for i in $(seq 1 100); do [ -s "$dir/sim.port" ] && break; sleep 0.1; done
+	[ -s "$dir/sim.port" ] || { echo "demo: comfyq-sim did not start" >&2; exit 1; }
+	comfy="http://127.0.0.1:$(cat "$dir/sim.port")"
+	echo "demo: comfyq-sim (pid ${pids[-1]}) at $comfy"
+fi
+
+"$bin/comfyq-worker" --comfyui-url "$comfy" --output-dir "$dir/outputs" \
+	--workflows-dir "$root/workflows" >"$dir/worker.log" 2>&1 &
+pids+=("$!")
+echo "demo: comfyq-worker (pid ${pids[-1]}), log $dir/worker.log"
+if [ -x "$bin/comfyq-janitor" ]; then
+	"$bin/comfyq-janitor" >"$dir/janitor.log" 2>&1 &
+	pids+=("$!")
+	echo "demo: comfyq-janitor (pid ${pids[-1]}), log $dir/janitor.log"
+fi
+
+echo "demo: submitting sdxl_txt2img: \"$prompt\""
+set +e
+"$bin/comfyq" submit --workflow sdxl_txt2img --param prompt="$prompt" \
+	--tenant demo --wait | tee "$dir/job.txt"
+status=${PIPESTATUS[0]}
+set -e
+png=$(awk '$1 == "output" { print $2; exit }' "$dir/job.txt")
+if [ "$status" -eq 0 ] && [ -n "$png" ]; then
+	echo
+	echo "demo: the picture is at $png"
+fi
+cat <<EOF
+
+Submit more (the stack keeps running):
+  export COMFYQ_REDIS_URL=$REDIS_URL COMFYQ_QUEUE=demo
+  $bin/comfyq submit --workflow sdxl_txt2img --param prompt="a lighthouse" --wait
+  $bin/comfyq workflows          # the templates and their parameters
+  $bin/comfyq stats; $bin/comfyq workers; $bin/comfyq slots
+Outputs go to $dir/outputs. Press Ctrl-C to stop everything.
+EOF
+if [ "${COMFYQ_DEMO_ONESHOT:-0}" = 1 ]; then
+	exit "$status"
+fi
+while true; do sleep 3600; done

@@ -1,0 +1,27 @@
+/*
+ * The files that jobs running now still need, so the file cleanup keeps
+ * them: every file under comfyq/<jid>/ of an active job, in any cleaned
+ * folder, and the paths the job recorded with comfyq_job_files
+ * ("<output|temp|input>/<relative path>"). Rebuilt from the
+ * comfyq_active_files reply before every cleanup step.
+ */
+#ifndef COMFYQ_JANITOR_INUSE_H
+#define COMFYQ_JANITOR_INUSE_H
+
+#include <hiredis/hiredis.h>
+
+#define INUSE_DIR "comfyq" /* jobs keep their files under comfyq/<jid>/ */
+
+struct inuse;
+
+struct inuse *inuse_new(void);
+void	      inuse_free(struct inuse *);
+void	      inuse_clear(struct inuse *);
+void	      inuse_add_job(struct inuse *, const char *);
+int	      inuse_add_files(struct inuse *, const char *, char *, size_t);
+int	      inuse_load(struct inuse *, const redisReply *, char *, size_t);
+void	      inuse_seal(struct inuse *);
+size_t	      inuse_jobs(const struct inuse *);
+int	      inuse_has(const struct inuse *, const char *, const char *);
+
+#endif

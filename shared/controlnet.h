@@ -1,0 +1,52 @@
+/*
+ * ControlNet: the job's "controlnets" entries ("canny:0.8[:START:END]" or
+ * {"type", "strength" | "conditioning_scale", "start", "end", "image",
+ * "preprocess", "low", "high"}) and the graph surgery that applies them:
+ * per entry a ControlNetLoader (the model file from a type -> file map in
+ * the config), a LoadImage of the uploaded condition image, and a
+ * ControlNetApplyAdvanced chained between the conditioning and the
+ * sampler's positive and negative inputs; several stack in order.
+ */
+#ifndef COMFYQ_CONTROLNET_H
+#define COMFYQ_CONTROLNET_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#define CN_MAX	     8
+#define CN_TYPES_MAX 16
+#define CN_TYPE_MAX  32	 /* a type name, with its NUL */
+#define CN_FILE_MAX  256 /* a model file name, with its NUL */
+#define CN_MAP_DEFAULT                                                         \
+	"canny=control-lora-canny-rank256.safetensors,"                        \
+	"depth=control-lora-depth-rank256.safetensors"
+
+struct cn_map {
+	int  n;
+	char type[CN_TYPES_MAX][CN_TYPE_MAX];
+	char file[CN_TYPES_MAX][CN_FILE_MAX];
+};
+
+struct cn_entry {
+	char	    type[CN_TYPE_MAX];
+	double	    strength, start, end;
+	const char *source;	/* the image: base64, data URI or URL */
+	char	    input[64];	/* the inputs key it came from, or "" */
+	int	    preprocess; /* run Canny on it before upload */
+	double	    low, high;	/* Canny thresholds */
+};
+
+struct cn_list {
+	struct cn_entry e[CN_MAX];
+	int		n;
+};
+
+int	    cn_map_parse(const char *, struct cn_map *, char *, size_t);
+const char *cn_map_file(const struct cn_map *, const char *);
+int	    cn_parse_list(const cJSON *, const cJSON *, const struct cn_map *,
+	    struct cn_list *, char *, size_t);
+int	    cn_inject(cJSON *, const struct cn_list *, const struct cn_map *,
+	    const char *const *, char *, size_t);
+
+#endif

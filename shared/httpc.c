@@ -1,0 +1,422 @@
+/*
+ * HTTP client over libcurl multi on libevent (see httpc.h).
+ *
+ * curl tells us which sockets to watch (httpc_sock_cb) and when to wake it
+ * (httpc_timer_cb); libevent calls back into curl_multi_socket_action. When
+ * transfers finish, each handle is taken off the multi handle before its
+ * callback runs: a callback may start or cancel other requests freely,
+ * since no curl call is on the stack.
+ * A request that cannot be set up fails through the same callback, from a
+ * zero timer, so callers have one error path.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "httpc.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define HTTPC_DEFAULT_TIMEOUT_MS 30000
+#define HTTPC_DEFAULT_CONNECT_MS 5000
+#define HTTPC_DEFAULT_MAX_RESP	 (8u << 20)
+
+struct httpc_req {
+	struct httpc	  *h;
+	CURL		  *easy;
+	struct curl_slist *headers;
+	curl_mime	  *mime;
+	char		  *body; /* request body copy */
+	char		  *resp; /* response buffer */
+	size_t		   resp_len;
+	size_t		   resp_cap;
+	size_t		   max_resp;
+	int		   too_big;
+	CURLcode	   result;
+	int		   setup_failed;
+	struct event	  *defer; /* delivers a setup failure */
+	char		   errbuf[CURL_ERROR_SIZE];
+	httpc_cb	   cb;
+	void		  *arg;
+	TAILQ_ENTRY(httpc_req) entry;
+};
+
+TAILQ_HEAD(httpc_reqs, httpc_req);
+
+struct httpc {
+	struct event_base *base;
+	CURLM		  *multi;
+	struct event	  *timer;
+	struct httpc_reqs  active;
+	int		   n;
+};
+
+struct httpc_sock {
+	struct httpc *h;
+	curl_socket_t fd;
+	struct event *ev;
+};
+
+static void httpc_check_done(struct httpc *);
+
+static void
+httpc_event_cb(evutil_socket_t fd, short kind, void *arg)
+{
+	struct httpc *h = arg;
+	int	      running, action = 0;
+
+	if (kind & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (kind & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(h->multi, fd, action, &running);
+	httpc_check_done(h);
+}
+
+static void
+httpc_timeout_cb(evutil_socket_t fd, short kind, void *arg)
+{
+	struct httpc *h = arg;
+	int	      running;
+
+	(void)fd;
+	(void)kind;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	httpc_check_done(h);
+}
+
+static int
+httpc_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct httpc	  *h = userp;
+	struct httpc_sock *sk = socketp;
+	short		   kind;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (sk != NULL) {
+			event_free(sk->ev);
+			free(sk);
+		}
+		return (0);
+	}
+	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+	if (sk == NULL) {
+		sk = xcalloc(1, sizeof *sk);
+		sk->h = h;
+		sk->fd = s;
+		curl_multi_assign(h->multi, s, sk);
+	} else
+		event_free(sk->ev);
+	sk->ev = event_new(h->base, s, kind, httpc_event_cb, h);
+	event_add(sk->ev, NULL);
+	return (0);
+}
+
+static int
+httpc_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct httpc  *h = userp;
+	struct timeval tv;
+
+	(void)multi;
+	if (timeout_ms < 0) {
+		evtimer_del(h->timer);
+		return (0);
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(h->timer, &tv);
+	return (0);
+}
+
+struct httpc *
+httpc_new(struct event_base *base)
+{
+	static int    inited;
+	struct httpc *h;
+
+	if (!inited) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			fatalx("curl_global_init failed");
+		inited = 1;
+	}
+	h = xcalloc(1, sizeof *h);
+	h->base = base;
+	if ((h->multi = curl_multi_init()) == NULL)
+		fatalx("curl_multi_init failed");
+	h->timer = evtimer_new(base, httpc_timeout_cb, h);
+	TAILQ_INIT(&h->active);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, httpc_sock_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	return (h);
+}
+
+static void
+httpc_req_free(struct httpc_req *r)
+{
+	if (r->easy != NULL)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	curl_mime_free(r->mime);
+	if (r->defer != NULL)
+		event_free(r->defer);
+	free(r->body);
+	free(r->resp);
+	free(r);
+}
+
+/* Cancels every request without calling back, then frees the client. */
+void
+httpc_free(struct httpc *h)
+{
+	struct httpc_req *r;
+
+	if (h == NULL)
+		return;
+	while ((r = TAILQ_FIRST(&h->active)) != NULL)
+		httpc_cancel(r);
+	curl_multi_cleanup(h->multi);
+	event_free(h->timer);
+	free(h);
+}
+
+int
+httpc_pending(const struct httpc *h)
+{
+	return (h->n);
+}
+
+static size_t
+httpc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_req *r = arg;
+	size_t		  n = size * nmemb, cap;
+
+	if (r->resp_len + n > r->max_resp) {
+		r->too_big = 1;
+		return (0); /* aborts the transfer */
+	}
+	if (r->resp_len + n + 1 > r->resp_cap) {
+		cap = r->resp_cap ? r->resp_cap : 4096;
+		while (cap < r->resp_len + n + 1)
+			cap *= 2;
+		if (cap > r->max_resp + 1)
+			cap = r->max_resp + 1;
+		r->resp = xrealloc(r->resp, cap);
+		r->resp_cap = cap;
+	}
+	memcpy(r->resp + r->resp_len, data, n);
+	r->resp_len += n;
+	r->resp[r->resp_len] = '\0';
+	return (n);
+}
+
+/* Delivers the outcome of r to its callback and frees it. */
+static void
+httpc_finish(struct httpc_req *r)
+{
+	struct httpc_resp resp;
+	char		 *ct = NULL;
+	long		  status = 0;
+
+	memset(&resp, 0, sizeof resp);
+	resp.body = r->resp != NULL ? r->resp : "";
+	resp.len = r->resp_len;
+	if (r->setup_failed) {
+		resp.fail = HTTPC_ERROR;
+		resp.err = "request could not be set up";
+	} else if (r->too_big) {
+		resp.fail = HTTPC_TOO_BIG;
+		resp.err = "response too large";
+	} else if (r->result == CURLE_OK) {
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
+		resp.fail = HTTPC_OK;
+		resp.status = status;
+		resp.content_type = ct;
+	} else {
+		resp.fail = r->result == CURLE_COULDNT_CONNECT ? HTTPC_REFUSED
+		    : r->result == CURLE_OPERATION_TIMEDOUT    ? HTTPC_TIMEOUT
+							       : HTTPC_ERROR;
+		resp.err = r->errbuf[0] != '\0' ? r->errbuf
+						: curl_easy_strerror(r->result);
+	}
+	r->cb(&resp, r->arg);
+	httpc_req_free(r);
+}
+
+/*
+ * Finishes transfers one at a time: a callback may cancel another request
+ * whose message is still queued, and removing a handle drops its message.
+ */
+static void
+httpc_check_done(struct httpc *h)
+{
+	struct httpc_req *r;
+	CURLMsg		 *msg;
+	int		  left;
+
+	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &r);
+		r->result = msg->data.result;
+		curl_multi_remove_handle(h->multi, r->easy);
+		TAILQ_REMOVE(&h->active, r, entry);
+		h->n--;
+		httpc_finish(r);
+	}
+}
+
+static void
+httpc_defer_cb(evutil_socket_t fd, short kind, void *arg)
+{
+	struct httpc_req *r = arg;
+
+	(void)fd;
+	(void)kind;
+	TAILQ_REMOVE(&r->h->active, r, entry);
+	r->h->n--;
+	httpc_finish(r);
+}
+
+/* Creates a request with the options every method shares. */
+static struct httpc_req *
+httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
+    httpc_cb cb, void *arg)
+{
+	struct httpc_req *r;
+	long		  timeout, connect;
+
+	r = xcalloc(1, sizeof *r);
+	r->h = h;
+	r->cb = cb;
+	r->arg = arg;
+	r->max_resp = o && o->max_resp ? o->max_resp : HTTPC_DEFAULT_MAX_RESP;
+	timeout = o && o->timeout_ms ? o->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
+	connect = o && o->connect_timeout_ms ? o->connect_timeout_ms
+					     : HTTPC_DEFAULT_CONNECT_MS;
+	if ((r->easy = curl_easy_init()) == NULL) {
+		r->setup_failed = 1;
+		return (r);
+	}
+	/* No Origin header is ever sent: ComfyUI 403s a foreign Origin. */
+	r->headers = curl_slist_append(NULL, "Expect:");
+	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, httpc_write_cb);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, connect);
+	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	return (r);
+}
+
+/* Starts r, or arranges for its setup failure to be reported. */
+static struct httpc_req *
+httpc_start(struct httpc_req *r)
+{
+	struct httpc  *h = r->h;
+	struct timeval zero = { 0, 0 };
+
+	TAILQ_INSERT_TAIL(&h->active, r, entry);
+	h->n++;
+	if (!r->setup_failed &&
+	    curl_multi_add_handle(h->multi, r->easy) == CURLM_OK)
+		return (r);
+	r->setup_failed = 1;
+	r->defer = evtimer_new(h->base, httpc_defer_cb, r);
+	evtimer_add(r->defer, &zero);
+	return (r);
+}
+
+struct httpc_req *
+httpc_get(struct httpc *h, const char *url, const struct httpc_opts *o,
+    httpc_cb cb, void *arg)
+{
+	return (httpc_start(httpc_req_new(h, url, o, cb, arg)));
+}
+
+/* POSTs body (copied) with the given content type. */
+struct httpc_req *
+httpc_post(struct httpc *h, const char *url, const char *content_type,
+    const void *body, size_t len, const struct httpc_opts *o, httpc_cb cb,
+    void *arg)
+{
+	struct httpc_req *r = httpc_req_new(h, url, o, cb, arg);
+	char		 *ct;
+
+	if (r->setup_failed)
+		return (httpc_start(r));
+	r->body = xmalloc(len + 1);
+	memcpy(r->body, body, len);
+	ct = xasprintf("Content-Type: %s", content_type);
+	r->headers = curl_slist_append(r->headers, ct);
+	free(ct);
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	return (httpc_start(r));
+}
+
+/*
+ * POSTs multipart/form-data: one file part `field` named `filename` with
+ * data (copied), plus text parts from fields (name, value, ..., NULL).
+ */
+struct httpc_req *
+httpc_upload(struct httpc *h, const char *url, const char *field,
+    const char *filename, const void *data, size_t len,
+    const char *const *fields, const struct httpc_opts *o, httpc_cb cb,
+    void *arg)
+{
+	struct httpc_req *r = httpc_req_new(h, url, o, cb, arg);
+	curl_mimepart	 *part;
+	size_t		  i;
+
+	if (r->setup_failed)
+		return (httpc_start(r));
+	r->mime = curl_mime_init(r->easy);
+	part = curl_mime_addpart(r->mime);
+	curl_mime_name(part, field);
+	curl_mime_filename(part, filename);
+	curl_mime_data(part, data, len);
+	for (i = 0;
+	     fields != NULL && fields[i] != NULL && fields[i + 1] != NULL;
+	     i += 2) {
+		part = curl_mime_addpart(r->mime);
+		curl_mime_name(part, fields[i]);
+		curl_mime_data(part, fields[i + 1], CURL_ZERO_TERMINATED);
+	}
+	curl_easy_setopt(r->easy, CURLOPT_MIMEPOST, r->mime);
+	return (httpc_start(r));
+}
+
+/*
+ * Stops r; its callback is never called. r must still be pending: a callback
+ * must forget its request before it returns.
+ */
+void
+httpc_cancel(struct httpc_req *r)
+{
+	struct httpc *h;
+
+	if (r == NULL)
+		return;
+	h = r->h;
+	TAILQ_REMOVE(&h->active, r, entry);
+	h->n--;
+	if (!r->setup_failed)
+		curl_multi_remove_handle(h->multi, r->easy);
+	httpc_req_free(r);
+}

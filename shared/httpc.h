@@ -1,0 +1,54 @@
+/*
+ * Non-blocking HTTP client on a libevent loop (libcurl's multi interface,
+ * driven by libevent socket and timer events). Every request ends in
+ * exactly one callback on the loop thread, also when it could not even be
+ * started, unless it was canceled first. Bodies are copied; responses are
+ * capped in size.
+ */
+#ifndef COMFYQ_HTTPC_H
+#define COMFYQ_HTTPC_H
+
+#include <stddef.h>
+
+struct event_base;
+struct httpc;
+struct httpc_req;
+
+enum httpc_fail {
+	HTTPC_OK,      /* a response came (any status) */
+	HTTPC_REFUSED, /* could not connect */
+	HTTPC_TIMEOUT, /* connect or transfer time ran out */
+	HTTPC_TOO_BIG, /* the response was over max_resp */
+	HTTPC_ERROR,   /* any other transport error */
+};
+
+struct httpc_resp {
+	enum httpc_fail fail;
+	long		status; /* 0 unless fail == HTTPC_OK */
+	const char     *body;	/* NUL-terminated, valid in the cb */
+	size_t		len;
+	const char     *content_type; /* or NULL */
+	const char     *err;	      /* a readable reason when fail != OK */
+};
+
+struct httpc_opts {
+	long   timeout_ms;	   /* whole transfer; 0: 30000 */
+	long   connect_timeout_ms; /* 0: 5000 */
+	size_t max_resp;	   /* 0: 8 MiB */
+};
+
+typedef void (*httpc_cb)(const struct httpc_resp *, void *);
+
+struct httpc	 *httpc_new(struct event_base *);
+void		  httpc_free(struct httpc *);
+struct httpc_req *httpc_get(
+    struct httpc *, const char *, const struct httpc_opts *, httpc_cb, void *);
+struct httpc_req *httpc_post(struct httpc *, const char *, const char *,
+    const void *, size_t, const struct httpc_opts *, httpc_cb, void *);
+struct httpc_req *httpc_upload(struct httpc *, const char *, const char *,
+    const char *, const void *, size_t, const char *const *,
+    const struct httpc_opts *, httpc_cb, void *);
+void		  httpc_cancel(struct httpc_req *);
+int		  httpc_pending(const struct httpc *);
+
+#endif

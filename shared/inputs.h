@@ -1,0 +1,35 @@
+/*
+ * Input images as producers send them: base64 (with or without a
+ * data:image/...;base64, prefix) or an http(s) URL, turned into bytes with
+ * caps on everything. A URL download is blocking libcurl, meant for the
+ * worker's thread pool (tpool.h); it refuses to connect to private,
+ * loopback, link-local and other non-public addresses unless allowed, and
+ * checks the address actually connected to, after DNS and after every
+ * redirect, so a name that resolves inward is refused too.
+ */
+#ifndef COMFYQ_INPUTS_H
+#define COMFYQ_INPUTS_H
+
+#include <stddef.h>
+
+#include <sys/socket.h>
+
+struct inputs_opts {
+	size_t max_bytes;     /* decoded or downloaded size */
+	long   timeout_ms;    /* a whole download */
+	int    max_redirects; /* followed at most */
+	int    allow_private; /* URLs may reach non-public addresses */
+};
+
+extern const struct inputs_opts inputs_opts_default;
+
+void inputs_global_init(void);
+int  inputs_is_url(const char *);
+int  inputs_base64(
+     const char *, size_t, unsigned char **, size_t *, char *, size_t);
+int   inputs_fetch(const char *, const struct inputs_opts *, unsigned char **,
+      size_t *, char *, size_t);
+int   inputs_addr_blocked(const struct sockaddr *);
+char *inputs_base64_encode(const unsigned char *, size_t);
+
+#endif

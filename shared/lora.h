@@ -1,0 +1,39 @@
+/*
+ * LoRA: which LoRAs a job asks for, and the graph surgery that applies
+ * them. They come from the job's "loras" list ("name:0.8", "name:0.8:0.5",
+ * or {"name", "strength_model", "strength_clip", "enabled"}) and from
+ * <lora:name:weight> / <lora:name:unet:tenc> tags in prompt text, which are
+ * cut out of the text. lora_inject() puts a chain of LoraLoader nodes
+ * between the checkpoint loader and every consumer of its MODEL and CLIP
+ * outputs, in the order given (LoraLoaderModelOnly where nothing reads the
+ * loader's CLIP).
+ */
+#ifndef COMFYQ_LORA_H
+#define COMFYQ_LORA_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#define LORA_MAX	16   /* per job, list and tags together */
+#define LORA_NAME_MAX	256  /* a file name, with its NUL */
+#define LORA_WEIGHT_MAX 10.0 /* |strength| */
+
+struct lora {
+	char   name[LORA_NAME_MAX]; /* file name, .safetensors added */
+	double strength_model;
+	double strength_clip;
+	char   from[64]; /* "loras[1]", "prompt tag" */
+};
+
+struct lora_list {
+	struct lora l[LORA_MAX];
+	int	    n;
+};
+
+int lora_parse_list(const cJSON *, struct lora_list *, char *, size_t);
+int lora_parse_tags(char *, const char *, struct lora_list *, char *, size_t);
+int lora_inject(cJSON *, const struct lora_list *, double, char *, size_t);
+int lora_name_ok(const char *);
+
+#endif

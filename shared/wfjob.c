@@ -1,0 +1,494 @@
+/*
+ * A job's workflow, from spec to graph (see wfjob.h).
+ *
+ * Everything that can be refused is refused in wf_job_new(), before any
+ * input is fetched: the template's params, LoRA entries and prompt tags,
+ * ControlNet entries, which inputs exist and which are used. Rendering
+ * then only fills values in: params into their targets, a seed derived
+ * from the job id where none was given (a retried job draws the same
+ * picture), the job's filename_prefix into every saving node, uploaded
+ * file names into LoadImage nodes, then the LoRA and ControlNet surgery,
+ * and a last validation of the result.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errout.h"
+#include "graph.h"
+#include "lora.h"
+#include "wfjob.h"
+#include "xmalloc.h"
+
+#define WF_INPUTS_MAX (32 + CN_MAX)
+
+struct wf_job {
+	const struct wf_template *t;	  /* or NULL for a raw graph */
+	cJSON			 *values; /* template: one value per param */
+	cJSON			 *graph;  /* raw: a copy, prompt tags cut */
+	struct cn_map		  cn;
+	double			  lora_scale;
+	struct lora_list	  loras;
+	struct cn_list		  cns;
+	struct wf_input		  in[WF_INPUTS_MAX];
+	size_t			  nin;
+	int			  cn_first; /* index of controlnet0 in in[] */
+	char			  ph[WF_INPUTS_MAX][WF_NAME_MAX + 16];
+	struct wf_expect	  expect;
+};
+
+static struct wf_input *
+wfj_input_add(
+    struct wf_job *j, const char *name, const char *field, const char *source)
+{
+	struct wf_input *in = &j->in[j->nin++];
+
+	snprintf(in->name, sizeof in->name, "%s", name);
+	snprintf(in->field, sizeof in->field, "%s", field);
+	in->source = source;
+	return (in);
+}
+
+static double
+wfj_value(const struct wf_job *j, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j->values, name);
+
+	return (cJSON_IsNumber(v) ? v->valuedouble : 0);
+}
+
+/* Cuts <lora:...> tags out of a template's prompt params. */
+static int
+wfj_template_tags(struct wf_job *j, char *err, size_t errlen)
+{
+	const struct wf_param *p;
+	cJSON		      *v;
+	char		      *text;
+	size_t		       i;
+	int		       rc;
+
+	for (i = 0; i < wf_nparams(j->t); i++) {
+		p = wf_param_at(j->t, i);
+		v = cJSON_GetObjectItemCaseSensitive(j->values, p->name);
+		if (!p->lora_tags || !cJSON_IsString(v))
+			continue;
+		text = xstrdup(v->valuestring);
+		rc = lora_parse_tags(text, p->name, &j->loras, err, errlen);
+		if (rc > 0)
+			graph_set_str(j->values, p->name, text);
+		free(text);
+		if (rc == -1)
+			return (-1);
+	}
+	return (0);
+}
+
+/* Template jobs: params, image inputs, expectations. */
+static int
+wfj_template(
+    struct wf_job *j, const struct job_spec *js, char *err, size_t errlen)
+{
+	const struct wf_output *o = wf_output(j->t);
+	const struct wf_param  *p;
+	struct wf_input	       *in;
+	char			field[WF_NAME_MAX + 16];
+	size_t			i;
+
+	if (wf_resolve(j->t, js->params, js->inputs, &j->values, err, errlen) ==
+	    -1)
+		return (-1);
+	if (js->loras != NULL && !wf_accepts_loras(j->t))
+		ERR_OUT("loras: %s takes no LoRAs", wf_name(j->t));
+	if (js->controlnets != NULL && !wf_accepts_controlnets(j->t))
+		ERR_OUT("controlnets: %s takes no ControlNets", wf_name(j->t));
+	if (wf_accepts_loras(j->t) && wfj_template_tags(j, err, errlen) == -1)
+		return (-1);
+	for (i = 0; i < wf_nparams(j->t); i++) {
+		p = wf_param_at(j->t, i);
+		if (p->type != WF_IMAGE ||
+		    cJSON_GetObjectItemCaseSensitive(j->values, p->name) ==
+			NULL)
+			continue;
+		snprintf(field, sizeof field, "inputs.%s", p->name);
+		in = wfj_input_add(j, p->name, field,
+		    cJSON_GetObjectItemCaseSensitive(js->inputs, p->name)
+			->valuestring);
+		if (p->resize) {
+			in->width = (int)wfj_value(j, o->width);
+			in->height = (int)wfj_value(j, o->height);
+		}
+		if (p->canny_enable[0] != '\0' &&
+		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+			j->values, p->canny_enable))) {
+			const cJSON *ty = cJSON_GetObjectItemCaseSensitive(
+			    j->values, p->canny_type);
+
+			if (p->canny_type[0] != '\0' &&
+			    strcmp(ty->valuestring, "canny") != 0)
+				ERR_OUT("%s: preprocessing is offered for "
+					"canny only, not %s",
+				    p->canny_enable, ty->valuestring);
+			in->canny = 1;
+			in->low = wfj_value(j, p->canny_low);
+			in->high = wfj_value(j, p->canny_high);
+		}
+	}
+	j->expect.kind = o->kind;
+	j->expect.uniform = o->uniform;
+	j->expect.width = (int)wfj_value(j, o->width);
+	j->expect.height = (int)wfj_value(j, o->height);
+	j->expect.count = o->count[0] != '\0' ? (int)wfj_value(j, o->count) : 1;
+	if (o->kind == WF_KIND_VIDEO) {
+		j->expect.fps = wfj_value(j, o->fps);
+		j->expect.frames =
+		    (int)lround(wfj_value(j, o->duration) * j->expect.fps);
+		j->expect.duration_s = j->expect.frames / j->expect.fps;
+	}
+	j->expect.vram_mb =
+	    wf_vram_mb(j->t, (long long)j->expect.width * j->expect.height);
+	return (0);
+}
+
+/* Raw graphs: validation, prompt tags, inputs by LoadImage node id. */
+static int
+wfj_raw(struct wf_job *j, const struct job_spec *js, char *err, size_t errlen)
+{
+	const cJSON *v, *node;
+	cJSON	    *in, *text;
+	char	     field[GRAPH_ID_MAX + 16], *s;
+	int	     rc;
+
+	if (js->params != NULL)
+		ERR_OUT("params: a raw graph takes no params (set the values "
+			"in the graph)");
+	if (graph_validate(js->graph, NULL, err, errlen) == -1)
+		return (-1);
+	if ((j->graph = cJSON_Duplicate(js->graph, 1)) == NULL)
+		ERR_OUT("graph: out of memory");
+	cJSON_ArrayForEach(node, j->graph)
+	{
+		const char *ct = graph_node_class(node);
+
+		in = cJSON_GetObjectItemCaseSensitive(node, "inputs");
+		text = cJSON_GetObjectItemCaseSensitive(in, "text");
+		if (strcmp(ct, "CLIPTextEncode") != 0 || !cJSON_IsString(text))
+			continue;
+		snprintf(field, sizeof field, "node %s text", node->string);
+		s = xstrdup(text->valuestring);
+		rc = lora_parse_tags(s, field, &j->loras, err, errlen);
+		if (rc > 0)
+			graph_set_str(in, "text", s);
+		free(s);
+		if (rc == -1)
+			return (-1);
+	}
+	cJSON_ArrayForEach(v, js->inputs)
+	{
+		node = cJSON_GetObjectItemCaseSensitive(j->graph, v->string);
+		if (node == NULL ||
+		    strcmp(graph_node_class(node), "LoadImage") != 0)
+			continue;
+		snprintf(field, sizeof field, "inputs.%s", v->string);
+		wfj_input_add(j, v->string, field, v->valuestring);
+	}
+	for (node = j->graph->child; node != NULL; node = node->next)
+		if (strcmp(graph_node_class(node), "VHS_VideoCombine") == 0)
+			j->expect.kind = WF_KIND_VIDEO;
+	return (0);
+}
+
+/* Every key of inputs must be used by a param, a node or a ControlNet. */
+static int
+wfj_inputs_used(
+    const struct wf_job *j, const cJSON *inputs, char *err, size_t errlen)
+{
+	const cJSON *v;
+	size_t	     i;
+	int	     k;
+
+	cJSON_ArrayForEach(v, inputs)
+	{
+		for (i = 0; i < (size_t)j->cn_first; i++)
+			if (strcmp(j->in[i].name, v->string) == 0)
+				break;
+		for (k = 0; i == (size_t)j->cn_first && k < j->cns.n; k++)
+			if (strcmp(j->cns.e[k].input, v->string) == 0)
+				break;
+		if (i == (size_t)j->cn_first && k == j->cns.n)
+			ERR_OUT("inputs.%.64s: not used (%s)", v->string,
+			    j->t != NULL
+				? "no image param or ControlNet of that name"
+				: "no LoadImage node or ControlNet of that "
+				  "name");
+	}
+	return (0);
+}
+
+/*
+ * Checks a spec against the registry and returns its workflow, or NULL
+ * with *code ("unknown_workflow", "invalid_input") and the reason in err.
+ * The job keeps pointers into js: free it before js.
+ */
+struct wf_job *
+wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
+    const struct wf_opts *opts, const char **code, char *err, size_t errlen)
+{
+	struct wf_job *j = xcalloc(1, sizeof *j);
+	cJSON	      *g;
+	char	       name[WF_NAME_MAX], field[WF_NAME_MAX + 16];
+	int	       i;
+
+	*code = "invalid_input";
+	if (opts != NULL && opts->cn != NULL)
+		j->cn = *opts->cn;
+	else if (cn_map_parse(CN_MAP_DEFAULT, &j->cn, err, errlen) == -1)
+		goto fail;
+	j->lora_scale =
+	    opts != NULL && opts->lora_scale > 0 ? opts->lora_scale : 1.0;
+	if (lora_parse_list(js->loras, &j->loras, err, errlen) == -1)
+		goto fail;
+	if (js->workflow != NULL) {
+		if (reg == NULL ||
+		    (j->t = wf_find(reg, js->workflow)) == NULL) {
+			*code = "unknown_workflow";
+			snprintf(err, errlen, "workflow: no template named %s",
+			    js->workflow);
+			goto fail;
+		}
+		if (wfj_template(j, js, err, errlen) == -1)
+			goto fail;
+	} else if (wfj_raw(j, js, err, errlen) == -1)
+		goto fail;
+	if (cn_parse_list(js->controlnets, js->inputs, &j->cn, &j->cns, err,
+		errlen) == -1)
+		goto fail;
+	j->cn_first = (int)j->nin;
+	for (i = 0; i < j->cns.n; i++) {
+		struct wf_input *in;
+
+		snprintf(name, sizeof name, "controlnet%d", i);
+		snprintf(field, sizeof field, "controlnets[%d].image", i);
+		in = wfj_input_add(j, name, field, j->cns.e[i].source);
+		in->canny = j->cns.e[i].preprocess;
+		in->low = j->cns.e[i].low;
+		in->high = j->cns.e[i].high;
+	}
+	if (wfj_inputs_used(j, js->inputs, err, errlen) == -1)
+		goto fail;
+	/* The surgery's own refusals (no checkpoint loader...) come now. */
+	if ((g = wf_job_render(j, "check", NULL, WF_RENDER_PLACEHOLDERS, err,
+		 errlen)) == NULL)
+		goto fail;
+	cJSON_Delete(g);
+	return (j);
+fail:
+	wf_job_free(j);
+	return (NULL);
+}
+
+size_t
+wf_job_ninputs(const struct wf_job *j)
+{
+	return (j->nin);
+}
+
+struct wf_input *
+wf_job_input(struct wf_job *j, size_t i)
+{
+	return (i < j->nin ? &j->in[i] : NULL);
+}
+
+const struct wf_expect *
+wf_job_expect(const struct wf_job *j)
+{
+	return (&j->expect);
+}
+
+/* The template's error code for a ComfyUI exception message, or NULL. */
+const char *
+wf_job_error_code(const struct wf_job *j, const char *message)
+{
+	return (j->t != NULL ? wf_error_code(j->t, message) : NULL);
+}
+
+void
+wf_job_free(struct wf_job *j)
+{
+	if (j == NULL)
+		return;
+	cJSON_Delete(j->values);
+	cJSON_Delete(j->graph);
+	free(j);
+}
+
+/* A seed from the job id (FNV-1a), below 2^53 so JSON keeps it exact. */
+unsigned long long
+wf_seed(const char *job_id)
+{
+	unsigned long long h = 0xcbf29ce484222325ULL;
+
+	for (; *job_id != '\0'; job_id++)
+		h = (h ^ (unsigned char)*job_id) * 0x100000001b3ULL;
+	return (h & ((1ULL << 53) - 1));
+}
+
+/* The upload name of input i, or a placeholder, or NULL. */
+static const char *
+wfj_upload(struct wf_job *j, size_t i, int flags, char *err, size_t errlen)
+{
+	struct wf_input *in = &j->in[i];
+	char		 name[WF_NAME_MAX];
+
+	if (in->upload[0] != '\0')
+		return (in->upload);
+	if (!(flags & WF_RENDER_PLACEHOLDERS)) {
+		snprintf(err, errlen, "%s: not uploaded", in->field);
+		return (NULL);
+	}
+	memcpy(name, in->name, sizeof name);
+	snprintf(j->ph[i], sizeof j->ph[i], "<upload:%s>", name);
+	return (j->ph[i]);
+}
+
+/* The JSON value a param's value takes in the graph. */
+static cJSON *
+wfj_graph_value(struct wf_job *j, const struct wf_param *p, const cJSON *v,
+    int flags, char *err, size_t errlen)
+{
+	const char *s;
+	size_t	    i;
+
+	if (p->lookup_controlnet)
+		return (
+		    cJSON_CreateString(cn_map_file(&j->cn, v->valuestring)));
+	if (p->type != WF_IMAGE)
+		return (cJSON_Duplicate(v, 1));
+	for (i = 0; i < j->nin; i++)
+		if (strcmp(j->in[i].name, p->name) == 0)
+			break;
+	if ((s = wfj_upload(j, i, flags, err, errlen)) == NULL)
+		return (NULL);
+	return (cJSON_CreateString(s));
+}
+
+static void
+wfj_set_targets(cJSON *g, const struct wf_target *t, size_t n, cJSON *v)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		graph_set(graph_node_inputs(
+			      cJSON_GetObjectItemCaseSensitive(g, t[i].node)),
+		    t[i].input, cJSON_Duplicate(v, 1));
+	cJSON_Delete(v);
+}
+
+/* Fills a template's graph with the job's values. */
+static cJSON *
+wfj_fill(
+    struct wf_job *j, const char *job_id, int flags, char *err, size_t errlen)
+{
+	const struct wf_output *o = wf_output(j->t);
+	const struct wf_param  *p;
+	const cJSON	       *v;
+	cJSON		       *g, *gv;
+	unsigned long long	seed;
+	size_t			i;
+
+	if ((g = cJSON_Duplicate(wf_graph(j->t), 1)) == NULL) {
+		snprintf(err, errlen, "graph: out of memory");
+		return (NULL);
+	}
+	for (i = 0; i < wf_nparams(j->t); i++) {
+		p = wf_param_at(j->t, i);
+		v = cJSON_GetObjectItemCaseSensitive(j->values, p->name);
+		if (v == NULL && p->random) {
+			seed = wf_seed(job_id);
+			if (p->has_max && (double)seed > p->max)
+				seed %= (unsigned long long)p->max + 1;
+			gv = cJSON_CreateNumber((double)seed);
+		} else if (v == NULL)
+			continue;
+		else if ((gv = wfj_graph_value(j, p, v, flags, err, errlen)) ==
+		    NULL) {
+			cJSON_Delete(g);
+			return (NULL);
+		}
+		wfj_set_targets(g, p->targets, p->ntargets, gv);
+	}
+	if (o->kind == WF_KIND_VIDEO)
+		wfj_set_targets(g, o->frames, o->nframes,
+		    cJSON_CreateNumber(j->expect.frames));
+	return (g);
+}
+
+/* Sets filename_prefix on every node that saves files. */
+static void
+wfj_prefix(cJSON *g, const char *prefix)
+{
+	const struct graph_class *gc;
+	cJSON			 *node;
+
+	cJSON_ArrayForEach(node, g)
+	{
+		gc = graph_class_find(graph_node_class(node));
+		if (gc != NULL && gc->output_node &&
+		    cJSON_GetObjectItemCaseSensitive(
+			graph_node_inputs(node), "filename_prefix") != NULL)
+			graph_set_str(
+			    graph_node_inputs(node), "filename_prefix", prefix);
+	}
+}
+
+/*
+ * Renders the graph for POST /prompt: job_id seeds a missing seed param,
+ * prefix (e.g. "comfyq/<job id>/out", or NULL to keep the template's) goes
+ * to every saving node. Every input needs its upload name unless flags has
+ * WF_RENDER_PLACEHOLDERS. Returns a tree the caller deletes, or NULL with
+ * err.
+ */
+cJSON *
+wf_job_render(struct wf_job *j, const char *job_id, const char *prefix,
+    int flags, char *err, size_t errlen)
+{
+	const char *cn_images[CN_MAX];
+	char	    sub[512];
+	cJSON	   *g;
+	size_t	    i;
+	int	    k;
+
+	if (j->t != NULL)
+		g = wfj_fill(j, job_id, flags, err, errlen);
+	else if ((g = cJSON_Duplicate(j->graph, 1)) == NULL)
+		snprintf(err, errlen, "graph: out of memory");
+	if (g == NULL)
+		return (NULL);
+	for (i = 0; j->t == NULL && i < (size_t)j->cn_first; i++) {
+		const char *s = wfj_upload(j, i, flags, err, errlen);
+
+		if (s == NULL)
+			goto fail;
+		graph_set_str(
+		    graph_node_inputs(
+			cJSON_GetObjectItemCaseSensitive(g, j->in[i].name)),
+		    "image", s);
+	}
+	for (k = 0; k < j->cns.n; k++)
+		if ((cn_images[k] = wfj_upload(j, (size_t)(j->cn_first + k),
+			 flags, err, errlen)) == NULL)
+			goto fail;
+	if (prefix != NULL)
+		wfj_prefix(g, prefix);
+	if (lora_inject(g, &j->loras, j->lora_scale, err, errlen) == -1 ||
+	    cn_inject(g, &j->cns, &j->cn, cn_images, err, errlen) == -1)
+		goto fail;
+	if (graph_validate(g, NULL, sub, sizeof sub) == -1) {
+		snprintf(err, errlen, "rendered graph: %s", sub);
+		goto fail;
+	}
+	return (g);
+fail:
+	cJSON_Delete(g);
+	return (NULL);
+}

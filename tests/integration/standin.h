@@ -1,0 +1,41 @@
+/*
+ * A stand-in worker and child processes for the tests and the benchmark
+ * that need real processes: the stand-in registers, claims jobs with a
+ * lease and renews them by heartbeat, like comfyq-worker does, until it is
+ * killed; proc_* start a program with its stderr in a file and stop it.
+ */
+#ifndef COMFYQ_STANDIN_H
+#define COMFYQ_STANDIN_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+
+#define STANDIN_JOBS_MAX 16
+
+struct standin {
+	pid_t pid;
+	int   njobs;
+	char  jid[STANDIN_JOBS_MAX][64];
+	char  fence[STANDIN_JOBS_MAX][32];
+};
+
+struct standin_opts {
+	const char *url;    /* Redis */
+	const char *prefix; /* cq:{<queue>}: */
+	const char *wid;
+	const char *pool;
+	const char *host;
+	int	    njobs;    /* jobs to claim before heartbeating */
+	int	    lease_ms; /* claim and heartbeat lease */
+	int	    beat_ms;  /* heartbeat period */
+};
+
+int standin_start(
+    struct standin *, const struct standin_opts *, char *, size_t);
+void  standin_kill(struct standin *);
+pid_t proc_start(const char *const[], const char *);
+int   proc_stop(pid_t, int, int);
+int   proc_gone(pid_t);
+
+#endif

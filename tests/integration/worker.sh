@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# comfyq-worker end to end: a real redis-server, comfyq-sim and workers,
+# jobs submitted with the CLI, outcomes asserted on what a producer sees
+# (job states, events, refunds, files) and on what the sim saw.
+#   worker.sh BIN_DIR GROUP      GROUP: basic faults timeouts recovery
+#                                       cancel kill drain
+set -u
+BIN=$1
+GROUP=$2
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-worker.XXXXXX")
+. "$ROOT/tests/lib/stack.sh"
+PIDS=()
+cleanup() {
+	stop "${PIDS[@]}" 2>/dev/null
+	if [ "$fails" -gt 0 ]; then
+		for f in "$T"/*.log; do
+			echo "---- $f"
+			tail -40 "$f"
+		done
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# A small, fast job: the sim runs KSampler for steps x step-ms.
+txt2img() {
+	CQ submit --workflow sdxl_txt2img --param prompt="a red fox" \
+		--param steps="${STEPS:-4}" "$@"
+}
+smoke() {
+	CQ submit --workflow smoke_invert --param width=256 --param height=128 \
+		"$@"
+}
+stack() {	# stack [SIM ARGS...]: one sim and one worker
+	sim_start sim --step-ms 20 --model-load-ms 0 "$@" || exit 1
+	PIDS+=("$SIM_PID")
+	worker_start w1 ${WORKER_ARGS:-}
+	PIDS+=("$WPID")
+	W1=$WPID
+}
+refunds() { RC XLEN "${P}refunds"; }
+alive() { kill -0 "$1" 2>/dev/null; }
+# sim_saw PATTERN: the sim's log has a line matching it.
+sim_saw() { grep -qE -- "$1" "$T/sim.log"; }
+
+case "$GROUP" in
+basic)
+	stack
+	# A weightless job end to end: a PNG of the asked size on disk.
+	j=$(smoke)
+	await "$j" succeeded 30
+	out=$(CQ status "$j" --json)
+	path=$(echo "$out" | grep -oE '"path":"[^"]+"' | cut -d'"' -f4)
+	eq "file on disk" "$( [ -f "$path" ] && echo yes)" yes
+	eq "png size" "$(png_size "$path")" 256x128
+	eq "record size" "$(echo "$out" | grep -oE '"width":[0-9]+,"height":[0-9]+')" \
+		'"width":256,"height":128'
+	eq "started events" "$(events "$j" started)" 1
+	eq "succeeded events" "$(events "$j" succeeded)" 1
+	eq "no refund" "$(refunds)" 0
+	case "$path" in "$T/out/$j/"*) ok ;; *) bad "stored at $path" ;; esac
+
+	# An SDXL job: progress is published, throttled.
+	STEPS=20 j=$(STEPS=20 txt2img --param steps=20)
+	await "$j" succeeded 30
+	n=$(events "$j" progress)
+	if [ "$n" -ge 1 ] && [ "$n" -le 20 ]; then ok; else
+		bad "progress events: $n"; fi
+	eq "progress recorded" "$(field "$j" progress)" 20/20
+
+	# Bad jobs end with their code and a refund; the worker lives on.
+	j=$(RC FCALL comfyq_enqueue 1 "$P" '{"workflow":"no_such_flow"}' | head -1)
+	await "$j" failed 30
+	eq "unknown workflow" "$(field "$j" error_code)" unknown_workflow
+	j=$(RC FCALL comfyq_enqueue 1 "$P" \
+		'{"workflow":"smoke_invert","params":{"width":100000}}' | head -1)
+	await "$j" failed 30
+	eq "param out of range" "$(field "$j" error_code)" invalid_input
+	case "$(field "$j" error)" in *width*100000*) ok ;;
+		*) bad "message: $(field "$j" error)" ;; esac
+	g='{"1":{"class_type":"CheckpointLoaderSimple","inputs":{"ckpt_name":"nope.safetensors"}},"2":{"class_type":"EmptyLatentImage","inputs":{"width":512,"height":512,"batch_size":1}},"3":{"class_type":"CLIPTextEncode","inputs":{"text":"x","clip":["1",1]}},"4":{"class_type":"KSampler","inputs":{"model":["1",0],"seed":1,"steps":2,"cfg":7,"sampler_name":"euler","scheduler":"normal","positive":["3",0],"negative":["3",0],"latent_image":["2",0],"denoise":1}},"5":{"class_type":"VAEDecode","inputs":{"samples":["4",0],"vae":["1",2]}},"6":{"class_type":"SaveImage","inputs":{"images":["5",0],"filename_prefix":"x"}}}'
+	echo "$g" >"$T/graph.json"
+	j=$(CQ submit --graph "$T/graph.json")
+	await "$j" failed 30
+	eq "missing model" "$(field "$j" error_code)" invalid_input
+	case "$(field "$j" error)" in *nope.safetensors*) ok ;;
+		*) bad "message: $(field "$j" error)" ;; esac
+	echo "this is not an image" >"$T/not.png"
+	j=$(CQ submit --workflow sdxl_img2img --param prompt=x \
+		--input image="$T/not.png")
+	await "$j" failed 30
+	eq "input not an image" "$(field "$j" error_code)" invalid_input
+	eq "refunds" "$(refunds)" 4
+	alive "$W1" && ok || bad "worker died"
+	;;
+faults)
+	WORKER_ARGS="--http-timeout-ms 1000"
+	stack
+	# execution_error: a workflow error, not retried, refunded once.
+	sim_faults '{"reset":true,"execution_error":{"times":1,"node":"4","exception_type":"RuntimeError","message":"boom"}}'
+	j=$(txt2img --max-attempts 3)
+	await "$j" failed 30
+	eq "exec error code" "$(field "$j" error_code)" workflow_error
+	eq "exec error attempts" "$(field "$j" attempt)" 1
+	eq "one failed event" "$(events "$j" failed)" 1
+	eq "one refund" "$(refunds)" 1
+	# OOM: models freed, retried, then delivered; no refund.
+	sim_faults '{"reset":true,"oom":{"times":1}}'
+	j=$(txt2img --max-attempts 3)
+	await "$j" succeeded 30
+	eq "oom retried" "$(events "$j" retrying)" 1
+	eq "oom code on retry" "$(field "$j" error_code)" oom
+	sim_saw 'POST /free|free' && ok || bad "sim saw no /free"
+	eq "still one refund" "$(refunds)" 1
+	# 500 on /prompt: backend_unavailable, retried.
+	sim_faults '{"reset":true,"prompt_500":{"times":1}}'
+	j=$(txt2img)
+	await "$j" succeeded 30
+	eq "500 retried" "$(events "$j" retrying)" 1
+	# A slow /view runs past the download timeout: retried.
+	sim_faults '{"reset":true,"slow_view":{"times":1,"ms":6000}}'
+	j=$(txt2img)
+	await "$j" succeeded 40
+	eq "slow view retried" "$(events "$j" retrying)" 1
+	# Outputs that fail validation: not retried, refunded.
+	sim_faults '{"reset":true,"black_image":{"times":1}}'
+	j=$(txt2img --max-attempts 3)
+	await "$j" failed 30
+	eq "black image" "$(field "$j" error_code)" output_invalid
+	sim_faults '{"reset":true,"truncated_png":{"times":1}}'
+	j=$(txt2img --max-attempts 3)
+	await "$j" failed 30
+	eq "truncated png" "$(field "$j" error_code)" output_invalid
+	printf '\x89PNG\r\n\x1a\n' >/dev/null
+	base64 -d >"$T/in.png" <<'B64'
+iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFklEQVR4nGP8z8AARMwMDAwMjDAGAC+HAgVvlU5FAAAAAElFTkSuQmCC
+B64
+	sim_faults '{"reset":true,"tiny_video":{"times":1}}'
+	j=$(CQ submit --workflow svd_img2vid --param duration=1 \
+		--input image="$T/in.png")
+	await "$j" failed 30
+	eq "tiny video" "$(field "$j" error_code)" output_invalid
+	sim_faults '{"reset":true,"no_face":{"times":1}}'
+	j=$(CQ submit --workflow sdxl_face_ipadapter --param prompt=x \
+		--param steps=2 --input face="$T/in.png")
+	await "$j" failed 30
+	eq "no face" "$(field "$j" error_code)" no_face
+	eq "refunds" "$(refunds)" 5
+	# Without faults the video and face templates deliver.
+	sim_faults '{"reset":true}'
+	j=$(CQ submit --workflow svd_img2vid --param duration=1 \
+		--input image="$T/in.png")
+	await "$j" succeeded 30
+	j=$(CQ submit --workflow sdxl_face_ipadapter --param prompt=x \
+		--param steps=2 --input face="$T/in.png")
+	await "$j" succeeded 30
+	alive "$W1" && ok || bad "worker died"
+	;;
+timeouts)
+	WORKER_ARGS="--silence-timeout-s 1"
+	stack
+	# A hang: interrupted at the job's timeout, failed timeout, refunded.
+	sim_faults '{"reset":true,"hang":{"times":1}}'
+	j=$(txt2img --timeout 2)
+	await "$j" failed 30
+	eq "hang code" "$(field "$j" error_code)" timeout
+	wait_until 5 sim_saw 'interrupt' && ok || bad "sim saw no interrupt"
+	eq "one refund" "$(refunds)" 1
+	# Silence: the socket says nothing; /history has the result.
+	sim_faults '{"reset":true,"silence":{"times":1}}'
+	j=$(txt2img)
+	await "$j" succeeded 30
+	eq "silence not retried" "$(events "$j" retrying)" 0
+	# ComfyUI forgets a silent prompt: stalled, retried, delivered.
+	sim_faults '{"reset":true,"silence":{"times":1}}'
+	STEPS=1 j=$(txt2img --param steps=1)
+	wait_until 10 sh -c "curl -sf $SIM_URL/history | grep -q ." && \
+		curl -sf -X POST -d '{"clear":true}' "$SIM_URL/history" >/dev/null
+	await "$j" succeeded 30
+	eq "stalled then retried" "$(events "$j" retrying)" 1
+	;;
+recovery)
+	stack
+	# The socket drops mid-job: reconnect, reconcile, deliver once.
+	sim_faults '{"reset":true,"ws_drop":{"times":1}}'
+	j=$(STEPS=10 txt2img --param steps=10)
+	await "$j" succeeded 30
+	eq "ws drop: no retry" "$(events "$j" retrying)" 0
+	eq "ws drop: one success" "$(events "$j" succeeded)" 1
+	grep -q "websocket lost" "$T/w1.log" && ok || bad "no ws loss logged"
+	# The sim crashes mid-job and comes back empty: resubmitted.
+	sim_faults '{"reset":true,"crash":{"times":1}}'
+	j=$(STEPS=10 txt2img --param steps=10)
+	wait_until 20 sh -c "! kill -0 $SIM_PID" || bad "sim did not crash"
+	wait "$SIM_PID" 2>/dev/null
+	sim_start sim --step-ms 20 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	await "$j" succeeded 40
+	eq "crash: one success" "$(events "$j" succeeded)" 1
+	grep -q "submitting again" "$T/w1.log" && ok || bad "no resubmit logged"
+	;;
+cancel)
+	WORKER_ARGS="--slots 1"
+	stack
+	sim_faults '{"reset":true,"hang":{"times":1}}'
+	run=$(txt2img)
+	wait_until 20 is_state "$run" active || bad "never active"
+	queued=$(txt2img)
+	sleep 0.5
+	eq "second waits" "$(state "$queued")" queued
+	CQ cancel "$queued" >/dev/null
+	eq "queued canceled at once" "$(state "$queued")" canceled
+	CQ cancel "$run" >/dev/null
+	await "$run" canceled 20
+	wait_until 5 sim_saw 'interrupt' && ok || bad "sim saw no interrupt"
+	eq "two refunds" "$(refunds)" 2
+	eq "one canceled event each" "$(events "$run" canceled)" 1
+	j=$(txt2img)
+	await "$j" succeeded 30
+	;;
+kill)
+	stack --step-ms 300
+	j=$(STEPS=15 txt2img --param steps=15)
+	wait_until 20 is_state "$j" active || bad "never active"
+	fence=$(field "$j" fence)
+	kill -9 "$W1"
+	wait "$W1" 2>/dev/null
+	# The janitor puts it back once the lease lapses; w2 finishes it.
+	janitor_start
+	PIDS+=("$JPID")
+	worker_start w2
+	PIDS+=("$WPID")
+	await "$j" succeeded 60
+	eq "requeued once" "$(events "$j" requeued)" 1
+	eq "attempt" "$(field "$j" attempt)" 2
+	eq "finished by" "$(field "$j" worker)" w2
+	eq "late complete" "$(RC FCALL comfyq_complete 1 "$P" "$j" "$fence" '[]')" STALE
+	eq "one success" "$(events "$j" succeeded)" 1
+	;;
+drain)
+	WORKER_ARGS="--drain-grace-s 20"
+	stack --step-ms 100
+	j=$(STEPS=15 txt2img --param steps=15)
+	wait_until 20 is_state "$j" active || bad "never active"
+	kill -TERM "$W1"
+	await "$j" succeeded 30
+	wait_until 10 sh -c "! kill -0 $W1" && ok || bad "worker did not exit"
+	wait "$W1"
+	eq "exit status" "$?" 0
+	eq "worker stopped" "$(RC HGET "${P}worker:w1" state)" stopped
+	# A job longer than the grace period is handed back uncounted.
+	worker_start w3 --drain-grace-s 1
+	PIDS+=("$WPID")
+	j=$(STEPS=100 txt2img --param steps=100)
+	wait_until 20 is_state "$j" active || bad "never active"
+	kill -TERM "$WPID"
+	wait_until 20 sh -c "! kill -0 $WPID" && ok || bad "w3 did not exit"
+	eq "handed back" "$(state "$j")" queued
+	eq "attempt not counted" "$(field "$j" attempt)" 0
+	eq "requeued event" "$(events "$j" requeued)" 1
+	wait_until 5 sim_saw 'interrupt' && ok || bad "sim saw no interrupt"
+	;;
+*)
+	echo "worker.sh: unknown group $GROUP" >&2
+	exit 2
+	;;
+esac
+finish

@@ -1,0 +1,121 @@
+# Processes for end-to-end tests: comfyq-sim, comfyq-worker, comfyq-janitor,
+# each started on private ports and files under $T, stopped by PID; and
+# short assertions that print what they saw when they fail.
+# Source it after setting BIN (build/bin), ROOT (the source tree), T (a
+# temp dir) and COMFYQ_TEST_REDIS_URL; it sets Q (a fresh queue name).
+
+Q="e2e$$-${RANDOM}"
+P="cq:{$Q}:"
+RPORT=${COMFYQ_TEST_REDIS_URL##*:}
+passes=0 fails=0
+export COMFYQ_REDIS_URL=$COMFYQ_TEST_REDIS_URL COMFYQ_QUEUE=$Q
+
+RC() { redis-cli -p "$RPORT" "$@"; }
+CQ() { "$BIN/comfyq" "$@"; }
+
+ok() { passes=$((passes + 1)); }
+bad() {
+	echo "FAIL $*"
+	fails=$((fails + 1))
+}
+eq() {	# eq NAME GOT WANT
+	if [ "$2" = "$3" ]; then ok; else bad "$1: got '$2', want '$3'"; fi
+}
+finish() {
+	echo "$passes passed, $fails failed"
+	[ "$fails" -eq 0 ]
+}
+
+# wait_until SECONDS COMMAND...: polls every 0.1 s; 1 when it timed out.
+wait_until() {
+	local limit=$1 i
+	shift
+	for i in $(seq 1 $((limit * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# sim_start NAME [ARGS...]: SIM_PID, SIM_PORT, SIM_URL. Keeps its port on
+# a restart (sim_start again with SIM_PORT set).
+sim_start() {
+	local name=$1 port=${SIM_PORT:-0}
+	shift
+	rm -f "$T/$name.port"
+	"$BIN/comfyq-sim" --port "$port" --port-file "$T/$name.port" \
+		--base-directory "$T/$name" --log-level verbose "$@" \
+		>>"$T/$name.log" 2>&1 &
+	SIM_PID=$!
+	if ! wait_until 20 test -s "$T/$name.port"; then
+		echo "sim_start: $name did not start; its log:" >&2
+		tail -20 "$T/$name.log" >&2
+		return 1
+	fi
+	SIM_PORT=$(cat "$T/$name.port")
+	SIM_URL="http://127.0.0.1:$SIM_PORT"
+}
+
+# sim_faults JSON: sets faults at run time.
+sim_faults() {
+	curl -sf -X POST -H 'Content-Type: application/json' -d "$1" \
+		"$SIM_URL/sim/faults" >/dev/null
+}
+
+# worker_start NAME [ARGS...]: the worker's PID in $WPID; log in $T/NAME.log.
+worker_start() {
+	local name=$1
+	shift
+	"$BIN/comfyq-worker" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+		--queue "$Q" --comfyui-url "$SIM_URL" --worker-id "$name" \
+		--output-dir "$T/out" --workflows-dir "$ROOT/workflows" \
+		--log-level verbose --heartbeat-ms 500 --lease-ms 3000 \
+		--health-interval-ms 200 --retry-base-ms 100 \
+		--retry-max-ms 400 "$@" >>"$T/$name.log" 2>&1 &
+	WPID=$!
+}
+
+# janitor_start [ARGS...]: a janitor on the queue ($JPID), ticking fast.
+janitor_start() {
+	"$BIN/comfyq-janitor" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+		--queue "$Q" --tick-ms 200 --log-level verbose "$@" \
+		>>"$T/janitor.log" 2>&1 &
+	JPID=$!
+}
+
+# stop PID...: SIGTERM, then SIGKILL after 10 s; waits until gone.
+stop() {
+	local p
+	for p in "$@"; do
+		kill "$p" 2>/dev/null
+		wait_until 10 sh -c "! kill -0 $p" || kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	return 0
+}
+
+state() { RC HGET "${P}job:$1" state; }
+field() { RC HGET "${P}job:$1" "$2"; }
+is_state() { [ "$(state "$1")" = "$2" ]; }
+terminal() { case "$(state "$1")" in succeeded|failed|canceled) return 0;; esac; return 1; }
+
+# events JOB TYPE: how many events of TYPE the job has.
+events() {
+	CQ events --from 0-0 --job "$1" --json | grep -c "\"type\":\"$2\""
+}
+
+# await JOB STATE SECONDS: waits for a terminal state and checks it.
+await() {
+	if ! wait_until "$3" terminal "$1"; then
+		bad "job $1: not ended within $3 s (state $(state "$1"))"
+		return 1
+	fi
+	eq "job $1 state" "$(state "$1")" "$2"
+}
+
+# png_size FILE: "WIDTHxHEIGHT" from the PNG header.
+png_size() {
+	od -An -tu1 -j16 -N8 "$1" | awk '{ printf "%dx%d", \
+		$1*16777216 + $2*65536 + $3*256 + $4, \
+		$5*16777216 + $6*65536 + $7*256 + $8 }'
+}

@@ -1,0 +1,316 @@
+/*
+ * The worker's pure parts: ComfyUI failures to error codes, the outputs of
+ * a history entry, output validation and storage, graph rendering.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stb_image_write.h>
+
+#include "errmap.h"
+#include "outputs.h"
+#include "unit.h"
+#include "util.h"
+
+/* out_file fields are filled with literals below. */
+#pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
+
+static cJSON *
+load_json(const char *name)
+{
+	char   err[256], *text;
+	cJSON *j;
+
+	text = file_slurp(unit_data(name), 1 << 20, NULL, err, sizeof err);
+	if (text == NULL)
+		unit_fail(__FILE__, __LINE__, "%s", err);
+	j = cJSON_Parse(text);
+	free(text);
+	if (j == NULL)
+		unit_fail(__FILE__, __LINE__, "%s: bad JSON", name);
+	return (j);
+}
+
+static enum errcode
+refused(const char *file, long status, char *msg, size_t len)
+{
+	char	     err[256], *text;
+	size_t	     n;
+	enum errcode c;
+
+	text = file_slurp(unit_data(file), 1 << 20, &n, err, sizeof err);
+	c = errmap_prompt_refused(status, text, n, msg, len);
+	free(text);
+	return (c);
+}
+
+static void
+test_prompt_refusals(void)
+{
+	char msg[512];
+
+	ASSERT_EQ(refused("comfy/prompt_400_model.json", 400, msg, sizeof msg),
+	    EC_WORKFLOW_ERROR);
+	ASSERT_STREQ(msg,
+	    "node 1 (CheckpointLoaderSimple): value_not_in_list:"
+	    " ckpt_name: 'sd_xl_base_1.0.safetensors' not in []");
+	ASSERT_EQ(refused("comfy/prompt_400_min.json", 400, msg, sizeof msg),
+	    EC_INVALID_INPUT);
+	ASSERT_STREQ(msg, "node 1 (EmptyImage): value_smaller_than_min: width");
+	ASSERT_EQ(
+	    refused("comfy/prompt_400_invalid.json", 400, msg, sizeof msg),
+	    EC_WORKFLOW_ERROR);
+	ASSERT_STREQ(msg,
+	    "ComfyUI refused the prompt: invalid_prompt: Cannot "
+	    "execute because node Foo does not exist.: Node ID '#1'");
+	ASSERT_EQ(errmap_prompt_refused(
+		      500, "500 Internal Server Error", 25, msg, sizeof msg),
+	    EC_BACKEND_UNAVAILABLE);
+	ASSERT_STREQ(msg, "ComfyUI answered POST /prompt with HTTP 500");
+	ASSERT_EQ(errmap_prompt_refused(400, "not json", 8, msg, sizeof msg),
+	    EC_WORKFLOW_ERROR);
+}
+
+static enum errcode
+exec_error(
+    const char *node, const char *type, const char *text, char *msg, size_t len)
+{
+	cJSON	    *d = cJSON_CreateObject();
+	enum errcode c;
+
+	cJSON_AddStringToObject(d, "node_id", "7");
+	cJSON_AddStringToObject(d, "node_type", node);
+	cJSON_AddStringToObject(d, "exception_type", type);
+	cJSON_AddStringToObject(d, "exception_message", text);
+	c = errmap_execution_error(d, msg, len);
+	cJSON_Delete(d);
+	return (c);
+}
+
+static void
+test_execution_errors(void)
+{
+	char msg[512];
+
+	ASSERT_EQ(
+	    exec_error("KSampler", "torch.OutOfMemoryError",
+		"Allocation on device\nThis error means you ran out of memory",
+		msg, sizeof msg),
+	    EC_OOM);
+	ASSERT_STREQ(msg,
+	    "KSampler (node 7): torch.OutOfMemoryError: "
+	    "Allocation on device");
+	ASSERT_EQ(exec_error("KSampler", "torch.cuda.OutOfMemoryError", "x",
+		      msg, sizeof msg),
+	    EC_OOM);
+	ASSERT_EQ(exec_error("VAEDecode", "RuntimeError",
+		      "CUDA error: an "
+		      "illegal memory access was encountered",
+		      msg, sizeof msg),
+	    EC_GPU_FAULT);
+	ASSERT_EQ(exec_error("KSampler", "RuntimeError",
+		      "CUDA error: "
+		      "device-side assert triggered",
+		      msg, sizeof msg),
+	    EC_GPU_FAULT);
+	ASSERT_EQ(exec_error("IPAdapterFaceID", "Exception",
+		      "InsightFace: No "
+		      "face detected.",
+		      msg, sizeof msg),
+	    EC_NO_FACE);
+	ASSERT_EQ(exec_error("LoadImage", "PIL.UnidentifiedImageError",
+		      "cannot identify image file", msg, sizeof msg),
+	    EC_INVALID_INPUT);
+	ASSERT_EQ(exec_error("SaveImage", "Exception",
+		      "Saving image outside "
+		      "the output folder is not allowed.",
+		      msg, sizeof msg),
+	    EC_WORKFLOW_ERROR);
+	ASSERT_EQ(errcode_retryable(EC_OOM), 1);
+	ASSERT_EQ(errcode_retryable(EC_NO_FACE), 0);
+	ASSERT_EQ(errcode_retryable(EC_BACKEND_UNAVAILABLE), 1);
+	ASSERT_EQ(errcode_retryable(EC_TIMEOUT), 0);
+}
+
+static void
+test_collect_outputs(void)
+{
+	cJSON	       *h = load_json("comfy/history_success.json");
+	struct out_list l;
+	char		err[128];
+
+	ASSERT_EQ(
+	    outputs_collect(cJSON_GetObjectItem(h, "p1"), &l, err, sizeof err),
+	    5);
+	ASSERT_STREQ(l.v[0].filename, "out_00001_.png");
+	ASSERT_STREQ(l.v[0].subfolder, "comfyq/j1/a1");
+	ASSERT_STREQ(l.v[0].node, "9");
+	ASSERT_STREQ(l.v[1].filename, "out_00002_.png");
+	ASSERT_STREQ(l.v[2].key, "gifs");
+	ASSERT_STREQ(l.v[2].format, "video/h264-mp4");
+	ASSERT_STREQ(output_mime(&l.v[2]), "video/mp4");
+	ASSERT_EQ(l.v[3].animated, 1);
+	ASSERT_STREQ(output_mime(&l.v[3]), "image/webp");
+	ASSERT_STREQ(l.v[4].key, "audio");
+	outputs_free(&l);
+	cJSON_Delete(h);
+	/* Only previews: they are what the graph delivered. */
+	h = load_json("comfy/history_temp_only.json");
+	ASSERT_EQ(
+	    outputs_collect(cJSON_GetObjectItem(h, "p2"), &l, err, sizeof err),
+	    1);
+	ASSERT_STREQ(l.v[0].type, "temp");
+	outputs_free(&l);
+	cJSON_Delete(h);
+}
+
+struct membuf {
+	unsigned char *p;
+	int	       len;
+};
+
+static void
+membuf_write(void *ctx, void *data, int n)
+{
+	struct membuf *m = ctx;
+
+	m->p = realloc(m->p, (size_t)(m->len + n));
+	memcpy(m->p + m->len, data, (size_t)n);
+	m->len += n;
+}
+
+/* Encodes a w x h RGB PNG: a gradient, or one flat colour. */
+static unsigned char *
+make_png(int w, int h, int flat, int *len)
+{
+	unsigned char *px = malloc((size_t)w * h * 3);
+	struct membuf  m = { NULL, 0 };
+	int	       i;
+
+	for (i = 0; i < w * h * 3; i++)
+		px[i] = flat ? 0 : (unsigned char)(i * 7 % 251);
+	stbi_write_png_to_func(membuf_write, &m, w, h, 3, px, w * 3);
+	free(px);
+	*len = m.len;
+	return (m.p);
+}
+
+static void
+test_validate_outputs(void)
+{
+	struct out_file	  f = { "9", "images", "x.png", "", "output", NULL, 0 };
+	struct out_expect ex = { 64, 48, 0, 0 };
+	unsigned char	 *png, *flat, *mp4;
+	cJSON		 *rec;
+	char		  err[256];
+	int		  len, flen;
+
+	png = make_png(64, 48, 0, &len);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, png, (size_t)len, &ex, rec, err, sizeof err),
+	    0);
+	ASSERT_EQ(cJSON_GetObjectItem(rec, "width")->valueint, 64);
+	ASSERT_EQ(cJSON_GetObjectItem(rec, "height")->valueint, 48);
+	ASSERT_EQ(cJSON_GetObjectItem(rec, "bytes")->valueint, len);
+	ASSERT_STREQ(
+	    cJSON_GetObjectItem(rec, "mime")->valuestring, "image/png");
+	cJSON_Delete(rec);
+	/* Wrong size. */
+	ex.width = 128;
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, png, (size_t)len, &ex, rec, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err, "image is 64x48, 128x48 was asked for");
+	cJSON_Delete(rec);
+	ex.width = 64;
+	/* Truncated. */
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(output_validate(
+		      &f, png, (size_t)len / 2, &ex, rec, err, sizeof err),
+	    -1);
+	ASSERT_TRUE(strncmp(err, "image does not decode", 21) == 0);
+	cJSON_Delete(rec);
+	/* Black, unless blank frames are allowed. */
+	flat = make_png(64, 48, 1, &flen);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, flat, (size_t)flen, &ex, rec, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err, "image is blank (black)");
+	cJSON_Delete(rec);
+	ex.allow_blank = 1;
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, flat, (size_t)flen, &ex, rec, err, sizeof err),
+	    0);
+	cJSON_Delete(rec);
+	/* A video: magic and size floors (10 KB, 50 KB per second). */
+	f.filename = "v.mp4";
+	ex.duration_s = 2;
+	mp4 = calloc(1, 200000);
+	memcpy(mp4 + 4, "ftypisom", 8);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, mp4, 99999, &ex, rec, err, sizeof err), -1);
+	ASSERT_STREQ(
+	    err, "video of 99999 bytes is under the 102400 byte floor");
+	cJSON_Delete(rec);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, mp4, 102400, &ex, rec, err, sizeof err), 0);
+	ASSERT_STREQ(
+	    cJSON_GetObjectItem(rec, "mime")->valuestring, "video/mp4");
+	cJSON_Delete(rec);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, mp4 + 8, 102400, &ex, rec, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err, "video has no MP4 or WebM header");
+	cJSON_Delete(rec);
+	free(mp4);
+	free(png);
+	free(flat);
+}
+
+static void
+test_store_dir(void)
+{
+	struct out_file f = { "9", "images", "out_00001_.png", "sub", "output",
+		NULL, 0 };
+	char		dir[] = "/tmp/comfyq-out-XXXXXX", path[512], err[256];
+	cJSON	       *rec = cJSON_CreateObject();
+	struct stat	st;
+
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	ASSERT_EQ(output_store_dir(dir, "jid1", &f,
+		      (const unsigned char *)"hello", 5, rec, err, sizeof err),
+	    0);
+	snprintf(path, sizeof path, "%s/jid1/out_00001_.png", dir);
+	ASSERT_STREQ(cJSON_GetObjectItem(rec, "path")->valuestring, path);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_size, 5);
+	f.filename = "..";
+	ASSERT_EQ(output_store_dir(dir, "jid1", &f, (const unsigned char *)"x",
+		      1, rec, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err, "unsafe output file name '..'");
+	cJSON_Delete(rec);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/jid1", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+
+const struct unit_test test_worker[] = {
+	{ "prompt_refusals", test_prompt_refusals },
+	{ "execution_errors", test_execution_errors },
+	{ "collect_outputs", test_collect_outputs },
+	{ "validate_outputs", test_validate_outputs },
+	{ "store_dir", test_store_dir },
+	{ NULL, NULL },
+};

@@ -1,0 +1,246 @@
+/*
+ * comfyq-worker: the configuration table, signals and the event loop.
+ * Everything the worker does happens on this one loop; see worker.h for the
+ * modules. Exit status: 0 after a clean drain, 1 on a fatal error, 2 for a
+ * bad configuration.
+ */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "controlnet.h"
+#include "log.h"
+#include "worker.h"
+
+static const char *const store_modes[] = { "dir", "redis", "both", NULL };
+static const char *const log_levels[] = { "debug", "verbose", "notice",
+	"warning", "error", NULL };
+static const char *const log_formats[] = { "plain", "json", NULL };
+
+#define O(f) offsetof(struct worker_cfg, f)
+
+static const struct cfg_entry worker_cfg_entries[] = {
+	{ "redis-url", CFG_STR, O(redis_url), "redis://127.0.0.1:6379",
+	    .max = 1024, .flags = CFG_URL, .text = "The queue's Redis." },
+	{ "queue", CFG_STR, O(queue), "default", .max = 128,
+	    .text = "Queue name (keys cq:{<queue>}:...)." },
+	{ "comfyui-url", CFG_STR, O(comfyui_url), "http://127.0.0.1:8188",
+	    .max = 1024, .text = "The ComfyUI this worker drives." },
+	{ "worker-id", CFG_STR, O(worker_id), "", .max = 100,
+	    .text = "Worker id; also ComfyUI's clientId (default host-pid)." },
+	{ "pool", CFG_STR, O(pool), "", .max = 128,
+	    .text = "Slot pool when no CUDA GPU is probed (default: the GPU's "
+		    "uuid, else host:port of comfyui-url)." },
+	{ "slots", CFG_INT, O(slots), "1", .min = 0, .max = 256,
+	    .text = "The pool's capacity, set on first registration only "
+		    "(then: comfyq slots set)." },
+	{ "max-inflight", CFG_INT, O(max_inflight), "0", .min = 0, .max = 256,
+	    .flags = CFG_RELOAD,
+	    .text = "Cap on this worker's jobs in flight (0: the pool's "
+		    "capacity)." },
+	{ "vram-reserve-mb", CFG_INT, O(vram_reserve_mb), "1024", .min = 0,
+	    .max = 1048576,
+	    .text = "VRAM kept free: the pool's default budget is the probed "
+		    "total minus this." },
+	{ "gpu-device", CFG_INT, O(gpu_device), "0", .min = 0, .max = 64,
+	    .text = "CUDA device index to probe." },
+	{ "lease-ms", CFG_INT, O(lease_ms), "30000", .min = 1000,
+	    .max = 3600000, .text = "Job lease; renewed by heartbeats." },
+	{ "heartbeat-ms", CFG_INT, O(heartbeat_ms), "10000", .min = 200,
+	    .max = 600000, .flags = CFG_RELOAD,
+	    .text = "Heartbeat period (keep it well under lease-ms)." },
+	{ "worker-ttl-ms", CFG_INT, O(worker_ttl_ms), "60000", .min = 1000,
+	    .max = 86400000,
+	    .text = "The worker record expires this long after a heartbeat." },
+	{ "job-timeout-s", CFG_INT, O(job_timeout_s), "600", .min = 1,
+	    .max = 86400, .flags = CFG_RELOAD,
+	    .text = "Wall clock per job unless the job sets timeout_s." },
+	{ "silence-timeout-s", CFG_INT, O(silence_timeout_s), "60", .min = 1,
+	    .max = 86400, .flags = CFG_RELOAD,
+	    .text = "No event for this long: ask ComfyUI where the prompt "
+		    "is." },
+	{ "ws-ping-s", CFG_INT, O(ws_ping_s), "20", .min = 1, .max = 3600,
+	    .flags = CFG_RELOAD, .text = "WebSocket ping period." },
+	{ "ws-pong-timeout-s", CFG_INT, O(ws_pong_timeout_s), "10", .min = 1,
+	    .max = 3600, .flags = CFG_RELOAD,
+	    .text = "No pong this long after a ping: the link is dead." },
+	{ "http-timeout-ms", CFG_INT, O(http_timeout_ms), "30000", .min = 100,
+	    .max = 3600000, .flags = CFG_RELOAD,
+	    .text = "Timeout of one ComfyUI API call (output downloads get "
+		    "four times this)." },
+	{ "progress-min-ms", CFG_INT, O(progress_min_ms), "250", .min = 0,
+	    .max = 60000, .flags = CFG_RELOAD,
+	    .text = "At most one progress event per job this often." },
+	{ "retry-base-ms", CFG_INT, O(retry_base_ms), "2000", .min = 1,
+	    .max = 86400000, .flags = CFG_RELOAD,
+	    .text = "Backoff of a retried job: base..." },
+	{ "retry-max-ms", CFG_INT, O(retry_max_ms), "300000", .min = 1,
+	    .max = 86400000, .flags = CFG_RELOAD, .text = "...and cap." },
+	{ "max-resubmits", CFG_INT, O(max_resubmits), "2", .min = 0, .max = 20,
+	    .flags = CFG_RELOAD,
+	    .text =
+		"Prompts ComfyUI lost (restarts) submitted again per job." },
+	{ "output-dir", CFG_STR, O(output_dir), "outputs", .max = 1024,
+	    .text = "Where outputs are stored: <dir>/<job id>/<file>." },
+	{ "store", CFG_ENUM, O(store), "dir", .enums = store_modes,
+	    .text =
+		"Outputs to output-dir, to Redis strings with blob-ttl-s "
+		"(for pods whose disk the producer cannot reach), or both." },
+	{ "blob-ttl-s", CFG_INT, O(blob_ttl_s), "86400", .min = 60,
+	    .max = 31536000, .text = "TTL of outputs stored in Redis." },
+	{ "max-output-bytes", CFG_INT, O(max_output_bytes), "536870912",
+	    .min = 1024, .max = 4294967296LL,
+	    .text = "Largest output file accepted." },
+	{ "drain-grace-s", CFG_INT, O(drain_grace_s), "30", .min = 0,
+	    .max = 86400, .flags = CFG_RELOAD,
+	    .text = "On SIGTERM, time for jobs in flight to finish." },
+	{ "block-timeout-s", CFG_INT, O(block_timeout_s), "30", .min = 1,
+	    .max = 3600,
+	    .text = "Safety net on an idle wait (wake-ups come from tokens)." },
+	{ "comfyui-start-cmd", CFG_STR, O(start_cmd), "", .max = 4096,
+	    .text = "Shell command that starts ComfyUI when it is down." },
+	{ "comfyui-start-timeout-s", CFG_INT, O(start_timeout_s), "120",
+	    .min = 1, .max = 3600,
+	    .text = "How long a started ComfyUI has to answer." },
+	{ "health-interval-ms", CFG_INT, O(health_interval_ms), "2000",
+	    .min = 100, .max = 600000, .flags = CFG_RELOAD,
+	    .text =
+		"Health probe period while ComfyUI is down (x5 while up)." },
+	{ "workflows-dir", CFG_STR, O(workflows_dir), "workflows", .max = 1024,
+	    .text = "Workflow templates (loaded at start)." },
+	{ "controlnet-models", CFG_STR, O(controlnet_models), CN_MAP_DEFAULT,
+	    .max = 4096,
+	    .text = "ControlNet type to model file: type=FILE,type=FILE." },
+	{ "lora-weight-scale", CFG_DOUBLE, O(lora_weight_scale), "1", .dmin = 0,
+	    .dmax = 10, .text = "Every LoRA strength is multiplied by this." },
+	{ "input-max-bytes", CFG_INT, O(input_max_bytes), "20971520",
+	    .min = 1024, .max = 1073741824,
+	    .text = "Largest input image, decoded or downloaded." },
+	{ "input-timeout-ms", CFG_INT, O(input_timeout_ms), "15000", .min = 100,
+	    .max = 600000, .text = "Time to download one input image URL." },
+	{ "allow-private-urls", CFG_BOOL, O(allow_private_urls), "false",
+	    .text = "Input URLs may reach loopback and private addresses." },
+	{ "threads", CFG_INT, O(threads), "2", .min = 1, .max = 64,
+	    .text = "Threads for input downloads, decoding and Canny." },
+	{ "log-level", CFG_ENUM, O(log_level), "notice", .enums = log_levels,
+	    .flags = CFG_RELOAD, .text = "Log level." },
+	{ "log-format", CFG_ENUM, O(log_format), "plain", .enums = log_formats,
+	    .text = "Log lines as plain text or JSON." },
+};
+
+const struct cfg_table worker_cfg_table = {
+	"comfyq-worker",
+	"Claims jobs from Redis and runs them on one ComfyUI.",
+	worker_cfg_entries,
+	sizeof worker_cfg_entries / sizeof worker_cfg_entries[0],
+	sizeof(struct worker_cfg),
+};
+
+/* Settings that must agree with each other. */
+static int
+worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
+{
+	if (c->heartbeat_ms * 2 > c->lease_ms) {
+		snprintf(err, errlen,
+		    "heartbeat-ms: %lld must be at most half "
+		    "of lease-ms (%lld)",
+		    c->heartbeat_ms, c->lease_ms);
+		return (-1);
+	}
+	struct cn_map m;
+
+	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1)
+		return (-1);
+	if (c->store != STORE_REDIS && *c->output_dir == '\0') {
+		snprintf(err, errlen, "output-dir: must be set for store %s",
+		    store_modes[c->store]);
+		return (-1);
+	}
+	return (0);
+}
+
+struct main_ctx {
+	struct worker	  *w;
+	struct worker_cfg *cfg;
+};
+
+static void
+main_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct main_ctx *m = arg;
+	char		 err[512];
+
+	(void)ev;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		worker_drain(m->w);
+		break;
+	case SIGHUP:
+		if (config_reload(&worker_cfg_table, m->cfg, err, sizeof err) ==
+			-1 ||
+		    worker_cfg_check(m->cfg, err, sizeof err) == -1) {
+			log_warnx("reload refused: %s", err);
+			break;
+		}
+		log_level = m->cfg->log_level;
+		worker_reloaded(m->w);
+		log_notice("configuration reloaded");
+		break;
+	default:
+		fatalx("unexpected signal %d", (int)sig);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const int   sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct worker_cfg  cfg;
+	struct main_ctx	   m;
+	struct event_base *base;
+	struct event	  *sev[3];
+	char		   err[1024];
+	size_t		   i;
+
+	memset(&cfg, 0, sizeof cfg);
+	switch (
+	    config_load(&worker_cfg_table, &cfg, argc, argv, err, sizeof err)) {
+	case CONFIG_EXIT_OK:
+		return (0);
+	case CONFIG_ERROR:
+		fprintf(stderr, "comfyq-worker: %s\n", err);
+		return (2);
+	case CONFIG_OK:
+		break;
+	}
+	if (worker_cfg_check(&cfg, err, sizeof err) == -1) {
+		fprintf(stderr, "comfyq-worker: %s\n", err);
+		return (2);
+	}
+	log_init("comfyq-worker", cfg.log_level, cfg.log_format == 1);
+	config_dump(&worker_cfg_table, &cfg);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	m.cfg = &cfg;
+	m.w = worker_new(base, &cfg);
+	for (i = 0; i < 3; i++) {
+		sev[i] = evsignal_new(base, sigs[i], main_signal, &m);
+		evsignal_add(sev[i], NULL);
+	}
+	event_base_dispatch(base);
+	worker_free(m.w);
+	for (i = 0; i < 3; i++)
+		event_free(sev[i]);
+	event_base_free(base);
+	config_free(&worker_cfg_table, &cfg);
+	log_notice("exited");
+	return (0);
+}

@@ -1,0 +1,1160 @@
+/*
+ * One job's state machine (see run.h).
+ *
+ *   PREPARE -> SUBMIT -> WAIT <-> CHECK -> HISTORY -> FETCH -> REPORT -> DONE
+ *
+ * PREPARE checks the job against its workflow (shared/wfjob.h), readies each
+ * input image on the thread pool (download, decode, fit or Canny) and
+ * uploads it, renders the graph and checks it against ComfyUI's cached
+ * /object_info (fetched again once on a miss, so a model file added since
+ * is found). SUBMIT is POST /prompt with our own prompt id.
+ * WAIT follows the prompt's WebSocket events; events can arrive before the
+ * POST's reply, so terminal ones seen during SUBMIT are kept and acted on
+ * once ComfyUI has accepted the prompt. CHECK asks /history and /queue when
+ * the prompt has been silent too long or the socket came back: still there
+ * means wait on, finished means read the history, gone means ComfyUI lost
+ * it (stalled, or after a reconnect: submitted again with a new prompt id).
+ * HISTORY reads the result; FETCH gets, validates and stores each output;
+ * REPORT is the one complete/fail/release call, retried until Redis
+ * answers. A lost lease ends the run at once without writing anything.
+ *
+ * Every end goes through run_end (fail), run_complete or run_drop, and
+ * run_end does nothing once the run is reporting, so a job is reported
+ * exactly once however many timers and events race. A run stays allocated
+ * until every Redis reply it waits for has come back (refs).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "backend.h"
+#include "comfy.h"
+#include "errmap.h"
+#include "job.h"
+#include "log.h"
+#include "objinfo.h"
+#include "outputs.h"
+#include "graph.h"
+#include "tpool.h"
+#include "wfjob.h"
+#include "run.h"
+#include "util.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define RUN_MSG_MAX	    1024
+#define RUN_REPORT_RETRY_MS 1000
+
+enum run_state {
+	RS_PREPARE,
+	RS_SUBMIT,
+	RS_WAIT,
+	RS_CHECK,
+	RS_HISTORY,
+	RS_FETCH,
+	RS_REPORT,
+	RS_DONE,
+};
+
+static const char *const run_state_names[] = {
+	[RS_PREPARE] = "prepare",
+	[RS_SUBMIT] = "submit",
+	[RS_WAIT] = "wait",
+	[RS_CHECK] = "check",
+	[RS_HISTORY] = "history",
+	[RS_FETCH] = "fetch",
+	[RS_REPORT] = "report",
+	[RS_DONE] = "done",
+};
+
+enum run_report { REPORT_FAIL, REPORT_COMPLETE, REPORT_RELEASE };
+
+struct run {
+	struct worker	 *w;
+	char		  jid[64];
+	char		  fence[32];
+	int		  attempt;
+	struct job_spec	  spec;
+	enum run_state	  state;
+	struct wf_job	 *wf;
+	size_t		  in_i;		 /* the input being readied */
+	int		  objinfo_fresh; /* fetched for this run */
+	cJSON		 *graph;
+	struct out_expect expect;
+	char		  prompt_id[UUID_LEN];
+	int		  submitted; /* ComfyUI may hold the prompt */
+	int		  resubmits;
+	int		  reconcile; /* CHECK after a reconnect */
+	struct httpc_req *req;	     /* the one request in flight */
+	int		  refs;	     /* Redis replies pending */
+
+	/* Seen on the socket while the POST was in flight. */
+	int    early_done;
+	cJSON *early_error;
+	int    early_interrupted;
+
+	long long     timeout_ms;
+	long long     down_since; /* ComfyUI unreachable, mono */
+	struct event *wall;
+	struct event *silence;
+	struct event *prog_timer;
+	struct event *retry;
+	long long     prog_value, prog_max, prog_sent;
+	char	      prog_node[64];
+	int	      prog_dirty;
+
+	struct out_list outs;
+	int		out_i;
+	cJSON	       *records;
+
+	enum run_report report;
+	enum errcode	code;
+	char		msg[RUN_MSG_MAX];
+};
+
+static void run_submit(struct run *);
+static void run_end(struct run *, enum errcode, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void run_history_entry(struct run *, const cJSON *);
+static void run_fetch_next(struct run *);
+static void run_send_report(struct run *);
+static void run_history_done(const struct httpc_resp *, void *);
+static void run_prepare_next(struct run *);
+static void run_check_names(struct run *);
+static void run_store_blob(struct run *, cJSON *, const char *, size_t);
+
+const char *
+run_jid(const struct run *r)
+{
+	return (r->jid);
+}
+
+const char *
+run_fence(const struct run *r)
+{
+	return (r->fence);
+}
+
+const char *
+run_prompt_id(const struct run *r)
+{
+	return (
+	    r->state >= RS_SUBMIT && r->state < RS_REPORT ? r->prompt_id : "");
+}
+
+/* Whether the job is still ours in Redis (heartbeats renew it). */
+int
+run_holds_lease(const struct run *r)
+{
+	return (r->state < RS_DONE);
+}
+
+static void
+run_set_state(struct run *r, enum run_state to)
+{
+	log_job(LL_DEBUG, r->jid, "%s -> %s", run_state_names[r->state],
+	    run_state_names[to]);
+	r->state = to;
+}
+
+static void
+run_timer(struct event *ev, long long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
+}
+
+static void
+run_free(struct run *r)
+{
+	httpc_cancel(r->req);
+	event_free(r->wall);
+	event_free(r->silence);
+	event_free(r->prog_timer);
+	event_free(r->retry);
+	cJSON_Delete(r->graph);
+	wf_job_free(r->wf);
+	cJSON_Delete(r->early_error);
+	cJSON_Delete(r->records);
+	outputs_free(&r->outs);
+	job_spec_free(&r->spec);
+	free(r);
+}
+
+static void
+run_unref(struct run *r)
+{
+	if (--r->refs == 0 && r->state == RS_DONE)
+		run_free(r);
+}
+
+/* Leaves the worker's list; freed once no Redis reply is pending. */
+static void
+run_finish(struct run *r)
+{
+	run_set_state(r, RS_DONE);
+	httpc_cancel(r->req);
+	r->req = NULL;
+	evtimer_del(r->wall);
+	evtimer_del(r->silence);
+	evtimer_del(r->prog_timer);
+	evtimer_del(r->retry);
+	worker_run_done(r->w, r);
+	if (r->refs == 0)
+		run_free(r);
+}
+
+/* Stops whatever ComfyUI may still be doing for this run. */
+static void
+run_stop_prompt(struct run *r)
+{
+	if (r->submitted && r->state <= RS_CHECK) {
+		log_job(
+		    LL_VERBOSE, r->jid, "interrupting prompt %s", r->prompt_id);
+		comfy_interrupt(r->w->comfy, r->prompt_id);
+	}
+}
+
+/* Ends the run without any further Redis write (its lease is gone). */
+static void
+run_drop(struct run *r, const char *why)
+{
+	if (r->state >= RS_REPORT)
+		return;
+	log_job(LL_NOTICE, r->jid, "dropped: %s", why);
+	run_stop_prompt(r);
+	run_finish(r);
+}
+
+static void
+run_begin_report(struct run *r, enum run_report how)
+{
+	httpc_cancel(r->req);
+	r->req = NULL;
+	evtimer_del(r->silence);
+	evtimer_del(r->wall);
+	r->report = how;
+	run_set_state(r, RS_REPORT);
+	run_send_report(r);
+}
+
+/*
+ * Ends the job with an error code (once; later calls are ignored). A
+ * prompt ComfyUI may still be running is interrupted first.
+ */
+static void
+run_end(struct run *r, enum errcode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->state >= RS_REPORT)
+		return;
+	run_stop_prompt(r);
+	r->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+	va_end(ap);
+	log_job(code == EC_CANCELED ? LL_NOTICE : LL_WARNING, r->jid,
+	    "failed: %s: %s", errcode_name(code), r->msg);
+	run_begin_report(r, REPORT_FAIL);
+}
+
+static void
+run_report_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct run *r = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (r->state != RS_REPORT) {
+		run_unref(r);
+		return;
+	}
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+		log_job(LL_WARNING, r->jid, "report failed: %s; retrying",
+		    rep ? rep->str : "no connection to Redis");
+		run_timer(r->retry, RUN_REPORT_RETRY_MS);
+		run_unref(r);
+		return;
+	}
+	if (rq_reply_is_status(rep, "STALE"))
+		log_job(LL_WARNING, r->jid,
+		    "report was stale: the lease had "
+		    "been lost; nothing was written");
+	else if (r->report == REPORT_COMPLETE)
+		log_job(LL_NOTICE, r->jid, "succeeded (%d output%s)", r->outs.n,
+		    r->outs.n == 1 ? "" : "s");
+	else if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
+		log_job(
+		    LL_VERBOSE, r->jid, "reported: %s", rep->element[0]->str);
+	run_finish(r);
+	run_unref(r);
+}
+
+static void
+run_send_report(struct run *r)
+{
+	const struct worker_cfg *cfg = r->w->cfg;
+	struct rq_cmd		 c;
+	char			*out;
+
+	switch (r->report) {
+	case REPORT_COMPLETE:
+		rq_cmd_fcall(&c, "complete", r->w->prefix);
+		rq_cmd_add(&c, r->jid);
+		rq_cmd_add(&c, r->fence);
+		out = cJSON_PrintUnformatted(r->records);
+		rq_cmd_add(&c, out);
+		cJSON_free(out);
+		break;
+	case REPORT_RELEASE:
+		rq_cmd_fcall(&c, "release", r->w->prefix);
+		rq_cmd_add(&c, r->jid);
+		rq_cmd_add(&c, r->fence);
+		rq_cmd_add(&c, "worker shutting down");
+		break;
+	case REPORT_FAIL:
+	default:
+		rq_cmd_fcall(&c, "fail", r->w->prefix);
+		rq_cmd_add(&c, r->jid);
+		rq_cmd_add(&c, r->fence);
+		rq_cmd_add(&c, errcode_name(r->code));
+		rq_cmd_add(&c, r->msg);
+		rq_cmd_add(&c, errcode_retryable(r->code) ? "1" : "0");
+		rq_cmd_addf(&c, "%lld", cfg->retry_base_ms);
+		rq_cmd_addf(&c, "%lld", cfg->retry_max_ms);
+		rq_cmd_addf(&c, "%.6f", rand_unit());
+		break;
+	}
+	if (rq_async_call(r->w->rc, run_report_reply, r, &c) == 0)
+		r->refs++;
+	else
+		run_timer(r->retry, RUN_REPORT_RETRY_MS);
+	rq_cmd_free(&c);
+}
+
+static void
+run_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)ev;
+	if (r->state == RS_REPORT)
+		run_send_report(r);
+}
+
+/* Progress: at most one call per progress-min-ms, the latest value last. */
+static void
+run_progress_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	(void)ac;
+	(void)reply;
+	run_unref(arg);
+}
+
+static void
+run_progress_send(struct run *r)
+{
+	struct rq_cmd c;
+
+	r->prog_dirty = 0;
+	r->prog_sent = clock_mono_ms();
+	rq_cmd_fcall(&c, "progress", r->w->prefix);
+	rq_cmd_add(&c, r->jid);
+	rq_cmd_add(&c, r->fence);
+	rq_cmd_addf(&c, "%lld", r->prog_value);
+	rq_cmd_addf(&c, "%lld", r->prog_max);
+	rq_cmd_add(&c, r->prog_node);
+	if (rq_async_call(r->w->rc, run_progress_reply, r, &c) == 0)
+		r->refs++;
+	rq_cmd_free(&c);
+}
+
+static void
+run_prog_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)ev;
+	if (r->prog_dirty && r->state < RS_REPORT)
+		run_progress_send(r);
+}
+
+static void
+run_progress(struct run *r, const cJSON *data)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, "value");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(data, "max");
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(data, "node");
+	long long    wait;
+
+	if (!cJSON_IsNumber(v) || !cJSON_IsNumber(m))
+		return;
+	r->prog_value = (long long)v->valuedouble;
+	r->prog_max = (long long)m->valuedouble;
+	snprintf(r->prog_node, sizeof r->prog_node, "%s",
+	    cJSON_IsString(n) ? n->valuestring : "");
+	r->prog_dirty = 1;
+	wait = r->prog_sent + r->w->cfg->progress_min_ms - clock_mono_ms();
+	if (wait <= 0 || r->prog_value >= r->prog_max)
+		run_progress_send(r);
+	else if (!evtimer_pending(r->prog_timer, NULL))
+		run_timer(r->prog_timer, wait);
+}
+
+static void
+run_arm_silence(struct run *r)
+{
+	run_timer(r->silence, r->w->cfg->silence_timeout_s * 1000);
+}
+
+static void
+run_fetch_history(struct run *r)
+{
+	run_set_state(r, RS_HISTORY);
+	evtimer_del(r->silence);
+	r->req = comfy_history(r->w->comfy, r->prompt_id, run_history_done, r);
+}
+
+/* An execution_error: the code decides what else must happen. */
+static void
+run_exec_error(struct run *r, const cJSON *data)
+{
+	char	     msg[RUN_MSG_MAX];
+	enum errcode code;
+
+	code = errmap_execution_error(data, msg, sizeof msg);
+	if (code == EC_OOM)
+		comfy_free_memory(r->w->comfy);
+	if (code == EC_GPU_FAULT)
+		worker_latch_gpu_fault(r->w, msg);
+	r->submitted = 0; /* it has ended in ComfyUI */
+	run_end(r, code, "%s", msg);
+}
+
+static void
+run_interrupted(struct run *r)
+{
+	r->submitted = 0;
+	run_end(r, EC_INTERNAL, "prompt %s was interrupted outside comfyq",
+	    r->prompt_id);
+}
+
+/* The socket's events for our prompt. */
+void
+run_event(struct run *r, const char *type, const cJSON *data)
+{
+	const cJSON *node;
+
+	if (r->state == RS_SUBMIT) {
+		if (strcmp(type, "execution_error") == 0 && !r->early_error)
+			r->early_error = cJSON_Duplicate(data, 1);
+		else if (strcmp(type, "execution_interrupted") == 0)
+			r->early_interrupted = 1;
+		else if (strcmp(type, "executing") == 0 &&
+		    (node = cJSON_GetObjectItemCaseSensitive(data, "node")) &&
+		    cJSON_IsNull(node))
+			r->early_done = 1;
+		return;
+	}
+	if (r->state != RS_WAIT && r->state != RS_CHECK)
+		return;
+	if (r->state == RS_CHECK) {
+		/* It is alive after all. */
+		httpc_cancel(r->req);
+		r->req = NULL;
+		run_set_state(r, RS_WAIT);
+	}
+	r->down_since = 0;
+	run_arm_silence(r);
+	if (strcmp(type, "progress") == 0)
+		run_progress(r, data);
+	else if (strcmp(type, "execution_error") == 0)
+		run_exec_error(r, data);
+	else if (strcmp(type, "execution_interrupted") == 0)
+		run_interrupted(r);
+	else if (strcmp(type, "executing") == 0 &&
+	    (node = cJSON_GetObjectItemCaseSensitive(data, "node")) != NULL &&
+	    cJSON_IsNull(node))
+		run_fetch_history(r);
+}
+
+/* ComfyUI accepted the prompt: act on what the socket already said. */
+static void
+run_accepted(struct run *r)
+{
+	run_set_state(r, RS_WAIT);
+	run_arm_silence(r);
+	if (r->early_error != NULL)
+		run_exec_error(r, r->early_error);
+	else if (r->early_interrupted)
+		run_interrupted(r);
+	else if (r->early_done)
+		run_fetch_history(r);
+}
+
+/* A transport failure talking to ComfyUI while the prompt is out. */
+static void
+run_unreachable(struct run *r, const char *what, const char *why)
+{
+	long long now = clock_mono_ms();
+
+	backend_suspect(r->w->backend);
+	if (r->down_since == 0)
+		r->down_since = now;
+	if (now - r->down_since >= r->w->cfg->silence_timeout_s * 1000) {
+		run_end(r, EC_BACKEND_UNAVAILABLE,
+		    "ComfyUI unreachable for "
+		    "%lld s (%s: %s)",
+		    (now - r->down_since) / 1000, what, why);
+		return;
+	}
+	run_set_state(r, RS_WAIT);
+	run_timer(r->silence, 1000); /* look again soon */
+}
+
+static void
+run_submit_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run  *r = arg;
+	cJSON	    *root;
+	enum errcode code;
+	char	     msg[RUN_MSG_MAX];
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK) {
+		r->submitted = 0;
+		backend_suspect(r->w->backend);
+		run_end(
+		    r, EC_BACKEND_UNAVAILABLE, "POST /prompt: %s", resp->err);
+		return;
+	}
+	if (resp->status != 200) {
+		r->submitted = 0;
+		code = errmap_prompt_refused(
+		    resp->status, resp->body, resp->len, msg, sizeof msg);
+		run_end(r, code, "%s", msg);
+		return;
+	}
+	/* 200 with node_errors: queued with only its valid outputs. */
+	root = cJSON_ParseWithLength(resp->body, resp->len);
+	if (root != NULL &&
+	    errmap_node_errors(
+		cJSON_GetObjectItemCaseSensitive(root, "node_errors"), &code,
+		msg, sizeof msg)) {
+		cJSON_Delete(root);
+		run_end(r, code, "accepted only in part: %s", msg);
+		return;
+	}
+	cJSON_Delete(root);
+	log_job(LL_VERBOSE, r->jid, "submitted as prompt %s", r->prompt_id);
+	run_accepted(r);
+}
+
+static void
+run_submit(struct run *r)
+{
+	uuid4(r->prompt_id);
+	r->early_done = r->early_interrupted = 0;
+	cJSON_Delete(r->early_error);
+	r->early_error = NULL;
+	run_set_state(r, RS_SUBMIT);
+	r->submitted = 1;
+	r->req = comfy_prompt(
+	    r->w->comfy, r->prompt_id, r->graph, run_submit_done, r);
+}
+
+/* Reads a /history/<id> reply: the entry, or NULL when there is none. */
+static const cJSON *
+run_history_get(const cJSON *root, const char *prompt_id)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, prompt_id);
+
+	return (cJSON_IsObject(e) ? e : NULL);
+}
+
+static void
+run_history_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run  *r = arg;
+	cJSON	    *root;
+	const cJSON *e;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200) {
+		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /history: %s",
+		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
+		return;
+	}
+	root = cJSON_ParseWithLength(resp->body, resp->len);
+	if ((e = run_history_get(root, r->prompt_id)) == NULL)
+		run_end(r, EC_STALLED,
+		    "prompt %s finished but has no history "
+		    "entry",
+		    r->prompt_id);
+	else
+		run_history_entry(r, e);
+	cJSON_Delete(root);
+}
+
+/* The last [event, data] message of a history entry's status. */
+static const cJSON *
+run_last_message(const cJSON *entry, const char **type)
+{
+	const cJSON *st, *msgs, *m, *last = NULL;
+
+	st = cJSON_GetObjectItemCaseSensitive(entry, "status");
+	msgs = cJSON_GetObjectItemCaseSensitive(st, "messages");
+	cJSON_ArrayForEach(
+	    m, msgs) if (cJSON_IsArray(m) && cJSON_IsString(m->child)) last = m;
+	*type = last ? last->child->valuestring : "";
+	return (last && last->child->next ? last->child->next : NULL);
+}
+
+/* A finished prompt's history entry: success goes on to its outputs. */
+static void
+run_history_entry(struct run *r, const cJSON *e)
+{
+	const cJSON *st, *ss, *data;
+	const char  *last;
+	char	     err[256];
+
+	r->submitted = 0;
+	st = cJSON_GetObjectItemCaseSensitive(e, "status");
+	ss = cJSON_GetObjectItemCaseSensitive(st, "status_str");
+	data = run_last_message(e, &last);
+	if (cJSON_IsString(ss) && strcmp(ss->valuestring, "error") == 0) {
+		if (strcmp(last, "execution_error") == 0 && data != NULL)
+			run_exec_error(r, data);
+		else
+			run_interrupted(r);
+		return;
+	}
+	if (outputs_collect(e, &r->outs, err, sizeof err) == -1) {
+		run_end(r, EC_OUTPUT_INVALID, "%s", err);
+		return;
+	}
+	if (r->outs.n == 0) {
+		run_end(r, EC_OUTPUT_INVALID, "the workflow saved no files");
+		return;
+	}
+	r->records = cJSON_CreateArray();
+	r->out_i = 0;
+	run_set_state(r, RS_FETCH);
+	run_fetch_next(r);
+}
+
+static void
+run_view_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run		*r = arg;
+	const struct out_file	*f = &r->outs.v[r->out_i];
+	const struct worker_cfg *cfg = r->w->cfg;
+	cJSON			*rec;
+	char			 err[512];
+
+	r->req = NULL;
+	if (resp->fail == HTTPC_TOO_BIG) {
+		run_end(r, EC_OUTPUT_INVALID, "%s is over %lld bytes",
+		    f->filename, cfg->max_output_bytes);
+		return;
+	}
+	if (resp->fail != HTTPC_OK) {
+		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /view %s: %s",
+		    f->filename, resp->err);
+		return;
+	}
+	if (resp->status != 200) {
+		run_end(r, EC_OUTPUT_INVALID, "GET /view %s: HTTP %ld",
+		    f->filename, resp->status);
+		return;
+	}
+	rec = cJSON_CreateObject();
+	cJSON_AddItemToArray(r->records, rec);
+	if (output_validate(f, (const unsigned char *)resp->body, resp->len,
+		&r->expect, rec, err, sizeof err) == -1) {
+		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
+		return;
+	}
+	if (cfg->store != STORE_REDIS &&
+	    output_store_dir(cfg->output_dir, r->jid, f,
+		(const unsigned char *)resp->body, resp->len, rec, err,
+		sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
+	if (cfg->store != STORE_DIR) {
+		run_store_blob(r, rec, resp->body, resp->len);
+		return;
+	}
+	r->out_i++;
+	run_fetch_next(r);
+}
+
+static void
+run_blob_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct run *r = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (r->state == RS_FETCH) {
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
+			run_end(r, EC_INTERNAL,
+			    "storing output %d in Redis: %s", r->out_i,
+			    rep ? rep->str : "connection lost");
+		else {
+			r->out_i++;
+			run_fetch_next(r);
+		}
+	}
+	run_unref(r);
+}
+
+/* Stores an output as a Redis string with a TTL, for hosts whose disk the
+ * producer cannot reach; rec gets its key. */
+static void
+run_store_blob(struct run *r, cJSON *rec, const char *data, size_t len)
+{
+	struct rq_cmd c;
+	char	      key[256];
+
+	snprintf(
+	    key, sizeof key, "%sblob:%s:%d", r->w->prefix, r->jid, r->out_i);
+	cJSON_AddStringToObject(rec, "key", key);
+	rq_cmd_init(&c, "SET");
+	rq_cmd_add(&c, key);
+	rq_cmd_addb(&c, data, len);
+	rq_cmd_add(&c, "PX");
+	rq_cmd_addf(&c, "%lld", r->w->cfg->blob_ttl_s * 1000);
+	if (rq_async_call(r->w->rc, run_blob_reply, r, &c) == 0)
+		r->refs++;
+	else
+		run_end(r, EC_INTERNAL,
+		    "storing output %d in Redis: not "
+		    "connected",
+		    r->out_i);
+	rq_cmd_free(&c);
+}
+
+static void
+run_fetch_next(struct run *r)
+{
+	const struct out_file *f;
+
+	if (r->out_i == r->outs.n) {
+		run_begin_report(r, REPORT_COMPLETE);
+		return;
+	}
+	f = &r->outs.v[r->out_i];
+	r->req = comfy_view(r->w->comfy, f->filename, f->subfolder, f->type,
+	    (size_t)r->w->cfg->max_output_bytes, r->w->cfg->http_timeout_ms * 4,
+	    run_view_done, r);
+}
+
+/* Whether /queue lists prompt id as running or pending. */
+static int
+run_in_queue(const cJSON *q, const char *prompt_id)
+{
+	static const char *const lists[] = { "queue_running", "queue_pending" };
+	const cJSON		*l, *item, *id;
+	size_t			 i;
+
+	for (i = 0; i < 2; i++) {
+		l = cJSON_GetObjectItemCaseSensitive(q, lists[i]);
+		cJSON_ArrayForEach(item, l)
+		{
+			id = cJSON_GetArrayItem(item, 1);
+			if (cJSON_IsString(id) &&
+			    strcmp(id->valuestring, prompt_id) == 0)
+				return (1);
+		}
+	}
+	return (0);
+}
+
+static void
+run_check_queue_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run *r = arg;
+	cJSON	   *q;
+	int	    present;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200) {
+		run_unreachable(r, "GET /queue",
+		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
+		return;
+	}
+	q = cJSON_ParseWithLength(resp->body, resp->len);
+	present = run_in_queue(q, r->prompt_id);
+	cJSON_Delete(q);
+	r->down_since = 0;
+	if (present) {
+		log_job(LL_DEBUG, r->jid,
+		    "prompt %s is still queued or "
+		    "running",
+		    r->prompt_id);
+		r->reconcile = 0;
+		run_set_state(r, RS_WAIT);
+		run_arm_silence(r);
+		return;
+	}
+	/* In neither the queue nor the history: ComfyUI lost it. */
+	r->submitted = 0;
+	if (!r->reconcile) {
+		run_end(r, EC_STALLED,
+		    "ComfyUI lost prompt %s: silent for "
+		    "%lld s and in neither its queue nor its history",
+		    r->prompt_id, r->w->cfg->silence_timeout_s);
+		return;
+	}
+	r->reconcile = 0;
+	if (r->resubmits >= r->w->cfg->max_resubmits) {
+		run_end(r, EC_BACKEND_UNAVAILABLE,
+		    "ComfyUI lost the prompt "
+		    "%d times (restarts?)",
+		    r->resubmits + 1);
+		return;
+	}
+	r->resubmits++;
+	log_job(LL_NOTICE, r->jid,
+	    "ComfyUI lost prompt %s (restarted?); "
+	    "submitting again",
+	    r->prompt_id);
+	run_submit(r);
+}
+
+static void
+run_check_history_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run  *r = arg;
+	cJSON	    *root;
+	const cJSON *e;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200) {
+		run_unreachable(r, "GET /history",
+		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
+		return;
+	}
+	root = cJSON_ParseWithLength(resp->body, resp->len);
+	if ((e = run_history_get(root, r->prompt_id)) != NULL) {
+		log_job(LL_VERBOSE, r->jid,
+		    "prompt %s finished while we did "
+		    "not hear",
+		    r->prompt_id);
+		run_history_entry(r, e);
+	} else
+		r->req = comfy_queue(r->w->comfy, run_check_queue_done, r);
+	cJSON_Delete(root);
+}
+
+/* Asks ComfyUI where the prompt is: finished, still there, or lost. */
+static void
+run_check(struct run *r)
+{
+	run_set_state(r, RS_CHECK);
+	evtimer_del(r->silence);
+	r->req =
+	    comfy_history(r->w->comfy, r->prompt_id, run_check_history_done, r);
+}
+
+static void
+run_silence_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)ev;
+	if (r->state == RS_WAIT)
+		run_check(r);
+}
+
+static void
+run_wall_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct run *r = arg;
+
+	(void)fd;
+	(void)ev;
+	run_end(r, EC_TIMEOUT, "no result within %lld s", r->timeout_ms / 1000);
+}
+
+/* The socket came back (up) or was lost: reconcile what is out. */
+void
+run_link(struct run *r, int up)
+{
+	if (!up)
+		return; /* the silence timer covers the gap */
+	if (r->state == RS_WAIT) {
+		r->reconcile = 1;
+		run_check(r);
+	} else if (r->state == RS_CHECK)
+		r->reconcile = 1;
+}
+
+/* The heartbeat says the job is no longer ours. */
+void
+run_lost(struct run *r)
+{
+	run_drop(r, "lease lost (reclaimed, or finished elsewhere)");
+}
+
+void
+run_cancel(struct run *r)
+{
+	run_end(r, EC_CANCELED, "canceled on request");
+}
+
+/* The worker is stopping: hand the job back without counting it. */
+void
+run_release(struct run *r)
+{
+	if (r->state >= RS_REPORT)
+		return;
+	log_job(LL_NOTICE, r->jid, "handing back (worker shutting down)");
+	run_stop_prompt(r);
+	run_begin_report(r, REPORT_RELEASE);
+}
+
+/*
+ * Inputs. Each image is readied on the thread pool (the work may download,
+ * decode and run Canny: nothing of it may block the loop) and then uploaded
+ * to ComfyUI, whose answer names the file LoadImage must use. The run waits
+ * for the pool's callback even when it has ended meanwhile (refs).
+ */
+struct run_prep {
+	struct run	      *r;
+	const struct wf_input *in;
+	struct inputs_opts     opts;
+	unsigned char	      *bytes;
+	size_t		       len;
+	int		       rc;
+	char		       err[512];
+};
+
+static void
+run_prep_work(void *arg)
+{
+	struct run_prep *p = arg;
+
+	p->rc = wf_input_prepare(p->in, &p->opts, &img_limits_default,
+	    &p->bytes, &p->len, p->err, sizeof p->err);
+}
+
+static void
+run_upload_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run	*r = arg;
+	struct wf_input *in = wf_job_input(r->wf, r->in_i);
+	cJSON		*j;
+	const cJSON	*name, *sub;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK) {
+		backend_suspect(r->w->backend);
+		run_end(r, EC_BACKEND_UNAVAILABLE, "POST /upload/image: %s",
+		    resp->err);
+		return;
+	}
+	j = cJSON_ParseWithLength(resp->body, resp->len);
+	name = cJSON_GetObjectItemCaseSensitive(j, "name");
+	sub = cJSON_GetObjectItemCaseSensitive(j, "subfolder");
+	if (resp->status != 200 || !cJSON_IsString(name)) {
+		cJSON_Delete(j);
+		run_end(r,
+		    resp->status >= 500 ? EC_BACKEND_UNAVAILABLE
+					: EC_INVALID_INPUT,
+		    "%s: ComfyUI refused the upload (HTTP "
+		    "%ld)",
+		    in->field, resp->status);
+		return;
+	}
+	snprintf(in->upload, sizeof in->upload, "%s%s%s",
+	    cJSON_IsString(sub) ? sub->valuestring : "",
+	    cJSON_IsString(sub) && *sub->valuestring ? "/" : "",
+	    name->valuestring);
+	cJSON_Delete(j);
+	log_job(LL_VERBOSE, r->jid, "%s uploaded as %s", in->field, in->upload);
+	r->in_i++;
+	run_prepare_next(r);
+}
+
+static void
+run_prep_done(void *arg)
+{
+	struct run_prep *p = arg;
+	struct run	*r = p->r;
+	char		 sub[128], name[WF_NAME_MAX + 8];
+
+	if (r->state != RS_PREPARE || r->w->state == WS_STOPPED)
+		; /* ended meanwhile */
+	else if (p->rc == -1)
+		run_end(r, EC_INVALID_INPUT, "%s: %s", p->in->field, p->err);
+	else {
+		snprintf(sub, sizeof sub, "comfyq/%s", r->jid);
+		snprintf(name, sizeof name, "%s.png", p->in->name);
+		r->req = comfy_upload(r->w->comfy, name, p->bytes, p->len, sub,
+		    run_upload_done, r);
+	}
+	free(p->bytes);
+	free(p);
+	run_unref(r);
+}
+
+static void
+run_objinfo_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run *r = arg;
+	cJSON	   *info;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200 ||
+	    (info = cJSON_ParseWithLength(resp->body, resp->len)) == NULL) {
+		if (resp->fail != HTTPC_OK)
+			backend_suspect(r->w->backend);
+		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /object_info: %s",
+		    resp->fail != HTTPC_OK ? resp->err : "no usable reply");
+		return;
+	}
+	worker_set_objinfo(r->w, info);
+	r->objinfo_fresh = 1;
+	run_check_names(r);
+}
+
+/*
+ * The graph against what ComfyUI has: links and classes, then every model
+ * file named. A miss on a cache older than this run fetches it again once.
+ */
+static void
+run_check_names(struct run *r)
+{
+	char err[RUN_MSG_MAX];
+
+	if (r->w->objinfo == NULL) {
+		r->req = comfy_object_info(r->w->comfy, run_objinfo_done, r);
+		return;
+	}
+	if (graph_validate(r->graph, r->w->objinfo, err, sizeof err) == -1 ||
+	    objinfo_check(r->graph, r->w->objinfo, err, sizeof err) == -1) {
+		if (!r->objinfo_fresh) {
+			log_job(LL_VERBOSE, r->jid, "%s; asking ComfyUI again",
+			    err);
+			r->req =
+			    comfy_object_info(r->w->comfy, run_objinfo_done, r);
+			return;
+		}
+		run_end(r, EC_INVALID_INPUT, "%s", err);
+		return;
+	}
+	run_submit(r);
+}
+
+/* Every input is uploaded: render the graph and learn what to expect. */
+static void
+run_render(struct run *r)
+{
+	const struct wf_expect *e;
+	char			prefix[160], err[RUN_MSG_MAX];
+
+	snprintf(
+	    prefix, sizeof prefix, "comfyq/%s/a%d/out", r->jid, r->attempt);
+	if ((r->graph = wf_job_render(
+		 r->wf, r->jid, prefix, 0, err, sizeof err)) == NULL) {
+		run_end(r, EC_INVALID_INPUT, "%s", err);
+		return;
+	}
+	e = wf_job_expect(r->wf);
+	r->expect.width = e->kind == WF_KIND_IMAGE ? e->width : 0;
+	r->expect.height = e->kind == WF_KIND_IMAGE ? e->height : 0;
+	r->expect.duration_s = e->kind == WF_KIND_VIDEO ? e->duration_s : 0;
+	r->expect.allow_blank = e->uniform;
+	run_check_names(r);
+}
+
+static void
+run_prepare_next(struct run *r)
+{
+	struct run_prep *p;
+
+	if (r->in_i == wf_job_ninputs(r->wf)) {
+		run_render(r);
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->r = r;
+	p->in = wf_job_input(r->wf, r->in_i);
+	p->opts = r->w->inputs;
+	r->refs++;
+	if (tpool_submit(r->w->pool_threads, run_prep_work, run_prep_done, p) ==
+	    -1) {
+		r->refs--;
+		free(p);
+		run_end(r, EC_INTERNAL, "the thread pool refused work");
+	}
+}
+
+/* At exit, after the Redis connections are closed: free what is left. */
+void
+run_abandon(struct run *r)
+{
+	log_job(LL_WARNING, r->jid,
+	    "abandoned at exit in state %s; its lease "
+	    "will lapse",
+	    run_state_names[r->state]);
+	run_free(r);
+}
+
+/*
+ * Starts a claimed job. The run reports its own end; it may already have
+ * ended (bad spec) when this returns.
+ */
+struct run *
+run_start(struct worker *w, const char *jid, const char *fence, int attempt,
+    const char *spec, size_t spec_len, long long timeout_s)
+{
+	static const struct job_limits lim = { 64u << 20, 1u << 20, 16u << 20 };
+	struct run		      *r;
+	struct wf_opts		       opts;
+	const char		      *code_name = NULL;
+	char			       err[RUN_MSG_MAX];
+	enum errcode		       code;
+
+	r = xcalloc(1, sizeof *r);
+	r->w = w;
+	snprintf(r->jid, sizeof r->jid, "%s", jid);
+	snprintf(r->fence, sizeof r->fence, "%s", fence);
+	r->attempt = attempt;
+	r->wall = evtimer_new(w->base, run_wall_cb, r);
+	r->silence = evtimer_new(w->base, run_silence_cb, r);
+	r->prog_timer = evtimer_new(w->base, run_prog_timer_cb, r);
+	r->retry = evtimer_new(w->base, run_retry_cb, r);
+	r->timeout_ms =
+	    (timeout_s > 0 ? timeout_s : w->cfg->job_timeout_s) * 1000;
+	run_timer(r->wall, r->timeout_ms);
+	log_job(
+	    LL_NOTICE, jid, "claimed (attempt %d, fence %s)", attempt, fence);
+	if (job_spec_parse(&r->spec, spec, spec_len, &lim, err, sizeof err) ==
+	    -1) {
+		run_end(r, EC_INVALID_INPUT, "%s", err);
+		return (r);
+	}
+	opts.cn = &w->cn_map;
+	opts.lora_scale = w->cfg->lora_weight_scale;
+	if ((r->wf = wf_job_new(w->workflows, &r->spec, &opts, &code_name, err,
+		 sizeof err)) == NULL) {
+		if (errcode_parse(code_name, &code) == -1)
+			code = EC_INVALID_INPUT;
+		run_end(r, code, "%s", err);
+		return (r);
+	}
+	run_prepare_next(r);
+	return (r);
+}

@@ -1,0 +1,741 @@
+/*
+ * The worker's Redis side and its runs (see worker.h).
+ *
+ * Claiming: while the backend is healthy and fewer jobs are in flight than
+ * the pool has slots, the worker calls claim. A job starts a run and the
+ * worker claims again at once (pipelining: the next prompt waits in
+ * ComfyUI's queue while one runs). "nojob" blocks on BZPOPMIN over the
+ * queue's marker and the pool's marker, until a token arrives or the
+ * earliest delayed job is due; "noslot" blocks on the pool's marker alone,
+ * so a worker that cannot take a job never swallows the token another pool
+ * could use. Blocking runs on a second connection; when the reason to
+ * block changes (a run ended, the backend went down), the block is ended
+ * with CLIENT UNBLOCK and the worker decides again. The block timeout is a
+ * safety net, not a poll: wake-ups come from tokens.
+ *
+ * Heartbeat: one call renews every lease; it reports jobs lost (dropped at
+ * once, nothing written) and cancel requests, and the pool's capacity.
+ *
+ * Draining (SIGTERM): no more claims; runs finish within the grace period,
+ * then the rest are handed back (release) and the worker exits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "backend.h"
+#include "comfy.h"
+#include "httpc.h"
+#include "log.h"
+#include "run.h"
+#include "template.h"
+#include "tpool.h"
+#include "util.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define WORKER_RETRY_MS	      5000
+#define WORKER_DRAIN_SLACK_MS 10000
+
+enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL };
+
+static void worker_register(struct worker *);
+static void worker_stop(struct worker *);
+
+static void
+worker_timer(struct event *ev, long long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
+}
+
+int
+worker_healthy(const struct worker *w)
+{
+	return (!w->gpu_broken && backend_healthy(w->backend));
+}
+
+/* How many jobs may be in flight: the pool's slots, capped by config. */
+static int
+worker_limit(const struct worker *w)
+{
+	int n = w->capacity > 0 ? w->capacity : 1;
+
+	if (w->cfg->max_inflight > 0 && n > w->cfg->max_inflight)
+		n = (int)w->cfg->max_inflight;
+	return (n);
+}
+
+struct run *
+worker_find_run(struct worker *w, const char *prompt_id)
+{
+	int i;
+
+	for (i = 0; i < w->nruns; i++)
+		if (strcmp(run_prompt_id(w->runs[i]), prompt_id) == 0)
+			return (w->runs[i]);
+	return (NULL);
+}
+
+static struct run *
+worker_find_job(struct worker *w, const char *jid)
+{
+	int i;
+
+	for (i = 0; i < w->nruns; i++)
+		if (strcmp(run_jid(w->runs[i]), jid) == 0)
+			return (w->runs[i]);
+	return (NULL);
+}
+
+static void
+worker_ignore_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	(void)ac;
+	(void)reply;
+	(void)arg;
+}
+
+/* Ends a pending BZPOPMIN so the worker can decide again. */
+static void
+worker_unblock(struct worker *w)
+{
+	struct rq_cmd c;
+
+	if (w->blocking == BLOCK_NONE || w->rb_client_id <= 0)
+		return;
+	rq_cmd_init(&c, "CLIENT");
+	rq_cmd_add(&c, "UNBLOCK");
+	rq_cmd_addf(&c, "%lld", w->rb_client_id);
+	rq_async_call(w->rc, worker_ignore_reply, NULL, &c);
+	rq_cmd_free(&c);
+}
+
+static void
+worker_block_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)ac;
+	w->blocking = BLOCK_NONE;
+	if (reply == NULL)
+		return; /* the connection's up callback claims again */
+	worker_claim_maybe(w);
+}
+
+static void
+worker_block(struct worker *w, enum block_mode mode, long long timeout_ms)
+{
+	struct rq_cmd c;
+
+	if (w->blocking == (int)mode)
+		return;
+	if (w->blocking != BLOCK_NONE) {
+		worker_unblock(w); /* its reply makes us decide again */
+		return;
+	}
+	if (!rq_async_up(w->rb))
+		return;
+	if (timeout_ms < 10)
+		timeout_ms = 10;
+	rq_cmd_init(&c, "BZPOPMIN");
+	if (mode == BLOCK_ALL)
+		rq_cmd_addf(&c, "%smarker", w->prefix);
+	rq_cmd_addf(&c, "%smarker:%s", w->prefix, w->pool);
+	rq_cmd_addf(&c, "%.3f", (double)timeout_ms / 1000.0);
+	if (rq_async_call(w->rb, worker_block_reply, w, &c) == 0)
+		w->blocking = mode;
+	rq_cmd_free(&c);
+}
+
+static void
+worker_add_run(struct worker *w, struct run *r)
+{
+	if (w->nruns == w->runs_cap) {
+		w->runs_cap = w->runs_cap ? w->runs_cap * 2 : 8;
+		w->runs =
+		    xrealloc(w->runs, (size_t)w->runs_cap * sizeof *w->runs);
+	}
+	w->runs[w->nruns++] = r;
+}
+
+/* A run has ended: it leaves the list; the worker may claim again. */
+void
+worker_run_done(struct worker *w, struct run *r)
+{
+	int i;
+
+	for (i = 0; i < w->nruns; i++) {
+		if (w->runs[i] == r) {
+			w->runs[i] = w->runs[--w->nruns];
+			break;
+		}
+	}
+	if (w->state == WS_DRAINING && w->nruns == 0)
+		worker_stop(w);
+	else
+		worker_claim_maybe(w);
+}
+
+static void
+worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+	const char    *tag;
+	long long      now, wait;
+	struct run    *run;
+
+	(void)ac;
+	w->claiming = 0;
+	if (r == NULL)
+		return;
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_warnx("claim: %s%s", r->str,
+		    strncmp(r->str, "NOPOOL", 6) == 0
+			? " (set one: comfyq slots set POOL N, or COMFYQ_SLOTS)"
+			: "");
+		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+		log_warnx("claim: unexpected reply");
+		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		return;
+	}
+	tag = r->element[0]->str;
+	if (strcmp(tag, "job") == 0 && r->elements >= 7) {
+		if (w->state != WS_RUNNING) {
+			/* Stopping meanwhile: the run hands it back. */
+			log_notice("claimed while stopping");
+		}
+		run = run_start(w, r->element[1]->str, r->element[2]->str,
+		    (int)r->element[3]->integer, r->element[4]->str,
+		    r->element[4]->len, r->element[6]->integer);
+		worker_add_run(w, run);
+		if (w->state != WS_RUNNING)
+			run_release(run);
+		worker_claim_maybe(w);
+	} else if (strcmp(tag, "noslot") == 0) {
+		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
+	} else {
+		wait = w->cfg->block_timeout_s * 1000;
+		if (r->elements > 1 &&
+		    r->element[1]->type == REDIS_REPLY_STRING &&
+		    *r->element[1]->str != '\0') {
+			now = clock_wall_ms();
+			if (atoll(r->element[1]->str) - now < wait)
+				wait = atoll(r->element[1]->str) - now;
+		}
+		worker_block(w, BLOCK_ALL, wait);
+	}
+}
+
+/* Claims a job when everything allows it; otherwise makes sure not to
+ * hold a block whose token another worker could use. */
+void
+worker_claim_maybe(struct worker *w)
+{
+	struct rq_cmd c;
+
+	if (w->state != WS_RUNNING || !w->registered || w->claiming)
+		return;
+	if (!worker_healthy(w) || w->nruns >= worker_limit(w)) {
+		worker_unblock(w);
+		return;
+	}
+	rq_cmd_fcall(&c, "claim", w->prefix);
+	rq_cmd_add(&c, w->id);
+	rq_cmd_add(&c, w->pool);
+	rq_cmd_addf(&c, "%lld", w->cfg->lease_ms);
+	if (rq_async_call(w->rc, worker_claim_reply, w, &c) == 0)
+		w->claiming = 1;
+	rq_cmd_free(&c);
+}
+
+static void
+worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+	struct run    *run;
+	size_t	       i;
+	int	       old;
+
+	(void)ac;
+	if (r == NULL)
+		return;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+		log_warnx("heartbeat: %s",
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		return;
+	}
+	for (i = 0; i < r->element[0]->elements; i++)
+		if ((run = worker_find_job(
+			 w, r->element[0]->element[i]->str)) != NULL)
+			run_lost(run);
+	for (i = 0; i < r->element[1]->elements; i++)
+		if ((run = worker_find_job(
+			 w, r->element[1]->element[i]->str)) != NULL)
+			run_cancel(run);
+	if (r->element[3]->integer == 0 && w->registered) {
+		log_warnx("heartbeat: the worker record had expired; "
+		    "registering again");
+		worker_register(w);
+	}
+	old = w->capacity;
+	if (r->element[2]->integer > 0)
+		w->capacity = (int)r->element[2]->integer;
+	if (w->capacity != old) {
+		log_notice(
+		    "pool %s capacity %d -> %d", w->pool, old, w->capacity);
+		worker_claim_maybe(w);
+	}
+}
+
+static void
+worker_heartbeat(evutil_socket_t fd, short ev, void *arg)
+{
+	struct worker *w = arg;
+	struct rq_cmd  c;
+	int	       i;
+
+	(void)fd;
+	(void)ev;
+	worker_timer(w->hb_timer, w->cfg->heartbeat_ms);
+	if (!w->registered)
+		return;
+	rq_cmd_fcall(&c, "heartbeat", w->prefix);
+	rq_cmd_add(&c, w->id);
+	rq_cmd_addf(&c, "%lld", w->cfg->lease_ms);
+	rq_cmd_addf(&c, "%lld", w->cfg->worker_ttl_ms);
+	for (i = 0; i < w->nruns; i++) {
+		if (!run_holds_lease(w->runs[i]))
+			continue;
+		rq_cmd_add(&c, run_jid(w->runs[i]));
+		rq_cmd_add(&c, run_fence(w->runs[i]));
+	}
+	rq_async_call(w->rc, worker_heartbeat_reply, w, &c);
+	rq_cmd_free(&c);
+}
+
+static void
+worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+
+	(void)ac;
+	if (r == NULL)
+		return;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+		log_warnx("register: %s",
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		return;
+	}
+	w->capacity = (int)r->element[0]->integer;
+	if (!w->registered)
+		log_notice("registered as %s in pool %s (capacity %d, VRAM "
+			   "budget %lld MB)",
+		    w->id, w->pool, w->capacity, r->element[1]->integer);
+	w->registered = 1;
+	worker_claim_maybe(w);
+}
+
+static void
+worker_register(struct worker *w)
+{
+	struct rq_cmd c;
+	const char   *dev;
+	long long     budget = 0, vram;
+
+	if (w->gpu.present && w->gpu.total_mb > w->cfg->vram_reserve_mb)
+		budget = w->gpu.total_mb - w->cfg->vram_reserve_mb;
+	rq_cmd_fcall(&c, "register", w->prefix);
+	rq_cmd_add(&c, w->id);
+	rq_cmd_addf(&c, "%lld", w->cfg->worker_ttl_ms);
+	rq_cmd_add(&c, w->pool);
+	rq_cmd_addf(&c, "%lld", w->cfg->slots);
+	rq_cmd_addf(&c, "%lld", budget);
+	rq_cmd_add(&c, "host");
+	rq_cmd_add(&c, w->host);
+	rq_cmd_add(&c, "pid");
+	rq_cmd_addf(&c, "%d", (int)getpid());
+	rq_cmd_add(&c, "comfy_url");
+	rq_cmd_add(&c, comfy_url(w->comfy));
+	rq_cmd_add(&c, "version");
+	rq_cmd_add(&c, COMFYQ_VERSION);
+	dev = w->gpu.present ? w->gpu.name : backend_device_name(w->backend);
+	vram = w->gpu.present ? w->gpu.total_mb
+			      : backend_vram_total_mb(w->backend);
+	rq_cmd_add(&c, "gpu_name");
+	rq_cmd_add(&c, *dev ? dev : "unknown");
+	rq_cmd_add(&c, "gpu_uuid");
+	rq_cmd_add(&c, w->gpu.present ? w->gpu.uuid : "");
+	rq_cmd_add(&c, "vram_total_mb");
+	rq_cmd_addf(&c, "%lld", vram);
+	rq_cmd_add(&c, "health");
+	rq_cmd_add(&c,
+	    w->gpu_broken	    ? "gpu_broken"
+		: worker_healthy(w) ? "ok"
+				    : "backend_down");
+	if (rq_async_call(w->rc, worker_register_reply, w, &c) == -1)
+		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+	rq_cmd_free(&c);
+}
+
+static void
+worker_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)ev;
+	if (!w->registered)
+		worker_register(w);
+	else
+		worker_claim_maybe(w);
+}
+
+static void
+worker_rc_state(struct rq_async *ra, int up, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)ra;
+	w->claiming = 0;
+	if (up) {
+		log_notice("redis: connected");
+		worker_register(w);
+	} else
+		w->registered = 0;
+}
+
+static void
+worker_client_id_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+
+	(void)ac;
+	if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+		w->rb_client_id = r->integer;
+	worker_claim_maybe(w);
+}
+
+static void
+worker_rb_state(struct rq_async *ra, int up, void *arg)
+{
+	struct worker *w = arg;
+	struct rq_cmd  c;
+
+	w->blocking = BLOCK_NONE;
+	w->rb_client_id = 0;
+	if (!up)
+		return;
+	rq_cmd_init(&c, "CLIENT");
+	rq_cmd_add(&c, "ID");
+	rq_async_call(ra, worker_client_id_reply, w, &c);
+	rq_cmd_free(&c);
+}
+
+/* ComfyUI's socket: events go to the run whose prompt they name. */
+static void
+worker_comfy_event(void *arg, const char *type, const cJSON *data)
+{
+	struct worker *w = arg;
+	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(data, "prompt_id");
+	struct run  *r;
+
+	if (!cJSON_IsString(pid))
+		return; /* status broadcasts, reconnect hints */
+	if ((r = worker_find_run(w, pid->valuestring)) != NULL)
+		run_event(r, type, data);
+}
+
+static void
+worker_comfy_link(void *arg, int up)
+{
+	struct worker *w = arg;
+	struct run   **snap;
+	int	       i, n = w->nruns;
+
+	backend_link(w->backend, up);
+	snap = xcalloc((size_t)n + 1, sizeof *snap);
+	memcpy(snap, w->runs, (size_t)n * sizeof *snap);
+	for (i = 0; i < n; i++)
+		run_link(snap[i], up);
+	free(snap);
+}
+
+static const struct comfy_cb worker_comfy_cbs = {
+	worker_comfy_event,
+	worker_comfy_link,
+};
+
+/* The backend became healthy or unhealthy. */
+void
+worker_backend_changed(struct worker *w)
+{
+	if (worker_healthy(w)) {
+		log_notice("comfyui at %s is healthy", comfy_url(w->comfy));
+		if (w->registered)
+			worker_register(w); /* device facts may be new */
+		worker_claim_maybe(w);
+	} else {
+		log_warnx("comfyui at %s is not healthy: not claiming",
+		    comfy_url(w->comfy));
+		worker_unblock(w);
+	}
+}
+
+/* A CUDA fault: the device is not to be trusted until a restart. */
+void
+worker_latch_gpu_fault(struct worker *w, const char *why)
+{
+	if (w->gpu_broken)
+		return;
+	w->gpu_broken = 1;
+	snprintf(w->gpu_why, sizeof w->gpu_why, "%s", why);
+	log_at(LL_ERROR,
+	    "GPU fault: %s; this worker stops claiming until "
+	    "it is restarted",
+	    why);
+	worker_unblock(w);
+	if (w->registered)
+		worker_register(w);
+}
+
+static void
+worker_unregister_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)ac;
+	(void)reply;
+	event_base_loopexit(w->base, NULL);
+}
+
+/* Everything has ended: say so in Redis and leave the loop. */
+static void
+worker_stop(struct worker *w)
+{
+	struct rq_cmd c;
+
+	if (w->state == WS_STOPPED)
+		return;
+	w->state = WS_STOPPED;
+	log_notice("stopping");
+	rq_cmd_fcall(&c, "unregister", w->prefix);
+	rq_cmd_add(&c, w->id);
+	if (rq_async_call(w->rc, worker_unregister_reply, w, &c) == -1)
+		event_base_loopexit(w->base, NULL);
+	rq_cmd_free(&c);
+}
+
+static void
+worker_drain_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct worker *w = arg;
+	struct run   **snap;
+	int	       i, n = w->nruns;
+
+	(void)fd;
+	(void)ev;
+	if (w->drain_released) {
+		/* The hand-backs never landed: leave; the leases lapse. */
+		log_warnx("drain: %d job%s not handed back; exiting", n,
+		    n == 1 ? "" : "s");
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	log_notice("drain: grace period over; handing back %d job%s", n,
+	    n == 1 ? "" : "s");
+	w->drain_released = 1;
+	snap = xcalloc((size_t)n + 1, sizeof *snap);
+	memcpy(snap, w->runs, (size_t)n * sizeof *snap);
+	for (i = 0; i < n; i++)
+		run_release(snap[i]);
+	free(snap);
+	worker_timer(w->drain_timer, WORKER_DRAIN_SLACK_MS);
+}
+
+/*
+ * SIGTERM: no more claims; runs finish within the grace period, then the
+ * rest are handed back. A second SIGTERM hands them back at once.
+ */
+void
+worker_drain(struct worker *w)
+{
+	if (w->state == WS_DRAINING && !w->drain_released) {
+		evtimer_del(w->drain_timer);
+		worker_drain_cb(-1, 0, w);
+		return;
+	}
+	if (w->state != WS_RUNNING)
+		return;
+	w->state = WS_DRAINING;
+	worker_unblock(w);
+	log_notice("draining: %d job%s in flight, grace %lld s", w->nruns,
+	    w->nruns == 1 ? "" : "s", w->cfg->drain_grace_s);
+	if (w->nruns == 0) {
+		worker_stop(w);
+		return;
+	}
+	worker_timer(w->drain_timer, w->cfg->drain_grace_s * 1000);
+}
+
+/* Picks the pool: the GPU's uuid, else COMFYQ_POOL, else host:port. */
+static void
+worker_pick_pool(struct worker *w)
+{
+	const char *url = w->cfg->comfyui_url, *hp;
+	size_t	    i, n;
+
+	if (w->gpu.present) {
+		snprintf(w->pool, sizeof w->pool, "%s", w->gpu.uuid);
+		if (*w->cfg->pool != '\0' && strcmp(w->cfg->pool, w->pool) != 0)
+			log_notice(
+			    "pool is the GPU's uuid %s, not '%s': workers "
+			    "on one GPU share its slots",
+			    w->pool, w->cfg->pool);
+		return;
+	}
+	if (*w->cfg->pool != '\0') {
+		snprintf(w->pool, sizeof w->pool, "%s", w->cfg->pool);
+		return;
+	}
+	hp = strstr(url, "://");
+	hp = hp != NULL ? hp + 3 : url;
+	n = strcspn(hp, "/");
+	snprintf(w->pool, sizeof w->pool, "%.*s", (int)n, hp);
+	for (i = 0; w->pool[i] != '\0'; i++)
+		if (w->pool[i] == '[' || w->pool[i] == ']')
+			w->pool[i] = '_';
+}
+
+struct worker *
+worker_new(struct event_base *base, struct worker_cfg *cfg)
+{
+	struct worker	 *w;
+	struct comfy_opts co;
+	char		  err[512];
+
+	w = xcalloc(1, sizeof *w);
+	w->cfg = cfg;
+	w->base = base;
+	w->state = WS_RUNNING;
+	if (gethostname(w->host, sizeof w->host) == -1)
+		snprintf(w->host, sizeof w->host, "unknown");
+	w->host[sizeof w->host - 1] = '\0';
+	if (*cfg->worker_id != '\0')
+		snprintf(w->id, sizeof w->id, "%s", cfg->worker_id);
+	else
+		snprintf(
+		    w->id, sizeof w->id, "%.100s-%d", w->host, (int)getpid());
+	if (rq_prefix(w->prefix, sizeof w->prefix, cfg->queue) == -1)
+		fatalx("queue: '%s' must be 1..128 of letters, digits, '.', "
+		       "'_' and '-'",
+		    cfg->queue);
+
+	gpu_probe((int)cfg->gpu_device, &w->gpu);
+	if (w->gpu.present) {
+		log_notice("GPU %d: %s (%s), %lld MB total, %lld MB free",
+		    w->gpu.device, w->gpu.name, w->gpu.uuid, w->gpu.total_mb,
+		    w->gpu.free_mb);
+		if (gpu_preflight((int)cfg->gpu_device, err, sizeof err) ==
+		    -1) {
+			w->gpu_broken = 1;
+			snprintf(w->gpu_why, sizeof w->gpu_why, "%.200s", err);
+			log_at(LL_ERROR, "%s: not claiming", err);
+		}
+	} else
+		log_notice(
+		    "GPU probe: %s; using ComfyUI's /system_stats", w->gpu.why);
+	worker_pick_pool(w);
+
+	inputs_global_init();
+	if ((w->workflows = wf_load(cfg->workflows_dir, err, sizeof err)) ==
+	    NULL)
+		fatalx("workflows: %s", err);
+	log_notice("workflows: %zu templates from %s", wf_count(w->workflows),
+	    cfg->workflows_dir);
+	if (cn_map_parse(cfg->controlnet_models, &w->cn_map, err, sizeof err) ==
+	    -1)
+		fatalx("controlnet-models: %s", err);
+	w->inputs = inputs_opts_default;
+	w->inputs.max_bytes = (size_t)cfg->input_max_bytes;
+	w->inputs.timeout_ms = (long)cfg->input_timeout_ms;
+	w->inputs.allow_private = cfg->allow_private_urls;
+	w->pool_threads = tpool_new(base, (int)cfg->threads);
+	w->http = httpc_new(base);
+	co.ping_ms = cfg->ws_ping_s * 1000;
+	co.pong_timeout_ms = cfg->ws_pong_timeout_s * 1000;
+	co.http_timeout_ms = cfg->http_timeout_ms;
+	if ((w->comfy = comfy_new(base, w->http, cfg->comfyui_url, w->id, &co,
+		 &worker_comfy_cbs, w, err, sizeof err)) == NULL)
+		fatalx("%s", err);
+	w->backend = backend_new(w);
+	w->hb_timer = evtimer_new(base, worker_heartbeat, w);
+	w->retry_timer = evtimer_new(base, worker_retry_cb, w);
+	w->drain_timer = evtimer_new(base, worker_drain_cb, w);
+	worker_timer(w->hb_timer, cfg->heartbeat_ms);
+	if ((w->rc = rq_async_new(base, cfg->redis_url, 1, worker_rc_state, w,
+		 err, sizeof err)) == NULL ||
+	    (w->rb = rq_async_new(base, cfg->redis_url, 0, worker_rb_state, w,
+		 err, sizeof err)) == NULL)
+		fatalx("%s", err);
+	log_notice("worker %s: queue %s, pool %s, comfyui %s", w->id,
+	    cfg->queue, w->pool, comfy_url(w->comfy));
+	return (w);
+}
+
+void
+worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	/* Pending replies come back NULL; then what is left is abandoned. */
+	w->state = WS_STOPPED;
+	rq_async_free(w->rb);
+	rq_async_free(w->rc);
+	tpool_free(w->pool_threads); /* queued work ends; runs see STOPPED */
+	while (w->nruns > 0)
+		run_abandon(w->runs[--w->nruns]);
+	wf_registry_free(w->workflows);
+	cJSON_Delete(w->objinfo);
+	backend_free(w->backend);
+	comfy_free(w->comfy);
+	httpc_free(w->http);
+	event_free(w->hb_timer);
+	event_free(w->retry_timer);
+	event_free(w->drain_timer);
+	free(w->runs);
+	free(w);
+}
+
+/* Replaces the cached /object_info (the worker owns it from now on). */
+void
+worker_set_objinfo(struct worker *w, cJSON *info)
+{
+	cJSON_Delete(w->objinfo);
+	w->objinfo = info;
+}
+
+/* SIGHUP applied new settings: pass on what lives outside the table. */
+void
+worker_reloaded(struct worker *w)
+{
+	struct comfy_opts co;
+
+	co.ping_ms = w->cfg->ws_ping_s * 1000;
+	co.pong_timeout_ms = w->cfg->ws_pong_timeout_s * 1000;
+	co.http_timeout_ms = w->cfg->http_timeout_ms;
+	comfy_set_opts(w->comfy, &co);
+	worker_claim_maybe(w);
+}
