@@ -33,7 +33,7 @@ history_put(const char *id, cJSON *entry)
 	history_free_entry(omap_put(history, id, entry));
 }
 
-cJSON *
+static cJSON *
 history_get(const char *id)
 {
 	return (history != NULL ? omap_get(history, id) : NULL);

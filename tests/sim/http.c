@@ -28,6 +28,8 @@
 
 enum body { B_NONE, B_JSON, B_JSON_OPT };
 
+static int route_ws(struct evhttp_request *, cJSON *);
+
 struct route {
 	int	    methods;
 	const char *path;
@@ -97,7 +99,7 @@ http_reply_json(struct evhttp_request *req, int status, cJSON *j)
 }
 
 /* web.Response(status=N): no body. */
-void
+static void
 http_reply_empty(struct evhttp_request *req, int status)
 {
 	http_send(req, status, "application/octet-stream", "", 0);
@@ -415,7 +417,7 @@ http_stop(void)
 	path_rest = NULL;
 }
 
-int
+static int
 route_ws(struct evhttp_request *req, cJSON *body)
 {
 	(void)body;

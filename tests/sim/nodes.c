@@ -406,10 +406,6 @@ node_options(const struct node_input *in)
 	switch (in->src) {
 	case CS_STATIC:
 		return (node_strings(in->options, (size_t)-1));
-	case CS_SAMPLERS:
-		return (node_strings(samplers, (size_t)-1));
-	case CS_SCHEDULERS:
-		return (node_strings(schedulers, (size_t)-1));
 	case CS_INPUT_IMAGES:
 		return (node_input_images());
 	case CS_CHECKPOINTS:

@@ -265,7 +265,7 @@ out_membuf_add(void *ctx, void *data, int size)
 }
 
 /* RGB pixels of image v, frame index; NULL when too large. */
-int
+static int
 output_render(const struct value *v, int index, unsigned char **out, int black)
 {
 	size_t	       npx = (size_t)v->w * (size_t)v->h, i;

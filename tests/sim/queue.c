@@ -155,7 +155,7 @@ queue_remaining(void)
 	return ((int)nheap + (running != NULL));
 }
 
-void
+static void
 queue_wipe(void)
 {
 	size_t i;
@@ -167,7 +167,7 @@ queue_wipe(void)
 }
 
 /* Deletes the first pending prompt with this id; 1 if one was found. */
-int
+static int
 queue_delete(const char *id)
 {
 	size_t i;
@@ -191,7 +191,7 @@ queue_delete(const char *id)
 	return (0);
 }
 
-cJSON *
+static cJSON *
 queue_json(void)
 {
 	cJSON *o = cJSON_CreateObject(), *a;

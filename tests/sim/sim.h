@@ -128,8 +128,6 @@ enum combo_src {
 	CS_LORAS,
 	CS_CONTROLNETS,
 	CS_INPUT_IMAGES,
-	CS_SAMPLERS,
-	CS_SCHEDULERS,
 };
 
 #define IN_OPTIONAL   0x01
@@ -240,15 +238,11 @@ struct prompt *queue_get(void);
 void	       queue_done(void);
 struct prompt *queue_running(void);
 int	       queue_remaining(void);
-int	       queue_delete(const char *);
-void	       queue_wipe(void);
-cJSON	      *queue_json(void);
 void	       queue_free_all(void);
 
 /* ---- history.c ---- */
-void   history_put(const char *id, cJSON *entry);
-cJSON *history_get(const char *id);
-void   history_free_all(void);
+void history_put(const char *id, cJSON *entry);
+void history_free_all(void);
 
 /* ---- validate.c ---- */
 struct vresult {
@@ -295,7 +289,6 @@ struct node_result {
 	cJSON	     *ui; /* an output node's UI dict, or NULL */
 };
 
-struct node_result *result_new(int);
 struct node_result *result_ref(struct node_result *);
 void		    result_unref(struct node_result *);
 const char	   *value_repr(const struct value *);
@@ -328,14 +321,13 @@ void		    cache_reset(void);
 #define OUT_BLACK     0x1
 #define OUT_TRUNCATED 0x2
 #define OUT_TINY      0x4
-int output_images(const struct value *, const char *prefix, int temp,
-    int faults, cJSON *list, struct pyexc *);
-int output_video(const struct value *, double fps, const char *prefix,
-    const char *format, int save_output, int pingpong, int faults, cJSON *list,
-    struct pyexc *);
-int output_webp(const struct value *, double fps, const char *prefix,
-    int faults, cJSON *list, struct pyexc *);
-int output_render(const struct value *, int index, unsigned char **, int black);
+int  output_images(const struct value *, const char *prefix, int temp,
+     int faults, cJSON *list, struct pyexc *);
+int  output_video(const struct value *, double fps, const char *prefix,
+     const char *format, int save_output, int pingpong, int faults, cJSON *list,
+     struct pyexc *);
+int  output_webp(const struct value *, double fps, const char *prefix,
+     int faults, cJSON *list, struct pyexc *);
 void output_reset(void);
 
 /* ---- execlist.c: which node runs next ---- */
@@ -398,7 +390,6 @@ void notify_unmute(void);
 /* ---- ws_server.c ---- */
 void ws_server_upgrade(struct evhttp_request *);
 int  ws_server_send(const char *sid, const char *skip, const char *, size_t);
-int  ws_server_has(const char *sid);
 void ws_server_drop(const char *sid);
 void ws_server_close_all(void);
 
@@ -406,7 +397,6 @@ void ws_server_close_all(void);
 int	    http_start(char *err, size_t);
 void	    http_stop(void);
 void	    http_reply_json(struct evhttp_request *, int, cJSON *);
-void	    http_reply_empty(struct evhttp_request *, int);
 void	    http_reply_500(struct evhttp_request *);
 const char *http_query(struct evhttp_request *, const char *);
 int	    http_json_keys(const cJSON *, const char *, const char *);
@@ -430,7 +420,6 @@ int route_models(struct evhttp_request *, cJSON *);
 int route_embeddings(struct evhttp_request *, cJSON *);
 int route_view(struct evhttp_request *, cJSON *);
 int route_upload_image(struct evhttp_request *, cJSON *);
-int route_ws(struct evhttp_request *, cJSON *);
 
 /* The part of the path after a prefix route's prefix (/history/<id>). */
 const char *http_path_rest(void);

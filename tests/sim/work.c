@@ -25,7 +25,7 @@
 
 static const char *loaded_ckpt; /* the model on the GPU, or NULL */
 
-struct node_result *
+static struct node_result *
 result_new(int n)
 {
 	struct node_result *r = xcalloc(1, sizeof *r);

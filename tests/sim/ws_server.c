@@ -349,12 +349,6 @@ ws_server_send(const char *sid, const char *skip, const char *text, size_t len)
 	return (n);
 }
 
-int
-ws_server_has(const char *sid)
-{
-	return (by_sid != NULL && omap_get(by_sid, sid) != NULL);
-}
-
 /* The ws_drop fault: the socket goes away without a close frame. */
 void
 ws_server_drop(const char *sid)
