@@ -10,17 +10,8 @@
 
 #define OFF(f) offsetof(struct janitor_cfg, f)
 
-static const char *const janitor_levels[] = { "debug", "verbose", "notice",
-	"warning", "error", NULL };
-static const char *const janitor_formats[] = { "text", "json", NULL };
-
 static const struct cfg_entry janitor_entries[] = {
-	{ "redis-url", CFG_STR, OFF(redis_url), "redis://127.0.0.1:6379",
-	    .max = 1024, .flags = CFG_URL,
-	    .text = "Queue backend: redis://[[user]:password@]host[:port][/db] "
-		    "or unix:///path?db=N&password=P." },
-	{ "queue", CFG_STR, OFF(queue), "default", .max = 128,
-	    .text = "Queue name (keys cq:{<queue>}:...)." },
+	CFG_REDIS_ENTRIES(struct janitor_cfg, redis_url, queue),
 	{ "redis-timeout-ms", CFG_INT, OFF(redis_timeout_ms), "5000",
 	    .min = 100, .max = 600000,
 	    .text = "Connect and command timeout; a call that takes longer "
@@ -102,12 +93,7 @@ static const struct cfg_entry janitor_entries[] = {
 	    .text = "Keep only the files of jobs whose worker registered this "
 		    "host (plus jobs whose worker record is gone); empty: "
 		    "keep the files of every active job in the queue." },
-	{ "log-level", CFG_ENUM, OFF(log_level), "notice",
-	    .enums = janitor_levels, .flags = CFG_RELOAD,
-	    .text = "Least level logged." },
-	{ "log-format", CFG_ENUM, OFF(log_format), "text",
-	    .enums = janitor_formats,
-	    .text = "Log lines as text or one JSON object each." },
+	CFG_LOG_ENTRIES(struct janitor_cfg, log_level, log_format),
 };
 
 const struct cfg_table janitor_cfg_table = { "comfyq-janitor",

@@ -19,6 +19,10 @@
 
 #define CONFIG_LINE_MAX 4096
 
+const char *const cfg_log_levels[] = { "debug", "verbose", "notice", "warning",
+	"error", NULL };
+const char *const cfg_log_formats[] = { "plain", "json", NULL };
+
 static char  *config_path;
 static int    config_argc;
 static char **config_argv;

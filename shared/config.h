@@ -44,6 +44,31 @@ struct cfg_table {
 	size_t			size; /* sizeof the program's struct */
 };
 
+/* The log settings every program has, in one spelling. */
+extern const char *const cfg_log_levels[];  /* as log.h's levels */
+extern const char *const cfg_log_formats[]; /* plain, json */
+
+#define CFG_LOG_ENTRIES(type, level, format)                                   \
+	{ "log-level", CFG_ENUM, offsetof(type, level), "notice",              \
+		.enums = cfg_log_levels, .flags = CFG_RELOAD,                  \
+		.text = "Least level logged." },                               \
+	{                                                                      \
+		"log-format", CFG_ENUM, offsetof(type, format), "plain",       \
+		    .enums = cfg_log_formats,                                  \
+		    .text = "Log lines as plain text or one JSON object each." \
+	}
+
+/* The queue's Redis, as every program that talks to it names it. */
+#define CFG_REDIS_ENTRIES(type, url, queue)                                    \
+	{ "redis-url", CFG_STR, offsetof(type, url), "redis://127.0.0.1:6379", \
+		.max = 1024, .flags = CFG_URL,                                 \
+		.text = "Queue backend: redis://[[user]:password@]host[:port]" \
+			"[/db] or unix:///path?db=N&password=P." },            \
+	{                                                                      \
+		"queue", CFG_STR, offsetof(type, queue), "default",            \
+		    .max = 128, .text = "Queue name (keys cq:{<queue>}:...)."  \
+	}
+
 enum config_result {
 	CONFIG_OK,
 	CONFIG_EXIT_OK, /* --help or --check: exit 0 */

@@ -18,17 +18,11 @@
 #include "worker.h"
 
 static const char *const store_modes[] = { "dir", "redis", "both", NULL };
-static const char *const log_levels[] = { "debug", "verbose", "notice",
-	"warning", "error", NULL };
-static const char *const log_formats[] = { "plain", "json", NULL };
 
 #define O(f) offsetof(struct worker_cfg, f)
 
 static const struct cfg_entry worker_cfg_entries[] = {
-	{ "redis-url", CFG_STR, O(redis_url), "redis://127.0.0.1:6379",
-	    .max = 1024, .flags = CFG_URL, .text = "The queue's Redis." },
-	{ "queue", CFG_STR, O(queue), "default", .max = 128,
-	    .text = "Queue name (keys cq:{<queue>}:...)." },
+	CFG_REDIS_ENTRIES(struct worker_cfg, redis_url, queue),
 	{ "comfyui-url", CFG_STR, O(comfyui_url), "http://127.0.0.1:8188",
 	    .max = 1024, .text = "The ComfyUI this worker drives." },
 	{ "worker-id", CFG_STR, O(worker_id), "", .max = 100,
@@ -127,10 +121,7 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "Input URLs may reach loopback and private addresses." },
 	{ "threads", CFG_INT, O(threads), "2", .min = 1, .max = 64,
 	    .text = "Threads for input downloads, decoding and Canny." },
-	{ "log-level", CFG_ENUM, O(log_level), "notice", .enums = log_levels,
-	    .flags = CFG_RELOAD, .text = "Log level." },
-	{ "log-format", CFG_ENUM, O(log_format), "plain", .enums = log_formats,
-	    .text = "Log lines as plain text or JSON." },
+	CFG_LOG_ENTRIES(struct worker_cfg, log_level, log_format),
 };
 
 const struct cfg_table worker_cfg_table = {

@@ -997,7 +997,8 @@ run_prep_done(void *arg)
 	if (r->state != RS_PREPARE || r->w->state == WS_STOPPED)
 		; /* ended meanwhile */
 	else if (p->rc == -1)
-		run_end(r, EC_INVALID_INPUT, "%s: %s", p->in->field, p->err);
+		run_end(
+		    r, EC_INVALID_INPUT, "%s", p->err); /* names the field */
 	else {
 		snprintf(sub, sizeof sub, "comfyq/%s", r->jid);
 		snprintf(name, sizeof name, "%s.png", p->in->name);

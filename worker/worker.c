@@ -81,6 +81,17 @@ worker_find_run(struct worker *w, const char *prompt_id)
 	return (NULL);
 }
 
+/* A copy of the run list, for calls that may end runs while we walk. */
+static struct run **
+worker_snapshot(const struct worker *w)
+{
+	struct run **snap = xcalloc((size_t)w->nruns + 1, sizeof *snap);
+
+	if (w->nruns > 0)
+		memcpy(snap, w->runs, (size_t)w->nruns * sizeof *snap);
+	return (snap);
+}
+
 static struct run *
 worker_find_job(struct worker *w, const char *jid)
 {
@@ -147,8 +158,12 @@ worker_block(struct worker *w, enum block_mode mode, long long timeout_ms)
 		rq_cmd_addf(&c, "%smarker", w->prefix);
 	rq_cmd_addf(&c, "%smarker:%s", w->prefix, w->pool);
 	rq_cmd_addf(&c, "%.3f", (double)timeout_ms / 1000.0);
-	if (rq_async_call(w->rb, worker_block_reply, w, &c) == 0)
+	if (rq_async_call(w->rb, worker_block_reply, w, &c) == 0) {
 		w->blocking = mode;
+		log_debug("waiting on the %s marker%s (%lld ms)",
+		    mode == BLOCK_ALL ? "queue and pool" : "pool",
+		    mode == BLOCK_ALL ? "s" : "", timeout_ms);
+	}
 	rq_cmd_free(&c);
 }
 
@@ -189,6 +204,7 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 	const char    *tag;
 	long long      now, wait;
 	struct run    *run;
+	char	       fence[32];
 
 	(void)ac;
 	w->claiming = 0;
@@ -208,12 +224,14 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		return;
 	}
 	tag = r->element[0]->str;
+	log_debug("claim: %s", tag);
 	if (strcmp(tag, "job") == 0 && r->elements >= 7) {
 		if (w->state != WS_RUNNING) {
 			/* Stopping meanwhile: the run hands it back. */
 			log_notice("claimed while stopping");
 		}
-		run = run_start(w, r->element[1]->str, r->element[2]->str,
+		snprintf(fence, sizeof fence, "%lld", r->element[2]->integer);
+		run = run_start(w, r->element[1]->str, fence,
 		    (int)r->element[3]->integer, r->element[4]->str,
 		    r->element[4]->len, r->element[6]->integer);
 		worker_add_run(w, run);
@@ -284,7 +302,7 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 			run_cancel(run);
 	if (r->element[3]->integer == 0 && w->registered) {
 		log_warnx("heartbeat: the worker record had expired; "
-		    "registering again");
+			  "registering again");
 		worker_register(w);
 	}
 	old = w->capacity;
@@ -466,8 +484,7 @@ worker_comfy_link(void *arg, int up)
 	int	       i, n = w->nruns;
 
 	backend_link(w->backend, up);
-	snap = xcalloc((size_t)n + 1, sizeof *snap);
-	memcpy(snap, w->runs, (size_t)n * sizeof *snap);
+	snap = worker_snapshot(w);
 	for (i = 0; i < n; i++)
 		run_link(snap[i], up);
 	free(snap);
@@ -557,8 +574,7 @@ worker_drain_cb(evutil_socket_t fd, short ev, void *arg)
 	log_notice("drain: grace period over; handing back %d job%s", n,
 	    n == 1 ? "" : "s");
 	w->drain_released = 1;
-	snap = xcalloc((size_t)n + 1, sizeof *snap);
-	memcpy(snap, w->runs, (size_t)n * sizeof *snap);
+	snap = worker_snapshot(w);
 	for (i = 0; i < n; i++)
 		run_release(snap[i]);
 	free(snap);

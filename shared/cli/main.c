@@ -63,17 +63,23 @@ cli_print_usage(FILE *f)
 	    "input, 3 Redis unreachable\n");
 }
 
+/* Prints "comfyq: <message>" and exits with status. */
+static void __attribute__((noreturn))
+cli_die(int status, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "comfyq: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	exit(status);
+}
+
 void
 cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "comfyq: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(EXIT_USAGE);
+	cli_die(EXIT_USAGE, fmt, ap);
 }
 
 void
@@ -81,12 +87,8 @@ cli_redis_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "comfyq: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(EXIT_REDIS);
+	cli_die(EXIT_REDIS, fmt, ap);
 }
 
 /* Connects on first use (loading the functions library). */

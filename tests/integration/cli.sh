@@ -11,29 +11,7 @@ port=${COMFYQ_TEST_REDIS_URL##*:}
 RC() { redis-cli -p "$port" "$@"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-
-check() {	# check NAME EXPECTED-EXIT COMMAND... ; output in $tmp/out
-	local name=$1 want=$2; shift 2
-	"$@" >"$tmp/out" 2>&1
-	local got=$?
-	if [ "$got" -ne "$want" ]; then
-		echo "FAIL $name: exit $got, want $want"; sed 's/^/    /' "$tmp/out"
-		fails=$((fails + 1)); return 1
-	fi
-	passes=$((passes + 1))
-}
-has() {	# has NAME PATTERN: the last output matches
-	if grep -qE -- "$2" "$tmp/out"; then passes=$((passes + 1)); else
-		echo "FAIL $1: output lacks /$2/"; sed 's/^/    /' "$tmp/out"
-		fails=$((fails + 1))
-	fi
-}
-eq() {	# eq NAME GOT WANT
-	if [ "$2" = "$3" ]; then passes=$((passes + 1)); else
-		echo "FAIL $1: got '$2', want '$3'"; fails=$((fails + 1))
-	fi
-}
+. "$(dirname "$0")/../lib/check.sh"
 
 check help 0 "$CQ" --help;			has help "comfyq submit"
 check no-command 2 "$CQ"
@@ -137,5 +115,4 @@ check wait-fail 1 timeout 60 "$CQ" submit --workflow smoke --wait --json
 wait $dp
 has wait-fail '"state":"failed".*"error_code":"output_invalid","error":"black image","refund":true'
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

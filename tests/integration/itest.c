@@ -14,35 +14,8 @@
 #include "log.h"
 #include "rq.h"
 
-jmp_buf		     unit_jmp;
-int		     unit_checks;
-static char	     unit_msg[4096];
 static redisContext *it_ctx;
 static const char   *it_current;
-
-void
-unit_fail(const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-	int	n;
-
-	n = snprintf(unit_msg, sizeof unit_msg, "%s:%d: ", file, line);
-	va_start(ap, fmt);
-	vsnprintf(unit_msg + n, sizeof unit_msg - (size_t)n, fmt, ap);
-	va_end(ap);
-	longjmp(unit_jmp, 1);
-}
-
-const char *
-unit_data(const char *name)
-{
-	static char path[4096];
-	const char *dir = getenv("COMFYQ_TEST_DATA");
-
-	snprintf(
-	    path, sizeof path, "%s/%s", dir ? dir : COMFYQ_TEST_DATA_DIR, name);
-	return (path);
-}
 
 redisContext *
 it_redis_new(void)
@@ -305,16 +278,7 @@ static int
 it_run(const struct unit_test *t)
 {
 	it_current = t->name;
-	unit_checks = 0;
-	if (setjmp(unit_jmp) != 0) {
-		printf("FAIL %s: %s\n", t->name, unit_msg);
-		fflush(stdout);
-		return (0);
-	}
-	t->fn();
-	printf("ok   %s (%d checks)\n", t->name, unit_checks);
-	fflush(stdout);
-	return (1);
+	return (unit_run(NULL, t));
 }
 
 int

@@ -7,24 +7,12 @@
 Q="e2e$$-${RANDOM}"
 P="cq:{$Q}:"
 RPORT=${COMFYQ_TEST_REDIS_URL##*:}
-passes=0 fails=0
 export COMFYQ_REDIS_URL=$COMFYQ_TEST_REDIS_URL COMFYQ_QUEUE=$Q
+tmp=$T
+. "$ROOT/tests/lib/check.sh"
 
 RC() { redis-cli -p "$RPORT" "$@"; }
 CQ() { "$BIN/comfyq" "$@"; }
-
-ok() { passes=$((passes + 1)); }
-bad() {
-	echo "FAIL $*"
-	fails=$((fails + 1))
-}
-eq() {	# eq NAME GOT WANT
-	if [ "$2" = "$3" ]; then ok; else bad "$1: got '$2', want '$3'"; fi
-}
-finish() {
-	echo "$passes passed, $fails failed"
-	[ "$fails" -eq 0 ]
-}
 
 # wait_until SECONDS COMMAND...: polls every 0.1 s; 1 when it timed out.
 wait_until() {

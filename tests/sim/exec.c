@@ -109,8 +109,11 @@ run_free(struct run *r)
 static void
 run_apply_flags(void)
 {
-	if (flag_unload || flag_free)
+	if (flag_unload || flag_free) {
 		work_unload_models();
+		log_info("free: models unloaded%s", flag_free ?
+		    ", caches dropped" : "");
+	}
 	if (flag_free)
 		cache_reset();
 	flag_unload = flag_free = 0;

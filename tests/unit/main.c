@@ -3,7 +3,6 @@
  * one (ctest registers one test per suite). Prints one line per test and a
  * closing "N passed, N failed" line.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,49 +34,6 @@ static const struct unit_suite suites[] = {
 	{ "inputs", test_inputs },
 	{ "clean", test_clean },
 };
-
-jmp_buf	    unit_jmp;
-int	    unit_checks;
-static char unit_msg[2048];
-
-void
-unit_fail(const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-	int	n;
-
-	n = snprintf(unit_msg, sizeof unit_msg, "%s:%d: ", file, line);
-	va_start(ap, fmt);
-	vsnprintf(unit_msg + n, sizeof unit_msg - (size_t)n, fmt, ap);
-	va_end(ap);
-	longjmp(unit_jmp, 1);
-}
-
-/* Path of a file under tests/data (COMFYQ_TEST_DATA or the source tree). */
-const char *
-unit_data(const char *name)
-{
-	static char path[4096];
-	const char *dir = getenv("COMFYQ_TEST_DATA");
-
-	snprintf(
-	    path, sizeof path, "%s/%s", dir ? dir : COMFYQ_TEST_DATA_DIR, name);
-	return (path);
-}
-
-/* Runs one test; returns 1 when it passed. */
-static int
-unit_run(const char *suite, const struct unit_test *t)
-{
-	unit_checks = 0;
-	if (setjmp(unit_jmp) != 0) {
-		printf("FAIL %s.%s: %s\n", suite, t->name, unit_msg);
-		return (0);
-	}
-	t->fn();
-	printf("ok   %s.%s (%d checks)\n", suite, t->name, unit_checks);
-	return (1);
-}
 
 int
 main(int argc, char **argv)

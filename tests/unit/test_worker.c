@@ -18,22 +18,6 @@
 /* out_file fields are filled with literals below. */
 #pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
 
-static cJSON *
-load_json(const char *name)
-{
-	char   err[256], *text;
-	cJSON *j;
-
-	text = file_slurp(unit_data(name), 1 << 20, NULL, err, sizeof err);
-	if (text == NULL)
-		unit_fail(__FILE__, __LINE__, "%s", err);
-	j = cJSON_Parse(text);
-	free(text);
-	if (j == NULL)
-		unit_fail(__FILE__, __LINE__, "%s: bad JSON", name);
-	return (j);
-}
-
 static enum errcode
 refused(const char *file, long status, char *msg, size_t len)
 {
@@ -138,7 +122,7 @@ test_execution_errors(void)
 static void
 test_collect_outputs(void)
 {
-	cJSON	       *h = load_json("comfy/history_success.json");
+	cJSON	       *h = unit_json("comfy/history_success.json");
 	struct out_list l;
 	char		err[128];
 
@@ -158,7 +142,7 @@ test_collect_outputs(void)
 	outputs_free(&l);
 	cJSON_Delete(h);
 	/* Only previews: they are what the graph delivered. */
-	h = load_json("comfy/history_temp_only.json");
+	h = unit_json("comfy/history_temp_only.json");
 	ASSERT_EQ(
 	    outputs_collect(cJSON_GetObjectItem(h, "p2"), &l, err, sizeof err),
 	    1);

@@ -30,22 +30,6 @@ load_registry(void)
 	return (r);
 }
 
-static cJSON *
-load_json(const char *name)
-{
-	char   err[512], *text;
-	cJSON *j;
-
-	text = file_slurp(unit_data(name), 1 << 20, NULL, err, sizeof err);
-	if (text == NULL)
-		unit_fail(__FILE__, __LINE__, "%s", err);
-	j = cJSON_Parse(text);
-	free(text);
-	if (j == NULL)
-		unit_fail(__FILE__, __LINE__, "%s: not JSON", name);
-	return (j);
-}
-
 static void
 test_templates_load(void)
 {
@@ -90,7 +74,7 @@ golden_case(const struct wf_registry *r, const cJSON *oi, const char *name)
 	size_t		i;
 
 	snprintf(path, sizeof path, "golden/%s.case.json", name);
-	c = load_json(path);
+	c = unit_json(path);
 	spec = cJSON_GetObjectItemCaseSensitive(c, "spec");
 	text = cJSON_PrintUnformatted(spec);
 	if (job_spec_parse(&js, text, strlen(text), NULL, err, sizeof err) ==
@@ -183,7 +167,7 @@ static void
 test_golden(void)
 {
 	struct wf_registry *r = load_registry();
-	cJSON		   *oi = load_json("object_info.json");
+	cJSON		   *oi = unit_json("object_info.json");
 	struct dirent	   *de;
 	DIR		   *d;
 	char		   *names[64];

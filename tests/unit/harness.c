@@ -1,0 +1,78 @@
+/*
+ * The test harness both runners share (tests/unit/main.c for unit suites,
+ * tests/integration/itest.c for integration binaries): failing a test with
+ * a message, finding test data, and running one test with its checks
+ * counted.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "unit.h"
+#include "util.h"
+
+jmp_buf	    unit_jmp;
+int	    unit_checks;
+static char unit_msg[4096];
+
+void
+unit_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int	n;
+
+	n = snprintf(unit_msg, sizeof unit_msg, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vsnprintf(unit_msg + n, sizeof unit_msg - (size_t)n, fmt, ap);
+	va_end(ap);
+	longjmp(unit_jmp, 1);
+}
+
+/* Path of a file under tests/data (COMFYQ_TEST_DATA or the source tree). */
+const char *
+unit_data(const char *name)
+{
+	static char path[4096];
+	const char *dir = getenv("COMFYQ_TEST_DATA");
+
+	snprintf(
+	    path, sizeof path, "%s/%s", dir ? dir : COMFYQ_TEST_DATA_DIR, name);
+	return (path);
+}
+
+/* A JSON file under tests/data, parsed; the test fails if it cannot be. */
+cJSON *
+unit_json(const char *name)
+{
+	char   err[512], *text;
+	cJSON *j;
+
+	text = file_slurp(unit_data(name), 1 << 20, NULL, err, sizeof err);
+	if (text == NULL)
+		unit_fail(__FILE__, __LINE__, "%s", err);
+	j = cJSON_Parse(text);
+	free(text);
+	if (j == NULL)
+		unit_fail(__FILE__, __LINE__, "%s: not JSON", name);
+	return (j);
+}
+
+/* Runs one test and prints its line; returns 1 when it passed. */
+int
+unit_run(const char *suite, const struct unit_test *t)
+{
+	unit_checks = 0;
+	if (setjmp(unit_jmp) != 0) {
+		printf("FAIL %s%s%s: %s\n", suite ? suite : "",
+		    suite ? "." : "", t->name, unit_msg);
+		fflush(stdout);
+		return (0);
+	}
+	t->fn();
+	printf("ok   %s%s%s (%d checks)\n", suite ? suite : "",
+	    suite ? "." : "", t->name, unit_checks);
+	fflush(stdout);
+	return (1);
+}
