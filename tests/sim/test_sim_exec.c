@@ -52,6 +52,17 @@ executing_nodes(struct wsc *c, const char *pid)
 	return (s);
 }
 
+/* How many nodes execution_cached listed for a prompt. */
+static int
+cached_count(struct wsc *c, const char *pid)
+{
+	cJSON *m = wsc_find(c, "execution_cached", pid, 0);
+
+	ASSERT_TRUE(m != NULL);
+	return (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(m, "data"), "nodes")));
+}
+
 static void
 test_success_order(void)
 {
@@ -267,11 +278,7 @@ test_cache_and_free(void)
 	ASSERT_EQ((long long)r.len, 0);
 	ht_free(&r);
 	sim_run(&s, &c, g2, "a4");
-	d = cJSON_GetObjectItemCaseSensitive(
-	    wsc_find(&c, "execution_cached", "a4", 0), "data");
-	ASSERT_EQ(
-	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "nodes")),
-	    0);
+	ASSERT_EQ(cached_count(&c, "a4"), 0);
 	ASSERT_EQ(count_files(dir), 3);
 	ASSERT_TRUE(file_exists(strcat(dir, "/img_00003_.png")));
 	free(g);
@@ -881,7 +888,6 @@ test_cache_none(void)
 {
 	struct simproc s;
 	struct wsc     c;
-	cJSON	      *d;
 	char	      *g, *t;
 
 	sim_start(&s, "--step-ms", "0", "--model-load-ms", "0", "--cache-none",
@@ -890,11 +896,7 @@ test_cache_none(void)
 	g = graph_sdxl(CKPT, 64, 64, 7, 2, "cat", "nc");
 	sim_run(&s, &c, g, "n1");
 	sim_run(&s, &c, g, "n2");
-	d = cJSON_GetObjectItemCaseSensitive(
-	    wsc_find(&c, "execution_cached", "n2", 0), "data");
-	ASSERT_EQ(
-	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "nodes")),
-	    0);
+	ASSERT_EQ(cached_count(&c, "n2"), 0);
 	t = executing_nodes(&c, "n2");
 	ASSERT_STREQ(t, "4,5,7,6,3,8,9,null");
 	free(t);
