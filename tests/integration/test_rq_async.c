@@ -53,14 +53,29 @@ on_reply(redisAsyncContext *ac, void *r, void *priv)
 	event_base_loopbreak(a->base);
 }
 
-/* Runs the loop until a callback breaks it or ms pass. */
+static void
+on_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	event_base_loopbreak(arg);
+}
+
+/*
+ * Runs the loop until a callback breaks it or ms pass. The deadline is a
+ * timer of this call's own, removed on return: event_base_loopexit would
+ * leave it pending and end a later wait early.
+ */
 static void
 run_for(struct actx *a, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct event  *deadline;
 
-	event_base_loopexit(a->base, &tv);
+	deadline = evtimer_new(a->base, on_deadline, a->base);
+	evtimer_add(deadline, &tv);
 	event_base_dispatch(a->base);
+	event_free(deadline);
 }
 
 static void
