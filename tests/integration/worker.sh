@@ -2,8 +2,9 @@
 # comfyq-worker end to end: a real redis-server, comfyq-sim and workers,
 # jobs submitted with the CLI, outcomes asserted on what a producer sees
 # (job states, events, refunds, files) and on what the sim saw.
-#   worker.sh BIN_DIR GROUP      GROUP: basic faults timeouts recovery
-#                                       cancel kill drain
+#   worker.sh BIN_DIR GROUP      GROUP: basic templates faults timeouts
+#                                       recovery cancel kill drain autostart
+#                                       store reload
 set -u
 BIN=$1
 GROUP=$2
@@ -103,6 +104,89 @@ basic)
 	eq "refunds" "$(refunds)" 4
 	alive "$W1" && ok || bad "worker died"
 	;;
+templates)
+	stack
+	cp "$ROOT/tests/data/images/ok.png" "$T/in.png"
+	# Every template through the sim, with the surgery it offers.
+	j=$(txt2img --lora add-detail-xl:0.7 \
+		--param prompt="a fox <lora:pixel-art-xl:0.5>" --param aspect=16:9)
+	await "$j" succeeded 30
+	path=$(CQ status "$j" --json | grep -oE '"path":"[^"]+"' | cut -d'"' -f4)
+	eq "16:9 preset size" "$(png_size "$path")" 1344x768
+	hist=$(curl -sf "$SIM_URL/history")
+	n=$(echo "$hist" | grep -o '"class_type":"LoraLoader"' | wc -l)
+	eq "two LoraLoaders reached ComfyUI" "$n" 2
+	case "$hist" in *"<lora:"*) bad "a LoRA tag reached ComfyUI" ;; *) ok ;; esac
+	j=$(submit --workflow sdxl_img2img --param prompt=x --param steps=2 \
+		--param denoise=0.6 --input image="$T/in.png")
+	await "$j" succeeded 30
+	j=$(submit --workflow sdxl_controlnet --param prompt=x \
+		--param steps=2 --param preprocess=true --input control_image="$T/in.png")
+	await "$j" succeeded 30
+	curl -sf "$SIM_URL/history" | grep -q '"class_type":"ControlNetApplyAdvanced"' &&
+		ok || bad "no ControlNet in the graph ComfyUI ran"
+	ls "$T/sim/input/comfyq/$j/" >/dev/null 2>&1 && ok ||
+		bad "the condition image was not uploaded under comfyq/$j/"
+	j=$(submit --workflow sdxl_face_ipadapter --param prompt=x \
+		--param steps=2 --input face="$T/in.png")
+	await "$j" succeeded 30
+	j=$(submit --workflow svd_img2vid --param duration=2 --param fps=8 \
+		--input image="$T/in.png")
+	await "$j" succeeded 30
+	out=$(CQ status "$j" --json)
+	echo "$out" | grep -q '"mime":"video/mp4"' && ok || bad "video: $out"
+	j=$(smoke --param color=16777215)
+	await "$j" succeeded 30
+	eq "refunds" "$(refunds)" 0
+	;;
+autostart)
+	# ComfyUI is down; two workers share it; one starts it, once.
+	port=$(( 20000 + RANDOM % 20000 ))
+	SIM_URL="http://127.0.0.1:$port"
+	cmd="exec $BIN/comfyq-sim --port $port --base-directory $T/sim --step-ms 10 --model-load-ms 0 >>$T/started.log 2>&1"
+	worker_start w1 --comfyui-start-cmd "$cmd" --comfyui-start-timeout-s 20
+	PIDS+=("$WPID")
+	worker_start w2 --comfyui-start-cmd "$cmd" --comfyui-start-timeout-s 20
+	PIDS+=("$WPID")
+	j=$(smoke)
+	await "$j" succeeded 40
+	n=$(cat "$T/w1.log" "$T/w2.log" | grep -c "comfyui is down: started")
+	eq "started once" "$n" 1
+	eq "one sim listening" "$(grep -c 'listening on' "$T/started.log")" 1
+	spid=$(pgrep -f -- "--port $port --base-directory $T/sim" | head -1)
+	[ -n "$spid" ] && PIDS+=("$spid")
+	;;
+store)
+	WORKER_ARGS="--store both --blob-ttl-s 600"
+	stack
+	j=$(smoke)
+	await "$j" succeeded 30
+	out=$(CQ status "$j" --json)
+	key=$(echo "$out" | grep -oE '"key":"[^"]+"' | cut -d'"' -f4)
+	path=$(echo "$out" | grep -oE '"path":"[^"]+"' | cut -d'"' -f4)
+	eq "blob key" "$key" "${P}blob:$j:0"
+	eq "blob size" "$(RC STRLEN "$key")" "$(stat -c %s "$path")"
+	ttl=$(RC TTL "$key")
+	if [ "$ttl" -gt 500 ] && [ "$ttl" -le 600 ]; then ok; else
+		bad "blob TTL $ttl"; fi
+	;;
+reload)
+	printf 'progress-min-ms = 250\nlog-level = notice\n' >"$T/w.conf"
+	WORKER_ARGS="--config $T/w.conf"
+	stack
+	wait_until 20 grep -q "registered as" "$T/w1.log" || bad "w1 not up"
+	printf 'progress-min-ms = 100\nlog-level = verbose\n' >"$T/w.conf"
+	kill -HUP "$W1"
+	wait_until 5 grep -q "configuration reloaded" "$T/w1.log" && ok ||
+		bad "no reload logged"
+	printf 'progress-min-ms = -1\n' >"$T/w.conf"
+	kill -HUP "$W1"
+	wait_until 5 grep -q "reload refused: .*progress-min-ms" "$T/w1.log" &&
+		ok || bad "a bad reload was not refused"
+	j=$(smoke)
+	await "$j" succeeded 30
+	alive "$W1" && ok || bad "worker died"
+	;;
 faults)
 	WORKER_ARGS="--http-timeout-ms 1000"
 	stack
@@ -161,6 +245,15 @@ faults)
 	j=$(submit --workflow sdxl_face_ipadapter --param prompt=x \
 		--param steps=2 --input face="$T/in.png")
 	await "$j" succeeded 30
+	# A CUDA fault: retried elsewhere, and this worker stops claiming.
+	sim_faults '{"reset":true,"execution_error":{"times":1,"node":"3","exception_type":"RuntimeError","message":"CUDA error: an illegal memory access was encountered"}}'
+	j=$(txt2img --max-attempts 3)
+	wait_until 20 sh -c "[ \"\$($BIN/comfyq events --from 0-0 --job $j --json | grep -c retrying)\" = 1 ]" &&
+		ok || bad "gpu fault not retried"
+	eq "gpu fault code" "$(field "$j" error_code)" gpu_fault
+	sleep 1
+	eq "not claimed again here" "$(state "$j")" delayed
+	eq "worker health" "$(RC HGET "${P}worker:w1" health)" gpu_broken
 	alive "$W1" && ok || bad "worker died"
 	;;
 timeouts)
