@@ -250,27 +250,20 @@ janitor_run(const char *prefix)
 int
 main(int argc, char **argv)
 {
-	char err[2048], prefix[RQ_PREFIX_MAX], **args;
-	int  i, nargs = 0, check = 0, rc = 0;
+	char err[2048], prefix[RQ_PREFIX_MAX];
+	int  check = 0, rc = 0;
 
 	log_init(janitor_cfg_table.prog, LL_NOTICE, 0);
-	/* --check is ours: it also checks the folders and the URL. */
-	args = xcalloc((size_t)argc + 1, sizeof *args);
-	for (i = 0; i < argc; i++) {
-		if (i > 0 &&
-		    (strcmp(argv[i], "-n") == 0 ||
-			strcmp(argv[i], "--check") == 0))
-			check = 1;
-		else
-			args[nargs++] = argv[i];
-	}
 	switch (config_load(
-	    &janitor_cfg_table, &cfg, nargs, args, err, sizeof err)) {
+	    &janitor_cfg_table, &cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_EXIT_OK:
 		goto out;
 	case CONFIG_ERROR:
 		rc = EXIT_CONFIG;
 		goto out;
+	case CONFIG_CHECK:
+		check = 1; /* and the folders and the URL, below */
+		break;
 	case CONFIG_OK:
 		break;
 	}
@@ -288,6 +281,5 @@ out:
 		fprintf(stderr, "%s: %s\n", janitor_cfg_table.prog, err);
 	clean_free(jan.clean);
 	config_free(&janitor_cfg_table, &cfg);
-	free(args);
 	return (rc);
 }

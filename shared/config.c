@@ -365,10 +365,8 @@ config_load(const struct cfg_table *t, void *base, int argc, char **argv,
 	}
 	if (config_apply_all(t, base, argc, argv, err, errlen) == -1)
 		return (CONFIG_ERROR);
-	if (special == 'n') {
-		printf("%s: configuration OK\n", t->prog);
-		return (CONFIG_EXIT_OK);
-	}
+	if (special == 'n')
+		return (CONFIG_CHECK);
 	return (CONFIG_OK);
 }
 

@@ -71,8 +71,9 @@ extern const char *const cfg_log_formats[]; /* plain, json */
 
 enum config_result {
 	CONFIG_OK,
-	CONFIG_EXIT_OK, /* --help or --check: exit 0 */
-	CONFIG_ERROR,	/* message in err: exit 2 */
+	CONFIG_EXIT_OK, /* --help: exit 0 */
+	CONFIG_CHECK, /* --check: run the program's own checks, say so, exit */
+	CONFIG_ERROR, /* message in err: exit 2 */
 };
 
 enum config_result config_load(

@@ -160,3 +160,36 @@ parse_double(const char *s, double min, double max, double *out)
 	*out = v;
 	return (0);
 }
+
+/*
+ * Creates a directory and its missing parents (mode 0755), and checks the
+ * result is a writable directory. Returns 0, or -1 with the reason in err.
+ */
+int
+mkdir_p(const char *path, char *err, size_t errlen)
+{
+	char   buf[4096], *p;
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof buf) {
+		snprintf(err, errlen, "'%s': bad path", path);
+		return (-1);
+	}
+	memcpy(buf, path, len + 1);
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+		goto fail;
+	if (access(path, W_OK | X_OK) == -1)
+		goto fail;
+	return (0);
+fail:
+	snprintf(err, errlen, "%s: %s", buf, strerror(errno));
+	return (-1);
+}

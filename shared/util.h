@@ -18,5 +18,6 @@ void	  uuid4(char[UUID_LEN]);
 char	 *file_slurp(const char *, size_t, size_t *, char *, size_t);
 int	  parse_ll(const char *, long long, long long, long long *);
 int	  parse_double(const char *, double, double, double *);
+int	  mkdir_p(const char *, char *, size_t);
 
 #endif

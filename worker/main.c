@@ -15,6 +15,7 @@
 #include "config.h"
 #include "controlnet.h"
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 static const char *const store_modes[] = { "dir", "redis", "both", NULL };
@@ -152,6 +153,14 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 		    store_modes[c->store]);
 		return (-1);
 	}
+	if (c->store != STORE_REDIS &&
+	    mkdir_p(c->output_dir, err, errlen) == -1) {
+		char tmp[512];
+
+		snprintf(tmp, sizeof tmp, "output-dir: %s", err);
+		snprintf(err, errlen, "%s", tmp);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -198,21 +207,20 @@ main(int argc, char **argv)
 	struct event	  *sev[3];
 	char		   err[1024];
 	size_t		   i;
+	int		   rc, ok = 1;
 
 	memset(&cfg, 0, sizeof cfg);
-	switch (
-	    config_load(&worker_cfg_table, &cfg, argc, argv, err, sizeof err)) {
-	case CONFIG_EXIT_OK:
-		return (0);
-	case CONFIG_ERROR:
+	rc = config_load(&worker_cfg_table, &cfg, argc, argv, err, sizeof err);
+	if (rc == CONFIG_OK || rc == CONFIG_CHECK)
+		ok = worker_cfg_check(&cfg, err, sizeof err) == 0;
+	if (rc == CONFIG_ERROR ||
+	    ((rc == CONFIG_OK || rc == CONFIG_CHECK) && !ok))
 		fprintf(stderr, "comfyq-worker: %s\n", err);
-		return (2);
-	case CONFIG_OK:
-		break;
-	}
-	if (worker_cfg_check(&cfg, err, sizeof err) == -1) {
-		fprintf(stderr, "comfyq-worker: %s\n", err);
-		return (2);
+	else if (rc == CONFIG_CHECK)
+		printf("comfyq-worker: configuration OK\n");
+	if (rc != CONFIG_OK || !ok) {
+		config_free(&worker_cfg_table, &cfg);
+		return (rc == CONFIG_ERROR || !ok ? 2 : 0);
 	}
 	log_init("comfyq-worker", cfg.log_level, cfg.log_format == 1);
 	config_dump(&worker_cfg_table, &cfg);

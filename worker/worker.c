@@ -484,6 +484,8 @@ worker_comfy_link(void *arg, int up)
 	int	       i, n = w->nruns;
 
 	backend_link(w->backend, up);
+	if (!up)
+		worker_set_objinfo(w, NULL); /* a restart may change models */
 	snap = worker_snapshot(w);
 	for (i = 0; i < n; i++)
 		run_link(snap[i], up);

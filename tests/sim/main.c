@@ -208,6 +208,9 @@ main(int argc, char **argv)
 	log_init("comfyq-sim", LL_NOTICE, fmt != NULL && !strcmp(fmt, "json"));
 	switch (
 	    config_load(&sim_cfg_desc, &sim.cfg, argc, argv, err, sizeof err)) {
+	case CONFIG_CHECK:
+		printf("comfyq-sim: configuration OK\n");
+		/* FALLTHROUGH */
 	case CONFIG_EXIT_OK:
 		config_free(&sim_cfg_desc, &sim.cfg);
 		return (0);
