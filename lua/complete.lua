@@ -13,11 +13,7 @@ register('complete', function(keys, args)
 	local jid = arg_str(args[1], 'jid', 64)
 	local fence = arg_str(args[2], 'fence', 24)
 	local outputs = arg_str(args[3], 'outputs', 1048576)
-	local ok, list = pcall(cjson.decode, outputs)
-	if not ok or type(list) ~= 'table' or (next(list) ~= nil and
-	    list[1] == nil) then
-		raise('INVALID', 'outputs: must be a JSON array')
-	end
+	arg_json_array(outputs, 'outputs', math.huge, 'must be a JSON array')
 	local j = active_job(P, jid, fence, 'pool', 'tenant', 'meta', 'attempt')
 	if not j then
 		return redis.status_reply('STALE')

@@ -347,11 +347,8 @@ register('job_files', function(keys, args)
 	local jid = arg_str(args[1], 'jid', 64)
 	local fence = arg_str(args[2], 'fence', 24)
 	local text = arg_str(args[3], 'files', 65536)
-	local ok, list = pcall(cjson.decode, text)
-	if not ok or type(list) ~= 'table' or (next(list) ~= nil and
-	    list[1] == nil) or #list > 64 then
-		raise('INVALID', 'files: must be a JSON array of up to 64 paths')
-	end
+	local list = arg_json_array(text, 'files', 64,
+	    'must be a JSON array of up to 64 paths')
 	for i, p in ipairs(list) do
 		if not file_path_ok(p) then
 			raise('INVALID', 'files[' .. (i - 1) .. ']: ' ..

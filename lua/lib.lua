@@ -87,6 +87,17 @@ local function arg_str(v, name, maxlen)
 	return v
 end
 
+-- A JSON array argument of at most max items, or an INVALID error whose
+-- message is name: rule.
+local function arg_json_array(v, name, max, rule)
+	local ok, list = pcall(cjson.decode, v)
+	if not ok or type(list) ~= 'table' or (next(list) ~= nil and
+	    list[1] == nil) or #list > max then
+		raise('INVALID', name .. ': ' .. rule)
+	end
+	return list
+end
+
 -- Worker ids, pool names, holder names: printable, no spaces, no braces.
 local function arg_name(v, name)
 	arg_str(v, name, 128)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -192,4 +193,16 @@ mkdir_p(const char *path, char *err, size_t errlen)
 fail:
 	snprintf(err, errlen, "%s: %s", buf, strerror(errno));
 	return (-1);
+}
+
+/* Whether needle occurs in hay, ignoring ASCII case. */
+int
+str_icontains(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay != '\0'; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return (1);
+	return (n == 0);
 }

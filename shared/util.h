@@ -19,5 +19,6 @@ char	 *file_slurp(const char *, size_t, size_t *, char *, size_t);
 int	  parse_ll(const char *, long long, long long, long long *);
 int	  parse_double(const char *, double, double, double *);
 int	  mkdir_p(const char *, char *, size_t);
+int	  str_icontains(const char *, const char *);
 
 #endif

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "errmap.h"
+#include "util.h"
 
 static const char *
 errmap_str(const cJSON *o, const char *name)
@@ -25,17 +26,6 @@ errmap_str(const cJSON *o, const char *name)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
 	return (cJSON_IsString(v) ? v->valuestring : "");
-}
-
-static int
-errmap_contains(const char *hay, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (; *hay != '\0'; hay++)
-		if (strncasecmp(hay, needle, n) == 0)
-			return (1);
-	return (0);
 }
 
 static int
@@ -62,7 +52,7 @@ errmap_is_gpu_fault(const char *text)
 	size_t i;
 
 	for (i = 0; i < sizeof faults / sizeof faults[0]; i++)
-		if (errmap_contains(text, faults[i]))
+		if (str_icontains(text, faults[i]))
 			return (1);
 	return (0);
 }
@@ -168,7 +158,7 @@ errmap_execution_error(const cJSON *data, char *msg, size_t len)
 		return (EC_OOM);
 	if (errmap_is_gpu_fault(text))
 		return (EC_GPU_FAULT);
-	if (errmap_contains(text, "no face detected"))
+	if (str_icontains(text, "no face detected"))
 		return (EC_NO_FACE);
 	if (strcmp(node, "LoadImage") == 0)
 		return (EC_INVALID_INPUT);

@@ -236,24 +236,13 @@ w_list_entry(const struct strlist *l, const char *name)
 }
 
 static int
-w_contains(const char *hay, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (; *hay != '\0'; hay++)
-		if (strncasecmp(hay, needle, n) == 0)
-			return (1);
-	return (0);
-}
-
-static int
 w_list_match(const struct strlist *l, const char *a, const char *b)
 {
 	size_t k;
 
 	for (k = 0; k < l->n; k++)
-		if (w_contains(l->v[k], a) &&
-		    (b == NULL || w_contains(l->v[k], b)))
+		if (str_icontains(l->v[k], a) &&
+		    (b == NULL || str_icontains(l->v[k], b)))
 			return (1);
 	return (0);
 }
