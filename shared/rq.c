@@ -310,21 +310,6 @@ rq_run(redisContext *ctx, const struct rq_cmd *c)
 	    redisCommandArgv(ctx, c->argc, (const char **)c->argv, c->lens));
 }
 
-/* Copies an error reply (or a lost connection) into err; returns -1. */
-int
-rq_reply_error(const redisReply *r, char *err, size_t errlen)
-{
-	if (r == NULL) {
-		snprintf(err, errlen, "no reply from Redis (connection lost)");
-		return (-1);
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "%s", r->str);
-		return (-1);
-	}
-	return (0);
-}
-
 int
 rq_reply_is_status(const redisReply *r, const char *s)
 {

@@ -51,7 +51,6 @@ void rq_cmd_free(struct rq_cmd *);
 redisContext *rq_connect(const char *, int, int, char *, size_t);
 redisReply   *rq_run(redisContext *, const struct rq_cmd *);
 int	      rq_load_functions(redisContext *, char *, size_t);
-int	      rq_reply_error(const redisReply *, char *, size_t);
 int	      rq_reply_is_status(const redisReply *, const char *);
 
 struct rq_async;

@@ -79,7 +79,7 @@ struct worker_cfg {
 	int	  log_format;
 };
 
-enum worker_state { WS_STARTING, WS_RUNNING, WS_DRAINING, WS_STOPPED };
+enum worker_state { WS_RUNNING, WS_DRAINING, WS_STOPPED };
 
 struct worker {
 	struct worker_cfg *cfg;
@@ -106,10 +106,9 @@ struct worker {
 	cJSON		   *objinfo; /* cached GET /object_info */
 
 	int	      registered;
-	int	      capacity;	   /* the pool's slots, from Redis */
-	int	      claiming;	   /* a claim call is in flight */
-	int	      blocking;	   /* 0, or the block_mode */
-	long long     next_due_ms; /* from the last nojob reply */
+	int	      capacity; /* the pool's slots, from Redis */
+	int	      claiming; /* a claim call is in flight */
+	int	      blocking; /* 0, or the block_mode */
 	struct event *hb_timer;
 	struct event *retry_timer; /* re-register, NOPOOL */
 	struct event *drain_timer;
