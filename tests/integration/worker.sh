@@ -4,7 +4,7 @@
 # (job states, events, refunds, files) and on what the sim saw.
 #   worker.sh BIN_DIR GROUP      GROUP: basic templates faults timeouts
 #                                       recovery cancel kill drain autostart
-#                                       store reload
+#                                       store reload pipeline partition
 set -u
 BIN=$1
 GROUP=$2
@@ -138,6 +138,14 @@ templates)
 	j=$(smoke --param color=16777215)
 	await "$j" succeeded 30
 	eq "refunds" "$(refunds)" 0
+	# An input URL that points inside (here: the sim on loopback) is
+	# refused unless allow-private-urls is set.
+	j=$(submit --workflow sdxl_img2img --param prompt=x \
+		--input image="$SIM_URL/view?filename=x.png")
+	await "$j" failed 30
+	eq "private URL" "$(field "$j" error_code)" invalid_input
+	case "$(field "$j" error)" in *inputs.image*) ok ;;
+		*) bad "message: $(field "$j" error)" ;; esac
 	;;
 autostart)
 	# ComfyUI is down; two workers share it; one starts it, once.
@@ -186,6 +194,46 @@ reload)
 	j=$(smoke)
 	await "$j" succeeded 30
 	alive "$W1" && ok || bad "worker died"
+	;;
+pipeline)
+	# Two slots: the next prompt waits in ComfyUI's queue while one runs.
+	WORKER_ARGS="--slots 2"
+	stack --step-ms 100
+	a=$(txt2img --param steps=20)
+	b=$(txt2img --param steps=20)
+	both() { is_state "$a" active && is_state "$b" active; }
+	wait_until 20 both && ok || bad "not both active"
+	q=$(curl -sf "$SIM_URL/queue")
+	n_run=$(echo "$q" | grep -o '"queue_running":\[\[' | wc -l)
+	n_pend=$(echo "$q" | sed 's/.*"queue_pending"://' | grep -o '\[[0-9.]*,"' | wc -l)
+	eq "one running in ComfyUI" "$n_run" 1
+	eq "one waiting in ComfyUI" "$n_pend" 1
+	await "$a" succeeded 30
+	await "$b" succeeded 30
+	;;
+partition)
+	# w1 is cut off longer than its lease; the janitor gives its job to
+	# w2. When w1 comes back it must stop the prompt and write nothing.
+	stack --step-ms 200
+	janitor_start
+	PIDS+=("$JPID")
+	j=$(txt2img --param steps=30)
+	wait_until 20 is_state "$j" active || bad "never active"
+	wait_until 20 sim_saw "job=.* start" || bad "w1's prompt never ran"
+	kill -STOP "$W1"
+	worker_start w2
+	PIDS+=("$WPID")
+	wait_until 20 sh -c "[ \"\$(redis-cli -p $RPORT HGET '${P}job:$j' worker)\" = w2 ]" ||
+		bad "w2 never took the job"
+	kill -CONT "$W1"
+	wait_until 10 grep -q "job=$j dropped: lease lost" "$T/w1.log" && ok ||
+		bad "w1 did not drop the job"
+	await "$j" succeeded 60
+	eq "one success" "$(events "$j" succeeded)" 1
+	eq "finished by" "$(field "$j" worker)" w2
+	wait_until 5 sim_saw 'interrupted at node' && ok ||
+		bad "w1's prompt was not interrupted"
+	alive "$W1" && ok || bad "w1 died"
 	;;
 faults)
 	WORKER_ARGS="--http-timeout-ms 1000"
