@@ -14,7 +14,7 @@ build=${COMFYQ_BUILD_DIR:-build}
 # Debian packages this project builds and tests with.
 packages="build-essential cmake pkg-config libhiredis-dev libcurl4-openssl-dev
 libcjson-dev libevent-dev libstb-dev libwslay-dev libssl-dev redis-server
-redis-tools"
+redis-tools curl procps"
 . "$root/tests/lib/deps.sh"
 deps_install $packages
 
