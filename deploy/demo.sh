@@ -96,4 +96,8 @@ EOF
 if [ "${COMFYQ_DEMO_ONESHOT:-0}" = 1 ]; then
 	exit "$status"
 fi
-while true; do sleep 3600; done
+# wait, unlike a foreground sleep, lets the INT/TERM trap run at once.
+while true; do
+	sleep 3600 &
+	wait $! || true
+done

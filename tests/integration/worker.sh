@@ -161,7 +161,10 @@ autostart)
 	n=$(cat "$T/w1.log" "$T/w2.log" | grep -c "comfyui is down: started")
 	eq "started once" "$n" 1
 	eq "one sim listening" "$(grep -c 'listening on' "$T/started.log")" 1
-	spid=$(pgrep -f -- "--port $port --base-directory $T/sim" | head -1)
+	# The started sim is in a session of its own: stop it by its PID (the
+	# pattern is anchored: the workers' own arguments hold the command).
+	spid=$(pgrep -f -- "^$BIN/comfyq-sim --port $port ")
+	eq "the started sim found" "$(echo "$spid" | wc -w)" 1
 	[ -n "$spid" ] && PIDS+=("$spid")
 	;;
 store)
