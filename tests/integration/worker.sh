@@ -152,6 +152,7 @@ autostart)
 	port=$(( 20000 + RANDOM % 20000 ))
 	SIM_URL="http://127.0.0.1:$port"
 	cmd="exec $BIN/comfyq-sim --port $port --base-directory $T/sim --step-ms 10 --model-load-ms 0 >>$T/started.log 2>&1"
+	export TMPDIR=$T	# where the workers' start lock file goes
 	worker_start w1 --comfyui-start-cmd "$cmd" --comfyui-start-timeout-s 20
 	PIDS+=("$WPID")
 	worker_start w2 --comfyui-start-cmd "$cmd" --comfyui-start-timeout-s 20
@@ -161,6 +162,7 @@ autostart)
 	n=$(cat "$T/w1.log" "$T/w2.log" | grep -c "comfyui is down: started")
 	eq "started once" "$n" 1
 	eq "one sim listening" "$(grep -c 'listening on' "$T/started.log")" 1
+	eq "one start lock" "$(ls "$T"/comfyq-start-*.lock | wc -l)" 1
 	# The started sim is in a session of its own: stop it by its PID (the
 	# pattern is anchored: the workers' own arguments hold the command).
 	spid=$(pgrep -f -- "^$BIN/comfyq-sim --port $port ")
