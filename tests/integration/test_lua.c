@@ -527,7 +527,7 @@ test_heartbeat_renews_and_reports_lost(void)
 	ASSERT_STREQ(r->element[0]->element[0]->str, c2.jid);
 	ASSERT_EQ(r->element[1]->elements, 0);
 	ASSERT_EQ(r->element[2]->integer, 2);
-	ASSERT_EQ(r->element[3]->integer, 1);	/* registered */
+	ASSERT_EQ(r->element[3]->integer, 1); /* registered */
 	freeReplyObject(r);
 	until2 = atoll(it_hget(P, c.jid, "lease_until"));
 	ASSERT_TRUE(until2 >= until1 + 28000);

@@ -111,8 +111,8 @@ run_apply_flags(void)
 {
 	if (flag_unload || flag_free) {
 		work_unload_models();
-		log_info("free: models unloaded%s", flag_free ?
-		    ", caches dropped" : "");
+		log_info("free: models unloaded%s",
+		    flag_free ? ", caches dropped" : "");
 	}
 	if (flag_free)
 		cache_reset();

@@ -26,9 +26,9 @@ extern int     unit_checks;
 
 void unit_fail(const char *, int, const char *, ...)
     __attribute__((format(printf, 3, 4), noreturn));
-const char *unit_data(const char *);
+const char   *unit_data(const char *);
 struct cJSON *unit_json(const char *);
-int	unit_run(const char *, const struct unit_test *);
+int	      unit_run(const char *, const struct unit_test *);
 
 #define ASSERT_TRUE(x)                                                         \
 	do {                                                                   \
