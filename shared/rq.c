@@ -445,14 +445,6 @@ struct rq_async {
 static void rq_async_connect(struct rq_async *);
 
 static void
-rq_async_timer(struct rq_async *ra, long long ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	evtimer_add(ra->timer, &tv);
-}
-
-static void
 rq_async_set_state(struct rq_async *ra, enum rq_async_state to)
 {
 	int was_up = ra->state == RQ_UP;
@@ -465,7 +457,7 @@ rq_async_set_state(struct rq_async *ra, enum rq_async_state to)
 			ra->cb(ra, 1, ra->arg);
 	} else if (to == RQ_DOWN) {
 		if (!ra->freeing)
-			rq_async_timer(ra, backoff_next(&ra->backoff));
+			timer_add_ms(ra->timer, backoff_next(&ra->backoff));
 		if (was_up && ra->cb != NULL && !ra->freeing)
 			ra->cb(ra, 0, ra->arg);
 	}
@@ -604,7 +596,7 @@ rq_async_connect(struct rq_async *ra)
 	redisLibeventAttach(ac, ra->base);
 	redisAsyncSetConnectCallback(ac, rq_async_on_connect);
 	redisAsyncSetDisconnectCallback(ac, rq_async_on_disconnect);
-	rq_async_timer(ra, RQ_CONNECT_TIMEOUT_MS);
+	timer_add_ms(ra->timer, RQ_CONNECT_TIMEOUT_MS);
 }
 
 /*

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "util.h"
 
 long long
@@ -205,4 +207,13 @@ str_icontains(const char *hay, const char *needle)
 		if (strncasecmp(hay, needle, n) == 0)
 			return (1);
 	return (n == 0);
+}
+
+/* Arms (or re-arms) a libevent timer to fire in ms milliseconds. */
+void
+timer_add_ms(struct event *ev, long long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
 }

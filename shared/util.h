@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event;
+
 #define UUID_LEN 37 /* 36 characters and the NUL */
 
 long long clock_wall_ms(void);
@@ -20,5 +22,6 @@ int	  parse_ll(const char *, long long, long long, long long *);
 int	  parse_double(const char *, double, double, double *);
 int	  mkdir_p(const char *, char *, size_t);
 int	  str_icontains(const char *, const char *);
+void	  timer_add_ms(struct event *, long long);
 
 #endif

@@ -52,14 +52,6 @@ struct backend {
 static void backend_probe(struct backend *);
 
 static void
-backend_schedule(struct backend *b, long long ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	evtimer_add(b->timer, &tv);
-}
-
-static void
 backend_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	(void)fd;
@@ -225,7 +217,7 @@ backend_probe_done(const struct httpc_resp *r, void *arg)
 	next = b->w->cfg->health_interval_ms;
 	if (backend_healthy(b))
 		next *= BACKEND_UP_PROBE_FACTOR;
-	backend_schedule(b, next);
+	timer_add_ms(b->timer, next);
 	if (was != backend_healthy(b))
 		worker_backend_changed(b->w);
 }

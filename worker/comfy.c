@@ -16,6 +16,7 @@
 #include "backoff.h"
 #include "comfy.h"
 #include "log.h"
+#include "util.h"
 #include "ws.h"
 #include "xmalloc.h"
 
@@ -81,10 +82,7 @@ comfy_ws_on_binary(struct ws *ws, const unsigned char *p, size_t len, void *arg)
 static void
 comfy_reconnect_later(struct comfy *c)
 {
-	long long      ms = backoff_next(&c->backoff);
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	evtimer_add(c->reconnect, &tv);
+	timer_add_ms(c->reconnect, backoff_next(&c->backoff));
 }
 
 static void

@@ -161,14 +161,6 @@ run_set_state(struct run *r, enum run_state to)
 }
 
 static void
-run_timer(struct event *ev, long long ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	evtimer_add(ev, &tv);
-}
-
-static void
 run_free(struct run *r)
 {
 	httpc_cancel(r->req);
@@ -277,7 +269,7 @@ run_report_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
 		log_job(LL_WARNING, r->jid, "report failed: %s; retrying",
 		    rep ? rep->str : "no connection to Redis");
-		run_timer(r->retry, RUN_REPORT_RETRY_MS);
+		timer_add_ms(r->retry, RUN_REPORT_RETRY_MS);
 		run_unref(r);
 		return;
 	}
@@ -333,7 +325,7 @@ run_send_report(struct run *r)
 	if (rq_async_call(r->w->rc, run_report_reply, r, &c) == 0)
 		r->refs++;
 	else
-		run_timer(r->retry, RUN_REPORT_RETRY_MS);
+		timer_add_ms(r->retry, RUN_REPORT_RETRY_MS);
 	rq_cmd_free(&c);
 }
 
@@ -405,13 +397,13 @@ run_progress(struct run *r, const cJSON *data)
 	if (wait <= 0 || r->prog_value >= r->prog_max)
 		run_progress_send(r);
 	else if (!evtimer_pending(r->prog_timer, NULL))
-		run_timer(r->prog_timer, wait);
+		timer_add_ms(r->prog_timer, wait);
 }
 
 static void
 run_arm_silence(struct run *r)
 {
-	run_timer(r->silence, r->w->cfg->silence_timeout_s * 1000);
+	timer_add_ms(r->silence, r->w->cfg->silence_timeout_s * 1000);
 }
 
 static void
@@ -516,7 +508,7 @@ run_unreachable(struct run *r, const char *what, const char *why)
 		return;
 	}
 	run_set_state(r, RS_WAIT);
-	run_timer(r->silence, 1000); /* look again soon */
+	timer_add_ms(r->silence, 1000); /* look again soon */
 }
 
 static void
@@ -1139,7 +1131,7 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 	r->retry = evtimer_new(w->base, run_retry_cb, r);
 	r->timeout_ms =
 	    (timeout_s > 0 ? timeout_s : w->cfg->job_timeout_s) * 1000;
-	run_timer(r->wall, r->timeout_ms);
+	timer_add_ms(r->wall, r->timeout_ms);
 	log_job(
 	    LL_NOTICE, jid, "claimed (attempt %d, fence %s)", attempt, fence);
 	if (job_spec_parse(&r->spec, spec, spec_len, &lim, err, sizeof err) ==

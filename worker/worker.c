@@ -45,14 +45,6 @@ enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL };
 static void worker_register(struct worker *);
 static void worker_stop(struct worker *);
 
-static void
-worker_timer(struct event *ev, long long ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	evtimer_add(ev, &tv);
-}
-
 int
 worker_healthy(const struct worker *w)
 {
@@ -215,12 +207,12 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		    strncmp(r->str, "NOPOOL", 6) == 0
 			? " (set one: comfyq slots set POOL N, or COMFYQ_SLOTS)"
 			: "");
-		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 		return;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
 		log_warnx("claim: unexpected reply");
-		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 		return;
 	}
 	tag = r->element[0]->str;
@@ -324,7 +316,7 @@ worker_heartbeat(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	worker_timer(w->hb_timer, w->cfg->heartbeat_ms);
+	timer_add_ms(w->hb_timer, w->cfg->heartbeat_ms);
 	if (!w->registered)
 		return;
 	rq_cmd_fcall(&c, "heartbeat", w->prefix);
@@ -353,7 +345,7 @@ worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		log_warnx("register: %s",
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 		return;
 	}
 	w->capacity = (int)r->element[0]->integer;
@@ -403,7 +395,7 @@ worker_register(struct worker *w)
 		: worker_healthy(w) ? "ok"
 				    : "backend_down");
 	if (rq_async_call(w->rc, worker_register_reply, w, &c) == -1)
-		worker_timer(w->retry_timer, WORKER_RETRY_MS);
+		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 	rq_cmd_free(&c);
 }
 
@@ -580,7 +572,7 @@ worker_drain_cb(evutil_socket_t fd, short ev, void *arg)
 	for (i = 0; i < n; i++)
 		run_release(snap[i]);
 	free(snap);
-	worker_timer(w->drain_timer, WORKER_DRAIN_SLACK_MS);
+	timer_add_ms(w->drain_timer, WORKER_DRAIN_SLACK_MS);
 }
 
 /*
@@ -605,7 +597,7 @@ worker_drain(struct worker *w)
 		worker_stop(w);
 		return;
 	}
-	worker_timer(w->drain_timer, w->cfg->drain_grace_s * 1000);
+	timer_add_ms(w->drain_timer, w->cfg->drain_grace_s * 1000);
 }
 
 /* Picks the pool: the GPU's uuid, else COMFYQ_POOL, else host:port. */
@@ -702,7 +694,7 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 	w->hb_timer = evtimer_new(base, worker_heartbeat, w);
 	w->retry_timer = evtimer_new(base, worker_retry_cb, w);
 	w->drain_timer = evtimer_new(base, worker_drain_cb, w);
-	worker_timer(w->hb_timer, cfg->heartbeat_ms);
+	timer_add_ms(w->hb_timer, cfg->heartbeat_ms);
 	if ((w->rc = rq_async_new(base, cfg->redis_url, 1, worker_rc_state, w,
 		 err, sizeof err)) == NULL ||
 	    (w->rb = rq_async_new(base, cfg->redis_url, 0, worker_rb_state, w,
