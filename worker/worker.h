@@ -63,6 +63,9 @@ struct worker_cfg {
 	int	  store;
 	long long blob_ttl_s;
 	long long max_output_bytes;
+	long long max_output_pixels;
+	long long output_timeout_ms;
+	int	  output_fsync;
 	long long drain_grace_s;
 	long long block_timeout_s;
 	char	 *start_cmd;

@@ -5,6 +5,7 @@
 #   worker.sh BIN_DIR GROUP      GROUP: basic templates faults timeouts
 #                                       recovery cancel kill drain autostart
 #                                       store reload pipeline partition
+#                                       outputs
 set -u
 BIN=$1
 GROUP=$2
@@ -413,6 +414,49 @@ drain)
 	eq "attempt not counted" "$(field "$j" attempt)" 0
 	eq "requeued event" "$(events "$j" requeued)" 1
 	wait_until 5 sim_saw 'interrupt' && ok || bad "sim saw no interrupt"
+	;;
+outputs)
+	# Output names and sizes come from ComfyUI's history and files:
+	# untrusted. Two files of one name in two subfolders stay two files.
+	stack
+	# Two samplers with two seeds, two SaveImage nodes: two pictures.
+	k='"class_type":"KSampler","inputs":{"model":["1",0],"steps":2,"cfg":7,"sampler_name":"euler","scheduler":"normal","positive":["3",0],"negative":["3",0],"latent_image":["2",0],"denoise":1'
+	echo '{"1":{"class_type":"CheckpointLoaderSimple","inputs":{"ckpt_name":"sd_xl_base_1.0.safetensors"}},"2":{"class_type":"EmptyLatentImage","inputs":{"width":256,"height":256,"batch_size":1}},"3":{"class_type":"CLIPTextEncode","inputs":{"text":"x","clip":["1",1]}},"4":{'"$k"',"seed":1}},"5":{"class_type":"VAEDecode","inputs":{"samples":["4",0],"vae":["1",2]}},"6":{"class_type":"SaveImage","inputs":{"images":["5",0],"filename_prefix":"x"}},"7":{'"$k"',"seed":2}},"8":{"class_type":"VAEDecode","inputs":{"samples":["7",0],"vae":["1",2]}},"9":{"class_type":"SaveImage","inputs":{"images":["8",0],"filename_prefix":"x"}}}' >"$T/two.json"
+	sim_faults '{"reset":true,"same_name":{"times":1}}'
+	j=$(submit --graph "$T/two.json")
+	await "$j" succeeded 30
+	out=$(CQ status "$j" --json)
+	p0=$(echo "$out" | grep -oE '"path":"[^"]+"' | sed -n 1p | cut -d'"' -f4)
+	p1=$(echo "$out" | grep -oE '"path":"[^"]+"' | sed -n 2p | cut -d'"' -f4)
+	s="$T/sim/output/comfyq/$j/a1"
+	[ -n "$p0" ] && [ "$p0" != "$p1" ] && ok || bad "paths '$p0' '$p1'"
+	cmp -s "$s/1/x.png" "$s/2/x.png" && bad "the two images are one" || ok
+	{ cmp -s "$p0" "$s/1/x.png" && cmp -s "$p1" "$s/2/x.png"; } ||
+	{ cmp -s "$p0" "$s/2/x.png" && cmp -s "$p1" "$s/1/x.png"; } && ok ||
+		bad "$p0 and $p1 are not ComfyUI's 1/x.png and 2/x.png"
+	eq "files stored" "$(ls "$T/out/$j" | wc -l)" 2
+	# A name with a control character is refused, not stored.
+	sim_faults '{"reset":true,"same_name":{"times":1,"name":"x\n.png"}}'
+	j=$(smoke --max-attempts 3)
+	await "$j" failed 30
+	eq "control character" "$(field "$j" error_code)" output_invalid
+	case "$(field "$j" error)" in *"control character"*) ok ;;
+		*) bad "message: $(field "$j" error)" ;; esac
+	eq "nothing stored" "$(ls "$T/out/$j" 2>/dev/null | wc -l)" 0
+	# A small PNG that declares 16384x16384 (about 1.5 GB to decode) is
+	# refused from its header: the worker's peak RSS stays far below.
+	sim_faults '{"reset":true,"huge_png":{"times":1}}'
+	j=$(smoke --max-attempts 3)
+	await "$j" failed 30
+	eq "huge png" "$(field "$j" error_code)" output_invalid
+	eq "huge png attempts" "$(field "$j" attempt)" 1
+	case "$(field "$j" error)" in *16384x16384*) ok ;;
+		*) bad "message: $(field "$j" error)" ;; esac
+	eq "no file kept" "$(ls -A "$T/out/$j" 2>/dev/null | wc -l)" 0
+	eq "refunds" "$(refunds)" 2
+	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$W1/status")
+	if [ "${hwm:-999999999}" -lt 307200 ]; then ok; else
+		bad "worker peak RSS ${hwm} kB"; fi
 	;;
 *)
 	echo "worker.sh: unknown group $GROUP" >&2
