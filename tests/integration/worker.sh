@@ -5,7 +5,7 @@
 #   worker.sh BIN_DIR GROUP      GROUP: basic templates faults timeouts
 #                                       recovery cancel kill drain autostart
 #                                       store reload pipeline partition
-#                                       outputs
+#                                       outputs health
 set -u
 BIN=$1
 GROUP=$2
@@ -457,6 +457,50 @@ outputs)
 	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$W1/status")
 	if [ "${hwm:-999999999}" -lt 307200 ]; then ok; else
 		bad "worker peak RSS ${hwm} kB"; fi
+	;;
+health)
+	# The record's health follows the truth whatever the order of
+	# events. (It pauses Redis: CMakeLists gives it a Redis of its own.)
+	health() { RC HGET "${P}worker:w1" health; }
+	is_health() { [ "$(health)" = "$1" ]; }
+	SIM_PORT=$(( 20000 + RANDOM % 20000 ))
+	SIM_URL="http://127.0.0.1:$SIM_PORT"
+	# The first register fails (the pool's slots key is no hash); the
+	# retry is sent while the sim is down and held by Redis until the
+	# worker has seen the sim come up.
+	RC SET "${P}slots:127.0.0.1:$SIM_PORT" x >/dev/null
+	worker_start w1 --drain-grace-s 30
+	PIDS+=("$WPID")
+	W1=$WPID
+	wait_until 20 grep -q "register: .*WRONGTYPE" "$T/w1.log" ||
+		bad "the first register did not fail"
+	printf 'DEL %s\nCLIENT PAUSE 30000 WRITE\n' \
+		"${P}slots:127.0.0.1:$SIM_PORT" | RC >/dev/null
+	wait_until 20 sh -c "redis-cli -p $RPORT CLIENT LIST | grep -q 'flags=b .*cmd=fcall'" ||
+		bad "no register held"
+	sim_start sim --step-ms 100 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	wait_until 20 grep -q "is healthy" "$T/w1.log" || bad "sim never up"
+	RC CLIENT UNPAUSE >/dev/null
+	wait_until 20 grep -q "registered as" "$T/w1.log" || bad "not registered"
+	wait_until 10 is_health ok && ok || bad "health $(health), sim up"
+	# ComfyUI goes away and comes back.
+	stop "$SIM_PID"
+	wait_until 10 is_health backend_down && ok || bad "health $(health), sim down"
+	sim_start sim --step-ms 100 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	wait_until 20 is_health ok && ok || bad "health $(health), sim back"
+	j=$(txt2img --param steps=30)
+	wait_until 20 is_state "$j" active || bad "never active"
+	kill -TERM "$W1"
+	wait_until 10 is_health draining && ok || bad "health $(health), draining"
+	await "$j" succeeded 30
+	wait_until 10 sh -c "! kill -0 $W1" && ok || bad "worker did not exit"
+	eq "worker stopped" "$(RC HGET "${P}worker:w1" state)" stopped
+	# Without a usable GPU the probe says so once, plainly.
+	n=$(grep -cE "notice (no usable CUDA driver|no CUDA device|built without CUDA); using ComfyUI's /system_stats$" "$T/w1.log")
+	if grep -q " GPU 0: " "$T/w1.log"; then eq "GPU probed" "$n" 0; else
+		eq "one plain probe line" "$n" 1; fi
 	;;
 *)
 	echo "worker.sh: unknown group $GROUP" >&2
