@@ -94,7 +94,7 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	{ "max-output-pixels", CFG_INT, O(max_output_pixels), "67108864",
 	    .min = 1, .max = 1073741824,
 	    .text = "Largest still image accepted, in pixels, as its header "
-		    "declares it (decoding takes up to 8 bytes a pixel)." },
+		    "declares it (decoding one takes about 8 bytes a pixel)." },
 	{ "output-timeout-ms", CFG_INT, O(output_timeout_ms), "120000",
 	    .min = 100, .max = 86400000, .flags = CFG_RELOAD,
 	    .text = "Time to download one output file from ComfyUI." },

@@ -380,8 +380,13 @@ worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 	(void)ac;
 	w->registering = 0;
 	w->health_written = NULL;
-	if (r == NULL)
-		return; /* the connection's up callback registers again */
+	if (r == NULL) {
+		/* Lost with the connection, whose up callback registers
+		 * again; a change meanwhile retries (from a timer if down). */
+		if (w->register_again)
+			worker_register(w);
+		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		log_warnx("register: %s",
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

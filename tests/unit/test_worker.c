@@ -151,38 +151,54 @@ test_collect_outputs(void)
 	cJSON_Delete(h);
 }
 
-/* Collects one node's images, given as JSON; returns the count or -1. */
+/* Collects node 9's files: names[0] in names[1], names[2] in names[3]... */
 static int
-collect_images(const char *images, struct out_list *l, char *err, size_t len)
+collect_names(
+    const char *const *names, struct out_list *l, char *err, size_t len)
 {
-	char   text[2048];
-	cJSON *e;
+	cJSON *e = cJSON_CreateObject(), *images, *f;
 	int    n;
 
-	snprintf(
-	    text, sizeof text, "{\"outputs\":{\"9\":{\"images\":%s}}}", images);
-	e = cJSON_Parse(text);
-	ASSERT_TRUE(e != NULL);
+	images = cJSON_AddArrayToObject(
+	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(e, "outputs"), "9"),
+	    "images");
+	for (; *names != NULL; names += 2) {
+		f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "filename", names[0]);
+		cJSON_AddStringToObject(f, "subfolder", names[1]);
+		cJSON_AddItemToArray(images, f);
+	}
 	n = outputs_collect(e, l, err, len);
 	cJSON_Delete(e);
 	return (n);
 }
 
-#define IMG(f, s) "{\"filename\":\"" f "\",\"subfolder\":\"" s "\"}"
+/* One file: its count (1) or -1, with err. */
+static int
+collect_one(const char *file, const char *sub, char *err, size_t len)
+{
+	const char     *names[] = { file, sub, NULL };
+	struct out_list l;
+	int		n = collect_names(names, &l, err, len);
+
+	outputs_free(&l);
+	return (n);
+}
 
 /* Names from the history: unique on disk, confined, or refused. */
 static void
 test_output_names(void)
 {
-	struct out_list l;
-	char		err[512];
+	static const char *const same[] = { "x.png", "a", "x.png", "b", "x.png",
+		"c", "x-2.png", "", "noext", "", "noext", "d", NULL };
+	static const char *const bad_second[] = { "x.png", "", "x.png",
+		"a\x7f"
+		"b",
+		NULL };
+	struct out_list		 l;
+	char			 err[512], name[260];
 
-	ASSERT_EQ(collect_images(
-		      "[" IMG("x.png", "a") "," IMG("x.png", "b") "," IMG(
-			  "x.png", "c") "," IMG("x-2.png", "") "," IMG("noext",
-			  "") "," IMG("noext", "d") "]",
-		      &l, err, sizeof err),
-	    6);
+	ASSERT_EQ(collect_names(same, &l, err, sizeof err), 6);
 	ASSERT_STREQ(l.v[0].stored, "x.png");
 	ASSERT_STREQ(l.v[1].stored, "x-2.png");
 	ASSERT_STREQ(l.v[2].stored, "x-3.png");
@@ -191,62 +207,38 @@ test_output_names(void)
 	ASSERT_STREQ(l.v[5].stored, "noext-2");
 	ASSERT_STREQ(l.v[1].subfolder, "b");
 	outputs_free(&l);
-	ASSERT_EQ(collect_images("[" IMG("\\u00e9t\\u00e9.png", "x/..y/z.") "]",
-		      &l, err, sizeof err),
-	    1);
-	outputs_free(&l);
 	ASSERT_EQ(
-	    collect_images("[" IMG("x\\n.png", "") "]", &l, err, sizeof err),
-	    -1);
+	    collect_one("\xc3\xa9t\xc3\xa9.png", "x/..y/z.", err, sizeof err),
+	    1);
+	ASSERT_EQ(collect_one("x\n.png", "", err, sizeof err), -1);
 	ASSERT_STREQ(err,
 	    "node 9: file name \"x\\x0a.png\" has a control character "
 	    "(0x0a)");
+	ASSERT_EQ(collect_names(bad_second, &l, err, sizeof err), -1);
 	ASSERT_EQ(l.n, 0);
-	ASSERT_EQ(collect_images(
-		      "[" IMG("x.png", "") "," IMG("x.png", "a\\u007fb") "]",
-		      &l, err, sizeof err),
-	    -1);
 	ASSERT_STREQ(err,
 	    "node 9: subfolder \"a\\x7fb\" has a control character (0x7f)");
-	ASSERT_EQ(
-	    collect_images("[" IMG("a/x.png", "") "]", &l, err, sizeof err),
-	    -1);
+	ASSERT_EQ(collect_one("a/x.png", "", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: file name \"a/x.png\" has a '/'");
-	ASSERT_EQ(
-	    collect_images("[" IMG("..", "") "]", &l, err, sizeof err), -1);
+	ASSERT_EQ(collect_one("..", "", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: file name \"..\" starts with '.'");
-	ASSERT_EQ(collect_images("[" IMG("", "") "]", &l, err, sizeof err), -1);
+	ASSERT_EQ(collect_one("", "", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: a file name is empty");
-	ASSERT_EQ(collect_images(
-		      "[" IMG("x.png", "a/../../etc") "]", &l, err, sizeof err),
-	    -1);
+	ASSERT_EQ(collect_one("x.png", "a/../../etc", err, sizeof err), -1);
 	ASSERT_STREQ(
 	    err, "node 9: subfolder \"a/../../etc\" has a '..' component");
-	ASSERT_EQ(
-	    collect_images("[" IMG("x.png", "/etc") "]", &l, err, sizeof err),
-	    -1);
+	ASSERT_EQ(collect_one("x.png", "/etc", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: subfolder \"/etc\" starts with '/'");
-	ASSERT_EQ(
-	    collect_images("[" IMG("x\\\\y.png", "") "]", &l, err, sizeof err),
-	    -1);
+	ASSERT_EQ(collect_one("x\\y.png", "", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: file name \"x\\x5cy.png\" has a backslash");
-	ASSERT_EQ(
-	    collect_images("[" IMG("x\xff.png", "") "]", &l, err, sizeof err),
-	    -1);
+	ASSERT_EQ(collect_one("x\xff.png", "", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: file name \"x\\xff.png\" is not UTF-8");
-	ASSERT_EQ(collect_images(
-		      "[" IMG("x\xc0\xaf.png", "") "]", &l, err, sizeof err),
-	    -1);
+	ASSERT_EQ(collect_one("x\xc0\xaf.png", "", err, sizeof err), -1);
 	ASSERT_STREQ(err, "node 9: file name \"x\\xc0\\xaf.png\" is not UTF-8");
-	{
-		char name[260], img[400];
-
-		memset(name, 'a', 201);
-		name[201] = '\0';
-		snprintf(img, sizeof img, "[" IMG("%s", "") "]", name);
-		ASSERT_EQ(collect_images(img, &l, err, sizeof err), -1);
-		ASSERT_TRUE(strstr(err, "...\" is over 200 bytes") != NULL);
-	}
+	memset(name, 'a', 201);
+	name[201] = '\0';
+	ASSERT_EQ(collect_one(name, "", err, sizeof err), -1);
+	ASSERT_TRUE(strstr(err, "...\" is over 200 bytes") != NULL);
 }
 
 struct membuf {
