@@ -645,6 +645,28 @@ run_history_entry(struct run *r, const cJSON *e)
 	run_fetch_next(r);
 }
 
+/* store redis or both: validates an output in memory and stores it. */
+static void
+run_keep_bytes(struct run *r, const struct out_file *f,
+    const unsigned char *body, size_t len, cJSON *rec)
+{
+	const struct worker_cfg *cfg = r->w->cfg;
+	char			 err[512];
+
+	if (output_validate(f, body, len, &r->expect, rec, err, sizeof err) ==
+	    -1) {
+		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
+		return;
+	}
+	if (cfg->store == STORE_BOTH &&
+	    output_store_dir(cfg->output_dir, r->jid, f, r->out_i, body, len,
+		cfg->output_fsync, rec, err, sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
+	run_store_blob(r, rec, (const char *)body, len);
+}
+
 /*
  * One output has come: validate it and store it. With store dir it was
  * written to its temporary file as it arrived and is validated there;
@@ -656,7 +678,6 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 	struct run		*r = arg;
 	const struct out_file	*f = &r->outs.v[r->out_i];
 	const struct worker_cfg *cfg = r->w->cfg;
-	const unsigned char	*body = (const unsigned char *)resp->body;
 	cJSON			*rec;
 	char			 err[512];
 
@@ -683,28 +704,20 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 	}
 	rec = cJSON_CreateObject();
 	cJSON_AddItemToArray(r->records, rec);
-	if ((cfg->store == STORE_DIR
-		    ? output_tmp_validate(
-			  &r->tmp, f, &r->expect, rec, err, sizeof err)
-		    : output_validate(f, body, resp->len, &r->expect, rec, err,
-			  sizeof err)) == -1) {
+	if (cfg->store != STORE_DIR) {
+		run_keep_bytes(
+		    r, f, (const unsigned char *)resp->body, resp->len, rec);
+		return;
+	}
+	if (output_tmp_validate(&r->tmp, f, &r->expect, rec, err, sizeof err) ==
+	    -1) {
 		output_tmp_discard(&r->tmp);
 		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
 		return;
 	}
-	if ((cfg->store == STORE_DIR
-		    ? output_tmp_commit(
-			  &r->tmp, cfg->output_fsync, rec, err, sizeof err)
-		    : cfg->store == STORE_BOTH
-		    ? output_store_dir(cfg->output_dir, r->jid, f, r->out_i,
-			  body, resp->len, cfg->output_fsync, rec, err,
-			  sizeof err)
-		    : 0) == -1) {
+	if (output_tmp_commit(
+		&r->tmp, cfg->output_fsync, rec, err, sizeof err) == -1) {
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
-		return;
-	}
-	if (cfg->store != STORE_DIR) {
-		run_store_blob(r, rec, resp->body, resp->len);
 		return;
 	}
 	r->out_i++;
