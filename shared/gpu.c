@@ -41,8 +41,13 @@ gpu_probe(int device, struct gpu_info *g)
 	memset(g, 0, sizeof *g);
 	g->device = device;
 	if ((e = cudaGetDeviceCount(&n)) != cudaSuccess || n == 0) {
-		snprintf(g->why, sizeof g->why, "no CUDA device: %s",
-		    e != cudaSuccess ? cudaGetErrorString(e) : "count is 0");
+		/* No driver (or one older than the runtime) is the usual
+		 * case on a machine without a GPU: say it plainly. */
+		snprintf(g->why, sizeof g->why, "%s",
+		    e == cudaErrorInsufficientDriver ? "no usable CUDA driver"
+						     : "no CUDA device");
+		snprintf(g->detail, sizeof g->detail, "cudaGetDeviceCount: %s",
+		    e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
 		return;
 	}
 	if (device < 0 || device >= n) {
@@ -53,8 +58,10 @@ gpu_probe(int device, struct gpu_info *g)
 	if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess ||
 	    (e = cudaSetDevice(device)) != cudaSuccess ||
 	    (e = cudaMemGetInfo(&freeb, &totalb)) != cudaSuccess) {
-		snprintf(g->why, sizeof g->why, "CUDA device %d: %s", device,
-		    cudaGetErrorString(e));
+		snprintf(
+		    g->why, sizeof g->why, "CUDA device %d unusable", device);
+		snprintf(
+		    g->detail, sizeof g->detail, "%s", cudaGetErrorString(e));
 		return;
 	}
 	g->present = 1;

@@ -17,7 +17,8 @@ struct gpu_info {
 	char	  uuid[64]; /* GPU-xxxxxxxx-xxxx-..., as nvidia-smi */
 	long long total_mb;
 	long long free_mb;
-	char	  why[256]; /* when not present: why not */
+	char	  why[256];    /* when not present: why not, plainly */
+	char	  detail[256]; /* and the CUDA runtime's words, or "" */
 };
 
 int  gpu_built_with_cuda(void);

@@ -7,11 +7,15 @@
  * callback runs: a callback may start or cancel other requests freely,
  * since no curl call is on the stack.
  * A request that cannot be set up fails through the same callback, from a
- * zero timer, so callers have one error path.
+ * zero timer, so callers have one error path. A download (httpc_download)
+ * writes the body to the caller's file as it arrives instead of keeping it.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -35,6 +39,8 @@ struct httpc_req {
 	size_t		   resp_cap;
 	size_t		   max_resp;
 	int		   too_big;
+	int		   fd;		/* httpc_download's file, else -1 */
+	int		   write_errno; /* writing to fd failed */
 	CURLcode	   result;
 	int		   setup_failed;
 	struct event	  *defer; /* delivers a setup failure */
@@ -193,6 +199,26 @@ httpc_pending(const struct httpc *h)
 	return (h->n);
 }
 
+/* A download's bytes go to its file, all of them or an error. */
+static size_t
+httpc_write_fd(struct httpc_req *r, const char *data, size_t n)
+{
+	size_t	off = 0;
+	ssize_t w;
+
+	while (off < n) {
+		if ((w = write(r->fd, data + off, n - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			r->write_errno = errno;
+			return (0); /* aborts the transfer */
+		}
+		off += (size_t)w;
+	}
+	r->resp_len += n;
+	return (n);
+}
+
 static size_t
 httpc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -203,6 +229,8 @@ httpc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		r->too_big = 1;
 		return (0); /* aborts the transfer */
 	}
+	if (r->fd != -1)
+		return (httpc_write_fd(r, data, n));
 	if (r->resp_len + n + 1 > r->resp_cap) {
 		cap = r->resp_cap ? r->resp_cap : 4096;
 		while (cap < r->resp_len + n + 1)
@@ -235,6 +263,12 @@ httpc_finish(struct httpc_req *r)
 	} else if (r->too_big) {
 		resp.fail = HTTPC_TOO_BIG;
 		resp.err = "response too large";
+	} else if (r->write_errno != 0) {
+		snprintf(r->errbuf, sizeof r->errbuf,
+		    "writing the response to its file: %s",
+		    strerror(r->write_errno));
+		resp.fail = HTTPC_WRITE;
+		resp.err = r->errbuf;
 	} else if (r->result == CURLE_OK) {
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
@@ -299,6 +333,7 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 	r->h = h;
 	r->cb = cb;
 	r->arg = arg;
+	r->fd = -1;
 	r->max_resp = o && o->max_resp ? o->max_resp : HTTPC_DEFAULT_MAX_RESP;
 	timeout = o && o->timeout_ms ? o->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
 	connect = o && o->connect_timeout_ms ? o->connect_timeout_ms
@@ -345,6 +380,21 @@ httpc_get(struct httpc *h, const char *url, const struct httpc_opts *o,
     httpc_cb cb, void *arg)
 {
 	return (httpc_start(httpc_req_new(h, url, o, cb, arg)));
+}
+
+/*
+ * GETs url into the open file fd (at its offset) instead of memory: the
+ * response's body is "" and len the bytes written, at most max_resp. A
+ * failed write fails the request (HTTPC_WRITE). fd stays the caller's.
+ */
+struct httpc_req *
+httpc_download(struct httpc *h, const char *url, int fd,
+    const struct httpc_opts *o, httpc_cb cb, void *arg)
+{
+	struct httpc_req *r = httpc_req_new(h, url, o, cb, arg);
+
+	r->fd = fd;
+	return (httpc_start(r));
 }
 
 /* POSTs body (copied) with the given content type. */

@@ -3,7 +3,7 @@
  * driven by libevent socket and timer events). Every request ends in
  * exactly one callback on the loop thread, also when it could not even be
  * started, unless it was canceled first. Bodies are copied; responses are
- * capped in size.
+ * capped in size, and a download goes to a file instead of memory.
  */
 #ifndef COMFYQ_HTTPC_H
 #define COMFYQ_HTTPC_H
@@ -19,6 +19,7 @@ enum httpc_fail {
 	HTTPC_REFUSED, /* could not connect */
 	HTTPC_TIMEOUT, /* connect or transfer time ran out */
 	HTTPC_TOO_BIG, /* the response was over max_resp */
+	HTTPC_WRITE,   /* a download could not write its file */
 	HTTPC_ERROR,   /* any other transport error */
 };
 
@@ -43,6 +44,8 @@ struct httpc	 *httpc_new(struct event_base *);
 void		  httpc_free(struct httpc *);
 struct httpc_req *httpc_get(
     struct httpc *, const char *, const struct httpc_opts *, httpc_cb, void *);
+struct httpc_req *httpc_download(struct httpc *, const char *, int,
+    const struct httpc_opts *, httpc_cb, void *);
 struct httpc_req *httpc_post(struct httpc *, const char *, const char *,
     const void *, size_t, const struct httpc_opts *, httpc_cb, void *);
 struct httpc_req *httpc_upload(struct httpc *, const char *, const char *,

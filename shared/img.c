@@ -173,6 +173,47 @@ img_check_size(
 	return (0);
 }
 
+/* The size in an image's header, from stb_image; -1 with err if none. */
+static int
+img_stb_info(const unsigned char *buf, size_t len, int *w, int *h, int *comp,
+    char *err, size_t errlen)
+{
+	const char *why;
+
+	if (len <= INT32_MAX &&
+	    stbi_info_from_memory(buf, (int)len, w, h, comp))
+		return (0);
+	why = stbi_failure_reason();
+	if (why == NULL || strcmp(why, "unknown image type") == 0)
+		ERR_OUT("not an image (JPEG, PNG, GIF, BMP, TGA or PNM)");
+	ERR_OUT("unreadable image header (%s)", why);
+}
+
+static int
+img_is_png(const unsigned char *buf, size_t len)
+{
+	return (len >= 24 && memcmp(buf, "\x89PNG\r\n\x1a\n", 8) == 0);
+}
+
+/*
+ * The size an image declares, read from its header without decoding
+ * anything: a PNG's IHDR as it stands (whatever it claims), other formats
+ * through stb_image. Returns 0, or -1 with err when there is no header.
+ */
+int
+img_info(const unsigned char *buf, size_t len, int *w, int *h, char *err,
+    size_t errlen)
+{
+	int comp;
+
+	if (img_is_png(buf, len)) {
+		*w = (int)(img_be32(buf + 16, 0) & 0x7fffffff);
+		*h = (int)(img_be32(buf + 20, 0) & 0x7fffffff);
+		return (0);
+	}
+	return (img_stb_info(buf, len, w, h, &comp, err, errlen));
+}
+
 /*
  * Decodes buf[0..len) into im, checking it against lim (NULL: the
  * defaults). channels is 0 to keep the file's, or 1..4 to convert. Returns
@@ -193,21 +234,12 @@ img_decode(const unsigned char *buf, size_t len, const struct img_limits *lim,
 		ERR_OUT(
 		    "%zu bytes over the %zu byte limit", len, lim->max_bytes);
 	/* A PNG's own header, so a 0 or giant size is named as such. */
-	if (len >= 24 && memcmp(buf, "\x89PNG\r\n\x1a\n", 8) == 0 &&
-	    img_check_size((int)(img_be32(buf + 16, 0) & 0x7fffffff),
-		(int)(img_be32(buf + 20, 0) & 0x7fffffff), lim, err,
-		errlen) == -1)
+	if (img_is_png(buf, len) &&
+	    (img_info(buf, len, &w, &h, err, errlen) == -1 ||
+		img_check_size(w, h, lim, err, errlen) == -1))
 		return (-1);
-	if (len > INT32_MAX ||
-	    !stbi_info_from_memory(buf, (int)len, &w, &h, &comp)) {
-		const char *why = stbi_failure_reason();
-
-		if (why == NULL || strcmp(why, "unknown image type") == 0)
-			ERR_OUT("not an image (JPEG, PNG, GIF, BMP, TGA or "
-				"PNM)");
-		ERR_OUT("unreadable image header (%s)", why);
-	}
-	if (img_check_size(w, h, lim, err, errlen) == -1)
+	if (img_stb_info(buf, len, &w, &h, &comp, err, errlen) == -1 ||
+	    img_check_size(w, h, lim, err, errlen) == -1)
 		return (-1);
 	if (len >= 2 && buf[0] == 0xff && buf[1] == 0xd8 &&
 	    !img_jpeg_complete(buf, len))

@@ -30,6 +30,7 @@ enum img_blank {
 	IMG_BLANK_UNIFORM, /* one colour */
 };
 
+int  img_info(const unsigned char *, size_t, int *, int *, char *, size_t);
 int  img_decode(const unsigned char *, size_t, const struct img_limits *, int,
      struct img *, char *, size_t);
 void img_free(struct img *);

@@ -288,10 +288,14 @@ comfy_object_info(struct comfy *c, httpc_cb cb, void *arg)
 	return (comfy_get(c, "/object_info", 64u << 20, cb, arg));
 }
 
-/* GET /view of one output file, up to max bytes, within timeout_ms. */
+/*
+ * GET /view of one output file, up to max bytes, within timeout_ms: into
+ * the open file fd, or into memory when fd is -1.
+ */
 struct httpc_req *
 comfy_view(struct comfy *c, const char *filename, const char *subfolder,
-    const char *type, size_t max, long timeout_ms, httpc_cb cb, void *arg)
+    const char *type, int fd, size_t max, long timeout_ms, httpc_cb cb,
+    void *arg)
 {
 	struct httpc_opts o = comfy_http_opts(c, max);
 	char		  url[COMFY_URL_MAX * 2];
@@ -306,6 +310,8 @@ comfy_view(struct comfy *c, const char *filename, const char *subfolder,
 	curl_free(s);
 	curl_free(t);
 	o.timeout_ms = timeout_ms;
+	if (fd != -1)
+		return (httpc_download(c->http, url, fd, &o, cb, arg));
 	return (httpc_get(c->http, url, &o, cb, arg));
 }
 

@@ -42,7 +42,7 @@ struct httpc_req *comfy_prompt(
 struct httpc_req *comfy_history(struct comfy *, const char *, httpc_cb, void *);
 struct httpc_req *comfy_queue(struct comfy *, httpc_cb, void *);
 struct httpc_req *comfy_view(struct comfy *, const char *, const char *,
-    const char *, size_t, long, httpc_cb, void *);
+    const char *, int, size_t, long, httpc_cb, void *);
 struct httpc_req *comfy_upload(struct comfy *, const char *, const void *,
     size_t, const char *, httpc_cb, void *);
 struct httpc_req *comfy_system_stats(struct comfy *, httpc_cb, void *);

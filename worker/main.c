@@ -66,8 +66,8 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "No pong this long after a ping: the link is dead." },
 	{ "http-timeout-ms", CFG_INT, O(http_timeout_ms), "30000", .min = 100,
 	    .max = 3600000, .flags = CFG_RELOAD,
-	    .text = "Timeout of one ComfyUI API call (output downloads get "
-		    "four times this)." },
+	    .text = "Timeout of one ComfyUI API call (output downloads have "
+		    "output-timeout-ms)." },
 	{ "progress-min-ms", CFG_INT, O(progress_min_ms), "250", .min = 0,
 	    .max = 60000, .flags = CFG_RELOAD,
 	    .text = "At most one progress event per job this often." },
@@ -91,6 +91,18 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	{ "max-output-bytes", CFG_INT, O(max_output_bytes), "536870912",
 	    .min = 1024, .max = 4294967296LL,
 	    .text = "Largest output file accepted." },
+	{ "max-output-pixels", CFG_INT, O(max_output_pixels), "67108864",
+	    .min = 1, .max = 1073741824,
+	    .text = "Largest still image accepted, in pixels, as its header "
+		    "declares it (decoding one takes about 8 bytes a pixel)." },
+	{ "output-timeout-ms", CFG_INT, O(output_timeout_ms), "120000",
+	    .min = 100, .max = 86400000, .flags = CFG_RELOAD,
+	    .text = "Time to download one output file from ComfyUI." },
+	{ "output-fsync", CFG_BOOL, O(output_fsync), "true",
+	    .flags = CFG_RELOAD,
+	    .text =
+		"Flush each stored file before its rename and the job's "
+		"folder once before complete (false: leave it to the OS)." },
 	{ "drain-grace-s", CFG_INT, O(drain_grace_s), "30", .min = 0,
 	    .max = 86400, .flags = CFG_RELOAD,
 	    .text = "On SIGTERM, time for jobs in flight to finish." },

@@ -6,15 +6,28 @@
  * audio, custom keys alike; comfyui-api.md §7.11). Files of type "output"
  * are the deliverables; "temp" files (PreviewImage) count only when a graph
  * saved nothing else, and are fetched at once because a restart wipes them.
+ * The names come from ComfyUI's history, which custom nodes fill: a file
+ * name is one path component (no '/', no leading '.'), a subfolder has no
+ * ".." component and no leading '/', neither has a control character or a
+ * backslash or is anything but UTF-8, and both are bounded. Each file gets
+ * a stored name unique in the job: its own name, or, when an earlier file
+ * of the job has it, "<stem>-<n><.ext>" (n from 2), so a/x.png and b/x.png
+ * become x.png and x-2.png.
  *
- * Validating: still images must decode completely (img_decode), have the
- * asked-for size, and not be a blank frame (black or one colour, which
- * is what a failed VAE or a safety filter produces) unless the workflow allows
- * it; videos must carry their container's magic and be at least 10 KB and
- * 50 KB per second of asked-for duration; other files must not be empty.
+ * Validating: still images must declare a size within the operator's pixel
+ * cap (read from the header, before anything is decoded) and the asked-for
+ * one, decode completely (img_decode), and not be a blank frame (black or
+ * one colour, which is what a failed VAE or a safety filter produces)
+ * unless the workflow allows it; videos must carry their container's magic
+ * and be at least 10 KB and 50 KB per second of asked-for duration; other
+ * files must not be empty.
  *
- * Storing: <output-dir>/<job id>/<file name>, written to a temporary name
- * and renamed, so a reader never sees half a file.
+ * Storing: <output-dir>/<job id>/<stored name>, written to a hidden
+ * temporary name (".tmp-<index>-<pid>", which no stored name can be) and
+ * renamed, so a reader never sees half a file. A file streamed from /view
+ * is validated where it lies, through a read-only mapping. With sync set a
+ * file's data is flushed before its rename, and output_sync_dir flushes
+ * the job's directory once, after its last rename.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,9 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errout.h"
 #include "img.h"
 #include "outputs.h"
 #include "xmalloc.h"
@@ -33,7 +48,8 @@
 #define OUT_MAX_FILES	      64
 #define VIDEO_MIN_BYTES	      (10 * 1024)
 #define VIDEO_MIN_BYTES_PER_S (50 * 1024)
-#define BLANK_STDDEV	      2.0 /* luma std-dev under this: blank */
+#define OUT_NAME_MAX	      200  /* bytes of a file name */
+#define OUT_SUBFOLDER_MAX     1024 /* bytes of a subfolder */
 
 static const char *
 out_str(const cJSON *o, const char *name)
@@ -59,6 +75,7 @@ out_add(struct out_list *l, const char *node, const char *key, const cJSON *f,
 	o->type = xstrdup(out_str(f, "type") ? out_str(f, "type") : "output");
 	o->format = out_str(f, "format") ? xstrdup(out_str(f, "format")) : NULL;
 	o->animated = animated;
+	o->stored = NULL;
 }
 
 /* Walks outputs, adding files of the given type; -1 past the cap. */
@@ -96,9 +113,165 @@ out_walk(const cJSON *outputs, const char *type, struct out_list *l)
 	return (0);
 }
 
+static int out_utf8(const unsigned char *);
+
+/*
+ * s for a message: cut at 64 bytes; control bytes, '"', '\\' and (when s
+ * is not UTF-8) bytes over 0x7f as \xNN.
+ */
+static void
+out_quote(const char *s, char *buf, size_t len)
+{
+	const unsigned char *p;
+	size_t		     o = 0;
+	int		     high = !out_utf8((const unsigned char *)s);
+
+	for (p = (const unsigned char *)s; *p != '\0' && o + 5 < len; p++) {
+		if (p - (const unsigned char *)s == 64) {
+			snprintf(buf + o, len - o, "...");
+			return;
+		}
+		if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ||
+		    (high && *p > 0x7f))
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+		else
+			buf[o++] = (char)*p;
+	}
+	buf[o] = '\0';
+}
+
+/* Whether s is UTF-8: no stray, overlong or surrogate sequences. */
+static int
+out_utf8(const unsigned char *s)
+{
+	unsigned long c;
+	int	      n, i;
+
+	while (*s != '\0') {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if ((*s & 0xe0) == 0xc0)
+			n = 1, c = *s & 0x1f;
+		else if ((*s & 0xf0) == 0xe0)
+			n = 2, c = *s & 0x0f;
+		else if ((*s & 0xf8) == 0xf0)
+			n = 3, c = *s & 0x07;
+		else
+			return (0);
+		for (i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return (0);
+			c = c << 6 | (s[i] & 0x3f);
+		}
+		if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) ||
+		    (n == 3 && c < 0x10000) || c > 0x10ffff ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return (0);
+		s += n + 1;
+	}
+	return (1);
+}
+
+/*
+ * Checks a name from the history (see the top): a file name, or with
+ * folder set a subfolder. Returns 0, or -1 with the reason in err.
+ */
+static int
+out_name_check(const char *s, int folder, char *err, size_t errlen)
+{
+	const char	    *what = folder ? "subfolder" : "file name", *c;
+	const unsigned char *p;
+	char		     q[300];
+	size_t		     n = strlen(s), k;
+
+	out_quote(s, q, sizeof q);
+	if (n > (folder ? OUT_SUBFOLDER_MAX : OUT_NAME_MAX))
+		ERR_OUT("%s \"%s\" is over %d bytes", what, q,
+		    folder ? OUT_SUBFOLDER_MAX : OUT_NAME_MAX);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			ERR_OUT("%s \"%s\" has a control character (0x%02x)",
+			    what, q, *p);
+		if (*p == '\\')
+			ERR_OUT("%s \"%s\" has a backslash", what, q);
+	}
+	if (!out_utf8((const unsigned char *)s))
+		ERR_OUT("%s \"%s\" is not UTF-8", what, q);
+	if (*s == '/')
+		ERR_OUT("%s \"%s\" starts with '/'", what, q);
+	if (!folder) {
+		if (n == 0)
+			ERR_OUT("a file name is empty");
+		if (strchr(s, '/') != NULL)
+			ERR_OUT("file name \"%s\" has a '/'", q);
+		if (*s == '.')
+			ERR_OUT("file name \"%s\" starts with '.'", q);
+		return (0);
+	}
+	for (c = s; *c != '\0'; c += k + (c[k] == '/')) {
+		k = strcspn(c, "/");
+		if (k == 2 && strncmp(c, "..", 2) == 0)
+			ERR_OUT("subfolder \"%s\" has a '..' component", q);
+	}
+	return (0);
+}
+
+static int
+out_name_taken(const struct out_list *l, int upto, const char *name)
+{
+	int i;
+
+	for (i = 0; i < upto; i++)
+		if (strcmp(l->v[i].stored, name) == 0)
+			return (1);
+	return (0);
+}
+
+/* Gives each file its stored name, unique in the list (see the top). */
+static void
+out_name_unique(struct out_list *l)
+{
+	const char *base, *dot;
+	char	   *name;
+	int	    i, n;
+
+	for (i = 0; i < l->n; i++) {
+		base = l->v[i].filename;
+		if ((dot = strrchr(base, '.')) == NULL || dot == base)
+			dot = base + strlen(base);
+		name = xstrdup(base);
+		for (n = 2; out_name_taken(l, i, name); n++) {
+			free(name);
+			name = xasprintf(
+			    "%.*s-%d%s", (int)(dot - base), base, n, dot);
+		}
+		l->v[i].stored = name;
+	}
+}
+
+/* Checks every name of the list; -1 with err naming the first bad one. */
+static int
+out_names_check(const struct out_list *l, char *err, size_t errlen)
+{
+	char why[512], q[300];
+	int  i;
+
+	for (i = 0; i < l->n; i++) {
+		if (out_name_check(l->v[i].filename, 0, why, sizeof why) == 0 &&
+		    out_name_check(l->v[i].subfolder, 1, why, sizeof why) == 0)
+			continue;
+		out_quote(l->v[i].node, q, sizeof q);
+		ERR_OUT("node %s: %s", q, why);
+	}
+	return (0);
+}
+
 /*
  * Collects the deliverable files of a history entry (the object under the
- * prompt id). Returns the count, or -1 with err set.
+ * prompt id), each with its stored name. Returns the count, or -1 with err
+ * set (too many files, or a name that may not be used).
  */
 int
 outputs_collect(
@@ -119,6 +292,11 @@ outputs_collect(
 		outputs_free(l);
 		return (-1);
 	}
+	if (out_names_check(l, err, errlen) == -1) {
+		outputs_free(l);
+		return (-1);
+	}
+	out_name_unique(l);
 	return (l->n);
 }
 
@@ -134,6 +312,7 @@ outputs_free(struct out_list *l)
 		free(l->v[i].subfolder);
 		free(l->v[i].type);
 		free(l->v[i].format);
+		free(l->v[i].stored);
 	}
 	free(l->v);
 	memset(l, 0, sizeof *l);
@@ -188,43 +367,42 @@ out_is_video(const struct out_file *f)
 	    (f->format != NULL && strncmp(f->format, "video/", 6) == 0));
 }
 
-/* Output images may be large, but never absurd. */
-static const struct img_limits out_img_limits = {
-	.max_bytes = (size_t)1 << 31,
-	.max_pixels = 16384LL * 16384,
-	.min_side = 1,
-	.max_side = 16384,
-};
+/* Outputs may be large: the operator's pixel cap is what bounds them. */
+#define OUT_MAX_SIDE (1 << 24) /* stb_image's own limit */
 
 static int
 out_check_image(const unsigned char *data, size_t len,
     const struct out_expect *ex, cJSON *rec, char *err, size_t errlen)
 {
-	struct img     im;
-	enum img_blank blank;
-	char	       why[256];
+	struct img_limits lim = { (size_t)1 << 31,
+		ex->max_pixels > 0 ? ex->max_pixels
+				   : (long long)OUT_MAX_SIDE * OUT_MAX_SIDE,
+		1, OUT_MAX_SIDE };
+	struct img	  im;
+	enum img_blank	  blank;
+	char		  why[256];
+	int		  w, h;
 
-	if (img_decode(data, len, &out_img_limits, 0, &im, why, sizeof why) ==
-	    -1) {
-		snprintf(err, errlen, "image does not decode: %s", why);
-		return (-1);
-	}
+	/* What the header declares decides before a pixel is decoded. */
+	if (img_info(data, len, &w, &h, why, sizeof why) == -1)
+		ERR_OUT("image does not decode: %s", why);
+	if (ex->max_pixels > 0 && (long long)w * h > ex->max_pixels)
+		ERR_OUT("image declares %dx%d (%lld pixels), over "
+			"max-output-pixels (%lld)",
+		    w, h, (long long)w * h, ex->max_pixels);
+	if ((ex->width > 0 && w != ex->width) ||
+	    (ex->height > 0 && h != ex->height))
+		ERR_OUT("image is %dx%d, %dx%d was asked for", w, h, ex->width,
+		    ex->height);
+	if (img_decode(data, len, &lim, 0, &im, why, sizeof why) == -1)
+		ERR_OUT("image does not decode: %s", why);
 	cJSON_AddNumberToObject(rec, "width", im.w);
 	cJSON_AddNumberToObject(rec, "height", im.h);
-	if ((ex->width > 0 && im.w != ex->width) ||
-	    (ex->height > 0 && im.h != ex->height)) {
-		snprintf(err, errlen, "image is %dx%d, %dx%d was asked for",
-		    im.w, im.h, ex->width, ex->height);
-		img_free(&im);
-		return (-1);
-	}
 	blank = img_blank(&im);
 	img_free(&im);
-	if (!ex->allow_blank && blank != IMG_BLANK_NO) {
-		snprintf(err, errlen, "image is blank (%s)",
+	if (!ex->allow_blank && blank != IMG_BLANK_NO)
+		ERR_OUT("image is blank (%s)",
 		    blank == IMG_BLANK_BLACK ? "black" : "one colour");
-		return (-1);
-	}
 	return (0);
 }
 
@@ -288,6 +466,106 @@ output_validate(const struct out_file *f, const unsigned char *data, size_t len,
 	return (0);
 }
 
+void
+output_tmp_init(struct out_tmp *t)
+{
+	t->fd = -1;
+	t->tmp[0] = t->path[0] = '\0';
+}
+
+/* Closes and removes a temporary file not committed; safe to repeat. */
+void
+output_tmp_discard(struct out_tmp *t)
+{
+	if (t->fd == -1)
+		return;
+	close(t->fd);
+	unlink(t->tmp);
+	t->fd = -1;
+}
+
+/*
+ * Creates <dir>/<jid>/ and opens a temporary file there for f, the
+ * index-th output of the job (see the top). Returns 0, or -1 with err.
+ */
+int
+output_tmp_open(struct out_tmp *t, const char *dir, const char *jid,
+    const struct out_file *f, int index, char *err, size_t errlen)
+{
+	char sub[OUT_PATH_MAX];
+
+	output_tmp_discard(t);
+	if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, jid) >=
+		sizeof sub ||
+	    (size_t)snprintf(t->path, sizeof t->path, "%s/%s", sub,
+		f->stored) >= sizeof t->path ||
+	    (size_t)snprintf(t->tmp, sizeof t->tmp, "%s/.tmp-%d-%d", sub, index,
+		(int)getpid()) >= sizeof t->tmp)
+		ERR_OUT("output path too long");
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+		ERR_OUT("%s: %s", dir, strerror(errno));
+	if (mkdir(sub, 0755) == -1 && errno != EEXIST)
+		ERR_OUT("%s: %s", sub, strerror(errno));
+	if ((t->fd = open(t->tmp,
+		 O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)) ==
+	    -1)
+		ERR_OUT("%s: %s", t->tmp, strerror(errno));
+	return (0);
+}
+
+/*
+ * Validates the file written so far (output_validate), through a
+ * read-only mapping: only the pages a check reads come into memory.
+ */
+int
+output_tmp_validate(const struct out_tmp *t, const struct out_file *f,
+    const struct out_expect *ex, cJSON *rec, char *err, size_t errlen)
+{
+	struct stat st;
+	void	   *map = NULL;
+	int	    rc;
+
+	if (fstat(t->fd, &st) == -1)
+		ERR_OUT("%s: %s", t->tmp, strerror(errno));
+	if (st.st_size > 0 &&
+	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, t->fd,
+		 0)) == MAP_FAILED)
+		ERR_OUT("%s: mmap: %s", t->tmp, strerror(errno));
+	rc = output_validate(f, map != NULL ? map : "", (size_t)st.st_size, ex,
+	    rec, err, errlen);
+	if (map != NULL)
+		munmap(map, (size_t)st.st_size);
+	return (rc);
+}
+
+/*
+ * Renames the temporary file into place (its data flushed first when sync
+ * is set) and adds "path" to rec. Returns 0, or -1 with err; the temporary
+ * file is gone either way.
+ */
+int
+output_tmp_commit(
+    struct out_tmp *t, int sync, cJSON *rec, char *err, size_t errlen)
+{
+	int rc;
+
+	if (sync && fdatasync(t->fd) == -1) {
+		snprintf(err, errlen, "%s: %s", t->tmp, strerror(errno));
+		output_tmp_discard(t);
+		return (-1);
+	}
+	rc = close(t->fd);
+	t->fd = -1;
+	if (rc == -1 || rename(t->tmp, t->path) == -1) {
+		snprintf(err, errlen, "%s: %s", rc == -1 ? t->tmp : t->path,
+		    strerror(errno));
+		unlink(t->tmp);
+		return (-1);
+	}
+	cJSON_AddStringToObject(rec, "path", t->path);
+	return (0);
+}
+
 /* Writes all of data to fd; -1 on error. */
 static int
 out_write_all(int fd, const unsigned char *data, size_t len)
@@ -307,56 +585,42 @@ out_write_all(int fd, const unsigned char *data, size_t len)
 }
 
 /*
- * Stores data as <dir>/<jid>/<basename of the file> and adds "path" to
- * rec. Returns 0, or -1 with the reason in err.
+ * Stores data (the index-th output of the job) as <dir>/<jid>/<stored
+ * name> and adds "path" to rec. Returns 0, or -1 with the reason in err.
  */
 int
 output_store_dir(const char *dir, const char *jid, const struct out_file *f,
-    const unsigned char *data, size_t len, cJSON *rec, char *err, size_t errlen)
+    int index, const unsigned char *data, size_t len, int sync, cJSON *rec,
+    char *err, size_t errlen)
 {
-	char	    sub[4096], path[4096], tmp[4120];
-	const char *base = strrchr(f->filename, '/');
-	int	    fd;
+	struct out_tmp t;
 
-	base = base != NULL ? base + 1 : f->filename;
-	if (*base == '\0' || strcmp(base, "..") == 0 || *base == '.') {
-		snprintf(
-		    err, errlen, "unsafe output file name '%s'", f->filename);
+	output_tmp_init(&t);
+	if (output_tmp_open(&t, dir, jid, f, index, err, errlen) == -1)
+		return (-1);
+	if (out_write_all(t.fd, data, len) == -1) {
+		snprintf(err, errlen, "%s: %s", t.tmp, strerror(errno));
+		output_tmp_discard(&t);
 		return (-1);
 	}
-	if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, jid) >=
-		sizeof sub ||
-	    (size_t)snprintf(path, sizeof path, "%s/%s", sub, base) >=
-		sizeof path) {
-		snprintf(err, errlen, "output path too long");
-		return (-1);
-	}
-	if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return (-1);
-	}
-	if (mkdir(sub, 0755) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", sub, strerror(errno));
-		return (-1);
-	}
-	snprintf(tmp, sizeof tmp, "%.4096s.tmp.%d", path, (int)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) ==
-	    -1) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return (-1);
-	}
-	if (out_write_all(fd, data, len) == -1 || fsync(fd) == -1) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return (-1);
-	}
+	return (output_tmp_commit(&t, sync, rec, err, errlen));
+}
+
+/* Flushes <dir>/<jid>/ itself, so the renames into it last. */
+int
+output_sync_dir(const char *dir, const char *jid, char *err, size_t errlen)
+{
+	char path[OUT_PATH_MAX];
+	int  fd, rc;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, jid) >=
+	    sizeof path)
+		ERR_OUT("output path too long");
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		ERR_OUT("%s: %s", path, strerror(errno));
+	rc = fsync(fd);
 	close(fd);
-	if (rename(tmp, path) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		return (-1);
-	}
-	cJSON_AddStringToObject(rec, "path", path);
+	if (rc == -1)
+		ERR_OUT("%s: fsync: %s", path, strerror(errno));
 	return (0);
 }

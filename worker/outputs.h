@@ -1,7 +1,7 @@
 /*
  * A finished prompt's outputs: which files in its /history entry are
- * deliverables, whether each file is what was asked for, and writing it to
- * the output directory.
+ * deliverables, whether their names may be used, whether each file is what
+ * was asked for, and writing it to the output directory.
  */
 #ifndef COMFYQ_OUTPUTS_H
 #define COMFYQ_OUTPUTS_H
@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
+
+#define OUT_PATH_MAX 4096
 
 struct out_file {
 	char *node;
@@ -18,6 +20,7 @@ struct out_file {
 	char *type;   /* output, temp, input */
 	char *format; /* e.g. video/h264-mp4, or NULL */
 	int   animated;
+	char *stored; /* its name in <output-dir>/<job>/: unique in the job */
 };
 
 struct out_list {
@@ -25,20 +28,40 @@ struct out_list {
 	int		 n;
 };
 
-/* What the job asked for, when known (0: not checked). */
+/* What the job asked for, when known (0: not checked), and the cap. */
 struct out_expect {
-	int    width;
-	int    height;
-	double duration_s; /* a video's length */
-	int    allow_blank;
+	int	  width;
+	int	  height;
+	double	  duration_s; /* a video's length */
+	int	  allow_blank;
+	long long max_pixels; /* the operator's cap on a still image */
+};
+
+/*
+ * A file on its way into <output-dir>/<job>/: written under a hidden
+ * temporary name, renamed into place by output_tmp_commit.
+ */
+struct out_tmp {
+	int  fd; /* -1: none */
+	char tmp[OUT_PATH_MAX];
+	char path[OUT_PATH_MAX];
 };
 
 int  outputs_collect(const cJSON *, struct out_list *, char *, size_t);
 void outputs_free(struct out_list *);
 int  output_validate(const struct out_file *, const unsigned char *, size_t,
      const struct out_expect *, cJSON *, char *, size_t);
-int  output_store_dir(const char *, const char *, const struct out_file *,
-     const unsigned char *, size_t, cJSON *, char *, size_t);
 const char *output_mime(const struct out_file *);
+
+void output_tmp_init(struct out_tmp *);
+int  output_tmp_open(struct out_tmp *, const char *, const char *,
+     const struct out_file *, int, char *, size_t);
+int  output_tmp_validate(const struct out_tmp *, const struct out_file *,
+     const struct out_expect *, cJSON *, char *, size_t);
+int  output_tmp_commit(struct out_tmp *, int, cJSON *, char *, size_t);
+void output_tmp_discard(struct out_tmp *);
+int  output_store_dir(const char *, const char *, const struct out_file *, int,
+     const unsigned char *, size_t, int, cJSON *, char *, size_t);
+int  output_sync_dir(const char *, const char *, char *, size_t);
 
 #endif

@@ -109,6 +109,7 @@ struct run {
 	struct out_list outs;
 	int		out_i;
 	cJSON	       *records;
+	struct out_tmp	tmp; /* the output being downloaded to disk */
 
 	enum run_report report;
 	enum errcode	code;
@@ -172,6 +173,7 @@ run_free(struct run *r)
 	wf_job_free(r->wf);
 	cJSON_Delete(r->early_error);
 	cJSON_Delete(r->records);
+	output_tmp_discard(&r->tmp);
 	outputs_free(&r->outs);
 	job_spec_free(&r->spec);
 	free(r);
@@ -638,10 +640,38 @@ run_history_entry(struct run *r, const cJSON *e)
 	}
 	r->records = cJSON_CreateArray();
 	r->out_i = 0;
+	r->expect.max_pixels = r->w->cfg->max_output_pixels;
 	run_set_state(r, RS_FETCH);
 	run_fetch_next(r);
 }
 
+/* store redis or both: validates an output in memory and stores it. */
+static void
+run_keep_bytes(struct run *r, const struct out_file *f,
+    const unsigned char *body, size_t len, cJSON *rec)
+{
+	const struct worker_cfg *cfg = r->w->cfg;
+	char			 err[512];
+
+	if (output_validate(f, body, len, &r->expect, rec, err, sizeof err) ==
+	    -1) {
+		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
+		return;
+	}
+	if (cfg->store == STORE_BOTH &&
+	    output_store_dir(cfg->output_dir, r->jid, f, r->out_i, body, len,
+		cfg->output_fsync, rec, err, sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
+	run_store_blob(r, rec, (const char *)body, len);
+}
+
+/*
+ * One output has come: validate it and store it. With store dir it was
+ * written to its temporary file as it arrived and is validated there;
+ * otherwise its bytes are in memory, as Redis needs them.
+ */
 static void
 run_view_done(const struct httpc_resp *resp, void *arg)
 {
@@ -657,6 +687,11 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 		    f->filename, cfg->max_output_bytes);
 		return;
 	}
+	if (resp->fail == HTTPC_WRITE) {
+		run_end(
+		    r, EC_INTERNAL, "storing %s: %s", f->filename, resp->err);
+		return;
+	}
 	if (resp->fail != HTTPC_OK) {
 		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /view %s: %s",
 		    f->filename, resp->err);
@@ -669,20 +704,20 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 	}
 	rec = cJSON_CreateObject();
 	cJSON_AddItemToArray(r->records, rec);
-	if (output_validate(f, (const unsigned char *)resp->body, resp->len,
-		&r->expect, rec, err, sizeof err) == -1) {
+	if (cfg->store != STORE_DIR) {
+		run_keep_bytes(
+		    r, f, (const unsigned char *)resp->body, resp->len, rec);
+		return;
+	}
+	if (output_tmp_validate(&r->tmp, f, &r->expect, rec, err, sizeof err) ==
+	    -1) {
+		output_tmp_discard(&r->tmp);
 		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
 		return;
 	}
-	if (cfg->store != STORE_REDIS &&
-	    output_store_dir(cfg->output_dir, r->jid, f,
-		(const unsigned char *)resp->body, resp->len, rec, err,
-		sizeof err) == -1) {
+	if (output_tmp_commit(
+		&r->tmp, cfg->output_fsync, rec, err, sizeof err) == -1) {
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
-		return;
-	}
-	if (cfg->store != STORE_DIR) {
-		run_store_blob(r, rec, resp->body, resp->len);
 		return;
 	}
 	r->out_i++;
@@ -735,18 +770,38 @@ run_store_blob(struct run *r, cJSON *rec, const char *data, size_t len)
 	rq_cmd_free(&c);
 }
 
+/*
+ * Fetches the next output, or reports the job once all are stored (the
+ * job's folder flushed first when output-fsync is set). With store dir an
+ * output goes straight into its temporary file: nothing else needs its
+ * bytes in memory.
+ */
 static void
 run_fetch_next(struct run *r)
 {
-	const struct out_file *f;
+	const struct worker_cfg *cfg = r->w->cfg;
+	const struct out_file	*f;
+	char			 err[512];
 
 	if (r->out_i == r->outs.n) {
+		if (cfg->store != STORE_REDIS && cfg->output_fsync &&
+		    output_sync_dir(cfg->output_dir, r->jid, err, sizeof err) ==
+			-1) {
+			run_end(r, EC_INTERNAL, "storing outputs: %s", err);
+			return;
+		}
 		run_begin_report(r, REPORT_COMPLETE);
 		return;
 	}
 	f = &r->outs.v[r->out_i];
+	if (cfg->store == STORE_DIR &&
+	    output_tmp_open(&r->tmp, cfg->output_dir, r->jid, f, r->out_i, err,
+		sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
 	r->req = comfy_view(r->w->comfy, f->filename, f->subfolder, f->type,
-	    (size_t)r->w->cfg->max_output_bytes, r->w->cfg->http_timeout_ms * 4,
+	    r->tmp.fd, (size_t)cfg->max_output_bytes, cfg->output_timeout_ms,
 	    run_view_done, r);
 }
 
@@ -1125,6 +1180,7 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 	snprintf(r->jid, sizeof r->jid, "%s", jid);
 	snprintf(r->fence, sizeof r->fence, "%s", fence);
 	r->attempt = attempt;
+	output_tmp_init(&r->tmp);
 	r->wall = evtimer_new(w->base, run_wall_cb, r);
 	r->silence = evtimer_new(w->base, run_silence_cb, r);
 	r->prog_timer = evtimer_new(w->base, run_prog_timer_cb, r);

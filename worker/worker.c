@@ -16,6 +16,15 @@
  * Heartbeat: one call renews every lease; it reports jobs lost (dropped at
  * once, nothing written) and cancel requests, and the pool's capacity.
  *
+ * The record (worker:<wid>) is written whole by register, the one call
+ * that writes it; its health says what the worker does about claiming:
+ * gpu_broken, draining, backend_down or ok (worker_health). Whatever
+ * changes it (ComfyUI up or down, a GPU fault, SIGTERM) registers again;
+ * a change while a register is in flight registers again once it has
+ * answered, and each heartbeat's reply compares the health last written
+ * with the truth, so the record follows within one heartbeat whatever the
+ * order of events.
+ *
  * Draining (SIGTERM): no more claims; runs finish within the grace period,
  * then the rest are handed back (release) and the worker exits.
  */
@@ -49,6 +58,32 @@ int
 worker_healthy(const struct worker *w)
 {
 	return (!w->gpu_broken && backend_healthy(w->backend));
+}
+
+/* The health the record must show now (see the top). */
+static const char *
+worker_health(const struct worker *w)
+{
+	if (w->gpu_broken)
+		return ("gpu_broken");
+	if (w->state != WS_RUNNING)
+		return ("draining");
+	return (backend_healthy(w->backend) ? "ok" : "backend_down");
+}
+
+/* Whether the record shows the health h (NULL: not known to). */
+static int
+worker_health_shown(const struct worker *w, const char *h)
+{
+	return (h != NULL && strcmp(h, worker_health(w)) == 0);
+}
+
+/* Something the record shows has changed: write it again. */
+static void
+worker_record_changed(struct worker *w)
+{
+	if (w->registered || w->registering)
+		worker_register(w);
 }
 
 /* How many jobs may be in flight: the pool's slots, capped by config. */
@@ -296,7 +331,9 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 		log_warnx("heartbeat: the worker record had expired; "
 			  "registering again");
 		worker_register(w);
-	}
+	} else if (w->registered && !w->registering &&
+	    !worker_health_shown(w, w->health_written))
+		worker_register(w); /* a register that was lost */
 	old = w->capacity;
 	if (r->element[2]->integer > 0)
 		w->capacity = (int)r->element[2]->integer;
@@ -338,10 +375,18 @@ worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct worker *w = arg;
 	redisReply    *r = reply;
+	const char    *sent = w->health_written;
 
 	(void)ac;
-	if (r == NULL)
+	w->registering = 0;
+	w->health_written = NULL;
+	if (r == NULL) {
+		/* Lost with the connection, whose up callback registers
+		 * again; a change meanwhile retries (from a timer if down). */
+		if (w->register_again)
+			worker_register(w);
 		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		log_warnx("register: %s",
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -351,12 +396,19 @@ worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 	w->capacity = (int)r->element[0]->integer;
 	if (!w->registered)
 		log_notice("registered as %s in pool %s (capacity %d, VRAM "
-			   "budget %lld MB)",
-		    w->id, w->pool, w->capacity, r->element[1]->integer);
+			   "budget %lld MB, health %s)",
+		    w->id, w->pool, w->capacity, r->element[1]->integer, sent);
 	w->registered = 1;
+	w->health_written = sent;
+	if (w->register_again || !worker_health_shown(w, sent))
+		worker_register(w); /* it changed while this was in flight */
 	worker_claim_maybe(w);
 }
 
+/*
+ * Writes the whole record (register). One call at a time: a change while
+ * one is in flight is written when it has answered.
+ */
 static void
 worker_register(struct worker *w)
 {
@@ -364,6 +416,13 @@ worker_register(struct worker *w)
 	const char   *dev;
 	long long     budget = 0, vram;
 
+	if (w->state == WS_STOPPED)
+		return;
+	if (w->registering) {
+		w->register_again = 1;
+		return;
+	}
+	w->register_again = 0;
 	if (w->gpu.present && w->gpu.total_mb > w->cfg->vram_reserve_mb)
 		budget = w->gpu.total_mb - w->cfg->vram_reserve_mb;
 	rq_cmd_fcall(&c, "register", w->prefix);
@@ -389,13 +448,20 @@ worker_register(struct worker *w)
 	rq_cmd_add(&c, w->gpu.present ? w->gpu.uuid : "");
 	rq_cmd_add(&c, "vram_total_mb");
 	rq_cmd_addf(&c, "%lld", vram);
+	/* These pairs come after register's own started_ms and jobs, and
+	 * HSET keeps the last value: a register again keeps them true. */
+	rq_cmd_add(&c, "started_ms");
+	rq_cmd_addf(&c, "%lld", w->started_ms);
+	rq_cmd_add(&c, "jobs");
+	rq_cmd_addf(&c, "%d", w->nruns);
 	rq_cmd_add(&c, "health");
-	rq_cmd_add(&c,
-	    w->gpu_broken	    ? "gpu_broken"
-		: worker_healthy(w) ? "ok"
-				    : "backend_down");
+	rq_cmd_add(&c, worker_health(w));
 	if (rq_async_call(w->rc, worker_register_reply, w, &c) == -1)
 		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
+	else {
+		w->registering = 1;
+		w->health_written = worker_health(w); /* on its way */
+	}
 	rq_cmd_free(&c);
 }
 
@@ -493,14 +559,14 @@ static const struct comfy_cb worker_comfy_cbs = {
 void
 worker_backend_changed(struct worker *w)
 {
-	if (worker_healthy(w)) {
+	if (backend_healthy(w->backend)) {
 		log_notice("comfyui at %s is healthy", comfy_url(w->comfy));
-		if (w->registered)
-			worker_register(w); /* device facts may be new */
+		worker_record_changed(w); /* device facts may be new too */
 		worker_claim_maybe(w);
 	} else {
 		log_warnx("comfyui at %s is not healthy: not claiming",
 		    comfy_url(w->comfy));
+		worker_record_changed(w);
 		worker_unblock(w);
 	}
 }
@@ -518,8 +584,7 @@ worker_latch_gpu_fault(struct worker *w, const char *why)
 	    "it is restarted",
 	    why);
 	worker_unblock(w);
-	if (w->registered)
-		worker_register(w);
+	worker_record_changed(w);
 }
 
 static void
@@ -597,6 +662,7 @@ worker_drain(struct worker *w)
 		worker_stop(w);
 		return;
 	}
+	worker_record_changed(w);
 	timer_add_ms(w->drain_timer, w->cfg->drain_grace_s * 1000);
 }
 
@@ -640,6 +706,7 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 	w->cfg = cfg;
 	w->base = base;
 	w->state = WS_RUNNING;
+	w->started_ms = clock_wall_ms();
 	if (gethostname(w->host, sizeof w->host) == -1)
 		snprintf(w->host, sizeof w->host, "unknown");
 	w->host[sizeof w->host - 1] = '\0';
@@ -664,9 +731,11 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 			snprintf(w->gpu_why, sizeof w->gpu_why, "%.200s", err);
 			log_at(LL_ERROR, "%s: not claiming", err);
 		}
-	} else
-		log_notice(
-		    "GPU probe: %s; using ComfyUI's /system_stats", w->gpu.why);
+	} else {
+		log_notice("%s; using ComfyUI's /system_stats", w->gpu.why);
+		if (*w->gpu.detail != '\0')
+			log_debug("GPU probe: %s", w->gpu.detail);
+	}
 	worker_pick_pool(w);
 
 	inputs_global_init();

@@ -63,6 +63,9 @@ struct worker_cfg {
 	int	  store;
 	long long blob_ttl_s;
 	long long max_output_bytes;
+	long long max_output_pixels;
+	long long output_timeout_ms;
+	int	  output_fsync;
 	long long drain_grace_s;
 	long long block_timeout_s;
 	char	 *start_cmd;
@@ -106,9 +109,13 @@ struct worker {
 	cJSON		   *objinfo; /* cached GET /object_info */
 
 	int	      registered;
-	int	      capacity; /* the pool's slots, from Redis */
-	int	      claiming; /* a claim call is in flight */
-	int	      blocking; /* 0, or the block_mode */
+	int	      registering;    /* a register call is in flight */
+	int	      register_again; /* ...and the record changed since */
+	const char   *health_written; /* what the last register wrote */
+	long long     started_ms;     /* wall clock, for the record */
+	int	      capacity;	      /* the pool's slots, from Redis */
+	int	      claiming;	      /* a claim call is in flight */
+	int	      blocking;	      /* 0, or the block_mode */
 	struct event *hb_timer;
 	struct event *retry_timer; /* re-register, NOPOOL */
 	struct event *drain_timer;

@@ -5,7 +5,8 @@
  * from one PRNG seeded by --fault-seed or "seed", so a run repeats), or on
  * every event when neither is given; "times" caps how often. The events:
  * a prompt starting to run (crash, hang, oom, execution_error, no_face,
- * ws_drop, silence, black_image, truncated_png, tiny_video), a POST
+ * ws_drop, silence, black_image, truncated_png, tiny_video, huge_png,
+ * same_name), a POST
  * /prompt (prompt_500), a GET /view (slow_view). Every fault is drawn for
  * every event of its kind, in a fixed order, so the random sequence does
  * not depend on which faults fired before.
@@ -37,6 +38,7 @@ struct fault {
 	char	  node[128];
 	char	  type[128];
 	char	  message[512];
+	char	  name[256];
 	long long ms;
 	long long step;
 };
@@ -52,6 +54,8 @@ static const char *const fault_names[FX_N] = {
 	[FX_BLACK] = "black_image",
 	[FX_TRUNCATED] = "truncated_png",
 	[FX_TINY] = "tiny_video",
+	[FX_HUGE] = "huge_png",
+	[FX_SAME_NAME] = "same_name",
 	[FX_PROMPT_500] = "prompt_500",
 	[FX_VIEW_SLOW] = "slow_view",
 };
@@ -146,7 +150,7 @@ static int
 fault_parse(const cJSON *spec, struct fault *f, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "p", "nth", "times", "node",
-		"exception_type", "message", "ms", "step", NULL };
+		"exception_type", "message", "name", "ms", "step", NULL };
 	const cJSON		*it;
 	double			 d = 0;
 	size_t			 i;
@@ -158,6 +162,7 @@ fault_parse(const cJSON *spec, struct fault *f, char *err, size_t errlen)
 	f->ms = 2000;
 	snprintf(f->type, sizeof f->type, "RuntimeError");
 	snprintf(f->message, sizeof f->message, "simulated failure");
+	snprintf(f->name, sizeof f->name, "x.png");
 	if (cJSON_IsNull(spec) || cJSON_IsFalse(spec))
 		return (0);
 	if (!cJSON_IsObject(spec) && !cJSON_IsTrue(spec)) {
@@ -203,7 +208,8 @@ fault_parse(const cJSON *spec, struct fault *f, char *err, size_t errlen)
 	    fault_str(spec, "exception_type", f->type, sizeof f->type, err,
 		errlen) == -1 ||
 	    fault_str(spec, "message", f->message, sizeof f->message, err,
-		errlen) == -1)
+		errlen) == -1 ||
+	    fault_str(spec, "name", f->name, sizeof f->name, err, errlen) == -1)
 		return (-1);
 	return (0);
 }
@@ -287,7 +293,7 @@ faults_plan(struct exec_fault *x)
 
 	memset(x, 0, sizeof *x);
 	x->hang_step = 1;
-	for (k = FX_CRASH; k <= FX_TINY; k++) {
+	for (k = FX_CRASH; k <= FX_SAME_NAME; k++) {
 		if (!fault_roll(k))
 			continue;
 		x->fired |= FXB(k);
@@ -298,6 +304,9 @@ faults_plan(struct exec_fault *x)
 	snprintf(
 	    x->error_msg, sizeof x->error_msg, "%s", faults[FX_ERROR].message);
 	x->hang_step = (int)faults[FX_HANG].step;
+	if (x->fired & FXB(FX_SAME_NAME))
+		snprintf(x->same_name, sizeof x->same_name, "%s",
+		    faults[FX_SAME_NAME].name);
 }
 
 int
@@ -348,6 +357,8 @@ faults_json(void)
 			cJSON_AddNumberToObject(f, "ms", (double)x->ms);
 		if (k == FX_HANG)
 			cJSON_AddNumberToObject(f, "step", (double)x->step);
+		if (k == FX_SAME_NAME)
+			cJSON_AddStringToObject(f, "name", x->name);
 		cJSON_AddNumberToObject(f, "seen", (double)x->seen);
 		cJSON_AddNumberToObject(f, "fired", (double)x->fired);
 	}

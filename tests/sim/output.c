@@ -15,6 +15,11 @@
  * neighbour. PNGs are real (stb_image_write). Videos and WEBPs are files
  * with the right magic bytes and a plausible size (MP4: about 80 KB per
  * second), since a worker checks names, types and sizes, not codecs.
+ *
+ * Two faults shape the files: huge_png writes a black PNG that declares
+ * 16384x16384 (see out_huge_png), and same_name gives every image one name,
+ * each in a subfolder of its own (<subfolder>/<counter>/<name>), so a
+ * prompt's files share a name, as custom save nodes can make them.
  */
 #include <sys/stat.h>
 #include <ctype.h>
@@ -22,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +46,7 @@
 #define MP4_BYTES_PER_S	 (80 * 1024)
 #define VIDEO_MIN_BYTES	 (16 * 1024)
 #define VIDEO_TINY_BYTES 2048
+#define HUGE_SIDE	 16384
 
 struct save_path {
 	char folder[PATH_MAX];
@@ -314,12 +321,128 @@ output_render(const struct value *v, int index, unsigned char **out, int black)
 	return (0);
 }
 
+static void
+out_put(struct membuf *b, const void *data, size_t len)
+{
+	out_membuf_add(b, (void *)(uintptr_t)data, (int)len);
+}
+
+static void
+out_byte(struct membuf *b, unsigned char c)
+{
+	out_put(b, &c, 1);
+}
+
+static void
+out_be32(struct membuf *b, uint32_t v)
+{
+	out_byte(b, (unsigned char)(v >> 24));
+	out_byte(b, (unsigned char)(v >> 16));
+	out_byte(b, (unsigned char)(v >> 8));
+	out_byte(b, (unsigned char)v);
+}
+
+/* Deflate's bit order: n bits of v, least significant first. */
+static void
+out_bits(struct membuf *b, uint32_t *acc, int *nacc, uint32_t v, int n)
+{
+	*acc |= v << *nacc;
+	*nacc += n;
+	while (*nacc >= 8) {
+		out_byte(b, (unsigned char)*acc);
+		*acc >>= 8;
+		*nacc -= 8;
+	}
+}
+
+/* A Huffman code goes out most significant bit first. */
+static void
+out_code(struct membuf *b, uint32_t *acc, int *nacc, uint32_t code, int n)
+{
+	uint32_t r = 0;
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		r |= ((code >> i) & 1) << (n - 1 - i);
+	out_bits(b, acc, nacc, r, n);
+}
+
+/* Appends a PNG chunk whose type and data are b->p[start..]. */
+static void
+out_chunk_end(struct membuf *b, size_t start)
+{
+	uint32_t crc = 0xffffffff;
+	size_t	 i;
+	int	 k;
+
+	for (i = start; i < b->len; i++) {
+		crc ^= b->p[i];
+		for (k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320 & (0u - (crc & 1)));
+	}
+	out_be32(b, ~crc);
+	/* the length goes before the type */
+	b->p[start - 4] = (unsigned char)((b->len - start - 8) >> 24);
+	b->p[start - 3] = (unsigned char)((b->len - start - 8) >> 16);
+	b->p[start - 2] = (unsigned char)((b->len - start - 8) >> 8);
+	b->p[start - 1] = (unsigned char)(b->len - start - 8);
+}
+
+/*
+ * The huge_png fault: a valid PNG of HUGE_SIDE x HUGE_SIDE black RGB
+ * pixels. Its zlib stream is one fixed-Huffman block: a zero byte, then
+ * back-references of 258 bytes at distance 1 (13 bits each), so 768 MiB
+ * of pixel rows take about 5 MB, and decoding them takes about 1.5 GB.
+ */
+static int
+out_huge_png(struct membuf *b)
+{
+	const uint64_t raw = (uint64_t)HUGE_SIDE * (HUGE_SIDE * 3 + 1);
+	uint64_t       i, copies = (raw - 1) / 258;
+	uint32_t       acc = 0;
+	size_t	       start;
+	int	       nacc = 0;
+
+	memset(b, 0, sizeof *b);
+	out_put(b, "\x89PNG\r\n\x1a\n", 8);
+	out_be32(b, 0);
+	start = b->len;
+	out_put(b, "IHDR", 4);
+	out_be32(b, HUGE_SIDE);
+	out_be32(b, HUGE_SIDE);
+	out_put(b, "\x08\x02\x00\x00\x00", 5); /* 8-bit RGB */
+	out_chunk_end(b, start);
+	out_be32(b, 0);
+	start = b->len;
+	out_put(b, "IDAT\x78\x01", 6);
+	out_bits(b, &acc, &nacc, 1, 1);	   /* the final block */
+	out_bits(b, &acc, &nacc, 1, 2);	   /* fixed codes */
+	out_code(b, &acc, &nacc, 0x30, 8); /* literal 0 */
+	for (i = 0; i < copies; i++) {
+		out_code(b, &acc, &nacc, 0xc5, 8); /* length 258 */
+		out_code(b, &acc, &nacc, 0, 5);	   /* distance 1 */
+	}
+	for (i = 1 + copies * 258; i < raw; i++)
+		out_code(b, &acc, &nacc, 0x30, 8);
+	out_code(b, &acc, &nacc, 0, 7);			/* end of block */
+	out_bits(b, &acc, &nacc, 0, 7);			/* to a byte boundary */
+	out_be32(b, (uint32_t)(raw % 65521) << 16 | 1); /* adler32 */
+	out_chunk_end(b, start);
+	out_be32(b, 0);
+	start = b->len;
+	out_put(b, "IEND", 4);
+	out_chunk_end(b, start);
+	return (0);
+}
+
 static int
 out_png(const struct value *v, int index, int level, int faults,
     struct membuf *b, struct pyexc *exc)
 {
 	unsigned char *px;
 
+	if (faults & OUT_HUGE)
+		return (out_huge_png(b));
 	if (output_render(v, index, &px, faults & OUT_BLACK) == -1) {
 		py_exc(exc, "torch.OutOfMemoryError",
 		    "Allocation on device (%dx%d image)", v->w, v->h);
@@ -352,18 +475,42 @@ out_entry(
 	cJSON_AddItemToArray(list, e);
 }
 
-/* SaveImage / PreviewImage: one PNG per image of the batch. */
+/* The same_name fault: moves a saved file to <subfolder>/<counter>/name. */
+static int
+out_rename(const char *root, const struct save_path *sp, const char *from,
+    const char *to, char *sub, size_t sublen, struct pyexc *exc)
+{
+	char dir[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2];
+
+	snprintf(sub, sublen, "%s%s%d", sp->subfolder,
+	    *sp->subfolder ? "/" : "", sp->counter);
+	path_join(root, sub, dir, sizeof dir);
+	snprintf(a, sizeof a, "%s/%s", sp->folder, from);
+	snprintf(b, sizeof b, "%s/%s", dir, to);
+	if (path_mkdirs(dir) == -1 || rename(a, b) == -1) {
+		py_exc(exc, "OSError", "[Errno %d] %s: '%s'", errno,
+		    strerror(errno), b);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * SaveImage / PreviewImage: one PNG per image of the batch; same_name
+ * (the fault) names every file so, each in a subfolder of its own.
+ */
 int
 output_images(const struct value *v, const char *prefix, int temp, int faults,
-    cJSON *list, struct pyexc *exc)
+    const char *same_name, cJSON *list, struct pyexc *exc)
 {
 	struct save_path sp;
 	struct membuf	 b;
-	char		 name[1200], *batch, fn[1024];
+	const char	*root = temp ? sim.temp_dir : sim.output_dir;
+	char		 name[1200], *batch, fn[1024], sub[1100];
 	int		 i, rc;
 
-	if (out_save_path(temp ? sim.temp_dir : sim.output_dir, prefix, v->w,
-		v->h, temp ? OUT_FRESH : OUT_COMFY, &sp, exc) == -1)
+	if (out_save_path(root, prefix, v->w, v->h,
+		temp ? OUT_FRESH : OUT_COMFY, &sp, exc) == -1)
 		return (-1);
 	snprintf(fn, sizeof fn, "%s", sp.filename);
 	for (i = 0; i < v->batch; i++) {
@@ -379,7 +526,15 @@ output_images(const struct value *v, const char *prefix, int temp, int faults,
 		free(b.p);
 		if (rc != 0)
 			return (-1);
-		out_entry(list, name, sp.subfolder, temp ? "temp" : "output");
+		if (same_name == NULL)
+			out_entry(
+			    list, name, sp.subfolder, temp ? "temp" : "output");
+		else if (out_rename(root, &sp, name, same_name, sub, sizeof sub,
+			     exc) == -1)
+			return (-1);
+		else
+			out_entry(
+			    list, same_name, sub, temp ? "temp" : "output");
 		out_used(&sp, sp.counter);
 		sp.counter++;
 	}

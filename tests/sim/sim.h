@@ -321,8 +321,9 @@ void		    cache_reset(void);
 #define OUT_BLACK     0x1
 #define OUT_TRUNCATED 0x2
 #define OUT_TINY      0x4
+#define OUT_HUGE      0x8
 int  output_images(const struct value *, const char *prefix, int temp,
-     int faults, cJSON *list, struct pyexc *);
+     int faults, const char *same_name, cJSON *list, struct pyexc *);
 int  output_video(const struct value *, double fps, const char *prefix,
      const char *format, int save_output, int pingpong, int faults, cJSON *list,
      struct pyexc *);
@@ -359,6 +360,8 @@ enum fault_kind {
 	FX_BLACK,   /* all-black images */
 	FX_TRUNCATED, /* PNGs cut in half */
 	FX_TINY,      /* videos of 2 KB */
+	FX_HUGE,      /* PNGs that declare 16384x16384 */
+	FX_SAME_NAME, /* every image saved under one name */
 	FX_PROMPT_500,
 	FX_VIEW_SLOW,
 	FX_N
@@ -371,6 +374,7 @@ struct exec_fault {
 	char	 error_type[128];
 	char	 error_msg[512];
 	int	 hang_step;
+	char	 same_name[256]; /* FX_SAME_NAME: the file name */
 };
 
 int	  faults_init(const char *json, long long seed, char *err, size_t);

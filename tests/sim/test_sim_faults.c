@@ -432,6 +432,48 @@ test_broken_outputs(void)
 	sim_stop(&s);
 }
 
+/* huge_png: a small valid PNG that declares 16384x16384; same_name. */
+static void
+test_huge_and_same_name(void)
+{
+	struct simproc s;
+	struct wsc     c;
+	char	       path[512], *data, *g;
+	size_t	       len;
+	int	       w, h, n;
+
+	sim_start(&s, "--step-ms", "0", NULL);
+	wsc_open(&c, &s, "c");
+	set_faults(&s,
+	    "{\"huge_png\":{\"nth\":1},\"same_name\":{\"nth\":1,"
+	    "\"name\":\"y.png\"}}");
+	g = graph_empty(32, 32, 0x808080, "hs");
+	sim_run(&s, &c, g, "h1");
+	snprintf(path, sizeof path, "%s/1/y.png", s.out);
+	data = file_read(path, &len);
+	ASSERT_TRUE(data != NULL);
+	ASSERT_TRUE(len > (4u << 20) && len < (6u << 20));
+	ASSERT_TRUE(
+	    stbi_info_from_memory((unsigned char *)data, (int)len, &w, &h, &n));
+	ASSERT_EQ(w, 16384);
+	ASSERT_EQ(h, 16384);
+	ASSERT_EQ(n, 3);
+	free(data);
+	snprintf(path, sizeof path, "%s/hs_00001_.png", s.out);
+	ASSERT_TRUE(file_read(path, &len) == NULL); /* moved */
+	/* Both fired once: the next prompt saves as usual. */
+	free(g);
+	g = graph_empty(32, 32, 0x808080, "hn");
+	sim_run(&s, &c, g, "h2");
+	snprintf(path, sizeof path, "%s/hn_00001_.png", s.out);
+	data = file_read(path, &len);
+	ASSERT_TRUE(data != NULL && len < 4096);
+	free(data);
+	free(g);
+	wsc_free(&c);
+	sim_stop(&s);
+}
+
 static void
 test_no_face(void)
 {
@@ -527,6 +569,7 @@ const struct unit_test itests[] = {
 	{ "prompt_500_and_slow_view", test_prompt_500_and_slow_view },
 	{ "ws_drop_and_silence", test_ws_drop_and_silence },
 	{ "broken_outputs", test_broken_outputs },
+	{ "huge_and_same_name", test_huge_and_same_name },
 	{ "no_face", test_no_face },
 	{ "seeded_probability", test_seeded_probability },
 	{ NULL, NULL },

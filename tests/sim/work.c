@@ -350,7 +350,8 @@ work_finish(const struct graph *g, int i, struct node_result **res,
 	if (f != NULL)
 		of = (f->fired & FXB(FX_BLACK) ? OUT_BLACK : 0) |
 		    (f->fired & FXB(FX_TRUNCATED) ? OUT_TRUNCATED : 0) |
-		    (f->fired & FXB(FX_TINY) ? OUT_TINY : 0);
+		    (f->fired & FXB(FX_TINY) ? OUT_TINY : 0) |
+		    (f->fired & FXB(FX_HUGE) ? OUT_HUGE : 0);
 	switch (cls->kind) {
 	case NK_CKPT:
 	case NK_CKPT_VIDEO:
@@ -432,8 +433,10 @@ work_finish(const struct graph *g, int i, struct node_result **res,
 		    : w_preview_prefix();
 		r->ui = cJSON_CreateObject();
 		list = cJSON_AddArrayToObject(r->ui, "images");
-		rc = output_images(
-		    a, prefix, cls->kind == NK_PREVIEW_IMAGE, of, list, exc);
+		rc = output_images(a, prefix, cls->kind == NK_PREVIEW_IMAGE, of,
+		    f != NULL && (f->fired & FXB(FX_SAME_NAME)) ? f->same_name
+								: NULL,
+		    list, exc);
 		free(prefix);
 		if (rc == -1)
 			goto fail;

@@ -151,6 +151,96 @@ test_collect_outputs(void)
 	cJSON_Delete(h);
 }
 
+/* Collects node 9's files: names[0] in names[1], names[2] in names[3]... */
+static int
+collect_names(
+    const char *const *names, struct out_list *l, char *err, size_t len)
+{
+	cJSON *e = cJSON_CreateObject(), *images, *f;
+	int    n;
+
+	images = cJSON_AddArrayToObject(
+	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(e, "outputs"), "9"),
+	    "images");
+	for (; *names != NULL; names += 2) {
+		f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "filename", names[0]);
+		cJSON_AddStringToObject(f, "subfolder", names[1]);
+		cJSON_AddItemToArray(images, f);
+	}
+	n = outputs_collect(e, l, err, len);
+	cJSON_Delete(e);
+	return (n);
+}
+
+/* One file: its count (1) or -1, with err. */
+static int
+collect_one(const char *file, const char *sub, char *err, size_t len)
+{
+	const char     *names[] = { file, sub, NULL };
+	struct out_list l;
+	int		n = collect_names(names, &l, err, len);
+
+	outputs_free(&l);
+	return (n);
+}
+
+/* Names from the history: unique on disk, confined, or refused. */
+static void
+test_output_names(void)
+{
+	static const char *const same[] = { "x.png", "a", "x.png", "b", "x.png",
+		"c", "x-2.png", "", "noext", "", "noext", "d", NULL };
+	static const char *const bad_second[] = { "x.png", "", "x.png",
+		"a\x7f"
+		"b",
+		NULL };
+	struct out_list		 l;
+	char			 err[512], name[260];
+
+	ASSERT_EQ(collect_names(same, &l, err, sizeof err), 6);
+	ASSERT_STREQ(l.v[0].stored, "x.png");
+	ASSERT_STREQ(l.v[1].stored, "x-2.png");
+	ASSERT_STREQ(l.v[2].stored, "x-3.png");
+	ASSERT_STREQ(l.v[3].stored, "x-2-2.png");
+	ASSERT_STREQ(l.v[4].stored, "noext");
+	ASSERT_STREQ(l.v[5].stored, "noext-2");
+	ASSERT_STREQ(l.v[1].subfolder, "b");
+	outputs_free(&l);
+	ASSERT_EQ(
+	    collect_one("\xc3\xa9t\xc3\xa9.png", "x/..y/z.", err, sizeof err),
+	    1);
+	ASSERT_EQ(collect_one("x\n.png", "", err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "node 9: file name \"x\\x0a.png\" has a control character "
+	    "(0x0a)");
+	ASSERT_EQ(collect_names(bad_second, &l, err, sizeof err), -1);
+	ASSERT_EQ(l.n, 0);
+	ASSERT_STREQ(err,
+	    "node 9: subfolder \"a\\x7fb\" has a control character (0x7f)");
+	ASSERT_EQ(collect_one("a/x.png", "", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: file name \"a/x.png\" has a '/'");
+	ASSERT_EQ(collect_one("..", "", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: file name \"..\" starts with '.'");
+	ASSERT_EQ(collect_one("", "", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: a file name is empty");
+	ASSERT_EQ(collect_one("x.png", "a/../../etc", err, sizeof err), -1);
+	ASSERT_STREQ(
+	    err, "node 9: subfolder \"a/../../etc\" has a '..' component");
+	ASSERT_EQ(collect_one("x.png", "/etc", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: subfolder \"/etc\" starts with '/'");
+	ASSERT_EQ(collect_one("x\\y.png", "", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: file name \"x\\x5cy.png\" has a backslash");
+	ASSERT_EQ(collect_one("x\xff.png", "", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: file name \"x\\xff.png\" is not UTF-8");
+	ASSERT_EQ(collect_one("x\xc0\xaf.png", "", err, sizeof err), -1);
+	ASSERT_STREQ(err, "node 9: file name \"x\\xc0\\xaf.png\" is not UTF-8");
+	memset(name, 'a', 201);
+	name[201] = '\0';
+	ASSERT_EQ(collect_one(name, "", err, sizeof err), -1);
+	ASSERT_TRUE(strstr(err, "...\" is over 200 bytes") != NULL);
+}
+
 struct membuf {
 	unsigned char *p;
 	int	       len;
@@ -185,8 +275,9 @@ make_png(int w, int h, int flat, int *len)
 static void
 test_validate_outputs(void)
 {
-	struct out_file	  f = { "9", "images", "x.png", "", "output", NULL, 0 };
-	struct out_expect ex = { 64, 48, 0, 0 };
+	struct out_file	  f = { "9", "images", "x.png", "", "output", NULL, 0,
+		  "x.png" };
+	struct out_expect ex = { 64, 48, 0, 0, 0 };
 	unsigned char	 *png, *flat, *mp4;
 	cJSON		 *rec;
 	char		  err[256];
@@ -227,6 +318,30 @@ test_validate_outputs(void)
 	    -1);
 	ASSERT_STREQ(err, "image is blank (black)");
 	cJSON_Delete(rec);
+	/* Over the pixel cap: refused from the header, nothing decoded. */
+	ex.max_pixels = 64 * 48 - 1;
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, png, (size_t)len, &ex, rec, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err,
+	    "image declares 64x48 (3072 pixels), over max-output-pixels "
+	    "(3071)");
+	cJSON_Delete(rec);
+	/* A header that claims 16384x16384 is all it takes. */
+	ex.max_pixels = 67108864;
+	memcpy(flat + 16, "\0\0\x40\0\0\0\x40\0", 8);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(
+	    output_validate(&f, flat, (size_t)flen, &ex, rec, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err,
+	    "image declares 16384x16384 (268435456 pixels), over "
+	    "max-output-pixels (67108864)");
+	cJSON_Delete(rec);
+	ex.max_pixels = 0;
+	free(flat);
+	flat = make_png(64, 48, 1, &flen);
 	ex.allow_blank = 1;
 	rec = cJSON_CreateObject();
 	ASSERT_EQ(
@@ -265,28 +380,59 @@ static void
 test_store_dir(void)
 {
 	struct out_file f = { "9", "images", "out_00001_.png", "sub", "output",
-		NULL, 0 };
-	char		dir[] = "/tmp/comfyq-out-XXXXXX", path[512], err[256];
-	cJSON	       *rec = cJSON_CreateObject();
-	struct stat	st;
+		NULL, 0, "out_00001_.png" };
+	struct out_expect ex = { 0, 0, 0, 1, 0 };
+	struct out_tmp	  t;
+	char		  dir[] = "/tmp/comfyq-out-XXXXXX", path[512], err[256];
+	cJSON		 *rec = cJSON_CreateObject();
+	struct stat	  st;
+	unsigned char	 *png;
+	int		  len;
 
 	ASSERT_TRUE(mkdtemp(dir) != NULL);
-	ASSERT_EQ(output_store_dir(dir, "jid1", &f,
-		      (const unsigned char *)"hello", 5, rec, err, sizeof err),
+	ASSERT_EQ(
+	    output_store_dir(dir, "jid1", &f, 0, (const unsigned char *)"hello",
+		5, 1, rec, err, sizeof err),
 	    0);
 	snprintf(path, sizeof path, "%s/jid1/out_00001_.png", dir);
 	ASSERT_STREQ(cJSON_GetObjectItem(rec, "path")->valuestring, path);
 	ASSERT_EQ(stat(path, &st), 0);
 	ASSERT_EQ(st.st_size, 5);
-	f.filename = "..";
-	ASSERT_EQ(output_store_dir(dir, "jid1", &f, (const unsigned char *)"x",
-		      1, rec, err, sizeof err),
-	    -1);
-	ASSERT_STREQ(err, "unsafe output file name '..'");
+	ASSERT_EQ(output_sync_dir(dir, "jid1", err, sizeof err), 0);
 	cJSON_Delete(rec);
 	unlink(path);
+	/* Streamed: a hidden temporary file, validated where it lies. */
+	f.stored = "x-2.png";
+	output_tmp_init(&t);
+	ASSERT_EQ(output_tmp_open(&t, dir, "jid1", &f, 3, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/jid1/.tmp-3-%d", dir, (int)getpid());
+	ASSERT_STREQ(t.tmp, path);
+	png = make_png(32, 16, 0, &len);
+	ASSERT_EQ(write(t.fd, png, (size_t)len), len);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(output_tmp_validate(&t, &f, &ex, rec, err, sizeof err), 0);
+	ASSERT_EQ(cJSON_GetObjectItem(rec, "width")->valueint, 32);
+	ASSERT_EQ(cJSON_GetObjectItem(rec, "bytes")->valueint, len);
+	ASSERT_EQ(output_tmp_commit(&t, 0, rec, err, sizeof err), 0);
+	ASSERT_EQ(t.fd, -1);
+	ASSERT_TRUE(stat(path, &st) == -1);
+	snprintf(path, sizeof path, "%s/jid1/x-2.png", dir);
+	ASSERT_STREQ(cJSON_GetObjectItem(rec, "path")->valuestring, path);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_size, len);
+	cJSON_Delete(rec);
+	unlink(path);
+	/* A file that fails is discarded. */
+	ASSERT_EQ(output_tmp_open(&t, dir, "jid1", &f, 4, err, sizeof err), 0);
+	ASSERT_EQ(write(t.fd, png, (size_t)len / 2), len / 2);
+	rec = cJSON_CreateObject();
+	ASSERT_EQ(output_tmp_validate(&t, &f, &ex, rec, err, sizeof err), -1);
+	output_tmp_discard(&t);
+	output_tmp_discard(&t);
+	cJSON_Delete(rec);
+	free(png);
 	snprintf(path, sizeof path, "%s/jid1", dir);
-	rmdir(path);
+	ASSERT_EQ(rmdir(path), 0); /* nothing was left behind */
 	rmdir(dir);
 }
 
@@ -294,6 +440,7 @@ const struct unit_test test_worker[] = {
 	{ "prompt_refusals", test_prompt_refusals },
 	{ "execution_errors", test_execution_errors },
 	{ "collect_outputs", test_collect_outputs },
+	{ "output_names", test_output_names },
 	{ "validate_outputs", test_validate_outputs },
 	{ "store_dir", test_store_dir },
 	{ NULL, NULL },
