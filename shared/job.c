@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "job.h"
+#include "util.h"
 
 const struct job_limits job_limits_default = {
 	.max_spec_bytes = 1048576,
@@ -48,44 +49,15 @@ job_check_string(
 	return (0);
 }
 
-/* Whether s[0..len) is UTF-8 (RFC 3629: shortest form, no surrogates,
- * at most U+10FFFF). */
+/* Whether s[0..len) is UTF-8. */
 static int
 job_utf8_ok(const unsigned char *s, size_t len)
 {
-	size_t i = 0, n, k;
-	int    lo, hi;
+	size_t i, n;
 
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		lo = 0x80;
-		hi = 0xbf;
-		if (s[i] >= 0xc2 && s[i] <= 0xdf)
-			n = 1;
-		else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			n = 2;
-			if (s[i] == 0xe0)
-				lo = 0xa0; /* no overlong form */
-			if (s[i] == 0xed)
-				hi = 0x9f; /* no surrogate */
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			n = 3;
-			if (s[i] == 0xf0)
-				lo = 0x90;
-			if (s[i] == 0xf4)
-				hi = 0x8f; /* up to U+10FFFF */
-		} else
+	for (i = 0; i < len; i += n)
+		if ((n = utf8_len(s + i, len - i)) == 0)
 			return (0);
-		if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
-			return (0);
-		for (k = 2; k <= n; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-				return (0);
-		i += n + 1;
-	}
 	return (1);
 }
 
