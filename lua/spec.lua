@@ -3,6 +3,10 @@
   §4; shared/job.c applies the same rules in C (tests/data/specs holds the
   corpus both must agree on). Template parameter schemas are checked by the
   producers and the worker, not here.
+  Text: the whole spec must be UTF-8 and hold no NUL (raw or \u0000);
+  workflow, tenant, idempotency_key and webhook no control character (C0,
+  DEL, C1 U+0080..U+009F). params, inputs and meta are the producer's data
+  and pass as they are (shared/job.c says why).
   Errors: INVALID spec.<field>: <rule> (the value where it helps).
 ]]
 
@@ -24,6 +28,62 @@ local function check_string(v, field, maxlen)
 	end
 	if #v > maxlen then
 		bad(field, #v .. ' bytes over the ' .. maxlen .. ' byte limit')
+	end
+	return v
+end
+
+-- The shortest-form UTF-8 sequences of RFC 3629, one pattern each.
+local UTF8_SEQS = {
+	'[\194-\223][\128-\191]',
+	'\224[\160-\191][\128-\191]',
+	'[\225-\236\238\239][\128-\191][\128-\191]',
+	'\237[\128-\159][\128-\191]',
+	'\240[\144-\191][\128-\191][\128-\191]',
+	'[\241-\243][\128-\191][\128-\191][\128-\191]',
+	'\244[\128-\143][\128-\191][\128-\191]',
+}
+
+-- Whether s is UTF-8: every valid sequence becomes an ASCII placeholder
+-- (so no two leftover bytes ever meet), and no high byte may remain.
+local function utf8_ok(s)
+	if not string.find(s, '[\128-\255]') then
+		return true
+	end
+	for _, p in ipairs(UTF8_SEQS) do
+		s = string.gsub(s, p, '.')
+	end
+	return not string.find(s, '[\128-\255]')
+end
+
+-- Whether text holds a NUL: a raw byte, or a \u0000 escape (one preceded
+-- by an even number of backslashes).
+local function has_nul(text)
+	if string.find(text, '%z') then
+		return true
+	end
+	local i = 1
+	while true do
+		local at = string.find(text, '\\u0000', i, true)
+		if at == nil then
+			return false
+		end
+		local b = at
+		while b > 1 and string.byte(text, b - 1) == 92 do
+			b = b - 1
+		end
+		if (at - b) % 2 == 0 then
+			return true
+		end
+		i = at + 1
+	end
+end
+
+-- A string field a listing shows: no C0, DEL or C1 control character.
+local function check_text(v, field, maxlen)
+	check_string(v, field, maxlen)
+	if string.find(v, '[%z\1-\31\127]') or
+	    string.find(v, '\194[\128-\159]') then
+		bad(field, 'must not hold control characters')
 	end
 	return v
 end
@@ -99,7 +159,7 @@ end
 
 local SPEC_FIELDS = {
 	workflow = function(v)
-		check_string(v, 'workflow', 64)
+		check_text(v, 'workflow', 64)
 		if not string.match(v, '^[%w_%-]+$') then
 			bad('workflow', "'" .. v ..
 			    "' may hold only letters, digits, _ and -")
@@ -117,14 +177,14 @@ local SPEC_FIELDS = {
 			check_string(s, 'inputs.' .. k, limits.max_spec_bytes)
 		end
 	end,
-	tenant = function(v) check_string(v, 'tenant', 128) end,
+	tenant = function(v) check_text(v, 'tenant', 128) end,
 	priority = function(v)
 		if type(v) ~= 'string' or not LANE_OK[v] then
 			bad('priority', 'must be one of high, normal, low')
 		end
 	end,
 	idempotency_key = function(v)
-		check_string(v, 'idempotency_key', 256)
+		check_text(v, 'idempotency_key', 256)
 		if v == '' then
 			bad('idempotency_key', 'must not be empty')
 		end
@@ -132,7 +192,7 @@ local SPEC_FIELDS = {
 	timeout_s = function(v) check_int(v, 'timeout_s', 1, 86400) end,
 	max_attempts = function(v) check_int(v, 'max_attempts', 1, 20) end,
 	webhook = function(v)
-		check_string(v, 'webhook', 2048)
+		check_text(v, 'webhook', 2048)
 		if not string.match(v, '^https?://[^%s]+$') then
 			bad('webhook', 'must be an http:// or https:// URL')
 		end
@@ -157,6 +217,12 @@ local function spec_parse(text, limits)
 	if #text > limits.max_spec_bytes then
 		raise('INVALID', 'spec: ' .. #text .. ' bytes over the ' ..
 		    limits.max_spec_bytes .. ' byte limit')
+	end
+	if not utf8_ok(text) then
+		raise('INVALID', 'spec: not valid UTF-8')
+	end
+	if has_nul(text) then
+		raise('INVALID', 'spec: must not hold NUL (\\u0000)')
 	end
 	local ok, spec = pcall(cjson.decode, text)
 	if not ok then

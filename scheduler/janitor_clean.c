@@ -5,14 +5,26 @@
  * million files costs many short steps, never one long stall.
  *
  * Safety rests on file descriptors, not path strings. Each named folder is
- * opened with O_NOFOLLOW at the start of every pass; everything below it is
- * reached with fstatat(AT_SYMLINK_NOFOLLOW), openat(O_NOFOLLOW|O_DIRECTORY)
- * and unlinkat relative to the open parent. A symlink is never followed and
- * never deleted (its target, wherever it is, is left alone); a directory on
- * another filesystem (a mount point) is not entered; a directory swapped for
- * something else between the stat and the open is noticed (device and inode
- * must match) and skipped. nftw(3) works on path strings and follows the
- * tree as it changes, which is why it is not used.
+ * resolved once, at start (realpath: the operator's own symlinks above it
+ * are taken as they are then), and at the start of every pass opened from
+ * "/" one component at a time, each with O_NOFOLLOW | O_DIRECTORY, so a
+ * parent swapped for a symlink later is refused, never followed. Everything
+ * below it is reached with fstatat(AT_SYMLINK_NOFOLLOW),
+ * openat(O_NOFOLLOW|O_DIRECTORY) and unlinkat relative to the open parent.
+ * A symlink is never followed and never deleted (its target, wherever it
+ * is, is left alone); a directory on another filesystem (a mount point) is
+ * not entered; a directory swapped for something else between the stat and
+ * the open is noticed (device and inode must match) and skipped.
+ *
+ * The open directories are kept from one step to the next, and an open
+ * directory goes with its inode wherever it is moved. So every step that
+ * resumes a walk first checks the chain again: the root path, opened as
+ * above, must still be the open root, and each open directory's name in
+ * its open parent must still be that directory (no symlink, same device and
+ * inode). From the first broken link on, the walk drops those directories
+ * without removing anything in them. A directory is removed only while its
+ * name still names it. nftw(3) works on path strings and follows the tree
+ * as it changes, which is why it is not used.
  *
  * A regular file goes when its mtime is older than its folder's age and no
  * running job needs it. A directory goes when it is empty after its walk and
@@ -40,14 +52,17 @@
 #define CLEAN_DEPTH_MAX 32
 
 struct clean_root {
-	char	       *path;
+	char	       *path; /* as configured, for messages */
+	char	       *real; /* resolved at start: what the walk opens */
 	enum clean_kind kind;
 };
 
 struct clean_frame {
 	DIR   *dir;
-	size_t rellen;	  /* length of clean.rel naming this directory */
-	time_t mtime;	  /* the directory's mtime when the walk entered it */
+	size_t rellen; /* length of clean.rel naming this directory */
+	time_t mtime;  /* the directory's mtime when the walk entered it */
+	dev_t  dev;    /* the directory, as the walk entered it */
+	ino_t  ino;
 	char   name[256]; /* its name in its parent, for the rmdir */
 };
 
@@ -75,15 +90,11 @@ clean_kind_name(enum clean_kind k)
 	return (clean_kind_names[k]);
 }
 
-/*
- * Checks that path may be cleaned: absolute, an existing directory, not a
- * symlink, not / (after resolving . and ..). Returns 0, or -1 with err.
- */
-int
-clean_check_root(const char *path, char *err, size_t errlen)
+/* clean_check_root, and the resolved path into real (PATH_MAX bytes). */
+static int
+clean_resolve_root(const char *path, char *real, char *err, size_t errlen)
 {
 	struct stat st;
-	char	    real[PATH_MAX];
 
 	if (path[0] != '/') {
 		snprintf(err, errlen, "'%s' is not an absolute path", path);
@@ -115,13 +126,25 @@ clean_check_root(const char *path, char *err, size_t errlen)
 	return (0);
 }
 
+/*
+ * Checks that path may be cleaned: absolute, an existing directory, not a
+ * symlink, not / (after resolving . and ..). Returns 0, or -1 with err.
+ */
+int
+clean_check_root(const char *path, char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+
+	return (clean_resolve_root(path, real, err, errlen));
+}
+
 /* Parses one "kind=path" item into root; the path loses trailing '/'. */
 static int
 clean_parse_item(
     const char *item, struct clean_root *root, char *err, size_t errlen)
 {
 	const char *eq = strchr(item, '=');
-	char	   *path;
+	char	   *path, real[PATH_MAX];
 	size_t	    i, len;
 
 	for (i = 0; eq != NULL && i < CLEAN_NKINDS; i++) {
@@ -141,11 +164,12 @@ clean_parse_item(
 	len = strlen(path);
 	while (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0';
-	if (clean_check_root(path, err, errlen) == -1) {
+	if (clean_resolve_root(path, real, err, errlen) == -1) {
 		free(path);
 		return (-1);
 	}
 	root->path = path;
+	root->real = xstrdup(real);
 	root->kind = (enum clean_kind)i;
 	return (0);
 }
@@ -176,8 +200,8 @@ clean_new(const char *spec, char *err, size_t errlen)
 		    -1)
 			goto fail;
 		for (i = 0; i < c->nroots; i++) {
-			if (strcmp(c->roots[i].path,
-				c->roots[c->nroots].path) == 0) {
+			if (strcmp(c->roots[i].real,
+				c->roots[c->nroots].real) == 0) {
 				snprintf(err, errlen, "'%s' is named twice",
 				    c->roots[i].path);
 				c->nroots++;
@@ -207,8 +231,10 @@ clean_free(struct clean *c)
 		return;
 	while (c->depth > 0)
 		closedir(c->stack[--c->depth].dir);
-	for (i = 0; i < c->nroots; i++)
+	for (i = 0; i < c->nroots; i++) {
 		free(c->roots[i].path);
+		free(c->roots[i].real);
+	}
 	free(c);
 }
 
@@ -238,9 +264,9 @@ clean_error(struct clean *c, struct clean_stats *st, const char *what)
 		    *c->rel != '\0' ? "/" : "", c->rel);
 }
 
-/* Pushes a directory opened as fd; takes fd. */
+/* Pushes a directory opened as fd, whose stat is sb; takes fd. */
 static void
-clean_push(struct clean *c, int fd, const char *name, time_t mtime)
+clean_push(struct clean *c, int fd, const char *name, const struct stat *sb)
 {
 	struct clean_frame *f = &c->stack[c->depth];
 
@@ -249,9 +275,49 @@ clean_push(struct clean *c, int fd, const char *name, time_t mtime)
 		return;
 	}
 	f->rellen = strlen(c->rel);
-	f->mtime = mtime;
+	f->mtime = sb->st_mtime;
+	f->dev = sb->st_dev;
+	f->ino = sb->st_ino;
 	snprintf(f->name, sizeof f->name, "%s", name);
 	c->depth++;
+}
+
+/*
+ * Opens the absolute path real (no symlink, no . or .. in it) from "/", one
+ * component at a time, each with O_NOFOLLOW | O_DIRECTORY: a component that
+ * is now a symlink fails with ELOOP or ENOTDIR instead of being followed.
+ * Returns the descriptor, or -1 with errno.
+ */
+static int
+clean_open_path(const char *real)
+{
+	char	    comp[NAME_MAX + 1];
+	const char *s = real;
+	size_t	    len;
+	int	    fd, nfd, saved;
+
+	if ((fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return (-1);
+	for (;;) {
+		s += strspn(s, "/");
+		if ((len = strcspn(s, "/")) == 0)
+			return (fd);
+		if (len > NAME_MAX) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			return (-1);
+		}
+		memcpy(comp, s, len);
+		comp[len] = '\0';
+		s += len;
+		nfd = openat(
+		    fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		saved = errno;
+		close(fd);
+		errno = saved;
+		if ((fd = nfd) == -1)
+			return (-1);
+	}
 }
 
 static void
@@ -263,7 +329,7 @@ clean_open_root(struct clean *c, struct clean_stats *st)
 
 	c->rel[0] = '\0';
 	c->kind = r->kind;
-	fd = open(r->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = clean_open_path(r->real);
 	if (fd == -1 || fstat(fd, &sb) == -1) {
 		clean_error(c, st, "cannot open");
 		if (fd != -1)
@@ -271,7 +337,50 @@ clean_open_root(struct clean *c, struct clean_stats *st)
 		return;
 	}
 	c->dev = sb.st_dev;
-	clean_push(c, fd, "", sb.st_mtime);
+	clean_push(c, fd, "", &sb);
+}
+
+/* Whether name in the open directory parent is still the directory f. */
+static int
+clean_same(int parent, const struct clean_frame *f)
+{
+	struct stat sb;
+
+	return (fstatat(parent, f->name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(sb.st_mode) && sb.st_dev == f->dev && sb.st_ino == f->ino);
+}
+
+/*
+ * Before a walk resumes: checks that the open directories still hang from
+ * the root path (see the top of this file). From the first broken link on,
+ * they are closed with nothing removed, and the walk goes on above them.
+ */
+static void
+clean_verify(struct clean *c, struct clean_stats *st)
+{
+	struct stat sb;
+	int	    k = 0, fd;
+
+	fd = clean_open_path(c->roots[c->next - 1].real);
+	if (fd != -1 && fstat(fd, &sb) == 0 && sb.st_dev == c->stack[0].dev &&
+	    sb.st_ino == c->stack[0].ino)
+		for (k = 1; k < c->depth; k++)
+			if (!clean_same(
+				dirfd(c->stack[k - 1].dir), &c->stack[k]))
+				break;
+	if (fd != -1)
+		close(fd);
+	if (k == c->depth)
+		return;
+	c->rel[c->stack[k].rellen] = '\0';
+	st->skipped++;
+	if (c->warned++ < 5)
+		log_warnx("clean: %s%s%s moved or swapped during the walk; "
+			  "left alone",
+		    c->roots[c->next - 1].path, *c->rel != '\0' ? "/" : "",
+		    c->rel);
+	while (c->depth > k)
+		closedir(c->stack[--c->depth].dir);
 }
 
 /* Leaves the top directory; removes it when it is old and empty. */
@@ -280,14 +389,17 @@ clean_pop(struct clean *c, long long age, const struct inuse *u, time_t now,
     struct clean_stats *st)
 {
 	struct clean_frame *f = &c->stack[--c->depth];
+	int		    parent;
 
 	closedir(f->dir);
 	c->rel[f->rellen] = '\0';
 	if (c->depth == 0 || f->mtime > now - age ||
 	    inuse_has(u, clean_kind_names[c->kind], c->rel))
 		return;
-	if (unlinkat(
-		dirfd(c->stack[c->depth - 1].dir), f->name, AT_REMOVEDIR) == 0)
+	parent = dirfd(c->stack[c->depth - 1].dir);
+	if (!clean_same(parent, f))
+		return;
+	if (unlinkat(parent, f->name, AT_REMOVEDIR) == 0)
 		st->dirs++;
 	else if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT &&
 	    errno != EBUSY)
@@ -325,7 +437,7 @@ clean_enter(struct clean *c, int parent, const char *name,
 		st->skipped++;
 		return;
 	}
-	clean_push(c, fd, name, sb->st_mtime);
+	clean_push(c, fd, name, sb);
 }
 
 /* Looks at one entry of the top directory. */
@@ -388,6 +500,8 @@ clean_step(struct clean *c, const long long ages[CLEAN_NKINDS],
 	time_t	       now = time(NULL);
 	struct dirent *de;
 
+	if (c->depth > 0)
+		clean_verify(c, st);
 	while (budget > 0) {
 		if (c->depth == 0) {
 			if (c->next == c->nroots) {

@@ -2,7 +2,8 @@
  * Table-driven configuration (see config.h). Sources are applied in order:
  * defaults, the file, the environment, the command line. The file path and
  * argv are remembered so a reload re-reads the same sources and copies only
- * the entries marked CFG_RELOAD into the live struct.
+ * the entries marked CFG_RELOAD into the live struct, and only after the
+ * settings they would give passed the program's cross-field check.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -370,42 +371,80 @@ config_load(const struct cfg_table *t, void *base, int argc, char **argv,
 	return (CONFIG_OK);
 }
 
-/* Re-reads every source; copies only CFG_RELOAD entries into base. */
-int
-config_reload(const struct cfg_table *t, void *base, char *err, size_t errlen)
+/* The size of an entry's value in the struct. */
+static size_t
+config_value_size(const struct cfg_entry *e)
 {
-	void  *scratch;
+	switch (e->type) {
+	case CFG_STR:
+		return (sizeof(char *));
+	case CFG_INT:
+		return (sizeof(long long));
+	case CFG_DOUBLE:
+		return (sizeof(double));
+	case CFG_BOOL:
+	case CFG_ENUM:
+		break;
+	}
+	return (sizeof(int));
+}
+
+/*
+ * Re-reads every source into a scratch struct and checks the settings the
+ * reload would give (the live ones with the CFG_RELOAD entries of the
+ * scratch) with check, when there is one, before anything is used: only
+ * when both pass are the CFG_RELOAD entries moved into base. A refused
+ * reload changes nothing. check sees a struct that borrows its strings.
+ */
+int
+config_reload_check(const struct cfg_table *t, void *base,
+    config_check_fn check, char *err, size_t errlen)
+{
+	void  *fresh, *cand;
 	size_t i, sz;
 	int    rc = -1;
 
-	scratch = xcalloc(1, t->size);
-	if (config_apply_all(
-		t, scratch, config_argc, config_argv, err, errlen) == -1)
+	fresh = xcalloc(1, t->size);
+	cand = xmalloc(t->size);
+	if (config_apply_all(t, fresh, config_argc, config_argv, err, errlen) ==
+	    -1)
+		goto out;
+	/* The candidate borrows every string from base or fresh. */
+	memcpy(cand, base, t->size);
+	for (i = 0; i < t->n; i++) {
+		const struct cfg_entry *e = &t->entries[i];
+
+		if (e->flags & CFG_RELOAD)
+			memcpy((char *)cand + e->off, (char *)fresh + e->off,
+			    config_value_size(e));
+	}
+	if (check != NULL && check(cand, err, errlen) == -1)
 		goto out;
 	for (i = 0; i < t->n; i++) {
 		const struct cfg_entry *e = &t->entries[i];
-		char		      **dst, **src;
 
 		if (!(e->flags & CFG_RELOAD))
 			continue;
-		if (e->type == CFG_STR) {
-			dst = (char **)((char *)base + e->off);
-			src = (char **)((char *)scratch + e->off);
-			free(*dst);
-			*dst = *src;
-			*src = NULL;
-			continue;
-		}
-		sz = e->type == CFG_INT	    ? sizeof(long long)
-		    : e->type == CFG_DOUBLE ? sizeof(double)
-					    : sizeof(int);
-		memcpy((char *)base + e->off, (char *)scratch + e->off, sz);
+		sz = config_value_size(e);
+		if (e->type == CFG_STR)
+			free(*(char **)((char *)base + e->off));
+		memcpy((char *)base + e->off, (char *)fresh + e->off, sz);
+		if (e->type == CFG_STR)
+			*(char **)((char *)fresh + e->off) = NULL;
 	}
 	rc = 0;
 out:
-	config_free(t, scratch);
-	free(scratch);
+	config_free(t, fresh);
+	free(fresh);
+	free(cand);
 	return (rc);
+}
+
+/* config_reload_check without rules between settings. */
+int
+config_reload(const struct cfg_table *t, void *base, char *err, size_t errlen)
+{
+	return (config_reload_check(t, base, NULL, err, errlen));
 }
 
 /* Formats the value of e into buf for printing. */

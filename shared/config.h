@@ -78,7 +78,12 @@ enum config_result {
 
 enum config_result config_load(
     const struct cfg_table *, void *, int, char **, char *, size_t);
+/* Rules between settings: 0, or -1 with the reason in err; reads only. */
+typedef int (*config_check_fn)(const void *, char *, size_t);
+
 int config_reload(const struct cfg_table *, void *, char *, size_t);
+int config_reload_check(
+    const struct cfg_table *, void *, config_check_fn, char *, size_t);
 int config_set(const struct cfg_entry *, void *, const char *, char *, size_t);
 const struct cfg_entry *config_find(const struct cfg_table *, const char *);
 void			config_env_name(const char *, char *, size_t);

@@ -3,12 +3,23 @@
  * precedence and their messages mirror lua/spec.lua; tests/data/specs holds
  * the corpus both are tested against. Lookups are case-sensitive: cJSON's
  * plain cJSON_GetObjectItem is not.
+ *
+ * Text rules. The whole spec must be UTF-8 (RFC 8259 asks it of JSON that
+ * crosses systems; the strings of a spec come back to producers in events)
+ * and must hold no NUL, raw or as \u0000 (C strings would end there, Lua
+ * strings not, and the two checks would disagree). The fields a person
+ * reads in a listing (workflow, tenant, idempotency_key, webhook) must hold
+ * no control character: C0, DEL, or C1 (U+0080..U+009F, which some
+ * terminals obey too), so no forged line or terminal escape can ride on
+ * them. params, inputs and meta are the producer's data: passed on as
+ * they are, JSON-escaped in events, and escaped by whatever prints them.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "job.h"
+#include "util.h"
 
 const struct job_limits job_limits_default = {
 	.max_spec_bytes = 1048576,
@@ -35,6 +46,64 @@ job_check_string(
 	len = strlen(v->valuestring);
 	if (len > max)
 		BAD(field, "%zu bytes over the %zu byte limit", len, max);
+	return (0);
+}
+
+/* Whether s[0..len) is UTF-8. */
+static int
+job_utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t i, n;
+
+	for (i = 0; i < len; i += n)
+		if ((n = utf8_len(s + i, len - i)) == 0)
+			return (0);
+	return (1);
+}
+
+/* Whether text holds a NUL: a raw byte, or a \u0000 escape (one preceded
+ * by an even number of backslashes). */
+static int
+job_has_nul(const char *text, size_t len)
+{
+	size_t i, b;
+
+	if (memchr(text, '\0', len) != NULL)
+		return (1);
+	for (i = 0; i + 6 <= len; i++) {
+		if (memcmp(text + i, "\\u0000", 6) != 0)
+			continue;
+		for (b = i; b > 0 && text[b - 1] == '\\'; b--)
+			;
+		if ((i - b) % 2 == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/* Whether the UTF-8 string s holds a C0 or C1 control character or DEL. */
+static int
+job_has_ctl(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f ||
+		    (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			return (1);
+	return (0);
+}
+
+/* A string field a listing shows: job_check_string, and no control
+ * character. */
+static int
+job_check_text(
+    const cJSON *v, const char *field, size_t max, char *err, size_t errlen)
+{
+	if (job_check_string(v, field, max, err, errlen) == -1)
+		return (-1);
+	if (job_has_ctl(v->valuestring))
+		BAD(field, "must not hold control characters");
 	return (0);
 }
 
@@ -151,7 +220,7 @@ job_check_field(struct job_spec *js, const cJSON *v,
 	const cJSON *s;
 
 	if (strcmp(k, "workflow") == 0) {
-		if (job_check_string(v, k, 64, err, errlen) == -1)
+		if (job_check_text(v, k, 64, err, errlen) == -1)
 			return (-1);
 		if (!job_name_ok(v->valuestring))
 			BAD(k, "'%s' may hold only letters, digits, _ and -",
@@ -187,7 +256,7 @@ job_check_field(struct job_spec *js, const cJSON *v,
 		}
 		js->inputs = v;
 	} else if (strcmp(k, "tenant") == 0) {
-		if (job_check_string(v, k, 128, err, errlen) == -1)
+		if (job_check_text(v, k, 128, err, errlen) == -1)
 			return (-1);
 		js->tenant = v->valuestring;
 	} else if (strcmp(k, "priority") == 0) {
@@ -198,7 +267,7 @@ job_check_field(struct job_spec *js, const cJSON *v,
 			BAD(k, "must be one of high, normal, low");
 		js->priority = v->valuestring;
 	} else if (strcmp(k, "idempotency_key") == 0) {
-		if (job_check_string(v, k, 256, err, errlen) == -1)
+		if (job_check_text(v, k, 256, err, errlen) == -1)
 			return (-1);
 		if (*v->valuestring == '\0')
 			BAD(k, "must not be empty");
@@ -210,11 +279,11 @@ job_check_field(struct job_spec *js, const cJSON *v,
 		return (
 		    job_check_int(v, k, 1, 20, &js->max_attempts, err, errlen));
 	} else if (strcmp(k, "webhook") == 0) {
-		if (job_check_string(v, k, 2048, err, errlen) == -1)
+		if (job_check_text(v, k, 2048, err, errlen) == -1)
 			return (-1);
 		if ((strncmp(v->valuestring, "http://", 7) != 0 &&
 			strncmp(v->valuestring, "https://", 8) != 0) ||
-		    strpbrk(v->valuestring, " \t\r\n") != NULL ||
+		    strchr(v->valuestring, ' ') != NULL ||
 		    strlen(v->valuestring) <=
 			(v->valuestring[4] == 's' ? 8u : 7u))
 			BAD(k, "must be an http:// or https:// URL");
@@ -298,6 +367,14 @@ job_spec_parse(struct job_spec *js, const char *text, size_t len,
 	if (len > lim->max_spec_bytes) {
 		snprintf(err, errlen, "spec: %zu bytes over the %zu byte limit",
 		    len, lim->max_spec_bytes);
+		return (-1);
+	}
+	if (!job_utf8_ok((const unsigned char *)text, len)) {
+		snprintf(err, errlen, "spec: not valid UTF-8");
+		return (-1);
+	}
+	if (job_has_nul(text, len)) {
+		snprintf(err, errlen, "spec: must not hold NUL (\\u0000)");
 		return (-1);
 	}
 	js->root = cJSON_ParseWithLengthOpts(text, len, &end, 0);

@@ -217,3 +217,41 @@ timer_add_ms(struct event *ev, long long ms)
 
 	evtimer_add(ev, &tv);
 }
+
+/*
+ * The length (1..4) of the UTF-8 sequence at s[0..len), or 0 when none
+ * starts there (RFC 3629: shortest form, no surrogates, at most U+10FFFF).
+ */
+size_t
+utf8_len(const unsigned char *s, size_t len)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t	      n, k;
+
+	if (len == 0)
+		return (0);
+	if (s[0] < 0x80)
+		return (1);
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		if (s[0] == 0xe0)
+			lo = 0xa0; /* no overlong form */
+		else if (s[0] == 0xed)
+			hi = 0x9f; /* no surrogate */
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		if (s[0] == 0xf0)
+			lo = 0x90;
+		else if (s[0] == 0xf4)
+			hi = 0x8f; /* up to U+10FFFF */
+	} else
+		return (0);
+	if (len < n || s[1] < lo || s[1] > hi)
+		return (0);
+	for (k = 2; k < n; k++)
+		if (s[k] < 0x80 || s[k] > 0xbf)
+			return (0);
+	return (n);
+}

@@ -1,6 +1,6 @@
 /*
  * Small helpers every program needs: clocks, randomness, ids, bounded file
- * reads and strict number parsing.
+ * reads, strict number parsing and UTF-8.
  */
 #ifndef COMFYQ_UTIL_H
 #define COMFYQ_UTIL_H
@@ -23,5 +23,6 @@ int	  parse_double(const char *, double, double, double *);
 int	  mkdir_p(const char *, char *, size_t);
 int	  str_icontains(const char *, const char *);
 void	  timer_add_ms(struct event *, long long);
+size_t	  utf8_len(const unsigned char *, size_t);
 
 #endif

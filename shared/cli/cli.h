@@ -38,6 +38,8 @@ void cli_redis_error(const char *, ...)
 const char *cli_field(const redisReply *, const char *);
 const char *cli_field_or(const redisReply *, const char *, const char *);
 int	    cli_state_exit(const char *);
+int	    cli_flag(const char *);
+const char *cli_safe(const char *);
 int	    cli_is_terminal(const char *);
 void	    cli_print_job(struct cli *, const char *, const redisReply *);
 redisReply *cli_job_get(struct cli *, const char *);

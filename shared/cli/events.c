@@ -76,7 +76,7 @@ cli_events_read(struct cli *cli, char *idbuf, size_t idlen, int block_ms,
 	rq_cmd_add(&c, idbuf);
 	r = cli_run(cli, &c);
 	if (r->type == REDIS_REPLY_ERROR)
-		cli_usage_error("events: %s", r->str);
+		cli_usage_error("events: %s", cli_safe(r->str));
 	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
 		freeReplyObject(r);
 		return (0);
@@ -110,7 +110,7 @@ cli_event_print(struct cli *cli, const struct cli_event *ev)
 			if (strcmp(k, "outputs") == 0 || strcmp(k, "meta") == 0)
 				j = cJSON_Parse(v);
 			if (j == NULL && (strcmp(k, "refund") == 0))
-				j = cJSON_CreateBool(strcmp(v, "true") == 0);
+				j = cJSON_CreateBool(cli_flag(v));
 			if (j == NULL)
 				j = cJSON_CreateString(v);
 			cJSON_AddItemToObject(o, k, j);
@@ -122,7 +122,8 @@ cli_event_print(struct cli *cli, const struct cli_event *ev)
 		fflush(stdout);
 		return;
 	}
-	printf("%s %s job=%s", ev->id, ev->type, ev->job);
+	printf("%s %s job=%s", cli_safe(ev->id), cli_safe(ev->type),
+	    cli_safe(ev->job));
 	for (i = 0; i + 1 < f->elements; i += 2) {
 		const char *k = f->element[i]->str;
 		const char *v = f->element[i + 1]->str;
@@ -131,7 +132,8 @@ cli_event_print(struct cli *cli, const struct cli_event *ev)
 		    *v == '\0' ||
 		    (strcmp(k, "meta") == 0 && strcmp(v, "{}") == 0))
 			continue;
-		printf(strpbrk(v, " \t\"") ? " %s=\"%s\"" : " %s=%s", k, v);
+		printf(strpbrk(v, " \t\"") ? " %s=\"%s\"" : " %s=%s",
+		    cli_safe(k), cli_safe(v));
 	}
 	printf("\n");
 	fflush(stdout);

@@ -43,64 +43,63 @@ cli_json_print(cJSON *o)
 	cJSON_Delete(o);
 }
 
+/*
+ * Everything is read before anything is printed, so a Redis that does not
+ * answer gives one line and exit 3, not half a report.
+ */
 int
 cmd_stats(struct cli *cli, int argc, char **argv)
 {
-	struct rq_cmd c;
-	redisReply   *r;
-	cJSON	     *o = NULL, *lanes, *counters;
-	char	      key[32];
-	long long     n;
-	size_t	      i;
+	static const char *const keys[] = { "delayed", "leases", "done" };
+	struct rq_cmd		 c;
+	redisReply		*r;
+	cJSON			*o, *lanes, *counters;
+	char			 key[32];
+	long long		 ready[3], n[3];
+	size_t			 i, nf;
 
 	for (i = 1; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "--json") != 0)
 			cli_usage_error("usage: comfyq stats [--json]");
 		cli->json = 1;
 	}
-	if (cli->json) {
-		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "queue", cli->queue);
-		lanes = cJSON_AddObjectToObject(o, "ready");
-	} else
-		printf("queue     %s\n", cli->queue);
 	for (i = 0; i < 3; i++) {
 		snprintf(key, sizeof key, "ready:%s", cli_lanes[i]);
-		n = cli_zcard(cli, key);
-		if (o != NULL)
-			cJSON_AddNumberToObject(lanes, cli_lanes[i], (double)n);
-		else
-			printf("ready     %-8s %lld\n", cli_lanes[i], n);
-	}
-	if (o != NULL) {
-		cJSON_AddNumberToObject(
-		    o, "delayed", (double)cli_zcard(cli, "delayed"));
-		cJSON_AddNumberToObject(
-		    o, "active", (double)cli_zcard(cli, "leases"));
-		cJSON_AddNumberToObject(
-		    o, "finished", (double)cli_zcard(cli, "done"));
-		counters = cJSON_AddObjectToObject(o, "counters");
-	} else {
-		printf("delayed   %lld\n", cli_zcard(cli, "delayed"));
-		printf("active    %lld\n", cli_zcard(cli, "leases"));
-		printf(
-		    "finished  %lld (records kept)\n", cli_zcard(cli, "done"));
+		ready[i] = cli_zcard(cli, key);
+		n[i] = cli_zcard(cli, keys[i]);
 	}
 	rq_cmd_init(&c, "HGETALL");
 	rq_cmd_addf(&c, "%sstats", cli->prefix);
 	r = cli_run(cli, &c);
-	for (i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
-	     i += 2) {
-		if (o != NULL)
-			cJSON_AddNumberToObject(counters, r->element[i]->str,
-			    atof(r->element[i + 1]->str));
-		else
-			printf("total     %-24s %s\n", r->element[i]->str,
-			    r->element[i + 1]->str);
+	nf = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+	if (!cli->json) {
+		printf("queue     %s\n", cli->queue);
+		for (i = 0; i < 3; i++)
+			printf("ready     %-8s %lld\n", cli_lanes[i], ready[i]);
+		printf("delayed   %lld\n", n[0]);
+		printf("active    %lld\n", n[1]);
+		printf("finished  %lld (records kept)\n", n[2]);
+		for (i = 0; i + 1 < nf; i += 2)
+			printf("total     %-24s %s\n",
+			    cli_safe(r->element[i]->str),
+			    cli_safe(r->element[i + 1]->str));
+		freeReplyObject(r);
+		return (0);
 	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "queue", cli->queue);
+	lanes = cJSON_AddObjectToObject(o, "ready");
+	for (i = 0; i < 3; i++)
+		cJSON_AddNumberToObject(lanes, cli_lanes[i], (double)ready[i]);
+	cJSON_AddNumberToObject(o, "delayed", (double)n[0]);
+	cJSON_AddNumberToObject(o, "active", (double)n[1]);
+	cJSON_AddNumberToObject(o, "finished", (double)n[2]);
+	counters = cJSON_AddObjectToObject(o, "counters");
+	for (i = 0; i + 1 < nf; i += 2)
+		cJSON_AddNumberToObject(
+		    counters, r->element[i]->str, atof(r->element[i + 1]->str));
 	freeReplyObject(r);
-	if (o != NULL)
-		cli_json_print(o);
+	cli_json_print(o);
 	return (0);
 }
 
@@ -126,11 +125,12 @@ cmd_slots_set(struct cli *cli, int argc, char **argv)
 	rq_cmd_addf(&c, "%lld", budget);
 	r = cli_run(cli, &c);
 	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "comfyq: %s\n", r->str);
+		fprintf(stderr, "comfyq: %s\n", cli_safe(r->str));
 		rc = EXIT_USAGE;
 	} else
-		printf("pool %s: capacity %lld, VRAM budget %s%s\n", argv[2],
-		    cap, budget ? argv[5] : "none", budget ? " MB" : "");
+		printf("pool %s: capacity %lld, VRAM budget %s%s\n",
+		    cli_safe(argv[2]), cap, budget ? argv[5] : "none",
+		    budget ? " MB" : "");
 	freeReplyObject(r);
 	return (rc);
 }
@@ -182,7 +182,7 @@ cmd_slots(struct cli *cli, int argc, char **argv)
 			holders = cJSON_AddArrayToObject(po, "holders");
 			cJSON_AddItemToArray(o, po);
 		} else {
-			printf("pool %s: %lld/%lld slots held", pool,
+			printf("pool %s: %lld/%lld slots held", cli_safe(pool),
 			    r->element[2]->integer, r->element[0]->integer);
 			if (r->element[1]->integer > 0)
 				printf(", VRAM %lld/%lld MB",
@@ -209,7 +209,8 @@ cmd_slots(struct cli *cli, int argc, char **argv)
 			} else
 				printf("  %-20s worker %-24s fence %-6s lease "
 				       "%+.1fs vram %lld MB\n",
-				    holder, wid, fence, (double)left / 1000.0,
+				    cli_safe(holder), cli_safe(wid),
+				    cli_safe(fence), (double)left / 1000.0,
 				    r->element[k + 4]->integer);
 		}
 		freeReplyObject(r);
@@ -220,15 +221,45 @@ cmd_slots(struct cli *cli, int argc, char **argv)
 	return (0);
 }
 
+/* Whether a worker record's field holds a number (pid, jobs, *_ms, *_mb). */
+static int
+cli_worker_numeric(const char *k)
+{
+	size_t n = strlen(k);
+
+	return (strcmp(k, "pid") == 0 || strcmp(k, "jobs") == 0 ||
+	    (n > 3 &&
+		(strcmp(k + n - 3, "_ms") == 0 ||
+		    strcmp(k + n - 3, "_mb") == 0)));
+}
+
+/* Adds a worker record's field to wo, once, a number where it is one. */
+static void
+cli_worker_field(cJSON *wo, const char *k, const char *v)
+{
+	long long n;
+
+	if (cJSON_GetObjectItemCaseSensitive(wo, k) != NULL)
+		return; /* worker, state, last_beat_ms: given already */
+	if (cli_worker_numeric(k) &&
+	    parse_ll(v, -(1LL << 53), 1LL << 53, &n) == 0)
+		cJSON_AddNumberToObject(wo, k, (double)n);
+	else
+		cJSON_AddStringToObject(wo, k, v);
+}
+
 int
 cmd_workers(struct cli *cli, int argc, char **argv)
 {
-	struct rq_cmd c;
-	redisReply   *ws, *h;
-	cJSON	     *o = NULL, *wo;
-	long long     now = clock_wall_ms(), beat;
-	size_t	      i, k;
-	const char   *state;
+	static const char *const shown[] = { "pool", "jobs", "host",
+		"gpu_name" };
+	static const char *const label[] = { "pool", "jobs", "host", "gpu" };
+	struct rq_cmd		 c;
+	redisReply		*ws, *h;
+	cJSON			*o = NULL, *wo;
+	long long		 now = clock_wall_ms(), beat;
+	size_t			 i, k;
+	const char		*state, *v;
 
 	for (i = 1; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "--json") != 0)
@@ -263,22 +294,16 @@ cmd_workers(struct cli *cli, int argc, char **argv)
 			cJSON_AddNumberToObject(
 			    wo, "last_beat_ms", (double)beat);
 			for (k = 0; k + 1 < h->elements; k += 2)
-				if (strcmp(h->element[k]->str, "state") != 0)
-					cJSON_AddStringToObject(wo,
-					    h->element[k]->str,
-					    h->element[k + 1]->str);
+				cli_worker_field(wo, h->element[k]->str,
+				    h->element[k + 1]->str);
 			cJSON_AddItemToArray(o, wo);
 		} else {
-			printf("%-32s %-7s beat %5.1fs ago", wid, state,
-			    (double)(now - beat) / 1000.0);
-			if (cli_field(h, "pool") != NULL)
-				printf("  pool %s", cli_field(h, "pool"));
-			if (cli_field(h, "jobs") != NULL)
-				printf("  jobs %s", cli_field(h, "jobs"));
-			if (cli_field(h, "host") != NULL)
-				printf("  host %s", cli_field(h, "host"));
-			if (cli_field(h, "gpu_name") != NULL)
-				printf("  gpu %s", cli_field(h, "gpu_name"));
+			printf("%-32s %-7s beat %5.1fs ago", cli_safe(wid),
+			    cli_safe(state), (double)(now - beat) / 1000.0);
+			for (k = 0; k < 4; k++)
+				if ((v = cli_field(h, shown[k])) != NULL)
+					printf(
+					    "  %s %s", label[k], cli_safe(v));
 			printf("\n");
 		}
 		freeReplyObject(h);

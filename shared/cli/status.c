@@ -46,6 +46,13 @@ cli_is_terminal(const char *state)
 		strcmp(state, "canceled") == 0));
 }
 
+/* A flag of a job hash or an event: "true" or "1" (the older form). */
+int
+cli_flag(const char *v)
+{
+	return (v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0));
+}
+
 /* The exit code a job's state stands for. */
 int
 cli_state_exit(const char *state)
@@ -152,13 +159,13 @@ cli_print_job_json(const char *jid, const redisReply *h)
 		cJSON_AddNumberToObject(
 		    p, "max", strchr(v, '/') ? atof(strchr(v, '/') + 1) : 0);
 	}
-	cJSON_AddBoolToObject(o, "cancel_requested",
-	    strcmp(cli_field_or(h, "cancel_req", "0"), "1") == 0);
+	cJSON_AddBoolToObject(
+	    o, "cancel_requested", cli_flag(cli_field(h, "cancel_req")));
 	cli_json_str(o, "error_code", cli_field(h, "error_code"));
 	cli_json_str(o, "error", cli_field(h, "error"));
 	if (cli_is_terminal(cli_field(h, "state")))
-		cJSON_AddBoolToObject(o, "refund",
-		    strcmp(cli_field_or(h, "refund", "0"), "1") == 0);
+		cJSON_AddBoolToObject(
+		    o, "refund", cli_flag(cli_field(h, "refund")));
 	cli_json_raw(o, "outputs", cli_field(h, "outputs"));
 	cli_json_raw(o, "meta", cli_field(h, "meta"));
 	cli_json_num(o, "created_ms", cli_field(h, "created_ms"));
@@ -184,10 +191,10 @@ cli_print_outputs(const char *v)
 		if (!cJSON_IsString(f))
 			f = cJSON_GetObjectItemCaseSensitive(o, "key");
 		where = cJSON_IsString(f) ? f->valuestring : "?";
-		printf("output    %s", where);
+		printf("output    %s", cli_safe(where));
 		if (cJSON_IsString(
 			f = cJSON_GetObjectItemCaseSensitive(o, "mime")))
-			printf(" %s", f->valuestring);
+			printf(" %s", cli_safe(f->valuestring));
 		if (cJSON_IsNumber(
 			f = cJSON_GetObjectItemCaseSensitive(o, "width")))
 			printf(" %dx%d", f->valueint,
@@ -214,22 +221,22 @@ cli_print_job(struct cli *cli, const char *jid, const redisReply *h)
 		return;
 	}
 	state = cli_field(h, "state");
-	printf("job       %s\n", jid);
-	printf("state     %s%s\n", state ? state : "?",
-	    strcmp(cli_field_or(h, "cancel_req", "0"), "1") == 0 &&
-		    !cli_is_terminal(state)
+	printf("job       %s\n", cli_safe(jid));
+	printf("state     %s%s\n", cli_safe(state ? state : "?"),
+	    cli_flag(cli_field(h, "cancel_req")) && !cli_is_terminal(state)
 		? " (cancel requested)"
 		: "");
 	if ((v = cli_field(h, "tenant")) != NULL && *v != '\0')
-		printf("tenant    %s\n", v);
-	printf("priority  %s\n", cli_field_or(h, "priority", "normal"));
-	printf("attempt   %s/%s\n", cli_field_or(h, "attempt", "0"),
-	    cli_field_or(h, "max_attempts", "?"));
+		printf("tenant    %s\n", cli_safe(v));
+	printf(
+	    "priority  %s\n", cli_safe(cli_field_or(h, "priority", "normal")));
+	printf("attempt   %s/%s\n", cli_safe(cli_field_or(h, "attempt", "0")),
+	    cli_safe(cli_field_or(h, "max_attempts", "?")));
 	if ((v = cli_field(h, "worker")) != NULL)
-		printf("worker    %s (pool %s)\n", v,
-		    cli_field(h, "pool") ? cli_field(h, "pool") : "?");
+		printf("worker    %s (pool %s)\n", cli_safe(v),
+		    cli_safe(cli_field_or(h, "pool", "?")));
 	if ((v = cli_field(h, "progress")) != NULL)
-		printf("progress  %s\n", v);
+		printf("progress  %s\n", cli_safe(v));
 	cli_fmt_ms(cli_field(h, "created_ms"), t, sizeof t);
 	printf("created   %s\n", t);
 	if (cli_field(h, "started_ms") != NULL) {
@@ -241,12 +248,11 @@ cli_print_job(struct cli *cli, const char *jid, const redisReply *h)
 		printf("finished  %s\n", t);
 	}
 	if ((v = cli_field(h, "error_code")) != NULL)
-		printf("error     [%s] %s\n", v,
-		    cli_field(h, "error") ? cli_field(h, "error") : "");
+		printf("error     [%s] %s\n", cli_safe(v),
+		    cli_safe(cli_field(h, "error")));
 	if (cli_is_terminal(state))
 		printf("refund    %s\n",
-		    strcmp(cli_field_or(h, "refund", "0"), "1") == 0 ? "yes"
-								     : "no");
+		    cli_flag(cli_field(h, "refund")) ? "true" : "false");
 	cli_print_outputs(cli_field(h, "outputs"));
 }
 
@@ -298,7 +304,7 @@ cmd_cancel(struct cli *cli, int argc, char **argv)
 	rq_cmd_add(&c, "canceled from the command line");
 	r = cli_run(cli, &c);
 	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "comfyq: %s\n", r->str);
+		fprintf(stderr, "comfyq: %s\n", cli_safe(r->str));
 		freeReplyObject(r);
 		return (EXIT_USAGE);
 	}
@@ -316,13 +322,14 @@ cmd_cancel(struct cli *cli, int argc, char **argv)
 		cJSON_free(text);
 		cJSON_Delete(o);
 	} else if (strcmp(what, "canceled") == 0)
-		printf("job %s canceled\n", jid);
+		printf("job %s canceled\n", cli_safe(jid));
 	else if (strcmp(what, "requested") == 0)
 		printf("job %s is running: cancel requested; its worker will "
 		       "stop it\n",
-		    jid);
+		    cli_safe(jid));
 	else
-		printf("job %s already ended: %s\n", jid, r->element[1]->str);
+		printf("job %s already ended: %s\n", cli_safe(jid),
+		    cli_safe(r->element[1]->str));
 	freeReplyObject(r);
 	return (0);
 }

@@ -124,7 +124,7 @@ submit_bar(struct submit_wait *w, long long value, long long max)
 		bar[i] = i < fill ? '#' : '-';
 	bar[30] = '\0';
 	fprintf(stderr, "\r[%s] %3d%% %lld/%lld  job %s ", bar, pct, value, max,
-	    w->jid);
+	    cli_safe(w->jid));
 	fflush(stderr);
 }
 
@@ -150,18 +150,20 @@ submit_wait_event(struct cli *cli, const struct cli_event *ev, void *arg)
 	if (w->tty)
 		fprintf(stderr, "\r%-78s\r", "");
 	if (strcmp(ev->type, "started") == 0)
-		fprintf(stderr, "job %s started on %s (attempt %s)\n", w->jid,
-		    cli_field_or(ev->fields, "worker", "?"),
-		    cli_field_or(ev->fields, "attempt", "?"));
+		fprintf(stderr, "job %s started on %s (attempt %s)\n",
+		    cli_safe(w->jid),
+		    cli_safe(cli_field_or(ev->fields, "worker", "?")),
+		    cli_safe(cli_field_or(ev->fields, "attempt", "?")));
 	else if (strcmp(ev->type, "retrying") == 0)
-		fprintf(stderr, "job %s will retry: [%s] %s\n", w->jid,
-		    cli_field_or(ev->fields, "error_code", "?"),
-		    cli_field_or(ev->fields, "error", ""));
+		fprintf(stderr, "job %s will retry: [%s] %s\n",
+		    cli_safe(w->jid),
+		    cli_safe(cli_field_or(ev->fields, "error_code", "?")),
+		    cli_safe(cli_field(ev->fields, "error")));
 	else if (strcmp(ev->type, "requeued") == 0)
-		fprintf(stderr, "job %s requeued (%s)\n", w->jid,
-		    cli_field_or(ev->fields, "reason", "?"));
+		fprintf(stderr, "job %s requeued (%s)\n", cli_safe(w->jid),
+		    cli_safe(cli_field_or(ev->fields, "reason", "?")));
 	else if (strcmp(ev->type, "cancel_requested") == 0)
-		fprintf(stderr, "job %s: cancel requested\n", w->jid);
+		fprintf(stderr, "job %s: cancel requested\n", cli_safe(w->jid));
 	if (cli_is_terminal(ev->type))
 		return (1);
 	return (0);
@@ -266,21 +268,28 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 	cJSON_free(text);
 	r = cli_run(cli, &c);
 	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "comfyq: %s\n", r->str);
+		fprintf(stderr, "comfyq: %s\n", cli_safe(r->str));
 		freeReplyObject(r);
 		return (EXIT_USAGE);
 	}
 	snprintf(jid, sizeof jid, "%s", r->element[0]->str);
 	if (!wait) {
-		if (cli->json)
-			printf("{\"job\":\"%s\",\"result\":\"%s\","
-			       "\"state\":\"%s\"}\n",
-			    jid, r->element[1]->str, r->element[2]->str);
-		else
-			printf("%s\n", jid);
+		if (cli->json) {
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(o, "job", jid);
+			cJSON_AddStringToObject(
+			    o, "result", r->element[1]->str);
+			cJSON_AddStringToObject(o, "state", r->element[2]->str);
+			text = cJSON_PrintUnformatted(o);
+			printf("%s\n", text);
+			cJSON_free(text);
+			cJSON_Delete(o);
+		} else
+			printf("%s\n", cli_safe(jid));
 	} else if (!cli->json)
-		fprintf(stderr, "job %s %s (%s)\n", jid, r->element[1]->str,
-		    r->element[2]->str);
+		fprintf(stderr, "job %s %s (%s)\n", cli_safe(jid),
+		    cli_safe(r->element[1]->str), cli_safe(r->element[2]->str));
 	freeReplyObject(r);
 	if (wait)
 		rc = submit_wait(cli, jid, id, sizeof id);

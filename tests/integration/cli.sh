@@ -19,6 +19,7 @@ check unknown-command 2 "$CQ" frobnicate;	has unknown-command "unknown command '
 check bad-queue 2 "$CQ" --queue 'a{b}' stats;	has bad-queue "queue: 'a\{b\}'"
 check no-redis 3 "$CQ" --redis redis://127.0.0.1:1 stats
 has no-redis "Connection refused"
+eq no-redis-one-line "$(wc -l <"$tmp/out")" 1
 check bad-url 3 "$CQ" --redis http://x stats;	has bad-url "does not start with redis://"
 
 # Bad input names the field and writes nothing.
@@ -62,7 +63,7 @@ has idem-conflict "CONFLICT idempotency_key: order-7 was used for job"
 
 # Cancel a queued job: exit 1 from status afterwards, refund recorded.
 check cancel 0 "$CQ" cancel "$jid";		has cancel "canceled"
-check status-canceled 1 "$CQ" status "$jid";	has status-canceled "refund +yes"
+check status-canceled 1 "$CQ" status "$jid";	has status-canceled "refund +true"
 check cancel-again 0 "$CQ" cancel "$jid";	has cancel-again "already ended: canceled"
 check cancel-missing 2 "$CQ" cancel nosuchjob;	has cancel-missing "NOJOB"
 eq refunds "$(RC XLEN "${P}refunds")" 1
@@ -85,8 +86,58 @@ check slots 0 "$CQ" slots;			has slots "pool gpu0: 0/2 slots held"
 check workers-none 0 "$CQ" workers;		has workers-none "no workers"
 RC FCALL comfyq_register 1 "$P" w-test 60000 gpu0 0 0 host h1 >/dev/null
 check workers 0 "$CQ" workers;			has workers "w-test +up .*pool gpu0"
+check workers-json 0 "$CQ" workers --json
+eq workers-json-beat-once "$(grep -o '"last_beat_ms"' "$tmp/out" | wc -l)" 1
+has workers-json '"last_beat_ms":[0-9]+[,}]'
+has workers-json '"started_ms":[0-9]+[,}]'
+has workers-json '"jobs":0[,}]'
+has workers-json '"host":"h1"'
 check stats 0 "$CQ" stats --json
 has stats '"queue":"'"$Q"'".*"counters":\{.*"enqueued":2'
+
+# Text planted in Redis (enqueue refuses it) reaches the terminal escaped:
+# no raw control byte, and a planted newline does not start a line.
+esc=$'ok\e[2K\rjob=x succeeded'
+ctl() {	# ctl NAME: the last output holds no control byte but line ends
+	if LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$tmp/out"
+	then bad "$1: raw control bytes"; od -c "$tmp/out" | head -20
+	else ok; fi
+}
+RC HSET "${P}job:planted" state failed tenant "$esc" error_code x \
+	error $'line1\nline2\xc2\x9b\xff' refund 1 worker $'w\e]0;t\a' >/dev/null
+RC XADD "${P}events" '*' type failed job planted tenant "$esc" \
+	error $'a\nb' refund true >/dev/null
+RC HSET "${P}worker:w-test" host $'h\e[31mred Ёлка' >/dev/null
+RC HINCRBY "${P}stats" $'bad\ekey' 1 >/dev/null
+check planted-status 1 "$CQ" status planted;	ctl planted-status
+hasf planted-status 'tenant    ok\x1b[2K\x0djob=x succeeded'
+hasf planted-status 'error     [x] line1\x0aline2\xc2\x9b\xff'
+hasf planted-status 'worker    w\x1b]0;t\x07 (pool ?)'
+has planted-status '^refund +true$'
+eq planted-status-lines "$(wc -l <"$tmp/out")" 9
+check planted-status-json 1 "$CQ" status planted --json
+hasf planted-status-json '"tenant":"ok\u001b[2K\rjob=x succeeded"'
+hasf planted-status-json '"refund":true'
+check planted-events 0 "$CQ" events --count 1;	ctl planted-events
+hasf planted-events 'tenant="ok\x1b[2K\x0djob=x succeeded" error=a\x0ab refund=true'
+eq planted-events-lines "$(wc -l <"$tmp/out")" 1
+check planted-workers 0 "$CQ" workers;		ctl planted-workers
+hasf planted-workers 'host h\x1b[31mred Ёлка'
+check planted-stats 0 "$CQ" stats;		ctl planted-stats
+hasf planted-stats 'bad\x1bkey'
+RC HSET "${P}held:gpu0" $'j\e[1m' $'w\ex 5 99999999999999 0' >/dev/null
+check planted-slots 0 "$CQ" slots;		ctl planted-slots
+hasf planted-slots 'j\x1b[1m'
+hasf planted-slots 'worker w\x1bx'
+RC DEL "${P}held:gpu0" >/dev/null
+RC HSET "${P}job:planted" refund true >/dev/null
+check planted-refund-true 1 "$CQ" status planted; has planted-refund-true '^refund +true$'
+RC HSET "${P}job:planted" refund 0 >/dev/null
+check planted-refund-0 1 "$CQ" status planted;	has planted-refund-0 '^refund +false$'
+check planted-refund-0-json 1 "$CQ" status planted --json
+has planted-refund-0-json '"refund":false'
+RC DEL "${P}job:planted" >/dev/null
+RC HSET "${P}worker:w-test" host h1 >/dev/null
 
 # --wait follows a job to its end; a stand-in worker drives it.
 "$CQ" cancel "$idem_jid" >/dev/null	# nothing else may be queued

@@ -50,61 +50,120 @@ cache_keycmp(const void *a, const void *b)
 	    strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string));
 }
 
-/* Signature of node i; state: 0 new, 1 in progress, 2 done. */
+/*
+ * One signature being computed: the node, its inputs in name order, the one
+ * it is at (linked: its name is hashed and its node's signature is being
+ * computed above), and the digest so far. A stack of these stands for
+ * recursion, so a chain of any length cannot overflow the C stack.
+ */
+struct sigframe {
+	size_t	    i;
+	cJSON	  **in;
+	size_t	    n, j;
+	int	    linked;
+	EVP_MD_CTX *md;
+};
+
+/* Starts node i's signature in f. */
+static void
+cache_sig_enter(const struct graph *g, size_t i, struct sigframe *f, int *state)
+{
+	cJSON *it;
+
+	memset(f, 0, sizeof *f);
+	f->i = i;
+	state[i] = 1;
+	f->md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(f->md, EVP_sha256(), NULL);
+	EVP_DigestUpdate(
+	    f->md, g->v[i].cls->name, strlen(g->v[i].cls->name) + 1);
+	cJSON_ArrayForEach(it, g->v[i].inputs)
+	{
+		f->in = xrealloc(f->in, (f->n + 1) * sizeof *f->in);
+		f->in[f->n++] = it;
+	}
+	if (f->n > 1)
+		qsort(f->in, f->n, sizeof *f->in, cache_keycmp);
+}
+
+/* Ends f: the hex digest goes into sigs[f->i]. */
+static void
+cache_sig_leave(struct sigframe *f, char (*sigs)[SIG_LEN], int *state)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char	  d[EVP_MAX_MD_SIZE];
+	unsigned int	  dlen, k;
+
+	EVP_DigestFinal_ex(f->md, d, &dlen);
+	EVP_MD_CTX_free(f->md);
+	free(f->in);
+	for (k = 0; k < 32 && k < dlen; k++) {
+		sigs[f->i][2 * k] = hex[d[k] >> 4];
+		sigs[f->i][2 * k + 1] = hex[d[k] & 15];
+	}
+	sigs[f->i][64] = '\0';
+	state[f->i] = 2;
+}
+
+/* Hashes input f->in[f->j] as a literal. */
+static void
+cache_sig_literal(const struct graph *g, struct sigframe *f)
+{
+	const cJSON *in = f->in[f->j];
+	char	    *text = cJSON_PrintUnformatted(in);
+
+	EVP_DigestUpdate(f->md, "V", 1);
+	EVP_DigestUpdate(f->md, text, strlen(text) + 1);
+	if (g->v[f->i].cls->kind == NK_LOAD_IMAGE &&
+	    strcmp(in->string, "image") == 0 && cJSON_IsString(in))
+		cache_hash_file(in->valuestring, f->md);
+	free(text);
+}
+
+/*
+ * Signature of node i and of every node it links to; state: 0 new, 1 in
+ * progress (a link back to one is hashed as a literal), 2 done. Each input
+ * gives its name, then "L", the linked node's signature and the slot, or
+ * "V" and the value as JSON.
+ */
 static void
 cache_sig(const struct graph *g, size_t i, char (*sigs)[SIG_LEN], int *state)
 {
-	static const char hex[] = "0123456789abcdef";
-	EVP_MD_CTX	 *md;
-	unsigned char	  d[EVP_MAX_MD_SIZE];
-	unsigned int	  dlen, k;
-	cJSON		**in = NULL, *it;
-	const char	 *src;
-	char		 *text;
-	size_t		  n = 0, j;
-	int		  slot, s;
+	struct sigframe *st, *f;
+	const char	*src, *name;
+	size_t		 sp = 0;
+	int		 slot, s;
 
 	if (state[i] == 2)
 		return;
-	state[i] = 1;
-	md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	EVP_DigestUpdate(md, g->v[i].cls->name, strlen(g->v[i].cls->name) + 1);
-	cJSON_ArrayForEach(it, g->v[i].inputs)
-	{
-		in = xrealloc(in, (n + 1) * sizeof *in);
-		in[n++] = it;
-	}
-	if (n > 1)
-		qsort(in, n, sizeof *in, cache_keycmp);
-	for (j = 0; j < n; j++) {
-		EVP_DigestUpdate(md, in[j]->string, strlen(in[j]->string) + 1);
-		if (graph_link(in[j], &src, &slot) &&
-		    (s = graph_find(g, src)) >= 0 && state[s] != 1) {
-			cache_sig(g, (size_t)s, sigs, state);
-			EVP_DigestUpdate(md, "L", 1);
-			EVP_DigestUpdate(md, sigs[s], SIG_LEN);
-			EVP_DigestUpdate(md, &slot, sizeof slot);
+	st = xcalloc(g->n, sizeof *st);
+	cache_sig_enter(g, i, &st[sp++], state);
+	while (sp > 0) {
+		f = &st[sp - 1];
+		if (f->j == f->n) {
+			cache_sig_leave(f, sigs, state);
+			sp--;
 			continue;
 		}
-		text = cJSON_PrintUnformatted(in[j]);
-		EVP_DigestUpdate(md, "V", 1);
-		EVP_DigestUpdate(md, text, strlen(text) + 1);
-		if (g->v[i].cls->kind == NK_LOAD_IMAGE &&
-		    strcmp(in[j]->string, "image") == 0 &&
-		    cJSON_IsString(in[j]))
-			cache_hash_file(in[j]->valuestring, md);
-		free(text);
+		name = f->in[f->j]->string;
+		if (!f->linked)
+			EVP_DigestUpdate(f->md, name, strlen(name) + 1);
+		if (graph_link(f->in[f->j], &src, &slot) &&
+		    (s = graph_find(g, src)) >= 0 && state[s] != 1) {
+			if (state[s] == 0) {
+				f->linked = 1;
+				cache_sig_enter(g, (size_t)s, &st[sp++], state);
+				continue;
+			}
+			EVP_DigestUpdate(f->md, "L", 1);
+			EVP_DigestUpdate(f->md, sigs[s], SIG_LEN);
+			EVP_DigestUpdate(f->md, &slot, sizeof slot);
+		} else
+			cache_sig_literal(g, f);
+		f->linked = 0;
+		f->j++;
 	}
-	free(in);
-	EVP_DigestFinal_ex(md, d, &dlen);
-	EVP_MD_CTX_free(md);
-	for (k = 0; k < 32 && k < dlen; k++) {
-		sigs[i][2 * k] = hex[d[k] >> 4];
-		sigs[i][2 * k + 1] = hex[d[k] & 15];
-	}
-	sigs[i][64] = '\0';
-	state[i] = 2;
+	free(st);
 }
 
 /* Computes every node's key and drops the entries this prompt lacks. */

@@ -12,7 +12,7 @@
  * then takes its steps, each checking the flag and sending progress_state +
  * progress, and FINISH computes the outputs (work.c), writes files, sends
  * `executed` and caches the result. Waits are libevent timers; with no
- * delay configured the whole prompt runs in one callback.
+ * delay configured the prompt runs in callbacks of up to RUN_SLICE_MS.
  *
  * The end is task_done order: execution_success/error/interrupted, the
  * history entry, `status`, then `executing` with node null. Events go to
@@ -32,6 +32,7 @@
 #include "xmalloc.h"
 
 #define HANG_TICK_MS 20
+#define RUN_SLICE_MS 20 /* most time one callback runs nodes without a wait */
 
 static const struct timeval crash_tv = { 0, 20000 };
 
@@ -101,7 +102,7 @@ run_free(struct run *r)
 	cJSON_Delete(r->outputs);
 	cJSON_Delete(r->meta);
 	cJSON_Delete(r->executed);
-	cJSON_Delete(r->progress);
+	omap_free(r->progress, free);
 	prompt_free(r->p);
 	free(r);
 }
@@ -338,14 +339,24 @@ run_do_finish(struct run *r)
 	return (1);
 }
 
-/* Runs the state machine until it has to wait or the prompt ends. */
+/*
+ * Runs the state machine until it has to wait or the prompt ends. A prompt
+ * whose nodes take no time still hands the loop back every RUN_SLICE_MS
+ * (ComfyUI runs prompts on a thread of their own), so HTTP, sockets and
+ * /interrupt are served while a big graph runs.
+ */
 static void
 run_drive(void)
 {
 	struct run *r;
+	long long   start = clock_mono_ms();
 	int	    go = 1;
 
 	while (go && (r = run) != NULL) {
+		if (clock_mono_ms() - start >= RUN_SLICE_MS) {
+			timer_add_ms(run_timer, 0);
+			return;
+		}
 		switch (r->state) {
 		case RS_PICK:
 			go = run_do_pick(r);
@@ -406,7 +417,7 @@ run_start(struct prompt *p)
 	r->outputs = cJSON_CreateObject();
 	r->meta = cJSON_CreateObject();
 	r->executed = cJSON_CreateArray();
-	r->progress = cJSON_CreateObject();
+	r->progress = omap_new();
 	r->has_client =
 	    cJSON_GetObjectItemCaseSensitive(p->extra, "client_id") != NULL;
 	run = r;

@@ -33,7 +33,13 @@ struct run {
 	cJSON		    *outputs;
 	cJSON		    *meta;
 	cJSON		    *executed;
-	cJSON		    *progress; /* progress_state registry */
+	struct omap	    *progress; /* progress_state registry: node id
+					* -> struct pstate, started first */
+};
+
+struct pstate {
+	double	    value, max;
+	const char *state; /* "running" or "finished" */
 };
 
 cJSON *report_data(const struct run *);

@@ -6,9 +6,12 @@
  * the ready nodes ux_friendly_pick_node() prefers an output node, then a
  * node feeding an output node, then one two steps away, else the first
  * added. The same rules give the same order as ComfyUI, which is what a
- * client sees in the `executing` events.
+ * client sees in the `executing` events. The ready nodes are kept in a
+ * list of their own, in the order they were added, so a pick looks at the
+ * ready nodes only, not at every pending one.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "sim.h"
 #include "xmalloc.h"
@@ -26,6 +29,10 @@ struct execlist {
 	int		    norder;
 	int		   *nblock;   /* blockCount */
 	struct adj	   *blocking; /* nodes each node blocks */
+	int		   *pos;      /* per node: its place in order */
+	int		   *ready;    /* pending, nblock 0, by place in order */
+	int		    nready;
+	int		    built; /* ready holds what the adds gave */
 };
 
 struct execlist *
@@ -40,6 +47,8 @@ execlist_new(const struct graph *g, const int *cached)
 	el->order = xcalloc(n, sizeof *el->order);
 	el->nblock = xcalloc(n, sizeof *el->nblock);
 	el->blocking = xcalloc(n, sizeof *el->blocking);
+	el->pos = xcalloc(n, sizeof *el->pos);
+	el->ready = xcalloc(n, sizeof *el->ready);
 	return (el);
 }
 
@@ -56,6 +65,8 @@ execlist_free(struct execlist *el)
 	free(el->order);
 	free(el->nblock);
 	free(el->blocking);
+	free(el->pos);
+	free(el->ready);
 	free(el);
 }
 
@@ -88,6 +99,7 @@ execlist_add(struct execlist *el, int start)
 		if (el->pending[i])
 			continue;
 		el->pending[i] = 1;
+		el->pos[i] = el->norder;
 		el->order[el->norder++] = i;
 		el->nblock[i] = 0;
 		el->blocking[i].n = 0;
@@ -112,6 +124,37 @@ execlist_add(struct execlist *el, int start)
 			el->nblock[links[k + 1]]++;
 	free(links);
 	free(stack);
+	el->built = 0;
+}
+
+/* Where node i goes in (or is in) the ready list. */
+static int
+execlist_slot(const struct execlist *el, int i)
+{
+	int lo = 0, hi = el->nready, mid;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (el->pos[el->ready[mid]] < el->pos[i])
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo);
+}
+
+static void
+execlist_build(struct execlist *el)
+{
+	int k, i;
+
+	el->nready = 0;
+	for (k = 0; k < el->norder; k++) {
+		i = el->order[k];
+		if (el->pending[i] && el->nblock[i] == 0)
+			el->ready[el->nready++] = i;
+	}
+	el->built = 1;
 }
 
 static int
@@ -130,33 +173,45 @@ execlist_blocks_output(const struct execlist *el, int i, int depth)
 
 /* ux_friendly_pick_node() over the ready nodes; -1 if none is ready. */
 int
-execlist_pick(const struct execlist *el)
+execlist_pick(struct execlist *el)
 {
-	int k, pass, i, first = -1;
+	int k, pass, i;
 
+	if (!el->built)
+		execlist_build(el);
 	for (pass = 0; pass < 3; pass++)
-		for (k = 0; k < el->norder; k++) {
-			i = el->order[k];
-			if (!el->pending[i] || el->nblock[i] != 0)
-				continue;
-			if (first == -1)
-				first = i;
+		for (k = 0; k < el->nready; k++) {
+			i = el->ready[k];
 			if (pass == 0 ? el->g->v[i].cls->output_node
 				      : execlist_blocks_output(el, i, pass - 1))
 				return (i);
 		}
-	return (first);
+	return (el->nready > 0 ? el->ready[0] : -1);
 }
 
 /* complete_node_execution(): i is done, the nodes it blocked advance. */
 void
 execlist_done(struct execlist *el, int i)
 {
-	int k;
+	int k, b, at;
 
 	el->pending[i] = 0;
-	for (k = 0; k < el->blocking[i].n; k++)
-		el->nblock[el->blocking[i].v[k]]--;
+	if (el->built && (at = execlist_slot(el, i)) < el->nready &&
+	    el->ready[at] == i) {
+		memmove(el->ready + at, el->ready + at + 1,
+		    (size_t)(el->nready - at - 1) * sizeof *el->ready);
+		el->nready--;
+	}
+	for (k = 0; k < el->blocking[i].n; k++) {
+		b = el->blocking[i].v[k];
+		if (--el->nblock[b] != 0 || !el->pending[b] || !el->built)
+			continue;
+		at = execlist_slot(el, b);
+		memmove(el->ready + at + 1, el->ready + at,
+		    (size_t)(el->nready - at) * sizeof *el->ready);
+		el->ready[at] = b;
+		el->nready++;
+	}
 	el->blocking[i].n = 0;
 }
 

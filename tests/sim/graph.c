@@ -20,8 +20,12 @@ graph_new(cJSON *prompt)
 
 	g->n = (size_t)cJSON_GetArraySize(prompt);
 	g->v = xcalloc(g->n > 0 ? g->n : 1, sizeof *g->v);
+	g->index = omap_new();
 	cJSON_ArrayForEach(n, prompt)
 	{
+		if (omap_get(g->index, n->string) == NULL)
+			omap_put(
+			    g->index, n->string, (void *)(uintptr_t)(i + 1));
 		ct = cJSON_GetObjectItemCaseSensitive(n, "class_type");
 		g->v[i].id = n->string;
 		g->v[i].json = n;
@@ -41,20 +45,18 @@ graph_free(struct graph *g)
 {
 	if (g == NULL)
 		return;
+	omap_free(g->index, NULL);
 	free(g->v);
 	free(g);
 }
 
-/* The index of node id, or -1. */
+/* The index of node id (the first node of that id), or -1. */
 int
 graph_find(const struct graph *g, const char *id)
 {
-	size_t i;
+	uintptr_t i = (uintptr_t)omap_get(g->index, id);
 
-	for (i = 0; i < g->n; i++)
-		if (strcmp(g->v[i].id, id) == 0)
-			return ((int)i);
-	return (-1);
+	return (i > 0 ? (int)(i - 1) : -1);
 }
 
 /* ComfyUI's is_link(): a 2-list of a string id and a number slot. */

@@ -76,6 +76,10 @@ static const struct cfg_entry sim_cfg_table[] = {
 	    "Comma-separated files in models/ipadapter." },
 	{ "max-upload-size", CFG_INT, S(max_upload_size), "100", 1, 4096, 0, 0,
 	    NULL, 0, "Largest request body in MB (larger: 413)." },
+	{ "max-nodes", CFG_INT, S(max_nodes), "10000", 1, 1000000, 0, 0, NULL,
+	    0,
+	    "Most nodes in a prompt (ComfyUI has no cap); more: 400 "
+	    "prompt_too_large." },
 	{ "history-max", CFG_INT, S(history_max), "10000", 1, 1000000, 0, 0,
 	    NULL, 0, "History entries kept (ComfyUI: 10000)." },
 	{ "cache-none", CFG_BOOL, S(cache_none), "false", 0, 0, 0, 0, NULL, 0,

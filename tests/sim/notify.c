@@ -30,6 +30,16 @@ notify_write(const char *sid, const char *type, cJSON *data)
 	cJSON_Delete(msg);
 }
 
+/* Whether notify_send(sid, ...) would reach a socket: an event nobody
+ * gets need not be built. */
+int
+notify_wanted(const char *sid)
+{
+	if (sid != NULL && muted != NULL && strcmp(sid, muted) == 0)
+		return (0);
+	return (ws_server_reaches(sid, muted));
+}
+
 /* Sends an event to sid, or to every socket when sid is NULL; takes
  * ownership of data. */
 void

@@ -67,42 +67,43 @@ report_data(const struct run *r)
 	return (d);
 }
 
-/* progress_state: every node that has started, with its progress. */
+/*
+ * progress_state: every node that has started, with its progress. Like
+ * ComfyUI's, each one lists all started nodes, so a prompt of n nodes sends
+ * about n^2 entries; they are built only when a socket will get them.
+ */
 void
 report_progress(
     struct run *r, const char *id, const char *state, double value, double max)
 {
-	cJSON *e, *d, *nodes, *n;
+	struct omap_ent *e;
+	struct pstate	*ps;
+	cJSON		*d, *nodes, *n;
 
-	if ((e = cJSON_GetObjectItemCaseSensitive(r->progress, id)) == NULL)
-		e = cJSON_AddObjectToObject(r->progress, id);
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "value");
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "max");
-	cJSON_DeleteItemFromObjectCaseSensitive(e, "state");
-	cJSON_AddNumberToObject(e, "value", value);
-	cJSON_AddNumberToObject(e, "max", max);
-	cJSON_AddStringToObject(e, "state", state);
-	if (!sim.cfg.progress_state)
+	if ((ps = omap_get(r->progress, id)) == NULL) {
+		ps = xmalloc(sizeof *ps);
+		omap_put(r->progress, id, ps);
+	}
+	ps->value = value;
+	ps->max = max;
+	ps->state = state;
+	if (!sim.cfg.progress_state ||
+	    (r->has_client && r->p->client_id == NULL) ||
+	    !notify_wanted(report_sid(r)))
 		return;
 	d = report_data(r);
 	nodes = cJSON_AddObjectToObject(d, "nodes");
-	cJSON_ArrayForEach(e, r->progress)
-	{
-		n = cJSON_AddObjectToObject(nodes, e->string);
-		cJSON_AddItemToObject(n, "value",
-		    cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(e, "value"), 0));
-		cJSON_AddItemToObject(n, "max",
-		    cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(e, "max"), 0));
-		cJSON_AddItemToObject(n, "state",
-		    cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(e, "state"), 0));
-		cJSON_AddStringToObject(n, "node_id", e->string);
+	for (e = omap_first(r->progress); e != NULL; e = omap_next(e)) {
+		ps = omap_val(e);
+		n = cJSON_AddObjectToObject(nodes, omap_key(e));
+		cJSON_AddNumberToObject(n, "value", ps->value);
+		cJSON_AddNumberToObject(n, "max", ps->max);
+		cJSON_AddStringToObject(n, "state", ps->state);
+		cJSON_AddStringToObject(n, "node_id", omap_key(e));
 		cJSON_AddStringToObject(n, "prompt_id", r->p->id);
-		cJSON_AddStringToObject(n, "display_node_id", e->string);
+		cJSON_AddStringToObject(n, "display_node_id", omap_key(e));
 		cJSON_AddNullToObject(n, "parent_node_id");
-		cJSON_AddStringToObject(n, "real_node_id", e->string);
+		cJSON_AddStringToObject(n, "real_node_id", omap_key(e));
 	}
 	report_send_any(r, "progress_state", d);
 }

@@ -54,6 +54,7 @@ struct sim_cfg {
 	char	 *clip_vision;
 	char	 *ipadapters;
 	long long max_upload_size; /* MB */
+	long long max_nodes;
 	long long history_max;
 	int	  cache_none;
 	int	  progress_state;
@@ -212,6 +213,7 @@ struct gnode {
 struct graph {
 	struct gnode *v;
 	size_t	      n;
+	struct omap  *index; /* id -> index + 1 (the first node of an id) */
 };
 
 struct graph *graph_new(cJSON *);
@@ -336,7 +338,7 @@ struct execlist;
 struct execlist *execlist_new(const struct graph *, const int *cached);
 void		 execlist_free(struct execlist *);
 void		 execlist_add(struct execlist *, int);
-int		 execlist_pick(const struct execlist *);
+int		 execlist_pick(struct execlist *);
 void		 execlist_done(struct execlist *, int);
 int		 execlist_pending(const struct execlist *, int);
 int		 execlist_left(const struct execlist *);
@@ -389,11 +391,13 @@ void notify_status(void);
 void notify_hello(const char *sid);
 void notify_send(const char *sid, const char *type, cJSON *data);
 void notify_mute(const char *sid);
+int  notify_wanted(const char *sid);
 void notify_unmute(void);
 
 /* ---- ws_server.c ---- */
 void ws_server_upgrade(struct evhttp_request *);
 int  ws_server_send(const char *sid, const char *skip, const char *, size_t);
+int  ws_server_reaches(const char *sid, const char *skip);
 void ws_server_drop(const char *sid);
 void ws_server_close_all(void);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -808,6 +809,153 @@ test_info_routes(void)
 	sim_stop(&s);
 }
 
+/*
+ * A chain of n nodes, EmptyImage -> n - 2 x ImageInvert -> SaveImage, in
+ * reverse order (the output first), so validation and the cache keys go n
+ * deep from the first node they see.
+ */
+static char *
+chain(int n)
+{
+	size_t len = 0, cap = (size_t)n * 80 + 256;
+	char  *g = xmalloc(cap);
+	int    i;
+
+	len += (size_t)snprintf(g + len, cap - len,
+	    "{\"%d\":{\"class_type\":\"SaveImage\",\"inputs\":{\"images\":"
+	    "[\"%d\",0],\"filename_prefix\":\"chain\"}}",
+	    n, n - 1);
+	for (i = n - 1; i > 1; i--)
+		len += (size_t)snprintf(g + len, cap - len,
+		    ",\"%d\":{\"class_type\":\"ImageInvert\",\"inputs\":{"
+		    "\"image\":[\"%d\",0]}}",
+		    i, i - 1);
+	snprintf(g + len, cap - len,
+	    ",\"1\":{\"class_type\":\"EmptyImage\",\"inputs\":{\"width\":8,"
+	    "\"height\":8,\"batch_size\":1,\"color\":0}}}");
+	return (g);
+}
+
+/* POSTs graph as prompt id and asserts it ends with status_str success
+ * (read from /history: no socket, so no progress_state to build). */
+static void
+run_ok(struct simproc *s, const char *graph, const char *id)
+{
+	struct http_res r;
+	cJSON	       *h = NULL, *st;
+	char		path[128];
+	int		i;
+
+	ASSERT_EQ(ht_prompt(s, graph, NULL, id, &r), 200);
+	h = ht_json(&r);
+	ht_free(&r);
+	ASSERT_TRUE(
+	    cJSON_GetObjectItemCaseSensitive(h, "node_errors")->child == NULL);
+	cJSON_Delete(h);
+	snprintf(path, sizeof path, "/history/%s", id);
+	for (i = 0; i < 600; i++) {
+		ASSERT_EQ(ht_get(s, path, &r), 200);
+		h = ht_json(&r);
+		ht_free(&r);
+		if (h->child != NULL)
+			break;
+		cJSON_Delete(h);
+		h = NULL;
+		usleep(100000);
+	}
+	ASSERT_TRUE(h != NULL);
+	st = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(h->child, "status"), "status_str");
+	ASSERT_STREQ(cJSON_IsString(st) ? st->valuestring : "?", "success");
+	cJSON_Delete(h);
+}
+
+/* n SaveImage nodes without inputs: n outputs, each with its own error. */
+static char *
+failing_outputs(int n)
+{
+	size_t len = 1, cap = (size_t)n * 64 + 16;
+	char  *g = xmalloc(cap);
+	int    i;
+
+	g[0] = '{';
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(g + len, cap - len,
+		    "%s\"%d\":{\"class_type\":\"SaveImage\",\"inputs\":{}}",
+		    i ? "," : "", i);
+	snprintf(g + len, cap - len, "}");
+	return (g);
+}
+
+/* The dependent_outputs of node id in a reply's node_errors. */
+static int
+dependents(cJSON *reply, const char *id)
+{
+	return (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(reply, "node_errors"), id),
+	    "dependent_outputs")));
+}
+
+/*
+ * Huge graphs (the sim is offered to bot developers: it must not fall
+ * over). Over max-nodes: ComfyUI's error shape with the sim's own type.
+ * Under it: validated without recursion, so a 20,000-node chain cannot
+ * overflow the stack. node_errors grows with outputs x failed nodes and
+ * is bounded too.
+ */
+static void
+test_huge_graphs(void)
+{
+	struct simproc s;
+	cJSON	      *j, *e;
+	char	      *g;
+
+	sim_start(&s, "--step-ms", "0", "--model-load-ms", "0", NULL);
+	g = chain(20000);
+	expect_body(&s, g,
+	    "{\"error\":{\"type\":\"prompt_too_large\",\"message\":\"Prompt "
+	    "has too many nodes\",\"details\":\"20000 nodes; this comfyq-sim "
+	    "takes at most 10000 (max-nodes)\",\"extra_info\":{\"nodes\":20000,"
+	    "\"max_nodes\":10000}},\"node_errors\":{}}");
+	free(g);
+	g = chain(2000);
+	run_ok(&s, g, "chain2000");
+	free(g);
+	/* 100 failed outputs: every failed node lists the outputs validated
+	 * from it on, as ComfyUI's validate_prompt() does. */
+	g = failing_outputs(100);
+	j = submit(&s, g, 400);
+	free(g);
+	ASSERT_EQ(cJSON_GetArraySize(
+		      cJSON_GetObjectItemCaseSensitive(j, "node_errors")),
+	    100);
+	ASSERT_EQ(dependents(j, "0"), 100);
+	ASSERT_EQ(dependents(j, "99"), 1);
+	cJSON_Delete(j);
+	/* 500 of them would list 125,250: refused, nothing listed. */
+	g = failing_outputs(500);
+	j = submit(&s, g, 400);
+	free(g);
+	e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	ASSERT_STREQ(cJSON_GetObjectItemCaseSensitive(e, "type")->valuestring,
+	    "prompt_too_large");
+	ASSERT_STREQ(
+	    cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring,
+	    "Prompt has too many errors to report");
+	ASSERT_TRUE(
+	    cJSON_GetObjectItemCaseSensitive(j, "node_errors")->child == NULL);
+	cJSON_Delete(j);
+	sim_stop(&s);
+
+	sim_start(&s, "--max-nodes", "30000", "--step-ms", "0",
+	    "--model-load-ms", "0", NULL);
+	g = chain(20000);
+	run_ok(&s, g, "chain20000");
+	free(g);
+	sim_stop(&s);
+}
+
 const struct unit_test itests[] = {
 	{ "prompt_errors", test_prompt_errors },
 	{ "partial_and_coercion", test_partial_and_coercion },
@@ -817,5 +965,6 @@ const struct unit_test itests[] = {
 	{ "upload", test_upload },
 	{ "object_info", test_object_info },
 	{ "info_routes", test_info_routes },
+	{ "huge_graphs", test_huge_graphs },
 	{ NULL, NULL },
 };

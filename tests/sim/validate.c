@@ -9,6 +9,13 @@
  * ComfyUI catches it; one that escapes the handler entirely sets `raised`
  * (the caller answers 500). Within one node, inputs are checked in
  * declaration order (ComfyUI iterates a set).
+ *
+ * Python's recursion is an explicit stack of frames here (struct vframe),
+ * with the same order of checks and results, so a chain of any length
+ * cannot overflow the C stack; node lookups go through an index, so the
+ * work is linear in the graph. Two bounds are the sim's own (README, Known
+ * differences): a prompt of more than max-nodes nodes, and node_errors of
+ * more than V_DEPS_MAX dependent_outputs, are refused as prompt_too_large.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -21,16 +28,33 @@
 #include "xmalloc.h"
 
 #define V_RAISED (-1)
+#define V_WAIT	 2 /* a frame waits for a linked node */
+
+/* Most dependent_outputs entries in one 400 body (v_collect). */
+#define V_DEPS_MAX 100000
 
 struct vres {
 	int    ok;
 	cJSON *reasons;
 };
 
+struct vframe;
+
 struct vctx {
-	cJSON	    *prompt;
-	struct omap *validated; /* node id -> struct vres, in finish order */
-	struct omap *active;	/* ids on the recursion stack */
+	cJSON	      *prompt;
+	struct omap   *nodes;	  /* node id -> its object (the first) */
+	struct omap   *validated; /* node id -> struct vres, in finish order */
+	struct omap   *active;	  /* ids on the stack */
+	struct vframe *stack;	  /* validate_inputs() calls under way */
+	size_t	       depth, cap;
+	struct omap   *errors; /* node id -> its dependent_outputs array */
+	long long      ndeps;  /* entries of all dependent_outputs */
+};
+
+/* A growing string. */
+struct vbuf {
+	char  *s;
+	size_t len, cap;
 };
 
 static const char v_traceback[] =
@@ -98,25 +122,23 @@ v_bound(
 		py_float_repr(b, buf, len);
 }
 
-static int v_node(struct vctx *, const char *, struct pyexc *);
-
 /*
- * A linked input: [node id, slot]. Returns 1 if valid, 0 if not (error
- * added or the source failed), V_RAISED with exc for what ComfyUI lets
- * escape from validate_inputs().
+ * The checks of a linked input [node id, slot] before the linked node is
+ * validated. Returns 1 with the linked node's id in *src, 0 when the link
+ * itself is wrong (the error added to errors), V_RAISED with exc for what
+ * ComfyUI lets escape from validate_inputs().
  */
 static int
 v_link(struct vctx *c, const struct node_input *in, cJSON *val, cJSON *errors,
-    struct pyexc *exc)
+    struct pyexc *exc, const char **srcid)
 {
 	const cJSON		*id = val->child, *slot = id->next;
 	const struct node_class *src;
-	cJSON			*node, *x, *reasons;
+	cJSON			*node, *x;
 	const char		*received, *want;
 	char			 details[512], *s;
-	struct pyexc		 inner;
 	long			 k, n;
-	int			 rc, ok;
+	int			 ok;
 
 	if (cJSON_IsArray(id) || cJSON_IsObject(id)) {
 		py_exc(
@@ -124,8 +146,7 @@ v_link(struct vctx *c, const struct node_input *in, cJSON *val, cJSON *errors,
 		return (V_RAISED);
 	}
 	if (!cJSON_IsString(id) ||
-	    (node = cJSON_GetObjectItemCaseSensitive(
-		 c->prompt, id->valuestring)) == NULL) {
+	    (node = omap_get(c->nodes, id->valuestring)) == NULL) {
 		s = py_repr(id);
 		py_exc(exc, "KeyError", "%s", s);
 		free(s);
@@ -181,27 +202,29 @@ v_link(struct vctx *c, const struct node_input *in, cJSON *val, cJSON *errors,
 			x));
 		return (0);
 	}
-	if (omap_get(c->active, id->valuestring) != NULL) {
-		/* A cycle: Python recurses until RecursionError. */
-		py_exc(&inner, "RecursionError",
-		    "maximum recursion depth exceeded");
-		rc = V_RAISED;
-	} else
-		rc = v_node(c, id->valuestring, &inner);
-	if (rc != V_RAISED)
-		return (rc);
+	*srcid = id->valuestring;
+	return (1);
+}
+
+/* The linked node src raised inner: what ComfyUI's except clause in
+ * validate_inputs() records for it. */
+static void
+v_link_raised(struct vctx *c, const struct node_input *in, const cJSON *val,
+    const char *src, const struct pyexc *inner)
+{
+	cJSON *x, *reasons;
+
 	x = v_extra(in, 1, NULL);
-	cJSON_AddStringToObject(x, "exception_message", inner.msg);
-	cJSON_AddStringToObject(x, "exception_type", inner.type);
+	cJSON_AddStringToObject(x, "exception_message", inner->msg);
+	cJSON_AddStringToObject(x, "exception_type", inner->type);
 	cJSON_AddItemToObject(x, "traceback",
 	    cJSON_CreateStringArray((const char *const[]){ v_traceback }, 1));
 	cJSON_AddItemToObject(x, "linked_node", cJSON_Duplicate(val, 1));
 	reasons = cJSON_CreateArray();
 	cJSON_AddItemToArray(reasons,
 	    v_error("exception_during_inner_validation",
-		"Exception when validating inner node", inner.msg, x));
-	v_set(c, id->valuestring, 0, reasons);
-	return (0);
+		"Exception when validating inner node", inner->msg, x));
+	v_set(c, src, 0, reasons);
 }
 
 /* Coerces a literal in place and checks its bounds and combo list. */
@@ -352,42 +375,83 @@ v_custom(const struct node_class *cls, cJSON *inputs, cJSON *errors,
 	return (0);
 }
 
-/* validate_inputs(): 1 valid, 0 invalid, V_RAISED with exc. */
-static int
-v_node(struct vctx *c, const char *id, struct pyexc *exc)
-{
+/*
+ * validate_inputs() of one node, as a frame of the explicit stack that
+ * stands for Python's recursion (a chain of any length must not overflow
+ * the C stack): the node, its errors so far, and the input it is at.
+ */
+struct vframe {
+	const char		*id;
 	const struct node_class *cls;
+	cJSON			*inputs;
+	cJSON			*errors;
 	const struct node_input *in;
-	struct vres		*done;
-	cJSON			*node, *inputs, *val, *errors;
-	int			 valid = 1, rc = 0;
+	cJSON			*val; /* the link being followed */
+	const char		*src; /* its node */
+	int			 valid;
+	struct pyexc		 exc; /* what it raised */
+};
 
-	if ((done = omap_get(c->validated, id)) != NULL)
-		return (done->ok);
-	node = cJSON_GetObjectItemCaseSensitive(c->prompt, id);
-	cls = node_class_find(
-	    cJSON_GetObjectItemCaseSensitive(node, "class_type")->valuestring);
+/* Starts validate_inputs(id) on a new top frame. 1: pushed; 0: raised
+ * before it began (exc set, nothing pushed). */
+static int
+v_enter(struct vctx *c, const char *id, struct pyexc *exc)
+{
+	struct vframe *f;
+	cJSON	      *node, *inputs;
+
+	node = omap_get(c->nodes, id);
 	inputs = cJSON_GetObjectItemCaseSensitive(node, "inputs");
 	if (inputs == NULL) {
 		py_exc(exc, "KeyError", "'inputs'");
-		return (V_RAISED);
+		return (0);
 	}
 	if (!cJSON_IsObject(inputs) && !cJSON_IsArray(inputs) &&
 	    !cJSON_IsString(inputs)) {
 		py_exc(exc, "TypeError",
 		    "argument of type '%s' is not iterable",
 		    py_typename(inputs));
-		return (V_RAISED);
+		return (0);
 	}
-	errors = cJSON_CreateArray();
+	if (c->depth == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 64;
+		c->stack = xrealloc(c->stack, c->cap * sizeof *c->stack);
+	}
+	f = &c->stack[c->depth++];
+	memset(f, 0, sizeof *f);
+	f->id = id;
+	f->cls = node_class_find(
+	    cJSON_GetObjectItemCaseSensitive(node, "class_type")->valuestring);
+	f->inputs = inputs;
+	f->errors = cJSON_CreateArray();
+	f->in = f->cls->inputs;
+	f->valid = 1;
 	omap_put(c->active, id, c);
-	for (in = cls->inputs; in->name != NULL; in++) {
-		val = cJSON_IsObject(inputs)
-		    ? cJSON_GetObjectItemCaseSensitive(inputs, in->name)
+	return (1);
+}
+
+/*
+ * Goes on with the inputs of the top frame. Returns V_WAIT when it must
+ * wait for the linked node f->src (not validated yet, not on the stack);
+ * else the node is done: 1 valid, 0 invalid (the result stored), V_RAISED
+ * with f->exc.
+ */
+static int
+v_inputs(struct vctx *c, struct vframe *f)
+{
+	const struct node_input *in;
+	struct vres		*done;
+	struct pyexc		 inner;
+	cJSON			*val;
+	int			 rc;
+
+	for (; (in = f->in)->name != NULL; f->in++) {
+		val = cJSON_IsObject(f->inputs)
+		    ? cJSON_GetObjectItemCaseSensitive(f->inputs, in->name)
 		    : NULL;
 		if (val == NULL) {
 			if (!(in->flags & IN_OPTIONAL))
-				cJSON_AddItemToArray(errors,
+				cJSON_AddItemToArray(f->errors,
 				    v_error("required_input_missing",
 					"Required input is missing", in->name,
 					v_extra(in, 0, NULL)));
@@ -395,39 +459,97 @@ v_node(struct vctx *c, const char *id, struct pyexc *exc)
 		}
 		if (cJSON_IsArray(val)) {
 			if (cJSON_GetArraySize(val) != 2) {
-				cJSON_AddItemToArray(errors,
+				cJSON_AddItemToArray(f->errors,
 				    v_error("bad_linked_input",
 					"Bad linked input, must be a length-2 "
 					"list of [node_id, slot_index]",
 					in->name, v_extra(in, 1, val)));
 				continue;
 			}
-			if ((rc = v_link(c, in, val, errors, exc)) == V_RAISED)
-				goto raised;
-			if (rc == 0)
-				valid = 0;
+			rc = v_link(c, in, val, f->errors, &f->exc, &f->src);
+			if (rc == V_RAISED)
+				return (V_RAISED);
+			if (rc == 0) {
+				f->valid = 0;
+				continue;
+			}
+			if (omap_get(c->active, f->src) != NULL) {
+				/* A cycle: Python recurses until
+				 * RecursionError. */
+				py_exc(&inner, "RecursionError",
+				    "maximum recursion depth exceeded");
+				v_link_raised(c, in, val, f->src, &inner);
+				f->valid = 0;
+			} else if ((done = omap_get(c->validated, f->src)) ==
+			    NULL) {
+				f->val = val;
+				return (V_WAIT);
+			} else if (!done->ok)
+				f->valid = 0;
 			continue;
 		}
 		if (cJSON_IsObject(val) &&
 		    cJSON_GetObjectItemCaseSensitive(val, "__value__")) {
-			cJSON_ReplaceItemInObjectCaseSensitive(inputs, in->name,
+			cJSON_ReplaceItemInObjectCaseSensitive(f->inputs,
+			    in->name,
 			    cJSON_DetachItemFromObjectCaseSensitive(
 				val, "__value__"));
-			val =
-			    cJSON_GetObjectItemCaseSensitive(inputs, in->name);
+			val = cJSON_GetObjectItemCaseSensitive(
+			    f->inputs, in->name);
 		}
-		v_literal(inputs, in, val, errors);
+		v_literal(f->inputs, in, val, f->errors);
 	}
-	if (v_custom(cls, inputs, errors, exc) == V_RAISED)
-		goto raised;
-	omap_del(c->active, id);
-	rc = valid && cJSON_GetArraySize(errors) == 0;
-	v_set(c, id, rc, errors);
+	if (v_custom(f->cls, f->inputs, f->errors, &f->exc) == V_RAISED)
+		return (V_RAISED);
+	omap_del(c->active, f->id);
+	rc = f->valid && cJSON_GetArraySize(f->errors) == 0;
+	v_set(c, f->id, rc, f->errors);
+	f->errors = NULL;
 	return (rc);
-raised:
-	omap_del(c->active, id);
-	cJSON_Delete(errors);
-	return (V_RAISED);
+}
+
+/* validate_inputs(id): 1 valid, 0 invalid, V_RAISED with exc. */
+static int
+v_node(struct vctx *c, const char *id, struct pyexc *exc)
+{
+	struct vframe *f;
+	struct vres   *done;
+	struct pyexc   e;
+	size_t	       base = c->depth;
+	int	       rc;
+
+	if ((done = omap_get(c->validated, id)) != NULL)
+		return (done->ok);
+	if (!v_enter(c, id, exc))
+		return (V_RAISED);
+	for (;;) {
+		f = &c->stack[c->depth - 1];
+		if ((rc = v_inputs(c, f)) == V_WAIT) {
+			/* Into the linked node, as Python recurses. */
+			if (v_enter(c, f->src, &e))
+				continue;
+			rc = V_RAISED;
+		} else {
+			/* The frame's node is done: back to its caller. */
+			if (rc == V_RAISED) {
+				omap_del(c->active, f->id);
+				cJSON_Delete(f->errors);
+				e = f->exc;
+			}
+			if (--c->depth == base) {
+				if (rc == V_RAISED)
+					*exc = e;
+				return (rc);
+			}
+			f = &c->stack[c->depth - 1];
+		}
+		/* f followed a link to f->src, which ended with rc. */
+		if (rc == V_RAISED)
+			v_link_raised(c, f->in, f->val, f->src, &e);
+		if (rc != 1)
+			f->valid = 0;
+		f->in++;
+	}
 }
 
 static cJSON *
@@ -494,55 +616,95 @@ v_scan(cJSON *prompt, const cJSON *partial, cJSON *outputs, struct vresult *r)
 	return (0);
 }
 
-/* Adds the failed nodes of one output to node_errors (execution.py). */
-static void
+/*
+ * Adds the failed nodes of one output to node_errors (execution.py): every
+ * failed node validated so far lists the output in dependent_outputs, so
+ * the body grows with outputs x failed nodes. Returns -1 when it would list
+ * more than V_DEPS_MAX outputs in all (the sim's bound; ComfyUI has none).
+ */
+static int
 v_collect(struct vctx *c, const char *o, cJSON *node_errors)
 {
 	struct omap_ent *e;
 	struct vres	*r;
-	cJSON		*ne, *node;
+	cJSON		*ne, *node, *deps;
 
 	for (e = omap_first(c->validated); e != NULL; e = omap_next(e)) {
 		r = omap_val(e);
 		if (r->ok || cJSON_GetArraySize(r->reasons) == 0)
 			continue;
-		if ((ne = cJSON_GetObjectItemCaseSensitive(
-			 node_errors, omap_key(e))) == NULL) {
-			node = cJSON_GetObjectItemCaseSensitive(
-			    c->prompt, omap_key(e));
+		if (++c->ndeps > V_DEPS_MAX)
+			return (-1);
+		if ((deps = omap_get(c->errors, omap_key(e))) == NULL) {
+			node = omap_get(c->nodes, omap_key(e));
 			ne = cJSON_AddObjectToObject(node_errors, omap_key(e));
 			cJSON_AddItemToObject(
 			    ne, "errors", cJSON_Duplicate(r->reasons, 1));
-			cJSON_AddArrayToObject(ne, "dependent_outputs");
+			deps = cJSON_AddArrayToObject(ne, "dependent_outputs");
 			cJSON_AddStringToObject(ne, "class_type",
 			    cJSON_GetObjectItemCaseSensitive(node, "class_type")
 				->valuestring);
+			omap_put(c->errors, omap_key(e), deps);
 		}
-		cJSON_AddItemToArray(
-		    cJSON_GetObjectItemCaseSensitive(ne, "dependent_outputs"),
-		    cJSON_CreateString(o));
+		cJSON_AddItemToArray(deps, cJSON_CreateString(o));
+	}
+	return (0);
+}
+
+/* Appends "message: details" of each reason as a line to buf. */
+static void
+v_details(struct vbuf *b, const cJSON *reasons)
+{
+	const cJSON *e;
+	const char  *m, *d;
+	size_t	     need;
+
+	cJSON_ArrayForEach(e, reasons)
+	{
+		m = cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring;
+		d = cJSON_GetObjectItemCaseSensitive(e, "details")->valuestring;
+		need = b->len + strlen(m) + strlen(d) + 4;
+		if (need > b->cap) {
+			b->cap = need > 2 * b->cap ? need : 2 * b->cap;
+			b->s = xrealloc(b->s, b->cap);
+		}
+		b->len += (size_t)snprintf(b->s + b->len, b->cap - b->len,
+		    "%s%s: %s", b->len > 0 ? "\n" : "", m, d);
 	}
 }
 
-static void
-v_append(char **s, const char *line)
+/* The sim's own refusal of a prompt it will not take (README, Known
+ * differences): 400 with ComfyUI's error shape. */
+static cJSON *
+v_too_large(const char *message, const char *details, long long n,
+    long long max, const char *what)
 {
-	char *n = *s == NULL ? xstrdup(line) : xasprintf("%s\n%s", *s, line);
+	cJSON *x = cJSON_CreateObject();
+	char   key[32];
 
-	free(*s);
-	*s = n;
+	snprintf(key, sizeof key, "max_%s", what);
+	cJSON_AddNumberToObject(x, what, (double)n);
+	cJSON_AddNumberToObject(x, key, (double)max);
+	return (v_error("prompt_too_large", message, details, x));
 }
 
 void
 validate_prompt(cJSON *prompt, const cJSON *partial, struct vresult *r)
 {
-	struct vctx  c = { prompt, omap_new(), omap_new() };
+	struct vctx  c;
+	struct vbuf  details = { NULL, 0, 0 };
 	struct pyexc exc;
 	struct vres *res;
-	cJSON	    *outputs = cJSON_CreateArray(), *o, *x, *reasons, *e;
-	char	    *details = NULL, *line;
-	int	     rc;
+	cJSON	    *outputs = cJSON_CreateArray(), *o, *x, *reasons;
+	char	     msg[256];
+	int	     rc, n;
 
+	memset(&c, 0, sizeof c);
+	c.prompt = prompt;
+	c.nodes = omap_new();
+	c.validated = omap_new();
+	c.active = omap_new();
+	c.errors = omap_new();
 	memset(r, 0, sizeof *r);
 	r->node_errors = cJSON_CreateObject();
 	if (!cJSON_IsObject(prompt)) {
@@ -555,6 +717,19 @@ validate_prompt(cJSON *prompt, const cJSON *partial, struct vresult *r)
 		else
 			r->raised = 1;
 		goto out;
+	}
+	if ((n = cJSON_GetArraySize(prompt)) > sim.cfg.max_nodes) {
+		snprintf(msg, sizeof msg,
+		    "%d nodes; this comfyq-sim takes at most %lld (max-nodes)",
+		    n, sim.cfg.max_nodes);
+		r->error = v_too_large("Prompt has too many nodes", msg, n,
+		    sim.cfg.max_nodes, "nodes");
+		goto out;
+	}
+	cJSON_ArrayForEach(o, prompt)
+	{
+		if (omap_get(c.nodes, o->string) == NULL)
+			omap_put(c.nodes, o->string, o);
 	}
 	if (v_scan(prompt, partial, outputs, r) == -1)
 		goto out;
@@ -585,32 +760,39 @@ validate_prompt(cJSON *prompt, const cJSON *partial, struct vresult *r)
 			continue;
 		}
 		res = omap_get(c.validated, o->valuestring);
-		cJSON_ArrayForEach(e, res->reasons)
-		{
-			line = xasprintf("%s: %s",
-			    cJSON_GetObjectItemCaseSensitive(e, "message")
-				->valuestring,
-			    cJSON_GetObjectItemCaseSensitive(e, "details")
-				->valuestring);
-			v_append(&details, line);
-			free(line);
+		v_details(&details, res->reasons);
+		if (v_collect(&c, o->valuestring, r->node_errors) == -1) {
+			snprintf(msg, sizeof msg,
+			    "node_errors would list more than %d dependent "
+			    "outputs; this comfyq-sim lists at most that many",
+			    V_DEPS_MAX);
+			r->error = v_too_large("Prompt has too many errors to "
+					       "report",
+			    msg, c.ndeps, V_DEPS_MAX, "dependent_outputs");
+			cJSON_Delete(r->node_errors);
+			r->node_errors = cJSON_CreateObject();
+			cJSON_Delete(r->outputs);
+			r->outputs = NULL;
+			goto out;
 		}
-		v_collect(&c, o->valuestring, r->node_errors);
 	}
 	if (r->outputs->child == NULL) {
 		r->error = v_prompt_error("prompt_outputs_failed_validation",
 		    "Prompt outputs failed validation",
-		    details != NULL ? details : "");
+		    details.s != NULL ? details.s : "");
 		cJSON_Delete(r->outputs);
 		r->outputs = NULL;
 		goto out;
 	}
 	r->ok = 1;
 out:
-	free(details);
+	free(details.s);
 	cJSON_Delete(outputs);
+	omap_free(c.nodes, NULL);
 	omap_free(c.validated, vres_free);
 	omap_free(c.active, NULL);
+	omap_free(c.errors, NULL);
+	free(c.stack);
 }
 
 void

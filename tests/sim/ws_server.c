@@ -349,6 +349,22 @@ ws_server_send(const char *sid, const char *skip, const char *text, size_t len)
 	return (n);
 }
 
+/* Whether ws_server_send(sid, skip, ...) would queue to a socket. */
+int
+ws_server_reaches(const char *sid, const char *skip)
+{
+	struct omap_ent *e;
+
+	if (by_sid == NULL)
+		return (0);
+	if (sid != NULL)
+		return (omap_get(by_sid, sid) != NULL);
+	for (e = omap_first(by_sid); e != NULL; e = omap_next(e))
+		if (skip == NULL || strcmp(omap_key(e), skip) != 0)
+			return (1);
+	return (0);
+}
+
 /* The ws_drop fault: the socket goes away without a close frame. */
 void
 ws_server_drop(const char *sid)

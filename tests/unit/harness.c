@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -57,6 +58,62 @@ unit_json(const char *name)
 	if (j == NULL)
 		unit_fail(__FILE__, __LINE__, "%s: not JSON", name);
 	return (j);
+}
+
+static int
+unit_hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	return (-1);
+}
+
+/*
+ * Calls fn for each case of a corpus under tests/data: one case a line,
+ * '#' lines skipped; with tabbed, "WANT<TAB>TEXT", else TEXT alone (want
+ * NULL). \xNN (lower-case hex) in TEXT stands for that byte, so a case can
+ * hold bytes no editor keeps (JSON has no \x escape). Returns the count.
+ */
+int
+unit_corpus(const char *name, int				  tabbed,
+    void (*fn)(const char *, const char *, size_t, void *), void *arg)
+{
+	char  *text, *line, *save, *tab, *o, err[512];
+	size_t i;
+	int    n = 0, hi, lo;
+
+	text = file_slurp(unit_data(name), 1 << 20, NULL, err, sizeof err);
+	if (text == NULL)
+		unit_fail(__FILE__, __LINE__, "%s", err);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (*line == '#')
+			continue;
+		tab = tabbed ? strchr(line, '\t') : NULL;
+		if (tabbed && tab == NULL)
+			unit_fail(__FILE__, __LINE__, "%s: no tab in '%s'",
+			    name, line);
+		if (tab != NULL)
+			*tab++ = '\0';
+		else
+			tab = line;
+		for (i = 0, o = tab; tab[i] != '\0'; i++) {
+			if (tab[i] == '\\' && tab[i + 1] == 'x' &&
+			    (hi = unit_hex(tab[i + 2])) >= 0 &&
+			    (lo = unit_hex(tab[i + 3])) >= 0) {
+				*o++ = (char)(hi * 16 + lo);
+				i += 3;
+			} else
+				*o++ = tab[i];
+		}
+		*o = '\0';
+		fn(tabbed ? line : NULL, tab, (size_t)(o - tab), arg);
+		n++;
+	}
+	free(text);
+	return (n);
 }
 
 /* Runs one test and prints its line; returns 1 when it passed. */

@@ -273,6 +273,98 @@ test_root_swapped_for_symlink(void)
 	fix_end(c, u);
 }
 
+/* How many files "<prefix>NN" (NN < n) exist. */
+static int
+count_files(const char *prefix, int n)
+{
+	char rel[256];
+	int  i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		snprintf(rel, sizeof rel, "%s%02d", prefix, i);
+		k += exists(rel);
+	}
+	return (k);
+}
+
+static void
+files(const char *prefix, int n, long long secs)
+{
+	char rel[256];
+	int  i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(rel, sizeof rel, "%s%02d", prefix, i);
+		file(rel, 1, secs);
+	}
+}
+
+/*
+ * The walk stops inside base/out/d; then base, a parent of the folder, is
+ * swapped for a symlink to a tree with old files. Neither the rest of this
+ * pass nor the next one may reach them.
+ */
+static void
+test_parent_swapped_mid_walk(void)
+{
+	struct clean_stats st = { 0 };
+	struct inuse	  *u = fix_begin();
+	struct clean	  *c;
+	char		   spec[PATH_MAX + 16];
+
+	dir("base");
+	dir("base/out");
+	dir("base/out/d");
+	files("base/out/d/f", 10, 2 * DAY);
+	dir("outside");
+	dir("outside/out");
+	dir("outside/out/d");
+	files("outside/out/d/f", 10, 2 * DAY);
+	snprintf(spec, sizeof spec, "output=%s", tpath("base/out"));
+	c = clean_of(spec);
+	/* One entry (d), then two files of d: the walk is inside d. */
+	ASSERT_EQ(clean_step(c, ages, u, 3, &st), 0);
+	ASSERT_EQ(st.files, 2);
+	ASSERT_EQ(rename(tpath("base"), tpath("base.real")), 0);
+	ASSERT_EQ(symlink(tpath("outside"), tpath("base")), 0);
+	clean_pass(c, u, 3, &st); /* the rest of this pass */
+	clean_pass(c, u, 3, &st); /* and a whole new one */
+	ASSERT_EQ(count_files("outside/out/d/f", 10), 10);
+	ASSERT_EQ(count_files("base.real/out/d/f", 10), 8);
+	ASSERT_EQ(st.files, 2);
+	ASSERT_EQ(st.skipped, 1); /* the walk left the swapped chain */
+	ASSERT_EQ(st.errors, 1);  /* the next pass cannot open the folder */
+	fix_end(c, u);
+}
+
+/* A directory the walk is in is moved out of the folder: left alone. */
+static void
+test_dir_moved_out_mid_walk(void)
+{
+	struct clean_stats st = { 0 };
+	struct inuse	  *u = fix_begin();
+	struct clean	  *c;
+	char		   spec[PATH_MAX + 16];
+
+	dir("out");
+	dir("out/d");
+	files("out/d/f", 10, 2 * DAY);
+	file("out/old", 1, 2 * DAY);
+	dir("away");
+	snprintf(spec, sizeof spec, "output=%s", tpath("out"));
+	c = clean_of(spec);
+	do /* until the walk is inside d with two files of it gone */
+		ASSERT_EQ(clean_step(c, ages, u, 1, &st), 0);
+	while (count_files("out/d/f", 10) > 8);
+	ASSERT_EQ(rename(tpath("out/d"), tpath("away/d")), 0);
+	clean_pass(c, u, 3, &st);
+	ASSERT_EQ(count_files("away/d/f", 10), 8);
+	ASSERT_TRUE(!exists("out/old")); /* the rest of the folder is done */
+	ASSERT_EQ(st.skipped, 1);
+	ASSERT_EQ(st.errors, 0);
+	fix_end(c, u);
+}
+
 /* clean_new(spec) must fail with exactly want. */
 static void
 refused(const char *spec, const char *want)
@@ -378,6 +470,8 @@ const struct unit_test test_clean[] = {
 	{ "ages_per_kind", test_ages_per_kind },
 	{ "bounded_steps", test_bounded_steps },
 	{ "root_swapped_for_symlink", test_root_swapped_for_symlink },
+	{ "parent_swapped_mid_walk", test_parent_swapped_mid_walk },
+	{ "dir_moved_out_mid_walk", test_dir_moved_out_mid_walk },
 	{ "bad_folders_refused", test_bad_folders_refused },
 	{ "inuse_matching", test_inuse_matching },
 	{ NULL, NULL },

@@ -169,6 +169,94 @@ test_reload_only_reloadable(void)
 	tenv_clear();
 }
 
+/* A program whose heartbeat must be at most half its lease (the worker's
+ * rule); only the heartbeat and the name are reloadable. */
+struct hcfg {
+	long long lease_ms;
+	long long heartbeat_ms;
+	char	 *name;
+};
+
+static const struct cfg_entry hentries[] = {
+	{ "lease-ms", CFG_INT, offsetof(struct hcfg, lease_ms), "3000",
+	    .min = 1000, .max = 3600000, .text = "Lease." },
+	{ "heartbeat-ms", CFG_INT, offsetof(struct hcfg, heartbeat_ms), "1000",
+	    .min = 100, .max = 3600000, .flags = CFG_RELOAD,
+	    .text = "Heartbeat." },
+	{ "name", CFG_STR, offsetof(struct hcfg, name), "a", .max = 64,
+	    .flags = CFG_RELOAD, .text = "A name." },
+};
+
+static const struct cfg_table htable = { "test", "A test program.", hentries,
+	sizeof hentries / sizeof hentries[0], sizeof(struct hcfg) };
+
+static int hcheck_calls;
+
+static int
+hcheck(const void *p, char *err, size_t errlen)
+{
+	const struct hcfg *c = p;
+
+	hcheck_calls++;
+	if (c->heartbeat_ms * 2 > c->lease_ms) {
+		snprintf(err, errlen,
+		    "heartbeat-ms: %lld must be at most half of lease-ms "
+		    "(%lld)",
+		    c->heartbeat_ms, c->lease_ms);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+test_reload_cross_field(void)
+{
+	struct hcfg c = { 0 };
+	char	    err[256];
+	char	   *argv[] = { "test", NULL };
+
+	unsetenv("COMFYQ_CONFIG");
+	unsetenv("COMFYQ_HEARTBEAT_MS");
+	unsetenv("COMFYQ_NAME");
+	setenv("COMFYQ_LEASE_MS", "3000", 1);
+	ASSERT_EQ(
+	    config_load(&htable, &c, 1, argv, err, sizeof err), CONFIG_OK);
+	/* Each value is in its bounds, the pair is not: nothing changes. */
+	setenv("COMFYQ_HEARTBEAT_MS", "2000", 1);
+	setenv("COMFYQ_NAME", "b", 1);
+	ASSERT_EQ(
+	    config_reload_check(&htable, &c, hcheck, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "heartbeat-ms: 2000 must be at most half of "
+	    "lease-ms (3000)");
+	ASSERT_EQ(hcheck_calls, 1);
+	ASSERT_EQ(c.heartbeat_ms, 1000);
+	ASSERT_STREQ(c.name, "a");
+	/* The rule sees the live lease, not the one the sources now say
+	 * (lease-ms is not reloadable). */
+	setenv("COMFYQ_LEASE_MS", "60000", 1);
+	ASSERT_EQ(
+	    config_reload_check(&htable, &c, hcheck, err, sizeof err), -1);
+	ASSERT_EQ(c.heartbeat_ms, 1000);
+	/* A pair that agrees is applied, strings included. */
+	setenv("COMFYQ_HEARTBEAT_MS", "1500", 1);
+	ASSERT_EQ(config_reload_check(&htable, &c, hcheck, err, sizeof err), 0);
+	ASSERT_EQ(hcheck_calls, 3);
+	ASSERT_EQ(c.heartbeat_ms, 1500);
+	ASSERT_EQ(c.lease_ms, 3000);
+	ASSERT_STREQ(c.name, "b");
+	/* A bad value is refused before the rule runs. */
+	setenv("COMFYQ_HEARTBEAT_MS", "1", 1);
+	ASSERT_EQ(
+	    config_reload_check(&htable, &c, hcheck, err, sizeof err), -1);
+	ASSERT_EQ(hcheck_calls, 3);
+	ASSERT_EQ(c.heartbeat_ms, 1500);
+	config_free(&htable, &c);
+	unsetenv("COMFYQ_LEASE_MS");
+	unsetenv("COMFYQ_HEARTBEAT_MS");
+	unsetenv("COMFYQ_NAME");
+}
+
 static void
 test_env_name(void)
 {
@@ -183,6 +271,7 @@ const struct unit_test test_config[] = {
 	{ "sources_in_order", test_sources_in_order },
 	{ "errors", test_errors },
 	{ "reload_only_reloadable", test_reload_only_reloadable },
+	{ "reload_cross_field", test_reload_cross_field },
 	{ "env_name", test_env_name },
 	{ NULL, NULL },
 };

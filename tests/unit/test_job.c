@@ -9,54 +9,63 @@
 #include "xmalloc.h"
 
 static void
-test_bad_corpus(void)
+bad_case(const char *want, const char *spec, size_t len, void *arg)
 {
 	struct job_spec js;
-	char	       *text, *line, *save, *tab, err[512];
-	int		n = 0;
+	char		err[512];
 
-	text = file_slurp(
-	    unit_data("specs/bad.tsv"), 1 << 20, NULL, err, sizeof err);
-	ASSERT_TRUE(text != NULL);
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (*line == '#')
-			continue;
-		tab = strchr(line, '\t');
-		ASSERT_TRUE(tab != NULL);
-		*tab = '\0';
-		err[0] = '\0';
-		if (job_spec_parse(&js, tab + 1, strlen(tab + 1), NULL, err,
-			sizeof err) == 0)
-			unit_fail(__FILE__, __LINE__, "accepted: %s", tab + 1);
-		ASSERT_STREQ(err, line);
-		n++;
-	}
-	ASSERT_TRUE(n >= 30);
-	free(text);
+	(void)arg;
+	err[0] = '\0';
+	if (job_spec_parse(&js, spec, len, NULL, err, sizeof err) == 0)
+		unit_fail(__FILE__, __LINE__, "accepted: %s", spec);
+	ASSERT_STREQ(err, want);
+}
+
+static void
+test_bad_corpus(void)
+{
+	ASSERT_TRUE(unit_corpus("specs/bad.tsv", 1, bad_case, NULL) >= 50);
+}
+
+static void
+good_case(const char *want, const char *spec, size_t len, void *arg)
+{
+	struct job_spec js;
+	char		err[512];
+
+	(void)want;
+	(void)arg;
+	if (job_spec_parse(&js, spec, len, NULL, err, sizeof err) == -1)
+		unit_fail(__FILE__, __LINE__, "refused %s: %s", spec, err);
+	job_spec_free(&js);
 }
 
 static void
 test_good_corpus(void)
 {
-	struct job_spec js;
-	char	       *text, *line, *save, err[512];
-	int		n = 0;
+	ASSERT_EQ(unit_corpus("specs/good.txt", 0, good_case, NULL), 7);
+}
 
-	text = file_slurp(
-	    unit_data("specs/good.txt"), 1 << 20, NULL, err, sizeof err);
-	ASSERT_TRUE(text != NULL);
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (job_spec_parse(
-			&js, line, strlen(line), NULL, err, sizeof err) == -1)
-			unit_fail(
-			    __FILE__, __LINE__, "refused %s: %s", line, err);
-		job_spec_free(&js);
-		n++;
-	}
-	ASSERT_EQ(n, 5);
-	free(text);
+/* Text fields keep every byte; a raw NUL is refused like \u0000. */
+static void
+test_text(void)
+{
+	struct job_spec js;
+	char		err[256];
+	const char *s = "{\"workflow\":\"a\",\"tenant\":\"\u00e9 \\\\u0000\","
+			"\"params\":{\"prompt\":\"a\\nb\"}}";
+	const char  nul[] = "{\"workflow\":\"a\",\"tenant\":\"a\0b\"}";
+
+	ASSERT_EQ(job_spec_parse(&js, s, strlen(s), NULL, err, sizeof err), 0);
+	ASSERT_STREQ(js.tenant, "\xc3\xa9 \\u0000");
+	ASSERT_STREQ(
+	    cJSON_GetObjectItemCaseSensitive(js.params, "prompt")->valuestring,
+	    "a\nb");
+	job_spec_free(&js);
+	ASSERT_EQ(
+	    job_spec_parse(&js, nul, sizeof nul - 1, NULL, err, sizeof err),
+	    -1);
+	ASSERT_STREQ(err, "spec: must not hold NUL (\\u0000)");
 }
 
 static void
@@ -132,6 +141,7 @@ const struct unit_test test_job[] = {
 	{ "bad_corpus", test_bad_corpus },
 	{ "good_corpus", test_good_corpus },
 	{ "fields", test_fields },
+	{ "text", test_text },
 	{ "case_sensitive", test_case_sensitive },
 	{ "limits", test_limits },
 	{ NULL, NULL },

@@ -29,6 +29,8 @@ void unit_fail(const char *, int, const char *, ...)
 const char   *unit_data(const char *);
 struct cJSON *unit_json(const char *);
 int	      unit_run(const char *, const struct unit_test *);
+int	      unit_corpus(const char *, int,
+	      void (*)(const char *, const char *, size_t, void *), void *);
 
 #define ASSERT_TRUE(x)                                                         \
 	do {                                                                   \
