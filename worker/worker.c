@@ -11,7 +11,11 @@
  * goes before any new claim: the worker calls acquire for the oldest one
  * and, on "noslot", blocks on the pool's marker and asks again when woken.
  * With prefetch 0 prep is 1 while a slot is free, and a URL job claimed
- * slotless asks for its slot at once, before its inputs.
+ * slotless asks for its slot at once, before its inputs. A worker whose
+ * runs hold all its slots claims only to prefetch, and then never blocks:
+ * a blocked connection would swallow the pool's free-slot token that a
+ * worker with a free slot waits for (a stopped process's connection stays
+ * blocked). It looks again when a run ends and at each heartbeat.
  *
  * "nojob" blocks on BZPOPMIN over the queue's marker and the pool's
  * marker, until a token arrives or the earliest delayed job is due;
@@ -256,6 +260,10 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		if (w->state != WS_RUNNING)
 			run_release(run);
 		worker_claim_maybe(w);
+	} else if (w->claim_full) {
+		/* Only a job to prefetch could have come: never block on a
+		 * marker whose token a worker with a free slot needs. */
+		worker_unblock(w);
 	} else if (strcmp(tag, "noslot") == 0) {
 		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
 	} else {
@@ -378,6 +386,7 @@ worker_claim_maybe(struct worker *w)
 		worker_unblock(w);
 		return;
 	}
+	w->claim_full = slotted >= limit;
 	rq_cmd_fcall(&c, "claim", w->prefix);
 	rq_cmd_add(&c, w->id);
 	rq_cmd_add(&c, w->pool);
@@ -422,11 +431,11 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	old = w->capacity;
 	if (r->element[2]->integer > 0)
 		w->capacity = (int)r->element[2]->integer;
-	if (w->capacity != old) {
+	if (w->capacity != old)
 		log_notice(
 		    "pool %s capacity %d -> %d", w->pool, old, w->capacity);
-		worker_claim_maybe(w);
-	}
+	if (w->capacity != old || w->claim_full)
+		worker_claim_maybe(w); /* a busy worker looks for prefetch */
 }
 
 static void

@@ -112,6 +112,7 @@ struct worker {
 	int	      capacity; /* the pool's slots, from Redis */
 	int	      claiming; /* a claim or acquire call is in flight */
 	char	      acquire_jid[64]; /* the run the acquire is for */
+	int	      claim_full;      /* the last claim: every slot was ours */
 	int	      blocking;	       /* 0, or the block_mode */
 	struct event *hb_timer;
 	struct event *retry_timer; /* re-register, NOPOOL */
