@@ -19,9 +19,12 @@
  *
  * "nojob" blocks on BZPOPMIN over the queue's marker and the pool's
  * marker, until a token arrives or the earliest delayed job is due;
- * "noslot" blocks on the pool's marker alone,
- * so a worker that cannot take a job never swallows the token another pool
- * could use. Blocking runs on a second connection; when the reason to
+ * "noslot" with every slot held blocks on the pool's marker alone, so a
+ * worker that cannot take a job never swallows the token another pool
+ * could use; "noslot" with a slot free (every job passed over: VRAM, or
+ * URL jobs beyond prefetch) blocks on both, as a new job may fit, after
+ * removing the 'pending' token the claim left for other pools (else it
+ * would wake itself). Blocking runs on a second connection; when the reason to
  * block changes (a run ended, the backend went down), the block is ended
  * with CLIENT UNBLOCK and the worker decides again. The block timeout is a
  * safety net, not a poll: wake-ups come from tokens.
@@ -62,7 +65,9 @@
 #define WORKER_RETRY_MS	      5000
 #define WORKER_DRAIN_SLACK_MS 10000
 
-enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL };
+/* BLOCK_FREE: both markers, as BLOCK_ALL, for a worker with a free slot
+ * whose claim passed every job over (see worker_block). */
+enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL, BLOCK_FREE };
 
 static void worker_register(struct worker *);
 static void worker_stop(struct worker *);
@@ -168,16 +173,26 @@ worker_block(struct worker *w, enum block_mode mode, long long timeout_ms)
 		return;
 	if (timeout_ms < 10)
 		timeout_ms = 10;
+	if (mode == BLOCK_FREE) {
+		/* The claim left a 'pending' token for workers of other
+		 * pools; one still there (none was waiting) would wake this
+		 * worker at once, for nothing, again and again. */
+		rq_cmd_init(&c, "ZREM");
+		rq_cmd_addf(&c, "%smarker", w->prefix);
+		rq_cmd_add(&c, "pending");
+		rq_async_call(w->rb, worker_ignore_reply, NULL, &c);
+		rq_cmd_free(&c);
+	}
 	rq_cmd_init(&c, "BZPOPMIN");
-	if (mode == BLOCK_ALL)
+	if (mode != BLOCK_POOL)
 		rq_cmd_addf(&c, "%smarker", w->prefix);
 	rq_cmd_addf(&c, "%smarker:%s", w->prefix, w->pool);
 	rq_cmd_addf(&c, "%.3f", (double)timeout_ms / 1000.0);
 	if (rq_async_call(w->rb, worker_block_reply, w, &c) == 0) {
 		w->blocking = mode;
 		log_debug("waiting on the %s marker%s (%lld ms)",
-		    mode == BLOCK_ALL ? "queue and pool" : "pool",
-		    mode == BLOCK_ALL ? "s" : "", timeout_ms);
+		    mode != BLOCK_POOL ? "queue and pool" : "pool",
+		    mode != BLOCK_POOL ? "s" : "", timeout_ms);
 	}
 	rq_cmd_free(&c);
 }
@@ -264,6 +279,12 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		/* Only a job to prefetch could have come: never block on a
 		 * marker whose token a worker with a free slot needs. */
 		worker_unblock(w);
+	} else if (strcmp(tag, "noslot") == 0 && r->elements >= 3 &&
+	    r->element[1]->integer < r->element[2]->integer) {
+		/* A slot is free, every job was passed over (VRAM, or URL
+		 * jobs beyond prefetch): a new job may fit, so wait for one
+		 * too. */
+		worker_block(w, BLOCK_FREE, w->cfg->block_timeout_s * 1000);
 	} else if (strcmp(tag, "noslot") == 0) {
 		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
 	} else {

@@ -20,6 +20,7 @@ cleanup() {
 			tail -40 "$f"
 		done
 	fi
+	[ -n "${KEEP_LOGS:-}" ] && cp -r "$T" "$KEEP_LOGS"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -127,7 +128,7 @@ prefetch)
 	# One slot. Jobs whose input URL is slow (a second sim holds /view 3 s)
 	# are queued first, then another tenant's job without a URL: it runs
 	# while the downloads are still going on.
-	WORKER_ARGS="--slots 1 --allow-private-urls true --prefetch 2"
+	WORKER_ARGS="--slots 1 --allow-private-urls true"	# prefetch 2
 	stack --step-ms 20
 	main_pid=$SIM_PID main_port=$SIM_PORT main_url=$SIM_URL
 	SIM_PORT=0
@@ -161,13 +162,28 @@ prefetch)
 	done
 	eq "other: one terminal event" "$(events "$other" succeeded)" 1
 	eq "nothing refunded" "$(RC XLEN "${P}refunds")" 0
-	eq "slots free" "$(RC HLEN "${P}held:$(RC HGET "${P}worker:w1" pool)")" 0
+	pool=$(RC HGET "${P}worker:w1" pool)
+	eq "slots free" "$(RC HLEN "${P}held:$pool")" 0
+	# prefetch 0: a URL job takes its slot first, then downloads; it runs.
+	stop "$WPID"
+	worker_start w2 --slots 1 --allow-private-urls true --prefetch 0
+	PIDS+=("$WPID")
+	j=$(submit --workflow sdxl_img2img --param prompt=x --param steps=2 \
+		--input image="$slow_url/view?filename=in.png")
+	await "$j" succeeded 30
+	eq "off: one terminal event" "$(events "$j" succeeded)" 1
+	grep -q "job=$j claimed without a slot; waiting for a slot" "$T/w2.log" &&
+		grep -q "job=$j slot taken" "$T/w2.log" && ok ||
+		bad "prefetch 0: the slot was not taken first"
+	grep -q "job=$j inputs ready" "$T/w2.log" &&
+		bad "prefetch 0: inputs readied before the slot" || ok
 	;;
 cancelnow)
 	# The default heartbeat (10 s): a cancel still acts within a moment.
 	WORKER_ARGS="--heartbeat-ms 10000 --lease-ms 30000"
-	stack --step-ms 100
-	j=$(submit --workflow sdxl_txt2img --param prompt=x --param steps=200)
+	stack --step-ms 50
+	sampler_graph 1 300 >"$T/g.json"	# 15 s of sampling
+	j=$(submit --graph "$T/g.json")
 	wait_until 20 sh -c "grep -q 'job=.* start' '$T/sim.log'" ||
 		bad "the prompt never started"
 	sleep 1
