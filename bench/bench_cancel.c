@@ -21,12 +21,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
 #include "log.h"
 #include "rq.h"
 #include "standin.h"
 #include "util.h"
 
 #define RUNS_MAX 1000
+
+const char *bench_name = "bench_cancel";
 
 struct bench {
 	const char   *url;
@@ -51,22 +54,6 @@ static const char bench_graph[] =
     "{\"class_type\":\"VAEDecode\",\"inputs\":{\"samples\":[\"4\",0],"
     "\"vae\":[\"1\",2]}},\"6\":{\"class_type\":\"SaveImage\",\"inputs\":"
     "{\"images\":[\"5\",0],\"filename_prefix\":\"b\"}}}}";
-
-static void __attribute__((noreturn))
-bench_die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_cancel: %s: %s\n", what, why);
-	exit(1);
-}
-
-static void
-bench_sleep_ms(long long ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1)
-		;
-}
 
 /* FCALL comfyq_<fn> with one or two arguments; the first reply string. */
 static void
@@ -186,34 +173,6 @@ bench_run(struct bench *b, int i)
 	    i + 1, b->intr[i], b->done[i]);
 }
 
-static int
-bench_cmp(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-static void
-bench_summary(const char *name, long long *v, long long n)
-{
-	qsort(v, (size_t)n, sizeof *v, bench_cmp);
-	printf("%-18s min %5lld  median %5lld  p90 %5lld  max %5lld ms\n", name,
-	    v[0], v[n / 2], v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1],
-	    v[n - 1]);
-}
-
-static long long
-bench_arg(int argc, char **argv, int *i, long long lo, long long hi)
-{
-	long long v;
-
-	if (*i + 1 >= argc || parse_ll(argv[*i + 1], lo, hi, &v) == -1)
-		bench_die(argv[*i], "missing or out of range");
-	(*i)++;
-	return (v);
-}
-
 /* Starts the sim; returns its pid and writes its URL. */
 static pid_t
 bench_start_sim(struct bench *b, char *url, size_t urllen)
@@ -302,8 +261,8 @@ main(int argc, char **argv)
 	    b.heartbeat_ms, b.runs, b.dir);
 	for (i = 0; i < b.runs; i++)
 		bench_run(&b, i);
-	bench_summary("cancel->interrupt", b.intr, b.runs);
-	bench_summary("cancel->canceled", b.done, b.runs);
+	bench_summary("cancel->interrupt", 18, b.intr, b.runs);
+	bench_summary("cancel->canceled", 18, b.done, b.runs);
 	rc = proc_stop(wk, SIGTERM, 10000) == 0 ? 0 : 1;
 	proc_stop(sim, SIGTERM, 5000);
 	redisFree(b.c);

@@ -53,6 +53,18 @@ sampler_graph() {
 # ms since the epoch of a log line's ISO timestamp (UTC).
 log_ms() { date -u -d "$1" +%s%3N; }
 ran_ms() { echo $(( $(field "$1" finished_ms) - $(field "$1" started_ms) )); }
+# cancel_now JOB WHAT: cancels it; it must end canceled, refunded, once,
+# within 2 s of the request (the heartbeat alone takes up to 10 s).
+cancel_now() {
+	local t0 d
+	t0=$(date +%s%3N)
+	CQ cancel "$1" >/dev/null
+	await "$1" canceled 20
+	d=$(( $(field "$1" finished_ms) - t0 ))
+	[ "$d" -lt 2000 ] && ok || bad "$2: canceled $d ms after the request"
+	eq "$2: refund" "$(field "$1" refund)" 1
+	eq "$2: one canceled event" "$(events "$1" canceled)" 1
+}
 
 case "$GROUP" in
 timecap)
@@ -125,11 +137,14 @@ files)
 	eq "escape: one refund" "$(field "$j" refund)" 1
 	;;
 prefetch)
-	# One slot. Jobs whose input URL is slow (a second sim holds /view 3 s)
-	# are queued first, then another tenant's job without a URL: it runs
-	# while the downloads are still going on.
+	# One slot. Jobs whose input URL is slow (a second sim holds /view 4 s,
+	# longer than the lease: heartbeats cover them, the janitor must not
+	# reclaim) are queued first, then another tenant's job without a URL:
+	# it runs while the downloads are still going on.
 	WORKER_ARGS="--slots 1 --allow-private-urls true"	# prefetch 2
 	stack --step-ms 20
+	janitor_start
+	PIDS+=("$JPID")
 	main_pid=$SIM_PID main_port=$SIM_PORT main_url=$SIM_URL
 	SIM_PORT=0
 	sim_start slow || exit 1
@@ -137,7 +152,7 @@ prefetch)
 	slow_url=$SIM_URL
 	mkdir -p "$T/slow/output"
 	cp "$ROOT/tests/data/images/ok.png" "$T/slow/output/in.png"
-	sim_faults '{"reset":true,"slow_view":{"ms":3000}}'
+	sim_faults '{"reset":true,"slow_view":{"ms":4000}}'
 	SIM_PID=$main_pid SIM_PORT=$main_port SIM_URL=$main_url
 	slow=()
 	for i in 1 2 3 4; do
@@ -151,7 +166,7 @@ prefetch)
 	wait_until 10 grep -q 'fault: /view of in.png held' "$T/slow.log" ||
 		bad "the slow server was never asked"
 	first=$(grep -m1 'fault: /view of in.png held' "$T/slow.log" | cut -d' ' -f1)
-	sent=$(( $(log_ms "$first") + 3000 ))
+	sent=$(( $(log_ms "$first") + 4000 ))
 	fin=$(field "$other" finished_ms)
 	[ "$fin" -lt "$sent" ] && ok ||
 		bad "the other tenant finished at $fin, after the first slow file was sent ($sent)"
@@ -159,17 +174,37 @@ prefetch)
 		await "$j" succeeded 40
 		eq "one terminal event" "$(events "$j" succeeded)" 1
 		eq "no failure" "$(events "$j" failed)" 0
+		eq "not reclaimed" "$(events "$j" requeued)" 0
 	done
 	eq "other: one terminal event" "$(events "$other" succeeded)" 1
 	eq "nothing refunded" "$(RC XLEN "${P}refunds")" 0
 	pool=$(RC HGET "${P}worker:w1" pool)
 	eq "slots free" "$(RC HLEN "${P}held:$pool")" 0
+	# A job canceled while it downloads ends at once.
+	slowjob() {
+		submit --workflow sdxl_img2img --param prompt=x --param steps=2 \
+			--input image="$slow_url/view?filename=in.png" "$@"
+	}
+	j=$(slowjob)
+	wait_until 10 grep -q "job=$j claimed .*no slot yet" "$T/w1.log" ||
+		bad "not claimed slotless"
+	cancel_now "$j" slotless
+	# SIGTERM hands a job that holds no slot back at once.
+	j=$(slowjob)
+	wait_until 10 grep -q "job=$j claimed .*no slot yet" "$T/w1.log" ||
+		bad "not claimed slotless"
+	kill -TERM "$WPID"
+	wait_until 10 sh -c "! kill -0 $WPID" && ok || bad "w1 did not exit"
+	eq "handed back" "$(state "$j")" queued
+	eq "attempt not counted" "$(field "$j" attempt)" 0
+	grep -q "job=$j handing back" "$T/w1.log" && ok || bad "no hand-back logged"
+	grep -q "draining: 1 job in flight, grace 30 s" "$T/w1.log" && ok ||
+		bad "drain not logged"
+	CQ cancel "$j" >/dev/null	# (queued again: not needed below)
 	# prefetch 0: a URL job takes its slot first, then downloads; it runs.
-	stop "$WPID"
 	worker_start w2 --slots 1 --allow-private-urls true --prefetch 0
 	PIDS+=("$WPID")
-	j=$(submit --workflow sdxl_img2img --param prompt=x --param steps=2 \
-		--input image="$slow_url/view?filename=in.png")
+	j=$(slowjob)
 	await "$j" succeeded 30
 	eq "off: one terminal event" "$(events "$j" succeeded)" 1
 	grep -q "job=$j claimed without a slot; waiting for a slot" "$T/w2.log" &&
@@ -187,13 +222,7 @@ cancelnow)
 	wait_until 20 sh -c "grep -q 'job=.* start' '$T/sim.log'" ||
 		bad "the prompt never started"
 	sleep 1
-	t0=$(date +%s%3N)
-	CQ cancel "$j" >/dev/null
-	await "$j" canceled 20
-	d=$(( $(field "$j" finished_ms) - t0 ))
-	[ "$d" -lt 2000 ] && ok || bad "canceled $d ms after the request"
-	eq "refund" "$(field "$j" refund)" 1
-	eq "one canceled event" "$(events "$j" canceled)" 1
+	cancel_now "$j" running
 	pid=$(grep -oE "job=$j submitted as prompt [0-9a-f-]+" "$T/w1.log" |
 		awk '{ print $NF }')
 	wait_until 5 grep -q "job=$pid interrupted at node" "$T/sim.log" && ok ||
