@@ -227,6 +227,15 @@ cancelnow)
 		awk '{ print $NF }')
 	wait_until 5 grep -q "job=$pid interrupted at node" "$T/sim.log" && ok ||
 		bad "the sim saw no interrupt of prompt '$pid'"
+	# The subscription is cut (this group has a redis-server of its own):
+	# the worker reconnects, subscribes again, and cancels act at once.
+	RC CLIENT KILL TYPE pubsub >/dev/null
+	wait_until 10 sh -c "[ \$(grep -c 'listening for cancels' '$T/w1.log') -ge 2 ]" &&
+		ok || bad "not subscribed again"
+	j=$(submit --graph "$T/g.json")
+	wait_until 20 sh -c "[ \$(grep -c 'job=.* start' '$T/sim.log') -ge 2 ]" ||
+		bad "the second prompt never started"
+	cancel_now "$j" "after a reconnect"
 	;;
 *)
 	echo "worker_jobs.sh: unknown group $GROUP" >&2
