@@ -105,7 +105,7 @@ files)
 	mkdir -p "$T/sim/input/faces"
 	cp "$ROOT/tests/data/images/ok.png" "$T/sim/input/faces/old.png"
 	touch -d '2 hours ago' "$T/sim/input/faces/old.png"
-	sampler_graph 1 60 '"20":{"class_type":"LoadImage","inputs":{"image":"faces/old.png"}},"21":{"class_type":"ImageInvert","inputs":{"image":["20",0]}},"22":{"class_type":"SaveImage","inputs":{"images":["21",0],"filename_prefix":"y"}}' >"$T/g.json"
+	sampler_graph 1 100 '"20":{"class_type":"LoadImage","inputs":{"image":"faces/old.png"}},"21":{"class_type":"ImageInvert","inputs":{"image":["20",0]}},"22":{"class_type":"SaveImage","inputs":{"images":["21",0],"filename_prefix":"y"}}' >"$T/g.json"
 	j=$(submit --graph "$T/g.json")
 	wait_until 20 sh -c "grep -q 'job=.* start' '$T/sim.log'" ||
 		bad "the prompt never started"
