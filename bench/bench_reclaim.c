@@ -19,12 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
 #include "log.h"
 #include "rq.h"
 #include "standin.h"
 #include "util.h"
 
 #define RUNS_MAX 1000
+
+const char *bench_name = "bench_reclaim";
 
 struct bench {
 	const char   *url;
@@ -33,13 +36,6 @@ struct bench {
 	long long     runs, lease_ms, beat_ms, tick_ms;
 	long long     back[RUNS_MAX], late[RUNS_MAX];
 };
-
-static void __attribute__((noreturn))
-bench_die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_reclaim: %s: %s\n", what, why);
-	exit(1);
-}
 
 static long long
 bench_int(struct bench *b, const char *fmt, const char *key)
@@ -71,15 +67,6 @@ bench_fcall(struct bench *b, const char *fn, const char *a1, const char *a2)
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
 		bench_die(fn, r ? r->str : b->c->errstr);
 	freeReplyObject(r);
-}
-
-static void
-bench_sleep_ms(long long ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1)
-		;
 }
 
 /* A random wait in [0, n) ms. */
@@ -122,34 +109,6 @@ bench_run(struct bench *b, int i)
 	printf("run %3d  kill->back %5lld ms  expiry->back %5lld ms\n", i + 1,
 	    b->back[i], b->late[i]);
 	bench_fcall(b, "cancel", s.jid[0], NULL);
-}
-
-static int
-bench_cmp(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-static void
-bench_summary(const char *name, long long *v, long long n)
-{
-	qsort(v, (size_t)n, sizeof *v, bench_cmp);
-	printf("%-13s min %5lld  median %5lld  p90 %5lld  max %5lld ms\n", name,
-	    v[0], v[n / 2], v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1],
-	    v[n - 1]);
-}
-
-static long long
-bench_arg(int argc, char **argv, int *i, long long lo, long long hi)
-{
-	long long v;
-
-	if (*i + 1 >= argc || parse_ll(argv[*i + 1], lo, hi, &v) == -1)
-		bench_die(argv[*i], "missing or out of range");
-	(*i)++;
-	return (v);
 }
 
 int
@@ -199,8 +158,8 @@ main(int argc, char **argv)
 	    b.lease_ms, b.beat_ms, b.tick_ms, b.runs);
 	for (i = 0; i < b.runs; i++)
 		bench_run(&b, i);
-	bench_summary("kill->back", b.back, b.runs);
-	bench_summary("expiry->back", b.late, b.runs);
+	bench_summary("kill->back", 13, b.back, b.runs);
+	bench_summary("expiry->back", 13, b.late, b.runs);
 	i = proc_stop(jan, SIGTERM, 5000);
 	redisFree(b.c);
 	return (i == 0 ? 0 : 1);

@@ -2,9 +2,14 @@
   cancel: cancel a job in any state.
   Input:  KEYS[1] queue prefix  ARGV[1] jid  ARGV[2] reason (optional)
   Output: { 'canceled' }   it was queued or delayed: now terminal, refunded
-          { 'requested' }  it is active: a durable cancel flag is set; the
-                           worker sees it on its next heartbeat, interrupts
-                           ComfyUI and ends the job canceled
+          { 'requested' }  it is active: a durable cancel flag is set and
+                           `cancel <jid>` is published on
+                           <prefix>ctl:<worker> (the worker holding it), so
+                           the worker interrupts ComfyUI at once and ends the
+                           job canceled; its next heartbeat reports the flag
+                           too, in case the message was missed. A repeated
+                           cancel publishes again (one cancel_requested
+                           event in all)
           { 'already', state }  it had already ended
   Errors: NOJOB when no such job exists.
 ]]
@@ -15,7 +20,7 @@ register('cancel', function(keys, args)
 	local reason = cut(args[2] or 'canceled on request', MSG_MAX)
 	local key = P .. 'job:' .. jid
 	local j = hget(key, 'state', 'priority', 'tenant', 'meta', 'attempt',
-	    'cancel_req')
+	    'cancel_req', 'worker')
 	if not j.state then
 		raise('NOJOB', 'job ' .. jid .. ' does not exist')
 	end
@@ -31,6 +36,10 @@ register('cancel', function(keys, args)
 			redis.call('HSET', key, 'cancel_req', '1')
 			event(P, { 'type', 'cancel_requested', 'job', jid,
 			    'tenant', j.tenant or '' })
+		end
+		if j.worker and j.worker ~= '' then
+			redis.call('PUBLISH', P .. 'ctl:' .. j.worker,
+			    'cancel ' .. jid)
 		end
 		return { 'requested' }
 	end

@@ -1,28 +1,45 @@
 --[[
-  claim: take a GPU slot of the worker's pool and the next job together.
+  claim: take the next job, with a GPU slot of the worker's pool or, for a
+  job whose inputs must be downloaded first, without one.
   Input:  KEYS[1] queue prefix
           ARGV[1] worker id   ARGV[2] pool   ARGV[3] lease ms
           ARGV[4] scan: how many jobs per lane to consider (default 16)
-  Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s }
+          ARGV[5] prep: how many more jobs this worker will hold without a
+                  slot while it fetches their inputs (0..1000, default 0)
+  Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s, slot }
+                                         slot 1: the job holds a slot of
+                                         the pool; 0: claimed to fetch its
+                                         inputs, no slot yet (acquire)
           { 'noslot', used, capacity }   every slot of the pool is held, or
                                          no queued job fits the VRAM budget
+                                         (or, with prep 0, only jobs that
+                                         fetch first wait)
           { 'nojob', next_due_ms | '' }  nothing ready; the earliest delayed
                                          job's due time, so an idle worker
                                          can block on the marker until then
   Errors: NOPOOL when the pool has no capacity set.
   A fresh fence comes from INCR on every claim; the job's lease and the slot
   holder carry it. Due delayed jobs are promoted first. Lanes are taken in
-  order high, normal, low; inside a lane the lowest order wins, skipping a job
-  whose vram_mb would overrun the pool's VRAM budget (a smaller one may pass).
-  With no slot free while jobs wait, a 'pending' token is left on the marker
-  so a worker of another pool wakes up for them.
+  order high, normal, low; inside a lane the lowest order wins. A job with
+  fetch = 1 (enqueue: an input or ControlNet image that is an http(s) URL)
+  is claimed without a slot while prep > 0 (whether or not a slot is free:
+  no held:<pool> entry, no VRAM counted, job field slot = 0) and passed over
+  while prep = 0. Any other job needs a free slot and its vram_mb must fit
+  the pool's VRAM budget, or it is passed over (a smaller one may pass); a
+  job passed over keeps its place. With every slot held the walk still
+  happens when prep > 0, else the reply is noslot. With no slot free while
+  jobs wait, a 'pending' token is left on the marker so a worker of another
+  pool wakes up for them.
 ]]
 
-local function holders_vram(held)
+-- The VRAM the holders in an HGETALL reply declared, leaving out holder skip.
+local function holders_vram(held, skip)
 	local used = 0
 	for i = 2, #held, 2 do
 		local vram = string.match(held[i], '^%S+ %S+ %S+ (%S+)$')
-		used = used + (tonumber(vram) or 0)
+		if held[i - 1] ~= skip then
+			used = used + (tonumber(vram) or 0)
+		end
 	end
 	return used
 end
@@ -36,47 +53,62 @@ local function jobs_waiting(P)
 	return false
 end
 
+--[[
+  Walks the lanes for the job to claim. free: a slot is free; room: VRAM
+  left in the budget (nil: no budget). Returns jid, lane, vram_mb, slot
+  (true: takes a slot) and whether a job was passed over.
+]]
+local function claim_pick(P, scan, prep, free, room)
+	local blocked = false
+	for _, l in ipairs(LANES) do
+		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1)
+		for _, id in ipairs(ids) do
+			local j = hget(P .. 'job:' .. id, 'vram_mb', 'fetch')
+			local v = tonumber(j.vram_mb or '0') or 0
+			if j.fetch == '1' then
+				if prep > 0 then
+					return id, l, v, false, blocked
+				end
+			elseif free and (room == nil or v <= room) then
+				return id, l, v, true, blocked
+			end
+			blocked = true
+		end
+	end
+	return nil, nil, 0, false, blocked
+end
+
 register('claim', function(keys, args)
 	local P = prefix(keys)
 	local wid = arg_name(args[1], 'worker')
 	local pool = arg_name(args[2], 'pool')
 	local lease = arg_int(args[3], 'lease_ms', 1000, 3600000)
 	local scan = arg_int(args[4] or 16, 'scan', 1, 1000)
+	local prep = arg_int(args[5] or 0, 'prep', 0, 1000)
 	local now = now_ms()
 	local p = hget(P .. 'slots:' .. pool, 'capacity', 'vram_budget')
 
 	if not p.capacity then
 		raise('NOPOOL', "pool '" .. pool .. "' has no capacity set")
 	end
-	local cap = tonumber(p.capacity)
+	local cap = tonumber(p.capacity) or 0
 	local budget = tonumber(p.vram_budget or '0') or 0
 	local held = redis.call('HGETALL', P .. 'held:' .. pool)
 	local used = #held / 2
-	if used >= cap then
+	if used >= cap and prep == 0 then
 		if jobs_waiting(P) then
 			wake(P .. 'marker', 'pending', now)
 		end
 		return { 'noslot', used, cap }
 	end
-	local vram_used = holders_vram(held)
+	local room
+	if budget > 0 then
+		room = budget - holders_vram(held)
+	end
 
 	promote_due(P, now, 100)
-	local jid, lane, vram, blocked
-	for _, l in ipairs(LANES) do
-		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1)
-		for _, id in ipairs(ids) do
-			local v = tonumber(redis.call('HGET', P .. 'job:' .. id,
-			    'vram_mb') or '0') or 0
-			if budget <= 0 or vram_used + v <= budget then
-				jid, lane, vram = id, l, v
-				break
-			end
-			blocked = true
-		end
-		if jid then
-			break
-		end
-	end
+	local jid, lane, vram, slot, blocked = claim_pick(P, scan, prep,
+	    used < cap, room)
 	if not jid then
 		if blocked then
 			wake(P .. 'marker', 'pending', now)
@@ -97,13 +129,16 @@ register('claim', function(keys, args)
 	redis.call('ZREM', P .. 'ready:' .. lane, jid)
 	redis.call('HSET', key, 'state', 'active', 'fence', fence,
 	    'attempt', attempt, 'worker', wid, 'pool', pool,
-	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now)
+	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now,
+	    'slot', slot and '1' or '0')
 	if not j.started_ms then
 		redis.call('HSET', key, 'started_ms', now)
 	end
 	redis.call('ZADD', P .. 'leases', until_ms, jid)
-	redis.call('HSET', P .. 'held:' .. pool, jid,
-	    wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram)
+	if slot then
+		redis.call('HSET', P .. 'held:' .. pool, jid,
+		    wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram)
+	end
 	-- Advance the lane clock; drop the tenant's mark once it is behind.
 	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
 	if order > vclock then
@@ -120,5 +155,5 @@ register('claim', function(keys, args)
 	    'attempt', attempt, 'fence', fence, 'tenant', tenant })
 	stat(P, 'started')
 	return { 'job', jid, fence, attempt, j.spec or '', until_ms,
-	    tonumber(j.timeout_s) or 0 }
+	    tonumber(j.timeout_s) or 0, slot and 1 or 0 }
 end)

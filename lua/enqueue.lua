@@ -7,6 +7,10 @@
                     max_param_len (65536)
   Output: { jid, 'created' | 'existing', state }
   Errors: INVALID spec.<field>: ..., CONFLICT idempotency_key: ...
+  The job field fetch is 1 when the worker must download something before
+  the job can run (an inputs value or a controlnets[i].image that starts
+  with http:// or https://, any case), else 0: claim hands such a job out
+  without a GPU slot to a worker that asks for one to prepare.
   An idempotency key maps to the job it first created for idem_ttl_ms; the
   same key with the same spec bytes returns that job, with other bytes it is
   refused. Inside a lane, jobs of different tenants interleave: each job's
@@ -19,6 +23,26 @@ local ENQUEUE_OPTS = {
 	max_prompt_len = SPEC_LIMITS.max_prompt_len,
 	max_param_len = SPEC_LIMITS.max_param_len,
 }
+
+local function is_url(v)
+	return type(v) == 'string' and
+	    string.match(string.lower(string.sub(v, 1, 8)), '^https?://') ~= nil
+end
+
+-- True when the spec names an input image the worker must download.
+local function needs_fetch(spec)
+	for _, v in pairs(spec.inputs or {}) do
+		if is_url(v) then
+			return true
+		end
+	end
+	for _, c in ipairs(spec.controlnets or {}) do
+		if type(c) == 'table' and is_url(c.image) then
+			return true
+		end
+	end
+	return false
+end
 
 register('enqueue', function(keys, args)
 	local P = prefix(keys)
@@ -65,7 +89,7 @@ register('enqueue', function(keys, args)
 	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or 0,
 	    'meta', meta, 'webhook', spec.webhook or '', 'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
-	    'refund', '0')
+	    'refund', '0', 'fetch', needs_fetch(spec) and '1' or '0')
 	local state = 'queued'
 	if spec.run_at and spec.run_at > now then
 		state = 'delayed'

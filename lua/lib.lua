@@ -15,6 +15,7 @@
     worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
     events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
     reaper     HASH     dead       HASH
+    ctl:<wid>  pub/sub channel: cancel publishes `cancel <jid>` there
 
   Rules every function keeps:
   - time comes from TIME, never from the caller;

@@ -54,7 +54,8 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "The worker record expires this long after a heartbeat." },
 	{ "job-timeout-s", CFG_INT, O(job_timeout_s), "600", .min = 1,
 	    .max = 86400, .flags = CFG_RELOAD,
-	    .text = "Wall clock per job unless the job sets timeout_s." },
+	    .text = "Wall clock per job; a job's timeout_s may only lower "
+		    "it." },
 	{ "silence-timeout-s", CFG_INT, O(silence_timeout_s), "60", .min = 1,
 	    .max = 86400, .flags = CFG_RELOAD,
 	    .text = "No event for this long: ask ComfyUI where the prompt "
@@ -134,6 +135,10 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "Input URLs may reach loopback and private addresses." },
 	{ "threads", CFG_INT, O(threads), "2", .min = 1, .max = 64,
 	    .text = "Threads for input downloads, decoding and Canny." },
+	{ "prefetch", CFG_INT, O(prefetch), "2", .min = 0, .max = 64,
+	    .flags = CFG_RELOAD,
+	    .text = "Jobs with URL inputs held without a GPU slot while their "
+		    "inputs download (0: such a job takes its slot first)." },
 	CFG_LOG_ENTRIES(struct worker_cfg, log_level, log_format),
 };
 

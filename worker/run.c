@@ -1,13 +1,23 @@
 /*
  * One job's state machine (see run.h).
  *
- *   PREPARE -> SUBMIT -> WAIT <-> CHECK -> HISTORY -> FETCH -> REPORT -> DONE
+ *   INPUTS -> [AWAIT_SLOT] -> UPLOAD -> RENDER -> SUBMIT -> WAIT <-> CHECK
+ *          -> HISTORY -> FETCH -> REPORT -> DONE
  *
- * PREPARE checks the job against its workflow (shared/wfjob.h), readies each
- * input image on the thread pool (download, decode, fit or Canny) and
- * uploads it, renders the graph and checks it against ComfyUI's cached
- * /object_info (fetched again once on a miss, so a model file added since
- * is found). SUBMIT is POST /prompt with our own prompt id.
+ * The job is checked against its workflow (shared/wfjob.h) at the start.
+ * INPUTS readies each input image on the thread pool (download, decode,
+ * fit or Canny) and keeps the bytes. A job claimed without a GPU slot
+ * (lua/claim.lua: it has URL inputs and the worker may prefetch) does this
+ * before it holds a slot, so a slow download never idles the GPU; it then
+ * waits in AWAIT_SLOT until the worker takes a slot for it (acquire,
+ * worker.c). With prefetch off such a job waits for its slot first and
+ * readies its inputs after (AWAIT_SLOT -> INPUTS -> UPLOAD). UPLOAD sends
+ * each input to ComfyUI with /upload/image (only with the slot held:
+ * ComfyUI is on the GPU host). RENDER renders the graph, checks it against
+ * ComfyUI's cached /object_info (fetched again once on a miss, so a model
+ * file added since is found) and records the files it reads (job_files,
+ * so the janitor's file cleanup keeps them). SUBMIT is POST /prompt with
+ * our own prompt id. The wall clock runs from the claim in every state.
  * WAIT follows the prompt's WebSocket events; events can arrive before the
  * POST's reply, so terminal ones seen during SUBMIT are kept and acted on
  * once ComfyUI has accepted the prompt. CHECK asks /history and /queue when
@@ -38,6 +48,7 @@
 #include "objinfo.h"
 #include "outputs.h"
 #include "graph.h"
+#include "jobfiles.h"
 #include "tpool.h"
 #include "wfjob.h"
 #include "run.h"
@@ -49,7 +60,10 @@
 #define RUN_REPORT_RETRY_MS 1000
 
 enum run_state {
-	RS_PREPARE,
+	RS_INPUTS,
+	RS_AWAIT_SLOT,
+	RS_UPLOAD,
+	RS_RENDER,
 	RS_SUBMIT,
 	RS_WAIT,
 	RS_CHECK,
@@ -60,7 +74,10 @@ enum run_state {
 };
 
 static const char *const run_state_names[] = {
-	[RS_PREPARE] = "prepare",
+	[RS_INPUTS] = "inputs",
+	[RS_AWAIT_SLOT] = "await_slot",
+	[RS_UPLOAD] = "upload",
+	[RS_RENDER] = "render",
 	[RS_SUBMIT] = "submit",
 	[RS_WAIT] = "wait",
 	[RS_CHECK] = "check",
@@ -72,6 +89,12 @@ static const char *const run_state_names[] = {
 
 enum run_report { REPORT_FAIL, REPORT_COMPLETE, REPORT_RELEASE };
 
+/* An input readied before the slot is held: the bytes to upload. */
+struct run_input {
+	unsigned char *bytes;
+	size_t	       len;
+};
+
 struct run {
 	struct worker	 *w;
 	char		  jid[64];
@@ -80,7 +103,11 @@ struct run {
 	struct job_spec	  spec;
 	enum run_state	  state;
 	struct wf_job	 *wf;
+	int		  has_slot;	 /* holds a slot of the pool */
+	struct run_input *in;		 /* readied inputs, until uploaded */
 	size_t		  in_i;		 /* the input being readied */
+	int		  inputs_ready;	 /* every input is readied */
+	size_t		  up_i;		 /* the input being uploaded */
 	int		  objinfo_fresh; /* fetched for this run */
 	cJSON		 *graph;
 	struct out_expect expect;
@@ -97,6 +124,7 @@ struct run {
 	int    early_interrupted;
 
 	long long     timeout_ms;
+	long long     asked_s;	  /* the job's timeout_s, when capped */
 	long long     down_since; /* ComfyUI unreachable, mono */
 	struct event *wall;
 	struct event *silence;
@@ -122,8 +150,10 @@ static void run_end(struct run *, enum errcode, const char *, ...)
 static void run_history_entry(struct run *, const cJSON *);
 static void run_fetch_next(struct run *);
 static void run_send_report(struct run *);
+static void run_progress_send(struct run *);
 static void run_history_done(const struct httpc_resp *, void *);
-static void run_prepare_next(struct run *);
+static void run_inputs_next(struct run *);
+static void run_upload_next(struct run *);
 static void run_check_names(struct run *);
 static void run_store_blob(struct run *, cJSON *, const char *, size_t);
 
@@ -153,6 +183,20 @@ run_holds_lease(const struct run *r)
 	return (r->state < RS_DONE);
 }
 
+/* Whether the run holds one of the pool's slots (until it is reported). */
+int
+run_has_slot(const struct run *r)
+{
+	return (r->has_slot && r->state < RS_DONE);
+}
+
+/* Whether the run waits for the worker to take a slot for it. */
+int
+run_awaits_slot(const struct run *r)
+{
+	return (r->state == RS_AWAIT_SLOT);
+}
+
 static void
 run_set_state(struct run *r, enum run_state to)
 {
@@ -162,9 +206,21 @@ run_set_state(struct run *r, enum run_state to)
 }
 
 static void
+run_free_inputs(struct run *r)
+{
+	size_t i, n = r->wf != NULL ? wf_job_ninputs(r->wf) : 0;
+
+	for (i = 0; r->in != NULL && i < n; i++)
+		free(r->in[i].bytes);
+	free(r->in);
+	r->in = NULL;
+}
+
+static void
 run_free(struct run *r)
 {
 	httpc_cancel(r->req);
+	run_free_inputs(r);
 	event_free(r->wall);
 	event_free(r->silence);
 	event_free(r->prog_timer);
@@ -231,6 +287,8 @@ run_begin_report(struct run *r, enum run_report how)
 	r->req = NULL;
 	evtimer_del(r->silence);
 	evtimer_del(r->wall);
+	if (how == REPORT_COMPLETE && r->prog_dirty)
+		run_progress_send(r); /* the last value, before complete */
 	r->report = how;
 	run_set_state(r, RS_REPORT);
 	run_send_report(r);
@@ -342,7 +400,13 @@ run_retry_cb(evutil_socket_t fd, short ev, void *arg)
 		run_send_report(r);
 }
 
-/* Progress: at most one call per progress-min-ms, the latest value last. */
+/*
+ * Progress: at most one call per progress-min-ms, the latest value when the
+ * timer fires. value == max is throttled like any other (a graph of many
+ * one-step nodes sends little else). A value still pending when the job
+ * succeeds goes out just before complete, so the record ends at its last
+ * value: one event more per job, not per node.
+ */
 static void
 run_progress_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
@@ -396,7 +460,7 @@ run_progress(struct run *r, const cJSON *data)
 	    cJSON_IsString(n) ? n->valuestring : "");
 	r->prog_dirty = 1;
 	wait = r->prog_sent + r->w->cfg->progress_min_ms - clock_mono_ms();
-	if (wait <= 0 || r->prog_value >= r->prog_max)
+	if (wait <= 0)
 		run_progress_send(r);
 	else if (!evtimer_pending(r->prog_timer, NULL))
 		timer_add_ms(r->prog_timer, wait);
@@ -931,7 +995,14 @@ run_wall_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	run_end(r, EC_TIMEOUT, "no result within %lld s", r->timeout_ms / 1000);
+	if (r->asked_s > 0)
+		run_end(r, EC_TIMEOUT,
+		    "no result within %lld s (the worker's job-timeout-s; the "
+		    "job asked for %lld s)",
+		    r->timeout_ms / 1000, r->asked_s);
+	else
+		run_end(r, EC_TIMEOUT, "no result within %lld s",
+		    r->timeout_ms / 1000);
 }
 
 /* The socket came back (up) or was lost: reconcile what is out. */
@@ -973,9 +1044,10 @@ run_release(struct run *r)
 
 /*
  * Inputs. Each image is readied on the thread pool (the work may download,
- * decode and run Canny: nothing of it may block the loop) and then uploaded
- * to ComfyUI, whose answer names the file LoadImage must use. The run waits
- * for the pool's callback even when it has ended meanwhile (refs).
+ * decode and run Canny: nothing of it may block the loop) and kept; once
+ * the run holds its slot each is uploaded to ComfyUI, whose answer names
+ * the file LoadImage must use. The run waits for the pool's callback even
+ * when it has ended meanwhile (refs).
  */
 struct run_prep {
 	struct run	      *r;
@@ -996,11 +1068,85 @@ run_prep_work(void *arg)
 	    &p->bytes, &p->len, p->err, sizeof p->err);
 }
 
+/* Claimed without a slot: the worker takes one for it (worker.c). */
+static void
+run_await_slot(struct run *r)
+{
+	run_set_state(r, RS_AWAIT_SLOT);
+	log_job(LL_VERBOSE, r->jid, "%s; waiting for a slot",
+	    r->inputs_ready ? "inputs ready" : "claimed without a slot");
+	worker_claim_maybe(r->w);
+}
+
+static void
+run_prep_done(void *arg)
+{
+	struct run_prep *p = arg;
+	struct run	*r = p->r;
+
+	if (r->state != RS_INPUTS || r->w->state == WS_STOPPED)
+		free(p->bytes); /* ended meanwhile */
+	else if (p->rc == -1) {
+		free(p->bytes);
+		run_end(
+		    r, EC_INVALID_INPUT, "%s", p->err); /* names the field */
+	} else {
+		r->in[r->in_i].bytes = p->bytes;
+		r->in[r->in_i].len = p->len;
+		r->in_i++;
+		run_inputs_next(r);
+	}
+	free(p);
+	run_unref(r);
+}
+
+static void
+run_inputs_next(struct run *r)
+{
+	struct run_prep *p;
+
+	if (r->state != RS_INPUTS)
+		run_set_state(r, RS_INPUTS);
+	if (r->in_i == wf_job_ninputs(r->wf)) {
+		r->inputs_ready = 1;
+		if (r->has_slot)
+			run_upload_next(r);
+		else
+			run_await_slot(r);
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->r = r;
+	p->in = wf_job_input(r->wf, r->in_i);
+	p->opts = r->w->inputs;
+	r->refs++;
+	if (tpool_submit(r->w->pool_threads, run_prep_work, run_prep_done, p) ==
+	    -1) {
+		r->refs--;
+		free(p);
+		run_end(r, EC_INTERNAL, "the thread pool refused work");
+	}
+}
+
+/* The worker took a slot for this run (acquire): on to ComfyUI. */
+void
+run_slot_granted(struct run *r)
+{
+	if (r->state != RS_AWAIT_SLOT)
+		return;
+	r->has_slot = 1;
+	log_job(LL_VERBOSE, r->jid, "slot taken");
+	if (r->inputs_ready)
+		run_upload_next(r);
+	else
+		run_inputs_next(r);
+}
+
 static void
 run_upload_done(const struct httpc_resp *resp, void *arg)
 {
 	struct run	*r = arg;
-	struct wf_input *in = wf_job_input(r->wf, r->in_i);
+	struct wf_input *in = wf_job_input(r->wf, r->up_i);
 	cJSON		*j;
 	const cJSON	*name, *sub;
 
@@ -1030,31 +1176,90 @@ run_upload_done(const struct httpc_resp *resp, void *arg)
 	    name->valuestring);
 	cJSON_Delete(j);
 	log_job(LL_VERBOSE, r->jid, "%s uploaded as %s", in->field, in->upload);
-	r->in_i++;
-	run_prepare_next(r);
+	r->up_i++;
+	run_upload_next(r);
+}
+
+static void run_render(struct run *);
+
+static void
+run_upload_next(struct run *r)
+{
+	struct run_input *d;
+	char		  sub[128], name[WF_NAME_MAX + 8];
+
+	if (r->state != RS_UPLOAD)
+		run_set_state(r, RS_UPLOAD);
+	if (r->up_i == wf_job_ninputs(r->wf)) {
+		run_free_inputs(r);
+		run_render(r);
+		return;
+	}
+	d = &r->in[r->up_i];
+	snprintf(sub, sizeof sub, "comfyq/%s", r->jid);
+	snprintf(
+	    name, sizeof name, "%s.png", wf_job_input(r->wf, r->up_i)->name);
+	r->req = comfy_upload(
+	    r->w->comfy, name, d->bytes, d->len, sub, run_upload_done, r);
+	free(d->bytes); /* the request has its own copy */
+	d->bytes = NULL;
 }
 
 static void
-run_prep_done(void *arg)
+run_files_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	struct run_prep *p = arg;
-	struct run	*r = p->r;
-	char		 sub[128], name[WF_NAME_MAX + 8];
+	struct run *r = arg;
+	redisReply *rep = reply;
 
-	if (r->state != RS_PREPARE || r->w->state == WS_STOPPED)
-		; /* ended meanwhile */
-	else if (p->rc == -1)
-		run_end(
-		    r, EC_INVALID_INPUT, "%s", p->err); /* names the field */
-	else {
-		snprintf(sub, sizeof sub, "comfyq/%s", r->jid);
-		snprintf(name, sizeof name, "%s.png", p->in->name);
-		r->req = comfy_upload(r->w->comfy, name, p->bytes, p->len, sub,
-		    run_upload_done, r);
+	(void)ac;
+	if (r->state == RS_RENDER) {
+		if (rq_reply_is_status(rep, "STALE"))
+			run_drop(r, "lease lost before the prompt was sent");
+		else if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
+			run_end(r, EC_INTERNAL, "recording the job's files: %s",
+			    rep ? rep->str : "connection lost");
+		else
+			run_submit(r);
 	}
-	free(p->bytes);
-	free(p);
 	run_unref(r);
+}
+
+/*
+ * Records the files the graph reads (job_files), so the janitor's file
+ * cleanup keeps them while the job runs; then submits. A name that would
+ * leave ComfyUI's folder refuses the job.
+ */
+static void
+run_record_files(struct run *r)
+{
+	struct rq_cmd c;
+	cJSON	     *files;
+	char	      err[RUN_MSG_MAX], *text;
+
+	if ((files = jobfiles_collect(
+		 r->graph, r->w->objinfo, err, sizeof err)) == NULL) {
+		run_end(r, EC_INVALID_INPUT, "%s", err);
+		return;
+	}
+	if (cJSON_GetArraySize(files) == 0) {
+		cJSON_Delete(files);
+		run_submit(r);
+		return;
+	}
+	text = cJSON_PrintUnformatted(files);
+	cJSON_Delete(files);
+	log_job(LL_VERBOSE, r->jid, "reads %s", text);
+	rq_cmd_fcall(&c, "job_files", r->w->prefix);
+	rq_cmd_add(&c, r->jid);
+	rq_cmd_add(&c, r->fence);
+	rq_cmd_add(&c, text);
+	cJSON_free(text);
+	if (rq_async_call(r->w->rc, run_files_reply, r, &c) == 0)
+		r->refs++;
+	else
+		run_end(r, EC_INTERNAL,
+		    "recording the job's files: not connected to Redis");
+	rq_cmd_free(&c);
 }
 
 static void
@@ -1102,7 +1307,7 @@ run_check_names(struct run *r)
 		run_end(r, EC_INVALID_INPUT, "%s", err);
 		return;
 	}
-	run_submit(r);
+	run_record_files(r);
 }
 
 /* Every input is uploaded: render the graph and learn what to expect. */
@@ -1112,6 +1317,7 @@ run_render(struct run *r)
 	const struct wf_expect *e;
 	char			prefix[160], err[RUN_MSG_MAX];
 
+	run_set_state(r, RS_RENDER);
 	snprintf(
 	    prefix, sizeof prefix, "comfyq/%s/a%d/out", r->jid, r->attempt);
 	if ((r->graph = wf_job_render(
@@ -1127,28 +1333,6 @@ run_render(struct run *r)
 	run_check_names(r);
 }
 
-static void
-run_prepare_next(struct run *r)
-{
-	struct run_prep *p;
-
-	if (r->in_i == wf_job_ninputs(r->wf)) {
-		run_render(r);
-		return;
-	}
-	p = xcalloc(1, sizeof *p);
-	p->r = r;
-	p->in = wf_job_input(r->wf, r->in_i);
-	p->opts = r->w->inputs;
-	r->refs++;
-	if (tpool_submit(r->w->pool_threads, run_prep_work, run_prep_done, p) ==
-	    -1) {
-		r->refs--;
-		free(p);
-		run_end(r, EC_INTERNAL, "the thread pool refused work");
-	}
-}
-
 /* At exit, after the Redis connections are closed: free what is left. */
 void
 run_abandon(struct run *r)
@@ -1161,12 +1345,14 @@ run_abandon(struct run *r)
 }
 
 /*
- * Starts a claimed job. The run reports its own end; it may already have
- * ended (bad spec) when this returns.
+ * Starts a claimed job; slot says whether the claim took a slot with it.
+ * The wall clock is min(the job's timeout_s, job-timeout-s), from now. The
+ * run reports its own end; it may already have ended (bad spec) when this
+ * returns.
  */
 struct run *
 run_start(struct worker *w, const char *jid, const char *fence, int attempt,
-    const char *spec, size_t spec_len, long long timeout_s)
+    const char *spec, size_t spec_len, long long timeout_s, int slot)
 {
 	static const struct job_limits lim = { 64u << 20, 1u << 20, 16u << 20 };
 	struct run		      *r;
@@ -1181,15 +1367,23 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 	snprintf(r->fence, sizeof r->fence, "%s", fence);
 	r->attempt = attempt;
 	output_tmp_init(&r->tmp);
+	r->has_slot = slot;
 	r->wall = evtimer_new(w->base, run_wall_cb, r);
 	r->silence = evtimer_new(w->base, run_silence_cb, r);
 	r->prog_timer = evtimer_new(w->base, run_prog_timer_cb, r);
 	r->retry = evtimer_new(w->base, run_retry_cb, r);
-	r->timeout_ms =
-	    (timeout_s > 0 ? timeout_s : w->cfg->job_timeout_s) * 1000;
+	r->timeout_ms = w->cfg->job_timeout_s * 1000;
+	if (timeout_s > w->cfg->job_timeout_s)
+		r->asked_s = timeout_s;
+	else if (timeout_s > 0)
+		r->timeout_ms = timeout_s * 1000;
 	timer_add_ms(r->wall, r->timeout_ms);
-	log_job(
-	    LL_NOTICE, jid, "claimed (attempt %d, fence %s)", attempt, fence);
+	log_job(LL_NOTICE, jid, "claimed (attempt %d, fence %s%s)", attempt,
+	    fence, slot ? "" : ", no slot yet");
+	if (r->asked_s > 0)
+		log_job(LL_NOTICE, jid,
+		    "timeout_s %lld capped at job-timeout-s %lld", r->asked_s,
+		    w->cfg->job_timeout_s);
 	if (job_spec_parse(&r->spec, spec, spec_len, &lim, err, sizeof err) ==
 	    -1) {
 		run_end(r, EC_INVALID_INPUT, "%s", err);
@@ -1204,6 +1398,10 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 		run_end(r, code, "%s", err);
 		return (r);
 	}
-	run_prepare_next(r);
+	r->in = xcalloc(wf_job_ninputs(r->wf) + 1, sizeof *r->in);
+	if (!slot && w->cfg->prefetch == 0)
+		run_await_slot(r); /* prefetch off: the slot first */
+	else
+		run_inputs_next(r);
 	return (r);
 }

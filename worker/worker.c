@@ -1,20 +1,37 @@
 /*
  * The worker's Redis side and its runs (see worker.h).
  *
- * Claiming: while the backend is healthy and fewer jobs are in flight than
- * the pool has slots, the worker calls claim. A job starts a run and the
- * worker claims again at once (pipelining: the next prompt waits in
- * ComfyUI's queue while one runs). "nojob" blocks on BZPOPMIN over the
- * queue's marker and the pool's marker, until a token arrives or the
- * earliest delayed job is due; "noslot" blocks on the pool's marker alone,
- * so a worker that cannot take a job never swallows the token another pool
- * could use. Blocking runs on a second connection; when the reason to
+ * Claiming: while the backend is healthy and fewer of its runs hold a slot
+ * than the pool has slots, the worker calls claim. A job starts a run and
+ * the worker claims again at once (pipelining: the next prompt waits in
+ * ComfyUI's queue while one runs). The claim also says how many more jobs
+ * the worker takes without a slot (prep: prefetch minus the slotless runs
+ * it holds): a job with URL inputs is then claimed slotless, readies its
+ * inputs, and waits for a slot (run.c AWAIT_SLOT). Such a prepared run
+ * goes before any new claim: the worker calls acquire for the oldest one
+ * and, on "noslot", blocks on the pool's marker and asks again when woken.
+ * With prefetch 0 prep is 1 while a slot is free, and a URL job claimed
+ * slotless asks for its slot at once, before its inputs. A worker whose
+ * runs hold all its slots claims only to prefetch, and then never blocks:
+ * a blocked connection would swallow the pool's free-slot token that a
+ * worker with a free slot waits for (a stopped process's connection stays
+ * blocked). It looks again when a run ends and at each heartbeat.
+ *
+ * "nojob" blocks on BZPOPMIN over the queue's marker and the pool's
+ * marker, until a token arrives or the earliest delayed job is due;
+ * "noslot" with every slot held blocks on the pool's marker alone, so a
+ * worker that cannot take a job never swallows the token another pool
+ * could use; "noslot" with a slot free (every job passed over: VRAM, or
+ * URL jobs beyond prefetch) blocks on both, as a new job may fit, after
+ * removing the 'pending' token the claim left for other pools (else it
+ * would wake itself). Blocking runs on a second connection; when the reason to
  * block changes (a run ended, the backend went down), the block is ended
  * with CLIENT UNBLOCK and the worker decides again. The block timeout is a
  * safety net, not a poll: wake-ups come from tokens.
  *
- * Heartbeat: one call renews every lease; it reports jobs lost (dropped at
- * once, nothing written) and cancel requests, and the pool's capacity.
+ * Heartbeat: one call renews every lease, slotless runs' too; it reports
+ * jobs lost (dropped at once, nothing written) and cancel requests, and
+ * the pool's capacity.
  *
  * The record (worker:<wid>) is written whole by register, the one call
  * that writes it; its health says what the worker does about claiming:
@@ -25,8 +42,16 @@
  * with the truth, so the record follows within one heartbeat whatever the
  * order of events.
  *
- * Draining (SIGTERM): no more claims; runs finish within the grace period,
- * then the rest are handed back (release) and the worker exits.
+ * Cancels: a third connection is subscribed to <prefix>ctl:<worker id>;
+ * comfyq_cancel of a job we run publishes "cancel <jid>" there, and the
+ * run is interrupted at once. rq_async reconnects with backoff; each time
+ * it is up the channel is subscribed again, and a heartbeat is sent so a
+ * cancel published while it was down is heard then, not a period later.
+ * The heartbeat's cancel list stays the fallback.
+ *
+ * Draining (SIGTERM): no more claims; runs without a slot (they have not
+ * reached the GPU) are handed back at once, the rest finish within the
+ * grace period, then are handed back (release), and the worker exits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +74,13 @@
 #define WORKER_RETRY_MS	      5000
 #define WORKER_DRAIN_SLACK_MS 10000
 
-enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL };
+/* BLOCK_FREE: both markers, as BLOCK_ALL, for a worker with a free slot
+ * whose claim passed every job over (see worker_block). */
+enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL, BLOCK_FREE };
 
 static void worker_register(struct worker *);
 static void worker_stop(struct worker *);
+static void worker_heartbeat(evutil_socket_t, short, void *);
 
 int
 worker_healthy(const struct worker *w)
@@ -180,16 +208,26 @@ worker_block(struct worker *w, enum block_mode mode, long long timeout_ms)
 		return;
 	if (timeout_ms < 10)
 		timeout_ms = 10;
+	if (mode == BLOCK_FREE) {
+		/* The claim left a 'pending' token for workers of other
+		 * pools; one still there (none was waiting) would wake this
+		 * worker at once, for nothing, again and again. */
+		rq_cmd_init(&c, "ZREM");
+		rq_cmd_addf(&c, "%smarker", w->prefix);
+		rq_cmd_add(&c, "pending");
+		rq_async_call(w->rb, worker_ignore_reply, NULL, &c);
+		rq_cmd_free(&c);
+	}
 	rq_cmd_init(&c, "BZPOPMIN");
-	if (mode == BLOCK_ALL)
+	if (mode != BLOCK_POOL)
 		rq_cmd_addf(&c, "%smarker", w->prefix);
 	rq_cmd_addf(&c, "%smarker:%s", w->prefix, w->pool);
 	rq_cmd_addf(&c, "%.3f", (double)timeout_ms / 1000.0);
 	if (rq_async_call(w->rb, worker_block_reply, w, &c) == 0) {
 		w->blocking = mode;
 		log_debug("waiting on the %s marker%s (%lld ms)",
-		    mode == BLOCK_ALL ? "queue and pool" : "pool",
-		    mode == BLOCK_ALL ? "s" : "", timeout_ms);
+		    mode != BLOCK_POOL ? "queue and pool" : "pool",
+		    mode != BLOCK_POOL ? "s" : "", timeout_ms);
 	}
 	rq_cmd_free(&c);
 }
@@ -213,7 +251,10 @@ worker_run_done(struct worker *w, struct run *r)
 
 	for (i = 0; i < w->nruns; i++) {
 		if (w->runs[i] == r) {
-			w->runs[i] = w->runs[--w->nruns];
+			/* The list stays in claim order (oldest first). */
+			memmove(&w->runs[i], &w->runs[i + 1],
+			    (size_t)(w->nruns - i - 1) * sizeof *w->runs);
+			w->nruns--;
 			break;
 		}
 	}
@@ -232,6 +273,7 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 	long long      now, wait;
 	struct run    *run;
 	char	       fence[32];
+	int	       slot;
 
 	(void)ac;
 	w->claiming = 0;
@@ -258,13 +300,26 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 			log_notice("claimed while stopping");
 		}
 		snprintf(fence, sizeof fence, "%lld", r->element[2]->integer);
+		slot = r->elements < 8 || r->element[7]->integer != 0;
+		w->claiming = 1; /* no new decision before the run is listed */
 		run = run_start(w, r->element[1]->str, fence,
 		    (int)r->element[3]->integer, r->element[4]->str,
-		    r->element[4]->len, r->element[6]->integer);
+		    r->element[4]->len, r->element[6]->integer, slot);
 		worker_add_run(w, run);
+		w->claiming = 0;
 		if (w->state != WS_RUNNING)
 			run_release(run);
 		worker_claim_maybe(w);
+	} else if (w->claim_full) {
+		/* Only a job to prefetch could have come: never block on a
+		 * marker whose token a worker with a free slot needs. */
+		worker_unblock(w);
+	} else if (strcmp(tag, "noslot") == 0 && r->elements >= 3 &&
+	    r->element[1]->integer < r->element[2]->integer) {
+		/* A slot is free, every job was passed over (VRAM, or URL
+		 * jobs beyond prefetch): a new job may fit, so wait for one
+		 * too. */
+		worker_block(w, BLOCK_FREE, w->cfg->block_timeout_s * 1000);
 	} else if (strcmp(tag, "noslot") == 0) {
 		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
 	} else {
@@ -280,23 +335,120 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 	}
 }
 
-/* Claims a job when everything allows it; otherwise makes sure not to
- * hold a block whose token another worker could use. */
+static void
+worker_acquire_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+	struct run    *run;
+
+	(void)ac;
+	w->claiming = 0;
+	if (r == NULL)
+		return;
+	run = worker_find_job(w, w->acquire_jid);
+	if (rq_reply_is_status(r, "STALE")) {
+		if (run != NULL)
+			run_lost(run); /* and the worker decides again */
+		else
+			worker_claim_maybe(w);
+	} else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[0]->str, "ok") == 0) {
+		/* A run that ended meanwhile frees it with its report, which
+		 * follows this call on the same connection. */
+		if (run != NULL)
+			run_slot_granted(run);
+		worker_claim_maybe(w);
+	} else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[0]->str, "noslot") == 0) {
+		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
+	} else {
+		log_warnx("acquire: %s",
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
+	}
+}
+
+/* Asks for a slot for a run whose job was claimed without one. */
+static void
+worker_acquire(struct worker *w, struct run *run)
+{
+	struct rq_cmd c;
+
+	snprintf(w->acquire_jid, sizeof w->acquire_jid, "%s", run_jid(run));
+	rq_cmd_fcall(&c, "acquire", w->prefix);
+	rq_cmd_add(&c, run_jid(run));
+	rq_cmd_add(&c, run_fence(run));
+	rq_cmd_add(&c, w->pool);
+	if (rq_async_call(w->rc, worker_acquire_reply, w, &c) == 0)
+		w->claiming = 1;
+	rq_cmd_free(&c);
+}
+
+/*
+ * How many jobs the next claim may give without a slot. With prefetch 0
+ * it is 1 while a slot is free: a URL job (which a claim never gives with
+ * a slot while prep is 0, lua/claim.lua) is then taken as before, slot
+ * first. A worker at its max-inflight below the pool's capacity claims
+ * nothing: the claim could hand it a slot it must not use.
+ */
+static int
+worker_prep(const struct worker *w, int slotted, int slotless, int limit)
+{
+	if (w->cfg->prefetch == 0)
+		return (slotted < limit ? 1 : 0);
+	if (slotted >= limit && limit < w->capacity)
+		return (0);
+	return (
+	    slotless < w->cfg->prefetch ? (int)w->cfg->prefetch - slotless : 0);
+}
+
+/* Claims a job, or a slot for a prepared run, when everything allows it;
+ * otherwise makes sure not to hold a block whose token another worker
+ * could use. */
 void
 worker_claim_maybe(struct worker *w)
 {
 	struct rq_cmd c;
+	struct run   *awaiting = NULL;
+	int	      i, slotted = 0, slotless = 0, limit, prep;
 
 	if (w->state != WS_RUNNING || !w->registered || w->claiming)
 		return;
-	if (!worker_healthy(w) || w->nruns >= worker_limit(w)) {
+	if (!worker_healthy(w)) {
 		worker_unblock(w);
 		return;
 	}
+	for (i = 0; i < w->nruns; i++) {
+		if (run_has_slot(w->runs[i]))
+			slotted++;
+		else
+			slotless++;
+		if (awaiting == NULL && run_awaits_slot(w->runs[i]))
+			awaiting = w->runs[i]; /* the oldest */
+	}
+	limit = worker_limit(w);
+	if (awaiting != NULL) {
+		if (slotted < limit)
+			worker_acquire(w, awaiting);
+		else
+			worker_unblock(w); /* a run's end decides again */
+		return;
+	}
+	prep = worker_prep(w, slotted, slotless, limit);
+	if (slotted >= limit && prep == 0) {
+		worker_unblock(w);
+		return;
+	}
+	w->claim_full = slotted >= limit;
 	rq_cmd_fcall(&c, "claim", w->prefix);
 	rq_cmd_add(&c, w->id);
 	rq_cmd_add(&c, w->pool);
 	rq_cmd_addf(&c, "%lld", w->cfg->lease_ms);
+	rq_cmd_add(&c, "16"); /* scan: claim.lua's default */
+	rq_cmd_addf(&c, "%d", prep);
 	if (rq_async_call(w->rc, worker_claim_reply, w, &c) == 0)
 		w->claiming = 1;
 	rq_cmd_free(&c);
@@ -337,11 +489,11 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	old = w->capacity;
 	if (r->element[2]->integer > 0)
 		w->capacity = (int)r->element[2]->integer;
-	if (w->capacity != old) {
+	if (w->capacity != old)
 		log_notice(
 		    "pool %s capacity %d -> %d", w->pool, old, w->capacity);
-		worker_claim_maybe(w);
-	}
+	if (w->capacity != old || w->claim_full)
+		worker_claim_maybe(w); /* a busy worker looks for prefetch */
 }
 
 static void
@@ -520,6 +672,61 @@ worker_rb_state(struct rq_async *ra, int up, void *arg)
 	rq_cmd_free(&c);
 }
 
+/* A message on ctl:<id>: "cancel <jid>" interrupts that job at once. */
+static void
+worker_ctl_message(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+	const char    *kind, *msg;
+	struct run    *run;
+
+	(void)ac;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return; /* disconnected: the state callback subscribes again */
+	kind = r->element[0]->str;
+	if (strcmp(kind, "subscribe") == 0) {
+		log_info("listening for cancels on %sctl:%s", w->prefix, w->id);
+		if (w->nruns > 0) {
+			evtimer_del(w->hb_timer);
+			worker_heartbeat(-1, 0, w); /* what we missed */
+		}
+		return;
+	}
+	if (strcmp(kind, "message") != 0 ||
+	    r->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	msg = r->element[2]->str;
+	if (strncmp(msg, "cancel ", 7) != 0) {
+		log_warnx("ctl: unknown message '%.64s'", msg);
+		return;
+	}
+	if ((run = worker_find_job(w, msg + 7)) == NULL) {
+		log_debug(
+		    "ctl: cancel of %.64s, which does not run here", msg + 7);
+		return;
+	}
+	log_job(LL_VERBOSE, run_jid(run), "cancel requested");
+	run_cancel(run);
+}
+
+static void
+worker_rs_state(struct rq_async *ra, int up, void *arg)
+{
+	struct worker *w = arg;
+	struct rq_cmd  c;
+
+	if (!up)
+		return; /* rq_async reconnects with backoff */
+	rq_cmd_init(&c, "SUBSCRIBE");
+	rq_cmd_addf(&c, "%sctl:%s", w->prefix, w->id);
+	if (rq_async_call(ra, worker_ctl_message, w, &c) == -1)
+		log_warnx("ctl: cannot subscribe; cancels wait for the "
+			  "heartbeat");
+	rq_cmd_free(&c);
+}
+
 /* ComfyUI's socket: events go to the run whose prompt they name. */
 static void
 worker_comfy_event(void *arg, const char *type, const cJSON *data)
@@ -647,6 +854,9 @@ worker_drain_cb(evutil_socket_t fd, short ev, void *arg)
 void
 worker_drain(struct worker *w)
 {
+	struct run **snap;
+	int	     i, n = w->nruns;
+
 	if (w->state == WS_DRAINING && !w->drain_released) {
 		evtimer_del(w->drain_timer);
 		worker_drain_cb(-1, 0, w);
@@ -663,6 +873,12 @@ worker_drain(struct worker *w)
 		return;
 	}
 	worker_record_changed(w);
+	/* Runs without a slot have not reached the GPU: back at once. */
+	snap = worker_snapshot(w);
+	for (i = 0; i < n; i++)
+		if (!run_has_slot(snap[i]))
+			run_release(snap[i]);
+	free(snap);
 	timer_add_ms(w->drain_timer, w->cfg->drain_grace_s * 1000);
 }
 
@@ -767,6 +983,8 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 	if ((w->rc = rq_async_new(base, cfg->redis_url, 1, worker_rc_state, w,
 		 err, sizeof err)) == NULL ||
 	    (w->rb = rq_async_new(base, cfg->redis_url, 0, worker_rb_state, w,
+		 err, sizeof err)) == NULL ||
+	    (w->rs = rq_async_new(base, cfg->redis_url, 0, worker_rs_state, w,
 		 err, sizeof err)) == NULL)
 		fatalx("%s", err);
 	log_notice("worker %s: queue %s, pool %s, comfyui %s", w->id,
@@ -781,6 +999,7 @@ worker_free(struct worker *w)
 		return;
 	/* Pending replies come back NULL; then what is left is abandoned. */
 	w->state = WS_STOPPED;
+	rq_async_free(w->rs);
 	rq_async_free(w->rb);
 	rq_async_free(w->rc);
 	tpool_free(w->pool_threads); /* queued work ends; runs see STOPPED */

@@ -5,13 +5,14 @@
  * comfy.c, struct backend in backend.c).
  *
  *   main.c     config table, signals, the loop
- *   worker.c   Redis: register, claim (BZPOPMIN on markers), heartbeat,
- *              drain; the list of runs
+ *   worker.c   Redis: register, claim and acquire (BZPOPMIN on markers),
+ *              heartbeat, cancels (SUBSCRIBE), drain; the list of runs
  *   run.c      one job's state machine, from claim to complete/fail
  *   comfy.c    ComfyUI's HTTP API and its WebSocket, events to runs
  *   backend.c  health of ComfyUI and starting it when it is down
  *   outputs.c  history outputs: fetch, validate, store
  *   errmap.c   ComfyUI failures to stable error codes
+ *   jobfiles.c the files a graph reads, for the janitor's file cleanup
  * The graph a job sends comes from the workflow layer (shared/wfjob.h):
  * templates, LoRA and ControlNet surgery, input images.
  */
@@ -78,6 +79,7 @@ struct worker_cfg {
 	long long input_timeout_ms;
 	int	  allow_private_urls;
 	long long threads;
+	long long prefetch;
 	int	  log_level;
 	int	  log_format;
 };
@@ -98,6 +100,7 @@ struct worker {
 
 	struct rq_async	   *rc; /* commands */
 	struct rq_async	   *rb; /* the blocking BZPOPMIN */
+	struct rq_async	   *rs; /* subscribed to ctl:<id> (cancels) */
 	long long	    rb_client_id;
 	struct httpc	   *http;
 	struct comfy	   *comfy;
@@ -114,8 +117,10 @@ struct worker {
 	const char   *health_written; /* what the last register wrote */
 	long long     started_ms;     /* wall clock, for the record */
 	int	      capacity;	      /* the pool's slots, from Redis */
-	int	      claiming;	      /* a claim call is in flight */
-	int	      blocking;	      /* 0, or the block_mode */
+	int	      claiming;	      /* a claim or acquire call is in flight */
+	char	      acquire_jid[64]; /* the run the acquire is for */
+	int	      claim_full;      /* the last claim: every slot was ours */
+	int	      blocking;	       /* 0, or the block_mode */
 	struct event *hb_timer;
 	struct event *retry_timer; /* re-register, NOPOOL */
 	struct event *drain_timer;

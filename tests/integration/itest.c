@@ -247,7 +247,16 @@ void
 it_claim(const char *P, const char *wid, const char *pool, const char *lease,
     struct it_claimed *c)
 {
-	redisReply *r = it_fcall(P, "claim", wid, pool, lease, NULL);
+	it_claim_prep(P, wid, pool, lease, "0", c);
+}
+
+/* Claims with claim's prep argument and expects a job; fills c. */
+void
+it_claim_prep(const char *P, const char *wid, const char *pool,
+    const char *lease, const char *prep, struct it_claimed *c)
+{
+	redisReply *r =
+	    it_fcall(P, "claim", wid, pool, lease, "16", prep, NULL);
 
 	if (r->type != REDIS_REPLY_ARRAY || strcmp(it_str(r, 0), "job") != 0)
 		unit_fail(__FILE__, __LINE__, "claim: expected a job, got %s",
@@ -257,6 +266,7 @@ it_claim(const char *P, const char *wid, const char *pool, const char *lease,
 	snprintf(c->jid, sizeof c->jid, "%s", it_str(r, 1));
 	snprintf(c->fence, sizeof c->fence, "%s", it_str(r, 2));
 	c->attempt = atoi(it_str(r, 3));
+	c->slot = atoi(it_str(r, 7));
 	freeReplyObject(r);
 }
 

@@ -32,12 +32,15 @@ struct it_claimed {
 	char jid[64];
 	char fence[32];
 	int  attempt;
+	int  slot; /* 1: holds a slot; 0: claimed to fetch first */
 };
 
 const char *it_enq(const char *, const char *);
 void	    it_setcap(const char *, const char *, const char *, const char *);
 void	    it_claim(const char *, const char *, const char *, const char *,
 	   struct it_claimed *);
+void it_claim_prep(const char *, const char *, const char *, const char *,
+    const char *, struct it_claimed *);
 const char *it_claim_none(const char *, const char *, const char *);
 
 #define ASSERT_STATUS(r, s)                                                    \

@@ -192,6 +192,310 @@ test_claim_needs_pool_and_slot(void)
 	ASSERT_STREQ(c.jid, j1);
 }
 
+#define SPEC_FETCH                                                             \
+	"{\"workflow\":\"a\",\"inputs\":{\"image\":\"HTTPS://e.x/a.png\"}}"
+
+/* Holds the pool's only slot outside any job. */
+static void
+hold_slot(const char *P, const char *pool)
+{
+	redisReply *r =
+	    it_fcall(P, "slot_acquire", pool, "warmup", "60000", NULL);
+
+	ASSERT_STREQ(it_str(r, 0), "slot");
+	freeReplyObject(r);
+}
+
+static void
+test_enqueue_fetch_flag(void)
+{
+	const char *P = it_queue("q");
+	static const struct {
+		const char *spec, *fetch;
+	} cases[] = {
+		{ SPEC_FETCH, "1" },
+		{ "{\"workflow\":\"a\",\"inputs\":{\"a\":\"iVBORw0KGgo=\","
+		  "\"b\":\"http://e.x/b.png\"}}",
+		    "1" },
+		{ "{\"workflow\":\"a\",\"controlnets\":[\"canny:0.5\","
+		  "{\"type\":\"canny\",\"image\":\"Http://e.x/c.png\"}]}",
+		    "1" },
+		{ "{\"workflow\":\"a\",\"inputs\":{\"a\":\"data:image/png;"
+		  "base64,iVBORw0KGgo=\",\"b\":\"httpx://no\"}}",
+		    "0" },
+		{ "{\"workflow\":\"a\",\"controlnets\":[{\"type\":\"canny\","
+		  "\"image\":\"face\"}],\"params\":{\"p\":\"http://x\"}}",
+		    "0" },
+		{ SPEC_A, "0" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		ASSERT_STREQ(it_hget(P, it_enq(P, cases[i].spec), "fetch"),
+		    cases[i].fetch);
+}
+
+static void
+test_claim_fetch_job_slotless(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  jid[64];
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_FETCH));
+	it_setcap(P, "gpu0", "1", "0");
+	hold_slot(P, "gpu0");
+	/* Every slot held, prep 0: no walk at all. */
+	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
+	/* prep 1: the fetch job is claimed without a slot. */
+	it_claim_prep(P, "w1", "gpu0", "30000", "1", &c);
+	ASSERT_STREQ(c.jid, jid);
+	ASSERT_EQ(c.slot, 0);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "active");
+	ASSERT_STREQ(it_hget(P, jid, "slot"), "0");
+	ASSERT_STREQ(it_hget(P, jid, "pool"), "gpu0");
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 1);
+	ASSERT_EQ(it_int("HEXISTS %sheld:gpu0 %s", P, jid), 0);
+	ASSERT_EQ(it_int("ZCARD %sleases", P), 1);
+	ASSERT_EQ(it_events(P, "started", jid), 1);
+	/* A plain job still needs the slot, even with prep. */
+	it_enq(P, SPEC_A);
+	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
+	{
+		redisReply *r = it_fcall(
+		    P, "claim", "w1", "gpu0", "30000", "16", "1", NULL);
+
+		ASSERT_STREQ(it_str(r, 0), "noslot");
+		freeReplyObject(r);
+	}
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
+	/* prep out of range. */
+	{
+		redisReply *r = it_fcall(
+		    P, "claim", "w1", "gpu0", "30000", "16", "1001", NULL);
+
+		ASSERT_ERROR(r, "INVALID prep: 1001 not an integer in 0..1000");
+		freeReplyObject(r);
+	}
+}
+
+static void
+test_claim_fetch_job_passed_over(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  fj[64], pj[64];
+
+	snprintf(fj, sizeof fj, "%s", it_enq(P, SPEC_FETCH));
+	snprintf(pj, sizeof pj, "%s", it_enq(P, SPEC_A));
+	it_setcap(P, "gpu0", "2", "0");
+	/* prep 0: the fetch job keeps its place, the plain one behind it goes. */
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, pj);
+	ASSERT_EQ(c.slot, 1);
+	ASSERT_STREQ(it_hget(P, pj, "slot"), "1");
+	ASSERT_EQ(it_int("HEXISTS %sheld:gpu0 %s", P, pj), 1);
+	ASSERT_STREQ(it_hget(P, fj, "state"), "queued");
+	/* Only the fetch job waits: passed over, reported as noslot. */
+	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
+	ASSERT_STREQ(it_hget(P, fj, "state"), "queued");
+	/* prep 1 takes it slotless although a slot is free. */
+	it_claim_prep(P, "w2", "gpu0", "30000", "1", &c);
+	ASSERT_STREQ(c.jid, fj);
+	ASSERT_EQ(c.slot, 0);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 1);
+}
+
+static redisReply *
+acquire(const char *P, const struct it_claimed *c, const char *pool)
+{
+	return (it_fcall(P, "acquire", c->jid, c->fence, pool, NULL));
+}
+
+static void
+test_acquire(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  want[128];
+
+	it_enq(P, SPEC_FETCH);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim_prep(P, "w1", "gpu0", "30000", "1", &c);
+	ASSERT_EQ(c.slot, 0);
+	r = acquire(P, &c, "gpu0");
+	ASSERT_EQ(r->elements, 1);
+	ASSERT_STREQ(it_str(r, 0), "ok");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "slot"), "1");
+	snprintf(want, sizeof want, "w1 %s %s 0", c.fence,
+	    it_hget(P, c.jid, "lease_until"));
+	ASSERT_STREQ(it_get("HGET %sheld:gpu0 %s", P, c.jid), want);
+	/* Idempotent. */
+	r = acquire(P, &c, "gpu0");
+	ASSERT_STREQ(it_str(r, 0), "ok");
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 1);
+	/* The heartbeat renews the slot it now holds. */
+	it_sleep_ms(5);
+	r = it_fcall(
+	    P, "heartbeat", "w1", "40000", "60000", c.jid, c.fence, NULL);
+	freeReplyObject(r);
+	snprintf(want, sizeof want, "w1 %s %s 0", c.fence,
+	    it_hget(P, c.jid, "lease_until"));
+	ASSERT_STREQ(it_get("HGET %sheld:gpu0 %s", P, c.jid), want);
+	/* Another pool: a conflict; a pool without capacity: NOPOOL. */
+	it_setcap(P, "gpu1", "1", "0");
+	r = acquire(P, &c, "gpu1");
+	snprintf(want, sizeof want, "CONFLICT job %s holds a slot of pool gpu0",
+	    c.jid);
+	ASSERT_ERROR(r, want);
+	freeReplyObject(r);
+	r = acquire(P, &c, "nopool");
+	ASSERT_ERROR(r, "NOPOOL pool 'nopool' has no capacity set");
+	freeReplyObject(r);
+	/* A stale fence writes nothing. */
+	snprintf(c.fence, sizeof c.fence, "999");
+	r = acquire(P, &c, "gpu0");
+	ASSERT_STATUS(r, "STALE");
+	freeReplyObject(r);
+}
+
+static void
+test_acquire_noslot_and_vram(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed big, f, f2;
+	redisReply	 *r;
+
+	/* The slot is held: noslot, nothing written. */
+	it_enq(P, SPEC_FETCH);
+	it_setcap(P, "gpu0", "1", "0");
+	hold_slot(P, "gpu0");
+	it_claim_prep(P, "w1", "gpu0", "30000", "1", &f);
+	r = acquire(P, &f, "gpu0");
+	ASSERT_STREQ(it_str(r, 0), "noslot");
+	ASSERT_EQ(r->element[1]->integer, 1);
+	ASSERT_EQ(r->element[2]->integer, 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, f.jid, "slot"), "0");
+	ASSERT_EQ(it_int("HEXISTS %sheld:gpu0 %s", P, f.jid), 0);
+
+	/* Two slots, a 10000 MB budget, 8000 held by a plain job. */
+	P = it_queue("q");
+	it_enq(P, "{\"workflow\":\"a\",\"vram_mb\":8000}");
+	it_enq(P,
+	    "{\"workflow\":\"a\",\"vram_mb\":4000,"
+	    "\"inputs\":{\"i\":\"http://e.x/i.png\"}}");
+	it_enq(P,
+	    "{\"workflow\":\"a\",\"vram_mb\":2000,"
+	    "\"inputs\":{\"i\":\"http://e.x/j.png\"}}");
+	it_setcap(P, "gpu0", "2", "10000");
+	it_claim(P, "w1", "gpu0", "30000", &big);
+	it_claim_prep(P, "w1", "gpu0", "30000", "2", &f);
+	it_claim_prep(P, "w1", "gpu0", "30000", "2", &f2);
+	ASSERT_EQ(f.slot + f2.slot, 0);
+	r = acquire(P, &f, "gpu0");
+	ASSERT_STREQ(it_str(r, 0), "noslot");
+	freeReplyObject(r);
+	/* The smaller one fits. */
+	r = acquire(P, &f2, "gpu0");
+	ASSERT_STREQ(it_str(r, 0), "ok");
+	freeReplyObject(r);
+	r = it_fcall(P, "complete", big.jid, big.fence, "[]", NULL);
+	freeReplyObject(r);
+	r = it_fcall(P, "complete", f2.jid, f2.fence, "[]", NULL);
+	freeReplyObject(r);
+	r = acquire(P, &f, "gpu0");
+	ASSERT_STREQ(it_str(r, 0), "ok");
+	freeReplyObject(r);
+	r = it_fcall(P, "slot_get", "gpu0", NULL);
+	ASSERT_EQ(r->element[2]->integer, 1);
+	ASSERT_EQ(r->element[3]->integer, 4000);
+	freeReplyObject(r);
+}
+
+static void
+test_slotless_job_ends(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed a, b, c;
+	redisReply	 *r;
+	const char	 *warm;
+
+	it_enq(P, SPEC_FETCH);
+	it_enq(P, SPEC_FETCH);
+	it_enq(P, SPEC_FETCH);
+	it_setcap(P, "gpu0", "1", "0");
+	hold_slot(P, "gpu0");
+	warm = "x:warmup";
+	it_claim_prep(P, "w1", "gpu0", "30000", "3", &a);
+	it_claim_prep(P, "w1", "gpu0", "30000", "3", &b);
+	it_claim_prep(P, "w1", "gpu0", "1000", "3", &c);
+	r = it_fcall(P, "complete", a.jid, a.fence, "[]", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, a.jid, "state"), "succeeded");
+	r = it_fcall(
+	    P, "fail", b.jid, b.fence, "invalid_input", "bad", "0", NULL);
+	ASSERT_STREQ(it_str(r, 0), "failed");
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
+	it_sleep_ms(1100);
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(r->element[0]->integer, 1); /* requeued */
+	ASSERT_EQ(r->element[3]->integer, 0); /* no slot freed */
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "queued");
+	/* The outside holder kept its slot throughout; no wake-up for a slot
+	 * that was never held. */
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 1);
+	ASSERT_EQ(it_int("HEXISTS %sheld:gpu0 %s", P, warm), 1);
+	ASSERT_EQ(it_int("ZCARD %smarker:gpu0", P), 1); /* slot_set's token */
+}
+
+static void
+test_cancel_publishes(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisContext	 *sub = it_redis_new();
+	redisReply	 *r;
+	char		  q[64], want[128];
+
+	r = redisCommand(sub, "SUBSCRIBE %sctl:w1", P);
+	ASSERT_TRUE(r != NULL && r->type == REDIS_REPLY_ARRAY);
+	freeReplyObject(r);
+	it_enq(P, SPEC_A);
+	snprintf(q, sizeof q, "%s", it_enq(P, SPEC_A));
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	/* A queued job is canceled in Redis alone: nothing is published (the
+	 * first message is the active job's). */
+	r = it_fcall(P, "cancel", q, NULL);
+	ASSERT_STREQ(it_str(r, 0), "canceled");
+	freeReplyObject(r);
+	r = it_fcall(P, "cancel", c.jid, NULL);
+	ASSERT_STREQ(it_str(r, 0), "requested");
+	freeReplyObject(r);
+	ASSERT_EQ(redisGetReply(sub, (void **)&r), REDIS_OK);
+	ASSERT_EQ(r->elements, 3);
+	ASSERT_STREQ(r->element[0]->str, "message");
+	snprintf(want, sizeof want, "%sctl:w1", P);
+	ASSERT_STREQ(r->element[1]->str, want);
+	snprintf(want, sizeof want, "cancel %s", c.jid);
+	ASSERT_STREQ(r->element[2]->str, want);
+	freeReplyObject(r);
+	/* Asked again: published again, one cancel_requested event. */
+	freeReplyObject(it_fcall(P, "cancel", c.jid, NULL));
+	ASSERT_EQ(redisGetReply(sub, (void **)&r), REDIS_OK);
+	ASSERT_STREQ(r->element[2]->str, want);
+	freeReplyObject(r);
+	ASSERT_EQ(it_events(P, "cancel_requested", c.jid), 1);
+	redisFree(sub);
+}
+
 static void
 test_claim_takes_job_and_slot(void)
 {
@@ -933,5 +1237,12 @@ const struct unit_test itests[] = {
 	{ "reap_promotes_due", test_reap_promotes_due },
 	{ "reap_stall_guard", test_reap_stall_guard },
 	{ "register_keeps_set_capacity", test_register_keeps_set_capacity },
+	{ "enqueue_fetch_flag", test_enqueue_fetch_flag },
+	{ "claim_fetch_job_slotless", test_claim_fetch_job_slotless },
+	{ "claim_fetch_job_passed_over", test_claim_fetch_job_passed_over },
+	{ "acquire", test_acquire },
+	{ "acquire_noslot_and_vram", test_acquire_noslot_and_vram },
+	{ "slotless_job_ends", test_slotless_job_ends },
+	{ "cancel_publishes", test_cancel_publishes },
 	{ NULL, NULL },
 };

@@ -20,6 +20,7 @@ extern const struct unit_test test_canny[];
 extern const struct unit_test test_img[];
 extern const struct unit_test test_inputs[];
 extern const struct unit_test test_clean[];
+extern const struct unit_test test_jobfiles[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -33,6 +34,7 @@ static const struct unit_suite suites[] = {
 	{ "img", test_img },
 	{ "inputs", test_inputs },
 	{ "clean", test_clean },
+	{ "jobfiles", test_jobfiles },
 };
 
 int

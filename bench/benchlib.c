@@ -1,0 +1,53 @@
+/* Helpers of the benchmarks (see benchlib.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "benchlib.h"
+#include "util.h"
+
+void
+bench_die(const char *what, const char *why)
+{
+	fprintf(stderr, "%s: %s: %s\n", bench_name, what, why);
+	exit(1);
+}
+
+void
+bench_sleep_ms(long long ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1)
+		;
+}
+
+/* The value after argv[*i], in lo..hi; *i moves past it. */
+long long
+bench_arg(int argc, char **argv, int *i, long long lo, long long hi)
+{
+	long long v;
+
+	if (*i + 1 >= argc || parse_ll(argv[*i + 1], lo, hi, &v) == -1)
+		bench_die(argv[*i], "missing or out of range");
+	(*i)++;
+	return (v);
+}
+
+static int
+bench_cmp(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/* Sorts v[0..n) and prints "name min .. median .. p90 .. max .. ms". */
+void
+bench_summary(const char *name, int width, long long *v, long long n)
+{
+	qsort(v, (size_t)n, sizeof *v, bench_cmp);
+	printf("%-*s min %5lld  median %5lld  p90 %5lld  max %5lld ms\n", width,
+	    name, v[0], v[n / 2], v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1],
+	    v[n - 1]);
+}
