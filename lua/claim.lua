@@ -17,7 +17,12 @@
           { 'nojob', next_due_ms | '' }  nothing ready; the earliest delayed
                                          job's due time, so an idle worker
                                          can block on the marker until then
-  Errors: NOPOOL when the pool has no capacity set.
+  Errors: NOPOOL when the pool has no capacity set; CORRUPT when a key it
+          writes has another type, checked before the first write: fence,
+          leases, lanes, fair:<lane>, events, stats, and with due jobs to
+          promote also every ready:<lane> and fair:<lane>, delayed, dead,
+          done, refunds (slots:<pool>, held:<pool>, the lanes and the jobs at
+          their heads are read first).
   A fresh fence comes from INCR on every claim; the job's lease and the slot
   holder carry it. Due delayed jobs are promoted first. Lanes are taken in
   order high, normal, low; inside a lane the lowest order wins. A job with
@@ -43,6 +48,11 @@ local function holders_vram(held, skip)
 	end
 	return used
 end
+
+local K_CLAIM = { 'fence', 'string', 'leases', 'zset', 'lanes', 'hash',
+	'events', 'stream', 'stats', 'hash' }
+local K_FAIR = { 'fair:high', 'hash', 'fair:normal', 'hash',
+	'fair:low', 'hash' }
 
 local function jobs_waiting(P)
 	for _, lane in ipairs(LANES) do
@@ -106,7 +116,16 @@ register('claim', function(keys, args)
 		room = budget - holders_vram(held)
 	end
 
-	promote_due(P, now, 100)
+	-- Promoting due jobs writes before the walk: check all a claim writes.
+	local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
+	    'LIMIT', 0, 1)
+	if #due > 0 then
+		need(P, K_CLAIM, K_FAIR, K_LANES, K_BURY, K_END, K_REFUND)
+		if not tonumber(redis.call('GET', P .. 'fence') or '0') then
+			raise('CORRUPT', 'key ' .. P .. 'fence is not a number')
+		end
+		promote_due(P, now, 100)
+	end
 	local jid, lane, vram, slot, blocked = claim_pick(P, scan, prep,
 	    used < cap, room)
 	if not jid then
@@ -121,6 +140,9 @@ register('claim', function(keys, args)
 	local key = P .. 'job:' .. jid
 	local j = hget(key, 'spec', 'attempt', 'timeout_s', 'lane_order',
 	    'tenant', 'started_ms')
+	if #due == 0 then
+		need(P, K_CLAIM, { 'fair:' .. lane, 'hash' })
+	end
 	local fence = redis.call('INCR', P .. 'fence')
 	local attempt = (tonumber(j.attempt) or 0) + 1
 	local until_ms = now + lease
@@ -140,14 +162,14 @@ register('claim', function(keys, args)
 		    wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram)
 	end
 	-- Advance the lane clock; drop the tenant's mark once it is behind.
-	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
+	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane)) or 0
 	if order > vclock then
 		vclock = order
 		redis.call('HSET', P .. 'lanes', lane, vclock)
 	end
 	local tenant = j.tenant or ''
 	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
-	    tenant) or '0')
+	    tenant)) or 0
 	if tlast <= vclock then
 		redis.call('HDEL', P .. 'fair:' .. lane, tenant)
 	end

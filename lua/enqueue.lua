@@ -6,7 +6,13 @@
                     max_spec_bytes (1048576), max_prompt_len (8192),
                     max_param_len (65536)
   Output: { jid, 'created' | 'existing', state }
-  Errors: INVALID spec.<field>: ..., CONFLICT idempotency_key: ...
+  Errors: INVALID spec.<field>: ..., INVALID option <name>: ...,
+          CONFLICT idempotency_key: ..., CORRUPT (checked before the first
+          write: ready:<lane> or delayed, events, stats, jobseq; idem:<key>,
+          lanes, fair:<lane> and the job an idempotency key names are read
+          first)
+  The limits max_spec_bytes, max_prompt_len and max_param_len may be
+  lowered by the caller, never raised above the library's (SPEC_LIMITS).
   The job field fetch is 1 when the worker must download something before
   the job can run (an inputs value or a controlnets[i].image that starts
   with http:// or https://, any case), else 0: claim hands such a job out
@@ -47,6 +53,14 @@ end
 register('enqueue', function(keys, args)
 	local P = prefix(keys)
 	local opts = options(args, 2, ENQUEUE_OPTS)
+	for _, k in ipairs({ 'max_spec_bytes', 'max_prompt_len',
+	    'max_param_len' }) do
+		if opts[k] > SPEC_LIMITS[k] then
+			raise('INVALID', 'option ' .. k .. ': ' .. opts[k] ..
+			    ' over the library\'s limit ' .. SPEC_LIMITS[k] ..
+			    ' (a caller may lower it, not raise it)')
+		end
+	end
 	local text = args[1]
 	local spec = spec_parse(text, opts)
 	local now = now_ms()
@@ -70,10 +84,16 @@ register('enqueue', function(keys, args)
 
 	local lane = spec.priority or 'normal'
 	local tenant = spec.tenant or ''
-	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
+	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane)) or 0
 	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
-	    tenant) or '0')
+	    tenant)) or 0
 	local order = math.max(vclock, tlast) + 1
+	local state = 'queued'
+	if spec.run_at and spec.run_at > now then
+		state = 'delayed'
+	end
+	need(P, { state == 'queued' and 'ready:' .. lane or 'delayed', 'zset',
+	    'events', 'stream', 'stats', 'hash', 'jobseq', 'string' })
 	local seq = redis.call('INCR', P .. 'jobseq')
 	local jid = base36(now, 8) .. base36(seq % 1679616, 4)
 	local key = P .. 'job:' .. jid
@@ -90,9 +110,7 @@ register('enqueue', function(keys, args)
 	    'meta', meta, 'webhook', spec.webhook or '', 'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
 	    'refund', '0', 'fetch', needs_fetch(spec) and '1' or '0')
-	local state = 'queued'
-	if spec.run_at and spec.run_at > now then
-		state = 'delayed'
+	if state == 'delayed' then
 		redis.call('HSET', key, 'state', state, 'run_at', spec.run_at)
 		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)
 	else

@@ -6,6 +6,7 @@
                  events_max_age_ms (86400000; 0: no age), refunds_max_age_ms
                  (604800000), batch (10000)
                  -> { events_trimmed, refunds_trimmed, refunds_floor }
+                 CORRUPT: events, refunds, stats are checked first.
                  `events` is cut to events_maxlen entries and to entries
                  younger than events_max_age_ms. `refunds` only loses
                  entries that every consumer group has acknowledged: the
@@ -18,7 +19,8 @@
                  batch: whole stream nodes, at most batch entries a call;
                  MINID never drops an entry at or above its id.
   expire:        ARGV option pairs retention_ms (604800000), batch (100)
-                 -> { expired }
+                 -> { expired } (CORRUPT: stats is checked first; done
+                 is read first; an idempotency key of another type is left)
                  Deletes the records of jobs that ended (the `done` zset)
                  more than retention_ms ago, with their idempotency key when
                  it still names them. A job in `done` that is not terminal
@@ -26,6 +28,9 @@
   workers_gone:  ARGV option pairs dead_ms (30000), forget_ms (86400000),
                  batch (100)
                  -> { gone, forgotten, wid, ... (the workers newly gone) }
+                 (CORRUPT: stats is checked first; reaper, workers are
+                 read first; a worker record of another type is counted
+                 gone and deleted once forgotten)
                  A worker whose last heartbeat (the `workers` zset) is more
                  than dead_ms ago is marked state=gone (its record, if it
                  has not expired yet; `comfyq workers` shows a worker whose
@@ -34,6 +39,10 @@
                  forget_ms it leaves the index and its record is deleted.
   queue_status:  ARGV option pairs top (50), interval_ms (1000; 0: no
                  events) -> { events, busy, total, buried }
+                 (CORRUPT: checked first what it and bury write: every
+                 ready:<lane>, leases, delayed, done, dead, events, refunds,
+                 stats; a slots:<pool> or held:<pool> of another type
+                 counts 0)
                  Looks at the first `top` jobs of each lane. A job whose
                  position in its lane differs from the one last published
                  for it (job fields qpos, qpos_ms; make_ready clears them),
@@ -116,6 +125,7 @@ register('trim', function(keys, args)
 	if o.batch < 1 then
 		raise('INVALID', 'batch: must be at least 1')
 	end
+	need(P, { 'events', 'stream', 'refunds', 'stream', 'stats', 'hash' })
 	if o.events_maxlen > 0 then
 		local before = redis.call('XLEN', ekey)
 		redis.call('XTRIM', ekey, 'MAXLEN', '~', o.events_maxlen,
@@ -153,6 +163,7 @@ register('expire', function(keys, args)
 	if o.retention_ms < 1 or o.batch < 1 then
 		raise('INVALID', 'retention_ms, batch: must be at least 1')
 	end
+	need(P, { 'stats', 'hash' })
 	local ids = redis.call('ZRANGEBYSCORE', P .. 'done', '-inf',
 	    now - o.retention_ms, 'LIMIT', 0, o.batch)
 	for _, jid in ipairs(ids) do
@@ -160,7 +171,7 @@ register('expire', function(keys, args)
 		redis.call('ZREM', P .. 'done', jid)
 		if not j or TERMINAL[j.state] then
 			if j and j.idem and j.idem ~= '' and
-			    redis.call('GET', P .. 'idem:' .. j.idem) == jid then
+			    try('GET', P .. 'idem:' .. j.idem) == jid then
 				redis.call('DEL', P .. 'idem:' .. j.idem)
 			end
 			redis.call('DEL', P .. 'job:' .. jid)
@@ -208,6 +219,7 @@ register('workers_gone', function(keys, args)
 		raise('INVALID', 'dead_ms, batch: at least 1; forget_ms: ' ..
 		    'at least dead_ms')
 	end
+	need(P, { 'stats', 'hash' })
 	local cursor = redis.call('HGET', rkey, 'workers_ms')
 	local r, n = gone_batch(P, cursor, now - o.dead_ms, o.batch)
 	for i = 1, n, 2 do
@@ -248,10 +260,11 @@ register('queue_status', function(keys, args)
 	if o.top < 1 or o.top > 1000 then
 		raise('INVALID', 'top: ' .. o.top .. ' not in 1..1000')
 	end
+	need(P, K_LANES, K_BURY, K_END, K_REFUND)
 	for _, pool in ipairs(redis.call('SMEMBERS', P .. 'pools')) do
-		total = total + (tonumber(redis.call('HGET', P .. 'slots:' ..
-		    pool, 'capacity') or '0') or 0)
-		busy = busy + redis.call('HLEN', P .. 'held:' .. pool)
+		total = total + (tonumber(try('HGET', P .. 'slots:' .. pool,
+		    'capacity')) or 0)
+		busy = busy + (try('HLEN', P .. 'held:' .. pool) or 0)
 	end
 	for _, lane in ipairs(LANES) do
 		local lkey = P .. 'ready:' .. lane

@@ -24,6 +24,11 @@
     workers' heartbeats that queued up during the stall land in that time.
     The gap is measured between any two reap calls (reaper.last_ms), so it
     holds with several janitors too.
+  Errors: INVALID; CORRUPT when a key of the queue it writes has another
+  type, checked before the first write: leases, delayed, every ready:<lane>,
+  done, events, refunds, stats, dead, pools (reaper is read first). A pool
+  whose held:<pool> is not a hash is skipped, and a job's slot there is left
+  alone; corrupt job records are buried.
 ]]
 
 local REAP_OPTS = { max_reclaims = 3, batch = 100, stall_ms = 0, grace_ms = 0 }
@@ -76,7 +81,7 @@ end
 -- Checks the holders of one pool; returns how many were checked and freed.
 local function reap_pool(P, pool, now)
 	local hkey = P .. 'held:' .. pool
-	local held = redis.call('HGETALL', hkey)
+	local held = try('HGETALL', hkey) or {}
 	local freed = 0
 	for i = 1, #held, 2 do
 		local holder = held[i]
@@ -135,17 +140,18 @@ register('reap', function(keys, args)
 	local now = now_ms()
 	local rkey = P .. 'reaper'
 	local r = hget(rkey, 'last_ms', 'hold_until')
+	local last = tonumber(r.last_ms)
 	local holding = 0
 
 	if o.batch < 1 then
 		raise('INVALID', 'batch: must be at least 1')
 	end
-	if o.stall_ms > 0 and r.last_ms and
-	    now - tonumber(r.last_ms) > o.stall_ms then
+	need(P, K_END, K_REFUND, K_LANES, K_BURY, { 'pools', 'set' })
+	if o.stall_ms > 0 and last and now - last > o.stall_ms then
 		redis.call('HSET', rkey, 'hold_until', now + o.grace_ms)
 		stat(P, 'janitor:stall_holds')
 		holding = 1
-	elseif r.hold_until and now < tonumber(r.hold_until) then
+	elseif now < (tonumber(r.hold_until) or 0) then
 		holding = 1
 	end
 	redis.call('HSET', rkey, 'last_ms', now)
