@@ -152,7 +152,7 @@ register('claim', function(keys, args)
 	redis.call('HSET', key, 'state', 'active', 'fence', fence,
 	    'attempt', attempt, 'worker', wid, 'pool', pool,
 	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now,
-	    'slot', slot and '1' or '0')
+	    'slot', slot and '1' or '0', 'renewed', '0')
 	if not j.started_ms then
 		redis.call('HSET', key, 'started_ms', now)
 	end

@@ -15,6 +15,9 @@
                   worker registers again
   Errors: INVALID; CORRUPT when leases or workers is not a zset (checked
           before the first write).
+  A renewed job is marked (job field renewed = 1, reset by claim), so reap
+  tells a lease lost right after the claim (a worker that crashed on the job)
+  from one lost later.
   The worker hash gets a fresh TTL and the workers index its beat time; a
   worker the janitor had marked gone (a partition that healed) is up again.
   One bad record never costs the other jobs their leases: a job whose
@@ -70,7 +73,8 @@ register('heartbeat', function(keys, args)
 
 	for _, r in ipairs(renew) do
 		local jid, j = r[1], r[2]
-		redis.call('HSET', P .. 'job:' .. jid, 'lease_until', until_ms)
+		redis.call('HSET', P .. 'job:' .. jid, 'lease_until', until_ms,
+		    'renewed', '1')
 		redis.call('ZADD', P .. 'leases', until_ms, jid)
 		if r[3] then
 			redis.call('HSET', P .. 'held:' .. j.pool, jid,

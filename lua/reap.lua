@@ -4,12 +4,21 @@
   atomic, so two reapers never requeue the same job twice).
   Input:  KEYS[1] queue prefix
           ARGV option pairs: max_reclaims (default 3), batch (100),
-          stall_ms (0: off), grace_ms (0)
+          stall_ms (0: off), grace_ms (0), crash_losses (2; 0: off)
   Output: { requeued, lost, promoted, slots_freed, holding, buried }
+          lost: jobs whose lease ran out that were ended (worker_lost, or
+          internal by the poison guard) instead of requeued
   - A job whose lease expired goes back to the front of its lane with a
     `requeued` event; once it has been reclaimed more than max_reclaims
     times it ends `worker_lost` with a refund. A pending cancel ends it
     canceled instead.
+  - Poison guard: a lease lost with no heartbeat renewing it since the claim
+    (job field renewed, set by heartbeat, reset by claim) looks like a worker
+    that crashed on the job; the job counts these in its field crashes. The
+    crash_losses-th one ends the job `failed`/internal with a refund ("lease
+    lost twice right after claim, with no heartbeat: the job may crash
+    workers") instead of handing it to the next worker. A lease lost after a
+    renewal is requeued as before.
   - Due delayed jobs (retries, run_at) move to their lanes.
   - Slot holders whose job is no longer active under the holder's fence,
     and outside holders whose lease ran out, are removed. Pools are visited
@@ -31,7 +40,12 @@
   alone; corrupt job records are buried.
 ]]
 
-local REAP_OPTS = { max_reclaims = 3, batch = 100, stall_ms = 0, grace_ms = 0 }
+local REAP_OPTS = { max_reclaims = 3, batch = 100, stall_ms = 0, grace_ms = 0,
+	crash_losses = 2 }
+
+local function times(n)
+	return n == 1 and 'once' or n == 2 and 'twice' or (n .. ' times')
+end
 
 local function reap_leases(P, now, o)
 	local requeued, lost, buried = 0, 0, 0
@@ -41,18 +55,31 @@ local function reap_leases(P, now, o)
 		local key = P .. 'job:' .. jid
 		local j, why = job_read(P, jid, 'pool', 'tenant', 'meta',
 		    'attempt', 'priority', 'lane_order', 'reclaims',
-		    'cancel_req', 'worker')
+		    'cancel_req', 'worker', 'renewed', 'crashes')
 		redis.call('ZREM', P .. 'leases', jid)
 		if not j then
 			bury(P, jid, 'leases', why, now)
 			buried = buried + 1
 		elseif j.state == 'active' then
 			local reclaims = (tonumber(j.reclaims) or 0) + 1
-			redis.call('HSET', key, 'reclaims', reclaims)
+			local crashes = tonumber(j.crashes) or 0
+			if j.renewed ~= '1' then
+				crashes = crashes + 1
+			end
+			redis.call('HSET', key, 'reclaims', reclaims,
+			    'crashes', crashes)
 			slot_free(P, j.pool, jid, now)
 			if j.cancel_req == '1' then
 				finish(P, jid, j, 'canceled', 'canceled',
 				    'canceled on request', now, nil)
+			elseif o.crash_losses > 0 and j.renewed ~= '1' and
+			    crashes >= o.crash_losses then
+				finish(P, jid, j, 'failed', 'internal',
+				    'lease lost ' .. times(crashes) ..
+				    ' right after claim, with no heartbeat: ' ..
+				    'the job may crash workers', now, nil)
+				stat(P, 'janitor:poison')
+				lost = lost + 1
 			elseif reclaims > o.max_reclaims then
 				finish(P, jid, j, 'failed', 'worker_lost',
 				    'lease lost ' .. reclaims ..

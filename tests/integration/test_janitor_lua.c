@@ -746,6 +746,133 @@ test_stall_guard_counts(void)
 	ASSERT_EQ(it_stat(P, "janitor:stall_holds"), 1);
 }
 
+/* Lets jid's lease run out (lease_ms after the last claim or renewal) and
+ * reaps; returns reap's reply. */
+static redisReply *
+expire_and_reap(const char *P, const char *jid)
+{
+	long long until = atoll(it_hget(P, jid, "lease_until"));
+
+	while (clock_wall_ms() <= until + 5)
+		it_sleep_ms(20);
+	return (it_fcall(P, "reap", NULL));
+}
+
+/* How many refund entries name jid. */
+static int
+refunds_of(const char *P, const char *jid)
+{
+	redisReply *r = it_cmd("XRANGE %srefunds - +", P);
+	size_t	    i;
+	int	    n = 0;
+
+	for (i = 0; i < r->elements; i++)
+		if (strcmp(r->element[i]->element[1]->element[1]->str, jid) ==
+		    0)
+			n++;
+	freeReplyObject(r);
+	return (n);
+}
+
+static void
+test_poison_job_ends_after_two_crashes(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  jid[64], other[64];
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
+	it_setcap(P, "gpu0", "1", "0");
+	/* Claimed, and the worker dies before its first heartbeat. */
+	it_claim(P, "w1", "gpu0", "1000", &c);
+	ASSERT_STREQ(it_hget(P, jid, "renewed"), "0");
+	r = expire_and_reap(P, jid);
+	ASSERT_EQ(el(r, 0), 1);
+	ASSERT_EQ(el(r, 1), 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+	ASSERT_STREQ(it_hget(P, jid, "crashes"), "1");
+	/* The next worker too: it is not handed to a third. */
+	it_claim(P, "w2", "gpu0", "1000", &c);
+	ASSERT_STREQ(c.jid, jid);
+	snprintf(other, sizeof other, "%s", it_enq(P, SPEC_A));
+	r = expire_and_reap(P, jid);
+	ASSERT_EQ(el(r, 0), 0);
+	ASSERT_EQ(el(r, 1), 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "failed");
+	ASSERT_STREQ(it_hget(P, jid, "error_code"), "internal");
+	ASSERT_STREQ(it_hget(P, jid, "error"),
+	    "lease lost twice right after claim, with no heartbeat: the job "
+	    "may crash workers");
+	ASSERT_EQ(it_events(P, "failed", jid), 1);
+	ASSERT_EQ(
+	    it_events(P, "succeeded", jid) + it_events(P, "canceled", jid), 0);
+	ASSERT_EQ(refunds_of(P, jid), 1);
+	ASSERT_STREQ(event_field(P, "failed", jid, "error_code"), "internal");
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	ASSERT_EQ(it_stat(P, "janitor:poison"), 1);
+	/* The slot went to the next job. */
+	it_claim(P, "w3", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, other);
+	/* Reaped again: nothing more. */
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(el(r, 1), 0);
+	freeReplyObject(r);
+	ASSERT_EQ(refunds_of(P, jid), 1);
+}
+
+static void
+test_renewed_lease_lost_is_requeued(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  jid[64];
+	int		  i;
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
+	it_setcap(P, "gpu0", "1", "0");
+	/* A crash right after the claim, then two losses after a renewal: a
+	 * partition or a kill mid-job, requeued as always. */
+	it_claim(P, "w1", "gpu0", "1000", &c);
+	r = expire_and_reap(P, jid);
+	ASSERT_EQ(el(r, 0), 1);
+	freeReplyObject(r);
+	for (i = 0; i < 2; i++) {
+		it_claim(P, "w2", "gpu0", "1000", &c);
+		r = it_fcall(P, "heartbeat", "w2", "1000", "60000", c.jid,
+		    c.fence, NULL);
+		ASSERT_EQ(r->element[0]->elements, 0);
+		freeReplyObject(r);
+		ASSERT_STREQ(it_hget(P, jid, "renewed"), "1");
+		r = expire_and_reap(P, jid);
+		ASSERT_EQ(el(r, 0), 1);
+		ASSERT_EQ(el(r, 1), 0);
+		freeReplyObject(r);
+		ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+	}
+	ASSERT_STREQ(it_hget(P, jid, "crashes"), "1");
+	ASSERT_STREQ(it_hget(P, jid, "reclaims"), "3");
+	ASSERT_EQ(it_events(P, "requeued", jid), 3);
+	ASSERT_EQ(refunds_of(P, jid), 0);
+	/* crash_losses 0 turns the guard off. */
+	it_claim(P, "w1", "gpu0", "1000", &c);
+	{
+		long long until = atoll(it_hget(P, jid, "lease_until"));
+
+		while (clock_wall_ms() <= until + 5)
+			it_sleep_ms(20);
+	}
+	r = it_fcall(
+	    P, "reap", "crash_losses", "0", "max_reclaims", "10", NULL);
+	ASSERT_EQ(el(r, 0), 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "crashes"), "2");
+	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+}
+
 const struct unit_test itests[] = {
 	{ "capacity_change_next_claim", test_capacity_change_next_claim },
 	{ "trim_events_length_and_age", test_trim_events_length_and_age },
@@ -759,5 +886,9 @@ const struct unit_test itests[] = {
 	{ "active_files_and_job_files", test_active_files_and_job_files },
 	{ "reap_slots_bounded_by_cursor", test_reap_slots_bounded_by_cursor },
 	{ "stall_guard_counts", test_stall_guard_counts },
+	{ "poison_job_ends_after_two_crashes",
+	    test_poison_job_ends_after_two_crashes },
+	{ "renewed_lease_lost_is_requeued",
+	    test_renewed_lease_lost_is_requeued },
 	{ NULL, NULL },
 };
