@@ -5,19 +5,22 @@
   trim:          ARGV option pairs events_maxlen (100000; 0: no cap),
                  events_max_age_ms (86400000; 0: no age), refunds_max_age_ms
                  (604800000), batch (10000)
-                 -> { events_trimmed, refunds_trimmed, refunds_floor }
-                 CORRUPT: events, refunds, stats are checked first.
+                 -> { events_trimmed, refunds_trimmed, refunds_floor,
+                 events_floor }
+                 A stream's floor is, over all its consumer groups, the
+                 lowest of each group's oldest pending id (XPENDING) and the
+                 id after its last-delivered-id (an entry not yet delivered
+                 is not acknowledged either); '' when it has no group.
                  `events` is cut to events_maxlen entries and to entries
-                 younger than events_max_age_ms. `refunds` only loses
-                 entries that every consumer group has acknowledged: the
-                 floor is, over all groups, the lowest of each group's
-                 oldest pending id (XPENDING) and the id after its
-                 last-delivered-id (an entry not yet delivered is not
-                 acknowledged either); entries below the floor and older
-                 than refunds_max_age_ms go. With no group at all nothing
-                 goes (refunds_floor ''). Both trims are XTRIM ~ ... LIMIT
-                 batch: whole stream nodes, at most batch entries a call;
-                 MINID never drops an entry at or above its id.
+                 younger than events_max_age_ms, but with a group never at
+                 or above its floor: the oldest entries go, at most
+                 XLEN - events_maxlen of them, all below the floor.
+                 `refunds` only loses entries below its floor that are older
+                 than refunds_max_age_ms; with no group nothing goes. Every
+                 trim is XTRIM ~ ... LIMIT batch: whole stream nodes, at most
+                 batch entries a call; MINID never drops an entry at or
+                 above its id. CORRUPT: events, refunds, stats are checked
+                 first.
   expire:        ARGV option pairs retention_ms (604800000), batch (100)
                  -> { expired } (CORRUPT: stats is checked first; done
                  is read first; an idempotency key of another type is left)
@@ -84,8 +87,9 @@ local function stream_id_lt(a, b)
 	return am < bm or (am == bm and as < bs)
 end
 
--- The lowest refund id some group has not acknowledged, or nil: no group.
-local function refunds_floor(key)
+-- The lowest id some group of the stream has not acknowledged, or nil when
+-- it has no group.
+local function group_floor(key)
 	if redis.call('EXISTS', key) == 0 then
 		return nil
 	end
@@ -126,17 +130,28 @@ register('trim', function(keys, args)
 		raise('INVALID', 'batch: must be at least 1')
 	end
 	need(P, { 'events', 'stream', 'refunds', 'stream', 'stats', 'hash' })
-	if o.events_maxlen > 0 then
+	local efloor = group_floor(ekey)
+	if o.events_maxlen > 0 and efloor then
+		local over = redis.call('XLEN', ekey) - o.events_maxlen
+		if over > 0 then
+			etrimmed = xtrim_minid(ekey, efloor,
+			    math.min(over, o.batch))
+		end
+	elseif o.events_maxlen > 0 then
 		local before = redis.call('XLEN', ekey)
 		redis.call('XTRIM', ekey, 'MAXLEN', '~', o.events_maxlen,
 		    'LIMIT', o.batch)
 		etrimmed = before - redis.call('XLEN', ekey)
 	end
 	if o.events_max_age_ms > 0 and etrimmed < o.batch then
-		etrimmed = etrimmed + xtrim_minid(ekey, string.format('%.0f-0',
-		    math.max(now - o.events_max_age_ms, 0)), o.batch)
+		local cut = string.format('%.0f-0',
+		    math.max(now - o.events_max_age_ms, 0))
+		if efloor and stream_id_lt(efloor, cut) then
+			cut = efloor
+		end
+		etrimmed = etrimmed + xtrim_minid(ekey, cut, o.batch)
 	end
-	local floor = refunds_floor(rkey)
+	local floor = group_floor(rkey)
 	if floor then
 		local cut = string.format('%.0f-0',
 		    math.max(now - o.refunds_max_age_ms, 0))
@@ -151,7 +166,7 @@ register('trim', function(keys, args)
 	if rtrimmed > 0 then
 		stat(P, 'janitor:refunds_trimmed', rtrimmed)
 	end
-	return { etrimmed, rtrimmed, floor or '' }
+	return { etrimmed, rtrimmed, floor or '', efloor or '' }
 end)
 
 register('expire', function(keys, args)

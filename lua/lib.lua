@@ -255,21 +255,14 @@ end
 --[[
   Ends a job: state, one terminal event, one refund entry when it refunds.
   job: table with tenant, meta, attempt (read by the caller before writes).
+  The job record keeps everything the terminal event says (state,
+  error_code, error, refund, outputs, tenant, meta, attempt) and the event's
+  stream id in end_id, so a reader that missed the event (the stream was
+  trimmed past it) reads job:<jid> for as long as the record is kept.
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs)
 	local key = P .. 'job:' .. jid
 	local refund = state ~= 'succeeded'
-	redis.call('HSET', key, 'state', state, 'finished_ms', now,
-	    'refund', refund and '1' or '0', 'cancel_req', '0')
-	redis.call('HDEL', key, 'lease_until')
-	if code then
-		redis.call('HSET', key, 'error_code', code, 'error', msg)
-	end
-	if outputs then
-		redis.call('HSET', key, 'outputs', outputs)
-	end
-	redis.call('ZREM', P .. 'leases', jid)
-	redis.call('ZADD', P .. 'done', now, jid)
 	local ev = { 'type', state, 'job', jid, 'state', state,
 	    'tenant', job.tenant or '', 'attempt', job.attempt or '0',
 	    'refund', refund and 'true' or 'false', 'meta', job.meta or '{}' }
@@ -280,7 +273,18 @@ local function finish(P, jid, job, state, code, msg, now, outputs)
 	if outputs then
 		ev[#ev + 1] = 'outputs'; ev[#ev + 1] = outputs
 	end
-	event(P, ev)
+	local id = event(P, ev)
+	redis.call('HSET', key, 'state', state, 'finished_ms', now,
+	    'refund', refund and '1' or '0', 'cancel_req', '0', 'end_id', id)
+	redis.call('HDEL', key, 'lease_until')
+	if code then
+		redis.call('HSET', key, 'error_code', code, 'error', msg)
+	end
+	if outputs then
+		redis.call('HSET', key, 'outputs', outputs)
+	end
+	redis.call('ZREM', P .. 'leases', jid)
+	redis.call('ZADD', P .. 'done', now, jid)
 	if refund then
 		redis.call('XADD', P .. 'refunds', '*', 'job', jid,
 		    'tenant', job.tenant or '', 'error_code', code or state,

@@ -746,6 +746,212 @@ test_stall_guard_counts(void)
 	ASSERT_EQ(it_stat(P, "janitor:stall_holds"), 1);
 }
 
+/* The id and a field of the terminal event of jid; "" when none. */
+static void
+terminal_event(const char *P, const char *jid, const char *field, char *id,
+    size_t idlen, char *val, size_t vallen)
+{
+	redisReply *r = it_cmd("XRANGE %sevents - +", P), *f;
+	size_t	    i, k;
+
+	*id = *val = '\0';
+	for (i = 0; i < r->elements; i++) {
+		const char *t = "", *j = "", *v = "";
+
+		f = r->element[i]->element[1];
+		for (k = 0; k + 1 < f->elements; k += 2) {
+			if (strcmp(f->element[k]->str, "type") == 0)
+				t = f->element[k + 1]->str;
+			else if (strcmp(f->element[k]->str, "job") == 0)
+				j = f->element[k + 1]->str;
+			if (strcmp(f->element[k]->str, field) == 0)
+				v = f->element[k + 1]->str;
+		}
+		if (strcmp(j, jid) == 0 &&
+		    (strcmp(t, "succeeded") == 0 || strcmp(t, "failed") == 0 ||
+			strcmp(t, "canceled") == 0)) {
+			snprintf(
+			    id, idlen, "%s", r->element[i]->element[0]->str);
+			snprintf(val, vallen, "%s", v);
+		}
+	}
+	freeReplyObject(r);
+}
+
+/* The job record names its terminal event and says what it said. */
+static void
+assert_end_recorded(const char *P, const char *jid)
+{
+	static const char *const fields[] = { "state", "error_code", "error",
+		"refund", "outputs", "tenant", "attempt" };
+	char			 id[64], val[512];
+	size_t			 i;
+
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		terminal_event(
+		    P, jid, fields[i], id, sizeof id, val, sizeof val);
+		ASSERT_TRUE(*id != '\0');
+		ASSERT_STREQ(it_hget(P, jid, "end_id"), id);
+		if (*val != '\0' && strcmp(fields[i], "refund") != 0)
+			ASSERT_STREQ(it_hget(P, jid, fields[i]), val);
+	}
+}
+
+static void
+test_terminal_event_kept_in_record(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  q[64], jids[4][64];
+	int		  i;
+
+	it_setcap(P, "gpu0", "4", "0");
+	for (i = 0; i < 3; i++)
+		it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
+	snprintf(q, sizeof q, "%s", it_enq(P, SPEC_A));
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	snprintf(jids[0], sizeof jids[0], "%s", c.jid);
+	freeReplyObject(it_fcall(P, "complete", c.jid, c.fence,
+	    "[{\"path\":\"/o/a.png\",\"mime\":\"image/png\"}]", NULL));
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	snprintf(jids[1], sizeof jids[1], "%s", c.jid);
+	freeReplyObject(it_fcall(
+	    P, "fail", c.jid, c.fence, "no_face", "no face found", "0", NULL));
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	snprintf(jids[2], sizeof jids[2], "%s", c.jid);
+	freeReplyObject(it_fcall(P, "cancel", c.jid, NULL));
+	freeReplyObject(it_fcall(
+	    P, "fail", c.jid, c.fence, "canceled", "interrupted", "0", NULL));
+	freeReplyObject(it_fcall(P, "cancel", q, NULL));
+	snprintf(jids[3], sizeof jids[3], "%s", q);
+	for (i = 0; i < 4; i++)
+		assert_end_recorded(P, jids[i]);
+	/* A flood pushes the terminal events out of the trimmed stream; the
+	 * records still say how each job ended and which event it was. */
+	{
+		char key[256];
+
+		snprintf(key, sizeof key, "%sevents", P);
+		for (i = 0; i < 5; i++)
+			xadd_many(key, 1000, 0);
+	}
+	r = it_fcall(
+	    P, "trim", "events_maxlen", "1000", "events_max_age_ms", "0", NULL);
+	freeReplyObject(r);
+	ASSERT_EQ(it_events(P, "succeeded", jids[0]), 0);
+	ASSERT_STREQ(it_hget(P, jids[0], "state"), "succeeded");
+	ASSERT_STREQ(it_hget(P, jids[1], "error_code"), "no_face");
+	ASSERT_STREQ(it_hget(P, jids[2], "state"), "canceled");
+	ASSERT_TRUE(*it_hget(P, jids[3], "end_id") != '\0');
+}
+
+static long long
+trim_events(const char *P, const char *maxlen, const char *age_ms, char *floor,
+    size_t len)
+{
+	redisReply *r;
+	long long   n;
+
+	r = it_fcall(P, "trim", "events_maxlen", maxlen, "events_max_age_ms",
+	    age_ms, NULL);
+	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	n = el(r, 0);
+	snprintf(floor, len, "%s", it_str(r, 3));
+	freeReplyObject(r);
+	return (n);
+}
+
+/* Acknowledges the first n entries of key for group. */
+static void
+ack_first(const char *key, const char *group, int n)
+{
+	redisReply *r = it_cmd("XRANGE %s - + COUNT %d", key, n);
+	size_t	    i;
+
+	for (i = 0; i < r->elements; i++)
+		freeReplyObject(it_cmd("XACK %s %s %s", key, group,
+		    r->element[i]->element[0]->str));
+	freeReplyObject(r);
+}
+
+static void
+test_trim_events_honours_groups(void)
+{
+	const char     *P = it_queue("q");
+	const long long node = node_entries();
+	redisReply     *r;
+	char		key[256], id300[64], id0[64], floor[64];
+	long long	len;
+
+	snprintf(key, sizeof key, "%sevents", P);
+	xadd_many(key, 2000, 0);
+	refund_id(key, 0, id0, sizeof id0);
+	refund_id(key, 300, id300, sizeof id300);
+	/* A group that has 500 pending: nothing at or above the oldest goes,
+	 * whatever the length cap. */
+	freeReplyObject(it_cmd("XGROUP CREATE %s bot 0", key));
+	read_group(key, "bot", 500);
+	ASSERT_EQ(trim_events(P, "100", "0", floor, sizeof floor), 0);
+	ASSERT_STREQ(floor, id0);
+	ASSERT_EQ(it_int("XLEN %s", key), 2000);
+	/* 300 acknowledged: those may go, nothing from the floor on. */
+	ack_first(key, "bot", 300);
+	trim_events(P, "100", "0", floor, sizeof floor);
+	ASSERT_STREQ(floor, id300);
+	r = it_cmd("XRANGE %s %s +", key, id300);
+	ASSERT_EQ(r->elements, 1700);
+	freeReplyObject(r);
+	ASSERT_TRUE(it_int("XLEN %s", key) <= 2000 - 300 + node &&
+	    it_int("XLEN %s", key) < 2000);
+	/* Everything read and acknowledged: the length cap as without a
+	 * group, never below it. */
+	read_group(key, "bot", 2000);
+	ack_first(key, "bot", 2000);
+	trim_events(P, "1500", "0", floor, sizeof floor);
+	len = it_int("XLEN %s", key);
+	ASSERT_TRUE(len >= 1500 && len < 1500 + node);
+	/* By age: a second group that read nothing keeps even old entries. */
+	P = it_queue("q");
+	snprintf(key, sizeof key, "%sevents", P);
+	xadd_many(key, 500, clock_wall_ms() - 7200000);
+	xadd_many(key, 50, 0);
+	freeReplyObject(it_cmd("XGROUP CREATE %s bot 0", key));
+	ASSERT_EQ(trim_events(P, "0", "3600000", floor, sizeof floor), 0);
+	ASSERT_EQ(it_int("XLEN %s", key), 550);
+	read_group(key, "bot", 250);
+	ack_first(key, "bot", 250);
+	trim_events(P, "0", "3600000", floor, sizeof floor);
+	len = it_int("XLEN %s", key);
+	ASSERT_TRUE(len >= 300 && len < 300 + node);
+	/* Without a group, as before: the old entries go. */
+	freeReplyObject(it_cmd("XGROUP DESTROY %s bot", key));
+	trim_events(P, "0", "3600000", floor, sizeof floor);
+	ASSERT_STREQ(floor, "");
+	len = it_int("XLEN %s", key);
+	ASSERT_TRUE(len >= 50 && len < 50 + node);
+}
+
+static void
+test_group_keeps_unread_terminal_event(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  key[256], floor[64];
+
+	snprintf(key, sizeof key, "%sevents", P);
+	freeReplyObject(it_cmd("XGROUP CREATE %s bot $ MKSTREAM", key));
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	freeReplyObject(it_fcall(P, "complete", c.jid, c.fence, "[]", NULL));
+	/* A progress flood of other jobs; the bot has read nothing. */
+	xadd_many(key, 3000, 0);
+	trim_events(P, "100", "0", floor, sizeof floor);
+	ASSERT_EQ(it_events(P, "succeeded", c.jid), 1);
+	ASSERT_EQ(it_int("XLEN %s", key), 3003);
+}
+
 /* Lets jid's lease run out (lease_ms after the last claim or renewal) and
  * reaps; returns reap's reply. */
 static redisReply *
@@ -813,6 +1019,7 @@ test_poison_job_ends_after_two_crashes(void)
 	ASSERT_STREQ(event_field(P, "failed", jid, "error_code"), "internal");
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	ASSERT_EQ(it_stat(P, "janitor:poison"), 1);
+	assert_end_recorded(P, jid);
 	/* The slot went to the next job. */
 	it_claim(P, "w3", "gpu0", "30000", &c);
 	ASSERT_STREQ(c.jid, other);
@@ -890,5 +1097,9 @@ const struct unit_test itests[] = {
 	    test_poison_job_ends_after_two_crashes },
 	{ "renewed_lease_lost_is_requeued",
 	    test_renewed_lease_lost_is_requeued },
+	{ "terminal_event_kept_in_record", test_terminal_event_kept_in_record },
+	{ "trim_events_honours_groups", test_trim_events_honours_groups },
+	{ "group_keeps_unread_terminal_event",
+	    test_group_keeps_unread_terminal_event },
 	{ NULL, NULL },
 };
