@@ -18,8 +18,13 @@
   with http:// or https://, any case), else 0: claim hands such a job out
   without a GPU slot to a worker that asks for one to prepare.
   An idempotency key maps to the job it first created for idem_ttl_ms; the
-  same key with the same spec bytes returns that job, with other bytes it is
-  refused. Inside a lane, jobs of different tenants interleave: each job's
+  same key with the same spec returns that job, with another spec it is
+  refused. Specs are compared parsed, not as bytes: spec_sha is the SHA-1 of
+  the spec's canonical form (spec_canon below), so key order, spacing, 1.0
+  against 1 and \u escapes do not matter. cjson decodes [] and {} to the same
+  empty table, so an empty array and an empty object count as equal. A job
+  recorded by an older library holds the SHA-1 of its bytes: the same bytes
+  still match it. Inside a lane, jobs of different tenants interleave: each job's
   order is one past the later of the lane's clock (the order last claimed)
   and its tenant's last order, so one tenant's burst cannot starve another.
 ]]
@@ -29,6 +34,52 @@ local ENQUEUE_OPTS = {
 	max_prompt_len = SPEC_LIMITS.max_prompt_len,
 	max_param_len = SPEC_LIMITS.max_param_len,
 }
+
+--[[
+  Appends the canonical JSON of a decoded value to out: object keys sorted
+  bytewise, no spaces, strings as cjson writes them, integers below 2^53
+  without a fraction, other numbers in %.17g (exact for a double), an empty
+  table as {}. cjson decodes arrays to tables keyed 1..n and objects to
+  tables keyed by strings, so a table with #t entries is an array.
+]]
+local function spec_canon(v, out)
+	local t = type(v)
+	if t == 'table' then
+		local keys = {}
+		for k in pairs(v) do
+			keys[#keys + 1] = k
+		end
+		if #keys == 0 then
+			out[#out + 1] = '{}'
+		elseif #v == #keys then
+			for i = 1, #v do
+				out[#out + 1] = i == 1 and '[' or ','
+				spec_canon(v[i], out)
+			end
+			out[#out + 1] = ']'
+		else
+			table.sort(keys)
+			for i, k in ipairs(keys) do
+				out[#out + 1] = (i == 1 and '{' or ',') ..
+				    cjson.encode(k) .. ':'
+				spec_canon(v[k], out)
+			end
+			out[#out + 1] = '}'
+		end
+	elseif t == 'number' then
+		if v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+			out[#out + 1] = string.format('%.0f', v == 0 and 0 or v)
+		else
+			out[#out + 1] = string.format('%.17g', v)
+		end
+	elseif t == 'string' then
+		out[#out + 1] = cjson.encode(v)
+	elseif t == 'boolean' then
+		out[#out + 1] = tostring(v)
+	else
+		out[#out + 1] = 'null'
+	end
+end
 
 local function is_url(v)
 	return type(v) == 'string' and
@@ -64,14 +115,17 @@ register('enqueue', function(keys, args)
 	local text = args[1]
 	local spec = spec_parse(text, opts)
 	local now = now_ms()
-	local sha = redis.sha1hex(text)
+	local canon = {}
+	spec_canon(spec, canon)
+	local sha = redis.sha1hex(table.concat(canon))
 	local idem = spec.idempotency_key
 
 	if idem then
 		local old = redis.call('GET', P .. 'idem:' .. idem)
 		if old then
 			local j = hget(P .. 'job:' .. old, 'spec_sha', 'state')
-			if j.spec_sha and j.spec_sha ~= sha then
+			if j.spec_sha and j.spec_sha ~= sha and
+			    j.spec_sha ~= redis.sha1hex(text) then
 				raise('CONFLICT', 'idempotency_key: ' .. idem ..
 				    ' was used for job ' .. old ..
 				    ' with a different spec')

@@ -16,12 +16,13 @@ register('progress', function(keys, args)
 	local value = arg_int(args[3], 'value', 0, 1e9)
 	local max = arg_int(args[4], 'max', 0, 1e9)
 	local node = cut(args[5], 64)
-	if not active_job(P, jid, fence) then
+	local j = active_job(P, jid, fence, 'tenant')
+	if not j then
 		return redis.status_reply('STALE')
 	end
 	need(P, { 'events', 'stream' })
 	redis.call('HSET', P .. 'job:' .. jid, 'progress', value .. '/' .. max)
 	event(P, { 'type', 'progress', 'job', jid, 'value', value,
-	    'max', max, 'node', node })
+	    'max', max, 'node', node, 'tenant', j.tenant or '' })
 	return redis.status_reply('OK')
 end)

@@ -16,7 +16,8 @@ register('release', function(keys, args)
 	local fence = arg_str(args[2], 'fence', 24)
 	local reason = cut(args[3] or 'released', 256)
 	local j = active_job(P, jid, fence, 'pool', 'tenant', 'meta',
-	    'attempt', 'priority', 'lane_order', 'cancel_req')
+	    'attempt', 'priority', 'lane_order', 'cancel_req', 'worker',
+	    'reclaims')
 	if not j then
 		return redis.status_reply('STALE')
 	end
@@ -38,6 +39,7 @@ register('release', function(keys, args)
 	redis.call('ZREM', P .. 'leases', jid)
 	make_ready(P, jid, lane, tonumber(j.lane_order) or now, now)
 	event(P, { 'type', 'requeued', 'job', jid, 'reason', reason,
+	    'reclaims', j.reclaims or '0', 'worker', j.worker or '',
 	    'tenant', j.tenant or '' })
 	stat(P, 'released')
 	return { 'queued' }

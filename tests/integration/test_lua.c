@@ -155,6 +155,71 @@ test_enqueue_idempotent(void)
 }
 
 static void
+test_enqueue_idempotent_parsed(void)
+{
+	const char		*P = it_queue("q");
+	static const char *const same[] = {
+		"{ \"idempotency_key\" : \"k\", \"params\": {\"seed\": 1.0, "
+		"\"prompt\": \"\\u0041 fox\"}, \"loras\": [\"s:1\", {\"b\": "
+		"-0, "
+		"\"a\": null, \"name\": \"x\"}],\n  \"workflow\": \"a\", "
+		"\"meta\": {}}",
+		"{\"workflow\":\"a\",\"loras\":[\"s:1\",{\"name\":\"x\",\"a\":"
+		"null,"
+		"\"b\":0}],\"params\":{\"prompt\":\"A fox\",\"seed\":1},"
+		"\"meta\":[],\"idempotency_key\":\"k\"}",
+	};
+	static const char *const other[] = {
+		"{\"workflow\":\"a\",\"loras\":[{\"name\":\"x\",\"a\":null,"
+		"\"b\":0},\"s:1\"],\"params\":{\"prompt\":\"A "
+		"fox\",\"seed\":1},"
+		"\"idempotency_key\":\"k\"}",
+		"{\"workflow\":\"a\",\"loras\":[\"s:1\",{\"name\":\"x\",\"a\":"
+		"null,"
+		"\"b\":0}],\"params\":{\"prompt\":\"A fox\",\"seed\":1.5},"
+		"\"idempotency_key\":\"k\"}",
+		"{\"workflow\":\"a\",\"loras\":[\"s:1\",{\"name\":\"x\",\"a\":"
+		"null,"
+		"\"b\":0}],\"params\":{\"prompt\":\"a fox\",\"seed\":1},"
+		"\"idempotency_key\":\"k\"}",
+	};
+	redisReply *r;
+	char	    jid[64];
+	size_t	    i;
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, same[0]));
+	/* Other key order, spacing, 1.0 for 1, an escape, [] for {}. */
+	for (i = 0; i < 2; i++) {
+		r = it_fcall(P, "enqueue", same[i], NULL);
+		ASSERT_STREQ(it_str(r, 0), jid);
+		ASSERT_STREQ(it_str(r, 1), "existing");
+		freeReplyObject(r);
+	}
+	/* Another value anywhere: refused. */
+	for (i = 0; i < 3; i++) {
+		r = it_fcall(P, "enqueue", other[i], NULL);
+		ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+		    strncmp(r->str, "CONFLICT ", 9) == 0);
+		freeReplyObject(r);
+	}
+	ASSERT_EQ(it_events(P, "queued", NULL), 1);
+	/* A record of the older library (SHA-1 of the bytes) still matches
+	 * the same bytes. */
+	{
+		char sha[64];
+
+		snprintf(sha, sizeof sha, "%s",
+		    it_get("EVAL %s 0 %s", "return redis.sha1hex(ARGV[1])",
+			same[1]));
+		freeReplyObject(
+		    it_cmd("HSET %sjob:%s spec_sha %s", P, jid, sha));
+	}
+	r = it_fcall(P, "enqueue", same[1], NULL);
+	ASSERT_STREQ(it_str(r, 1), "existing");
+	freeReplyObject(r);
+}
+
+static void
 test_claim_needs_pool_and_slot(void)
 {
 	const char	 *P = it_queue("q");
@@ -1684,6 +1749,7 @@ const struct unit_test itests[] = {
 	    test_enqueue_bad_corpus_writes_nothing },
 	{ "enqueue_limits", test_enqueue_limits },
 	{ "enqueue_idempotent", test_enqueue_idempotent },
+	{ "enqueue_idempotent_parsed", test_enqueue_idempotent_parsed },
 	{ "claim_needs_pool_and_slot", test_claim_needs_pool_and_slot },
 	{ "claim_takes_job_and_slot", test_claim_takes_job_and_slot },
 	{ "claim_nojob_reports_next_due", test_claim_nojob_reports_next_due },
