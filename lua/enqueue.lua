@@ -9,8 +9,8 @@
   Errors: INVALID spec.<field>: ..., INVALID option <name>: ...,
           CONFLICT idempotency_key: ..., CORRUPT (checked before the first
           write: ready:<lane> or delayed, events, stats, jobseq; idem:<key>,
-          lanes, fair:<lane> and the job an idempotency key names are read
-          first)
+          lanes, fair:<lane>, secret and the job an idempotency key names
+          are read first)
   The limits max_spec_bytes, max_prompt_len and max_param_len may be
   lowered by the caller, never raised above the library's (SPEC_LIMITS).
   The job field fetch is 1 when the worker must download something before
@@ -24,9 +24,18 @@
   against 1 and \u escapes do not matter. cjson decodes [] and {} to the same
   empty table, so an empty array and an empty object count as equal. A job
   recorded by an older library holds the SHA-1 of its bytes: the same bytes
-  still match it. Inside a lane, jobs of different tenants interleave: each job's
-  order is one past the later of the lane's clock (the order last claimed)
-  and its tenant's last order, so one tenant's burst cannot starve another.
+  still match it.
+  Job ids: 8 base36 digits of the enqueue time in ms, 4 of the queue's
+  sequence (jobseq, mod 36^4), then 16 hex digits of
+  sha1hex(secret .. ':' .. seq .. ':' .. time): 28 characters of [0-9a-z],
+  sorted by time, and not guessable from another job's id. The secret is
+  per queue (the key secret), made once from sha1hex of the server's run_id
+  (INFO server: random at every server start), the time, the sequence and
+  math.random (seeded the same at every start, so worth nothing alone); it
+  never leaves Redis.
+  Inside a lane, jobs of different tenants interleave: each job's order is
+  one past the later of the lane's clock (the order last claimed) and its
+  tenant's last order, so one tenant's burst cannot starve another.
 ]]
 
 local ENQUEUE_OPTS = {
@@ -148,9 +157,22 @@ register('enqueue', function(keys, args)
 	end
 	need(P, { state == 'queued' and 'ready:' .. lane or 'delayed', 'zset',
 	    'events', 'stream', 'stats', 'hash', 'jobseq', 'string' })
-	local seq = redis.call('INCR', P .. 'jobseq')
-	local jid = base36(now, 8) .. base36(seq % 1679616, 4)
-	local key = P .. 'job:' .. jid
+	local secret = redis.call('GET', P .. 'secret')
+	local jid, key, seq
+	repeat
+		seq = redis.call('INCR', P .. 'jobseq')
+		if not secret then
+			local info = redis.call('INFO', 'server')
+			secret = redis.sha1hex((string.match(info,
+			    'run_id:(%x+)') or '') .. ':' .. now .. ':' .. seq ..
+			    ':' .. math.random())
+			redis.call('SET', P .. 'secret', secret)
+		end
+		jid = base36(now, 8) .. base36(seq % 1679616, 4) ..
+		    string.sub(redis.sha1hex(secret .. ':' .. seq .. ':' .. now),
+		    1, 16)
+		key = P .. 'job:' .. jid
+	until redis.call('EXISTS', key) == 0
 	local meta = '{}'
 	if spec.meta and next(spec.meta) ~= nil then
 		meta = cjson.encode(spec.meta)

@@ -14,6 +14,7 @@
     fair:<lane> HASH    slots:<pool> HASH   held:<pool>  HASH   pools   SET
     worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
     events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
+    secret     STRING (the random part of job ids, see enqueue)
     reaper     HASH     dead       HASH
     ctl:<wid>  pub/sub channel: cancel publishes `cancel <jid>` there
 

@@ -20,7 +20,7 @@ test_enqueue_basic(void)
 	const char *P = it_queue("q");
 	const char *jid = it_enq(P, SPEC_A);
 
-	ASSERT_EQ(strlen(jid), 12);
+	ASSERT_EQ(strlen(jid), 28);
 	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
 	ASSERT_STREQ(it_hget(P, jid, "tenant"), "a");
 	ASSERT_STREQ(it_hget(P, jid, "priority"), "normal");
@@ -34,6 +34,55 @@ test_enqueue_basic(void)
 		ASSERT_STREQ(r->str, "1");
 		freeReplyObject(r);
 	}
+}
+
+/* Whether s is n characters of set. */
+static int
+all_of(const char *s, size_t n, const char *set)
+{
+	return (strlen(s) == n && strspn(s, set) == n);
+}
+
+static void
+test_job_ids(void)
+{
+	char P[256], Q[256], a[64], b[64], c[64], secret[64];
+
+	snprintf(P, sizeof P, "%s", it_queue("q"));
+	snprintf(Q, sizeof Q, "%s", it_queue("q"));
+
+	snprintf(a, sizeof a, "%s", it_enq(P, SPEC_A));
+	snprintf(b, sizeof b, "%s", it_enq(P, SPEC_A));
+	/* Time and sequence first (sortable), then 16 hex of the secret's. */
+	ASSERT_TRUE(all_of(a, 28, "0123456789abcdefghijklmnopqrstuvwxyz"));
+	ASSERT_TRUE(all_of(a + 12, 16, "0123456789abcdef"));
+	ASSERT_TRUE(strcmp(a, b) < 0);
+	ASSERT_TRUE(strcmp(a + 12, b + 12) != 0);
+	snprintf(secret, sizeof secret, "%s", it_get("GET %ssecret", P));
+	ASSERT_TRUE(all_of(secret, 40, "0123456789abcdef"));
+	/* The random part is sha1(secret:seq:time): known only with the
+	 * secret, which another queue does not share. */
+	{
+		char want[64], seq[32], ms[32];
+
+		snprintf(seq, sizeof seq, "%s", it_get("GET %sjobseq", P));
+		snprintf(ms, sizeof ms, "%s", it_hget(P, b, "created_ms"));
+		snprintf(want, sizeof want, "%s",
+		    it_get("EVAL %s 0 %s %s %s",
+			"return string.sub(redis.sha1hex(ARGV[1] .. ':' .. "
+			"ARGV[2] .. ':' .. ARGV[3]), 1, 16)",
+			secret, seq, ms));
+		ASSERT_STREQ(b + 12, want);
+	}
+	snprintf(c, sizeof c, "%s", it_enq(Q, SPEC_A));
+	ASSERT_TRUE(strcmp(it_get("GET %ssecret", Q), secret) != 0);
+	ASSERT_TRUE(strncmp(a + 8, c + 8, 4) == 0); /* the same sequence */
+	ASSERT_TRUE(strcmp(a + 12, c + 12) != 0);
+	/* A reset sequence in the same ms cannot overwrite a job. */
+	freeReplyObject(it_cmd("SET %sjobseq 0", P));
+	snprintf(c, sizeof c, "%s", it_enq(P, SPEC_A));
+	ASSERT_TRUE(strcmp(c, a) != 0 && strcmp(c, b) != 0);
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 3);
 }
 
 static void
@@ -1494,7 +1543,7 @@ PC_CALL(pc_active_files, "active_files", "")
 static const struct plant_case plant_cases[] = {
 	{ "enqueue", pc_busy, pc_enqueue,
 	    "ready:normal=zset events=stream stats=hash jobseq=string "
-	    "idem:k=string lanes=hash fair:normal=hash",
+	    "idem:k=string lanes=hash fair:normal=hash secret=string",
 	    "marker=zset", "job:*" },
 	{ "enqueue run_at", pc_busy, pc_enqueue_later,
 	    "delayed=zset events=stream stats=hash jobseq=string lanes=hash "
@@ -1745,6 +1794,7 @@ test_wrong_type_at_every_key(void)
 
 const struct unit_test itests[] = {
 	{ "enqueue_basic", test_enqueue_basic },
+	{ "job_ids", test_job_ids },
 	{ "enqueue_bad_corpus_writes_nothing",
 	    test_enqueue_bad_corpus_writes_nothing },
 	{ "enqueue_limits", test_enqueue_limits },
