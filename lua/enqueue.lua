@@ -185,7 +185,7 @@ register('enqueue', function(keys, args)
 	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or 0,
 	    'meta', meta, 'webhook', spec.webhook or '', 'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
-	    'refund', '0', 'fetch', needs_fetch(spec) and '1' or '0')
+	    'refund', 'false', 'fetch', needs_fetch(spec) and '1' or '0')
 	if state == 'delayed' then
 		redis.call('HSET', key, 'state', state, 'run_at', spec.run_at)
 		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)

@@ -276,7 +276,8 @@ local function finish(P, jid, job, state, code, msg, now, outputs)
 	end
 	local id = event(P, ev)
 	redis.call('HSET', key, 'state', state, 'finished_ms', now,
-	    'refund', refund and '1' or '0', 'cancel_req', '0', 'end_id', id)
+	    'refund', refund and 'true' or 'false', 'cancel_req', '0',
+	    'end_id', id)
 	redis.call('HDEL', key, 'lease_until')
 	if code then
 		redis.call('HSET', key, 'error_code', code, 'error', msg)

@@ -120,6 +120,16 @@ cli_json_raw(cJSON *o, const char *name, const char *v)
 		cJSON_AddStringToObject(o, name, v);
 }
 
+/* Whether a finished job's record says it refunds: "true" (a record of an
+ * older library says "1"). */
+static int
+cli_refund(const redisReply *h)
+{
+	const char *v = cli_field_or(h, "refund", "false");
+
+	return (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
 static void
 cli_print_job_json(const char *jid, const redisReply *h)
 {
@@ -157,8 +167,7 @@ cli_print_job_json(const char *jid, const redisReply *h)
 	cli_json_str(o, "error_code", cli_field(h, "error_code"));
 	cli_json_str(o, "error", cli_field(h, "error"));
 	if (cli_is_terminal(cli_field(h, "state")))
-		cJSON_AddBoolToObject(o, "refund",
-		    strcmp(cli_field_or(h, "refund", "0"), "1") == 0);
+		cJSON_AddBoolToObject(o, "refund", cli_refund(h));
 	cli_json_raw(o, "outputs", cli_field(h, "outputs"));
 	cli_json_raw(o, "meta", cli_field(h, "meta"));
 	cli_json_num(o, "created_ms", cli_field(h, "created_ms"));
@@ -244,9 +253,7 @@ cli_print_job(struct cli *cli, const char *jid, const redisReply *h)
 		printf("error     [%s] %s\n", v,
 		    cli_field(h, "error") ? cli_field(h, "error") : "");
 	if (cli_is_terminal(state))
-		printf("refund    %s\n",
-		    strcmp(cli_field_or(h, "refund", "0"), "1") == 0 ? "yes"
-								     : "no");
+		printf("refund    %s\n", cli_refund(h) ? "yes" : "no");
 	cli_print_outputs(cli_field(h, "outputs"));
 }
 

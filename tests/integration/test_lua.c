@@ -724,7 +724,7 @@ test_complete_once(void)
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "succeeded");
 	ASSERT_STREQ(it_hget(P, c.jid, "outputs"), out);
-	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "0");
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "false");
 	ASSERT_EQ(it_int("ZCARD %sleases", P), 0);
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	r = it_cmd("ZSCORE %sdone %s", P, c.jid);
@@ -809,7 +809,7 @@ test_fail_terminal_refunds_once(void)
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "failed");
 	ASSERT_STREQ(it_hget(P, c.jid, "error_code"), "workflow_error");
-	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "1");
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "true");
 	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
 	ASSERT_EQ(it_events(P, "failed", c.jid), 1);
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
@@ -898,7 +898,7 @@ test_cancel_every_state(void)
 	ASSERT_STREQ(it_str(r, 0), "canceled");
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, q, "state"), "canceled");
-	ASSERT_STREQ(it_hget(P, q, "refund"), "1");
+	ASSERT_STREQ(it_hget(P, q, "refund"), "true");
 	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 0);
 	/* Delayed: the same. */
 	r = it_fcall(P, "cancel", d, NULL);
