@@ -166,19 +166,31 @@ refund_id(const char *key, int i, char *buf, size_t len)
 	freeReplyObject(r);
 }
 
+/*
+ * Runs trim with events_maxlen, events_max_age_ms and refunds_max_age_ms;
+ * returns how many entries of events (refunds 0) or refunds (1) went, and
+ * copies that stream's floor.
+ */
 static long long
-trim_refunds(const char *P, const char *age_ms, char *floor, size_t len)
+trim_run(const char *P, const char *maxlen, const char *age_ms,
+    const char *refunds_age_ms, int refunds, char *floor, size_t len)
 {
 	redisReply *r;
 	long long   n;
 
-	r = it_fcall(P, "trim", "events_maxlen", "0", "events_max_age_ms", "0",
-	    "refunds_max_age_ms", age_ms, NULL);
+	r = it_fcall(P, "trim", "events_maxlen", maxlen, "events_max_age_ms",
+	    age_ms, "refunds_max_age_ms", refunds_age_ms, NULL);
 	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-	n = el(r, 1);
-	snprintf(floor, len, "%s", it_str(r, 2));
+	n = el(r, refunds ? 1 : 0);
+	snprintf(floor, len, "%s", it_str(r, refunds ? 2 : 3));
 	freeReplyObject(r);
 	return (n);
+}
+
+static long long
+trim_refunds(const char *P, const char *age_ms, char *floor, size_t len)
+{
+	return (trim_run(P, "0", "0", age_ms, 1, floor, len));
 }
 
 /* Reads up to n entries for a group's consumer. */
@@ -188,6 +200,19 @@ read_group(const char *key, const char *group, int n)
 	redisReply *r = it_cmd(
 	    "XREADGROUP GROUP %s c1 COUNT %d STREAMS %s >", group, n, key);
 
+	freeReplyObject(r);
+}
+
+/* Acknowledges the first n entries of key for group. */
+static void
+ack_first(const char *key, const char *group, int n)
+{
+	redisReply *r = it_cmd("XRANGE %s - + COUNT %d", key, n);
+	size_t	    i;
+
+	for (i = 0; i < r->elements; i++)
+		freeReplyObject(it_cmd("XACK %s %s %s", key, group,
+		    r->element[i]->element[0]->str));
 	freeReplyObject(r);
 }
 
@@ -215,12 +240,7 @@ test_trim_refunds_keeps_unacknowledged(void)
 	ASSERT_EQ(trim_refunds(P, "1000", floor, sizeof floor), 0);
 	ASSERT_STREQ(floor, id0);
 	/* 150 acknowledged: those may go, every other entry stays. */
-	for (i = 0; i < 150; i++) {
-		char id[64];
-
-		refund_id(key, i, id, sizeof id);
-		freeReplyObject(it_cmd("XACK %s billing %s", key, id));
-	}
+	ack_first(key, "billing", 150);
 	trim_refunds(P, "1000", floor, sizeof floor);
 	ASSERT_STREQ(floor, id150);
 	r = it_cmd("XRANGE %s %s +", key, id150);
@@ -240,11 +260,7 @@ test_trim_refunds_keeps_unacknowledged(void)
 	freeReplyObject(it_cmd("XGROUP CREATE %s billing $", key));
 	xadd_many(key, 10, 0);
 	read_group(key, "billing", 10);
-	r = it_cmd("XRANGE %s - +", key);
-	for (i = 0; i < (int)r->elements; i++)
-		freeReplyObject(it_cmd(
-		    "XACK %s billing %s", key, r->element[i]->element[0]->str));
-	freeReplyObject(r);
+	ack_first(key, "billing", 1000);
 	trim_refunds(P, "3600000", floor, sizeof floor);
 	r = it_cmd("XRANGE %s - +", key);
 	ASSERT_TRUE(r->elements >= 10);
@@ -461,15 +477,28 @@ dead_of(const char *P, const char *jid)
 	return (it_get("HGET %sdead %s", P, jid));
 }
 
+/* How many refund entries name jid. */
+static int
+refunds_of(const char *P, const char *jid)
+{
+	redisReply *r = it_cmd("XRANGE %srefunds - +", P);
+	size_t	    i;
+	int	    n = 0;
+
+	for (i = 0; i < r->elements; i++)
+		if (strcmp(r->element[i]->element[1]->element[1]->str, jid) ==
+		    0)
+			n++;
+	freeReplyObject(r);
+	return (n);
+}
+
 /* jid ended failed/internal with one event and one refund. */
 static void
 assert_buried(
     const char *P, const char *jid, const char *where, const char *why)
 {
-	char	    want[256];
-	redisReply *r;
-	size_t	    i;
-	int	    refunds = 0;
+	char want[256];
 
 	snprintf(want, sizeof want, "\"where\":\"%s\"", where);
 	ASSERT_TRUE(strstr(dead_of(P, jid), want) != NULL);
@@ -478,13 +507,7 @@ assert_buried(
 	ASSERT_STREQ(it_hget(P, jid, "error_code"), "internal");
 	ASSERT_STREQ(it_hget(P, jid, "refund"), "true");
 	ASSERT_EQ(it_events(P, "failed", jid), 1);
-	r = it_cmd("XRANGE %srefunds - +", P);
-	for (i = 0; i < r->elements; i++)
-		if (strcmp(r->element[i]->element[1]->element[1]->str, jid) ==
-		    0)
-			refunds++;
-	freeReplyObject(r);
-	ASSERT_EQ(refunds, 1);
+	ASSERT_EQ(refunds_of(P, jid), 1);
 }
 
 static void
@@ -850,29 +873,7 @@ static long long
 trim_events(const char *P, const char *maxlen, const char *age_ms, char *floor,
     size_t len)
 {
-	redisReply *r;
-	long long   n;
-
-	r = it_fcall(P, "trim", "events_maxlen", maxlen, "events_max_age_ms",
-	    age_ms, NULL);
-	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-	n = el(r, 0);
-	snprintf(floor, len, "%s", it_str(r, 3));
-	freeReplyObject(r);
-	return (n);
-}
-
-/* Acknowledges the first n entries of key for group. */
-static void
-ack_first(const char *key, const char *group, int n)
-{
-	redisReply *r = it_cmd("XRANGE %s - + COUNT %d", key, n);
-	size_t	    i;
-
-	for (i = 0; i < r->elements; i++)
-		freeReplyObject(it_cmd("XACK %s %s %s", key, group,
-		    r->element[i]->element[0]->str));
-	freeReplyObject(r);
+	return (trim_run(P, maxlen, age_ms, "604800000", 0, floor, len));
 }
 
 static void
@@ -962,22 +963,6 @@ expire_and_reap(const char *P, const char *jid)
 	while (clock_wall_ms() <= until + 5)
 		it_sleep_ms(20);
 	return (it_fcall(P, "reap", NULL));
-}
-
-/* How many refund entries name jid. */
-static int
-refunds_of(const char *P, const char *jid)
-{
-	redisReply *r = it_cmd("XRANGE %srefunds - +", P);
-	size_t	    i;
-	int	    n = 0;
-
-	for (i = 0; i < r->elements; i++)
-		if (strcmp(r->element[i]->element[1]->element[1]->str, jid) ==
-		    0)
-			n++;
-	freeReplyObject(r);
-	return (n);
 }
 
 static void
