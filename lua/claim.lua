@@ -5,7 +5,10 @@
           ARGV[1] worker id   ARGV[2] pool   ARGV[3] lease ms
           ARGV[4] scan: how many jobs per lane to consider (default 16)
           ARGV[5] prep: how many more jobs this worker will hold without a
-                  slot while it fetches their inputs (0..1000, default 0)
+                  slot while it fetches their inputs (0..1000). Absent (a
+                  worker that predates it): fetch is ignored and every job
+                  is claimed with a slot, so such a worker never leaves
+                  jobs with URL inputs waiting forever.
   Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s, slot }
                                          slot 1: the job holds a slot of
                                          the pool; 0: claimed to fetch its
@@ -69,13 +72,14 @@ end
   (true: takes a slot) and whether a job was passed over.
 ]]
 local function claim_pick(P, scan, prep, free, room)
+	local fetching = prep ~= nil
 	local blocked = false
 	for _, l in ipairs(LANES) do
 		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1)
 		for _, id in ipairs(ids) do
 			local j = hget(P .. 'job:' .. id, 'vram_mb', 'fetch')
 			local v = tonumber(j.vram_mb or '0') or 0
-			if j.fetch == '1' then
+			if fetching and j.fetch == '1' then
 				if prep > 0 then
 					return id, l, v, false, blocked
 				end
@@ -94,7 +98,7 @@ register('claim', function(keys, args)
 	local pool = arg_name(args[2], 'pool')
 	local lease = arg_int(args[3], 'lease_ms', 1000, 3600000)
 	local scan = arg_int(args[4] or 16, 'scan', 1, 1000)
-	local prep = arg_int(args[5] or 0, 'prep', 0, 1000)
+	local prep = args[5] and arg_int(args[5], 'prep', 0, 1000)
 	local now = now_ms()
 	local p = hget(P .. 'slots:' .. pool, 'capacity', 'vram_budget')
 
@@ -105,7 +109,7 @@ register('claim', function(keys, args)
 	local budget = tonumber(p.vram_budget or '0') or 0
 	local held = redis.call('HGETALL', P .. 'held:' .. pool)
 	local used = #held / 2
-	if used >= cap and prep == 0 then
+	if used >= cap and (prep or 0) == 0 then
 		if jobs_waiting(P) then
 			wake(P .. 'marker', 'pending', now)
 		end

@@ -377,7 +377,8 @@ const char *
 it_claim_none(const char *P, const char *wid, const char *pool)
 {
 	static char tag[16];
-	redisReply *r = it_fcall(P, "claim", wid, pool, "30000", NULL);
+	redisReply *r =
+	    it_fcall(P, "claim", wid, pool, "30000", "16", "0", NULL);
 
 	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
 	snprintf(tag, sizeof tag, "%s", it_str(r, 0));

@@ -411,6 +411,19 @@ test_claim_fetch_job_passed_over(void)
 	/* Only the fetch job waits: passed over, reported as noslot. */
 	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
 	ASSERT_STREQ(it_hget(P, fj, "state"), "queued");
+	/* A claim without prep (a worker that predates it) takes it with a
+	 * slot like any job. */
+	{
+		redisReply *r =
+		    it_fcall(P, "claim", "w0", "gpu0", "30000", NULL);
+
+		ASSERT_STREQ(it_str(r, 0), "job");
+		ASSERT_STREQ(it_str(r, 1), fj);
+		ASSERT_EQ(r->element[7]->integer, 1);
+		freeReplyObject(r);
+		freeReplyObject(
+		    it_fcall(P, "release", fj, it_hget(P, fj, "fence"), NULL));
+	}
 	/* prep 1 takes it slotless although a slot is free. */
 	it_claim_prep(P, "w2", "gpu0", "30000", "1", &c);
 	ASSERT_STREQ(c.jid, fj);
