@@ -11,7 +11,10 @@
                            cancel publishes again (one cancel_requested
                            event in all)
           { 'already', state }  it had already ended
-  Errors: NOJOB when no such job exists.
+  Errors: NOJOB when no such job exists; CORRUPT (checked before the first
+          write: for a queued or delayed job ready:<lane>, delayed, leases,
+          done, events, refunds, stats; for an active one events; the job is
+          read first).
 ]]
 
 register('cancel', function(keys, args)
@@ -26,6 +29,8 @@ register('cancel', function(keys, args)
 	end
 	local now = now_ms()
 	if j.state == 'queued' or j.state == 'delayed' then
+		need(P, K_END, K_REFUND, { 'ready:' .. (j.priority or 'normal'),
+		    'zset', 'delayed', 'zset' })
 		redis.call('ZREM', P .. 'ready:' .. (j.priority or 'normal'), jid)
 		redis.call('ZREM', P .. 'delayed', jid)
 		finish(P, jid, j, 'canceled', 'canceled', reason, now, nil)
@@ -33,6 +38,7 @@ register('cancel', function(keys, args)
 	end
 	if j.state == 'active' then
 		if j.cancel_req ~= '1' then
+			need(P, { 'events', 'stream' })
 			redis.call('HSET', key, 'cancel_req', '1')
 			event(P, { 'type', 'cancel_requested', 'job', jid,
 			    'tenant', j.tenant or '' })

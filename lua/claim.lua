@@ -5,7 +5,10 @@
           ARGV[1] worker id   ARGV[2] pool   ARGV[3] lease ms
           ARGV[4] scan: how many jobs per lane to consider (default 16)
           ARGV[5] prep: how many more jobs this worker will hold without a
-                  slot while it fetches their inputs (0..1000, default 0)
+                  slot while it fetches their inputs (0..1000). Absent (a
+                  worker that predates it): fetch is ignored and every job
+                  is claimed with a slot, so such a worker never leaves
+                  jobs with URL inputs waiting forever.
   Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s, slot }
                                          slot 1: the job holds a slot of
                                          the pool; 0: claimed to fetch its
@@ -17,7 +20,12 @@
           { 'nojob', next_due_ms | '' }  nothing ready; the earliest delayed
                                          job's due time, so an idle worker
                                          can block on the marker until then
-  Errors: NOPOOL when the pool has no capacity set.
+  Errors: NOPOOL when the pool has no capacity set; CORRUPT when a key it
+          writes has another type, checked before the first write: fence,
+          leases, lanes, fair:<lane>, events, stats, and with due jobs to
+          promote also every ready:<lane> and fair:<lane>, delayed, dead,
+          done, refunds (slots:<pool>, held:<pool>, the lanes and the jobs at
+          their heads are read first).
   A fresh fence comes from INCR on every claim; the job's lease and the slot
   holder carry it. Due delayed jobs are promoted first. Lanes are taken in
   order high, normal, low; inside a lane the lowest order wins. A job with
@@ -44,6 +52,11 @@ local function holders_vram(held, skip)
 	return used
 end
 
+local K_CLAIM = { 'fence', 'string', 'leases', 'zset', 'lanes', 'hash',
+	'events', 'stream', 'stats', 'hash' }
+local K_FAIR = { 'fair:high', 'hash', 'fair:normal', 'hash',
+	'fair:low', 'hash' }
+
 local function jobs_waiting(P)
 	for _, lane in ipairs(LANES) do
 		if redis.call('ZCARD', P .. 'ready:' .. lane) > 0 then
@@ -59,13 +72,14 @@ end
   (true: takes a slot) and whether a job was passed over.
 ]]
 local function claim_pick(P, scan, prep, free, room)
+	local fetching = prep ~= nil
 	local blocked = false
 	for _, l in ipairs(LANES) do
 		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1)
 		for _, id in ipairs(ids) do
 			local j = hget(P .. 'job:' .. id, 'vram_mb', 'fetch')
 			local v = tonumber(j.vram_mb or '0') or 0
-			if j.fetch == '1' then
+			if fetching and j.fetch == '1' then
 				if prep > 0 then
 					return id, l, v, false, blocked
 				end
@@ -84,7 +98,7 @@ register('claim', function(keys, args)
 	local pool = arg_name(args[2], 'pool')
 	local lease = arg_int(args[3], 'lease_ms', 1000, 3600000)
 	local scan = arg_int(args[4] or 16, 'scan', 1, 1000)
-	local prep = arg_int(args[5] or 0, 'prep', 0, 1000)
+	local prep = args[5] and arg_int(args[5], 'prep', 0, 1000)
 	local now = now_ms()
 	local p = hget(P .. 'slots:' .. pool, 'capacity', 'vram_budget')
 
@@ -95,7 +109,7 @@ register('claim', function(keys, args)
 	local budget = tonumber(p.vram_budget or '0') or 0
 	local held = redis.call('HGETALL', P .. 'held:' .. pool)
 	local used = #held / 2
-	if used >= cap and prep == 0 then
+	if used >= cap and (prep or 0) == 0 then
 		if jobs_waiting(P) then
 			wake(P .. 'marker', 'pending', now)
 		end
@@ -106,7 +120,16 @@ register('claim', function(keys, args)
 		room = budget - holders_vram(held)
 	end
 
-	promote_due(P, now, 100)
+	-- Promoting due jobs writes before the walk: check all a claim writes.
+	local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
+	    'LIMIT', 0, 1)
+	if #due > 0 then
+		need(P, K_CLAIM, K_FAIR, K_LANES, K_BURY, K_END, K_REFUND)
+		if not tonumber(redis.call('GET', P .. 'fence') or '0') then
+			raise('CORRUPT', 'key ' .. P .. 'fence is not a number')
+		end
+		promote_due(P, now, 100)
+	end
 	local jid, lane, vram, slot, blocked = claim_pick(P, scan, prep,
 	    used < cap, room)
 	if not jid then
@@ -121,6 +144,9 @@ register('claim', function(keys, args)
 	local key = P .. 'job:' .. jid
 	local j = hget(key, 'spec', 'attempt', 'timeout_s', 'lane_order',
 	    'tenant', 'started_ms')
+	if #due == 0 then
+		need(P, K_CLAIM, { 'fair:' .. lane, 'hash' })
+	end
 	local fence = redis.call('INCR', P .. 'fence')
 	local attempt = (tonumber(j.attempt) or 0) + 1
 	local until_ms = now + lease
@@ -130,7 +156,7 @@ register('claim', function(keys, args)
 	redis.call('HSET', key, 'state', 'active', 'fence', fence,
 	    'attempt', attempt, 'worker', wid, 'pool', pool,
 	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now,
-	    'slot', slot and '1' or '0')
+	    'slot', slot and '1' or '0', 'renewed', '0')
 	if not j.started_ms then
 		redis.call('HSET', key, 'started_ms', now)
 	end
@@ -140,14 +166,14 @@ register('claim', function(keys, args)
 		    wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram)
 	end
 	-- Advance the lane clock; drop the tenant's mark once it is behind.
-	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
+	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane)) or 0
 	if order > vclock then
 		vclock = order
 		redis.call('HSET', P .. 'lanes', lane, vclock)
 	end
 	local tenant = j.tenant or ''
 	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
-	    tenant) or '0')
+	    tenant)) or 0
 	if tlast <= vclock then
 		redis.call('HDEL', P .. 'fair:' .. lane, tenant)
 	end

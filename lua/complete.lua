@@ -5,6 +5,8 @@
           records: path or key, mime, width, height, bytes)
   Output: OK, or STALE when the job is not active under this fence (a late
           call from a worker that lost its lease writes nothing).
+  Errors: INVALID; CORRUPT (checked before the first write: leases, done,
+          events, stats; the job is read first).
   Frees the job's slot and writes the one `succeeded` event.
 ]]
 
@@ -18,6 +20,7 @@ register('complete', function(keys, args)
 	if not j then
 		return redis.status_reply('STALE')
 	end
+	need(P, K_END)
 	local now = now_ms()
 	slot_free(P, j.pool, jid, now)
 	finish(P, jid, j, 'succeeded', nil, nil, now, outputs)

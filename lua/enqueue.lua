@@ -6,16 +6,36 @@
                     max_spec_bytes (1048576), max_prompt_len (8192),
                     max_param_len (65536)
   Output: { jid, 'created' | 'existing', state }
-  Errors: INVALID spec.<field>: ..., CONFLICT idempotency_key: ...
+  Errors: INVALID spec.<field>: ..., INVALID option <name>: ...,
+          CONFLICT idempotency_key: ..., CORRUPT (checked before the first
+          write: ready:<lane> or delayed, events, stats, jobseq; idem:<key>,
+          lanes, fair:<lane>, secret and the job an idempotency key names
+          are read first)
+  The limits max_spec_bytes, max_prompt_len and max_param_len may be
+  lowered by the caller, never raised above the library's (SPEC_LIMITS).
   The job field fetch is 1 when the worker must download something before
   the job can run (an inputs value or a controlnets[i].image that starts
   with http:// or https://, any case), else 0: claim hands such a job out
   without a GPU slot to a worker that asks for one to prepare.
   An idempotency key maps to the job it first created for idem_ttl_ms; the
-  same key with the same spec bytes returns that job, with other bytes it is
-  refused. Inside a lane, jobs of different tenants interleave: each job's
-  order is one past the later of the lane's clock (the order last claimed)
-  and its tenant's last order, so one tenant's burst cannot starve another.
+  same key with the same spec returns that job, with another spec it is
+  refused. Specs are compared parsed, not as bytes: spec_sha is the SHA-1 of
+  the spec's canonical form (spec_canon below), so key order, spacing, 1.0
+  against 1 and \u escapes do not matter. cjson decodes [] and {} to the same
+  empty table, so an empty array and an empty object count as equal. A job
+  recorded by an older library holds the SHA-1 of its bytes: the same bytes
+  still match it.
+  Job ids: 8 base36 digits of the enqueue time in ms, 4 of the queue's
+  sequence (jobseq, mod 36^4), then 16 hex digits of
+  sha1hex(secret .. ':' .. seq .. ':' .. time): 28 characters of [0-9a-z],
+  sorted by time, and not guessable from another job's id. The secret is
+  per queue (the key secret), made once from sha1hex of the server's run_id
+  (INFO server: random at every server start), the time, the sequence and
+  math.random (seeded the same at every start, so worth nothing alone); it
+  never leaves Redis.
+  Inside a lane, jobs of different tenants interleave: each job's order is
+  one past the later of the lane's clock (the order last claimed) and its
+  tenant's last order, so one tenant's burst cannot starve another.
 ]]
 
 local ENQUEUE_OPTS = {
@@ -23,6 +43,52 @@ local ENQUEUE_OPTS = {
 	max_prompt_len = SPEC_LIMITS.max_prompt_len,
 	max_param_len = SPEC_LIMITS.max_param_len,
 }
+
+--[[
+  Appends the canonical JSON of a decoded value to out: object keys sorted
+  bytewise, no spaces, strings as cjson writes them, integers below 2^53
+  without a fraction, other numbers in %.17g (exact for a double), an empty
+  table as {}. cjson decodes arrays to tables keyed 1..n and objects to
+  tables keyed by strings, so a table with #t entries is an array.
+]]
+local function spec_canon(v, out)
+	local t = type(v)
+	if t == 'table' then
+		local keys = {}
+		for k in pairs(v) do
+			keys[#keys + 1] = k
+		end
+		if #keys == 0 then
+			out[#out + 1] = '{}'
+		elseif #v == #keys then
+			for i = 1, #v do
+				out[#out + 1] = i == 1 and '[' or ','
+				spec_canon(v[i], out)
+			end
+			out[#out + 1] = ']'
+		else
+			table.sort(keys)
+			for i, k in ipairs(keys) do
+				out[#out + 1] = (i == 1 and '{' or ',') ..
+				    cjson.encode(k) .. ':'
+				spec_canon(v[k], out)
+			end
+			out[#out + 1] = '}'
+		end
+	elseif t == 'number' then
+		if v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+			out[#out + 1] = string.format('%.0f', v == 0 and 0 or v)
+		else
+			out[#out + 1] = string.format('%.17g', v)
+		end
+	elseif t == 'string' then
+		out[#out + 1] = cjson.encode(v)
+	elseif t == 'boolean' then
+		out[#out + 1] = tostring(v)
+	else
+		out[#out + 1] = 'null'
+	end
+end
 
 local function is_url(v)
 	return type(v) == 'string' and
@@ -47,17 +113,28 @@ end
 register('enqueue', function(keys, args)
 	local P = prefix(keys)
 	local opts = options(args, 2, ENQUEUE_OPTS)
+	for _, k in ipairs({ 'max_spec_bytes', 'max_prompt_len',
+	    'max_param_len' }) do
+		if opts[k] > SPEC_LIMITS[k] then
+			raise('INVALID', 'option ' .. k .. ': ' .. opts[k] ..
+			    ' over the library\'s limit ' .. SPEC_LIMITS[k] ..
+			    ' (a caller may lower it, not raise it)')
+		end
+	end
 	local text = args[1]
 	local spec = spec_parse(text, opts)
 	local now = now_ms()
-	local sha = redis.sha1hex(text)
+	local canon = {}
+	spec_canon(spec, canon)
+	local sha = redis.sha1hex(table.concat(canon))
 	local idem = spec.idempotency_key
 
 	if idem then
 		local old = redis.call('GET', P .. 'idem:' .. idem)
 		if old then
 			local j = hget(P .. 'job:' .. old, 'spec_sha', 'state')
-			if j.spec_sha and j.spec_sha ~= sha then
+			if j.spec_sha and j.spec_sha ~= sha and
+			    j.spec_sha ~= redis.sha1hex(text) then
 				raise('CONFLICT', 'idempotency_key: ' .. idem ..
 				    ' was used for job ' .. old ..
 				    ' with a different spec')
@@ -70,13 +147,32 @@ register('enqueue', function(keys, args)
 
 	local lane = spec.priority or 'normal'
 	local tenant = spec.tenant or ''
-	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane) or '0')
+	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane)) or 0
 	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
-	    tenant) or '0')
+	    tenant)) or 0
 	local order = math.max(vclock, tlast) + 1
-	local seq = redis.call('INCR', P .. 'jobseq')
-	local jid = base36(now, 8) .. base36(seq % 1679616, 4)
-	local key = P .. 'job:' .. jid
+	local state = 'queued'
+	if spec.run_at and spec.run_at > now then
+		state = 'delayed'
+	end
+	need(P, { state == 'queued' and 'ready:' .. lane or 'delayed', 'zset',
+	    'events', 'stream', 'stats', 'hash', 'jobseq', 'string' })
+	local secret = redis.call('GET', P .. 'secret')
+	local jid, key, seq
+	repeat
+		seq = redis.call('INCR', P .. 'jobseq')
+		if not secret then
+			local info = redis.call('INFO', 'server')
+			secret = redis.sha1hex((string.match(info,
+			    'run_id:(%x+)') or '') .. ':' .. now .. ':' .. seq ..
+			    ':' .. math.random())
+			redis.call('SET', P .. 'secret', secret)
+		end
+		jid = base36(now, 8) .. base36(seq % 1679616, 4) ..
+		    string.sub(redis.sha1hex(secret .. ':' .. seq .. ':' .. now),
+		    1, 16)
+		key = P .. 'job:' .. jid
+	until redis.call('EXISTS', key) == 0
 	local meta = '{}'
 	if spec.meta and next(spec.meta) ~= nil then
 		meta = cjson.encode(spec.meta)
@@ -89,10 +185,8 @@ register('enqueue', function(keys, args)
 	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or 0,
 	    'meta', meta, 'webhook', spec.webhook or '', 'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
-	    'refund', '0', 'fetch', needs_fetch(spec) and '1' or '0')
-	local state = 'queued'
-	if spec.run_at and spec.run_at > now then
-		state = 'delayed'
+	    'refund', 'false', 'fetch', needs_fetch(spec) and '1' or '0')
+	if state == 'delayed' then
 		redis.call('HSET', key, 'state', state, 'run_at', spec.run_at)
 		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)
 	else

@@ -8,6 +8,8 @@
   Output: { 'delayed', due_ms }  retried: back in the queue after a backoff
           { 'failed' } | { 'canceled' }  terminal, with refund
           STALE when the job is not active under this fence.
+  Errors: INVALID; CORRUPT (checked before the first write: leases, done,
+          delayed, events, refunds, stats; the job is read first).
   A retryable error is retried while attempt < max_attempts, after
   d = min(max, base * 2^(attempt-1)) drawn from [d/2, d). A terminal failure
   writes the state, one terminal event and one refund entry together. The
@@ -36,6 +38,7 @@ register('fail', function(keys, args)
 	if not j then
 		return redis.status_reply('STALE')
 	end
+	need(P, K_END, K_REFUND, { 'delayed', 'zset' })
 	local now = now_ms()
 	local attempt = tonumber(j.attempt) or 1
 	local key = P .. 'job:' .. jid

@@ -5,20 +5,25 @@
   trim:          ARGV option pairs events_maxlen (100000; 0: no cap),
                  events_max_age_ms (86400000; 0: no age), refunds_max_age_ms
                  (604800000), batch (10000)
-                 -> { events_trimmed, refunds_trimmed, refunds_floor }
+                 -> { events_trimmed, refunds_trimmed, refunds_floor,
+                 events_floor }
+                 A stream's floor is, over all its consumer groups, the
+                 lowest of each group's oldest pending id (XPENDING) and the
+                 id after its last-delivered-id (an entry not yet delivered
+                 is not acknowledged either); '' when it has no group.
                  `events` is cut to events_maxlen entries and to entries
-                 younger than events_max_age_ms. `refunds` only loses
-                 entries that every consumer group has acknowledged: the
-                 floor is, over all groups, the lowest of each group's
-                 oldest pending id (XPENDING) and the id after its
-                 last-delivered-id (an entry not yet delivered is not
-                 acknowledged either); entries below the floor and older
-                 than refunds_max_age_ms go. With no group at all nothing
-                 goes (refunds_floor ''). Both trims are XTRIM ~ ... LIMIT
-                 batch: whole stream nodes, at most batch entries a call;
-                 MINID never drops an entry at or above its id.
+                 younger than events_max_age_ms, but with a group never at
+                 or above its floor: the oldest entries go, at most
+                 XLEN - events_maxlen of them, all below the floor.
+                 `refunds` only loses entries below its floor that are older
+                 than refunds_max_age_ms; with no group nothing goes. Every
+                 trim is XTRIM ~ ... LIMIT batch: whole stream nodes, at most
+                 batch entries a call; MINID never drops an entry at or
+                 above its id. CORRUPT: events, refunds, stats are checked
+                 first.
   expire:        ARGV option pairs retention_ms (604800000), batch (100)
-                 -> { expired }
+                 -> { expired } (CORRUPT: stats is checked first; done
+                 is read first; an idempotency key of another type is left)
                  Deletes the records of jobs that ended (the `done` zset)
                  more than retention_ms ago, with their idempotency key when
                  it still names them. A job in `done` that is not terminal
@@ -26,6 +31,9 @@
   workers_gone:  ARGV option pairs dead_ms (30000), forget_ms (86400000),
                  batch (100)
                  -> { gone, forgotten, wid, ... (the workers newly gone) }
+                 (CORRUPT: stats is checked first; reaper, workers are
+                 read first; a worker record of another type is counted
+                 gone and deleted once forgotten)
                  A worker whose last heartbeat (the `workers` zset) is more
                  than dead_ms ago is marked state=gone (its record, if it
                  has not expired yet; `comfyq workers` shows a worker whose
@@ -34,6 +42,10 @@
                  forget_ms it leaves the index and its record is deleted.
   queue_status:  ARGV option pairs top (50), interval_ms (1000; 0: no
                  events) -> { events, busy, total, buried }
+                 (CORRUPT: checked first what it and bury write: every
+                 ready:<lane>, leases, delayed, done, dead, events, refunds,
+                 stats; a slots:<pool> or held:<pool> of another type
+                 counts 0)
                  Looks at the first `top` jobs of each lane. A job whose
                  position in its lane differs from the one last published
                  for it (job fields qpos, qpos_ms; make_ready clears them),
@@ -75,8 +87,9 @@ local function stream_id_lt(a, b)
 	return am < bm or (am == bm and as < bs)
 end
 
--- The lowest refund id some group has not acknowledged, or nil: no group.
-local function refunds_floor(key)
+-- The lowest id some group of the stream has not acknowledged, or nil when
+-- it has no group.
+local function group_floor(key)
 	if redis.call('EXISTS', key) == 0 then
 		return nil
 	end
@@ -116,17 +129,29 @@ register('trim', function(keys, args)
 	if o.batch < 1 then
 		raise('INVALID', 'batch: must be at least 1')
 	end
-	if o.events_maxlen > 0 then
+	need(P, { 'events', 'stream', 'refunds', 'stream', 'stats', 'hash' })
+	local efloor = group_floor(ekey)
+	if o.events_maxlen > 0 and efloor then
+		local over = redis.call('XLEN', ekey) - o.events_maxlen
+		if over > 0 then
+			etrimmed = xtrim_minid(ekey, efloor,
+			    math.min(over, o.batch))
+		end
+	elseif o.events_maxlen > 0 then
 		local before = redis.call('XLEN', ekey)
 		redis.call('XTRIM', ekey, 'MAXLEN', '~', o.events_maxlen,
 		    'LIMIT', o.batch)
 		etrimmed = before - redis.call('XLEN', ekey)
 	end
 	if o.events_max_age_ms > 0 and etrimmed < o.batch then
-		etrimmed = etrimmed + xtrim_minid(ekey, string.format('%.0f-0',
-		    math.max(now - o.events_max_age_ms, 0)), o.batch)
+		local cut = string.format('%.0f-0',
+		    math.max(now - o.events_max_age_ms, 0))
+		if efloor and stream_id_lt(efloor, cut) then
+			cut = efloor
+		end
+		etrimmed = etrimmed + xtrim_minid(ekey, cut, o.batch)
 	end
-	local floor = refunds_floor(rkey)
+	local floor = group_floor(rkey)
 	if floor then
 		local cut = string.format('%.0f-0',
 		    math.max(now - o.refunds_max_age_ms, 0))
@@ -141,7 +166,7 @@ register('trim', function(keys, args)
 	if rtrimmed > 0 then
 		stat(P, 'janitor:refunds_trimmed', rtrimmed)
 	end
-	return { etrimmed, rtrimmed, floor or '' }
+	return { etrimmed, rtrimmed, floor or '', efloor or '' }
 end)
 
 register('expire', function(keys, args)
@@ -153,6 +178,7 @@ register('expire', function(keys, args)
 	if o.retention_ms < 1 or o.batch < 1 then
 		raise('INVALID', 'retention_ms, batch: must be at least 1')
 	end
+	need(P, { 'stats', 'hash' })
 	local ids = redis.call('ZRANGEBYSCORE', P .. 'done', '-inf',
 	    now - o.retention_ms, 'LIMIT', 0, o.batch)
 	for _, jid in ipairs(ids) do
@@ -160,7 +186,7 @@ register('expire', function(keys, args)
 		redis.call('ZREM', P .. 'done', jid)
 		if not j or TERMINAL[j.state] then
 			if j and j.idem and j.idem ~= '' and
-			    redis.call('GET', P .. 'idem:' .. j.idem) == jid then
+			    try('GET', P .. 'idem:' .. j.idem) == jid then
 				redis.call('DEL', P .. 'idem:' .. j.idem)
 			end
 			redis.call('DEL', P .. 'job:' .. jid)
@@ -208,6 +234,7 @@ register('workers_gone', function(keys, args)
 		raise('INVALID', 'dead_ms, batch: at least 1; forget_ms: ' ..
 		    'at least dead_ms')
 	end
+	need(P, { 'stats', 'hash' })
 	local cursor = redis.call('HGET', rkey, 'workers_ms')
 	local r, n = gone_batch(P, cursor, now - o.dead_ms, o.batch)
 	for i = 1, n, 2 do
@@ -248,10 +275,11 @@ register('queue_status', function(keys, args)
 	if o.top < 1 or o.top > 1000 then
 		raise('INVALID', 'top: ' .. o.top .. ' not in 1..1000')
 	end
+	need(P, K_LANES, K_BURY, K_END, K_REFUND)
 	for _, pool in ipairs(redis.call('SMEMBERS', P .. 'pools')) do
-		total = total + (tonumber(redis.call('HGET', P .. 'slots:' ..
-		    pool, 'capacity') or '0') or 0)
-		busy = busy + redis.call('HLEN', P .. 'held:' .. pool)
+		total = total + (tonumber(try('HGET', P .. 'slots:' .. pool,
+		    'capacity')) or 0)
+		busy = busy + (try('HLEN', P .. 'held:' .. pool) or 0)
 	end
 	for _, lane in ipairs(LANES) do
 		local lkey = P .. 'ready:' .. lane

@@ -14,18 +14,35 @@
     fair:<lane> HASH    slots:<pool> HASH   held:<pool>  HASH   pools   SET
     worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
     events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
+    secret     STRING (the random part of job ids, see enqueue)
     reaper     HASH     dead       HASH
     ctl:<wid>  pub/sub channel: cancel publishes `cancel <jid>` there
 
   Rules every function keeps:
   - time comes from TIME, never from the caller;
-  - each function reads and checks everything before its first write;
+  - each function reads and checks everything before its first write: its
+    arguments, and the Redis type of every key it will write (Redis does not
+    undo a function's writes when a later command fails). Keys it reads with
+    a command of their type before the first write are checked by that read;
+    the others by need() (one TYPE each; each file's header names them). A
+    key of another type is an error reply CORRUPT naming the key, and
+    nothing is written;
   - a call whose fence or state does not match writes nothing and returns the
     status reply STALE;
   - a terminal transition writes the state, the one terminal event and (for a
     failure) the one refund entry in the same call;
   - bad arguments give an error reply whose first word is a stable code
-    (INVALID, CONFLICT, NOJOB, NOPOOL) followed by a readable message.
+    (INVALID, CONFLICT, NOJOB, NOPOOL, CORRUPT) followed by a readable
+    message; an error Redis itself raises on our data (WRONGTYPE, ERR) is
+    turned into CORRUPT, a fault in this library into INTERNAL, so a reply
+    never starts with a bare Redis or Lua error;
+  - what sweeps over many records (heartbeat over a worker's jobs, reap,
+    queue_status) is never stopped by one bad record: a corrupt job record
+    is buried (bury) or reported lost (heartbeat); a wake-up token (marker,
+    marker:<pool>) or a slot to free (held:<pool>) on a key of another type
+    is skipped, as the first command on that key fails alone (redis.pcall),
+    so such a key never fails a job's transition either. claim, acquire and
+    slot_get read held:<pool> and say CORRUPT.
 ]]
 
 local VERSION = '1'
@@ -48,6 +65,15 @@ local ERROR_CODES = {
 	canceled = 'canceled', worker_lost = 'failed', internal = 'failed',
 }
 
+-- Key groups for need(): suffix after the prefix, then the Redis type.
+local K_END = { 'leases', 'zset', 'done', 'zset', 'events', 'stream',
+	'stats', 'hash' }
+local K_REFUND = { 'refunds', 'stream' }
+local K_LANES = { 'ready:high', 'zset', 'ready:normal', 'zset',
+	'ready:low', 'zset' }
+-- What bury writes besides the job record (see bury).
+local K_BURY = { 'dead', 'hash', 'delayed', 'zset' }
+
 local function err(code, msg)
 	return redis.error_reply(code .. ' ' .. msg)
 end
@@ -64,6 +90,28 @@ local function prefix(keys)
 		raise('INVALID', 'key: expected the queue prefix cq:{<queue>}:')
 	end
 	return p
+end
+
+--[[
+  Checks the types of keys before a function's first write: each argument
+  after P is a list of suffix, type pairs. A key that exists with another
+  type raises CORRUPT; a missing key is fine (the write creates it).
+]]
+local function need(P, ...)
+	local seen = {}
+	for _, list in ipairs({ ... }) do
+		for i = 1, #list, 2 do
+			local key = P .. list[i]
+			if not seen[key] then
+				seen[key] = true
+				local t = redis.call('TYPE', key).ok
+				if t ~= 'none' and t ~= list[i + 1] then
+					raise('CORRUPT', 'key ' .. key .. ' is a ' ..
+					    t .. ', not a ' .. list[i + 1])
+				end
+			end
+		end
+	end
 end
 
 local function now_ms()
@@ -148,9 +196,25 @@ local function base36(n, width)
 	return s
 end
 
--- Adds a wake-up token; the marker never holds more than MARKER_CAP.
+-- Runs a command through redis.pcall: its reply, or nil when it failed
+-- (a key of another type), having written nothing.
+local function try(...)
+	local r = redis.pcall(...)
+	if type(r) == 'table' and r.err then
+		return nil
+	end
+	return r
+end
+
+--[[
+  Adds a wake-up token; the marker never holds more than MARKER_CAP. A
+  marker of another type is left alone (the first ZADD fails alone): a token
+  is a hint, workers also wake on their block timeout.
+]]
 local function wake(key, member, now)
-	redis.call('ZADD', key, now, member)
+	if not try('ZADD', key, now, member) then
+		return
+	end
 	if redis.call('ZCARD', key) > MARKER_CAP then
 		redis.call('ZREMRANGEBYRANK', key, 0, -(MARKER_CAP + 1))
 	end
@@ -168,10 +232,14 @@ local function stat(P, name, by)
 	redis.call('HINCRBY', P .. 'stats', name, by or 1)
 end
 
--- Frees the slot a job holds and tells waiting workers of that pool.
+--[[
+  Frees the slot a job holds and tells waiting workers of that pool. A
+  held:<pool> of another type is skipped (HDEL fails alone): the job's own
+  transition goes on; claims on that pool say CORRUPT until it is repaired.
+]]
 local function slot_free(P, pool, holder, now)
 	if pool and pool ~= '' then
-		if redis.call('HDEL', P .. 'held:' .. pool, holder) == 1 then
+		if try('HDEL', P .. 'held:' .. pool, holder) == 1 then
 			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
 		end
 	end
@@ -188,21 +256,14 @@ end
 --[[
   Ends a job: state, one terminal event, one refund entry when it refunds.
   job: table with tenant, meta, attempt (read by the caller before writes).
+  The job record keeps everything the terminal event says (state,
+  error_code, error, refund, outputs, tenant, meta, attempt) and the event's
+  stream id in end_id, so a reader that missed the event (the stream was
+  trimmed past it) reads job:<jid> for as long as the record is kept.
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs)
 	local key = P .. 'job:' .. jid
 	local refund = state ~= 'succeeded'
-	redis.call('HSET', key, 'state', state, 'finished_ms', now,
-	    'refund', refund and '1' or '0', 'cancel_req', '0')
-	redis.call('HDEL', key, 'lease_until')
-	if code then
-		redis.call('HSET', key, 'error_code', code, 'error', msg)
-	end
-	if outputs then
-		redis.call('HSET', key, 'outputs', outputs)
-	end
-	redis.call('ZREM', P .. 'leases', jid)
-	redis.call('ZADD', P .. 'done', now, jid)
 	local ev = { 'type', state, 'job', jid, 'state', state,
 	    'tenant', job.tenant or '', 'attempt', job.attempt or '0',
 	    'refund', refund and 'true' or 'false', 'meta', job.meta or '{}' }
@@ -213,7 +274,19 @@ local function finish(P, jid, job, state, code, msg, now, outputs)
 	if outputs then
 		ev[#ev + 1] = 'outputs'; ev[#ev + 1] = outputs
 	end
-	event(P, ev)
+	local id = event(P, ev)
+	redis.call('HSET', key, 'state', state, 'finished_ms', now,
+	    'refund', refund and 'true' or 'false', 'cancel_req', '0',
+	    'end_id', id)
+	redis.call('HDEL', key, 'lease_until')
+	if code then
+		redis.call('HSET', key, 'error_code', code, 'error', msg)
+	end
+	if outputs then
+		redis.call('HSET', key, 'outputs', outputs)
+	end
+	redis.call('ZREM', P .. 'leases', jid)
+	redis.call('ZADD', P .. 'done', now, jid)
 	if refund then
 		redis.call('XADD', P .. 'refunds', '*', 'job', jid,
 		    'tenant', job.tenant or '', 'error_code', code or state,
@@ -325,6 +398,14 @@ local function promote_due(P, now, n)
 	return promoted, buried
 end
 
+--[[
+  Runs a function, turning what it raised into a coded error reply: raise()
+  gives its code; an error reply of a Redis command on our data (WRONGTYPE,
+  ERR ...: a key or field of the wrong kind) gives CORRUPT; another Redis
+  error code (OOM, READONLY, ...) is passed on as it is; a Lua fault (a bug
+  here) gives INTERNAL. Every function checks before its first write, so
+  these are reached before anything was written.
+]]
 local function fcall_wrap(fn)
 	return function(keys, args)
 		local ok, res = pcall(fn, keys, args)
@@ -334,7 +415,17 @@ local function fcall_wrap(fn)
 		if type(res) == 'table' and res.cq then
 			return err(res.cq, res.msg)
 		end
-		error(res, 0)
+		if type(res) == 'table' and res.err then
+			res = res.err
+		end
+		res = tostring(res)
+		local code = string.match(res, '^(%u[%u_]*) ')
+		if code == 'WRONGTYPE' or code == 'ERR' then
+			return err('CORRUPT', cut(res, MSG_MAX))
+		elseif code then
+			return redis.error_reply(res)
+		end
+		return err('INTERNAL', cut(res, MSG_MAX))
 	end
 end
 

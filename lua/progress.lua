@@ -4,6 +4,7 @@
           ARGV[1] jid  ARGV[2] fence  ARGV[3] value  ARGV[4] max
           ARGV[5] node id (optional)
   Output: OK, or STALE when the job is not active under this fence.
+  Errors: INVALID; CORRUPT (events is checked, the job read first).
   The worker throttles these (a few a second at most); every call is one
   `progress` event.
 ]]
@@ -15,11 +16,13 @@ register('progress', function(keys, args)
 	local value = arg_int(args[3], 'value', 0, 1e9)
 	local max = arg_int(args[4], 'max', 0, 1e9)
 	local node = cut(args[5], 64)
-	if not active_job(P, jid, fence) then
+	local j = active_job(P, jid, fence, 'tenant')
+	if not j then
 		return redis.status_reply('STALE')
 	end
+	need(P, { 'events', 'stream' })
 	redis.call('HSET', P .. 'job:' .. jid, 'progress', value .. '/' .. max)
 	event(P, { 'type', 'progress', 'job', jid, 'value', value,
-	    'max', max, 'node', node })
+	    'max', max, 'node', node, 'tenant', j.tenant or '' })
 	return redis.status_reply('OK')
 end)

@@ -4,12 +4,21 @@
   atomic, so two reapers never requeue the same job twice).
   Input:  KEYS[1] queue prefix
           ARGV option pairs: max_reclaims (default 3), batch (100),
-          stall_ms (0: off), grace_ms (0)
+          stall_ms (0: off), grace_ms (0), crash_losses (2; 0: off)
   Output: { requeued, lost, promoted, slots_freed, holding, buried }
+          lost: jobs whose lease ran out that were ended (worker_lost, or
+          internal by the poison guard) instead of requeued
   - A job whose lease expired goes back to the front of its lane with a
     `requeued` event; once it has been reclaimed more than max_reclaims
     times it ends `worker_lost` with a refund. A pending cancel ends it
     canceled instead.
+  - Poison guard: a lease lost with no heartbeat renewing it since the claim
+    (job field renewed, set by heartbeat, reset by claim) looks like a worker
+    that crashed on the job; the job counts these in its field crashes. The
+    crash_losses-th one ends the job `failed`/internal with a refund ("lease
+    lost twice right after claim, with no heartbeat: the job may crash
+    workers") instead of handing it to the next worker. A lease lost after a
+    renewal is requeued as before.
   - Due delayed jobs (retries, run_at) move to their lanes.
   - Slot holders whose job is no longer active under the holder's fence,
     and outside holders whose lease ran out, are removed. Pools are visited
@@ -24,9 +33,19 @@
     workers' heartbeats that queued up during the stall land in that time.
     The gap is measured between any two reap calls (reaper.last_ms), so it
     holds with several janitors too.
+  Errors: INVALID; CORRUPT when a key of the queue it writes has another
+  type, checked before the first write: leases, delayed, every ready:<lane>,
+  done, events, refunds, stats, dead, pools (reaper is read first). A pool
+  whose held:<pool> is not a hash is skipped, and a job's slot there is left
+  alone; corrupt job records are buried.
 ]]
 
-local REAP_OPTS = { max_reclaims = 3, batch = 100, stall_ms = 0, grace_ms = 0 }
+local REAP_OPTS = { max_reclaims = 3, batch = 100, stall_ms = 0, grace_ms = 0,
+	crash_losses = 2 }
+
+local function times(n)
+	return n == 1 and 'once' or n == 2 and 'twice' or (n .. ' times')
+end
 
 local function reap_leases(P, now, o)
 	local requeued, lost, buried = 0, 0, 0
@@ -36,18 +55,31 @@ local function reap_leases(P, now, o)
 		local key = P .. 'job:' .. jid
 		local j, why = job_read(P, jid, 'pool', 'tenant', 'meta',
 		    'attempt', 'priority', 'lane_order', 'reclaims',
-		    'cancel_req', 'worker')
+		    'cancel_req', 'worker', 'renewed', 'crashes')
 		redis.call('ZREM', P .. 'leases', jid)
 		if not j then
 			bury(P, jid, 'leases', why, now)
 			buried = buried + 1
 		elseif j.state == 'active' then
 			local reclaims = (tonumber(j.reclaims) or 0) + 1
-			redis.call('HSET', key, 'reclaims', reclaims)
+			local crashes = tonumber(j.crashes) or 0
+			if j.renewed ~= '1' then
+				crashes = crashes + 1
+			end
+			redis.call('HSET', key, 'reclaims', reclaims,
+			    'crashes', crashes)
 			slot_free(P, j.pool, jid, now)
 			if j.cancel_req == '1' then
 				finish(P, jid, j, 'canceled', 'canceled',
 				    'canceled on request', now, nil)
+			elseif o.crash_losses > 0 and j.renewed ~= '1' and
+			    crashes >= o.crash_losses then
+				finish(P, jid, j, 'failed', 'internal',
+				    'lease lost ' .. times(crashes) ..
+				    ' right after claim, with no heartbeat: ' ..
+				    'the job may crash workers', now, nil)
+				stat(P, 'janitor:poison')
+				lost = lost + 1
 			elseif reclaims > o.max_reclaims then
 				finish(P, jid, j, 'failed', 'worker_lost',
 				    'lease lost ' .. reclaims ..
@@ -76,7 +108,7 @@ end
 -- Checks the holders of one pool; returns how many were checked and freed.
 local function reap_pool(P, pool, now)
 	local hkey = P .. 'held:' .. pool
-	local held = redis.call('HGETALL', hkey)
+	local held = try('HGETALL', hkey) or {}
 	local freed = 0
 	for i = 1, #held, 2 do
 		local holder = held[i]
@@ -135,17 +167,18 @@ register('reap', function(keys, args)
 	local now = now_ms()
 	local rkey = P .. 'reaper'
 	local r = hget(rkey, 'last_ms', 'hold_until')
+	local last = tonumber(r.last_ms)
 	local holding = 0
 
 	if o.batch < 1 then
 		raise('INVALID', 'batch: must be at least 1')
 	end
-	if o.stall_ms > 0 and r.last_ms and
-	    now - tonumber(r.last_ms) > o.stall_ms then
+	need(P, K_END, K_REFUND, K_LANES, K_BURY, { 'pools', 'set' })
+	if o.stall_ms > 0 and last and now - last > o.stall_ms then
 		redis.call('HSET', rkey, 'hold_until', now + o.grace_ms)
 		stat(P, 'janitor:stall_holds')
 		holding = 1
-	elseif r.hold_until and now < tonumber(r.hold_until) then
+	elseif now < (tonumber(r.hold_until) or 0) then
 		holding = 1
 	end
 	redis.call('HSET', rkey, 'last_ms', now)

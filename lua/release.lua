@@ -5,6 +5,8 @@
           ARGV[3] reason (optional)
   Output: { 'queued' }, or { 'canceled' } when a cancel request was pending;
           STALE when the job is not active under this fence.
+  Errors: INVALID; CORRUPT (checked before the first write: ready:<lane>,
+          leases, done, events, refunds, stats; the job is read first).
   The job goes back to the front of its lane (its original order).
 ]]
 
@@ -14,10 +16,14 @@ register('release', function(keys, args)
 	local fence = arg_str(args[2], 'fence', 24)
 	local reason = cut(args[3] or 'released', 256)
 	local j = active_job(P, jid, fence, 'pool', 'tenant', 'meta',
-	    'attempt', 'priority', 'lane_order', 'cancel_req')
+	    'attempt', 'priority', 'lane_order', 'cancel_req', 'worker',
+	    'reclaims')
 	if not j then
 		return redis.status_reply('STALE')
 	end
+	local lane = LANE_OK[j.priority or 'normal'] and
+	    (j.priority or 'normal') or 'normal'
+	need(P, K_END, K_REFUND, { 'ready:' .. lane, 'zset' })
 	local now = now_ms()
 	local key = P .. 'job:' .. jid
 	local attempt = math.max((tonumber(j.attempt) or 1) - 1, 0)
@@ -31,9 +37,9 @@ register('release', function(keys, args)
 	redis.call('HSET', key, 'attempt', attempt)
 	redis.call('HDEL', key, 'lease_until', 'worker')
 	redis.call('ZREM', P .. 'leases', jid)
-	make_ready(P, jid, j.priority or 'normal', tonumber(j.lane_order) or now,
-	    now)
+	make_ready(P, jid, lane, tonumber(j.lane_order) or now, now)
 	event(P, { 'type', 'requeued', 'job', jid, 'reason', reason,
+	    'reclaims', j.reclaims or '0', 'worker', j.worker or '',
 	    'tenant', j.tenant or '' })
 	stat(P, 'released')
 	return { 'queued' }

@@ -16,6 +16,8 @@
   slot_renew:   ARGV pool, holder, fence, lease_ms -> OK | STALE
   slot_release: ARGV pool, holder, fence -> OK | STALE
   Outside holders are stored as x:<holder> and reaped when their lease ends.
+  CORRUPT: slot_set checks slots:<pool> before its first write (pools, the
+  first, fails alone); the others read the keys they write first.
 ]]
 
 register('slot_set', function(keys, args)
@@ -24,6 +26,7 @@ register('slot_set', function(keys, args)
 	local cap = arg_int(args[2], 'capacity', 1, 256)
 	local budget = arg_int(args[3] or 0, 'vram_budget_mb', 0, 16777216)
 	local now = now_ms()
+	need(P, { 'slots:' .. pool, 'hash' })
 	redis.call('SADD', P .. 'pools', pool)
 	redis.call('HSET', P .. 'slots:' .. pool, 'capacity', cap,
 	    'vram_budget', budget)

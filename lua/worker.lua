@@ -11,7 +11,16 @@
   unregister: ARGV worker id -> OK. Marks it stopped; the record expires.
   The record (worker:<wid>) expires ttl ms after the last heartbeat; the
   workers index keeps the last beat time, so a vanished worker shows as gone.
+  register takes at most REG_FIELDS_MAX extra fields, none of the names it
+  sets itself (pool, state, started_ms, last_beat_ms, jobs, stopped_ms,
+  gone_ms), and checks worker:<wid>, workers and (with a default capacity)
+  pools and slots:<pool> before its first write: INVALID or CORRUPT, and
+  the old record is still there.
 ]]
+
+local REG_FIELDS_MAX = 64
+local REG_OWN = { pool = true, state = true, started_ms = true,
+	last_beat_ms = true, jobs = true, stopped_ms = true, gone_ms = true }
 
 register('register', function(keys, args)
 	local P = prefix(keys)
@@ -23,19 +32,28 @@ register('register', function(keys, args)
 	if (#args - 5) % 2 ~= 0 then
 		raise('INVALID', 'fields: expected field value pairs')
 	end
+	if (#args - 5) / 2 > REG_FIELDS_MAX then
+		raise('INVALID', 'fields: at most ' .. REG_FIELDS_MAX .. ' pairs')
+	end
 	local now = now_ms()
 	local wkey = P .. 'worker:' .. wid
 	local fields = { 'pool', pool, 'state', 'up', 'started_ms', now,
 	    'last_beat_ms', now, 'jobs', 0 }
 	for i = 6, #args, 2 do
-		fields[#fields + 1] = arg_name(args[i], 'field')
+		local f = arg_name(args[i], 'field')
+		if REG_OWN[f] then
+			raise('INVALID', "field: '" .. f .. "' is set by register")
+		end
+		fields[#fields + 1] = f
 		fields[#fields + 1] = cut(args[i + 1], 512)
 	end
+	local skey = P .. 'slots:' .. pool
+	need(P, { 'worker:' .. wid, 'hash', 'workers', 'zset' },
+	    cap > 0 and { 'pools', 'set', 'slots:' .. pool, 'hash' } or {})
 	redis.call('DEL', wkey)
 	redis.call('HSET', wkey, unpack(fields))
 	redis.call('PEXPIRE', wkey, ttl)
 	redis.call('ZADD', P .. 'workers', now, wid)
-	local skey = P .. 'slots:' .. pool
 	if cap > 0 then
 		redis.call('SADD', P .. 'pools', pool)
 		redis.call('HSETNX', skey, 'capacity', cap)
@@ -50,6 +68,7 @@ register('unregister', function(keys, args)
 	local P = prefix(keys)
 	local wid = arg_name(args[1], 'worker')
 	local wkey = P .. 'worker:' .. wid
+	need(P, { 'worker:' .. wid, 'hash' })
 	if redis.call('EXISTS', wkey) == 1 then
 		redis.call('HSET', wkey, 'state', 'stopped', 'stopped_ms',
 		    now_ms())

@@ -44,6 +44,7 @@ int	    cli_is_terminal(const char *);
 void	    cli_print_job(struct cli *, const char *, const redisReply *);
 redisReply *cli_job_get(struct cli *, const char *);
 
+int cmd_init(struct cli *, int, char **);
 int cmd_submit(struct cli *, int, char **);
 int cmd_status(struct cli *, int, char **);
 int cmd_cancel(struct cli *, int, char **);

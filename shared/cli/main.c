@@ -27,6 +27,7 @@ static const struct {
 	    "[--controlnet TYPE:STRENGTH:IMAGE[:START:END] ...]\n"
 	    "         [--input NAME=FILE_OR_URL ...] [--spec FILE] "
 	    "[--workflows DIR]" },
+	{ "init", cmd_init, "init [--json]" },
 	{ "status", cmd_status, "status JOB [--json]" },
 	{ "cancel", cmd_cancel, "cancel JOB [--json]" },
 	{ "events", cmd_events,

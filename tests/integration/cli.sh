@@ -44,7 +44,7 @@ eq nothing-written "$(RC --scan --pattern "$P*" | wc -l)" 0
 check submit 0 "$CQ" submit --workflow smoke --param prompt="a red fox" \
 	--param seed=42 --tenant tg:1 --meta charge=10
 jid=$(cat "$tmp/out")
-eq jid-shape "${#jid}" 12
+eq jid-shape "$(echo "$jid" | grep -cE '^[0-9a-z]{12}[0-9a-f]{16}$')" 1
 eq state "$(RC HGET "${P}job:$jid" state)" queued
 eq spec-typed "$(RC HGET "${P}job:$jid" spec)" \
 	'{"workflow":"smoke","params":{"prompt":"a red fox","seed":42},"tenant":"tg:1","meta":{"charge":10}}'

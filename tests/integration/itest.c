@@ -13,6 +13,7 @@
 #include "itest.h"
 #include "log.h"
 #include "rq.h"
+#include "xmalloc.h"
 
 static redisContext *it_ctx;
 static const char   *it_current;
@@ -184,6 +185,107 @@ it_keys(const char *prefix)
 	return (n);
 }
 
+static int
+it_cmp_str(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *)a, *(char *const *)b));
+}
+
+/* Takes a snapshot of every key under prefix (see struct it_snap). */
+void
+it_snap_take(const char *prefix, struct it_snap *s)
+{
+	redisReply *keys, *t, *d;
+	size_t	    i;
+
+	keys = it_cmd("KEYS %s*", prefix);
+	s->n = keys->elements;
+	s->names = xcalloc(s->n + 1, sizeof *s->names);
+	s->vals = xcalloc(s->n + 1, sizeof *s->vals);
+	s->lens = xcalloc(s->n + 1, sizeof *s->lens);
+	for (i = 0; i < s->n; i++)
+		s->names[i] = xstrdup(keys->element[i]->str);
+	freeReplyObject(keys);
+	qsort(s->names, s->n, sizeof *s->names, it_cmp_str);
+	for (i = 0; i < s->n; i++) {
+		t = it_cmd("TYPE %s", s->names[i]);
+		d = it_cmd("DUMP %s", s->names[i]);
+		s->lens[i] = strlen(t->str) + 1 +
+		    (d->type == REDIS_REPLY_STRING ? d->len : 0);
+		s->vals[i] = xmalloc(s->lens[i] + 1);
+		memcpy(s->vals[i], t->str, strlen(t->str));
+		s->vals[i][strlen(t->str)] = '\n';
+		if (d->type == REDIS_REPLY_STRING)
+			memcpy(s->vals[i] + strlen(t->str) + 1, d->str, d->len);
+		freeReplyObject(t);
+		freeReplyObject(d);
+	}
+}
+
+void
+it_snap_free(struct it_snap *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->names[i]);
+		free(s->vals[i]);
+	}
+	free(s->names);
+	free(s->vals);
+	free(s->lens);
+	memset(s, 0, sizeof *s);
+}
+
+/* The index of name in s, or s->n. */
+static size_t
+it_snap_find(const struct it_snap *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return (i);
+	return (s->n);
+}
+
+/* The keys that differ between two snapshots (changed, gone or new), space
+ * separated, "" when none. Valid until the next call. */
+const char *
+it_snap_diff(const struct it_snap *a, const struct it_snap *b)
+{
+	static char buf[8192];
+	size_t	    i, k, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < a->n && off < sizeof buf; i++) {
+		k = it_snap_find(b, a->names[i]);
+		if (k < b->n && a->lens[i] == b->lens[k] &&
+		    memcmp(a->vals[i], b->vals[k], a->lens[i]) == 0)
+			continue;
+		off += (size_t)snprintf(
+		    buf + off, sizeof buf - off, " %s", a->names[i]);
+	}
+	for (i = 0; i < b->n && off < sizeof buf; i++)
+		if (it_snap_find(a, b->names[i]) == a->n)
+			off += (size_t)snprintf(
+			    buf + off, sizeof buf - off, " %s", b->names[i]);
+	return (buf[0] == ' ' ? buf + 1 : buf);
+}
+
+/* Deletes every key under prefix. */
+void
+it_drop(const char *prefix)
+{
+	redisReply *keys;
+	size_t	    i;
+
+	keys = it_cmd("KEYS %s*", prefix);
+	for (i = 0; i < keys->elements; i++)
+		freeReplyObject(it_cmd("DEL %s", keys->element[i]->str));
+	freeReplyObject(keys);
+}
+
 /* Element i of an array reply as a string ("" for nil, ints formatted). */
 const char *
 it_str(const redisReply *r, size_t i)
@@ -275,7 +377,8 @@ const char *
 it_claim_none(const char *P, const char *wid, const char *pool)
 {
 	static char tag[16];
-	redisReply *r = it_fcall(P, "claim", wid, pool, "30000", NULL);
+	redisReply *r =
+	    it_fcall(P, "claim", wid, pool, "30000", "16", "0", NULL);
 
 	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
 	snprintf(tag, sizeof tag, "%s", it_str(r, 0));

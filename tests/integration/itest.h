@@ -27,6 +27,20 @@ int	      it_keys(const char *);
 const char   *it_str(const redisReply *, size_t);
 void	      it_sleep_ms(int);
 
+/* A snapshot of every key of a queue: names sorted, each with its TYPE and
+ * DUMP, to tell whether a call wrote anything. */
+struct it_snap {
+	size_t	n;
+	char  **names;
+	char  **vals; /* "<type>\n" then the DUMP bytes */
+	size_t *lens;
+};
+
+void	    it_snap_take(const char *, struct it_snap *);
+void	    it_snap_free(struct it_snap *);
+const char *it_snap_diff(const struct it_snap *, const struct it_snap *);
+void	    it_drop(const char *);
+
 /* Jobs and slots, the way a test drives them (see itest.c). */
 struct it_claimed {
 	char jid[64];

@@ -166,19 +166,31 @@ refund_id(const char *key, int i, char *buf, size_t len)
 	freeReplyObject(r);
 }
 
+/*
+ * Runs trim with events_maxlen, events_max_age_ms and refunds_max_age_ms;
+ * returns how many entries of events (refunds 0) or refunds (1) went, and
+ * copies that stream's floor.
+ */
 static long long
-trim_refunds(const char *P, const char *age_ms, char *floor, size_t len)
+trim_run(const char *P, const char *maxlen, const char *age_ms,
+    const char *refunds_age_ms, int refunds, char *floor, size_t len)
 {
 	redisReply *r;
 	long long   n;
 
-	r = it_fcall(P, "trim", "events_maxlen", "0", "events_max_age_ms", "0",
-	    "refunds_max_age_ms", age_ms, NULL);
+	r = it_fcall(P, "trim", "events_maxlen", maxlen, "events_max_age_ms",
+	    age_ms, "refunds_max_age_ms", refunds_age_ms, NULL);
 	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-	n = el(r, 1);
-	snprintf(floor, len, "%s", it_str(r, 2));
+	n = el(r, refunds ? 1 : 0);
+	snprintf(floor, len, "%s", it_str(r, refunds ? 2 : 3));
 	freeReplyObject(r);
 	return (n);
+}
+
+static long long
+trim_refunds(const char *P, const char *age_ms, char *floor, size_t len)
+{
+	return (trim_run(P, "0", "0", age_ms, 1, floor, len));
 }
 
 /* Reads up to n entries for a group's consumer. */
@@ -188,6 +200,19 @@ read_group(const char *key, const char *group, int n)
 	redisReply *r = it_cmd(
 	    "XREADGROUP GROUP %s c1 COUNT %d STREAMS %s >", group, n, key);
 
+	freeReplyObject(r);
+}
+
+/* Acknowledges the first n entries of key for group. */
+static void
+ack_first(const char *key, const char *group, int n)
+{
+	redisReply *r = it_cmd("XRANGE %s - + COUNT %d", key, n);
+	size_t	    i;
+
+	for (i = 0; i < r->elements; i++)
+		freeReplyObject(it_cmd("XACK %s %s %s", key, group,
+		    r->element[i]->element[0]->str));
 	freeReplyObject(r);
 }
 
@@ -215,12 +240,7 @@ test_trim_refunds_keeps_unacknowledged(void)
 	ASSERT_EQ(trim_refunds(P, "1000", floor, sizeof floor), 0);
 	ASSERT_STREQ(floor, id0);
 	/* 150 acknowledged: those may go, every other entry stays. */
-	for (i = 0; i < 150; i++) {
-		char id[64];
-
-		refund_id(key, i, id, sizeof id);
-		freeReplyObject(it_cmd("XACK %s billing %s", key, id));
-	}
+	ack_first(key, "billing", 150);
 	trim_refunds(P, "1000", floor, sizeof floor);
 	ASSERT_STREQ(floor, id150);
 	r = it_cmd("XRANGE %s %s +", key, id150);
@@ -240,11 +260,7 @@ test_trim_refunds_keeps_unacknowledged(void)
 	freeReplyObject(it_cmd("XGROUP CREATE %s billing $", key));
 	xadd_many(key, 10, 0);
 	read_group(key, "billing", 10);
-	r = it_cmd("XRANGE %s - +", key);
-	for (i = 0; i < (int)r->elements; i++)
-		freeReplyObject(it_cmd(
-		    "XACK %s billing %s", key, r->element[i]->element[0]->str));
-	freeReplyObject(r);
+	ack_first(key, "billing", 1000);
 	trim_refunds(P, "3600000", floor, sizeof floor);
 	r = it_cmd("XRANGE %s - +", key);
 	ASSERT_TRUE(r->elements >= 10);
@@ -461,30 +477,37 @@ dead_of(const char *P, const char *jid)
 	return (it_get("HGET %sdead %s", P, jid));
 }
 
+/* How many refund entries name jid. */
+static int
+refunds_of(const char *P, const char *jid)
+{
+	redisReply *r = it_cmd("XRANGE %srefunds - +", P);
+	size_t	    i;
+	int	    n = 0;
+
+	for (i = 0; i < r->elements; i++)
+		if (strcmp(r->element[i]->element[1]->element[1]->str, jid) ==
+		    0)
+			n++;
+	freeReplyObject(r);
+	return (n);
+}
+
 /* jid ended failed/internal with one event and one refund. */
 static void
 assert_buried(
     const char *P, const char *jid, const char *where, const char *why)
 {
-	char	    want[256];
-	redisReply *r;
-	size_t	    i;
-	int	    refunds = 0;
+	char want[256];
 
 	snprintf(want, sizeof want, "\"where\":\"%s\"", where);
 	ASSERT_TRUE(strstr(dead_of(P, jid), want) != NULL);
 	ASSERT_TRUE(strstr(dead_of(P, jid), why) != NULL);
 	ASSERT_STREQ(it_hget(P, jid, "state"), "failed");
 	ASSERT_STREQ(it_hget(P, jid, "error_code"), "internal");
-	ASSERT_STREQ(it_hget(P, jid, "refund"), "1");
+	ASSERT_STREQ(it_hget(P, jid, "refund"), "true");
 	ASSERT_EQ(it_events(P, "failed", jid), 1);
-	r = it_cmd("XRANGE %srefunds - +", P);
-	for (i = 0; i < r->elements; i++)
-		if (strcmp(r->element[i]->element[1]->element[1]->str, jid) ==
-		    0)
-			refunds++;
-	freeReplyObject(r);
-	ASSERT_EQ(refunds, 1);
+	ASSERT_EQ(refunds_of(P, jid), 1);
 }
 
 static void
@@ -746,6 +769,302 @@ test_stall_guard_counts(void)
 	ASSERT_EQ(it_stat(P, "janitor:stall_holds"), 1);
 }
 
+/* The id and a field of the terminal event of jid; "" when none. */
+static void
+terminal_event(const char *P, const char *jid, const char *field, char *id,
+    size_t idlen, char *val, size_t vallen)
+{
+	redisReply *r = it_cmd("XRANGE %sevents - +", P), *f;
+	size_t	    i, k;
+
+	*id = *val = '\0';
+	for (i = 0; i < r->elements; i++) {
+		const char *t = "", *j = "", *v = "";
+
+		f = r->element[i]->element[1];
+		for (k = 0; k + 1 < f->elements; k += 2) {
+			if (strcmp(f->element[k]->str, "type") == 0)
+				t = f->element[k + 1]->str;
+			else if (strcmp(f->element[k]->str, "job") == 0)
+				j = f->element[k + 1]->str;
+			if (strcmp(f->element[k]->str, field) == 0)
+				v = f->element[k + 1]->str;
+		}
+		if (strcmp(j, jid) == 0 &&
+		    (strcmp(t, "succeeded") == 0 || strcmp(t, "failed") == 0 ||
+			strcmp(t, "canceled") == 0)) {
+			snprintf(
+			    id, idlen, "%s", r->element[i]->element[0]->str);
+			snprintf(val, vallen, "%s", v);
+		}
+	}
+	freeReplyObject(r);
+}
+
+/* The job record names its terminal event and says what it said. */
+static void
+assert_end_recorded(const char *P, const char *jid)
+{
+	static const char *const fields[] = { "state", "error_code", "error",
+		"refund", "outputs", "tenant", "attempt" };
+	char			 id[64], val[512];
+	size_t			 i;
+
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		terminal_event(
+		    P, jid, fields[i], id, sizeof id, val, sizeof val);
+		ASSERT_TRUE(*id != '\0');
+		ASSERT_STREQ(it_hget(P, jid, "end_id"), id);
+		if (*val != '\0')
+			ASSERT_STREQ(it_hget(P, jid, fields[i]), val);
+	}
+}
+
+static void
+test_terminal_event_kept_in_record(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  q[64], jids[4][64];
+	int		  i;
+
+	it_setcap(P, "gpu0", "4", "0");
+	for (i = 0; i < 3; i++)
+		it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
+	snprintf(q, sizeof q, "%s", it_enq(P, SPEC_A));
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	snprintf(jids[0], sizeof jids[0], "%s", c.jid);
+	freeReplyObject(it_fcall(P, "complete", c.jid, c.fence,
+	    "[{\"path\":\"/o/a.png\",\"mime\":\"image/png\"}]", NULL));
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	snprintf(jids[1], sizeof jids[1], "%s", c.jid);
+	freeReplyObject(it_fcall(
+	    P, "fail", c.jid, c.fence, "no_face", "no face found", "0", NULL));
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	snprintf(jids[2], sizeof jids[2], "%s", c.jid);
+	freeReplyObject(it_fcall(P, "cancel", c.jid, NULL));
+	freeReplyObject(it_fcall(
+	    P, "fail", c.jid, c.fence, "canceled", "interrupted", "0", NULL));
+	freeReplyObject(it_fcall(P, "cancel", q, NULL));
+	snprintf(jids[3], sizeof jids[3], "%s", q);
+	for (i = 0; i < 4; i++)
+		assert_end_recorded(P, jids[i]);
+	/* A flood pushes the terminal events out of the trimmed stream; the
+	 * records still say how each job ended and which event it was. */
+	{
+		char key[256];
+
+		snprintf(key, sizeof key, "%sevents", P);
+		for (i = 0; i < 5; i++)
+			xadd_many(key, 1000, 0);
+	}
+	r = it_fcall(
+	    P, "trim", "events_maxlen", "1000", "events_max_age_ms", "0", NULL);
+	freeReplyObject(r);
+	ASSERT_EQ(it_events(P, "succeeded", jids[0]), 0);
+	ASSERT_STREQ(it_hget(P, jids[0], "state"), "succeeded");
+	ASSERT_STREQ(it_hget(P, jids[1], "error_code"), "no_face");
+	ASSERT_STREQ(it_hget(P, jids[2], "state"), "canceled");
+	ASSERT_TRUE(*it_hget(P, jids[3], "end_id") != '\0');
+}
+
+static long long
+trim_events(const char *P, const char *maxlen, const char *age_ms, char *floor,
+    size_t len)
+{
+	return (trim_run(P, maxlen, age_ms, "604800000", 0, floor, len));
+}
+
+static void
+test_trim_events_honours_groups(void)
+{
+	const char     *P = it_queue("q");
+	const long long node = node_entries();
+	redisReply     *r;
+	char		key[256], id300[64], id0[64], floor[64];
+	long long	len;
+
+	snprintf(key, sizeof key, "%sevents", P);
+	xadd_many(key, 2000, 0);
+	refund_id(key, 0, id0, sizeof id0);
+	refund_id(key, 300, id300, sizeof id300);
+	/* A group that has 500 pending: nothing at or above the oldest goes,
+	 * whatever the length cap. */
+	freeReplyObject(it_cmd("XGROUP CREATE %s bot 0", key));
+	read_group(key, "bot", 500);
+	ASSERT_EQ(trim_events(P, "100", "0", floor, sizeof floor), 0);
+	ASSERT_STREQ(floor, id0);
+	ASSERT_EQ(it_int("XLEN %s", key), 2000);
+	/* 300 acknowledged: those may go, nothing from the floor on. */
+	ack_first(key, "bot", 300);
+	trim_events(P, "100", "0", floor, sizeof floor);
+	ASSERT_STREQ(floor, id300);
+	r = it_cmd("XRANGE %s %s +", key, id300);
+	ASSERT_EQ(r->elements, 1700);
+	freeReplyObject(r);
+	ASSERT_TRUE(it_int("XLEN %s", key) <= 2000 - 300 + node &&
+	    it_int("XLEN %s", key) < 2000);
+	/* Everything read and acknowledged: the length cap as without a
+	 * group, never below it. */
+	read_group(key, "bot", 2000);
+	ack_first(key, "bot", 2000);
+	trim_events(P, "1500", "0", floor, sizeof floor);
+	len = it_int("XLEN %s", key);
+	ASSERT_TRUE(len >= 1500 && len < 1500 + node);
+	/* By age: a second group that read nothing keeps even old entries. */
+	P = it_queue("q");
+	snprintf(key, sizeof key, "%sevents", P);
+	xadd_many(key, 500, clock_wall_ms() - 7200000);
+	xadd_many(key, 50, 0);
+	freeReplyObject(it_cmd("XGROUP CREATE %s bot 0", key));
+	ASSERT_EQ(trim_events(P, "0", "3600000", floor, sizeof floor), 0);
+	ASSERT_EQ(it_int("XLEN %s", key), 550);
+	read_group(key, "bot", 250);
+	ack_first(key, "bot", 250);
+	trim_events(P, "0", "3600000", floor, sizeof floor);
+	len = it_int("XLEN %s", key);
+	ASSERT_TRUE(len >= 300 && len < 300 + node);
+	/* Without a group, as before: the old entries go. */
+	freeReplyObject(it_cmd("XGROUP DESTROY %s bot", key));
+	trim_events(P, "0", "3600000", floor, sizeof floor);
+	ASSERT_STREQ(floor, "");
+	len = it_int("XLEN %s", key);
+	ASSERT_TRUE(len >= 50 && len < 50 + node);
+}
+
+static void
+test_group_keeps_unread_terminal_event(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	char		  key[256], floor[64];
+
+	snprintf(key, sizeof key, "%sevents", P);
+	freeReplyObject(it_cmd("XGROUP CREATE %s bot $ MKSTREAM", key));
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	freeReplyObject(it_fcall(P, "complete", c.jid, c.fence, "[]", NULL));
+	/* A progress flood of other jobs; the bot has read nothing. */
+	xadd_many(key, 3000, 0);
+	trim_events(P, "100", "0", floor, sizeof floor);
+	ASSERT_EQ(it_events(P, "succeeded", c.jid), 1);
+	ASSERT_EQ(it_int("XLEN %s", key), 3003);
+}
+
+/* Lets jid's lease run out (lease_ms after the last claim or renewal) and
+ * reaps; returns reap's reply. */
+static redisReply *
+expire_and_reap(const char *P, const char *jid)
+{
+	long long until = atoll(it_hget(P, jid, "lease_until"));
+
+	while (clock_wall_ms() <= until + 5)
+		it_sleep_ms(20);
+	return (it_fcall(P, "reap", NULL));
+}
+
+static void
+test_poison_job_ends_after_two_crashes(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  jid[64], other[64];
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
+	it_setcap(P, "gpu0", "1", "0");
+	/* Claimed, and the worker dies before its first heartbeat. */
+	it_claim(P, "w1", "gpu0", "1000", &c);
+	ASSERT_STREQ(it_hget(P, jid, "renewed"), "0");
+	r = expire_and_reap(P, jid);
+	ASSERT_EQ(el(r, 0), 1);
+	ASSERT_EQ(el(r, 1), 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+	ASSERT_STREQ(it_hget(P, jid, "crashes"), "1");
+	/* The next worker too: it is not handed to a third. */
+	it_claim(P, "w2", "gpu0", "1000", &c);
+	ASSERT_STREQ(c.jid, jid);
+	snprintf(other, sizeof other, "%s", it_enq(P, SPEC_A));
+	r = expire_and_reap(P, jid);
+	ASSERT_EQ(el(r, 0), 0);
+	ASSERT_EQ(el(r, 1), 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "failed");
+	ASSERT_STREQ(it_hget(P, jid, "error_code"), "internal");
+	ASSERT_STREQ(it_hget(P, jid, "error"),
+	    "lease lost twice right after claim, with no heartbeat: the job "
+	    "may crash workers");
+	ASSERT_EQ(it_events(P, "failed", jid), 1);
+	ASSERT_EQ(
+	    it_events(P, "succeeded", jid) + it_events(P, "canceled", jid), 0);
+	ASSERT_EQ(refunds_of(P, jid), 1);
+	ASSERT_STREQ(event_field(P, "failed", jid, "error_code"), "internal");
+	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
+	ASSERT_EQ(it_stat(P, "janitor:poison"), 1);
+	assert_end_recorded(P, jid);
+	/* The slot went to the next job. */
+	it_claim(P, "w3", "gpu0", "30000", &c);
+	ASSERT_STREQ(c.jid, other);
+	/* Reaped again: nothing more. */
+	r = it_fcall(P, "reap", NULL);
+	ASSERT_EQ(el(r, 1), 0);
+	freeReplyObject(r);
+	ASSERT_EQ(refunds_of(P, jid), 1);
+}
+
+static void
+test_renewed_lease_lost_is_requeued(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+	char		  jid[64];
+	int		  i;
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
+	it_setcap(P, "gpu0", "1", "0");
+	/* A crash right after the claim, then two losses after a renewal: a
+	 * partition or a kill mid-job, requeued as always. */
+	it_claim(P, "w1", "gpu0", "1000", &c);
+	r = expire_and_reap(P, jid);
+	ASSERT_EQ(el(r, 0), 1);
+	freeReplyObject(r);
+	for (i = 0; i < 2; i++) {
+		it_claim(P, "w2", "gpu0", "1000", &c);
+		r = it_fcall(P, "heartbeat", "w2", "1000", "60000", c.jid,
+		    c.fence, NULL);
+		ASSERT_EQ(r->element[0]->elements, 0);
+		freeReplyObject(r);
+		ASSERT_STREQ(it_hget(P, jid, "renewed"), "1");
+		r = expire_and_reap(P, jid);
+		ASSERT_EQ(el(r, 0), 1);
+		ASSERT_EQ(el(r, 1), 0);
+		freeReplyObject(r);
+		ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+	}
+	ASSERT_STREQ(it_hget(P, jid, "crashes"), "1");
+	ASSERT_STREQ(it_hget(P, jid, "reclaims"), "3");
+	ASSERT_EQ(it_events(P, "requeued", jid), 3);
+	ASSERT_EQ(refunds_of(P, jid), 0);
+	/* crash_losses 0 turns the guard off. */
+	it_claim(P, "w1", "gpu0", "1000", &c);
+	{
+		long long until = atoll(it_hget(P, jid, "lease_until"));
+
+		while (clock_wall_ms() <= until + 5)
+			it_sleep_ms(20);
+	}
+	r = it_fcall(
+	    P, "reap", "crash_losses", "0", "max_reclaims", "10", NULL);
+	ASSERT_EQ(el(r, 0), 1);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "crashes"), "2");
+	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
+}
+
 const struct unit_test itests[] = {
 	{ "capacity_change_next_claim", test_capacity_change_next_claim },
 	{ "trim_events_length_and_age", test_trim_events_length_and_age },
@@ -759,5 +1078,13 @@ const struct unit_test itests[] = {
 	{ "active_files_and_job_files", test_active_files_and_job_files },
 	{ "reap_slots_bounded_by_cursor", test_reap_slots_bounded_by_cursor },
 	{ "stall_guard_counts", test_stall_guard_counts },
+	{ "poison_job_ends_after_two_crashes",
+	    test_poison_job_ends_after_two_crashes },
+	{ "renewed_lease_lost_is_requeued",
+	    test_renewed_lease_lost_is_requeued },
+	{ "terminal_event_kept_in_record", test_terminal_event_kept_in_record },
+	{ "trim_events_honours_groups", test_trim_events_honours_groups },
+	{ "group_keeps_unread_terminal_event",
+	    test_group_keeps_unread_terminal_event },
 	{ NULL, NULL },
 };

@@ -20,7 +20,7 @@ test_enqueue_basic(void)
 	const char *P = it_queue("q");
 	const char *jid = it_enq(P, SPEC_A);
 
-	ASSERT_EQ(strlen(jid), 12);
+	ASSERT_EQ(strlen(jid), 28);
 	ASSERT_STREQ(it_hget(P, jid, "state"), "queued");
 	ASSERT_STREQ(it_hget(P, jid, "tenant"), "a");
 	ASSERT_STREQ(it_hget(P, jid, "priority"), "normal");
@@ -75,6 +75,55 @@ corpus_good(const char *want, const char *spec, size_t len, void *arg)
 	freeReplyObject(r);
 }
 
+/* Whether s is n characters of set. */
+static int
+all_of(const char *s, size_t n, const char *set)
+{
+	return (strlen(s) == n && strspn(s, set) == n);
+}
+
+static void
+test_job_ids(void)
+{
+	char P[256], Q[256], a[64], b[64], c[64], secret[64];
+
+	snprintf(P, sizeof P, "%s", it_queue("q"));
+	snprintf(Q, sizeof Q, "%s", it_queue("q"));
+
+	snprintf(a, sizeof a, "%s", it_enq(P, SPEC_A));
+	snprintf(b, sizeof b, "%s", it_enq(P, SPEC_A));
+	/* Time and sequence first (sortable), then 16 hex of the secret's. */
+	ASSERT_TRUE(all_of(a, 28, "0123456789abcdefghijklmnopqrstuvwxyz"));
+	ASSERT_TRUE(all_of(a + 12, 16, "0123456789abcdef"));
+	ASSERT_TRUE(strcmp(a, b) < 0);
+	ASSERT_TRUE(strcmp(a + 12, b + 12) != 0);
+	snprintf(secret, sizeof secret, "%s", it_get("GET %ssecret", P));
+	ASSERT_TRUE(all_of(secret, 40, "0123456789abcdef"));
+	/* The random part is sha1(secret:seq:time): known only with the
+	 * secret, which another queue does not share. */
+	{
+		char want[64], seq[32], ms[32];
+
+		snprintf(seq, sizeof seq, "%s", it_get("GET %sjobseq", P));
+		snprintf(ms, sizeof ms, "%s", it_hget(P, b, "created_ms"));
+		snprintf(want, sizeof want, "%s",
+		    it_get("EVAL %s 0 %s %s %s",
+			"return string.sub(redis.sha1hex(ARGV[1] .. ':' .. "
+			"ARGV[2] .. ':' .. ARGV[3]), 1, 16)",
+			secret, seq, ms));
+		ASSERT_STREQ(b + 12, want);
+	}
+	snprintf(c, sizeof c, "%s", it_enq(Q, SPEC_A));
+	ASSERT_TRUE(strcmp(it_get("GET %ssecret", Q), secret) != 0);
+	ASSERT_TRUE(strncmp(a + 8, c + 8, 4) == 0); /* the same sequence */
+	ASSERT_TRUE(strcmp(a + 12, c + 12) != 0);
+	/* A reset sequence in the same ms cannot overwrite a job. */
+	freeReplyObject(it_cmd("SET %sjobseq 0", P));
+	snprintf(c, sizeof c, "%s", it_enq(P, SPEC_A));
+	ASSERT_TRUE(strcmp(c, a) != 0 && strcmp(c, b) != 0);
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 3);
+}
+
 static void
 test_enqueue_bad_corpus_writes_nothing(void)
 {
@@ -105,10 +154,30 @@ test_enqueue_limits(void)
 	    "INVALID spec.params.prompt: 8193 bytes over the 8192 "
 	    "byte limit");
 	freeReplyObject(r);
-	/* A larger cap passed as an option lets it through. */
+	/* A caller may lower a limit, never raise it above the library's. */
 	r = it_fcall(P, "enqueue", big, "max_prompt_len", "10000", NULL);
-	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	ASSERT_ERROR(r,
+	    "INVALID option max_prompt_len: 10000 over the library's limit "
+	    "8192 (a caller may lower it, not raise it)");
 	freeReplyObject(r);
+	r = it_fcall(P, "enqueue", SPEC_A, "max_spec_bytes", "1048577", NULL);
+	ASSERT_ERROR(r,
+	    "INVALID option max_spec_bytes: 1048577 over the library's "
+	    "limit 1048576 (a caller may lower it, not raise it)");
+	freeReplyObject(r);
+	r = it_fcall(P, "enqueue", SPEC_A, "max_param_len", "65537", NULL);
+	ASSERT_EQ(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	r = it_fcall(P, "enqueue",
+	    "{\"workflow\":\"a\",\"params\":{\"prompt\":\"0123456789\"}}",
+	    "max_prompt_len", "9", NULL);
+	ASSERT_ERROR(
+	    r, "INVALID spec.params.prompt: 10 bytes over the 9 byte limit");
+	freeReplyObject(r);
+	r = it_fcall(P, "enqueue", SPEC_A, "max_spec_bytes", "10", NULL);
+	ASSERT_ERROR(r, "INVALID spec: 33 bytes over the 10 byte limit");
+	freeReplyObject(r);
+	ASSERT_EQ(it_keys(P), 0);
 	memset(big, ' ', 1048577);
 	big[1048577] = '\0';
 	r = it_fcall(P, "enqueue", big, NULL);
@@ -154,6 +223,71 @@ test_enqueue_idempotent(void)
 	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 1);
 	ASSERT_EQ(it_events(P, "queued", NULL), 1);
 	ASSERT_EQ(it_int("PTTL %sidem:k1", P) > 86000000, 1);
+}
+
+static void
+test_enqueue_idempotent_parsed(void)
+{
+	const char		*P = it_queue("q");
+	static const char *const same[] = {
+		"{ \"idempotency_key\" : \"k\", \"params\": {\"seed\": 1.0, "
+		"\"prompt\": \"\\u0041 fox\"}, \"loras\": [\"s:1\", {\"b\": "
+		"-0, "
+		"\"a\": null, \"name\": \"x\"}],\n  \"workflow\": \"a\", "
+		"\"meta\": {}}",
+		"{\"workflow\":\"a\",\"loras\":[\"s:1\",{\"name\":\"x\",\"a\":"
+		"null,"
+		"\"b\":0}],\"params\":{\"prompt\":\"A fox\",\"seed\":1},"
+		"\"meta\":[],\"idempotency_key\":\"k\"}",
+	};
+	static const char *const other[] = {
+		"{\"workflow\":\"a\",\"loras\":[{\"name\":\"x\",\"a\":null,"
+		"\"b\":0},\"s:1\"],\"params\":{\"prompt\":\"A "
+		"fox\",\"seed\":1},"
+		"\"idempotency_key\":\"k\"}",
+		"{\"workflow\":\"a\",\"loras\":[\"s:1\",{\"name\":\"x\",\"a\":"
+		"null,"
+		"\"b\":0}],\"params\":{\"prompt\":\"A fox\",\"seed\":1.5},"
+		"\"idempotency_key\":\"k\"}",
+		"{\"workflow\":\"a\",\"loras\":[\"s:1\",{\"name\":\"x\",\"a\":"
+		"null,"
+		"\"b\":0}],\"params\":{\"prompt\":\"a fox\",\"seed\":1},"
+		"\"idempotency_key\":\"k\"}",
+	};
+	redisReply *r;
+	char	    jid[64];
+	size_t	    i;
+
+	snprintf(jid, sizeof jid, "%s", it_enq(P, same[0]));
+	/* Other key order, spacing, 1.0 for 1, an escape, [] for {}. */
+	for (i = 0; i < 2; i++) {
+		r = it_fcall(P, "enqueue", same[i], NULL);
+		ASSERT_STREQ(it_str(r, 0), jid);
+		ASSERT_STREQ(it_str(r, 1), "existing");
+		freeReplyObject(r);
+	}
+	/* Another value anywhere: refused. */
+	for (i = 0; i < 3; i++) {
+		r = it_fcall(P, "enqueue", other[i], NULL);
+		ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+		    strncmp(r->str, "CONFLICT ", 9) == 0);
+		freeReplyObject(r);
+	}
+	ASSERT_EQ(it_events(P, "queued", NULL), 1);
+	/* A record of the older library (SHA-1 of the bytes) still matches
+	 * the same bytes. */
+	{
+		char sha[64];
+
+		snprintf(sha, sizeof sha, "%s",
+		    it_get("EVAL %s 0 %s", "return redis.sha1hex(ARGV[1])",
+			same[1]));
+		freeReplyObject(
+		    it_cmd("HSET %sjob:%s spec_sha %s", P, jid, sha));
+	}
+	r = it_fcall(P, "enqueue", same[1], NULL);
+	ASSERT_STREQ(it_str(r, 1), "existing");
+	freeReplyObject(r);
 }
 
 static void
@@ -299,6 +433,19 @@ test_claim_fetch_job_passed_over(void)
 	/* Only the fetch job waits: passed over, reported as noslot. */
 	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "noslot");
 	ASSERT_STREQ(it_hget(P, fj, "state"), "queued");
+	/* A claim without prep (a worker that predates it) takes it with a
+	 * slot like any job. */
+	{
+		redisReply *r =
+		    it_fcall(P, "claim", "w0", "gpu0", "30000", NULL);
+
+		ASSERT_STREQ(it_str(r, 0), "job");
+		ASSERT_STREQ(it_str(r, 1), fj);
+		ASSERT_EQ(r->element[7]->integer, 1);
+		freeReplyObject(r);
+		freeReplyObject(
+		    it_fcall(P, "release", fj, it_hget(P, fj, "fence"), NULL));
+	}
 	/* prep 1 takes it slotless although a slot is free. */
 	it_claim_prep(P, "w2", "gpu0", "30000", "1", &c);
 	ASSERT_STREQ(c.jid, fj);
@@ -612,7 +759,7 @@ test_complete_once(void)
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "succeeded");
 	ASSERT_STREQ(it_hget(P, c.jid, "outputs"), out);
-	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "0");
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "false");
 	ASSERT_EQ(it_int("ZCARD %sleases", P), 0);
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	r = it_cmd("ZSCORE %sdone %s", P, c.jid);
@@ -697,7 +844,7 @@ test_fail_terminal_refunds_once(void)
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "failed");
 	ASSERT_STREQ(it_hget(P, c.jid, "error_code"), "workflow_error");
-	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "1");
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "true");
 	ASSERT_EQ(it_int("XLEN %srefunds", P), 1);
 	ASSERT_EQ(it_events(P, "failed", c.jid), 1);
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
@@ -786,7 +933,7 @@ test_cancel_every_state(void)
 	ASSERT_STREQ(it_str(r, 0), "canceled");
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, q, "state"), "canceled");
-	ASSERT_STREQ(it_hget(P, q, "refund"), "1");
+	ASSERT_STREQ(it_hget(P, q, "refund"), "true");
 	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 0);
 	/* Delayed: the same. */
 	r = it_fcall(P, "cancel", d, NULL);
@@ -937,12 +1084,18 @@ test_worker_lost_after_reclaims(void)
 
 	it_enq(P, "{\"workflow\":\"a\",\"tenant\":\"t\"}");
 	it_setcap(P, "gpu0", "1", "0");
+	/* Each lease is renewed once before it is lost: not a crash on the
+	 * job (see the poison guard in test_janitor_lua). */
 	it_claim(P, "w1", "gpu0", "1000", &c);
+	freeReplyObject(it_fcall(
+	    P, "heartbeat", "w1", "1000", "60000", c.jid, c.fence, NULL));
 	it_sleep_ms(1100);
 	r = it_fcall(P, "reap", "max_reclaims", "1", NULL);
 	ASSERT_EQ(r->element[0]->integer, 1);
 	freeReplyObject(r);
 	it_claim(P, "w2", "gpu0", "1000", &c);
+	freeReplyObject(it_fcall(
+	    P, "heartbeat", "w2", "1000", "60000", c.jid, c.fence, NULL));
 	it_sleep_ms(1100);
 	r = it_fcall(P, "reap", "max_reclaims", "1", NULL);
 	ASSERT_EQ(r->element[0]->integer, 0);
@@ -1207,12 +1360,481 @@ test_register_keeps_set_capacity(void)
 	freeReplyObject(r);
 }
 
+static void
+test_heartbeat_survives_corrupt_job(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c, c2;
+	redisReply	 *r;
+	long long	  until;
+
+	it_enq(P, SPEC_A);
+	it_enq(P, SPEC_A);
+	freeReplyObject(
+	    it_fcall(P, "register", "w1", "60000", "gpu0", "2", "0", NULL));
+	it_claim(P, "w1", "gpu0", "2000", &c);
+	it_claim(P, "w1", "gpu0", "2000", &c2);
+	until = atoll(it_hget(P, c2.jid, "lease_until"));
+	freeReplyObject(it_cmd("DEL %sjob:%s", P, c.jid));
+	freeReplyObject(it_cmd("SET %sjob:%s garbage", P, c.jid));
+	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", c.jid, c.fence,
+	    c2.jid, c2.fence, NULL);
+	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	ASSERT_EQ(r->element[0]->elements, 1);
+	ASSERT_STREQ(r->element[0]->element[0]->str, c.jid);
+	ASSERT_EQ(r->element[3]->integer, 1);
+	freeReplyObject(r);
+	/* The other job's lease and slot were renewed. */
+	ASSERT_TRUE(atoll(it_hget(P, c2.jid, "lease_until")) >= until + 27000);
+	ASSERT_TRUE(strstr(it_get("HGET %sheld:gpu0 %s", P, c2.jid),
+			it_hget(P, c2.jid, "lease_until")) != NULL);
+	ASSERT_STREQ(it_get("GET %sjob:%s", P, c.jid), "garbage");
+	/* A jid that is no jid is refused before anything is written. */
+	r = it_fcall(P, "heartbeat", "w1", "30000", "60000", "", "1", NULL);
+	ASSERT_ERROR(r, "INVALID jid: must be 1..64 bytes");
+	freeReplyObject(r);
+}
+
+static void
+test_register_refuses_without_deleting(void)
+{
+	const char   *P = it_queue("q");
+	struct rq_cmd c;
+	redisReply   *r;
+	int	      i;
+
+	freeReplyObject(it_fcall(P, "register", "w1", "60000", "gpu0", "1", "0",
+	    "host", "h1", NULL));
+	/* Far more fields than a worker sends. */
+	rq_cmd_fcall(&c, "register", P);
+	rq_cmd_add(&c, "w1");
+	rq_cmd_add(&c, "60000");
+	rq_cmd_add(&c, "gpu0");
+	rq_cmd_add(&c, "1");
+	rq_cmd_add(&c, "0");
+	for (i = 0; i < 10000; i++) {
+		rq_cmd_addf(&c, "f%d", i);
+		rq_cmd_add(&c, "v");
+	}
+	r = rq_run(it_redis(), &c);
+	rq_cmd_free(&c);
+	ASSERT_ERROR(r, "INVALID fields: at most 64 pairs");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_get("HGET %sworker:w1 host", P), "h1");
+	/* A field register sets itself. */
+	r = it_fcall(P, "register", "w1", "60000", "gpu0", "1", "0", "state",
+	    "gone", NULL);
+	ASSERT_ERROR(r, "INVALID field: 'state' is set by register");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_get("HGET %sworker:w1 host", P), "h1");
+	ASSERT_STREQ(it_get("HGET %sworker:w1 state", P), "up");
+}
+
+/*
+ * A key of the wrong type at every key a function touches. For each case a
+ * dry run finds the keys the call changes (each must be named in the case:
+ * the lists cannot go stale); then for every named key and every other Redis
+ * type, a fresh queue gets the same setup, the key is replaced by one of
+ * that type, and the call must answer CORRUPT and leave every key of the
+ * queue as it was. A tolerated key must be survived instead: the call
+ * succeeds and leaves the planted key alone.
+ */
+struct pc {
+	const char	 *P;
+	char		  jid[64]; /* %J: a queued job */
+	struct it_claimed c;	   /* %C: an active job of w1 in gpu0 */
+	char		  fence[32];
+};
+
+struct plant_case {
+	const char *name;
+	void (*setup)(struct pc *);
+	redisReply *(*call)(struct pc *);
+	const char *keys;      /* suffix=type ...: CORRUPT, nothing written */
+	const char *tolerated; /* suffix=type ...: survived, left alone */
+	const char *skip;      /* suffixes written but not planted here */
+};
+
+static const char *const pc_types[] = { "string", "list", "set", "zset", "hash",
+	"stream" };
+
+/* Two jobs of tenant a, one claimed by w1 in gpu0 (capacity 2). */
+static void
+pc_busy(struct pc *x)
+{
+	freeReplyObject(it_fcall(x->P, "register", "w1", "60000", "gpu0", "2",
+	    "0", "host", "h1", NULL));
+	it_enq(x->P, SPEC_A);
+	snprintf(x->jid, sizeof x->jid, "%s", it_enq(x->P, SPEC_A));
+	it_claim(x->P, "w1", "gpu0", "30000", &x->c);
+}
+
+static void
+pc_idem(struct pc *x)
+{
+	pc_busy(x);
+	snprintf(x->jid, sizeof x->jid, "%s",
+	    it_enq(x->P, "{\"workflow\":\"a\",\"idempotency_key\":\"k\"}"));
+}
+
+/* The queued job is due in delayed: claim promotes it first. */
+static void
+pc_due(struct pc *x)
+{
+	pc_busy(x);
+	freeReplyObject(it_cmd("ZREM %sready:normal %s", x->P, x->jid));
+	freeReplyObject(it_cmd("ZADD %sdelayed 1 %s", x->P, x->jid));
+	freeReplyObject(it_cmd("HSET %sjob:%s state delayed", x->P, x->jid));
+}
+
+static void
+pc_full(struct pc *x)
+{
+	pc_busy(x);
+	it_setcap(x->P, "gpu0", "1", "0");
+}
+
+static void
+pc_fetch(struct pc *x)
+{
+	freeReplyObject(
+	    it_fcall(x->P, "register", "w1", "60000", "gpu0", "1", "0", NULL));
+	it_enq(x->P, SPEC_FETCH);
+	it_claim_prep(x->P, "w1", "gpu0", "30000", "1", &x->c);
+}
+
+static void
+pc_expired(struct pc *x)
+{
+	pc_busy(x);
+	freeReplyObject(it_cmd("ZADD %sleases XX 1 %s", x->P, x->c.jid));
+}
+
+static void
+pc_done(struct pc *x)
+{
+	pc_busy(x);
+	freeReplyObject(it_fcall(x->P, "cancel", x->jid, NULL));
+	freeReplyObject(it_cmd("ZADD %sdone XX 1 %s", x->P, x->jid));
+}
+
+static void
+pc_gone(struct pc *x)
+{
+	pc_busy(x);
+	freeReplyObject(it_cmd("ZADD %sworkers XX %lld w1", x->P,
+	    (long long)clock_wall_ms() - 60000));
+}
+
+static void
+pc_outside(struct pc *x)
+{
+	redisReply *r;
+
+	pc_busy(x);
+	r = it_fcall(x->P, "slot_acquire", "gpu0", "warm", "30000", NULL);
+	snprintf(x->fence, sizeof x->fence, "%s", it_str(r, 1));
+	freeReplyObject(r);
+}
+
+#define PC_CALL(name, ...)                                                     \
+	static redisReply *name(struct pc *x)                                  \
+	{                                                                      \
+		return (it_fcall(x->P, __VA_ARGS__, NULL));                    \
+	}
+PC_CALL(pc_enqueue, "enqueue",
+    "{\"workflow\":\"a\",\"tenant\":\"a\",\"idempotency_key\":\"k\"}")
+PC_CALL(pc_enqueue_later, "enqueue",
+    "{\"workflow\":\"a\",\"tenant\":\"a\",\"run_at\":4000000000000}")
+PC_CALL(pc_enqueue_again, "enqueue",
+    "{\"workflow\":\"a\",\"idempotency_key\":\"k\"}")
+PC_CALL(pc_claim, "claim", "w1", "gpu0", "30000")
+PC_CALL(pc_acquire, "acquire", x->c.jid, x->c.fence, "gpu0")
+PC_CALL(pc_heartbeat, "heartbeat", "w1", "30000", "60000", x->c.jid, x->c.fence)
+PC_CALL(pc_progress, "progress", x->c.jid, x->c.fence, "1", "2")
+PC_CALL(pc_complete, "complete", x->c.jid, x->c.fence, "[]")
+PC_CALL(pc_fail, "fail", x->c.jid, x->c.fence, "internal", "boom", "0")
+PC_CALL(pc_retry, "fail", x->c.jid, x->c.fence, "oom", "boom", "1")
+PC_CALL(pc_cancel_queued, "cancel", x->jid)
+PC_CALL(pc_cancel_active, "cancel", x->c.jid)
+PC_CALL(pc_release, "release", x->c.jid, x->c.fence)
+PC_CALL(pc_reap, "reap")
+PC_CALL(pc_trim, "trim")
+PC_CALL(pc_expire, "expire", "retention_ms", "60000")
+PC_CALL(pc_workers_gone, "workers_gone")
+PC_CALL(pc_queue_status, "queue_status")
+PC_CALL(pc_job_files, "job_files", x->c.jid, x->c.fence, "[\"input/a.png\"]")
+PC_CALL(pc_slot_set, "slot_set", "gpu0", "3")
+PC_CALL(pc_slot_get, "slot_get", "gpu0")
+PC_CALL(pc_slot_acquire, "slot_acquire", "gpu0", "warm", "30000")
+PC_CALL(pc_slot_renew, "slot_renew", "gpu0", "warm", x->fence, "30000")
+PC_CALL(pc_slot_release, "slot_release", "gpu0", "warm", x->fence)
+PC_CALL(pc_register, "register", "w1", "60000", "gpu0", "2", "0", "host", "h2")
+PC_CALL(pc_unregister, "unregister", "w1")
+PC_CALL(pc_active_files, "active_files", "")
+
+#define K_FIN	    "leases=zset done=zset events=stream stats=hash "
+#define K_ALL_LANES "ready:high=zset ready:normal=zset ready:low=zset "
+static const struct plant_case plant_cases[] = {
+	{ "enqueue", pc_busy, pc_enqueue,
+	    "ready:normal=zset events=stream stats=hash jobseq=string "
+	    "idem:k=string lanes=hash fair:normal=hash secret=string",
+	    "marker=zset", "job:*" },
+	{ "enqueue run_at", pc_busy, pc_enqueue_later,
+	    "delayed=zset events=stream stats=hash jobseq=string lanes=hash "
+	    "fair:normal=hash",
+	    "", "job:*" },
+	{ "enqueue existing", pc_idem, pc_enqueue_again,
+	    "idem:k=string job:%J=hash", "", "" },
+	{ "claim", pc_busy, pc_claim,
+	    "slots:gpu0=hash held:gpu0=hash ready:high=zset ready:normal=zset "
+	    "job:%J=hash fence=string leases=zset lanes=hash fair:normal=hash "
+	    "events=stream stats=hash delayed=zset",
+	    "", "" },
+	{ "claim promoting", pc_due, pc_claim,
+	    "slots:gpu0=hash held:gpu0=hash delayed=zset " K_ALL_LANES
+	    "fair:high=hash fair:normal=hash fair:low=hash fence=string "
+	    "lanes=hash dead=hash refunds=stream " K_FIN,
+	    "marker=zset", "job:%J" },
+	{ "claim noslot", pc_full, pc_claim,
+	    "slots:gpu0=hash held:gpu0=hash ready:high=zset ready:normal=zset",
+	    "marker=zset", "" },
+	{ "acquire", pc_fetch, pc_acquire,
+	    "job:%C=hash slots:gpu0=hash held:gpu0=hash", "", "" },
+	{ "heartbeat", pc_busy, pc_heartbeat, "leases=zset workers=zset",
+	    "worker:w1=hash job:%C=hash held:gpu0=hash slots:gpu0=hash", "" },
+	{ "progress", pc_busy, pc_progress, "job:%C=hash events=stream", "",
+	    "" },
+	{ "complete", pc_busy, pc_complete, "job:%C=hash " K_FIN,
+	    "held:gpu0=hash marker:gpu0=zset", "" },
+	{ "fail", pc_busy, pc_fail,
+	    "job:%C=hash delayed=zset refunds=stream " K_FIN,
+	    "held:gpu0=hash marker:gpu0=zset", "" },
+	{ "fail retried", pc_busy, pc_retry,
+	    "job:%C=hash delayed=zset refunds=stream " K_FIN,
+	    "held:gpu0=hash marker:gpu0=zset", "" },
+	{ "cancel queued", pc_busy, pc_cancel_queued,
+	    "job:%J=hash ready:normal=zset delayed=zset refunds=stream " K_FIN,
+	    "", "" },
+	{ "cancel active", pc_busy, pc_cancel_active,
+	    "job:%C=hash events=stream", "", "" },
+	{ "release", pc_busy, pc_release,
+	    "job:%C=hash ready:normal=zset refunds=stream " K_FIN,
+	    "held:gpu0=hash marker:gpu0=zset marker=zset", "" },
+	{ "reap", pc_expired, pc_reap,
+	    "reaper=hash delayed=zset dead=hash pools=set "
+	    "refunds=stream " K_ALL_LANES K_FIN,
+	    "held:gpu0=hash marker:gpu0=zset marker=zset", "job:%C" },
+	{ "trim", pc_busy, pc_trim, "events=stream refunds=stream stats=hash",
+	    "", "" },
+	{ "expire", pc_done, pc_expire, "done=zset stats=hash", "", "job:%J" },
+	{ "workers_gone", pc_gone, pc_workers_gone,
+	    "reaper=hash workers=zset stats=hash", "worker:w1=hash", "" },
+	{ "queue_status", pc_busy, pc_queue_status,
+	    "pools=set delayed=zset dead=hash refunds=stream " K_ALL_LANES
+		K_FIN,
+	    "slots:gpu0=hash held:gpu0=hash", "job:%J" },
+	{ "job_files", pc_busy, pc_job_files, "job:%C=hash", "", "" },
+	{ "slot_set", pc_busy, pc_slot_set, "pools=set slots:gpu0=hash",
+	    "marker=zset marker:gpu0=zset", "" },
+	{ "slot_get", pc_busy, pc_slot_get, "slots:gpu0=hash held:gpu0=hash",
+	    "", "" },
+	{ "slot_acquire", pc_busy, pc_slot_acquire,
+	    "slots:gpu0=hash held:gpu0=hash fence=string", "", "" },
+	{ "slot_renew", pc_outside, pc_slot_renew, "held:gpu0=hash", "", "" },
+	{ "slot_release", pc_outside, pc_slot_release, "held:gpu0=hash",
+	    "marker:gpu0=zset", "" },
+	{ "register", pc_busy, pc_register,
+	    "worker:w1=hash workers=zset pools=set slots:gpu0=hash", "", "" },
+	{ "unregister", pc_busy, pc_unregister, "worker:w1=hash", "", "" },
+	{ "active_files", pc_busy, pc_active_files, "leases=zset", "", "" },
+};
+
+/* Replaces key by one of type. */
+static void
+pc_plant(const char *key, const char *type)
+{
+	static const char *const make[] = { "SET %s x", "RPUSH %s x",
+		"SADD %s x", "ZADD %s 1 x", "HSET %s x 1", "XADD %s * x 1" };
+	size_t			 i;
+
+	freeReplyObject(it_cmd("DEL %s", key));
+	for (i = 0; i < 6; i++)
+		if (strcmp(pc_types[i], type) == 0)
+			freeReplyObject(it_cmd(make[i], key));
+}
+
+/* Expands a key template: %J and %C become the jobs' ids. */
+static void
+pc_key(const struct pc *x, const char *tmpl, char *out, size_t len)
+{
+	if (strcmp(tmpl, "job:%J") == 0)
+		snprintf(out, len, "job:%s", x->jid);
+	else if (strcmp(tmpl, "job:%C") == 0)
+		snprintf(out, len, "job:%s", x->c.jid);
+	else
+		snprintf(out, len, "%s", tmpl);
+}
+
+/* Whether suffix is named in the list (suffix=type entries or suffixes; an
+ * entry ending in '*' matches a prefix). */
+static int
+pc_named(const struct pc *x, const char *list, const char *suffix)
+{
+	char   buf[1024], *tok, *save, *eq, key[256];
+	size_t n;
+
+	snprintf(buf, sizeof buf, "%s", list);
+	for (tok = strtok_r(buf, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		if ((eq = strchr(tok, '=')) != NULL)
+			*eq = '\0';
+		pc_key(x, tok, key, sizeof key);
+		n = strlen(key);
+		if (n > 0 && key[n - 1] == '*' &&
+		    strncmp(key, suffix, n - 1) == 0)
+			return (1);
+		if (strcmp(key, suffix) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+static struct pc
+pc_start(const struct plant_case *pc)
+{
+	struct pc x;
+
+	memset(&x, 0, sizeof x);
+	x.P = it_queue("pc");
+	pc->setup(&x);
+	return (x);
+}
+
+/* One planted run: key (a suffix template) replaced by type. */
+static void
+pc_plant_run(const struct plant_case *pc, const char *tmpl, const char *type,
+    int tolerated)
+{
+	struct pc      x = pc_start(pc);
+	struct it_snap a, b;
+	redisReply    *r;
+	char	       key[512], suffix[256];
+	size_t	       i, k;
+
+	pc_key(&x, tmpl, suffix, sizeof suffix);
+	snprintf(key, sizeof key, "%s%s", x.P, suffix);
+	pc_plant(key, type);
+	it_snap_take(x.P, &a);
+	r = pc->call(&x);
+	it_snap_take(x.P, &b);
+	unit_checks++;
+	if (!tolerated &&
+	    (r->type != REDIS_REPLY_ERROR ||
+		strncmp(r->str, "CORRUPT ", 8) != 0))
+		unit_fail(__FILE__, __LINE__,
+		    "%s, %s a %s: expected CORRUPT, "
+		    "got type %d '%s'",
+		    pc->name, tmpl, type, r->type, r->str ? r->str : "");
+	if (tolerated && r->type == REDIS_REPLY_ERROR)
+		unit_fail(__FILE__, __LINE__, "%s, %s a %s (tolerated): %s",
+		    pc->name, tmpl, type, r->str);
+	unit_checks++;
+	if (!tolerated && *it_snap_diff(&a, &b) != '\0')
+		unit_fail(__FILE__, __LINE__, "%s, %s a %s: wrote %s", pc->name,
+		    tmpl, type, it_snap_diff(&a, &b));
+	for (i = 0; tolerated && i < a.n; i++) {
+		if (strcmp(a.names[i], key) != 0)
+			continue;
+		for (k = 0; k < b.n && strcmp(b.names[k], key) != 0; k++)
+			;
+		if (k == b.n || a.lens[i] != b.lens[k] ||
+		    memcmp(a.vals[i], b.vals[k], a.lens[i]) != 0)
+			unit_fail(__FILE__, __LINE__,
+			    "%s, %s a %s (tolerated): the key was changed",
+			    pc->name, tmpl, type);
+	}
+	freeReplyObject(r);
+	it_snap_free(&a);
+	it_snap_free(&b);
+	it_drop(x.P);
+}
+
+/* Plants every other type at each key of list. */
+static int
+pc_plant_all(const struct plant_case *pc, const char *list, int tolerated)
+{
+	char   buf[1024], *tok, *save, *eq;
+	size_t t;
+	int    n = 0;
+
+	snprintf(buf, sizeof buf, "%s", list);
+	for (tok = strtok_r(buf, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		eq = strchr(tok, '=');
+		ASSERT_TRUE(eq != NULL);
+		*eq = '\0';
+		for (t = 0; t < 6; t++) {
+			if (strcmp(pc_types[t], eq + 1) == 0)
+				continue;
+			pc_plant_run(pc, tok, pc_types[t], tolerated);
+			n++;
+		}
+	}
+	return (n);
+}
+
+static void
+test_wrong_type_at_every_key(void)
+{
+	struct it_snap a, b;
+	struct pc      x;
+	redisReply    *r;
+	char	       diff[8192], *tok, *save;
+	size_t	       i, plen;
+	int	       runs = 0;
+
+	for (i = 0; i < sizeof plant_cases / sizeof plant_cases[0]; i++) {
+		const struct plant_case *pc = &plant_cases[i];
+
+		/* The dry run: every key the call changes is named. */
+		x = pc_start(pc);
+		plen = strlen(x.P);
+		it_snap_take(x.P, &a);
+		r = pc->call(&x);
+		if (r->type == REDIS_REPLY_ERROR)
+			unit_fail(
+			    __FILE__, __LINE__, "%s: %s", pc->name, r->str);
+		freeReplyObject(r);
+		it_snap_take(x.P, &b);
+		snprintf(diff, sizeof diff, "%s", it_snap_diff(&a, &b));
+		for (tok = strtok_r(diff, " ", &save); tok != NULL;
+		     tok = strtok_r(NULL, " ", &save)) {
+			unit_checks++;
+			if (!pc_named(&x, pc->keys, tok + plen) &&
+			    !pc_named(&x, pc->tolerated, tok + plen) &&
+			    !pc_named(&x, pc->skip, tok + plen))
+				unit_fail(__FILE__, __LINE__,
+				    "%s writes %s, not named in its case",
+				    pc->name, tok + plen);
+		}
+		it_snap_free(&a);
+		it_snap_free(&b);
+		it_drop(x.P);
+		runs += pc_plant_all(pc, pc->keys, 0);
+		runs += pc_plant_all(pc, pc->tolerated, 1);
+	}
+	ASSERT_TRUE(runs > 500);
+}
+
 const struct unit_test itests[] = {
 	{ "enqueue_basic", test_enqueue_basic },
+	{ "job_ids", test_job_ids },
 	{ "enqueue_bad_corpus_writes_nothing",
 	    test_enqueue_bad_corpus_writes_nothing },
 	{ "enqueue_limits", test_enqueue_limits },
 	{ "enqueue_idempotent", test_enqueue_idempotent },
+	{ "enqueue_idempotent_parsed", test_enqueue_idempotent_parsed },
 	{ "claim_needs_pool_and_slot", test_claim_needs_pool_and_slot },
 	{ "claim_takes_job_and_slot", test_claim_takes_job_and_slot },
 	{ "claim_nojob_reports_next_due", test_claim_nojob_reports_next_due },
@@ -1244,5 +1866,10 @@ const struct unit_test itests[] = {
 	{ "acquire_noslot_and_vram", test_acquire_noslot_and_vram },
 	{ "slotless_job_ends", test_slotless_job_ends },
 	{ "cancel_publishes", test_cancel_publishes },
+	{ "wrong_type_at_every_key", test_wrong_type_at_every_key },
+	{ "heartbeat_survives_corrupt_job",
+	    test_heartbeat_survives_corrupt_job },
+	{ "register_refuses_without_deleting",
+	    test_register_refuses_without_deleting },
 	{ NULL, NULL },
 };
