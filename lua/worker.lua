@@ -12,15 +12,18 @@
   The record (worker:<wid>) expires ttl ms after the last heartbeat; the
   workers index keeps the last beat time, so a vanished worker shows as gone.
   register takes at most REG_FIELDS_MAX extra fields, none of the names it
-  sets itself (pool, state, started_ms, last_beat_ms, jobs, stopped_ms,
-  gone_ms), and checks worker:<wid>, workers and (with a default capacity)
+  sets itself (pool, state, last_beat_ms, stopped_ms, gone_ms). started_ms
+  (default now) and jobs (default 0) may be given, as whole numbers: a
+  worker that registers again when its health changes keeps its own start
+  time and the jobs it runs. It checks worker:<wid>, workers and (with a default capacity)
   pools and slots:<pool> before its first write: INVALID or CORRUPT, and
   the old record is still there.
 ]]
 
 local REG_FIELDS_MAX = 64
-local REG_OWN = { pool = true, state = true, started_ms = true,
-	last_beat_ms = true, jobs = true, stopped_ms = true, gone_ms = true }
+local REG_OWN = { pool = true, state = true, last_beat_ms = true,
+	stopped_ms = true, gone_ms = true }
+local REG_NUM = { started_ms = 4102444800000, jobs = 100000 }
 
 register('register', function(keys, args)
 	local P = prefix(keys)
@@ -45,7 +48,11 @@ register('register', function(keys, args)
 			raise('INVALID', "field: '" .. f .. "' is set by register")
 		end
 		fields[#fields + 1] = f
-		fields[#fields + 1] = cut(args[i + 1], 512)
+		if REG_NUM[f] then
+			fields[#fields + 1] = arg_int(args[i + 1], f, 0, REG_NUM[f])
+		else
+			fields[#fields + 1] = cut(args[i + 1], 512)
+		end
 	end
 	local skey = P .. 'slots:' .. pool
 	need(P, { 'worker:' .. wid, 'hash', 'workers', 'zset' },
