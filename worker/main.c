@@ -13,12 +13,14 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "confine.h"
 #include "controlnet.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
 
 static const char *const store_modes[] = { "dir", "redis", "both", NULL };
+static const char *const raw_graph_modes[] = { "allow", "deny", NULL };
 
 #define O(f) offsetof(struct worker_cfg, f)
 
@@ -122,6 +124,14 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "Input URLs may reach loopback and private addresses." },
 	{ "threads", CFG_INT, O(threads), "2", .min = 1, .max = 64,
 	    .text = "Threads for input downloads, decoding and Canny." },
+	{ "raw-graphs", CFG_ENUM, O(raw_graphs), "allow",
+	    .enums = raw_graph_modes, .flags = CFG_RELOAD,
+	    .text = "Jobs may send a raw API-format graph (allow), or only "
+		    "name templates (deny)." },
+	{ "graph-files", CFG_STR, O(graph_files), "", .max = 4096,
+	    .text = "Files in ComfyUI's input folder any raw graph may load, "
+		    "comma-separated: a name, or a prefix ending in / "
+		    "(examples/); empty: only the job's own inputs." },
 	CFG_LOG_ENTRIES(struct worker_cfg, log_level, log_format),
 };
 
@@ -146,7 +156,8 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 	}
 	struct cn_map m;
 
-	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1)
+	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1 ||
+	    confine_list_check(c->graph_files, err, errlen) == -1)
 		return (-1);
 	if (c->store != STORE_REDIS && *c->output_dir == '\0') {
 		snprintf(err, errlen, "output-dir: must be set for store %s",

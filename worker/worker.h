@@ -75,6 +75,8 @@ struct worker_cfg {
 	long long input_timeout_ms;
 	int	  allow_private_urls;
 	long long threads;
+	int	  raw_graphs; /* 0 allow, 1 deny */
+	char	 *graph_files;
 	int	  log_level;
 	int	  log_format;
 };

@@ -20,6 +20,8 @@ extern const struct unit_test test_canny[];
 extern const struct unit_test test_img[];
 extern const struct unit_test test_inputs[];
 extern const struct unit_test test_clean[];
+extern const struct unit_test test_confine[];
+extern const struct unit_test test_bounds[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -33,6 +35,8 @@ static const struct unit_suite suites[] = {
 	{ "img", test_img },
 	{ "inputs", test_inputs },
 	{ "clean", test_clean },
+	{ "confine", test_confine },
+	{ "bounds", test_bounds },
 };
 
 int
