@@ -311,7 +311,7 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 {
 	struct wf_job *j = xcalloc(1, sizeof *j);
 	const cJSON   *v;
-	const char    *list = opts != NULL ? opts->graph_files : NULL;
+	const char    *list = opts != NULL ? opts->graph_files : NULL, *dup;
 	cJSON	      *g;
 	char	       name[WF_NAME_MAX], field[WF_NAME_MAX + 16];
 	int	       i;
@@ -327,6 +327,10 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 		    "inputs: over %d entries (%d images and %d ControlNet "
 		    "images)",
 		    WF_INPUTS_MAX, WF_IMAGES_MAX, CN_MAX);
+		goto fail;
+	}
+	if ((dup = graph_dup_key(js->inputs)) != NULL) {
+		snprintf(err, errlen, "inputs.%.64s: given twice", dup);
 		goto fail;
 	}
 	cJSON_ArrayForEach(v, js->inputs)

@@ -288,6 +288,26 @@ test_raw_rules(void)
 	ACCEPTED(NULL, &none, raw1("MyLoader", "image", "[\"3\",0]", NULL));
 	ACCEPTED(
 	    NULL, &none, raw1("MyLoader", "text", "\"/etc/passwd\"", NULL));
+	/* A key given twice: cJSON reads the first, ComfyUI the last. */
+	REFUSED_AS(NULL, &none,
+	    "{\"graph\":{\"1\":{\"class_type\":\"LoadImage\",\"inputs\":"
+	    "{\"image\":\"x\"}},\"1\":{\"class_type\":\"LoadImage\",\"inputs\":"
+	    "{\"image\":\"/etc/passwd\"}},\"2\":{\"class_type\":\"SaveImage\","
+	    "\"inputs\":{\"images\":[\"1\",0]}}},\"inputs\":{\"1\":\"aGk=\"}}",
+	    "graph: node id '1' given twice");
+	REFUSED_AS(NULL, &none,
+	    raw1("LoadImage", "image", "\"x\",\"image\":\"/etc/passwd\"",
+		",\"inputs\":{\"1\":\"aGk=\"}"),
+	    "node 1: 'image' given twice");
+	REFUSED_AS(NULL, &none,
+	    "{\"graph\":{\"1\":{\"class_type\":\"EmptyImage\",\"class_type\":"
+	    "\"LoadImage\",\"inputs\":{\"image\":\"/etc/passwd\"}},\"2\":{"
+	    "\"class_type\":\"SaveImage\",\"inputs\":{\"images\":[\"1\",0]}}}}",
+	    "node 1: 'class_type' given twice");
+	REFUSED_AS(NULL, &none,
+	    raw1("LoadImage", "image", "\"x\"",
+		",\"inputs\":{\"1\":\"aGk=\",\"1\":\"aGk=\"}"),
+	    "inputs.1: given twice");
 	/* Model names: the name rule, no list. */
 	REFUSED_AS(NULL, &none,
 	    raw1("CheckpointLoaderSimple", "ckpt_name",
