@@ -190,30 +190,29 @@ load_one(const char *name, const char *params)
 	return (r != NULL ? "" : err);
 }
 
+/* Loads template t with these extra params (freed); "" or the reason. */
+#define LOADS(params, want)                                                    \
+	do {                                                                   \
+		char *p_ = (params);                                           \
+		ASSERT_STREQ(load_one("t", p_), want);                         \
+		free(p_);                                                      \
+	} while (0)
+
 static void
 test_template_limits(void)
 {
-	char *p;
+	static const char *num = "{\"name\":\"p%d\",\"type\":\"int\"}";
+	static const char *img = "{\"name\":\"i%d\",\"type\":\"image\"}";
 
-	p = params_n(62, "{\"name\":\"p%d\",\"type\":\"int\"}");
-	ASSERT_STREQ(load_one("t", p), "");
-	free(p);
-	p = params_n(63, "{\"name\":\"p%d\",\"type\":\"int\"}");
-	ASSERT_STREQ(load_one("t", p), "params: must be a list of up to 64");
-	free(p);
-	p = params_n(32, "{\"name\":\"i%d\",\"type\":\"image\"}");
-	ASSERT_STREQ(load_one("t", p), "");
-	free(p);
-	p = params_n(33, "{\"name\":\"i%d\",\"type\":\"image\"}");
-	ASSERT_STREQ(load_one("t", p), "params[34]: over 32 image params");
-	free(p);
-	p = param_targets(WF_TARGETS_MAX);
-	ASSERT_STREQ(load_one("t", p), "");
-	free(p);
-	p = param_targets(WF_TARGETS_MAX + 1);
-	ASSERT_STREQ(load_one("t", p),
+	LOADS(params_n(WF_PARAMS_MAX - 2, num), "");
+	LOADS(params_n(WF_PARAMS_MAX - 1, num),
+	    "params: must be a list of up to 64");
+	LOADS(params_n(WF_IMAGES_MAX, img), "");
+	LOADS(params_n(WF_IMAGES_MAX + 1, img),
+	    "params[34]: over 32 image params");
+	LOADS(param_targets(WF_TARGETS_MAX), "");
+	LOADS(param_targets(WF_TARGETS_MAX + 1),
 	    "params[2]: targets: must be an array of up to 32 objects");
-	free(p);
 }
 
 /* A job that uses all 32 image params of a template. */
