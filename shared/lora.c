@@ -25,16 +25,18 @@
 /*
  * A LoRA file name: 1..200 bytes that obey confine.h's name rule
  * (relative, no "..", no ':' or backslash, no control characters, no
- * empty or "." parts), and no '<' or '>' (the tag's brackets).
+ * empty or "." parts), no '<' or '>' (the tag's brackets), and no
+ * trailing '.', which the added ".safetensors" would make "..".
  * Subfolders ("style/anime") are allowed.
  */
 int
 lora_name_ok(const char *s)
 {
-	char why[128];
+	char   why[128];
+	size_t n = strlen(s);
 
-	return (strlen(s) <= 200 && strpbrk(s, "<>") == NULL &&
-	    confine_name(s, why, sizeof why) == 0);
+	return (n <= 200 && strpbrk(s, "<>") == NULL &&
+	    confine_name(s, why, sizeof why) == 0 && s[n - 1] != '.');
 }
 
 /* Appends .safetensors to a name without a model file extension. */
@@ -73,7 +75,7 @@ lora_add(struct lora_list *ll, const char *from, const char *name, double sm,
 	if (!lora_name_ok(name))
 		ERR_OUT("%s: name '%.64s' must be a relative path of 1..200 "
 			"bytes without control characters, '\\', ':', '<', "
-			"'>', '..' or empty parts",
+			"'>', '..', empty parts or a trailing '.'",
 		    from, name);
 	if (!lora_weight_ok(sm) || !lora_weight_ok(sc))
 		ERR_OUT("%s: weight %g not in -%g..%g", from,

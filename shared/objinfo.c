@@ -4,9 +4,12 @@
  * a combo as ["COMBO", {"options": [...]}]. LoadImage's image combo lists
  * the files in input/ when /object_info was fetched, so a file uploaded
  * since is missing from a cached copy: inputs marked image_upload are
- * not checked against the list. Every name of a model or a file, listed
- * or not, must also obey confine.h's rule (relative, no "..", no
- * annotation), as a last check of what reaches ComfyUI.
+ * not checked against the list. Every model name (an input named
+ * *_name), listed or not, must also obey confine.h's rule (relative, no
+ * "..", no annotation): ComfyUI's folder_paths has its own check, but we
+ * refuse first. File inputs are not judged here: a raw graph's were
+ * checked when the job was (confine_graph()), uploads when rendered, and
+ * a template's own values are the operator's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -100,7 +103,7 @@ objinfo_check(
 		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
 		{
 			if (cJSON_IsString(v) &&
-			    confine_input(ct, v->string) != CONFINE_NONE &&
+			    confine_input(ct, v->string) == CONFINE_MODEL &&
 			    confine_name(v->valuestring, why, sizeof why) ==
 				-1) {
 				snprintf(err, errlen,

@@ -286,8 +286,14 @@ test_bad_surgery(void)
 	REFUSED("{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"a\"},"
 		"\"loras\":[\"../etc/passwd:1\"]}",
 	    "loras[0]: name '../etc/passwd' must be a relative path of 1..200 "
-	    "bytes without control characters, '\\', ':', '<', '>', '..' or "
-	    "empty parts");
+	    "bytes without control characters, '\\', ':', '<', '>', '..', "
+	    "empty parts or a trailing '.'");
+	/* "x." would become "x..safetensors". */
+	REFUSED("{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"a\"},"
+		"\"loras\":[\"style/x.:1\"]}",
+	    "loras[0]: name 'style/x.' must be a relative path of 1..200 "
+	    "bytes without control characters, '\\', ':', '<', '>', '..', "
+	    "empty parts or a trailing '.'");
 	REFUSED("{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"a\"},"
 		"\"loras\":[{\"name\":\"x\",\"weight\":1}]}",
 	    "loras[0].weight: unknown field (name, strength_model, "
