@@ -279,7 +279,8 @@ img_decode(const unsigned char *buf, size_t len, const struct img_limits *lim,
 		(int)(img_be32(buf + 20, 0) & 0x7fffffff), lim, err,
 		errlen) == -1)
 		return (-1);
-	if (len >= 2 && buf[0] == 0xff && buf[1] == 0xd8) {
+	/* stb_image takes FF FF .. D8 for a JPEG too: never let it see one. */
+	if (buf[0] == 0xff) {
 		if (img_jpeg_decode(buf, len, lim, channels, im, err, errlen) ==
 			-1 ||
 		    (channels != 0 && im->channels < channels &&
