@@ -22,7 +22,8 @@ prompt=${1:-"a red fox in the snow, golden hour"}
 . "$root/tests/lib/deps.sh"
 . "$root/tests/lib/redis.sh"
 deps_install build-essential cmake pkg-config libhiredis-dev \
-	libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libwslay-dev \
+	libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev \
+	libwslay-dev \
 	libssl-dev redis-server redis-tools curl
 
 if [ "${COMFYQ_DEMO_NO_BUILD:-0}" != 1 ]; then

@@ -150,6 +150,21 @@ janitor_tick(evutil_socket_t fd, short ev, void *arg)
 	janitor_arm();
 }
 
+/* What a reload must keep true besides the table's own bounds. */
+static int
+janitor_reload_check(const void *arg, char *err, size_t errlen)
+{
+	const struct janitor_cfg *c = arg;
+
+	if (*c->clean_host != '\0' && !rq_queue_valid(c->clean_host)) {
+		snprintf(err, errlen,
+		    "clean-host: '%s' must be letters, digits, '.', '_' and '-'",
+		    c->clean_host);
+		return (-1);
+	}
+	return (0);
+}
+
 static void
 janitor_signal(evutil_socket_t sig, short ev, void *arg)
 {
@@ -165,8 +180,8 @@ janitor_signal(evutil_socket_t sig, short ev, void *arg)
 		event_base_loopbreak(jan.base);
 		break;
 	case SIGHUP:
-		if (config_reload(&janitor_cfg_table, &cfg, err, sizeof err) ==
-		    -1) {
+		if (config_reload_check(&janitor_cfg_table, &cfg,
+			janitor_reload_check, err, sizeof err) == -1) {
 			log_warnx("reload: %s; settings unchanged", err);
 			break;
 		}
@@ -197,13 +212,8 @@ janitor_check(char *prefix, size_t len, char *err, size_t errlen)
 	if (rq_url_parse(cfg.redis_url, &u, err, errlen) == -1)
 		return (-1);
 	rq_url_free(&u);
-	if (*cfg.clean_host != '\0' && !rq_queue_valid(cfg.clean_host)) {
-		snprintf(err, errlen,
-		    "clean-host: '%s' must be letters, digits, "
-		    "'.', '_' and '-'",
-		    cfg.clean_host);
+	if (janitor_reload_check(&cfg, err, errlen) == -1)
 		return (-1);
-	}
 	if (*cfg.clean_dirs != '\0' &&
 	    (jan.clean = clean_new(cfg.clean_dirs, why, sizeof why)) == NULL) {
 		snprintf(err, errlen, "clean-dirs: %s", why);

@@ -22,6 +22,7 @@ struct janitor_cfg {
 	long long tick_ms;
 	long long batch;
 	long long max_reclaims;
+	long long crash_losses;
 	long long stall_after_ms;
 	long long grace_ms;
 	long long events_max_len;

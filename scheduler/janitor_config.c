@@ -27,6 +27,11 @@ static const struct cfg_entry janitor_entries[] = {
 	    .flags = CFG_RELOAD,
 	    .text = "Lease losses a job survives; one more ends it worker_lost "
 		    "with a refund." },
+	{ "crash-losses", CFG_INT, OFF(crash_losses), "2", .min = 0,
+	    .max = 100, .flags = CFG_RELOAD,
+	    .text = "Lease losses with no heartbeat after the claim (the worker "
+		    "died at once: a job that may crash workers) that end a job "
+		    "failed/internal with a refund; 0: never." },
 	{ "stall-after-ms", CFG_INT, OFF(stall_after_ms), "5000", .min = 0,
 	    .max = 3600000, .flags = CFG_RELOAD,
 	    .text = "A gap between two reaps longer than this (at least 3 "

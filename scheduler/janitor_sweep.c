@@ -65,6 +65,7 @@ static void
 sweep_reap_args(const struct janitor_cfg *g, struct rq_cmd *c)
 {
 	sweep_opt(c, "max_reclaims", g->max_reclaims);
+	sweep_opt(c, "crash_losses", g->crash_losses);
 	sweep_opt(c, "batch", g->batch);
 	sweep_opt(c, "stall_ms", janitor_stall_ms(g));
 	sweep_opt(c, "grace_ms", g->grace_ms);

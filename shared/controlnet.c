@@ -297,6 +297,10 @@ cn_inject(cJSON *graph, const struct cn_list *l, const struct cn_map *m,
 		ERR_OUT("controlnets: sampler %s has no positive and negative "
 			"links",
 		    sid);
+	if (strlen(pid) >= sizeof pos || strlen(nid) >= sizeof neg)
+		ERR_OUT("controlnets: sampler %s links to a node id over %d "
+			"bytes",
+		    sid, GRAPH_ID_MAX - 1);
 	snprintf(pos, sizeof pos, "%s", pid);
 	snprintf(neg, sizeof neg, "%s", nid);
 	for (i = 0; i < l->n; i++) {

@@ -21,6 +21,7 @@
 #include "errout.h"
 #include "graph.h"
 #include "log.h"
+#include "xmalloc.h"
 
 static const struct graph_class graph_classes[] = {
 	{ "CheckpointLoaderSimple", 3, 0 },
@@ -325,6 +326,42 @@ graph_dfs(const cJSON *graph, const cJSON *node, int i, unsigned char *colour,
 	return (-1);
 }
 
+static int
+graph_name_cmp(const void *a, const void *b)
+{
+	return (strcmp((*(const cJSON *const *)a)->string,
+	    (*(const cJSON *const *)b)->string));
+}
+
+/*
+ * The first key that obj (an object) holds twice, or NULL. cJSON keeps
+ * both, and looks up the first, while ComfyUI's JSON parser keeps the
+ * last: a node id, a node's "inputs" or an input given twice would let
+ * what we check differ from what runs.
+ */
+const char *
+graph_dup_key(const cJSON *obj)
+{
+	const cJSON **kids, *c, *dup = NULL;
+	size_t	      n = 0, i;
+
+	if (!cJSON_IsObject(obj))
+		return (NULL);
+	for (c = obj->child; c != NULL; c = c->next)
+		n++;
+	if (n < 2)
+		return (NULL);
+	kids = xcalloc(n, sizeof *kids);
+	for (i = 0, c = obj->child; c != NULL; c = c->next)
+		kids[i++] = c;
+	qsort(kids, n, sizeof *kids, graph_name_cmp);
+	for (i = 1; i < n && dup == NULL; i++)
+		if (strcmp(kids[i - 1]->string, kids[i]->string) == 0)
+			dup = kids[i];
+	free(kids);
+	return (dup != NULL ? dup->string : NULL);
+}
+
 /*
  * Validates a graph; object_info (GET /object_info) may be NULL. Returns 0,
  * or -1 with the first problem in err, e.g. "node 3 input model: link to
@@ -335,7 +372,7 @@ graph_validate(
     const cJSON *graph, const cJSON *object_info, char *err, size_t errlen)
 {
 	const cJSON   *node;
-	const char    *ct;
+	const char    *ct, *dup;
 	unsigned char *colour;
 	int	       n = 0, i, outs, onode, outputs = 0, unknown = 0;
 
@@ -345,6 +382,13 @@ graph_validate(
 	{
 		if (++n > GRAPH_NODES_MAX)
 			ERR_OUT("graph: over %d nodes", GRAPH_NODES_MAX);
+	}
+	if ((dup = graph_dup_key(graph)) != NULL)
+		ERR_OUT("graph: node id '%.80s' given twice", dup);
+	n = 0;
+	cJSON_ArrayForEach(node, graph)
+	{
+		n++;
 		if (*node->string == '\0' ||
 		    strlen(node->string) >= GRAPH_ID_MAX)
 			ERR_OUT("graph: node id '%.80s' must be 1..%d bytes",
@@ -352,6 +396,11 @@ graph_validate(
 		if (!cJSON_IsObject(node) ||
 		    (ct = graph_node_class(node)) == NULL)
 			ERR_OUT("node %s: no class_type", node->string);
+		if ((dup = graph_dup_key(node)) != NULL ||
+		    (dup = graph_dup_key(cJSON_GetObjectItemCaseSensitive(
+			 node, "inputs"))) != NULL)
+			ERR_OUT(
+			    "node %s: '%.80s' given twice", node->string, dup);
 		if (!graph_class_info(object_info, ct, &outs, &onode)) {
 			if (object_info != NULL)
 				ERR_OUT("node %s: class %s is not installed",

@@ -36,7 +36,8 @@ void			  graph_set_str(cJSON *, const char *, const char *);
 cJSON *graph_node_add(cJSON *, const char *, char[GRAPH_ID_MAX]);
 int graph_relink(cJSON *, const char *, int, const char *, int, const char *);
 int graph_validate(const cJSON *, const cJSON *, char *, size_t);
-cJSON *graph_sorted(const cJSON *);
-char  *graph_print(const cJSON *);
+const char *graph_dup_key(const cJSON *);
+cJSON	   *graph_sorted(const cJSON *);
+char	   *graph_print(const cJSON *);
 
 #endif

@@ -1,8 +1,11 @@
 /*
  * Image decoding and checks (see img.h), on the stb libraries Debian
- * ships as libstb.
+ * ships as libstb, except JPEGs: those go to libjpeg-turbo, as the fuzzer
+ * (tests/fuzz/fuzz_input.c) found a JPEG whose Huffman table trips an
+ * assert in Debian's stb_image (stbi__jpeg_huff_decode) and would abort
+ * the worker.
  *
- * stb_image decodes a JPEG cut short without complaint (the missing rows
+ * A decoder fills in a JPEG cut short without complaint (the missing rows
  * come out grey), so a JPEG must end its last scan with an EOI marker:
  * inside entropy-coded data every 0xFF is followed by 0x00 or a restart
  * marker, so FF D9 after the last FF DA is the real end. Phones store
@@ -14,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <turbojpeg.h>
 
 #include <stb_image.h>
 #include <stb_image_resize.h>
@@ -105,6 +110,98 @@ img_jpeg_complete(const unsigned char *b, size_t len)
 	return (0);
 }
 
+static int
+img_check_size(
+    int w, int h, const struct img_limits *lim, char *err, size_t errlen)
+{
+	if (w < lim->min_side || w > lim->max_side)
+		ERR_OUT("%dx%d: width %d not in %d..%d", w, h, w, lim->min_side,
+		    lim->max_side);
+	if (h < lim->min_side || h > lim->max_side)
+		ERR_OUT("%dx%d: height %d not in %d..%d", w, h, h,
+		    lim->min_side, lim->max_side);
+	if ((long long)w * h > lim->max_pixels)
+		ERR_OUT("%dx%d: %lld pixels over the %lld limit", w, h,
+		    (long long)w * h, lim->max_pixels);
+	return (0);
+}
+
+/*
+ * Decodes a JPEG into im: 1 channel for a grey file, 3 otherwise, or for
+ * channels 1..4 grey or RGB (the caller adds alpha). Returns 0, or -1.
+ */
+static int
+img_jpeg_decode(const unsigned char *buf, size_t len,
+    const struct img_limits *lim, int channels, struct img *im, char *err,
+    size_t errlen)
+{
+	tjhandle tj;
+	int	 w, h, sub, cs, pf, rc;
+
+	if ((tj = tjInitDecompress()) == NULL)
+		ERR_OUT("JPEG: libjpeg-turbo did not start");
+	if (tjDecompressHeader3(
+		tj, buf, (unsigned long)len, &w, &h, &sub, &cs) == -1) {
+		snprintf(err, errlen, "unreadable JPEG header (%s)",
+		    tjGetErrorStr2(tj));
+		tjDestroy(tj);
+		return (-1);
+	}
+	if (img_check_size(w, h, lim, err, errlen) == -1) {
+		tjDestroy(tj);
+		return (-1);
+	}
+	if (!img_jpeg_complete(buf, len)) {
+		tjDestroy(tj);
+		ERR_OUT("%dx%d JPEG: truncated (no end of image marker)", w, h);
+	}
+	if (channels == 0)
+		channels = cs == TJCS_GRAY ? 1 : 3;
+	channels = channels <= 2 ? 1 : 3; /* alpha is added after */
+	pf = channels == 1 ? TJPF_GRAY : TJPF_RGB;
+	if ((im->pix = malloc((size_t)w * h * channels)) == NULL) {
+		tjDestroy(tj);
+		ERR_OUT("out of memory for a %dx%d image", w, h);
+	}
+	im->w = w;
+	im->h = h;
+	im->channels = channels;
+	rc =
+	    tjDecompress2(tj, buf, (unsigned long)len, im->pix, w, 0, h, pf, 0);
+	/* A warning (extra bytes, say) leaves a whole picture. */
+	if (rc == -1 && tjGetErrorCode(tj) != TJERR_WARNING) {
+		snprintf(err, errlen, "%dx%d: corrupt JPEG data (%s)", w, h,
+		    tjGetErrorStr2(tj));
+		free(im->pix);
+		memset(im, 0, sizeof *im);
+		tjDestroy(tj);
+		return (-1);
+	}
+	tjDestroy(tj);
+	return (0);
+}
+
+/* Adds an opaque alpha channel: 1 -> 2 or 3 -> 4 channels. */
+static int
+img_add_alpha(struct img *im, char *err, size_t errlen)
+{
+	size_t	       n = (size_t)im->w * im->h, i;
+	int	       c = im->channels, k;
+	unsigned char *out;
+
+	if ((out = malloc(n * (c + 1))) == NULL)
+		ERR_OUT("out of memory for a %dx%d image", im->w, im->h);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < c; k++)
+			out[i * (c + 1) + k] = im->pix[i * c + k];
+		out[i * (c + 1) + c] = 255;
+	}
+	free(im->pix);
+	im->pix = out;
+	im->channels = c + 1;
+	return (0);
+}
+
 /* Applies EXIF orientation o (2..8) to im in place. */
 static int
 img_orient(struct img *im, int o, char *err, size_t errlen)
@@ -154,22 +251,6 @@ img_orient(struct img *im, int o, char *err, size_t errlen)
 	im->pix = out;
 	im->w = ow;
 	im->h = oh;
-	return (0);
-}
-
-static int
-img_check_size(
-    int w, int h, const struct img_limits *lim, char *err, size_t errlen)
-{
-	if (w < lim->min_side || w > lim->max_side)
-		ERR_OUT("%dx%d: width %d not in %d..%d", w, h, w, lim->min_side,
-		    lim->max_side);
-	if (h < lim->min_side || h > lim->max_side)
-		ERR_OUT("%dx%d: height %d not in %d..%d", w, h, h,
-		    lim->min_side, lim->max_side);
-	if ((long long)w * h > lim->max_pixels)
-		ERR_OUT("%dx%d: %lld pixels over the %lld limit", w, h,
-		    (long long)w * h, lim->max_pixels);
 	return (0);
 }
 
@@ -238,24 +319,31 @@ img_decode(const unsigned char *buf, size_t len, const struct img_limits *lim,
 	    (img_info(buf, len, &w, &h, err, errlen) == -1 ||
 		img_check_size(w, h, lim, err, errlen) == -1))
 		return (-1);
-	if (img_stb_info(buf, len, &w, &h, &comp, err, errlen) == -1 ||
-	    img_check_size(w, h, lim, err, errlen) == -1)
-		return (-1);
-	if (len >= 2 && buf[0] == 0xff && buf[1] == 0xd8 &&
-	    !img_jpeg_complete(buf, len))
-		ERR_OUT("%dx%d JPEG: truncated (no end of image marker)", w, h);
-	im->pix = stbi_load_from_memory(
-	    buf, (int)len, &im->w, &im->h, &comp, channels);
-	if (im->pix == NULL)
-		ERR_OUT("%dx%d: corrupt or truncated image data (%s)", w, h,
-		    stbi_failure_reason());
-	im->channels = channels ? channels : comp;
-	o = img_exif_orientation(buf, len);
-	if (o > 1 && img_orient(im, o, err, errlen) == -1) {
-		img_free(im);
-		return (-1);
+	/* stb_image takes FF FF .. D8 for a JPEG too: never let it see one. */
+	if (buf[0] == 0xff) {
+		if (img_jpeg_decode(buf, len, lim, channels, im, err, errlen) ==
+			-1 ||
+		    (channels != 0 && im->channels < channels &&
+			img_add_alpha(im, err, errlen) == -1))
+			goto fail;
+	} else {
+		if (img_stb_info(buf, len, &w, &h, &comp, err, errlen) == -1 ||
+		    img_check_size(w, h, lim, err, errlen) == -1)
+			return (-1);
+		im->pix = stbi_load_from_memory(
+		    buf, (int)len, &im->w, &im->h, &comp, channels);
+		if (im->pix == NULL)
+			ERR_OUT("%dx%d: corrupt or truncated image data (%s)",
+			    w, h, stbi_failure_reason());
+		im->channels = channels ? channels : comp;
 	}
+	o = img_exif_orientation(buf, len);
+	if (o > 1 && img_orient(im, o, err, errlen) == -1)
+		goto fail;
 	return (0);
+fail:
+	img_free(im);
+	return (-1);
 }
 
 void

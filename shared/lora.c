@@ -16,28 +16,27 @@
 #include <string.h>
 #include <strings.h>
 
+#include "confine.h"
 #include "errout.h"
 #include "graph.h"
 #include "lora.h"
 #include "util.h"
 
 /*
- * A LoRA file name: 1..200 bytes, no control characters, no backslash, no
- * "..", not absolute. Subfolders ("style/anime") are allowed.
+ * A LoRA file name: 1..200 bytes that obey confine.h's name rule
+ * (relative, no "..", no ':' or backslash, no control characters, no
+ * empty or "." parts), no '<' or '>' (the tag's brackets), and no
+ * trailing '.', which the added ".safetensors" would make "..".
+ * Subfolders ("style/anime") are allowed.
  */
 int
 lora_name_ok(const char *s)
 {
-	const char *p;
+	char   why[128];
+	size_t n = strlen(s);
 
-	if (*s == '\0' || strlen(s) > 200 || *s == '/' ||
-	    strstr(s, "..") != NULL)
-		return (0);
-	for (p = s; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\' ||
-		    *p == '<' || *p == '>' || *p == ':')
-			return (0);
-	return (1);
+	return (n <= 200 && strpbrk(s, "<>") == NULL &&
+	    confine_name(s, why, sizeof why) == 0 && s[n - 1] != '.');
 }
 
 /* Appends .safetensors to a name without a model file extension. */
@@ -74,8 +73,9 @@ lora_add(struct lora_list *ll, const char *from, const char *name, double sm,
 	int	     i;
 
 	if (!lora_name_ok(name))
-		ERR_OUT("%s: name '%.64s' must be 1..200 bytes without "
-			"control characters, '\\', ':', '<', '>' or '..'",
+		ERR_OUT("%s: name '%.64s' must be a relative path of 1..200 "
+			"bytes without control characters, '\\', ':', '<', "
+			"'>', '..', empty parts or a trailing '.'",
 		    from, name);
 	if (!lora_weight_ok(sm) || !lora_weight_ok(sc))
 		ERR_OUT("%s: weight %g not in -%g..%g", from,
@@ -161,6 +161,8 @@ lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
 	f = cJSON_GetObjectItemCaseSensitive(v, "name");
 	if (!cJSON_IsString(f))
 		ERR_OUT("%s.name: must be a string", from);
+	if (strlen(f->valuestring) >= sizeof buf)
+		ERR_OUT("%s.name: over %zu bytes", from, sizeof buf - 1);
 	snprintf(buf, sizeof buf, "%s", f->valuestring);
 	f = cJSON_GetObjectItemCaseSensitive(v, "strength_model");
 	if (f != NULL && !cJSON_IsNumber(f))
@@ -339,6 +341,9 @@ lora_inject(cJSON *graph, const struct lora_list *ll, double scale, char *err,
 		return (0);
 	if ((s = lora_find_source(graph, &src, err, errlen)) == -1)
 		return (-1);
+	if (strlen(src) >= sizeof ckpt)
+		ERR_OUT("loras: node id '%.64s...' over %d bytes", src,
+		    GRAPH_ID_MAX - 1);
 	snprintf(ckpt, sizeof ckpt, "%s", src);
 	model = lora_sources[s].model;
 	clip = lora_sources[s].clip;

@@ -23,7 +23,7 @@ struct lora {
 	char   name[LORA_NAME_MAX]; /* file name, .safetensors added */
 	double strength_model;
 	double strength_clip;
-	char   from[64]; /* "loras[1]", "prompt tag" */
+	char   from[128]; /* "loras[1]", "prompt: <lora:x:1>" (for errors) */
 };
 
 struct lora_list {

@@ -4,11 +4,17 @@
  * a combo as ["COMBO", {"options": [...]}]. LoadImage's image combo lists
  * the files in input/ when /object_info was fetched, so a file uploaded
  * since is missing from a cached copy: inputs marked image_upload are
- * not checked.
+ * not checked against the list. Every model name (an input named
+ * *_name), listed or not, must also obey confine.h's rule (relative, no
+ * "..", no annotation): ComfyUI's folder_paths has its own check, but we
+ * refuse first. File inputs are not judged here: a raw graph's were
+ * checked when the job was (confine_graph()), uploads when rendered, and
+ * a template's own values are the operator's.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "confine.h"
 #include "graph.h"
 #include "objinfo.h"
 
@@ -81,7 +87,7 @@ objinfo_check(
 {
 	const cJSON *node, *cls, *v, *choices, *c;
 	const char  *ct;
-	char	     list[512];
+	char	     list[512], why[128];
 
 	cJSON_ArrayForEach(node, graph)
 	{
@@ -96,6 +102,16 @@ objinfo_check(
 		cJSON_ArrayForEach(
 		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
 		{
+			if (cJSON_IsString(v) &&
+			    confine_input(ct, v->string) == CONFINE_MODEL &&
+			    confine_name(v->valuestring, why, sizeof why) ==
+				-1) {
+				snprintf(err, errlen,
+				    "node %s (%s) %s: '%.200s' %s",
+				    node->string, ct, v->string, v->valuestring,
+				    why);
+				return (-1);
+			}
 			if (!cJSON_IsString(v) ||
 			    (choices = objinfo_choices(
 				 objinfo_spec(cls, v->string))) == NULL)

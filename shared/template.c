@@ -93,8 +93,9 @@ wf_parse_targets(const cJSON *graph, const cJSON *arr, struct wf_target **out,
 	*n = 0;
 	if (arr == NULL)
 		return (0);
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > 32)
-		ERR_OUT("targets: must be an array of up to 32 objects");
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > WF_TARGETS_MAX)
+		ERR_OUT("targets: must be an array of up to %d objects",
+		    WF_TARGETS_MAX);
 	*out = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof **out);
 	cJSON_ArrayForEach(t, arr)
 	{
@@ -362,7 +363,7 @@ wf_template_parse(const char *name, const char *text, char *err, size_t errlen)
 	struct wf_template *t = xcalloc(1, sizeof *t);
 	const cJSON	   *v, *params;
 	char		    sub[768];
-	size_t		    i = 0;
+	size_t		    i = 0, images = 0;
 
 	snprintf(t->name, sizeof t->name, "%s", name);
 	if ((t->root = cJSON_Parse(text)) == NULL) {
@@ -383,8 +384,10 @@ wf_template_parse(const char *name, const char *text, char *err, size_t errlen)
 		goto fail;
 	}
 	params = cJSON_GetObjectItemCaseSensitive(t->root, "params");
-	if (!cJSON_IsArray(params) || cJSON_GetArraySize(params) > 64) {
-		snprintf(err, errlen, "params: must be a list of up to 64");
+	if (!cJSON_IsArray(params) ||
+	    cJSON_GetArraySize(params) > WF_PARAMS_MAX) {
+		snprintf(err, errlen, "params: must be a list of up to %d",
+		    WF_PARAMS_MAX);
 		goto fail;
 	}
 	t->params =
@@ -395,6 +398,12 @@ wf_template_parse(const char *name, const char *text, char *err, size_t errlen)
 		if (wf_parse_param(
 			t->graph, v, &t->params[i], sub, sizeof sub) == -1) {
 			snprintf(err, errlen, "params[%zu]: %s", i, sub);
+			goto fail;
+		}
+		if (t->params[i].type == WF_IMAGE && ++images > WF_IMAGES_MAX) {
+			snprintf(err, errlen,
+			    "params[%zu]: over %d image params", i,
+			    WF_IMAGES_MAX);
 			goto fail;
 		}
 		i++;
@@ -453,7 +462,12 @@ wf_load(const char *dir, char *err, size_t errlen)
 	qsort(names, n, sizeof names[0], wf_name_cmp);
 	r->t = xcalloc(n + 1, sizeof *r->t);
 	for (i = 0; i < n; i++) {
-		snprintf(path, sizeof path, "%s/%s.json", dir, names[i]);
+		if ((size_t)snprintf(path, sizeof path, "%s/%s.json", dir,
+			names[i]) >= sizeof path) {
+			snprintf(err, errlen, "%s: a path over %zu bytes", dir,
+			    sizeof path - 1);
+			goto fail;
+		}
 		if ((text = file_slurp(
 			 path, WF_FILE_MAX, NULL, sub, sizeof sub)) == NULL) {
 			snprintf(err, errlen, "%s", sub);

@@ -19,6 +19,9 @@
 #define WF_INPUT_MAX	 64 /* a node input name, with its NUL */
 #define WF_FILE_MAX	 (1 << 20)
 #define WF_TEMPLATES_MAX 256
+#define WF_PARAMS_MAX	 64 /* params of one template */
+#define WF_TARGETS_MAX	 32 /* targets of one param */
+#define WF_IMAGES_MAX	 32 /* image params of a template, images of a job */
 
 enum wf_type { WF_STRING, WF_INT, WF_FLOAT, WF_BOOL, WF_ENUM, WF_IMAGE };
 

@@ -15,13 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "confine.h"
 #include "errout.h"
 #include "graph.h"
 #include "lora.h"
 #include "wfjob.h"
 #include "xmalloc.h"
 
-#define WF_INPUTS_MAX (32 + CN_MAX)
+/* Images of a job: its own (template image params or a raw graph's
+ * LoadImage inputs), then one per ControlNet. */
+#define WF_INPUTS_MAX (WF_IMAGES_MAX + CN_MAX)
 
 struct wf_job {
 	const struct wf_template *t;	  /* or NULL for a raw graph */
@@ -38,15 +41,37 @@ struct wf_job {
 	struct wf_expect	  expect;
 };
 
+/*
+ * Adds an image to upload: field is "inputs." or "controlnets[N].image"
+ * before its name. A job's own images stop at WF_IMAGES_MAX, and the
+ * ControlNets' (at most CN_MAX) always fit after them. Returns the new
+ * entry, or NULL with err.
+ */
 static struct wf_input *
-wfj_input_add(
-    struct wf_job *j, const char *name, const char *field, const char *source)
+wfj_input_add(struct wf_job *j, const char *name, const char *field,
+    const char *source, char *err, size_t errlen)
 {
-	struct wf_input *in = &j->in[j->nin++];
+	struct wf_input *in;
+	int		 cn = strncmp(field, "controlnets[", 12) == 0;
 
-	snprintf(in->name, sizeof in->name, "%s", name);
-	snprintf(in->field, sizeof in->field, "%s", field);
+	if (j->nin == WF_INPUTS_MAX || (!cn && j->nin == WF_IMAGES_MAX)) {
+		snprintf(err, errlen, "%s: over %d %s", field,
+		    cn ? CN_MAX : WF_IMAGES_MAX,
+		    cn ? "ControlNet images" : "input images");
+		return (NULL);
+	}
+	in = &j->in[j->nin];
+	if ((size_t)snprintf(in->name, sizeof in->name, "%s", name) >=
+		sizeof in->name ||
+	    (size_t)snprintf(in->field, sizeof in->field, "%s", field) >=
+		sizeof in->field) {
+		snprintf(err, errlen, "%.80s: a name over %zu bytes", field,
+		    sizeof in->name - 1);
+		memset(in, 0, sizeof *in);
+		return (NULL);
+	}
 	in->source = source;
+	j->nin++;
 	return (in);
 }
 
@@ -84,10 +109,45 @@ wfj_template_tags(struct wf_job *j, char *err, size_t errlen)
 	return (0);
 }
 
+/*
+ * A string param the job gave that lands in an input naming a file or a
+ * model obeys the rule a raw graph's value there obeys (confine.h): the
+ * template is the operator's, the value is not.
+ */
+static int
+wfj_template_confine(const struct wf_job *j, const struct job_spec *js,
+    const char *list, char *err, size_t errlen)
+{
+	const struct wf_param *p;
+	const cJSON	      *v;
+	const char	      *cls;
+	char		       what[WF_NAME_MAX + GRAPH_ID_MAX + 160];
+	size_t		       i, k;
+
+	for (i = 0; i < wf_nparams(j->t); i++) {
+		p = wf_param_at(j->t, i);
+		v = cJSON_GetObjectItemCaseSensitive(js->params, p->name);
+		if (p->type != WF_STRING || !cJSON_IsString(v))
+			continue;
+		for (k = 0; k < p->ntargets; k++) {
+			cls = graph_node_class(cJSON_GetObjectItemCaseSensitive(
+			    wf_graph(j->t), p->targets[k].node));
+			snprintf(what, sizeof what,
+			    "%s (node %s (%.64s) input %s)", p->name,
+			    p->targets[k].node, cls, p->targets[k].input);
+			if (confine_value(what,
+				confine_input(cls, p->targets[k].input),
+				v->valuestring, list, NULL, err, errlen) == -1)
+				return (-1);
+		}
+	}
+	return (0);
+}
+
 /* Template jobs: params, image inputs, expectations. */
 static int
-wfj_template(
-    struct wf_job *j, const struct job_spec *js, char *err, size_t errlen)
+wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
+    char *err, size_t errlen)
 {
 	const struct wf_output *o = wf_output(j->t);
 	const struct wf_param  *p;
@@ -102,7 +162,8 @@ wfj_template(
 		ERR_OUT("loras: %s takes no LoRAs", wf_name(j->t));
 	if (js->controlnets != NULL && !wf_accepts_controlnets(j->t))
 		ERR_OUT("controlnets: %s takes no ControlNets", wf_name(j->t));
-	if (wf_accepts_loras(j->t) && wfj_template_tags(j, err, errlen) == -1)
+	if (wfj_template_confine(j, js, list, err, errlen) == -1 ||
+	    (wf_accepts_loras(j->t) && wfj_template_tags(j, err, errlen) == -1))
 		return (-1);
 	for (i = 0; i < wf_nparams(j->t); i++) {
 		p = wf_param_at(j->t, i);
@@ -111,9 +172,11 @@ wfj_template(
 			NULL)
 			continue;
 		snprintf(field, sizeof field, "inputs.%s", p->name);
-		in = wfj_input_add(j, p->name, field,
-		    cJSON_GetObjectItemCaseSensitive(js->inputs, p->name)
-			->valuestring);
+		if ((in = wfj_input_add(j, p->name, field,
+			 cJSON_GetObjectItemCaseSensitive(js->inputs, p->name)
+			     ->valuestring,
+			 err, errlen)) == NULL)
+			return (-1);
 		if (p->resize) {
 			in->width = (int)wfj_value(j, o->width);
 			in->height = (int)wfj_value(j, o->height);
@@ -125,10 +188,13 @@ wfj_template(
 			    j->values, p->canny_type);
 
 			if (p->canny_type[0] != '\0' &&
-			    strcmp(ty->valuestring, "canny") != 0)
+			    (!cJSON_IsString(ty) ||
+				strcmp(ty->valuestring, "canny") != 0))
 				ERR_OUT("%s: preprocessing is offered for "
 					"canny only, not %s",
-				    p->canny_enable, ty->valuestring);
+				    p->canny_enable,
+				    cJSON_IsString(ty) ? ty->valuestring
+						       : "(none)");
 			in->canny = 1;
 			in->low = wfj_value(j, p->canny_low);
 			in->high = wfj_value(j, p->canny_high);
@@ -150,9 +216,14 @@ wfj_template(
 	return (0);
 }
 
-/* Raw graphs: validation, prompt tags, inputs by LoadImage node id. */
+/*
+ * Raw graphs: validation, prompt tags, inputs by LoadImage node id, and
+ * every file name confined (confine.h) against list, the graph-files
+ * setting (NULL where it is not known).
+ */
 static int
-wfj_raw(struct wf_job *j, const struct job_spec *js, char *err, size_t errlen)
+wfj_raw(struct wf_job *j, const struct job_spec *js, const char *list,
+    char *err, size_t errlen)
 {
 	const cJSON *v, *node;
 	cJSON	    *in, *text;
@@ -187,11 +258,15 @@ wfj_raw(struct wf_job *j, const struct job_spec *js, char *err, size_t errlen)
 	{
 		node = cJSON_GetObjectItemCaseSensitive(j->graph, v->string);
 		if (node == NULL ||
-		    strcmp(graph_node_class(node), "LoadImage") != 0)
+		    !confine_upload_class(graph_node_class(node)))
 			continue;
 		snprintf(field, sizeof field, "inputs.%s", v->string);
-		wfj_input_add(j, v->string, field, v->valuestring);
+		if (wfj_input_add(j, v->string, field, v->valuestring, err,
+			errlen) == NULL)
+			return (-1);
 	}
+	if (confine_graph(j->graph, js->inputs, list, err, errlen) == -1)
+		return (-1);
 	for (node = j->graph->child; node != NULL; node = node->next)
 		if (strcmp(graph_node_class(node), "VHS_VideoCombine") == 0)
 			j->expect.kind = WF_KIND_VIDEO;
@@ -235,11 +310,38 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
     const struct wf_opts *opts, const char **code, char *err, size_t errlen)
 {
 	struct wf_job *j = xcalloc(1, sizeof *j);
+	const cJSON   *v;
+	const char    *list = opts != NULL ? opts->graph_files : NULL, *dup;
 	cJSON	      *g;
 	char	       name[WF_NAME_MAX], field[WF_NAME_MAX + 16];
 	int	       i;
 
 	*code = "invalid_input";
+	if (js->graph != NULL && opts != NULL && opts->raw_deny) {
+		snprintf(err, errlen,
+		    "graph: raw graphs are turned off on this worker");
+		goto fail;
+	}
+	if (cJSON_GetArraySize(js->inputs) > WF_INPUTS_MAX) {
+		snprintf(err, errlen,
+		    "inputs: over %d entries (%d images and %d ControlNet "
+		    "images)",
+		    WF_INPUTS_MAX, WF_IMAGES_MAX, CN_MAX);
+		goto fail;
+	}
+	if ((dup = graph_dup_key(js->inputs)) != NULL) {
+		snprintf(err, errlen, "inputs.%.64s: given twice", dup);
+		goto fail;
+	}
+	cJSON_ArrayForEach(v, js->inputs)
+	{
+		if (strlen(v->string) >= WF_NAME_MAX) {
+			snprintf(err, errlen,
+			    "inputs.%.64s...: a name over %d bytes", v->string,
+			    WF_NAME_MAX - 1);
+			goto fail;
+		}
+	}
 	if (opts != NULL && opts->cn != NULL)
 		j->cn = *opts->cn;
 	else if (cn_map_parse(CN_MAP_DEFAULT, &j->cn, err, errlen) == -1)
@@ -256,9 +358,9 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 			    js->workflow);
 			goto fail;
 		}
-		if (wfj_template(j, js, err, errlen) == -1)
+		if (wfj_template(j, js, list, err, errlen) == -1)
 			goto fail;
-	} else if (wfj_raw(j, js, err, errlen) == -1)
+	} else if (wfj_raw(j, js, list, err, errlen) == -1)
 		goto fail;
 	if (cn_parse_list(js->controlnets, js->inputs, &j->cn, &j->cns, err,
 		errlen) == -1)
@@ -269,7 +371,9 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 
 		snprintf(name, sizeof name, "controlnet%d", i);
 		snprintf(field, sizeof field, "controlnets[%d].image", i);
-		in = wfj_input_add(j, name, field, j->cns.e[i].source);
+		if ((in = wfj_input_add(j, name, field, j->cns.e[i].source, err,
+			 errlen)) == NULL)
+			goto fail;
 		in->canny = j->cns.e[i].preprocess;
 		in->low = j->cns.e[i].low;
 		in->high = j->cns.e[i].high;
@@ -338,8 +442,24 @@ static const char *
 wfj_upload(struct wf_job *j, size_t i, int flags, char *err, size_t errlen)
 {
 	struct wf_input *in = &j->in[i];
-	char		 name[WF_NAME_MAX];
+	char		 name[WF_NAME_MAX], why[128];
 
+	/* ComfyUI's name: a full buffer may be a cut one. */
+	if (strlen(in->upload) >= sizeof in->upload - 1) {
+		snprintf(err, errlen,
+		    "%s: ComfyUI's name for the upload is "
+		    "over %zu bytes",
+		    in->field, sizeof in->upload - 2);
+		return (NULL);
+	}
+	if (in->upload[0] != '\0' &&
+	    confine_name(in->upload, why, sizeof why) == -1) {
+		snprintf(err, errlen,
+		    "%s: ComfyUI's name for the upload, "
+		    "'%.100s', %s",
+		    in->field, in->upload, why);
+		return (NULL);
+	}
 	if (in->upload[0] != '\0')
 		return (in->upload);
 	if (!(flags & WF_RENDER_PLACEHOLDERS)) {

@@ -33,6 +33,9 @@
 struct wf_opts {
 	const struct cn_map *cn;	 /* NULL: CN_MAP_DEFAULT */
 	double		     lora_scale; /* every LoRA strength x this; 0: 1 */
+	int		     raw_deny;	 /* refuse raw graphs */
+	const char *graph_files; /* files any raw graph may load (confine.h);
+				    NULL: not known here, names only */
 };
 
 #define WF_UPLOAD_MAX 256

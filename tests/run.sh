@@ -13,7 +13,8 @@ build=${COMFYQ_BUILD_DIR:-build}
 
 # Debian packages this project builds and tests with.
 packages="build-essential cmake pkg-config libhiredis-dev libcurl4-openssl-dev
-libcjson-dev libevent-dev libstb-dev libwslay-dev libssl-dev redis-server
+libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev libwslay-dev libssl-dev
+redis-server
 redis-tools curl procps"
 . "$root/tests/lib/deps.sh"
 deps_install $packages

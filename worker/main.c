@@ -13,12 +13,14 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "confine.h"
 #include "controlnet.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
 
 static const char *const store_modes[] = { "dir", "redis", "both", NULL };
+static const char *const raw_graph_modes[] = { "allow", "deny", NULL };
 
 #define O(f) offsetof(struct worker_cfg, f)
 
@@ -139,6 +141,14 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .flags = CFG_RELOAD,
 	    .text = "Jobs with URL inputs held without a GPU slot while their "
 		    "inputs download (0: such a job takes its slot first)." },
+	{ "raw-graphs", CFG_ENUM, O(raw_graphs), "allow",
+	    .enums = raw_graph_modes, .flags = CFG_RELOAD,
+	    .text = "Jobs may send a raw API-format graph (allow), or only "
+		    "name templates (deny)." },
+	{ "graph-files", CFG_STR, O(graph_files), "", .max = 4096,
+	    .text = "Files in ComfyUI's input folder any raw graph may load, "
+		    "comma-separated: a name, or a prefix ending in / "
+		    "(examples/); empty: only the job's own inputs." },
 	CFG_LOG_ENTRIES(struct worker_cfg, log_level, log_format),
 };
 
@@ -163,7 +173,8 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 	}
 	struct cn_map m;
 
-	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1)
+	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1 ||
+	    confine_list_check(c->graph_files, err, errlen) == -1)
 		return (-1);
 	if (c->store != STORE_REDIS && *c->output_dir == '\0') {
 		snprintf(err, errlen, "output-dir: must be set for store %s",
@@ -179,6 +190,13 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 		return (-1);
 	}
 	return (0);
+}
+
+/* worker_cfg_check in config_reload_check's shape. */
+static int
+worker_cfg_check_any(const void *c, char *err, size_t errlen)
+{
+	return (worker_cfg_check(c, err, errlen));
 }
 
 struct main_ctx {
@@ -199,9 +217,8 @@ main_signal(evutil_socket_t sig, short ev, void *arg)
 		worker_drain(m->w);
 		break;
 	case SIGHUP:
-		if (config_reload(&worker_cfg_table, m->cfg, err, sizeof err) ==
-			-1 ||
-		    worker_cfg_check(m->cfg, err, sizeof err) == -1) {
+		if (config_reload_check(&worker_cfg_table, m->cfg,
+			worker_cfg_check_any, err, sizeof err) == -1) {
 			log_warnx("reload refused: %s", err);
 			break;
 		}

@@ -1391,6 +1391,8 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 	}
 	opts.cn = &w->cn_map;
 	opts.lora_scale = w->cfg->lora_weight_scale;
+	opts.raw_deny = w->cfg->raw_graphs == 1;
+	opts.graph_files = w->cfg->graph_files;
 	if ((r->wf = wf_job_new(w->workflows, &r->spec, &opts, &code_name, err,
 		 sizeof err)) == NULL) {
 		if (errcode_parse(code_name, &code) == -1)

@@ -80,6 +80,8 @@ struct worker_cfg {
 	int	  allow_private_urls;
 	long long threads;
 	long long prefetch;
+	int	  raw_graphs; /* 0 allow, 1 deny */
+	char	 *graph_files;
 	int	  log_level;
 	int	  log_format;
 };

@@ -21,6 +21,8 @@ extern const struct unit_test test_img[];
 extern const struct unit_test test_inputs[];
 extern const struct unit_test test_clean[];
 extern const struct unit_test test_jobfiles[];
+extern const struct unit_test test_confine[];
+extern const struct unit_test test_bounds[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -35,6 +37,8 @@ static const struct unit_suite suites[] = {
 	{ "inputs", test_inputs },
 	{ "clean", test_clean },
 	{ "jobfiles", test_jobfiles },
+	{ "confine", test_confine },
+	{ "bounds", test_bounds },
 };
 
 int

@@ -14,6 +14,7 @@
 #include "graph.h"
 #include "objinfo.h"
 #include "template.h"
+#include "twf.h"
 #include "unit.h"
 #include "util.h"
 #include "wfjob.h"
@@ -193,31 +194,8 @@ test_golden(void)
 }
 
 /* One spec that must be refused with exactly this message and code. */
-static void
-refused(const struct wf_registry *r, const char *spec, const char *code,
-    const char *want, int line)
-{
-	struct job_spec js;
-	struct wf_job  *j;
-	const char     *got_code = NULL;
-	char		err[1024];
-
-	if (job_spec_parse(&js, spec, strlen(spec), NULL, err, sizeof err) ==
-	    -1)
-		unit_fail(__FILE__, line, "spec refused by job.c: %s", err);
-	err[0] = '\0';
-	j = wf_job_new(r, &js, NULL, &got_code, err, sizeof err);
-	job_spec_free(&js);
-	unit_checks++;
-	if (j != NULL) {
-		wf_job_free(j);
-		unit_fail(__FILE__, line, "accepted: %s", spec);
-	}
-	if (strcmp(err, want) != 0 || strcmp(got_code, code) != 0)
-		unit_fail(__FILE__, line, "\"%s\" [%s] != \"%s\" [%s]", err,
-		    got_code, want, code);
-}
-
+#define refused(r, spec, code, want, line)                                     \
+	twf_expect(r, spec, NULL, code, want, __FILE__, line)
 #define REFUSED(spec, want) refused(r, spec, "invalid_input", want, __LINE__)
 
 static void
@@ -307,8 +285,15 @@ test_bad_surgery(void)
 	    "loras[0]: 'x:abc' is not NAME[:WEIGHT[:CLIP_WEIGHT]]");
 	REFUSED("{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"a\"},"
 		"\"loras\":[\"../etc/passwd:1\"]}",
-	    "loras[0]: name '../etc/passwd' must be 1..200 bytes without "
-	    "control characters, '\\', ':', '<', '>' or '..'");
+	    "loras[0]: name '../etc/passwd' must be a relative path of 1..200 "
+	    "bytes without control characters, '\\', ':', '<', '>', '..', "
+	    "empty parts or a trailing '.'");
+	/* "x." would become "x..safetensors". */
+	REFUSED("{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"a\"},"
+		"\"loras\":[\"style/x.:1\"]}",
+	    "loras[0]: name 'style/x.' must be a relative path of 1..200 "
+	    "bytes without control characters, '\\', ':', '<', '>', '..', "
+	    "empty parts or a trailing '.'");
 	REFUSED("{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"a\"},"
 		"\"loras\":[{\"name\":\"x\",\"weight\":1}]}",
 	    "loras[0].weight: unknown field (name, strength_model, "
