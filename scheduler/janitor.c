@@ -158,7 +158,8 @@ janitor_reload_check(const void *arg, char *err, size_t errlen)
 
 	if (*c->clean_host != '\0' && !rq_queue_valid(c->clean_host)) {
 		snprintf(err, errlen,
-		    "clean-host: '%s' must be letters, digits, '.', '_' and '-'",
+		    "clean-host: '%s' must be letters, digits, '.', '_' and "
+		    "'-'",
 		    c->clean_host);
 		return (-1);
 	}

@@ -7,12 +7,14 @@
  * value ends in " [output]" or " [temp]" (ComfyUI's annotated names). That
  * covers the inputs the worker uploaded (comfyq/<jid>/..., kept by the
  * janitor anyway) and, for raw graphs, existing files a job names, which
- * nothing else would keep. A name that is absolute or has "." or ".."
- * parts would leave its folder: the job is refused rather than recorded.
+ * nothing else would keep. A name that would leave its folder (the rule
+ * of shared/confine.c, which checked the job's graph already) is refused
+ * rather than recorded.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "confine.h"
 #include "graph.h"
 #include "jobfiles.h"
 
@@ -48,32 +50,13 @@ jobfiles_is_upload(const cJSON *cls, const char *input)
 	return (0);
 }
 
-/* A relative path that stays inside its folder: no "", ".", "..", "//". */
-static int
-jobfiles_path_ok(const char *p, size_t n)
-{
-	size_t i = 0, start;
-
-	if (n == 0 || p[0] == '/' || p[n - 1] == '/')
-		return (0);
-	while (i < n) {
-		start = i;
-		while (i < n && p[i] != '/')
-			i++;
-		if (i == start || (i - start == 1 && p[start] == '.') ||
-		    (i - start == 2 && p[start] == '.' && p[start + 1] == '.'))
-			return (0);
-		i++;
-	}
-	return (1);
-}
-
 /* "kind/path" for a file name as a loader node takes it; -1: unsafe. */
 static int
 jobfiles_path(const char *name, char *out, size_t outlen)
 {
 	const char *kind = "input";
 	size_t	    n = strlen(name), k, sl;
+	char	    why[128];
 
 	for (k = 0; k < sizeof jobfiles_kinds / sizeof jobfiles_kinds[0]; k++) {
 		sl = strlen(jobfiles_kinds[k].suffix);
@@ -84,11 +67,11 @@ jobfiles_path(const char *name, char *out, size_t outlen)
 			break;
 		}
 	}
-	if (!jobfiles_path_ok(name, n) ||
-	    (size_t)snprintf(out, outlen, "%s/%.*s", kind, (int)n, name) >=
-		outlen)
+	if ((size_t)snprintf(out, outlen, "%s/%.*s", kind, (int)n, name) >=
+	    outlen)
 		return (-1);
-	return (0);
+	/* The name without its annotation follows the rule of confine.c. */
+	return (confine_name(out + strlen(kind) + 1, why, sizeof why));
 }
 
 static int

@@ -69,7 +69,7 @@ refused() {
 	j=$(enqueue "{\"graph\":$(graph "$2")}")
 	await "$j" failed 30 || return
 	eq "$name: code" "$(field "$j" error_code)" invalid_input
-	eq "$name: refund" "$(field "$j" refund)" 1
+	eq "$name: refund" "$(field "$j" refund)" true
 	eq "$name: one refund entry" "$(refunds)" $((r0 + 1))
 	eq "$name: one failed event" "$(events "$j" failed)" 1
 	case "$(field "$j" error)" in
@@ -98,7 +98,7 @@ await "$j" failed 30
 eq "deny: code" "$(field "$j" error_code)" invalid_input
 eq "deny: message" "$(field "$j" error)" \
 	"graph: raw graphs are turned off on this worker"
-eq "deny: refund" "$(field "$j" refund)" 1
+eq "deny: refund" "$(field "$j" refund)" true
 submitted "$j" w2 && bad "deny: the worker submitted it"
 j=$(enqueue '{"workflow":"smoke_invert","params":{"width":64,"height":64}}')
 await "$j" succeeded 30

@@ -475,7 +475,7 @@ health)
 	worker_start w1 --drain-grace-s 30
 	PIDS+=("$WPID")
 	W1=$WPID
-	wait_until 20 grep -q "register: .*WRONGTYPE" "$T/w1.log" ||
+	wait_until 20 grep -q "register: .*CORRUPT" "$T/w1.log" ||
 		bad "the first register did not fail"
 	printf 'DEL %s\nCLIENT PAUSE 30000 WRITE\n' \
 		"${P}slots:127.0.0.1:$SIM_PORT" | RC >/dev/null
