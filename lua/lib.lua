@@ -45,7 +45,7 @@
     slot_get read held:<pool> and say CORRUPT.
 ]]
 
-local VERSION = '1'
+local VERSION = '2'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further

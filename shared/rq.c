@@ -2,8 +2,9 @@
  * Redis connection and function calls (see rq.h).
  *
  * The non-blocking connection is a small state machine: DOWN -> CONNECTING
- * (TCP/unix connect, bounded by a timer) -> SETUP (AUTH, SELECT and FUNCTION
- * LOAD REPLACE pipelined, then the library version checked) -> UP. Any error
+ * (TCP/unix connect, bounded by a timer) -> SETUP (AUTH, SELECT and the
+ * loaded library's version pipelined; FUNCTION LOAD REPLACE unless Redis
+ * holds a newer library) -> UP. Any error
  * or disconnect goes back to DOWN and schedules a reconnect with backoff.
  * Callers are told of UP and DOWN through one callback; a call made while
  * not UP is refused (-1) rather than queued, so nothing is sent twice.
@@ -338,7 +339,11 @@ rq_setup_one(redisContext *ctx, struct rq_cmd *c, const char *what, char *err,
 	return (rc);
 }
 
-/* Loads the functions library and checks the loaded version. */
+/*
+ * Loads the functions library and checks the loaded version. A library
+ * newer than ours is left in place (an older program in a fleet being
+ * upgraded must not take functions away from the newer ones): an error.
+ */
 int
 rq_load_functions(redisContext *ctx, char *err, size_t errlen)
 {
@@ -346,6 +351,17 @@ rq_load_functions(redisContext *ctx, char *err, size_t errlen)
 	redisReply   *r;
 	int	      rc = -1;
 
+	r = redisCommand(ctx, "FCALL_RO comfyq_version 0");
+	if (r != NULL && r->type == REDIS_REPLY_STRING &&
+	    atoi(r->str) > atoi(RQ_LIB_VERSION)) {
+		snprintf(err, errlen,
+		    "Redis holds functions library version %s, newer than this "
+		    "program's %s: upgrade this program",
+		    r->str, RQ_LIB_VERSION);
+		freeReplyObject(r);
+		return (-1);
+	}
+	freeReplyObject(r);
 	rq_cmd_init(&c, "FUNCTION");
 	rq_cmd_add(&c, "LOAD");
 	rq_cmd_add(&c, "REPLACE");
@@ -490,6 +506,19 @@ rq_async_on_timer(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* One setup reply has come: after the last, up or (a failure) down. */
+static void
+rq_async_setup_step(struct rq_async *ra, redisAsyncContext *ac)
+{
+	if (--ra->setup_left > 0)
+		return;
+	if (ra->setup_failed) {
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	rq_async_set_state(ra, RQ_UP);
+}
+
 static void
 rq_async_on_setup(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -503,13 +532,7 @@ rq_async_on_setup(redisAsyncContext *ac, void *r, void *priv)
 		log_warnx("redis: setup failed: %s", reply->str);
 		ra->setup_failed = 1;
 	}
-	if (--ra->setup_left > 0)
-		return;
-	if (ra->setup_failed) {
-		redisAsyncDisconnect(ac);
-		return;
-	}
-	rq_async_set_state(ra, RQ_UP);
+	rq_async_setup_step(ra, ac);
 }
 
 static void
@@ -519,6 +542,37 @@ rq_async_send_setup(struct rq_async *ra, struct rq_cmd *c)
 	redisAsyncCommandArgv(ra->ac, rq_async_on_setup, NULL, c->argc,
 	    (const char **)c->argv, c->lens);
 	rq_cmd_free(c);
+}
+
+/*
+ * The loaded library's version, asked before loading ours: a newer one is
+ * left in place and the setup fails (as rq_load_functions does); none, or
+ * an older one, is replaced.
+ */
+static void
+rq_async_on_version(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rq_async *ra = ac->data;
+	redisReply	*reply = r;
+	struct rq_cmd	 c;
+
+	(void)priv;
+	if (reply == NULL || ra == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_STRING &&
+	    atoi(reply->str) > atoi(RQ_LIB_VERSION)) {
+		log_warnx("redis: Redis holds functions library version %s, "
+			  "newer than this program's %s: upgrade this program",
+		    reply->str, RQ_LIB_VERSION);
+		ra->setup_failed = 1;
+	} else {
+		rq_cmd_init(&c, "FUNCTION");
+		rq_cmd_add(&c, "LOAD");
+		rq_cmd_add(&c, "REPLACE");
+		rq_cmd_addb(&c, comfyq_lua_library, comfyq_lua_library_len);
+		rq_async_send_setup(ra, &c);
+	}
+	rq_async_setup_step(ra, ac);
 }
 
 static void
@@ -547,11 +601,9 @@ rq_async_on_connect(const redisAsyncContext *cac, int status)
 		rq_async_send_setup(ra, &c);
 	}
 	if (ra->load) {
-		rq_cmd_init(&c, "FUNCTION");
-		rq_cmd_add(&c, "LOAD");
-		rq_cmd_add(&c, "REPLACE");
-		rq_cmd_addb(&c, comfyq_lua_library, comfyq_lua_library_len);
-		rq_async_send_setup(ra, &c);
+		ra->setup_left++;
+		redisAsyncCommand(ra->ac, rq_async_on_version, NULL,
+		    "FCALL_RO comfyq_version 0");
 	}
 	rq_cmd_init(&c, "PING");
 	rq_async_send_setup(ra, &c);

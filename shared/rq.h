@@ -17,7 +17,7 @@
 struct event_base;
 
 #define RQ_PREFIX_MAX  160 /* cq:{<queue>}: with a queue of <= 128 */
-#define RQ_LIB_VERSION "1" /* must match VERSION in lua/lib.lua */
+#define RQ_LIB_VERSION "2" /* must match VERSION in lua/lib.lua */
 
 struct rq_url {
 	char *host; /* NULL for a unix socket */

@@ -155,7 +155,57 @@ test_bad_url(void)
 	event_base_free(base);
 }
 
+/*
+ * A library newer than the program's stays loaded: both connections
+ * refuse to replace it (an older program in a fleet being upgraded must
+ * not take functions away), and the async one never comes up.
+ */
+static void
+test_newer_library_kept(void)
+{
+	struct actx	 a;
+	struct rq_async *ra;
+	redisContext	*rc;
+	redisReply	*r;
+	char		 err[256];
+	int		 i;
+
+	r = redisCommand(it_redis(), "FUNCTION LOAD REPLACE %s",
+	    "#!lua name=comfyq\n"
+	    "redis.register_function{function_name='comfyq_version', "
+	    "callback=function() return '99' end, flags={'no-writes'}}");
+	ASSERT_TRUE(r != NULL && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	rc = rq_connect(
+	    getenv("COMFYQ_TEST_REDIS_URL"), 2000, 1, err, sizeof err);
+	ASSERT_TRUE(rc == NULL);
+	ASSERT_STREQ(err,
+	    "Redis holds functions library version 99, newer than this "
+	    "program's " RQ_LIB_VERSION ": upgrade this program");
+	memset(&a, 0, sizeof a);
+	a.base = event_base_new();
+	ra = rq_async_new(a.base, getenv("COMFYQ_TEST_REDIS_URL"), 1, on_state,
+	    &a, err, sizeof err);
+	ASSERT_TRUE(ra != NULL);
+	for (i = 0; i < 10; i++)
+		run_for(&a, 100);
+	ASSERT_EQ(a.ups, 0);
+	rq_async_free(ra);
+	event_base_free(a.base);
+	r = redisCommand(it_redis(), "FCALL_RO comfyq_version 0");
+	ASSERT_TRUE(r != NULL && r->type == REDIS_REPLY_STRING);
+	ASSERT_STREQ(r->str, "99");
+	freeReplyObject(r);
+	/* Ours again, for whatever runs next on this server. */
+	rc = rq_connect(
+	    getenv("COMFYQ_TEST_REDIS_URL"), 2000, 0, err, sizeof err);
+	ASSERT_TRUE(rc != NULL);
+	freeReplyObject(redisCommand(rc, "FUNCTION DELETE comfyq"));
+	redisFree(rc);
+}
+
 const struct unit_test itests[] = {
+	{ "newer_library_kept", test_newer_library_kept },
 	{ "reconnects", test_reconnects },
 	{ "bad_url", test_bad_url },
 	{ NULL, NULL },

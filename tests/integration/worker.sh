@@ -200,6 +200,28 @@ reload)
 	j=$(smoke)
 	await "$j" succeeded 30
 	alive "$W1" && ok || bad "worker died"
+	# A reload that breaks a rule between settings (heartbeat at most half
+	# the lease) changes nothing, the good values beside it included. This
+	# worker takes both from its file (worker_start gives them as flags).
+	stop "$W1"
+	printf 'heartbeat-ms = 500\nlease-ms = 3000\nlog-level = notice\n' \
+		>"$T/w2.conf"
+	"$BIN/comfyq-worker" --config "$T/w2.conf" \
+		--redis-url "$COMFYQ_TEST_REDIS_URL" --queue "$Q" \
+		--comfyui-url "$SIM_URL" --worker-id w2 --output-dir "$T/out" \
+		--workflows-dir "$ROOT/workflows" >>"$T/w2.log" 2>&1 &
+	W2=$!
+	PIDS+=("$W2")
+	wait_until 20 grep -q "registered as" "$T/w2.log" || bad "w2 not up"
+	printf 'heartbeat-ms = 2000\nlease-ms = 3000\nraw-graphs = deny\n' \
+		>"$T/w2.conf"
+	kill -HUP "$W2"
+	wait_until 5 grep -q "reload refused: heartbeat-ms" "$T/w2.log" &&
+		ok || bad "a cross-field reload was not refused"
+	CQ render --workflow sdxl_txt2img --param prompt=x --param steps=2 \
+		>"$T/raw.json"
+	j=$(submit --graph "$T/raw.json")
+	await "$j" succeeded 30
 	;;
 pipeline)
 	# Two slots: the next prompt waits in ComfyUI's queue while one runs.
