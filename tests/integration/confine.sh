@@ -12,18 +12,7 @@ BIN=$1
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-confine.XXXXXX")
 . "$ROOT/tests/lib/stack.sh"
-PIDS=()
-cleanup() {
-	stop "${PIDS[@]}" 2>/dev/null
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log; do
-			echo "---- $f"
-			tail -40 "$f"
-		done
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap stack_cleanup EXIT
 
 # enqueue SPEC: through the functions library, past the CLI's own checks.
 enqueue() { RC FCALL comfyq_enqueue 1 "$P" "$1" | head -1; }

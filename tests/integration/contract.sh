@@ -19,18 +19,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-contract.XXXXXX")
 . "$ROOT/tests/lib/stack.sh"
 tmp=$T/check	# check's output; $T/out is the workers' output-dir
 mkdir -p "$tmp"
-PIDS=()
-cleanup() {
-	stop "${PIDS[@]}" 2>/dev/null
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log; do
-			echo "---- $f"
-			tail -30 "$f"
-		done
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap stack_cleanup EXIT
 
 # README's stream entries table as "name field field ..." lines (fields
 # sorted; the refund entry's name is "refund").
@@ -102,14 +91,6 @@ record_mismatches() {
 		return out" 1 "$P"
 }
 enqueue() { RC FCALL comfyq_enqueue 1 "$P" "$1"; }
-submit() {
-	local out
-	if ! out=$(CQ submit "$@" 2>&1); then
-		bad "submit $*: $out"
-		return 1
-	fi
-	echo "$out"
-}
 txt2img() { submit --workflow sdxl_txt2img --param prompt="a fox" "$@"; }
 renewed() { [ "$(field "$1" renewed)" = 1 ]; }
 has_event() { [ "$(events "$1" "$2")" -ge 1 ]; }

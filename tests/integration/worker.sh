@@ -12,28 +12,8 @@ GROUP=$2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-worker.XXXXXX")
 . "$ROOT/tests/lib/stack.sh"
-PIDS=()
-cleanup() {
-	stop "${PIDS[@]}" 2>/dev/null
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log; do
-			echo "---- $f"
-			tail -40 "$f"
-		done
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap stack_cleanup EXIT
 
-# submit ARGS...: comfyq submit, failing the test loudly if it refuses.
-submit() {
-	local out
-	if ! out=$(CQ submit "$@" 2>&1); then
-		bad "submit $*: $out" >&2
-		return 1
-	fi
-	echo "$out"
-}
 # A small, fast job: the sim runs KSampler for steps x step-ms.
 txt2img() {
 	submit --workflow sdxl_txt2img --param prompt="a red fox" \

@@ -11,28 +11,8 @@ GROUP=$2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-jobs.XXXXXX")
 . "$ROOT/tests/lib/stack.sh"
-PIDS=()
-cleanup() {
-	stop "${PIDS[@]}" 2>/dev/null
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log; do
-			echo "---- $f"
-			tail -40 "$f"
-		done
-	fi
-	[ -n "${KEEP_LOGS:-}" ] && cp -r "$T" "$KEEP_LOGS"
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap stack_cleanup EXIT
 
-submit() {
-	local out
-	if ! out=$(CQ submit "$@" 2>&1); then
-		bad "submit $*: $out" >&2
-		return 1
-	fi
-	echo "$out"
-}
 stack() {	# stack [SIM ARGS...]: one sim and one worker (WORKER_ARGS)
 	sim_start sim --step-ms 20 --model-load-ms 0 "$@" || exit 1
 	PIDS+=("$SIM_PID")

@@ -14,6 +14,34 @@ tmp=$T
 RC() { redis-cli -p "$RPORT" "$@"; }
 CQ() { "$BIN/comfyq" "$@"; }
 
+# The processes a test started (stack_cleanup stops them) and its cleanup:
+# stop them, print the tail of every log when a check failed, keep the
+# folder where KEEP_LOGS says, remove $T. A test calls trap stack_cleanup
+# EXIT itself.
+PIDS=()
+stack_cleanup() {
+	stop "${PIDS[@]}" 2>/dev/null
+	if [ "$fails" -gt 0 ]; then
+		for f in "$T"/*.log; do
+			echo "---- $f"
+			tail -40 "$f"
+		done
+	fi
+	[ -n "${KEEP_LOGS:-}" ] && cp -r "$T" "$KEEP_LOGS"
+	rm -rf "$T"
+}
+
+# submit ARGS...: comfyq submit, failing the test loudly if it refuses;
+# prints the job id.
+submit() {
+	local out
+	if ! out=$(CQ submit "$@" 2>&1); then
+		bad "submit $*: $out" >&2
+		return 1
+	fi
+	echo "$out"
+}
+
 # wait_until SECONDS COMMAND...: polls every 0.1 s; 1 when it timed out.
 wait_until() {
 	local limit=$1 i
