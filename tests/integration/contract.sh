@@ -101,7 +101,7 @@ eq "no library yet" "$(RC FUNCTION LIST LIBRARYNAME comfyq | wc -c)" 1
 check init 0 "$BIN/comfyq" init
 has init '^loaded the comfyq functions library, version 2 \([0-9]+ functions, [0-9]+ bytes\) with FUNCTION LOAD REPLACE; none was loaded before$'
 check init-json 0 "$BIN/comfyq" init --json
-has init-json '^\{"library":"comfyq","version":"2","functions":[0-9]+,"bytes":[0-9]+,"replaced":"1"\}$'
+has init-json '^\{"library":"comfyq","version":"2","functions":[0-9]+,"bytes":[0-9]+,"replaced":"2"\}$'
 eq "the build's file is what was loaded" \
 	"$(RC FUNCTION LIST LIBRARYNAME comfyq WITHCODE | grep -c '^#!lua name=comfyq')" 1
 
