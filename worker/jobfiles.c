@@ -8,7 +8,7 @@
  * covers the inputs the worker uploaded (comfyq/<jid>/..., kept by the
  * janitor anyway) and, for raw graphs, existing files a job names, which
  * nothing else would keep. A name that would leave its folder (the rule
- * of shared/confine.c, which checked the job's graph already) is refused
+ * of shared/workflow/confine.c, which checked the job's graph already) is refused
  * rather than recorded.
  */
 #include <stdio.h>

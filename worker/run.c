@@ -4,7 +4,7 @@
  *   INPUTS -> [AWAIT_SLOT] -> UPLOAD -> RENDER -> SUBMIT -> WAIT <-> CHECK
  *          -> HISTORY -> FETCH -> REPORT -> DONE
  *
- * The job is checked against its workflow (shared/wfjob.h) at the start.
+ * The job is checked against its workflow (shared/workflow/wfjob.h) at the start.
  * INPUTS readies each input image on the thread pool (download, decode,
  * fit or Canny) and keeps the bytes. A job claimed without a GPU slot
  * (lua/claim.lua: it has URL inputs and the worker may prefetch) does this

@@ -13,7 +13,7 @@
  *   outputs.c  history outputs: fetch, validate, store
  *   errmap.c   ComfyUI failures to stable error codes
  *   jobfiles.c the files a graph reads, for the janitor's file cleanup
- * The graph a job sends comes from the workflow layer (shared/wfjob.h):
+ * The graph a job sends comes from the workflow layer (shared/workflow/wfjob.h):
  * templates, LoRA and ControlNet surgery, input images.
  */
 #ifndef COMFYQ_WORKER_H

@@ -169,15 +169,3 @@ canny(const unsigned char *pix, int w, int h, int ch, double low, double high,
 	free(blur);
 	return (rc);
 }
-
-#ifndef COMFYQ_CANNY_CUDA
-/* Builds without nvcc: the caller uses canny() instead. */
-int
-canny_cuda(const unsigned char *pix, int w, int h, int ch, double low,
-    double high, unsigned char *out, char *err, size_t errlen)
-{
-	(void)pix, (void)w, (void)h, (void)ch, (void)low, (void)high, (void)out;
-	snprintf(err, errlen, "canny: this build has no CUDA");
-	return (-1);
-}
-#endif
