@@ -1,8 +1,9 @@
 /*
  * A small unit-test harness: a table of tests per suite, assertions that
  * print both sides and the place, and a runner (tests/unit/main.c) that runs
- * one suite or all of them. A failed assertion ends its test; the runner
- * counts failures and exits non-zero if any.
+ * one suite or all of them. A failed assertion ends its test, and a test
+ * that made no check at all fails too; the runner counts failures and
+ * exits non-zero if any.
  */
 #ifndef COMFYQ_UNIT_H
 #define COMFYQ_UNIT_H
