@@ -41,26 +41,28 @@ struct wf_output {
 struct wf_registry;
 struct wf_template;
 
-struct wf_registry	 *wf_load(const char *, char *, size_t);
-void			  wf_registry_free(struct wf_registry *);
-size_t			  wf_count(const struct wf_registry *);
-const struct wf_template *wf_at(const struct wf_registry *, size_t);
-const struct wf_template *wf_find(const struct wf_registry *, const char *);
+struct wf_registry	 *wf_load(const char *dir, char *err, size_t errlen);
+void			  wf_registry_free(struct wf_registry *r);
+size_t			  wf_count(const struct wf_registry *r);
+const struct wf_template *wf_at(const struct wf_registry *r, size_t i);
+const struct wf_template *wf_find(
+    const struct wf_registry *r, const char *name);
 
-const char	       *wf_name(const struct wf_template *);
-const char	       *wf_description(const struct wf_template *);
-const cJSON	       *wf_graph(const struct wf_template *);
-const cJSON	       *wf_json(const struct wf_template *);
-size_t			wf_nparams(const struct wf_template *);
-const struct wf_param  *wf_param_at(const struct wf_template *, size_t);
-const struct wf_param  *wf_param_find(const struct wf_template *, const char *);
-const struct wf_output *wf_output(const struct wf_template *);
-int			wf_accepts_loras(const struct wf_template *);
-int			wf_accepts_controlnets(const struct wf_template *);
-int			wf_vram_mb(const struct wf_template *, long long);
-const char	       *wf_error_code(const struct wf_template *, const char *);
+const char	      *wf_name(const struct wf_template *t);
+const char	      *wf_description(const struct wf_template *t);
+const cJSON	      *wf_graph(const struct wf_template *t);
+const cJSON	      *wf_json(const struct wf_template *t);
+size_t		       wf_nparams(const struct wf_template *t);
+const struct wf_param *wf_param_at(const struct wf_template *t, size_t i);
+const struct wf_param *wf_param_find(
+    const struct wf_template *t, const char *name);
+const struct wf_output *wf_output(const struct wf_template *t);
+int			wf_accepts_loras(const struct wf_template *t);
+int			wf_accepts_controlnets(const struct wf_template *t);
+int	    wf_vram_mb(const struct wf_template *t, long long pixels);
+const char *wf_error_code(const struct wf_template *t, const char *message);
 
-int    wf_resolve(const struct wf_template *, const cJSON *, const cJSON *,
-       cJSON **, char *, size_t);
+int wf_resolve(const struct wf_template *t, const cJSON *params,
+    const cJSON *inputs, cJSON **values, char *err, size_t errlen);
 
 #endif

@@ -86,7 +86,7 @@ wf_check_cross(
  * param in *values (an object the caller deletes), image params holding
  * their input's name. inputs is the job's inputs object (or NULL): image
  * params read their presence from it. Returns 0, or -1 with the first
- * problem in err.
+ * problem in err and *values NULL (what was built is deleted here).
  */
 int
 wf_resolve(const struct wf_template *t, const cJSON *params,
