@@ -1,6 +1,6 @@
 /*
  * bench_reclaim: how long a crashed worker's slot and job stay lost. Each
- * run starts a stand-in worker (tests/integration/standin.c) that claims a
+ * run starts a stand-in worker (shared/testkit/standin.c) that claims a
  * job with a lease and heartbeats, kills it with SIGKILL at a random point
  * of its heartbeat period, and polls Redis every millisecond until the slot
  * is free and the job is back in its lane, with one comfyq-janitor running

@@ -19,12 +19,11 @@ root=$(pwd)
 build=${COMFYQ_BUILD_DIR:-build}
 prompt=${1:-"a red fox in the snow, golden hour"}
 
-. "$root/tests/lib/deps.sh"
-. "$root/tests/lib/redis.sh"
-deps_install build-essential cmake pkg-config libhiredis-dev \
-	libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev \
-	libwslay-dev \
-	libssl-dev redis-server redis-tools curl
+. "$root/deploy/lib/packages.sh"
+. "$root/deploy/lib/deps.sh"
+. "$root/deploy/lib/redis.sh"
+# shellcheck disable=SC2086
+deps_install $PKGS_BUILD $PKGS_RUN
 
 if [ "${COMFYQ_DEMO_NO_BUILD:-0}" != 1 ]; then
 	[ -f "$build/CMakeCache.txt" ] ||

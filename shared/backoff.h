@@ -13,9 +13,10 @@ struct backoff {
 	int	  attempt;
 };
 
-void	  backoff_init(struct backoff *, long long, long long);
-long long backoff_next(struct backoff *);
-void	  backoff_reset(struct backoff *);
-long long backoff_delay(long long, long long, int, double);
+void	  backoff_init(struct backoff *b, long long base_ms, long long max_ms);
+long long backoff_next(struct backoff *b);
+void	  backoff_reset(struct backoff *b);
+long long backoff_delay(
+    long long base_ms, long long max_ms, int attempt, double r);
 
 #endif

@@ -76,19 +76,22 @@ enum config_result {
 	CONFIG_ERROR, /* message in err: exit 2 */
 };
 
-enum config_result config_load(
-    const struct cfg_table *, void *, int, char **, char *, size_t);
+enum config_result config_load(const struct cfg_table *t, void *base, int argc,
+    char **argv, char *err, size_t errlen);
 /* Rules between settings: 0, or -1 with the reason in err; reads only. */
 typedef int (*config_check_fn)(const void *, char *, size_t);
 
-int config_reload(const struct cfg_table *, void *, char *, size_t);
-int config_reload_check(
-    const struct cfg_table *, void *, config_check_fn, char *, size_t);
-int config_set(const struct cfg_entry *, void *, const char *, char *, size_t);
-const struct cfg_entry *config_find(const struct cfg_table *, const char *);
-void			config_env_name(const char *, char *, size_t);
-void			config_print_help(const struct cfg_table *, FILE *);
-void			config_dump(const struct cfg_table *, const void *);
-void			config_free(const struct cfg_table *, void *);
+int config_reload(
+    const struct cfg_table *t, void *base, char *err, size_t errlen);
+int config_reload_check(const struct cfg_table *t, void *base,
+    config_check_fn check, char *err, size_t errlen);
+int config_set(const struct cfg_entry *e, void *base, const char *v, char *err,
+    size_t errlen);
+const struct cfg_entry *config_find(
+    const struct cfg_table *t, const char *name);
+void config_env_name(const char *name, char *buf, size_t len);
+void config_print_help(const struct cfg_table *t, FILE *f);
+void config_dump(const struct cfg_table *t, const void *base);
+void config_free(const struct cfg_table *t, void *base);
 
 #endif

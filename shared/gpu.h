@@ -22,7 +22,7 @@ struct gpu_info {
 };
 
 int  gpu_built_with_cuda(void);
-void gpu_probe(int, struct gpu_info *);
-int  gpu_preflight(int, char *, size_t);
+void gpu_probe(int device, struct gpu_info *g);
+int  gpu_preflight(int device, char *err, size_t errlen);
 
 #endif

@@ -40,18 +40,20 @@ struct httpc_opts {
 
 typedef void (*httpc_cb)(const struct httpc_resp *, void *);
 
-struct httpc	 *httpc_new(struct event_base *);
-void		  httpc_free(struct httpc *);
-struct httpc_req *httpc_get(
-    struct httpc *, const char *, const struct httpc_opts *, httpc_cb, void *);
-struct httpc_req *httpc_download(struct httpc *, const char *, int,
-    const struct httpc_opts *, httpc_cb, void *);
-struct httpc_req *httpc_post(struct httpc *, const char *, const char *,
-    const void *, size_t, const struct httpc_opts *, httpc_cb, void *);
-struct httpc_req *httpc_upload(struct httpc *, const char *, const char *,
-    const char *, const void *, size_t, const char *const *,
-    const struct httpc_opts *, httpc_cb, void *);
-void		  httpc_cancel(struct httpc_req *);
-int		  httpc_pending(const struct httpc *);
+struct httpc	 *httpc_new(struct event_base *base);
+void		  httpc_free(struct httpc *h);
+struct httpc_req *httpc_get(struct httpc *h, const char *url,
+    const struct httpc_opts *o, httpc_cb cb, void *arg);
+struct httpc_req *httpc_download(struct httpc *h, const char *url, int fd,
+    const struct httpc_opts *o, httpc_cb cb, void *arg);
+struct httpc_req *httpc_post(struct httpc *h, const char *url,
+    const char *content_type, const void *body, size_t len,
+    const struct httpc_opts *o, httpc_cb cb, void *arg);
+struct httpc_req *httpc_upload(struct httpc *h, const char *url,
+    const char *field, const char *filename, const void *data, size_t len,
+    const char *const *fields, const struct httpc_opts *o, httpc_cb cb,
+    void *arg);
+void		  httpc_cancel(struct httpc_req *r);
+int		  httpc_pending(const struct httpc *h);
 
 #endif

@@ -348,8 +348,9 @@ job_spec_check(
 }
 
 /*
- * Parses and checks the spec in text[0..len). Returns 0, or -1 with the
- * reason in err ("spec.<field>: <rule>").
+ * Parses and checks the spec in text[0..len). Returns 0, the caller then
+ * freeing js with job_spec_free(), or -1 with the reason in err
+ * ("spec.<field>: <rule>") and nothing left in js.
  */
 int
 job_spec_parse(struct job_spec *js, const char *text, size_t len,

@@ -39,10 +39,10 @@ struct job_spec {
 	long long    vram_mb;	   /* 0: unknown */
 };
 
-int job_spec_parse(struct job_spec *, const char *, size_t,
-    const struct job_limits *, char *, size_t);
-int job_spec_check(
-    struct job_spec *, const struct job_limits *, char *, size_t);
-void job_spec_free(struct job_spec *);
+int job_spec_parse(struct job_spec *js, const char *text, size_t len,
+    const struct job_limits *lim, char *err, size_t errlen);
+int job_spec_check(struct job_spec *js, const struct job_limits *lim, char *err,
+    size_t errlen);
+void job_spec_free(struct job_spec *js);
 
 #endif

@@ -35,14 +35,16 @@ extern int log_level;
 #define log_notice(...) log_at(LL_NOTICE, __VA_ARGS__)
 
 void	    log_init(const char *prog, int level, int json);
-int	    log_level_parse(const char *);
-const char *log_level_name(int);
-void	    log_emit(int, const char *jid, const char *, ...)
+int	    log_level_parse(const char *s);
+const char *log_level_name(int level);
+void	    log_emit(int level, const char *jid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_vemit(int, const char *jid, const char *, va_list);
-void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
-void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void log_vemit(int level, const char *jid, const char *fmt, va_list ap);
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

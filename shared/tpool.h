@@ -14,9 +14,10 @@
 
 struct tpool;
 
-struct tpool *tpool_new(struct event_base *, int);
-int  tpool_submit(struct tpool *, void (*)(void *), void (*)(void *), void *);
-int  tpool_pending(const struct tpool *);
-void tpool_free(struct tpool *);
+struct tpool *tpool_new(struct event_base *base, int nthreads);
+int	      tpool_submit(
+	      struct tpool *p, void (*work)(void *), void (*done)(void *), void *arg);
+int  tpool_pending(const struct tpool *p);
+void tpool_free(struct tpool *p);
 
 #endif

@@ -16,13 +16,14 @@ long long clock_wall_ms(void);
 long long clock_mono_ms(void);
 uint64_t  rand_u64(void);
 double	  rand_unit(void);
-void	  uuid4(char[UUID_LEN]);
-char	 *file_slurp(const char *, size_t, size_t *, char *, size_t);
-int	  parse_ll(const char *, long long, long long, long long *);
-int	  parse_double(const char *, double, double, double *);
-int	  mkdir_p(const char *, char *, size_t);
-int	  str_icontains(const char *, const char *);
-void	  timer_add_ms(struct event *, long long);
-size_t	  utf8_len(const unsigned char *, size_t);
+void	  uuid4(char out[UUID_LEN]);
+char	 *file_slurp(
+	const char *path, size_t max, size_t *lenp, char *err, size_t errlen);
+int    parse_ll(const char *s, long long min, long long max, long long *out);
+int    parse_double(const char *s, double min, double max, double *out);
+int    mkdir_p(const char *path, char *err, size_t errlen);
+int    str_icontains(const char *hay, const char *needle);
+void   timer_add_ms(struct event *ev, long long ms);
+size_t utf8_len(const unsigned char *s, size_t len);
 
 #endif

@@ -43,17 +43,17 @@ struct ws_cb {
 
 /* ws://host[:port][/path][?query]. NULL only for a bad URL (reason in
  * err); every later failure arrives through on_close. */
-struct ws *ws_connect(struct event_base *, const char *url,
-    const struct ws_opts *, const struct ws_cb *, void *arg, char *err,
+struct ws *ws_connect(struct event_base *base, const char *url,
+    const struct ws_opts *opts, const struct ws_cb *cb, void *arg, char *err,
     size_t errlen);
 /* Queue a text message; 0, or -1 when the link is not open. */
-int ws_send_text(struct ws *, const char *, size_t);
+int ws_send_text(struct ws *ws, const char *s, size_t len);
 /* Send a ping now (arms the pong timeout); 0 or -1 when not open. */
-int ws_send_ping(struct ws *);
+int ws_send_ping(struct ws *ws);
 /* Close (a close frame if open) without calling on_close and free. Safe
  * from inside any of its callbacks: the memory goes when the callback
  * returns. NULL is a no-op. */
-void ws_free(struct ws *);
+void ws_free(struct ws *ws);
 
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key (base64 of SHA-1 of the key
  * and the RFC 6455 GUID): 28 characters and a NUL. Used by both sides. */

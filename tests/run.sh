@@ -11,13 +11,10 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${COMFYQ_BUILD_DIR:-build}
 
-# Debian packages this project builds and tests with.
-packages="build-essential cmake pkg-config libhiredis-dev libcurl4-openssl-dev
-libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev libwslay-dev libssl-dev
-redis-server
-redis-tools curl procps"
-. "$root/tests/lib/deps.sh"
-deps_install $packages
+. "$root/deploy/lib/packages.sh"
+. "$root/deploy/lib/deps.sh"
+# shellcheck disable=SC2086
+deps_install $PKGS_BUILD $PKGS_RUN $PKGS_TEST
 
 werror=OFF
 [ "${CI:-}" = true ] && werror=ON
@@ -25,7 +22,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASAN=ON \
 	-DUBSAN=ON -DWERROR=$werror
 cmake --build "$build" -j "$(nproc)"
 
-. "$root/tests/lib/redis.sh"
+. "$root/deploy/lib/redis.sh"
 rdir=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-run.XXXXXX")
 cleanup() { redis_stop; rm -rf "$rdir"; }
 trap cleanup EXIT

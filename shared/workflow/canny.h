@@ -14,13 +14,13 @@
 
 #define CANNY_MAX_PIXELS (4096LL * 4096)
 
-int canny(const unsigned char *, int, int, int, double, double, unsigned char *,
-    char *, size_t);
-int canny_gray_blur(
-    const unsigned char *, int, int, int, unsigned char *, char *, size_t);
-int canny_edges(const unsigned char *, int, int, double, double,
-    unsigned char *, char *, size_t);
-int canny_cuda(const unsigned char *, int, int, int, double, double,
-    unsigned char *, char *, size_t);
+int canny(const unsigned char *pix, int w, int h, int ch, double low,
+    double high, unsigned char *out, char *err, size_t errlen);
+int canny_gray_blur(const unsigned char *pix, int w, int h, int ch,
+    unsigned char *out, char *err, size_t errlen);
+int canny_edges(const unsigned char *src, int w, int h, double low, double high,
+    unsigned char *out, char *err, size_t errlen);
+int canny_cuda(const unsigned char *pix, int w, int h, int ch, double low,
+    double high, unsigned char *out, char *err, size_t errlen);
 
 #endif

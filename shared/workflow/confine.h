@@ -26,13 +26,14 @@ enum confine_kind {
 	CONFINE_MODEL, /* a model name: ckpt_name, lora_name, ... */
 };
 
-enum confine_kind confine_input(const char *, const char *);
-int		  confine_upload_class(const char *);
-int		  confine_name(const char *, char *, size_t);
-int		  confine_listed(const char *, const char *);
-int		  confine_list_check(const char *, char *, size_t);
-int confine_value(const char *, enum confine_kind, const char *, const char *,
-    const char *, char *, size_t);
-int confine_graph(const cJSON *, const cJSON *, const char *, char *, size_t);
+enum confine_kind confine_input(const char *cls, const char *input);
+int		  confine_upload_class(const char *cls);
+int		  confine_name(const char *name, char *err, size_t errlen);
+int		  confine_listed(const char *list, const char *name);
+int confine_list_check(const char *list, char *err, size_t errlen);
+int confine_value(const char *what, enum confine_kind k, const char *name,
+    const char *list, const char *hint, char *err, size_t errlen);
+int confine_graph(const cJSON *graph, const cJSON *inputs, const char *list,
+    char *err, size_t errlen);
 
 #endif

@@ -42,11 +42,11 @@ struct cn_list {
 	int		n;
 };
 
-int	    cn_map_parse(const char *, struct cn_map *, char *, size_t);
-const char *cn_map_file(const struct cn_map *, const char *);
-int	    cn_parse_list(const cJSON *, const cJSON *, const struct cn_map *,
-	    struct cn_list *, char *, size_t);
-int	    cn_inject(cJSON *, const struct cn_list *, const struct cn_map *,
-	    const char *const *, char *, size_t);
+int cn_map_parse(const char *s, struct cn_map *m, char *err, size_t errlen);
+const char *cn_map_file(const struct cn_map *m, const char *type);
+int cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
+    struct cn_list *l, char *err, size_t errlen);
+int cn_inject(cJSON *graph, const struct cn_list *l, const struct cn_map *m,
+    const char *const *images, char *err, size_t errlen);
 
 #endif

@@ -24,20 +24,22 @@ struct graph_class {
 	int	    output_node; /* OUTPUT_NODE: produces files */
 };
 
-const struct graph_class *graph_class_find(const char *);
-const char		 *graph_node_class(const cJSON *);
-cJSON			 *graph_node_inputs(cJSON *);
-int			  graph_link_parse(const cJSON *, const char **, int *);
-cJSON			 *graph_link_new(const char *, int);
-int			  graph_link_is(const cJSON *, const char *, int);
-void			  graph_set(cJSON *, const char *, cJSON *);
-void			  graph_set_num(cJSON *, const char *, double);
-void			  graph_set_str(cJSON *, const char *, const char *);
-cJSON *graph_node_add(cJSON *, const char *, char[GRAPH_ID_MAX]);
-int graph_relink(cJSON *, const char *, int, const char *, int, const char *);
-int graph_validate(const cJSON *, const cJSON *, char *, size_t);
-const char *graph_dup_key(const cJSON *);
-cJSON	   *graph_sorted(const cJSON *);
-char	   *graph_print(const cJSON *);
+const struct graph_class *graph_class_find(const char *name);
+const char		 *graph_node_class(const cJSON *node);
+cJSON			 *graph_node_inputs(cJSON *node);
+int    graph_link_parse(const cJSON *v, const char **id, int *slot);
+cJSON *graph_link_new(const char *id, int slot);
+int    graph_link_is(const cJSON *v, const char *id, int slot);
+void   graph_set(cJSON *obj, const char *key, cJSON *item);
+void   graph_set_num(cJSON *obj, const char *key, double v);
+void   graph_set_str(cJSON *obj, const char *key, const char *s);
+cJSON *graph_node_add(cJSON *graph, const char *ct, char id[GRAPH_ID_MAX]);
+int    graph_relink(cJSON *graph, const char *from, int slot, const char *to,
+       int toslot, const char *skip);
+int    graph_validate(
+       const cJSON *graph, const cJSON *object_info, char *err, size_t errlen);
+const char *graph_dup_key(const cJSON *obj);
+cJSON	   *graph_sorted(const cJSON *v);
+char	   *graph_print(const cJSON *graph);
 
 #endif

@@ -128,7 +128,8 @@ img_check_size(
 
 /*
  * Decodes a JPEG into im: 1 channel for a grey file, 3 otherwise, or for
- * channels 1..4 grey or RGB (the caller adds alpha). Returns 0, or -1.
+ * channels 1..4 grey or RGB (the caller adds alpha). Returns 0 with
+ * im->pix the caller's (img_free), or -1 with nothing allocated.
  */
 static int
 img_jpeg_decode(const unsigned char *buf, size_t len,
@@ -181,7 +182,11 @@ img_jpeg_decode(const unsigned char *buf, size_t len,
 	return (0);
 }
 
-/* Adds an opaque alpha channel: 1 -> 2 or 3 -> 4 channels. */
+/*
+ * Adds an opaque alpha channel: 1 -> 2 or 3 -> 4 channels, in a new
+ * im->pix (the old one is freed). On -1 im is as it was, still the
+ * caller's to free.
+ */
 static int
 img_add_alpha(struct img *im, char *err, size_t errlen)
 {
@@ -202,7 +207,10 @@ img_add_alpha(struct img *im, char *err, size_t errlen)
 	return (0);
 }
 
-/* Applies EXIF orientation o (2..8) to im in place. */
+/*
+ * Applies EXIF orientation o (2..8) to im, in a new im->pix (the old one is
+ * freed). On -1 im is as it was, still the caller's to free.
+ */
 static int
 img_orient(struct img *im, int o, char *err, size_t errlen)
 {
@@ -298,7 +306,8 @@ img_info(const unsigned char *buf, size_t len, int *w, int *h, char *err,
 /*
  * Decodes buf[0..len) into im, checking it against lim (NULL: the
  * defaults). channels is 0 to keep the file's, or 1..4 to convert. Returns
- * 0, or -1 with a reason such as "1x100000: height 100000 not in 8..8192".
+ * 0, the caller then freeing im with img_free(), or -1 with a reason such
+ * as "1x100000: height 100000 not in 8..8192" and nothing left in im.
  */
 int
 img_decode(const unsigned char *buf, size_t len, const struct img_limits *lim,
@@ -355,7 +364,8 @@ img_free(struct img *im)
 
 /*
  * Fits in to exactly w x h: crops the middle to that aspect ratio, then
- * resizes (as ComfyUI's ImageScale with crop "center"). Returns 0, or -1.
+ * resizes (as ComfyUI's ImageScale with crop "center"). Returns 0, the
+ * caller then freeing out with img_free(), or -1 with nothing left in out.
  */
 int
 img_fit(const struct img *in, int w, int h, struct img *out, char *err,

@@ -30,13 +30,17 @@ enum img_blank {
 	IMG_BLANK_UNIFORM, /* one colour */
 };
 
-int  img_info(const unsigned char *, size_t, int *, int *, char *, size_t);
-int  img_decode(const unsigned char *, size_t, const struct img_limits *, int,
-     struct img *, char *, size_t);
-void img_free(struct img *);
-int  img_fit(const struct img *, int, int, struct img *, char *, size_t);
-unsigned char *img_png(const struct img *, size_t *, char *, size_t);
-enum img_blank img_blank(const struct img *);
-int	       img_exif_orientation(const unsigned char *, size_t);
+int  img_info(const unsigned char *buf, size_t len, int *w, int *h, char *err,
+     size_t errlen);
+int  img_decode(const unsigned char *buf, size_t len,
+     const struct img_limits *lim, int channels, struct img *im, char *err,
+     size_t errlen);
+void img_free(struct img *im);
+int  img_fit(const struct img *in, int w, int h, struct img *out, char *err,
+     size_t errlen);
+unsigned char *img_png(
+    const struct img *im, size_t *len, char *err, size_t errlen);
+enum img_blank img_blank(const struct img *im);
+int	       img_exif_orientation(const unsigned char *b, size_t len);
 
 #endif

@@ -61,7 +61,8 @@ inputs_b64_value(int c)
 
 /*
  * Decodes base64 (standard or URL-safe alphabet, padding optional, white
- * space ignored) of at most max decoded bytes into a malloc'd *out.
+ * space ignored) of at most max decoded bytes into a malloc'd *out, which
+ * the caller frees; on -1 *out is NULL and nothing is left to free.
  */
 int
 inputs_base64(const char *s, size_t max, unsigned char **out, size_t *len,

@@ -23,13 +23,13 @@ struct inputs_opts {
 
 extern const struct inputs_opts inputs_opts_default;
 
-void inputs_global_init(void);
-int  inputs_is_url(const char *);
-int  inputs_base64(
-     const char *, size_t, unsigned char **, size_t *, char *, size_t);
-int   inputs_fetch(const char *, const struct inputs_opts *, unsigned char **,
-      size_t *, char *, size_t);
-int   inputs_addr_blocked(const struct sockaddr *);
-char *inputs_base64_encode(const unsigned char *, size_t);
+void  inputs_global_init(void);
+int   inputs_is_url(const char *s);
+int   inputs_base64(const char *s, size_t max, unsigned char **out, size_t *len,
+      char *err, size_t errlen);
+int   inputs_fetch(const char *src, const struct inputs_opts *o,
+      unsigned char **out, size_t *len, char *err, size_t errlen);
+int   inputs_addr_blocked(const struct sockaddr *sa);
+char *inputs_base64_encode(const unsigned char *b, size_t len);
 
 #endif

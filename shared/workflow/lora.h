@@ -31,9 +31,12 @@ struct lora_list {
 	int	    n;
 };
 
-int lora_parse_list(const cJSON *, struct lora_list *, char *, size_t);
-int lora_parse_tags(char *, const char *, struct lora_list *, char *, size_t);
-int lora_inject(cJSON *, const struct lora_list *, double, char *, size_t);
-int lora_name_ok(const char *);
+int lora_parse_list(
+    const cJSON *loras, struct lora_list *ll, char *err, size_t errlen);
+int lora_parse_tags(char *text, const char *field, struct lora_list *ll,
+    char *err, size_t errlen);
+int lora_inject(cJSON *graph, const struct lora_list *ll, double scale,
+    char *err, size_t errlen);
+int lora_name_ok(const char *s);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-int objinfo_check(const cJSON *, const cJSON *, char *, size_t);
+int objinfo_check(
+    const cJSON *graph, const cJSON *object_info, char *err, size_t errlen);
 
 #endif

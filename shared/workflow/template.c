@@ -35,182 +35,6 @@ struct wf_registry {
 	size_t		     n;
 };
 
-static const char *const wf_type_names[] = { [WF_STRING] = "string",
-	[WF_INT] = "int",
-	[WF_FLOAT] = "float",
-	[WF_BOOL] = "bool",
-	[WF_ENUM] = "enum",
-	[WF_IMAGE] = "image" };
-
-const char *
-wf_type_name(enum wf_type t)
-{
-	return (wf_type_names[t]);
-}
-
-static int
-wf_get_name(const cJSON *obj, const char *key, char *out, int required,
-    char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	*out = '\0';
-	if (v == NULL && !required)
-		return (0);
-	if (!cJSON_IsString(v) || *v->valuestring == '\0' ||
-	    strlen(v->valuestring) >= WF_NAME_MAX)
-		ERR_OUT(
-		    "%s: must be a name of 1..%d bytes", key, WF_NAME_MAX - 1);
-	snprintf(out, WF_NAME_MAX, "%s", v->valuestring);
-	return (0);
-}
-
-static int
-wf_get_num(const cJSON *obj, const char *key, int *has, double *out, char *err,
-    size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	if (has != NULL)
-		*has = v != NULL;
-	if (v == NULL)
-		return (0);
-	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-		ERR_OUT("%s: must be a number", key);
-	*out = v->valuedouble;
-	return (0);
-}
-
-/* Parses "targets": [{"node": "5", "input": "width"}]; each must exist. */
-static int
-wf_parse_targets(const cJSON *graph, const cJSON *arr, struct wf_target **out,
-    size_t *n, char *err, size_t errlen)
-{
-	const cJSON *t, *node, *in, *inputs;
-	size_t	     i = 0;
-
-	*out = NULL;
-	*n = 0;
-	if (arr == NULL)
-		return (0);
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > WF_TARGETS_MAX)
-		ERR_OUT("targets: must be an array of up to %d objects",
-		    WF_TARGETS_MAX);
-	*out = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof **out);
-	cJSON_ArrayForEach(t, arr)
-	{
-		node = cJSON_GetObjectItemCaseSensitive(t, "node");
-		in = cJSON_GetObjectItemCaseSensitive(t, "input");
-		if (!cJSON_IsString(node) || !cJSON_IsString(in) ||
-		    strlen(node->valuestring) >= GRAPH_ID_MAX ||
-		    strlen(in->valuestring) >= WF_INPUT_MAX)
-			ERR_OUT("targets[%zu]: must be {\"node\": ID, "
-				"\"input\": NAME}",
-			    i);
-		inputs = cJSON_GetObjectItemCaseSensitive(
-		    cJSON_GetObjectItemCaseSensitive(graph, node->valuestring),
-		    "inputs");
-		if (cJSON_GetObjectItemCaseSensitive(inputs, in->valuestring) ==
-		    NULL)
-			ERR_OUT("targets[%zu]: the graph has no input %s.%s", i,
-			    node->valuestring, in->valuestring);
-		snprintf((*out)[i].node, GRAPH_ID_MAX, "%s", node->valuestring);
-		snprintf((*out)[i].input, WF_INPUT_MAX, "%s", in->valuestring);
-		i++;
-	}
-	*n = i;
-	return (0);
-}
-
-static int
-wf_parse_type(const cJSON *v, enum wf_type *t)
-{
-	size_t i;
-
-	for (i = 0; cJSON_IsString(v) &&
-	     i < sizeof wf_type_names / sizeof wf_type_names[0];
-	     i++)
-		if (strcmp(v->valuestring, wf_type_names[i]) == 0) {
-			*t = (enum wf_type)i;
-			return (0);
-		}
-	return (-1);
-}
-
-/* Parses one entry of "params" (errors name the field, not the param). */
-static int
-wf_parse_param(const cJSON *graph, const cJSON *o, struct wf_param *p,
-    char *err, size_t errlen)
-{
-	const cJSON *v, *canny;
-	double	     d = 0;
-	int	     has;
-
-	if (!cJSON_IsObject(o))
-		ERR_OUT("must be an object");
-	if (wf_get_name(o, "name", p->name, 1, err, errlen) == -1)
-		return (-1);
-	if (wf_parse_type(
-		cJSON_GetObjectItemCaseSensitive(o, "type"), &p->type) == -1)
-		ERR_OUT("type: must be one of string, int, float, bool, enum, "
-			"image");
-	v = cJSON_GetObjectItemCaseSensitive(o, "description");
-	p->description = cJSON_IsString(v) ? v->valuestring : "";
-	p->required =
-	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "required"));
-	p->random = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "random"));
-	p->resize = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "resize"));
-	p->lora_tags =
-	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lora_tags"));
-	p->def = cJSON_GetObjectItemCaseSensitive(o, "default");
-	if (wf_get_num(o, "min", &p->has_min, &p->min, err, errlen) == -1 ||
-	    wf_get_num(o, "max", &p->has_max, &p->max, err, errlen) == -1)
-		return (-1);
-	if (p->has_min != p->has_max || (p->has_min && p->min > p->max))
-		ERR_OUT("min, max: give both, min <= max");
-	if (wf_get_num(o, "multiple_of", &has, &d, err, errlen) == -1)
-		return (-1);
-	p->multiple_of = has ? (long long)d : 0;
-	if (wf_get_num(o, "max_len", &has, &d, err, errlen) == -1)
-		return (-1);
-	p->max_len = has && d > 0 ? (size_t)d : 0;
-	if (p->type == WF_ENUM) {
-		p->values = cJSON_GetObjectItemCaseSensitive(o, "values");
-		if (!cJSON_IsArray(p->values) || p->values->child == NULL)
-			ERR_OUT("values: an enum needs a list of strings");
-		cJSON_ArrayForEach(v, p->values)
-		{
-			if (!cJSON_IsString(v))
-				ERR_OUT("values: an enum needs a list of "
-					"strings");
-		}
-		p->sets = cJSON_GetObjectItemCaseSensitive(o, "sets");
-		v = cJSON_GetObjectItemCaseSensitive(o, "lookup");
-		if (v != NULL &&
-		    (!cJSON_IsString(v) ||
-			strcmp(v->valuestring, "controlnet") != 0))
-			ERR_OUT("lookup: only \"controlnet\" is known");
-		p->lookup_controlnet = v != NULL;
-	}
-	canny = cJSON_GetObjectItemCaseSensitive(o, "canny");
-	if (canny != NULL &&
-	    (p->type != WF_IMAGE ||
-		wf_get_name(canny, "enable", p->canny_enable, 1, err, errlen) ==
-		    -1 ||
-		wf_get_name(canny, "type", p->canny_type, 0, err, errlen) ==
-		    -1 ||
-		wf_get_name(canny, "low", p->canny_low, 1, err, errlen) == -1 ||
-		wf_get_name(canny, "high", p->canny_high, 1, err, errlen) ==
-		    -1)) {
-		if (p->type != WF_IMAGE)
-			ERR_OUT("canny: only for an image param");
-		return (-1);
-	}
-	return (wf_parse_targets(graph,
-	    cJSON_GetObjectItemCaseSensitive(o, "targets"), &p->targets,
-	    &p->ntargets, err, errlen));
-}
-
 /* The param named name of type t, or NULL. */
 static const struct wf_param *
 wf_param_typed(const struct wf_template *t, const char *name, int type)
@@ -289,17 +113,17 @@ wf_parse_output(struct wf_template *t, const cJSON *o, char *err, size_t errlen)
 		strcmp(kind->valuestring, "video") != 0))
 		ERR_OUT("output.kind: must be image or video");
 	out->kind = kind->valuestring[0] == 'v' ? WF_KIND_VIDEO : WF_KIND_IMAGE;
-	if (wf_get_name(o, "width", out->width, 1, err, errlen) == -1 ||
-	    wf_get_name(o, "height", out->height, 1, err, errlen) == -1 ||
-	    wf_get_name(o, "count", out->count, 0, err, errlen) == -1 ||
-	    wf_get_name(o, "fps", out->fps, 0, err, errlen) == -1 ||
-	    wf_get_name(o, "duration", out->duration, 0, err, errlen) == -1 ||
-	    wf_get_num(o, "max_frames", NULL, &d, err, errlen) == -1)
+	if (wf_field_name(o, "width", out->width, 1, err, errlen) == -1 ||
+	    wf_field_name(o, "height", out->height, 1, err, errlen) == -1 ||
+	    wf_field_name(o, "count", out->count, 0, err, errlen) == -1 ||
+	    wf_field_name(o, "fps", out->fps, 0, err, errlen) == -1 ||
+	    wf_field_name(o, "duration", out->duration, 0, err, errlen) == -1 ||
+	    wf_field_num(o, "max_frames", NULL, &d, err, errlen) == -1)
 		return (-1);
 	out->max_frames = (long long)d;
 	out->uniform =
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "uniform"));
-	return (wf_parse_targets(t->graph,
+	return (wf_targets_parse(t->graph,
 	    cJSON_GetObjectItemCaseSensitive(o, "frames"), &out->frames,
 	    &out->nframes, err, errlen));
 }
@@ -395,7 +219,7 @@ wf_template_parse(const char *name, const char *text, char *err, size_t errlen)
 	cJSON_ArrayForEach(v, params)
 	{
 		t->nparams = i + 1;
-		if (wf_parse_param(
+		if (wf_param_parse(
 			t->graph, v, &t->params[i], sub, sizeof sub) == -1) {
 			snprintf(err, errlen, "params[%zu]: %s", i, sub);
 			goto fail;

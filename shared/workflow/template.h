@@ -5,6 +5,9 @@
  * type, default and bounds, and what the job is expected to produce. The
  * registry is loaded once at start and is read-only afterwards, so threads
  * may share it. README.md documents the file format.
+ *
+ * One param's schema and rules are in wfparam.h; template.c holds the
+ * file and the registry, wfresolve.c the resolution of a job's params.
  */
 #ifndef COMFYQ_TEMPLATE_H
 #define COMFYQ_TEMPLATE_H
@@ -14,45 +17,12 @@
 #include <cjson/cJSON.h>
 
 #include "graph.h"
+#include "wfparam.h"
 
-#define WF_NAME_MAX	 64 /* a template or param name, with its NUL */
-#define WF_INPUT_MAX	 64 /* a node input name, with its NUL */
 #define WF_FILE_MAX	 (1 << 20)
 #define WF_TEMPLATES_MAX 256
 #define WF_PARAMS_MAX	 64 /* params of one template */
-#define WF_TARGETS_MAX	 32 /* targets of one param */
 #define WF_IMAGES_MAX	 32 /* image params of a template, images of a job */
-
-enum wf_type { WF_STRING, WF_INT, WF_FLOAT, WF_BOOL, WF_ENUM, WF_IMAGE };
-
-struct wf_target {
-	char node[GRAPH_ID_MAX];
-	char input[WF_INPUT_MAX];
-};
-
-struct wf_param {
-	char		  name[WF_NAME_MAX];
-	enum wf_type	  type;
-	const char	 *description;
-	int		  required;
-	const cJSON	 *def; /* default, or NULL */
-	int		  has_min, has_max;
-	double		  min, max;
-	long long	  multiple_of;	     /* int: 0 when free */
-	size_t		  max_len;	     /* string: 0 when free */
-	const cJSON	 *values;	     /* enum: array of strings */
-	const cJSON	 *sets;		     /* enum: value -> {param: value} */
-	int		  lookup_controlnet; /* enum: a ControlNet type */
-	int		  random;	     /* int: missing -> from job id */
-	int		  lora_tags;	     /* string: <lora:...> tags */
-	struct wf_target *targets;
-	size_t		  ntargets;
-	int		  resize; /* image: fit to width x height */
-	char		  canny_enable[WF_NAME_MAX]; /* image: bool param */
-	char		  canny_type[WF_NAME_MAX];   /* image: enum param */
-	char		  canny_low[WF_NAME_MAX];
-	char		  canny_high[WF_NAME_MAX];
-};
 
 enum wf_kind { WF_KIND_IMAGE, WF_KIND_VIDEO };
 
@@ -71,30 +41,28 @@ struct wf_output {
 struct wf_registry;
 struct wf_template;
 
-struct wf_registry	 *wf_load(const char *, char *, size_t);
-void			  wf_registry_free(struct wf_registry *);
-size_t			  wf_count(const struct wf_registry *);
-const struct wf_template *wf_at(const struct wf_registry *, size_t);
-const struct wf_template *wf_find(const struct wf_registry *, const char *);
+struct wf_registry	 *wf_load(const char *dir, char *err, size_t errlen);
+void			  wf_registry_free(struct wf_registry *r);
+size_t			  wf_count(const struct wf_registry *r);
+const struct wf_template *wf_at(const struct wf_registry *r, size_t i);
+const struct wf_template *wf_find(
+    const struct wf_registry *r, const char *name);
 
-const char	       *wf_name(const struct wf_template *);
-const char	       *wf_description(const struct wf_template *);
-const cJSON	       *wf_graph(const struct wf_template *);
-const cJSON	       *wf_json(const struct wf_template *);
-size_t			wf_nparams(const struct wf_template *);
-const struct wf_param  *wf_param_at(const struct wf_template *, size_t);
-const struct wf_param  *wf_param_find(const struct wf_template *, const char *);
-const struct wf_output *wf_output(const struct wf_template *);
-int			wf_accepts_loras(const struct wf_template *);
-int			wf_accepts_controlnets(const struct wf_template *);
-int			wf_vram_mb(const struct wf_template *, long long);
-const char	       *wf_error_code(const struct wf_template *, const char *);
-const char	       *wf_type_name(enum wf_type);
-void			wf_param_rule(const struct wf_param *, char *, size_t);
+const char	      *wf_name(const struct wf_template *t);
+const char	      *wf_description(const struct wf_template *t);
+const cJSON	      *wf_graph(const struct wf_template *t);
+const cJSON	      *wf_json(const struct wf_template *t);
+size_t		       wf_nparams(const struct wf_template *t);
+const struct wf_param *wf_param_at(const struct wf_template *t, size_t i);
+const struct wf_param *wf_param_find(
+    const struct wf_template *t, const char *name);
+const struct wf_output *wf_output(const struct wf_template *t);
+int			wf_accepts_loras(const struct wf_template *t);
+int			wf_accepts_controlnets(const struct wf_template *t);
+int	    wf_vram_mb(const struct wf_template *t, long long pixels);
+const char *wf_error_code(const struct wf_template *t, const char *message);
 
-int    wf_check_value(const struct wf_param *, const cJSON *, char *, size_t);
-int    wf_resolve(const struct wf_template *, const cJSON *, const cJSON *,
-       cJSON **, char *, size_t);
-cJSON *wf_value_from_text(const struct wf_param *, const char *);
+int wf_resolve(const struct wf_template *t, const cJSON *params,
+    const cJSON *inputs, cJSON **values, char *err, size_t errlen);
 
 #endif

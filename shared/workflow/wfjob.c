@@ -144,7 +144,10 @@ wfj_template_confine(const struct wf_job *j, const struct job_spec *js,
 	return (0);
 }
 
-/* Template jobs: params, image inputs, expectations. */
+/*
+ * Template jobs: params, image inputs, expectations. What it builds in j
+ * (the values, the inputs) stays there on -1 too: wf_job_new() frees j.
+ */
 static int
 wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
     char *err, size_t errlen)
@@ -219,7 +222,8 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 /*
  * Raw graphs: validation, prompt tags, inputs by LoadImage node id, and
  * every file name confined (confine.h) against list, the graph-files
- * setting (NULL where it is not known).
+ * setting (NULL where it is not known). What it builds in j (the graph,
+ * the LoRAs, the inputs) stays there on -1 too: wf_job_new() frees j.
  */
 static int
 wfj_raw(struct wf_job *j, const struct job_spec *js, const char *list,
@@ -302,8 +306,9 @@ wfj_inputs_used(
 
 /*
  * Checks a spec against the registry and returns its workflow, or NULL
- * with *code ("unknown_workflow", "invalid_input") and the reason in err.
- * The job keeps pointers into js: free it before js.
+ * with *code ("unknown_workflow", "invalid_input") and the reason in err
+ * (and nothing to free). The caller frees the job with wf_job_free(); it
+ * keeps pointers into js, so free it before js.
  */
 struct wf_job *
 wf_job_new(const struct wf_registry *reg, const struct job_spec *js,

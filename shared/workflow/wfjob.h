@@ -64,17 +64,19 @@ struct wf_expect {
 
 struct wf_job;
 
-struct wf_job	*wf_job_new(const struct wf_registry *, const struct job_spec *,
-      const struct wf_opts *, const char **, char *, size_t);
-size_t		 wf_job_ninputs(const struct wf_job *);
-struct wf_input *wf_job_input(struct wf_job *, size_t);
-cJSON		*wf_job_render(
-	      struct wf_job *, const char *, const char *, int, char *, size_t);
-const struct wf_expect *wf_job_expect(const struct wf_job *);
-const char	       *wf_job_error_code(const struct wf_job *, const char *);
-void			wf_job_free(struct wf_job *);
-int wf_input_prepare(const struct wf_input *, const struct inputs_opts *,
-    const struct img_limits *, unsigned char **, size_t *, char *, size_t);
-unsigned long long wf_seed(const char *);
+struct wf_job	*wf_job_new(const struct wf_registry *reg,
+      const struct job_spec *js, const struct wf_opts *opts, const char **code,
+      char *err, size_t errlen);
+size_t		 wf_job_ninputs(const struct wf_job *j);
+struct wf_input *wf_job_input(struct wf_job *j, size_t i);
+cJSON *wf_job_render(struct wf_job *j, const char *job_id, const char *prefix,
+    int flags, char *err, size_t errlen);
+const struct wf_expect *wf_job_expect(const struct wf_job *j);
+const char *wf_job_error_code(const struct wf_job *j, const char *message);
+void	    wf_job_free(struct wf_job *j);
+int wf_input_prepare(const struct wf_input *in, const struct inputs_opts *io,
+    const struct img_limits *lim, unsigned char **out, size_t *len, char *err,
+    size_t errlen);
+unsigned long long wf_seed(const char *job_id);
 
 #endif

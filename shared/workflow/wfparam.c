@@ -1,12 +1,10 @@
 /*
- * Template parameters: the rules one value must obey, and the resolution
- * of a job's params against a template (see template.h).
- *
- * wf_resolve() turns a job's params into one value per param: the given
- * value, else one set by a preset (an enum param's "sets", such as aspect
- * 16:9 -> width 1344, height 768), else the default. Every violation is
+ * One template parameter (see wfparam.h): its entry of a template file's
+ * "params" parsed and checked against the graph, the rules its values obey
+ * in words, and one value checked against them. Every violation is
  * reported as "<param>: <value> <rule>", the words a producer sees at
- * submit and again in the worker.
+ * submit and again in the worker. Nothing here knows the template a param
+ * belongs to: template.c and wfresolve.c call in, never the other way.
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,11 +12,42 @@
 #include <string.h>
 
 #include "errout.h"
-#include "template.h"
 #include "util.h"
+#include "wfparam.h"
+#include "xmalloc.h"
+
+static const char *const wf_type_names[] = { [WF_STRING] = "string",
+	[WF_INT] = "int",
+	[WF_FLOAT] = "float",
+	[WF_BOOL] = "bool",
+	[WF_ENUM] = "enum",
+	[WF_IMAGE] = "image" };
+
+/* A type's name as template files and the CLI write it: "int". */
+const char *
+wf_type_name(enum wf_type t)
+{
+	return (wf_type_names[t]);
+}
+
+/* The type named by v (a string), or -1 for an unknown one. */
+static int
+wf_parse_type(const cJSON *v, enum wf_type *t)
+{
+	size_t i;
+
+	for (i = 0; cJSON_IsString(v) &&
+	     i < sizeof wf_type_names / sizeof wf_type_names[0];
+	     i++)
+		if (strcmp(v->valuestring, wf_type_names[i]) == 0) {
+			*t = (enum wf_type)i;
+			return (0);
+		}
+	return (-1);
+}
 
 /* A number as a person writes it: 1024, 0.85, 9007199254740991. */
-static const char *
+const char *
 wf_num(char buf[32], double d)
 {
 	if (floor(d) == d && fabs(d) < 1e17)
@@ -26,6 +55,171 @@ wf_num(char buf[32], double d)
 	else
 		snprintf(buf, 32, "%g", d);
 	return (buf);
+}
+
+/*
+ * Copies the name obj.key holds (1..WF_NAME_MAX - 1 bytes) into out
+ * (WF_NAME_MAX bytes), or "" when it is missing and not required.
+ */
+int
+wf_field_name(const cJSON *obj, const char *key, char *out, int required,
+    char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	*out = '\0';
+	if (v == NULL && !required)
+		return (0);
+	if (!cJSON_IsString(v) || *v->valuestring == '\0' ||
+	    strlen(v->valuestring) >= WF_NAME_MAX)
+		ERR_OUT(
+		    "%s: must be a name of 1..%d bytes", key, WF_NAME_MAX - 1);
+	snprintf(out, WF_NAME_MAX, "%s", v->valuestring);
+	return (0);
+}
+
+/*
+ * The number obj.key holds in *out, left alone when it is missing; *has
+ * (unless has is NULL) says whether it is there.
+ */
+int
+wf_field_num(const cJSON *obj, const char *key, int *has, double *out,
+    char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (has != NULL)
+		*has = v != NULL;
+	if (v == NULL)
+		return (0);
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		ERR_OUT("%s: must be a number", key);
+	*out = v->valuedouble;
+	return (0);
+}
+
+/*
+ * Parses "targets": [{"node": "5", "input": "width"}]; each must name an
+ * input the graph has. *out is allocated before the entries are checked,
+ * so it is the caller's to free whether this returns 0 or -1.
+ */
+int
+wf_targets_parse(const cJSON *graph, const cJSON *arr, struct wf_target **out,
+    size_t *n, char *err, size_t errlen)
+{
+	const cJSON *t, *node, *in, *inputs;
+	size_t	     i = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (arr == NULL)
+		return (0);
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > WF_TARGETS_MAX)
+		ERR_OUT("targets: must be an array of up to %d objects",
+		    WF_TARGETS_MAX);
+	*out = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof **out);
+	cJSON_ArrayForEach(t, arr)
+	{
+		node = cJSON_GetObjectItemCaseSensitive(t, "node");
+		in = cJSON_GetObjectItemCaseSensitive(t, "input");
+		if (!cJSON_IsString(node) || !cJSON_IsString(in) ||
+		    strlen(node->valuestring) >= GRAPH_ID_MAX ||
+		    strlen(in->valuestring) >= WF_INPUT_MAX)
+			ERR_OUT("targets[%zu]: must be {\"node\": ID, "
+				"\"input\": NAME}",
+			    i);
+		inputs = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(graph, node->valuestring),
+		    "inputs");
+		if (cJSON_GetObjectItemCaseSensitive(inputs, in->valuestring) ==
+		    NULL)
+			ERR_OUT("targets[%zu]: the graph has no input %s.%s", i,
+			    node->valuestring, in->valuestring);
+		snprintf((*out)[i].node, GRAPH_ID_MAX, "%s", node->valuestring);
+		snprintf((*out)[i].input, WF_INPUT_MAX, "%s", in->valuestring);
+		i++;
+	}
+	*n = i;
+	return (0);
+}
+
+/*
+ * Parses one entry of "params" into p (zeroed by the caller); errors name
+ * the field, not the param. Its pointers point into o, except
+ * p->targets: the caller frees it, whether this returns 0 or -1.
+ */
+int
+wf_param_parse(const cJSON *graph, const cJSON *o, struct wf_param *p,
+    char *err, size_t errlen)
+{
+	const cJSON *v, *canny;
+	double	     d = 0;
+	int	     has;
+
+	if (!cJSON_IsObject(o))
+		ERR_OUT("must be an object");
+	if (wf_field_name(o, "name", p->name, 1, err, errlen) == -1)
+		return (-1);
+	if (wf_parse_type(
+		cJSON_GetObjectItemCaseSensitive(o, "type"), &p->type) == -1)
+		ERR_OUT("type: must be one of string, int, float, bool, enum, "
+			"image");
+	v = cJSON_GetObjectItemCaseSensitive(o, "description");
+	p->description = cJSON_IsString(v) ? v->valuestring : "";
+	p->required =
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "required"));
+	p->random = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "random"));
+	p->resize = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "resize"));
+	p->lora_tags =
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lora_tags"));
+	p->def = cJSON_GetObjectItemCaseSensitive(o, "default");
+	if (wf_field_num(o, "min", &p->has_min, &p->min, err, errlen) == -1 ||
+	    wf_field_num(o, "max", &p->has_max, &p->max, err, errlen) == -1)
+		return (-1);
+	if (p->has_min != p->has_max || (p->has_min && p->min > p->max))
+		ERR_OUT("min, max: give both, min <= max");
+	if (wf_field_num(o, "multiple_of", &has, &d, err, errlen) == -1)
+		return (-1);
+	p->multiple_of = has ? (long long)d : 0;
+	if (wf_field_num(o, "max_len", &has, &d, err, errlen) == -1)
+		return (-1);
+	p->max_len = has && d > 0 ? (size_t)d : 0;
+	if (p->type == WF_ENUM) {
+		p->values = cJSON_GetObjectItemCaseSensitive(o, "values");
+		if (!cJSON_IsArray(p->values) || p->values->child == NULL)
+			ERR_OUT("values: an enum needs a list of strings");
+		cJSON_ArrayForEach(v, p->values)
+		{
+			if (!cJSON_IsString(v))
+				ERR_OUT("values: an enum needs a list of "
+					"strings");
+		}
+		p->sets = cJSON_GetObjectItemCaseSensitive(o, "sets");
+		v = cJSON_GetObjectItemCaseSensitive(o, "lookup");
+		if (v != NULL &&
+		    (!cJSON_IsString(v) ||
+			strcmp(v->valuestring, "controlnet") != 0))
+			ERR_OUT("lookup: only \"controlnet\" is known");
+		p->lookup_controlnet = v != NULL;
+	}
+	canny = cJSON_GetObjectItemCaseSensitive(o, "canny");
+	if (canny != NULL &&
+	    (p->type != WF_IMAGE ||
+		wf_field_name(
+		    canny, "enable", p->canny_enable, 1, err, errlen) == -1 ||
+		wf_field_name(canny, "type", p->canny_type, 0, err, errlen) ==
+		    -1 ||
+		wf_field_name(canny, "low", p->canny_low, 1, err, errlen) ==
+		    -1 ||
+		wf_field_name(canny, "high", p->canny_high, 1, err, errlen) ==
+		    -1)) {
+		if (p->type != WF_IMAGE)
+			ERR_OUT("canny: only for an image param");
+		return (-1);
+	}
+	return (wf_targets_parse(graph,
+	    cJSON_GetObjectItemCaseSensitive(o, "targets"), &p->targets,
+	    &p->ntargets, err, errlen));
 }
 
 /* The rule a param's values obey, in words: "int 512..2048, x64". */
@@ -137,144 +331,4 @@ wf_value_from_text(const struct wf_param *p, const char *s)
 	default:
 		return (cJSON_CreateString(s));
 	}
-}
-
-/* The value a preset (an enum's "sets") gives p, or NULL. */
-static const cJSON *
-wf_preset(
-    const struct wf_template *t, const cJSON *params, const struct wf_param *p)
-{
-	const cJSON *chosen, *set, *v;
-	size_t	     i;
-
-	for (i = 0; i < wf_nparams(t); i++) {
-		if (wf_param_at(t, i)->sets == NULL)
-			continue;
-		chosen = cJSON_GetObjectItemCaseSensitive(
-		    params, wf_param_at(t, i)->name);
-		if (chosen == NULL)
-			chosen = wf_param_at(t, i)->def;
-		if (!cJSON_IsString(chosen))
-			continue;
-		set = cJSON_GetObjectItemCaseSensitive(
-		    wf_param_at(t, i)->sets, chosen->valuestring);
-		if ((v = cJSON_GetObjectItemCaseSensitive(set, p->name)) !=
-		    NULL)
-			return (v);
-	}
-	return (NULL);
-}
-
-/* Cross-param rules: canny thresholds in order, video frame count. */
-static int
-wf_check_cross(
-    const struct wf_template *t, const cJSON *values, char *err, size_t errlen)
-{
-	const struct wf_output *o = wf_output(t);
-	const cJSON	       *a, *b;
-	char			x[32], y[32], z[32];
-	size_t			i;
-	double			frames;
-
-	for (i = 0; i < wf_nparams(t); i++) {
-		const struct wf_param *p = wf_param_at(t, i);
-
-		if (p->canny_enable[0] == '\0')
-			continue;
-		a = cJSON_GetObjectItemCaseSensitive(values, p->canny_low);
-		b = cJSON_GetObjectItemCaseSensitive(values, p->canny_high);
-		if (a == NULL || b == NULL)
-			ERR_OUT(
-			    "%s, %s: required", p->canny_low, p->canny_high);
-		if (a->valuedouble > b->valuedouble)
-			ERR_OUT("%s: %s above %s %s", p->canny_low,
-			    wf_num(x, a->valuedouble), p->canny_high,
-			    wf_num(y, b->valuedouble));
-	}
-	if (o->kind != WF_KIND_VIDEO)
-		return (0);
-	a = cJSON_GetObjectItemCaseSensitive(values, o->duration);
-	b = cJSON_GetObjectItemCaseSensitive(values, o->fps);
-	if (a == NULL || b == NULL)
-		ERR_OUT("%s, %s: required", o->duration, o->fps);
-	frames = round(a->valuedouble * b->valuedouble);
-	if (frames < 1 || frames > (double)o->max_frames)
-		ERR_OUT("%s: %s s at %s fps is %s frames, not in 1..%lld",
-		    o->duration, wf_num(x, a->valuedouble),
-		    wf_num(y, b->valuedouble), wf_num(z, frames),
-		    o->max_frames);
-	return (0);
-}
-
-/*
- * Resolves params (an object, or NULL) against the template: one value per
- * param in *values (an object the caller deletes), image params holding
- * their input's name. inputs is the job's inputs object (or NULL): image
- * params read their presence from it. Returns 0, or -1 with the first
- * problem in err.
- */
-int
-wf_resolve(const struct wf_template *t, const cJSON *params,
-    const cJSON *inputs, cJSON **values, char *err, size_t errlen)
-{
-	const struct wf_param *p;
-	const cJSON	      *v;
-	cJSON		      *out;
-	size_t		       i;
-
-	*values = NULL;
-	cJSON_ArrayForEach(v, params)
-	{
-		p = wf_param_find(t, v->string);
-		if (p == NULL || p->type == WF_IMAGE) {
-			if (p != NULL)
-				ERR_OUT(
-				    "%s: an image goes in inputs.%s, not in "
-				    "params",
-				    v->string, v->string);
-			ERR_OUT(
-			    "%.64s: unknown parameter (see comfyq workflows "
-			    "show %s)",
-			    v->string, wf_name(t));
-		}
-	}
-	out = cJSON_CreateObject();
-	for (i = 0; i < wf_nparams(t); i++) {
-		p = wf_param_at(t, i);
-		if (p->type == WF_IMAGE) {
-			if (cJSON_GetObjectItemCaseSensitive(inputs, p->name) ==
-			    NULL) {
-				if (p->required) {
-					snprintf(err, errlen,
-					    "%s: required (give inputs.%s)",
-					    p->name, p->name);
-					goto fail;
-				}
-				continue;
-			}
-			graph_set_str(out, p->name, p->name);
-			continue;
-		}
-		if ((v = cJSON_GetObjectItemCaseSensitive(params, p->name)) ==
-			NULL &&
-		    (v = wf_preset(t, params, p)) == NULL)
-			v = p->def;
-		if (v == NULL) {
-			if (p->required) {
-				snprintf(err, errlen, "%s: required", p->name);
-				goto fail;
-			}
-			continue;
-		}
-		if (wf_check_value(p, v, err, errlen) == -1)
-			goto fail;
-		graph_set(out, p->name, cJSON_Duplicate(v, 1));
-	}
-	if (wf_check_cross(t, out, err, errlen) == -1)
-		goto fail;
-	*values = out;
-	return (0);
-fail:
-	cJSON_Delete(out);
-	return (-1);
 }

@@ -9,7 +9,7 @@
 #   COMFYQ_FUZZ_DIR  build directory (default: build-fuzz)
 #   FUZZ_SECONDS     seconds per target (default: 60)
 #   FUZZ_TARGETS     which targets (default: "wfjob input")
-# Installs clang and libFuzzer's runtime when missing (tests/lib/deps.sh);
+# Installs clang and libFuzzer's runtime when missing (deploy/lib/);
 # tests/run.sh installs the libraries the build needs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,12 +18,11 @@ dir=${COMFYQ_FUZZ_DIR:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-wfjob input}
 
-. "$root/tests/lib/deps.sh"
-deps_install clang
-# Debian ships libFuzzer's runtime in libclang-rt-<major>-dev, which clang
-# only recommends.
-major=$(clang -dumpversion | cut -d. -f1)
-deps_install "libclang-rt-$major-dev"
+. "$root/deploy/lib/packages.sh"
+. "$root/deploy/lib/deps.sh"
+# shellcheck disable=SC2086
+deps_install $PKGS_FUZZ
+deps_install "$(pkgs_fuzz_runtime)"
 
 cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DASAN=ON -DUBSAN=ON \

@@ -12,7 +12,7 @@ if [ "${1:-}" = "--own" ]; then own=1; shift; fi
 if [ $own -eq 0 ] && [ -n "${COMFYQ_TEST_REDIS_URL:-}" ]; then
 	exec "$@"
 fi
-. "$here/redis.sh"
+. "$here/../../deploy/lib/redis.sh"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-test.XXXXXX")
 cleanup() { redis_stop; rm -rf "$dir"; }
 trap cleanup EXIT

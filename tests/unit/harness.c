@@ -2,7 +2,7 @@
  * The test harness both runners share (tests/unit/main.c for unit suites,
  * tests/integration/itest.c for integration binaries): failing a test with
  * a message, finding test data, and running one test with its checks
- * counted.
+ * counted (a test that makes none fails).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -116,7 +116,11 @@ unit_corpus(const char *name, int				  tabbed,
 	return (n);
 }
 
-/* Runs one test and prints its line; returns 1 when it passed. */
+/*
+ * Runs one test and prints its line; returns 1 when it passed. A test that
+ * returns without one check fails: it proved nothing, and a passing line
+ * would say otherwise.
+ */
 int
 unit_run(const char *suite, const struct unit_test *t)
 {
@@ -128,6 +132,12 @@ unit_run(const char *suite, const struct unit_test *t)
 		return (0);
 	}
 	t->fn();
+	if (unit_checks == 0) {
+		printf("FAIL %s%s%s: made no checks (no ASSERT ran)\n",
+		    suite ? suite : "", suite ? "." : "", t->name);
+		fflush(stdout);
+		return (0);
+	}
 	printf("ok   %s%s%s (%d checks)\n", suite ? suite : "",
 	    suite ? "." : "", t->name, unit_checks);
 	fflush(stdout);

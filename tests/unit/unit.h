@@ -1,8 +1,9 @@
 /*
  * A small unit-test harness: a table of tests per suite, assertions that
  * print both sides and the place, and a runner (tests/unit/main.c) that runs
- * one suite or all of them. A failed assertion ends its test; the runner
- * counts failures and exits non-zero if any.
+ * one suite or all of them. A failed assertion ends its test, and a test
+ * that made no check at all fails too; the runner counts failures and
+ * exits non-zero if any.
  */
 #ifndef COMFYQ_UNIT_H
 #define COMFYQ_UNIT_H
@@ -24,13 +25,14 @@ struct unit_suite {
 extern jmp_buf unit_jmp;
 extern int     unit_checks;
 
-void unit_fail(const char *, int, const char *, ...)
+void unit_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
-const char   *unit_data(const char *);
-struct cJSON *unit_json(const char *);
-int	      unit_run(const char *, const struct unit_test *);
-int	      unit_corpus(const char *, int,
-	      void (*)(const char *, const char *, size_t, void *), void *);
+const char   *unit_data(const char *name);
+struct cJSON *unit_json(const char *name);
+int	      unit_run(const char *suite, const struct unit_test *t);
+int	      unit_corpus(const char *name, int tabbed,
+	      void (*fn)(const char *want, const char *text, size_t len, void *arg),
+	      void *arg);
 
 #define ASSERT_TRUE(x)                                                         \
 	do {                                                                   \

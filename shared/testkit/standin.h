@@ -32,10 +32,10 @@ struct standin_opts {
 };
 
 int standin_start(
-    struct standin *, const struct standin_opts *, char *, size_t);
-void  standin_kill(struct standin *);
-pid_t proc_start(const char *const[], const char *);
-int   proc_stop(pid_t, int, int);
-int   proc_gone(pid_t);
+    struct standin *s, const struct standin_opts *o, char *err, size_t errlen);
+void  standin_kill(struct standin *s);
+pid_t proc_start(const char *const argv[], const char *log);
+int   proc_stop(pid_t pid, int sig, int timeout_ms);
+int   proc_gone(pid_t pid);
 
 #endif

@@ -1,6 +1,7 @@
 # deps_install PACKAGE...: installs the Debian packages that are missing,
 # with apt-get as root or through sudo; otherwise prints the exact command
-# and fails. Shared by tests/run.sh and deploy/demo.sh.
+# and fails. Shared by tests/run.sh, tests/fuzz/run.sh and deploy/demo.sh;
+# the package names are in packages.sh.
 deps_install() {
 	local missing="" p
 	for p in "$@"; do

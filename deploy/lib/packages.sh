@@ -1,0 +1,25 @@
+# shellcheck shell=bash disable=SC2034
+# The Debian packages comfyq needs, written once, in named groups. Source
+# it, then install the groups a script needs with deps_install (deps.sh):
+#   PKGS_BUILD         compile and link every program: the C toolchain,
+#                      CMake and the libraries
+#   PKGS_RUN           run the stack on one machine: redis-server,
+#                      redis-cli (redis.sh pings it) and curl
+#   PKGS_TEST          what the tests use besides: pgrep (procps)
+#   PKGS_FUZZ          the libFuzzer targets: clang
+#   pkgs_fuzz_runtime  prints the package of libFuzzer's runtime, which
+#                      Debian names after clang's major version and clang
+#                      only recommends; call it once clang is installed
+# tests/run.sh installs build, run and test; tests/fuzz/run.sh fuzz (the
+# libraries come from tests/run.sh); deploy/demo.sh build and run.
+
+PKGS_BUILD="build-essential cmake pkg-config libhiredis-dev
+libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev
+libwslay-dev libssl-dev"
+PKGS_RUN="redis-server redis-tools curl"
+PKGS_TEST="procps"
+PKGS_FUZZ="clang"
+
+pkgs_fuzz_runtime() {
+	echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+}
