@@ -1,9 +1,10 @@
 /*
- * The job spec model (DESIGN.md §4): a submitted JSON document, parsed and
- * checked against the envelope rules that lua/spec.lua also enforces, so a
- * producer hears of a bad field before anything reaches Redis and the
- * enqueue function refuses the same spec with the same words. The parsed
- * tree owns every pointer in struct job_spec.
+ * The job spec model (docs/design.md §4, README "A job"): a submitted
+ * JSON document, parsed and checked against the envelope rules that
+ * lua/spec.lua also enforces, so a producer hears of a bad field before
+ * anything reaches Redis and the enqueue function refuses the same spec
+ * with the same words. The parsed tree owns every pointer in struct
+ * job_spec.
  */
 #ifndef COMFYQ_JOB_H
 #define COMFYQ_JOB_H
