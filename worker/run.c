@@ -40,8 +40,6 @@
 
 #include <event2/event.h>
 
-#include "backend.h"
-#include "comfy.h"
 #include "errmap.h"
 #include "job.h"
 #include "log.h"
@@ -52,8 +50,8 @@
 #include "tpool.h"
 #include "wfjob.h"
 #include "run.h"
+#include "settings.h"
 #include "util.h"
-#include "worker.h"
 #include "xmalloc.h"
 
 #define RUN_MSG_MAX	    1024
@@ -96,7 +94,7 @@ struct run_input {
 };
 
 struct run {
-	struct worker	 *w;
+	const struct run_env *env;
 	char		  jid[64];
 	char		  fence[32];
 	int		  attempt;
@@ -205,6 +203,14 @@ run_set_state(struct run *r, enum run_state to)
 	r->state = to;
 }
 
+/* Cancels the request in flight, if any. */
+static void
+run_cancel_req(struct run *r)
+{
+	r->env->comfy->cancel(r->env->ctx, r->req);
+	r->req = NULL;
+}
+
 static void
 run_free_inputs(struct run *r)
 {
@@ -219,7 +225,7 @@ run_free_inputs(struct run *r)
 static void
 run_free(struct run *r)
 {
-	httpc_cancel(r->req);
+	run_cancel_req(r);
 	run_free_inputs(r);
 	event_free(r->wall);
 	event_free(r->silence);
@@ -247,13 +253,12 @@ static void
 run_finish(struct run *r)
 {
 	run_set_state(r, RS_DONE);
-	httpc_cancel(r->req);
-	r->req = NULL;
+	run_cancel_req(r);
 	evtimer_del(r->wall);
 	evtimer_del(r->silence);
 	evtimer_del(r->prog_timer);
 	evtimer_del(r->retry);
-	worker_run_done(r->w, r);
+	r->env->hooks->done(r->env->ctx, r);
 	if (r->refs == 0)
 		run_free(r);
 }
@@ -265,7 +270,7 @@ run_stop_prompt(struct run *r)
 	if (r->submitted && r->state <= RS_CHECK) {
 		log_job(
 		    LL_VERBOSE, r->jid, "interrupting prompt %s", r->prompt_id);
-		comfy_interrupt(r->w->comfy, r->prompt_id);
+		r->env->comfy->interrupt(r->env->ctx, r->prompt_id);
 	}
 }
 
@@ -283,8 +288,7 @@ run_drop(struct run *r, const char *why)
 static void
 run_begin_report(struct run *r, enum run_report how)
 {
-	httpc_cancel(r->req);
-	r->req = NULL;
+	run_cancel_req(r);
 	evtimer_del(r->silence);
 	evtimer_del(r->wall);
 	if (how == REPORT_COMPLETE && r->prog_dirty)
@@ -350,43 +354,31 @@ run_report_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 run_send_report(struct run *r)
 {
-	const struct worker_cfg *cfg = r->w->cfg;
-	struct rq_cmd		 c;
-	char			*out;
+	const struct run_redis *rd = r->env->redis;
+	char		       *out;
+	int			rc;
 
 	switch (r->report) {
 	case REPORT_COMPLETE:
-		rq_cmd_fcall(&c, "complete", r->w->prefix);
-		rq_cmd_add(&c, r->jid);
-		rq_cmd_add(&c, r->fence);
 		out = cJSON_PrintUnformatted(r->records);
-		rq_cmd_add(&c, out);
+		rc = rd->complete(r->env->ctx, r->jid, r->fence, out,
+		    run_report_reply, r);
 		cJSON_free(out);
 		break;
 	case REPORT_RELEASE:
-		rq_cmd_fcall(&c, "release", r->w->prefix);
-		rq_cmd_add(&c, r->jid);
-		rq_cmd_add(&c, r->fence);
-		rq_cmd_add(&c, "worker shutting down");
+		rc = rd->release(r->env->ctx, r->jid, r->fence,
+		    "worker shutting down", run_report_reply, r);
 		break;
 	case REPORT_FAIL:
 	default:
-		rq_cmd_fcall(&c, "fail", r->w->prefix);
-		rq_cmd_add(&c, r->jid);
-		rq_cmd_add(&c, r->fence);
-		rq_cmd_add(&c, errcode_name(r->code));
-		rq_cmd_add(&c, r->msg);
-		rq_cmd_add(&c, errcode_retryable(r->code) ? "1" : "0");
-		rq_cmd_addf(&c, "%lld", cfg->retry_base_ms);
-		rq_cmd_addf(&c, "%lld", cfg->retry_max_ms);
-		rq_cmd_addf(&c, "%.6f", rand_unit());
+		rc = rd->fail(r->env->ctx, r->jid, r->fence, r->code, r->msg,
+		    run_report_reply, r);
 		break;
 	}
-	if (rq_async_call(r->w->rc, run_report_reply, r, &c) == 0)
+	if (rc == 0)
 		r->refs++;
 	else
 		timer_add_ms(r->retry, RUN_REPORT_RETRY_MS);
-	rq_cmd_free(&c);
 }
 
 static void
@@ -418,19 +410,12 @@ run_progress_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 run_progress_send(struct run *r)
 {
-	struct rq_cmd c;
-
 	r->prog_dirty = 0;
 	r->prog_sent = clock_mono_ms();
-	rq_cmd_fcall(&c, "progress", r->w->prefix);
-	rq_cmd_add(&c, r->jid);
-	rq_cmd_add(&c, r->fence);
-	rq_cmd_addf(&c, "%lld", r->prog_value);
-	rq_cmd_addf(&c, "%lld", r->prog_max);
-	rq_cmd_add(&c, r->prog_node);
-	if (rq_async_call(r->w->rc, run_progress_reply, r, &c) == 0)
+	if (r->env->redis->progress(r->env->ctx, r->jid, r->fence,
+		r->prog_value, r->prog_max, r->prog_node, run_progress_reply,
+		r) == 0)
 		r->refs++;
-	rq_cmd_free(&c);
 }
 
 static void
@@ -459,7 +444,7 @@ run_progress(struct run *r, const cJSON *data)
 	snprintf(r->prog_node, sizeof r->prog_node, "%s",
 	    cJSON_IsString(n) ? n->valuestring : "");
 	r->prog_dirty = 1;
-	wait = r->prog_sent + r->w->cfg->progress_min_ms - clock_mono_ms();
+	wait = r->prog_sent + r->env->cfg->progress_min_ms - clock_mono_ms();
 	if (wait <= 0)
 		run_progress_send(r);
 	else if (!evtimer_pending(r->prog_timer, NULL))
@@ -469,7 +454,7 @@ run_progress(struct run *r, const cJSON *data)
 static void
 run_arm_silence(struct run *r)
 {
-	timer_add_ms(r->silence, r->w->cfg->silence_timeout_s * 1000);
+	timer_add_ms(r->silence, r->env->cfg->silence_timeout_s * 1000);
 }
 
 static void
@@ -477,7 +462,7 @@ run_fetch_history(struct run *r)
 {
 	run_set_state(r, RS_HISTORY);
 	evtimer_del(r->silence);
-	r->req = comfy_history(r->w->comfy, r->prompt_id, run_history_done, r);
+	r->req = r->env->comfy->history(r->env->ctx, r->prompt_id, run_history_done, r);
 }
 
 /* An execution_error: the code decides what else must happen. */
@@ -489,9 +474,9 @@ run_exec_error(struct run *r, const cJSON *data)
 
 	code = errmap_execution_error(data, msg, sizeof msg);
 	if (code == EC_OOM)
-		comfy_free_memory(r->w->comfy);
+		r->env->comfy->free_memory(r->env->ctx);
 	if (code == EC_GPU_FAULT)
-		worker_latch_gpu_fault(r->w, msg);
+		r->env->hooks->gpu_fault(r->env->ctx, msg);
 	r->submitted = 0; /* it has ended in ComfyUI */
 	run_end(r, code, "%s", msg);
 }
@@ -525,8 +510,7 @@ run_event(struct run *r, const char *type, const cJSON *data)
 		return;
 	if (r->state == RS_CHECK) {
 		/* It is alive after all. */
-		httpc_cancel(r->req);
-		r->req = NULL;
+		run_cancel_req(r);
 		run_set_state(r, RS_WAIT);
 	}
 	r->down_since = 0;
@@ -563,10 +547,10 @@ run_unreachable(struct run *r, const char *what, const char *why)
 {
 	long long now = clock_mono_ms();
 
-	backend_suspect(r->w->backend);
+	r->env->hooks->suspect(r->env->ctx);
 	if (r->down_since == 0)
 		r->down_since = now;
-	if (now - r->down_since >= r->w->cfg->silence_timeout_s * 1000) {
+	if (now - r->down_since >= r->env->cfg->silence_timeout_s * 1000) {
 		run_end(r, EC_BACKEND_UNAVAILABLE,
 		    "ComfyUI unreachable for "
 		    "%lld s (%s: %s)",
@@ -588,7 +572,7 @@ run_submit_done(const struct httpc_resp *resp, void *arg)
 	r->req = NULL;
 	if (resp->fail != HTTPC_OK) {
 		r->submitted = 0;
-		backend_suspect(r->w->backend);
+		r->env->hooks->suspect(r->env->ctx);
 		run_end(
 		    r, EC_BACKEND_UNAVAILABLE, "POST /prompt: %s", resp->err);
 		return;
@@ -624,8 +608,7 @@ run_submit(struct run *r)
 	r->early_error = NULL;
 	run_set_state(r, RS_SUBMIT);
 	r->submitted = 1;
-	r->req = comfy_prompt(
-	    r->w->comfy, r->prompt_id, r->graph, run_submit_done, r);
+	r->req = r->env->comfy->prompt(r->env->ctx, r->prompt_id, r->graph, run_submit_done, r);
 }
 
 /* Reads a /history/<id> reply: the entry, or NULL when there is none. */
@@ -704,7 +687,7 @@ run_history_entry(struct run *r, const cJSON *e)
 	}
 	r->records = cJSON_CreateArray();
 	r->out_i = 0;
-	r->expect.max_pixels = r->w->cfg->max_output_pixels;
+	r->expect.max_pixels = r->env->cfg->max_output_pixels;
 	run_set_state(r, RS_FETCH);
 	run_fetch_next(r);
 }
@@ -714,7 +697,7 @@ static void
 run_keep_bytes(struct run *r, const struct out_file *f,
     const unsigned char *body, size_t len, cJSON *rec)
 {
-	const struct worker_cfg *cfg = r->w->cfg;
+	const struct worker_cfg *cfg = r->env->cfg;
 	char			 err[512];
 
 	if (output_validate(f, body, len, &r->expect, rec, err, sizeof err) ==
@@ -741,7 +724,7 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 {
 	struct run		*r = arg;
 	const struct out_file	*f = &r->outs.v[r->out_i];
-	const struct worker_cfg *cfg = r->w->cfg;
+	const struct worker_cfg *cfg = r->env->cfg;
 	cJSON			*rec;
 	char			 err[512];
 
@@ -813,25 +796,19 @@ run_blob_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 run_store_blob(struct run *r, cJSON *rec, const char *data, size_t len)
 {
-	struct rq_cmd c;
-	char	      key[256];
+	char key[256];
 
 	snprintf(
-	    key, sizeof key, "%sblob:%s:%d", r->w->prefix, r->jid, r->out_i);
+	    key, sizeof key, "%sblob:%s:%d", r->env->prefix, r->jid, r->out_i);
 	cJSON_AddStringToObject(rec, "key", key);
-	rq_cmd_init(&c, "SET");
-	rq_cmd_add(&c, key);
-	rq_cmd_addb(&c, data, len);
-	rq_cmd_add(&c, "PX");
-	rq_cmd_addf(&c, "%lld", r->w->cfg->blob_ttl_s * 1000);
-	if (rq_async_call(r->w->rc, run_blob_reply, r, &c) == 0)
+	if (r->env->redis->store_blob(r->env->ctx, key, data, len,
+		r->env->cfg->blob_ttl_s * 1000, run_blob_reply, r) == 0)
 		r->refs++;
 	else
 		run_end(r, EC_INTERNAL,
 		    "storing output %d in Redis: not "
 		    "connected",
 		    r->out_i);
-	rq_cmd_free(&c);
 }
 
 /*
@@ -843,7 +820,7 @@ run_store_blob(struct run *r, cJSON *rec, const char *data, size_t len)
 static void
 run_fetch_next(struct run *r)
 {
-	const struct worker_cfg *cfg = r->w->cfg;
+	const struct worker_cfg *cfg = r->env->cfg;
 	const struct out_file	*f;
 	char			 err[512];
 
@@ -864,7 +841,7 @@ run_fetch_next(struct run *r)
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
 		return;
 	}
-	r->req = comfy_view(r->w->comfy, f->filename, f->subfolder, f->type,
+	r->req = r->env->comfy->view(r->env->ctx, f->filename, f->subfolder, f->type,
 	    r->tmp.fd, (size_t)cfg->max_output_bytes, cfg->output_timeout_ms,
 	    run_view_done, r);
 }
@@ -923,11 +900,11 @@ run_check_queue_done(const struct httpc_resp *resp, void *arg)
 		run_end(r, EC_STALLED,
 		    "ComfyUI lost prompt %s: silent for "
 		    "%lld s and in neither its queue nor its history",
-		    r->prompt_id, r->w->cfg->silence_timeout_s);
+		    r->prompt_id, r->env->cfg->silence_timeout_s);
 		return;
 	}
 	r->reconcile = 0;
-	if (r->resubmits >= r->w->cfg->max_resubmits) {
+	if (r->resubmits >= r->env->cfg->max_resubmits) {
 		run_end(r, EC_BACKEND_UNAVAILABLE,
 		    "ComfyUI lost the prompt "
 		    "%d times (restarts?)",
@@ -963,7 +940,7 @@ run_check_history_done(const struct httpc_resp *resp, void *arg)
 		    r->prompt_id);
 		run_history_entry(r, e);
 	} else
-		r->req = comfy_queue(r->w->comfy, run_check_queue_done, r);
+		r->req = r->env->comfy->queue(r->env->ctx, run_check_queue_done, r);
 	cJSON_Delete(root);
 }
 
@@ -974,7 +951,7 @@ run_check(struct run *r)
 	run_set_state(r, RS_CHECK);
 	evtimer_del(r->silence);
 	r->req =
-	    comfy_history(r->w->comfy, r->prompt_id, run_check_history_done, r);
+	    r->env->comfy->history(r->env->ctx, r->prompt_id, run_check_history_done, r);
 }
 
 static void
@@ -1075,7 +1052,7 @@ run_await_slot(struct run *r)
 	run_set_state(r, RS_AWAIT_SLOT);
 	log_job(LL_VERBOSE, r->jid, "%s; waiting for a slot",
 	    r->inputs_ready ? "inputs ready" : "claimed without a slot");
-	worker_claim_maybe(r->w);
+	r->env->hooks->wants_slot(r->env->ctx);
 }
 
 static void
@@ -1084,7 +1061,7 @@ run_prep_done(void *arg)
 	struct run_prep *p = arg;
 	struct run	*r = p->r;
 
-	if (r->state != RS_INPUTS || r->w->state == WS_STOPPED)
+	if (r->state != RS_INPUTS || r->env->stopped)
 		free(p->bytes); /* ended meanwhile */
 	else if (p->rc == -1) {
 		free(p->bytes);
@@ -1118,9 +1095,9 @@ run_inputs_next(struct run *r)
 	p = xcalloc(1, sizeof *p);
 	p->r = r;
 	p->in = wf_job_input(r->wf, r->in_i);
-	p->opts = r->w->inputs;
+	p->opts = *r->env->inputs;
 	r->refs++;
-	if (tpool_submit(r->w->pool_threads, run_prep_work, run_prep_done, p) ==
+	if (tpool_submit(r->env->pool, run_prep_work, run_prep_done, p) ==
 	    -1) {
 		r->refs--;
 		free(p);
@@ -1152,7 +1129,7 @@ run_upload_done(const struct httpc_resp *resp, void *arg)
 
 	r->req = NULL;
 	if (resp->fail != HTTPC_OK) {
-		backend_suspect(r->w->backend);
+		r->env->hooks->suspect(r->env->ctx);
 		run_end(r, EC_BACKEND_UNAVAILABLE, "POST /upload/image: %s",
 		    resp->err);
 		return;
@@ -1199,8 +1176,7 @@ run_upload_next(struct run *r)
 	snprintf(sub, sizeof sub, "comfyq/%s", r->jid);
 	snprintf(
 	    name, sizeof name, "%s.png", wf_job_input(r->wf, r->up_i)->name);
-	r->req = comfy_upload(
-	    r->w->comfy, name, d->bytes, d->len, sub, run_upload_done, r);
+	r->req = r->env->comfy->upload(r->env->ctx, name, d->bytes, d->len, sub, run_upload_done, r);
 	free(d->bytes); /* the request has its own copy */
 	d->bytes = NULL;
 }
@@ -1232,12 +1208,13 @@ run_files_reply(redisAsyncContext *ac, void *reply, void *arg)
 static void
 run_record_files(struct run *r)
 {
-	struct rq_cmd c;
-	cJSON	     *files;
-	char	      err[RUN_MSG_MAX], *text;
+	cJSON *files;
+	char   err[RUN_MSG_MAX], *text;
+	int    rc;
 
-	if ((files = jobfiles_collect(
-		 r->graph, r->w->objinfo, err, sizeof err)) == NULL) {
+	if ((files = jobfiles_collect(r->graph,
+		 r->env->hooks->objinfo(r->env->ctx), err, sizeof err)) ==
+	    NULL) {
 		run_end(r, EC_INVALID_INPUT, "%s", err);
 		return;
 	}
@@ -1249,17 +1226,14 @@ run_record_files(struct run *r)
 	text = cJSON_PrintUnformatted(files);
 	cJSON_Delete(files);
 	log_job(LL_VERBOSE, r->jid, "reads %s", text);
-	rq_cmd_fcall(&c, "job_files", r->w->prefix);
-	rq_cmd_add(&c, r->jid);
-	rq_cmd_add(&c, r->fence);
-	rq_cmd_add(&c, text);
+	rc = r->env->redis->job_files(
+	    r->env->ctx, r->jid, r->fence, text, run_files_reply, r);
 	cJSON_free(text);
-	if (rq_async_call(r->w->rc, run_files_reply, r, &c) == 0)
+	if (rc == 0)
 		r->refs++;
 	else
 		run_end(r, EC_INTERNAL,
 		    "recording the job's files: not connected to Redis");
-	rq_cmd_free(&c);
 }
 
 static void
@@ -1272,12 +1246,12 @@ run_objinfo_done(const struct httpc_resp *resp, void *arg)
 	if (resp->fail != HTTPC_OK || resp->status != 200 ||
 	    (info = cJSON_ParseWithLength(resp->body, resp->len)) == NULL) {
 		if (resp->fail != HTTPC_OK)
-			backend_suspect(r->w->backend);
+			r->env->hooks->suspect(r->env->ctx);
 		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /object_info: %s",
 		    resp->fail != HTTPC_OK ? resp->err : "no usable reply");
 		return;
 	}
-	worker_set_objinfo(r->w, info);
+	r->env->hooks->set_objinfo(r->env->ctx, info);
 	r->objinfo_fresh = 1;
 	run_check_names(r);
 }
@@ -1289,19 +1263,20 @@ run_objinfo_done(const struct httpc_resp *resp, void *arg)
 static void
 run_check_names(struct run *r)
 {
-	char err[RUN_MSG_MAX];
+	const cJSON *info = r->env->hooks->objinfo(r->env->ctx);
+	char	     err[RUN_MSG_MAX];
 
-	if (r->w->objinfo == NULL) {
-		r->req = comfy_object_info(r->w->comfy, run_objinfo_done, r);
+	if (info == NULL) {
+		r->req = r->env->comfy->object_info(r->env->ctx, run_objinfo_done, r);
 		return;
 	}
-	if (graph_validate(r->graph, r->w->objinfo, err, sizeof err) == -1 ||
-	    objinfo_check(r->graph, r->w->objinfo, err, sizeof err) == -1) {
+	if (graph_validate(r->graph, info, err, sizeof err) == -1 ||
+	    objinfo_check(r->graph, info, err, sizeof err) == -1) {
 		if (!r->objinfo_fresh) {
 			log_job(LL_VERBOSE, r->jid, "%s; asking ComfyUI again",
 			    err);
 			r->req =
-			    comfy_object_info(r->w->comfy, run_objinfo_done, r);
+			    r->env->comfy->object_info(r->env->ctx, run_objinfo_done, r);
 			return;
 		}
 		run_end(r, EC_INVALID_INPUT, "%s", err);
@@ -1351,8 +1326,9 @@ run_abandon(struct run *r)
  * returns.
  */
 struct run *
-run_start(struct worker *w, const char *jid, const char *fence, int attempt,
-    const char *spec, size_t spec_len, long long timeout_s, int slot)
+run_start(const struct run_env *env, const char *jid, const char *fence,
+    int attempt, const char *spec, size_t spec_len, long long timeout_s,
+    int slot)
 {
 	static const struct job_limits lim = { 64u << 20, 1u << 20, 16u << 20 };
 	struct run		      *r;
@@ -1362,18 +1338,18 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 	enum errcode		       code;
 
 	r = xcalloc(1, sizeof *r);
-	r->w = w;
+	r->env = env;
 	snprintf(r->jid, sizeof r->jid, "%s", jid);
 	snprintf(r->fence, sizeof r->fence, "%s", fence);
 	r->attempt = attempt;
 	output_tmp_init(&r->tmp);
 	r->has_slot = slot;
-	r->wall = evtimer_new(w->base, run_wall_cb, r);
-	r->silence = evtimer_new(w->base, run_silence_cb, r);
-	r->prog_timer = evtimer_new(w->base, run_prog_timer_cb, r);
-	r->retry = evtimer_new(w->base, run_retry_cb, r);
-	r->timeout_ms = w->cfg->job_timeout_s * 1000;
-	if (timeout_s > w->cfg->job_timeout_s)
+	r->wall = evtimer_new(env->base, run_wall_cb, r);
+	r->silence = evtimer_new(env->base, run_silence_cb, r);
+	r->prog_timer = evtimer_new(env->base, run_prog_timer_cb, r);
+	r->retry = evtimer_new(env->base, run_retry_cb, r);
+	r->timeout_ms = env->cfg->job_timeout_s * 1000;
+	if (timeout_s > env->cfg->job_timeout_s)
 		r->asked_s = timeout_s;
 	else if (timeout_s > 0)
 		r->timeout_ms = timeout_s * 1000;
@@ -1383,17 +1359,17 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 	if (r->asked_s > 0)
 		log_job(LL_NOTICE, jid,
 		    "timeout_s %lld capped at job-timeout-s %lld", r->asked_s,
-		    w->cfg->job_timeout_s);
+		    env->cfg->job_timeout_s);
 	if (job_spec_parse(&r->spec, spec, spec_len, &lim, err, sizeof err) ==
 	    -1) {
 		run_end(r, EC_INVALID_INPUT, "%s", err);
 		return (r);
 	}
-	opts.cn = &w->cn_map;
-	opts.lora_scale = w->cfg->lora_weight_scale;
-	opts.raw_deny = w->cfg->raw_graphs == 1;
-	opts.graph_files = w->cfg->graph_files;
-	if ((r->wf = wf_job_new(w->workflows, &r->spec, &opts, &code_name, err,
+	opts.cn = env->cn;
+	opts.lora_scale = env->cfg->lora_weight_scale;
+	opts.raw_deny = env->cfg->raw_graphs == 1;
+	opts.graph_files = env->cfg->graph_files;
+	if ((r->wf = wf_job_new(env->workflows, &r->spec, &opts, &code_name, err,
 		 sizeof err)) == NULL) {
 		if (errcode_parse(code_name, &code) == -1)
 			code = EC_INVALID_INPUT;
@@ -1401,7 +1377,7 @@ run_start(struct worker *w, const char *jid, const char *fence, int attempt,
 		return (r);
 	}
 	r->in = xcalloc(wf_job_ninputs(r->wf) + 1, sizeof *r->in);
-	if (!slot && w->cfg->prefetch == 0)
+	if (!slot && env->cfg->prefetch == 0)
 		run_await_slot(r); /* prefetch off: the slot first */
 	else
 		run_inputs_next(r);

@@ -68,7 +68,7 @@
 #include "template.h"
 #include "tpool.h"
 #include "util.h"
-#include "worker.h"
+#include "worker_int.h"
 #include "xmalloc.h"
 
 #define WORKER_RETRY_MS	      5000
@@ -82,7 +82,7 @@ static void worker_register(struct worker *);
 static void worker_stop(struct worker *);
 static void worker_heartbeat(evutil_socket_t, short, void *);
 
-int
+static int
 worker_healthy(const struct worker *w)
 {
 	return (!w->gpu_broken && backend_healthy(w->backend));
@@ -125,7 +125,7 @@ worker_limit(const struct worker *w)
 	return (n);
 }
 
-struct run *
+static struct run *
 worker_find_run(struct worker *w, const char *prompt_id)
 {
 	int i;
@@ -302,7 +302,7 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		snprintf(fence, sizeof fence, "%lld", r->element[2]->integer);
 		slot = r->elements < 8 || r->element[7]->integer != 0;
 		w->claiming = 1; /* no new decision before the run is listed */
-		run = run_start(w, r->element[1]->str, fence,
+		run = run_start(&w->env, r->element[1]->str, fence,
 		    (int)r->element[3]->integer, r->element[4]->str,
 		    r->element[4]->len, r->element[6]->integer, slot);
 		worker_add_run(w, run);
@@ -763,9 +763,11 @@ static const struct comfy_cb worker_comfy_cbs = {
 };
 
 /* The backend became healthy or unhealthy. */
-void
-worker_backend_changed(struct worker *w)
+static void
+worker_backend_changed(void *arg)
 {
+	struct worker *w = arg;
+
 	if (backend_healthy(w->backend)) {
 		log_notice("comfyui at %s is healthy", comfy_url(w->comfy));
 		worker_record_changed(w); /* device facts may be new too */
@@ -975,7 +977,9 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 	if ((w->comfy = comfy_new(base, w->http, cfg->comfyui_url, w->id, &co,
 		 &worker_comfy_cbs, w, err, sizeof err)) == NULL)
 		fatalx("%s", err);
-	w->backend = backend_new(w);
+	w->backend =
+	    backend_new(base, w->comfy, cfg, worker_backend_changed, w);
+	worker_env_init(w);
 	w->hb_timer = evtimer_new(base, worker_heartbeat, w);
 	w->retry_timer = evtimer_new(base, worker_retry_cb, w);
 	w->drain_timer = evtimer_new(base, worker_drain_cb, w);
@@ -999,6 +1003,7 @@ worker_free(struct worker *w)
 		return;
 	/* Pending replies come back NULL; then what is left is abandoned. */
 	w->state = WS_STOPPED;
+	w->env.stopped = 1;
 	rq_async_free(w->rs);
 	rq_async_free(w->rb);
 	rq_async_free(w->rc);
