@@ -11,17 +11,20 @@
  *              heartbeat, cancels (SUBSCRIBE), drain; the list of runs
  *   worker_env.c what a run is given (run_env): its Redis calls, its
  *              ComfyUI requests, its news back to the worker
- *   run.c      one job's state machine, from claim to complete/fail
+ *   run.c      one job's state machine, from claim to complete/fail,
+ *              with its stages in run_prepare.c, run_submit.c,
+ *              run_fetch.c and run_report.c (run_int.h)
  *   comfy.c    ComfyUI's HTTP API and its WebSocket, events to runs
  *   backend.c  health of ComfyUI and starting it when it is down
- *   outputs.c  history outputs: fetch, validate, store
+ *   outputs.c  history outputs: which to fetch, validate, store
  *   errmap.c   ComfyUI failures to stable error codes
  *   jobfiles.c the files a graph reads, for the janitor's file cleanup
  * The graph a job sends comes from the workflow layer (shared/workflow/wfjob.h):
  * templates, LoRA and ControlNet surgery, input images.
  *
  * Includes within worker/ run one way: main.c -> worker.h -> settings.h;
- * worker*.c -> worker_int.h -> run.h; run.c -> run.h, settings.h;
+ * worker*.c -> worker_int.h -> run.h; run*.c -> run_int.h -> run.h,
+ * and settings.h;
  * backend.c -> backend.h, comfy.h, settings.h; no run or backend file
  * includes a worker header.
  */
