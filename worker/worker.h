@@ -7,9 +7,11 @@
  * hears from its owner's side only through the callbacks it was given.
  *
  *   main.c     config table, signals, the loop
- *   worker.c   Redis: register, claim and acquire (BZPOPMIN on markers),
- *              heartbeat, cancels (SUBSCRIBE), drain; the list of runs
- *   worker_env.c what a run is given (run_env): its Redis calls, its
+ *   worker.c   the worker object: made and freed, health, drain
+ *   worker_claim.c   claim and acquire (BZPOPMIN on markers), the runs
+ *   worker_record.c  register, heartbeat, the command connection
+ *   worker_cancel.c  cancels at once (SUBSCRIBE ctl:<id>)
+ *   worker_env.c     what a run is given (run_env): its Redis calls, its
  *              ComfyUI requests, its news back to the worker
  *   run.c      one job's state machine, from claim to complete/fail,
  *              with its stages in run_prepare.c, run_submit.c,
@@ -23,10 +25,10 @@
  * templates, LoRA and ControlNet surgery, input images.
  *
  * Includes within worker/ run one way: main.c -> worker.h -> settings.h;
- * worker*.c -> worker_int.h -> run.h; run*.c -> run_int.h -> run.h,
- * and settings.h;
- * backend.c -> backend.h, comfy.h, settings.h; no run or backend file
- * includes a worker header.
+ * worker*.c -> worker_int.h -> run.h, worker.h (and backend.h, comfy.h);
+ * run*.c -> run_int.h -> run.h, outputs.h (and settings.h, errmap.h,
+ * jobfiles.h); backend.c -> backend.h, comfy.h, settings.h. No run or
+ * backend file includes a worker header.
  */
 #ifndef COMFYQ_WORKER_H
 #define COMFYQ_WORKER_H

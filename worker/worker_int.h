@@ -1,5 +1,6 @@
 /*
- * The worker object, private to worker.c and worker_env.c: its Redis connections,
+ * The worker object, private to worker.c and its split files
+ * (worker_claim.c, worker_record.c, worker_cancel.c, worker_env.c): its Redis connections,
  * its ComfyUI client and backend, the caches runs read through run_env,
  * and the list of runs in flight. Nothing outside these files sees it.
  */
@@ -7,6 +8,7 @@
 #define COMFYQ_WORKER_INT_H
 
 #include <cjson/cJSON.h>
+#include <event2/util.h>
 
 #include "controlnet.h"
 #include "gpu.h"
@@ -71,11 +73,31 @@ struct worker {
 	int	     runs_cap;
 };
 
+#define WORKER_RETRY_MS 5000 /* re-register, NOPOOL, a bad reply */
+
 /* worker.c */
-void worker_claim_maybe(struct worker *w);
-void worker_run_done(struct worker *w, struct run *r);
+int  worker_healthy(const struct worker *w);
+void worker_stop(struct worker *w);
 void worker_latch_gpu_fault(struct worker *w, const char *why);
 void worker_set_objinfo(struct worker *w, cJSON *info);
+
+/* worker_claim.c */
+void	    worker_claim_maybe(struct worker *w);
+void	    worker_unblock(struct worker *w);
+void	    worker_run_done(struct worker *w, struct run *r);
+struct run *worker_find_run(struct worker *w, const char *prompt_id);
+struct run *worker_find_job(struct worker *w, const char *jid);
+void	    worker_rb_state(struct rq_async *ra, int up, void *arg);
+
+/* worker_record.c */
+void worker_register(struct worker *w);
+void worker_record_changed(struct worker *w);
+void worker_heartbeat(evutil_socket_t fd, short ev, void *arg);
+void worker_retry_cb(evutil_socket_t fd, short ev, void *arg);
+void worker_rc_state(struct rq_async *ra, int up, void *arg);
+
+/* worker_cancel.c */
+void worker_rs_state(struct rq_async *ra, int up, void *arg);
 
 /* worker_env.c */
 void worker_env_init(struct worker *w);
