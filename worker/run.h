@@ -43,9 +43,11 @@ struct run_redis {
 	    redisCallbackFn *cb, void *arg);
 	int (*complete)(void *ctx, const char *jid, const char *fence,
 	    const char *records, redisCallbackFn *cb, void *arg);
-	/* Retryable or not, and the backoff, follow from code. */
+	/* retryable 0: a terminal failure (refunded); the backoff of a
+	 * retry follows from the settings. */
 	int (*fail)(void *ctx, const char *jid, const char *fence,
-	    enum errcode code, const char *msg, redisCallbackFn *cb, void *arg);
+	    enum errcode code, const char *msg, int retryable,
+	    redisCallbackFn *cb, void *arg);
 	int (*release)(void *ctx, const char *jid, const char *fence,
 	    const char *why, redisCallbackFn *cb, void *arg);
 	/* SET key data PX ttl_ms: an output kept in Redis. */

@@ -74,7 +74,7 @@ run_send_report(struct run *r)
 	case REPORT_FAIL:
 	default:
 		rc = rd->fail(r->env->ctx, r->jid, r->fence, r->code, r->msg,
-		    run_report_reply, r);
+		    errcode_retryable(r->code), run_report_reply, r);
 		break;
 	}
 	if (rc == 0)

@@ -2,8 +2,8 @@
  * What the worker gives each run (struct run_env, run.h): its settings and
  * shared things, and the real side of its three tables. The Redis calls
  * are the lua/ functions on the command connection (w->rc), named under
- * the queue's prefix; fail adds what follows from the code (retryable or
- * not) and the settings (backoff base and cap, with a random jitter). The
+ * the queue's prefix; fail adds the settings' backoff base and cap, with
+ * a random jitter. The
  * ComfyUI requests go to the worker's one comfy client. The hooks land in
  * the worker: a run's end leaves the run list, a run waiting for a slot
  * makes the worker decide again, a transport failure probes the backend,
@@ -69,7 +69,7 @@ env_complete(void *ctx, const char *jid, const char *fence, const char *records,
 
 static int
 env_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
-    const char *msg, redisCallbackFn *cb, void *arg)
+    const char *msg, int retryable, redisCallbackFn *cb, void *arg)
 {
 	struct worker *w = ctx;
 	struct rq_cmd  c;
@@ -80,7 +80,7 @@ env_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
 	rq_cmd_add(&c, fence);
 	rq_cmd_add(&c, errcode_name(code));
 	rq_cmd_add(&c, msg);
-	rq_cmd_add(&c, errcode_retryable(code) ? "1" : "0");
+	rq_cmd_add(&c, retryable ? "1" : "0");
 	rq_cmd_addf(&c, "%lld", w->cfg->retry_base_ms);
 	rq_cmd_addf(&c, "%lld", w->cfg->retry_max_ms);
 	rq_cmd_addf(&c, "%.6f", rand_unit());
