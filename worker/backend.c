@@ -29,14 +29,17 @@
 #include "backend.h"
 #include "comfy.h"
 #include "log.h"
+#include "settings.h"
 #include "util.h"
-#include "worker.h"
 #include "xmalloc.h"
 
 #define BACKEND_UP_PROBE_FACTOR 5 /* probe interval when healthy */
 
 struct backend {
-	struct worker	 *w;
+	struct comfy		*comfy;
+	const struct worker_cfg *cfg;
+	void (*changed)(void *);
+	void *arg;
 	int		  stats_ok;
 	int		  refused;
 	int		  ws_up;
@@ -126,7 +129,7 @@ backend_reap(struct backend *b)
 static void
 backend_spawn(struct backend *b)
 {
-	const char *cmd = b->w->cfg->start_cmd;
+	const char *cmd = b->cfg->start_cmd;
 	pid_t	    pid;
 	int	    fd;
 
@@ -142,10 +145,10 @@ backend_spawn(struct backend *b)
 		_exit(127);
 	}
 	b->start_pid = pid;
-	b->start_deadline = clock_mono_ms() + b->w->cfg->start_timeout_s * 1000;
+	b->start_deadline = clock_mono_ms() + b->cfg->start_timeout_s * 1000;
 	log_notice("comfyui is down: started '%s' (pid %d); waiting up to "
 		   "%lld s",
-	    cmd, (int)pid, b->w->cfg->start_timeout_s);
+	    cmd, (int)pid, b->cfg->start_timeout_s);
 }
 
 /* Starts ComfyUI when it is down, configured, and nobody else is at it. */
@@ -156,18 +159,18 @@ backend_maybe_start(struct backend *b)
 	size_t i;
 
 	backend_reap(b);
-	if (b->w->cfg->start_cmd == NULL || *b->w->cfg->start_cmd == '\0')
+	if (b->cfg->start_cmd == NULL || *b->cfg->start_cmd == '\0')
 		return;
 	if (b->start_pid > 0 && clock_mono_ms() < b->start_deadline)
 		return; /* ours is still coming up */
 	if (b->start_pid > 0) {
 		log_warnx("comfyui did not answer within %lld s of its start; "
 			  "not starting another while pid %d lives",
-		    b->w->cfg->start_timeout_s, (int)b->start_pid);
+		    b->cfg->start_timeout_s, (int)b->start_pid);
 		backend_release_lock(b);
 		return;
 	}
-	p = xstrdup(comfy_url(b->w->comfy) + strlen("http://"));
+	p = xstrdup(comfy_url(b->comfy) + strlen("http://"));
 	for (i = 0; p[i] != '\0'; i++)
 		if (strchr(":/.", p[i]) != NULL)
 			p[i] = '_';
@@ -214,12 +217,12 @@ backend_probe_done(const struct httpc_resp *r, void *arg)
 	}
 	if (b->refused)
 		backend_maybe_start(b);
-	next = b->w->cfg->health_interval_ms;
+	next = b->cfg->health_interval_ms;
 	if (backend_healthy(b))
 		next *= BACKEND_UP_PROBE_FACTOR;
 	timer_add_ms(b->timer, next);
 	if (was != backend_healthy(b))
-		worker_backend_changed(b->w);
+		b->changed(b->arg);
 }
 
 static void
@@ -228,18 +231,22 @@ backend_probe(struct backend *b)
 	evtimer_del(b->timer);
 	if (b->probe != NULL)
 		return;
-	b->probe = comfy_system_stats(b->w->comfy, backend_probe_done, b);
+	b->probe = comfy_system_stats(b->comfy, backend_probe_done, b);
 }
 
 struct backend *
-backend_new(struct worker *w)
+backend_new(struct event_base *base, struct comfy *comfy,
+    const struct worker_cfg *cfg, void (*changed)(void *), void *arg)
 {
 	struct backend *b;
 
 	b = xcalloc(1, sizeof *b);
-	b->w = w;
+	b->comfy = comfy;
+	b->cfg = cfg;
+	b->changed = changed;
+	b->arg = arg;
 	b->lock_fd = -1;
-	b->timer = evtimer_new(w->base, backend_timer_cb, b);
+	b->timer = evtimer_new(base, backend_timer_cb, b);
 	backend_probe(b);
 	return (b);
 }
@@ -265,7 +272,7 @@ backend_link(struct backend *b, int up)
 	if (!up)
 		backend_probe(b);
 	if (was != backend_healthy(b))
-		worker_backend_changed(b->w);
+		b->changed(b->arg);
 }
 
 /* A request to ComfyUI failed at the transport: check at once. */

@@ -18,9 +18,9 @@ struct comfy;
 
 struct comfy_cb {
 	/* A JSON event: type and data (NULL when absent). */
-	void (*on_event)(void *, const char *, const cJSON *);
+	void (*on_event)(void *arg, const char *type, const cJSON *data);
 	/* The socket opened (up = 1) or was lost (up = 0). */
-	void (*on_link)(void *, int);
+	void (*on_link)(void *arg, int up);
 };
 
 struct comfy_opts {
@@ -29,25 +29,28 @@ struct comfy_opts {
 	long long http_timeout_ms;
 };
 
-struct comfy *comfy_new(struct event_base *, struct httpc *, const char *,
-    const char *, const struct comfy_opts *, const struct comfy_cb *, void *,
-    char *, size_t);
-void	      comfy_free(struct comfy *);
-void	      comfy_set_opts(struct comfy *, const struct comfy_opts *);
-int	      comfy_ws_up(const struct comfy *);
-const char   *comfy_url(const struct comfy *);
+struct comfy *comfy_new(struct event_base *base, struct httpc *http,
+    const char *url, const char *client_id, const struct comfy_opts *o,
+    const struct comfy_cb *cb, void *arg, char *err, size_t errlen);
+void	      comfy_free(struct comfy *c);
+void	      comfy_set_opts(struct comfy *c, const struct comfy_opts *o);
+int	      comfy_ws_up(const struct comfy *c);
+const char   *comfy_url(const struct comfy *c);
 
-struct httpc_req *comfy_prompt(
-    struct comfy *, const char *, const cJSON *, httpc_cb, void *);
-struct httpc_req *comfy_history(struct comfy *, const char *, httpc_cb, void *);
-struct httpc_req *comfy_queue(struct comfy *, httpc_cb, void *);
-struct httpc_req *comfy_view(struct comfy *, const char *, const char *,
-    const char *, int, size_t, long, httpc_cb, void *);
-struct httpc_req *comfy_upload(struct comfy *, const char *, const void *,
-    size_t, const char *, httpc_cb, void *);
-struct httpc_req *comfy_system_stats(struct comfy *, httpc_cb, void *);
-struct httpc_req *comfy_object_info(struct comfy *, httpc_cb, void *);
-void		  comfy_interrupt(struct comfy *, const char *);
-void		  comfy_free_memory(struct comfy *);
+struct httpc_req *comfy_prompt(struct comfy *c, const char *prompt_id,
+    const cJSON *graph, httpc_cb cb, void *arg);
+struct httpc_req *comfy_history(
+    struct comfy *c, const char *prompt_id, httpc_cb cb, void *arg);
+struct httpc_req *comfy_queue(struct comfy *c, httpc_cb cb, void *arg);
+struct httpc_req *comfy_view(struct comfy *c, const char *filename,
+    const char *subfolder, const char *type, int fd, size_t max,
+    long timeout_ms, httpc_cb cb, void *arg);
+struct httpc_req *comfy_upload(struct comfy *c, const char *name,
+    const void *data, size_t len, const char *subfolder, httpc_cb cb,
+    void *arg);
+struct httpc_req *comfy_system_stats(struct comfy *c, httpc_cb cb, void *arg);
+struct httpc_req *comfy_object_info(struct comfy *c, httpc_cb cb, void *arg);
+void		  comfy_interrupt(struct comfy *c, const char *prompt_id);
+void		  comfy_free_memory(struct comfy *c);
 
 #endif

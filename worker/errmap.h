@@ -12,9 +12,11 @@
 
 #include "errcode.h"
 
-enum errcode errmap_prompt_refused(long, const char *, size_t, char *, size_t);
-int	     errmap_node_errors(const cJSON *, enum errcode *, char *, size_t);
-enum errcode errmap_execution_error(const cJSON *, char *, size_t);
-int	     errmap_is_gpu_fault(const char *);
+enum errcode errmap_prompt_refused(
+    long status, const char *body, size_t blen, char *msg, size_t len);
+int errmap_node_errors(
+    const cJSON *ne, enum errcode *code, char *msg, size_t len);
+enum errcode errmap_execution_error(const cJSON *data, char *msg, size_t len);
+int	     errmap_is_gpu_fault(const char *text);
 
 #endif

@@ -14,6 +14,7 @@
 #define JOBFILES_MAX	  64  /* job_files takes at most this many */
 #define JOBFILES_PATH_MAX 512 /* and paths up to this long */
 
-cJSON *jobfiles_collect(const cJSON *, const cJSON *, char *, size_t);
+cJSON *jobfiles_collect(
+    const cJSON *graph, const cJSON *objinfo, char *err, size_t errlen);
 
 #endif

@@ -1,152 +1,46 @@
 /*
- * comfyq-worker: one process in front of one ComfyUI. This header holds the
- * configuration and the worker object every worker module shares; each
- * module keeps its own state private (struct run in run.c, struct comfy in
- * comfy.c, struct backend in backend.c).
+ * comfyq-worker: one process in front of one ComfyUI. This header is what
+ * main.c sees of the worker: an opaque object made from the settings, on
+ * one event loop. Each module keeps its own state private (struct worker
+ * in worker_int.h, for the worker*.c files alone; struct run in run_int.h;
+ * struct comfy in comfy.c; struct backend in backend.c), and a module
+ * hears from its owner's side only through the callbacks it was given.
  *
  *   main.c     config table, signals, the loop
- *   worker.c   Redis: register, claim and acquire (BZPOPMIN on markers),
- *              heartbeat, cancels (SUBSCRIBE), drain; the list of runs
- *   run.c      one job's state machine, from claim to complete/fail
+ *   worker.c   the worker object: made and freed, health, drain
+ *   worker_claim.c   claim and acquire (BZPOPMIN on markers), the runs
+ *   worker_record.c  register, heartbeat, the command connection
+ *   worker_cancel.c  cancels at once (SUBSCRIBE ctl:<id>)
+ *   worker_env.c     what a run is given (run_env): its Redis calls, its
+ *              ComfyUI requests, its news back to the worker
+ *   run.c      one job's state machine, from claim to complete/fail,
+ *              with its stages in run_prepare.c, run_submit.c,
+ *              run_fetch.c and run_report.c (run_int.h)
  *   comfy.c    ComfyUI's HTTP API and its WebSocket, events to runs
  *   backend.c  health of ComfyUI and starting it when it is down
- *   outputs.c  history outputs: fetch, validate, store
+ *   outputs.c  history outputs: which to fetch, validate, store
  *   errmap.c   ComfyUI failures to stable error codes
  *   jobfiles.c the files a graph reads, for the janitor's file cleanup
  * The graph a job sends comes from the workflow layer (shared/workflow/wfjob.h):
  * templates, LoRA and ControlNet surgery, input images.
+ *
+ * Includes within worker/ run one way: main.c -> worker.h -> settings.h;
+ * worker*.c -> worker_int.h -> run.h, worker.h (and backend.h, comfy.h);
+ * run*.c -> run_int.h -> run.h, outputs.h (and settings.h, errmap.h,
+ * jobfiles.h); backend.c -> backend.h, comfy.h, settings.h. No run or
+ * backend file includes a worker header.
  */
 #ifndef COMFYQ_WORKER_H
 #define COMFYQ_WORKER_H
 
-#include <cjson/cJSON.h>
-
-#include "controlnet.h"
-#include "errcode.h"
-#include "gpu.h"
-#include "inputs.h"
-#include "rq.h"
+#include "settings.h"
 
 struct event_base;
-struct event;
-struct backend;
-struct comfy;
-struct httpc;
-struct run;
-struct tpool;
-struct wf_registry;
+struct worker;
 
-enum store_mode { STORE_DIR, STORE_REDIS, STORE_BOTH };
-
-struct worker_cfg {
-	char	 *redis_url;
-	char	 *queue;
-	char	 *comfyui_url;
-	char	 *worker_id;
-	char	 *pool;
-	long long slots;
-	long long max_inflight;
-	long long vram_reserve_mb;
-	long long gpu_device;
-	long long lease_ms;
-	long long heartbeat_ms;
-	long long worker_ttl_ms;
-	long long job_timeout_s;
-	long long silence_timeout_s;
-	long long ws_ping_s;
-	long long ws_pong_timeout_s;
-	long long http_timeout_ms;
-	long long progress_min_ms;
-	long long retry_base_ms;
-	long long retry_max_ms;
-	long long max_resubmits;
-	char	 *output_dir;
-	int	  store;
-	long long blob_ttl_s;
-	long long max_output_bytes;
-	long long max_output_pixels;
-	long long output_timeout_ms;
-	int	  output_fsync;
-	long long drain_grace_s;
-	long long block_timeout_s;
-	char	 *start_cmd;
-	long long start_timeout_s;
-	long long health_interval_ms;
-	char	 *workflows_dir;
-	char	 *controlnet_models;
-	double	  lora_weight_scale;
-	long long input_max_bytes;
-	long long input_timeout_ms;
-	int	  allow_private_urls;
-	long long threads;
-	long long prefetch;
-	int	  raw_graphs; /* 0 allow, 1 deny */
-	char	 *graph_files;
-	int	  log_level;
-	int	  log_format;
-};
-
-enum worker_state { WS_RUNNING, WS_DRAINING, WS_STOPPED };
-
-struct worker {
-	struct worker_cfg *cfg;
-	struct event_base *base;
-	enum worker_state  state;
-	char		   id[128];
-	char		   host[256];
-	char		   pool[160];
-	char		   prefix[RQ_PREFIX_MAX];
-	struct gpu_info	   gpu;
-	int		   gpu_broken; /* latched by a GPU fault */
-	char		   gpu_why[256];
-
-	struct rq_async	   *rc; /* commands */
-	struct rq_async	   *rb; /* the blocking BZPOPMIN */
-	struct rq_async	   *rs; /* subscribed to ctl:<id> (cancels) */
-	long long	    rb_client_id;
-	struct httpc	   *http;
-	struct comfy	   *comfy;
-	struct backend	   *backend;
-	struct tpool	   *pool_threads; /* inputs, Canny, decoding */
-	struct wf_registry *workflows;
-	struct cn_map	    cn_map;
-	struct inputs_opts  inputs;
-	cJSON		   *objinfo; /* cached GET /object_info */
-
-	int	      registered;
-	int	      registering;    /* a register call is in flight */
-	int	      register_again; /* ...and the record changed since */
-	const char   *health_written; /* what the last register wrote */
-	long long     started_ms;     /* wall clock, for the record */
-	int	      capacity;	      /* the pool's slots, from Redis */
-	int	      claiming;	      /* a claim or acquire call is in flight */
-	char	      acquire_jid[64]; /* the run the acquire is for */
-	int	      claim_full;      /* the last claim: every slot was ours */
-	int	      blocking;	       /* 0, or the block_mode */
-	struct event *hb_timer;
-	struct event *retry_timer; /* re-register, NOPOOL */
-	struct event *drain_timer;
-	int	      drain_released;
-
-	struct run **runs; /* jobs in flight */
-	int	     nruns;
-	int	     runs_cap;
-};
-
-/* worker.c */
-struct worker *worker_new(struct event_base *, struct worker_cfg *);
-void	       worker_free(struct worker *);
-void	       worker_claim_maybe(struct worker *);
-void	       worker_drain(struct worker *);
-void	       worker_reloaded(struct worker *);
-void	       worker_run_done(struct worker *, struct run *);
-struct run    *worker_find_run(struct worker *, const char *);
-void	       worker_backend_changed(struct worker *);
-void	       worker_latch_gpu_fault(struct worker *, const char *);
-int	       worker_healthy(const struct worker *);
-void	       worker_set_objinfo(struct worker *, cJSON *);
-
-/* main.c */
-extern const struct cfg_table worker_cfg_table;
+struct worker *worker_new(struct event_base *base, struct worker_cfg *cfg);
+void	       worker_free(struct worker *w);
+void	       worker_drain(struct worker *w);
+void	       worker_reloaded(struct worker *w);
 
 #endif

@@ -14,6 +14,7 @@ extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
 extern const struct unit_test test_worker[];
+extern const struct unit_test test_run[];
 extern const struct unit_test test_workflow[];
 extern const struct unit_test test_graph[];
 extern const struct unit_test test_canny[];
@@ -30,6 +31,7 @@ static const struct unit_suite suites[] = {
 	{ "job", test_job },
 	{ "rq", test_rq },
 	{ "worker", test_worker },
+	{ "run", test_run },
 	{ "workflow", test_workflow },
 	{ "graph", test_graph },
 	{ "canny", test_canny },

@@ -1,0 +1,268 @@
+/*
+ * A run's fetch stages (run.c has the whole machine): HISTORY reads the
+ * finished prompt's /history entry (an error there ends the job as the
+ * socket would have), FETCH gets each output with /view, validates it
+ * (outputs.c) and stores it in the output directory, in Redis, or both,
+ * and then hands the job to its report (run_report.c).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "run_int.h"
+#include "settings.h"
+
+static void	    run_history_done(const struct httpc_resp *, void *);
+static const cJSON *run_last_message(const cJSON *, const char **);
+static void	    run_fetch_next(struct run *);
+static void	    run_view_done(const struct httpc_resp *, void *);
+static void	    run_keep_bytes(struct run *, const struct out_file *,
+	    const unsigned char *, size_t, cJSON *);
+static void	    run_store_blob(struct run *, cJSON *, const char *, size_t);
+static void	    run_blob_reply(redisAsyncContext *, void *, void *);
+
+void
+run_fetch_history(struct run *r)
+{
+	run_set_state(r, RS_HISTORY);
+	evtimer_del(r->silence);
+	r->req = r->env->comfy->history(
+	    r->env->ctx, r->prompt_id, run_history_done, r);
+}
+
+static void
+run_history_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run  *r = arg;
+	cJSON	    *root;
+	const cJSON *e;
+
+	r->req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200) {
+		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /history: %s",
+		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
+		return;
+	}
+	root = cJSON_ParseWithLength(resp->body, resp->len);
+	if ((e = run_history_get(root, r->prompt_id)) == NULL)
+		run_end(r, EC_STALLED,
+		    "prompt %s finished but has no history "
+		    "entry",
+		    r->prompt_id);
+	else
+		run_history_entry(r, e);
+	cJSON_Delete(root);
+}
+
+/* Reads a /history/<id> reply: the entry, or NULL when there is none. */
+const cJSON *
+run_history_get(const cJSON *root, const char *prompt_id)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, prompt_id);
+
+	return (cJSON_IsObject(e) ? e : NULL);
+}
+
+/* The last [event, data] message of a history entry's status. */
+static const cJSON *
+run_last_message(const cJSON *entry, const char **type)
+{
+	const cJSON *st, *msgs, *m, *last = NULL;
+
+	st = cJSON_GetObjectItemCaseSensitive(entry, "status");
+	msgs = cJSON_GetObjectItemCaseSensitive(st, "messages");
+	cJSON_ArrayForEach(
+	    m, msgs) if (cJSON_IsArray(m) && cJSON_IsString(m->child)) last = m;
+	*type = last ? last->child->valuestring : "";
+	return (last && last->child->next ? last->child->next : NULL);
+}
+
+/* A finished prompt's history entry: success goes on to its outputs. */
+void
+run_history_entry(struct run *r, const cJSON *e)
+{
+	const cJSON *st, *ss, *data;
+	const char  *last;
+	char	     err[256];
+
+	r->submitted = 0;
+	st = cJSON_GetObjectItemCaseSensitive(e, "status");
+	ss = cJSON_GetObjectItemCaseSensitive(st, "status_str");
+	data = run_last_message(e, &last);
+	if (cJSON_IsString(ss) && strcmp(ss->valuestring, "error") == 0) {
+		if (strcmp(last, "execution_error") == 0 && data != NULL)
+			run_exec_error(r, data);
+		else
+			run_interrupted(r);
+		return;
+	}
+	if (outputs_collect(e, &r->outs, err, sizeof err) == -1) {
+		run_end(r, EC_OUTPUT_INVALID, "%s", err);
+		return;
+	}
+	if (r->outs.n == 0) {
+		run_end(r, EC_OUTPUT_INVALID, "the workflow saved no files");
+		return;
+	}
+	r->records = cJSON_CreateArray();
+	r->out_i = 0;
+	r->expect.max_pixels = r->env->cfg->max_output_pixels;
+	run_set_state(r, RS_FETCH);
+	run_fetch_next(r);
+}
+
+/*
+ * Fetches the next output, or reports the job once all are stored (the
+ * job's folder flushed first when output-fsync is set). With store dir an
+ * output goes straight into its temporary file: nothing else needs its
+ * bytes in memory.
+ */
+static void
+run_fetch_next(struct run *r)
+{
+	const struct worker_cfg *cfg = r->env->cfg;
+	const struct out_file	*f;
+	char			 err[512];
+
+	if (r->out_i == r->outs.n) {
+		if (cfg->store != STORE_REDIS && cfg->output_fsync &&
+		    output_sync_dir(cfg->output_dir, r->jid, err, sizeof err) ==
+			-1) {
+			run_end(r, EC_INTERNAL, "storing outputs: %s", err);
+			return;
+		}
+		run_begin_report(r, REPORT_COMPLETE);
+		return;
+	}
+	f = &r->outs.v[r->out_i];
+	if (cfg->store == STORE_DIR &&
+	    output_tmp_open(&r->tmp, cfg->output_dir, r->jid, f, r->out_i, err,
+		sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
+	r->req = r->env->comfy->view(r->env->ctx, f->filename, f->subfolder,
+	    f->type, r->tmp.fd, (size_t)cfg->max_output_bytes,
+	    cfg->output_timeout_ms, run_view_done, r);
+}
+
+/*
+ * One output has come: validate it and store it. With store dir it was
+ * written to its temporary file as it arrived and is validated there;
+ * otherwise its bytes are in memory, as Redis needs them.
+ */
+static void
+run_view_done(const struct httpc_resp *resp, void *arg)
+{
+	struct run		*r = arg;
+	const struct out_file	*f = &r->outs.v[r->out_i];
+	const struct worker_cfg *cfg = r->env->cfg;
+	cJSON			*rec;
+	char			 err[512];
+
+	r->req = NULL;
+	if (resp->fail == HTTPC_TOO_BIG) {
+		run_end(r, EC_OUTPUT_INVALID, "%s is over %lld bytes",
+		    f->filename, cfg->max_output_bytes);
+		return;
+	}
+	if (resp->fail == HTTPC_WRITE) {
+		run_end(
+		    r, EC_INTERNAL, "storing %s: %s", f->filename, resp->err);
+		return;
+	}
+	if (resp->fail != HTTPC_OK) {
+		run_end(r, EC_BACKEND_UNAVAILABLE, "GET /view %s: %s",
+		    f->filename, resp->err);
+		return;
+	}
+	if (resp->status != 200) {
+		run_end(r, EC_OUTPUT_INVALID, "GET /view %s: HTTP %ld",
+		    f->filename, resp->status);
+		return;
+	}
+	rec = cJSON_CreateObject();
+	cJSON_AddItemToArray(r->records, rec);
+	if (cfg->store != STORE_DIR) {
+		run_keep_bytes(
+		    r, f, (const unsigned char *)resp->body, resp->len, rec);
+		return;
+	}
+	if (output_tmp_validate(&r->tmp, f, &r->expect, rec, err, sizeof err) ==
+	    -1) {
+		output_tmp_discard(&r->tmp);
+		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
+		return;
+	}
+	if (output_tmp_commit(
+		&r->tmp, cfg->output_fsync, rec, err, sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
+	r->out_i++;
+	run_fetch_next(r);
+}
+
+/* store redis or both: validates an output in memory and stores it. */
+static void
+run_keep_bytes(struct run *r, const struct out_file *f,
+    const unsigned char *body, size_t len, cJSON *rec)
+{
+	const struct worker_cfg *cfg = r->env->cfg;
+	char			 err[512];
+
+	if (output_validate(f, body, len, &r->expect, rec, err, sizeof err) ==
+	    -1) {
+		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
+		return;
+	}
+	if (cfg->store == STORE_BOTH &&
+	    output_store_dir(cfg->output_dir, r->jid, f, r->out_i, body, len,
+		cfg->output_fsync, rec, err, sizeof err) == -1) {
+		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
+		return;
+	}
+	run_store_blob(r, rec, (const char *)body, len);
+}
+
+/* Stores an output as a Redis string with a TTL, for hosts whose disk the
+ * producer cannot reach; rec gets its key. */
+static void
+run_store_blob(struct run *r, cJSON *rec, const char *data, size_t len)
+{
+	char key[256];
+
+	snprintf(
+	    key, sizeof key, "%sblob:%s:%d", r->env->prefix, r->jid, r->out_i);
+	cJSON_AddStringToObject(rec, "key", key);
+	if (r->env->redis->store_blob(r->env->ctx, key, data, len,
+		r->env->cfg->blob_ttl_s * 1000, run_blob_reply, r) == 0)
+		r->refs++;
+	else
+		run_end(r, EC_INTERNAL,
+		    "storing output %d in Redis: not "
+		    "connected",
+		    r->out_i);
+}
+
+static void
+run_blob_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct run *r = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (r->state == RS_FETCH) {
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
+			run_end(r, EC_INTERNAL,
+			    "storing output %d in Redis: %s", r->out_i,
+			    rep ? rep->str : "connection lost");
+		else {
+			r->out_i++;
+			run_fetch_next(r);
+		}
+	}
+	run_unref(r);
+}

@@ -1,0 +1,272 @@
+/*
+ * What the worker gives each run (struct run_env, run.h): its settings and
+ * shared things, and the real side of its three tables. The Redis calls
+ * are the lua/ functions on the command connection (w->rc), named under
+ * the queue's prefix; fail adds the settings' backoff base and cap, with
+ * a random jitter. The
+ * ComfyUI requests go to the worker's one comfy client. The hooks land in
+ * the worker: a run's end leaves the run list, a run waiting for a slot
+ * makes the worker decide again, a transport failure probes the backend,
+ * a CUDA fault latches, and /object_info is the worker's one cache.
+ */
+#include "backend.h"
+#include "comfy.h"
+#include "util.h"
+#include "worker_int.h"
+
+static int
+env_job_files(void *ctx, const char *jid, const char *fence, const char *files,
+    redisCallbackFn *cb, void *arg)
+{
+	struct worker *w = ctx;
+	struct rq_cmd  c;
+	int	       rc;
+
+	rq_cmd_fcall(&c, "job_files", w->prefix);
+	rq_cmd_add(&c, jid);
+	rq_cmd_add(&c, fence);
+	rq_cmd_add(&c, files);
+	rc = rq_async_call(w->rc, cb, arg, &c);
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+static int
+env_progress(void *ctx, const char *jid, const char *fence, long long value,
+    long long max, const char *node, redisCallbackFn *cb, void *arg)
+{
+	struct worker *w = ctx;
+	struct rq_cmd  c;
+	int	       rc;
+
+	rq_cmd_fcall(&c, "progress", w->prefix);
+	rq_cmd_add(&c, jid);
+	rq_cmd_add(&c, fence);
+	rq_cmd_addf(&c, "%lld", value);
+	rq_cmd_addf(&c, "%lld", max);
+	rq_cmd_add(&c, node);
+	rc = rq_async_call(w->rc, cb, arg, &c);
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+static int
+env_complete(void *ctx, const char *jid, const char *fence, const char *records,
+    redisCallbackFn *cb, void *arg)
+{
+	struct worker *w = ctx;
+	struct rq_cmd  c;
+	int	       rc;
+
+	rq_cmd_fcall(&c, "complete", w->prefix);
+	rq_cmd_add(&c, jid);
+	rq_cmd_add(&c, fence);
+	rq_cmd_add(&c, records);
+	rc = rq_async_call(w->rc, cb, arg, &c);
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+static int
+env_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
+    const char *msg, int retryable, redisCallbackFn *cb, void *arg)
+{
+	struct worker *w = ctx;
+	struct rq_cmd  c;
+	int	       rc;
+
+	rq_cmd_fcall(&c, "fail", w->prefix);
+	rq_cmd_add(&c, jid);
+	rq_cmd_add(&c, fence);
+	rq_cmd_add(&c, errcode_name(code));
+	rq_cmd_add(&c, msg);
+	rq_cmd_add(&c, retryable ? "1" : "0");
+	rq_cmd_addf(&c, "%lld", w->cfg->retry_base_ms);
+	rq_cmd_addf(&c, "%lld", w->cfg->retry_max_ms);
+	rq_cmd_addf(&c, "%.6f", rand_unit());
+	rc = rq_async_call(w->rc, cb, arg, &c);
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+static int
+env_release(void *ctx, const char *jid, const char *fence, const char *why,
+    redisCallbackFn *cb, void *arg)
+{
+	struct worker *w = ctx;
+	struct rq_cmd  c;
+	int	       rc;
+
+	rq_cmd_fcall(&c, "release", w->prefix);
+	rq_cmd_add(&c, jid);
+	rq_cmd_add(&c, fence);
+	rq_cmd_add(&c, why);
+	rc = rq_async_call(w->rc, cb, arg, &c);
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+static int
+env_store_blob(void *ctx, const char *key, const void *data, size_t len,
+    long long ttl_ms, redisCallbackFn *cb, void *arg)
+{
+	struct worker *w = ctx;
+	struct rq_cmd  c;
+	int	       rc;
+
+	rq_cmd_init(&c, "SET");
+	rq_cmd_add(&c, key);
+	rq_cmd_addb(&c, data, len);
+	rq_cmd_add(&c, "PX");
+	rq_cmd_addf(&c, "%lld", ttl_ms);
+	rc = rq_async_call(w->rc, cb, arg, &c);
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+static const struct run_redis env_redis = {
+	.job_files = env_job_files,
+	.progress = env_progress,
+	.complete = env_complete,
+	.fail = env_fail,
+	.release = env_release,
+	.store_blob = env_store_blob,
+};
+
+static struct httpc_req *
+env_prompt(void *ctx, const char *prompt_id, const cJSON *graph, httpc_cb cb,
+    void *arg)
+{
+	return (comfy_prompt(
+	    ((struct worker *)ctx)->comfy, prompt_id, graph, cb, arg));
+}
+
+static struct httpc_req *
+env_history(void *ctx, const char *prompt_id, httpc_cb cb, void *arg)
+{
+	return (
+	    comfy_history(((struct worker *)ctx)->comfy, prompt_id, cb, arg));
+}
+
+static struct httpc_req *
+env_queue(void *ctx, httpc_cb cb, void *arg)
+{
+	return (comfy_queue(((struct worker *)ctx)->comfy, cb, arg));
+}
+
+static struct httpc_req *
+env_view(void *ctx, const char *filename, const char *subfolder,
+    const char *type, int fd, size_t max_bytes, long timeout_ms, httpc_cb cb,
+    void *arg)
+{
+	return (comfy_view(((struct worker *)ctx)->comfy, filename, subfolder,
+	    type, fd, max_bytes, timeout_ms, cb, arg));
+}
+
+static struct httpc_req *
+env_upload(void *ctx, const char *name, const void *data, size_t len,
+    const char *subfolder, httpc_cb cb, void *arg)
+{
+	return (comfy_upload(((struct worker *)ctx)->comfy, name, data, len,
+	    subfolder, cb, arg));
+}
+
+static struct httpc_req *
+env_object_info(void *ctx, httpc_cb cb, void *arg)
+{
+	return (comfy_object_info(((struct worker *)ctx)->comfy, cb, arg));
+}
+
+static void
+env_interrupt(void *ctx, const char *prompt_id)
+{
+	comfy_interrupt(((struct worker *)ctx)->comfy, prompt_id);
+}
+
+static void
+env_free_memory(void *ctx)
+{
+	comfy_free_memory(((struct worker *)ctx)->comfy);
+}
+
+static void
+env_cancel(void *ctx, struct httpc_req *req)
+{
+	(void)ctx;
+	httpc_cancel(req);
+}
+
+static const struct run_comfy env_comfy = {
+	.prompt = env_prompt,
+	.history = env_history,
+	.queue = env_queue,
+	.view = env_view,
+	.upload = env_upload,
+	.object_info = env_object_info,
+	.interrupt = env_interrupt,
+	.free_memory = env_free_memory,
+	.cancel = env_cancel,
+};
+
+static void
+env_done(void *ctx, struct run *r)
+{
+	worker_run_done(ctx, r);
+}
+
+static void
+env_wants_slot(void *ctx)
+{
+	worker_claim_maybe(ctx);
+}
+
+static void
+env_suspect(void *ctx)
+{
+	backend_suspect(((struct worker *)ctx)->backend);
+}
+
+static void
+env_gpu_fault(void *ctx, const char *why)
+{
+	worker_latch_gpu_fault(ctx, why);
+}
+
+static const cJSON *
+env_objinfo(void *ctx)
+{
+	return (((struct worker *)ctx)->objinfo);
+}
+
+static void
+env_set_objinfo(void *ctx, cJSON *info)
+{
+	worker_set_objinfo(ctx, info);
+}
+
+static const struct run_hooks env_hooks = {
+	.done = env_done,
+	.wants_slot = env_wants_slot,
+	.suspect = env_suspect,
+	.gpu_fault = env_gpu_fault,
+	.objinfo = env_objinfo,
+	.set_objinfo = env_set_objinfo,
+};
+
+/* Fills w->env; the tables and what they point at outlive every run. */
+void
+worker_env_init(struct worker *w)
+{
+	w->env.base = w->base;
+	w->env.cfg = w->cfg;
+	w->env.prefix = w->prefix;
+	w->env.pool = w->pool_threads;
+	w->env.workflows = w->workflows;
+	w->env.cn = &w->cn_map;
+	w->env.inputs = &w->inputs;
+	w->env.stopped = 0;
+	w->env.redis = &env_redis;
+	w->env.comfy = &env_comfy;
+	w->env.hooks = &env_hooks;
+	w->env.ctx = w;
+}
