@@ -1,9 +1,9 @@
 /*
- * Redis connection and function calls. rq_url parses redis:// and unix://
- * URLs (user, password, db). rq_connect gives a blocking hiredis context that
- * is authenticated, on the right db and has the comfyq functions library
- * loaded; struct rq_async is the non-blocking twin on a libevent loop, which
- * reconnects with backoff and reloads the library after every reconnect.
+ * Redis connection and function calls. rq_connect gives a blocking hiredis
+ * context that is authenticated, on the right db (the URL as rq_url.h
+ * parses it) and has the comfyq functions library loaded; struct rq_async
+ * is the non-blocking twin on a libevent loop, which reconnects with
+ * backoff and reloads the library after every reconnect.
  * struct rq_cmd builds an argument vector (binary safe) for either.
  */
 #ifndef COMFYQ_RQ_H
@@ -14,24 +14,11 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "rq_url.h"
+
 struct event_base;
 
-#define RQ_PREFIX_MAX  160 /* cq:{<queue>}: with a queue of <= 128 */
 #define RQ_LIB_VERSION "2" /* must match VERSION in lua/lib.lua */
-
-struct rq_url {
-	char *host; /* NULL for a unix socket */
-	int   port;
-	char *path;	/* unix socket path, or NULL */
-	char *user;	/* ACL user, or NULL */
-	char *password; /* or NULL */
-	int   db;
-};
-
-int  rq_url_parse(const char *, struct rq_url *, char *, size_t);
-void rq_url_free(struct rq_url *);
-int  rq_queue_valid(const char *);
-int  rq_prefix(char *, size_t, const char *);
 
 struct rq_cmd {
 	int	argc;
