@@ -145,7 +145,7 @@ rqfn_unexpected(
 	const char *tag = "";
 
 	if (r == NULL) {
-		snprintf(err, errlen, "%s: no reply", d->name);
+		snprintf(err, errlen, "no reply");
 		return (-1);
 	}
 	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
@@ -153,10 +153,10 @@ rqfn_unexpected(
 		tag = r->element[0]->str;
 	if (r->type == REDIS_REPLY_ARRAY)
 		snprintf(err, errlen,
-		    "%s: unexpected reply (an array of %zu, first '%.32s')",
+		    "unexpected reply to %s (an array of %zu, first '%.32s')",
 		    d->name, r->elements, tag);
 	else
-		snprintf(err, errlen, "%s: unexpected reply (type %d%s%.32s)",
+		snprintf(err, errlen, "unexpected reply to %s (type %d%s%.32s)",
 		    d->name, r->type, r->type == REDIS_REPLY_STATUS ? " " : "",
 		    r->type == REDIS_REPLY_STATUS ? r->str : "");
 	return (-1);
@@ -284,7 +284,7 @@ rqfn_claim_reply(
 			break;
 		out->next_due_ms = (long long)strtod(E(1)->str, &end);
 		if (*end != '\0') {
-			snprintf(err, errlen, "claim: next due time '%.32s'",
+			snprintf(err, errlen, "unexpected reply to claim (due time '%.32s')",
 			    E(1)->str);
 			return (-1);
 		}
@@ -597,7 +597,7 @@ rqfn_ctl_reply(
 	memset(out, 0, sizeof *out);
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    E(0)->type != REDIS_REPLY_STRING) {
-		snprintf(err, errlen, "ctl: not a pub/sub message");
+		snprintf(err, errlen, "not a pub/sub message");
 		return (-1);
 	}
 	if (strcmp(E(0)->str, "subscribe") == 0) {
@@ -606,7 +606,7 @@ rqfn_ctl_reply(
 	}
 	if (strcmp(E(0)->str, "message") != 0 ||
 	    E(2)->type != REDIS_REPLY_STRING) {
-		snprintf(err, errlen, "ctl: a pub/sub '%.32s'", E(0)->str);
+		snprintf(err, errlen, "a pub/sub '%.32s'", E(0)->str);
 		return (-1);
 	}
 	out->text = E(2)->str;

@@ -6,8 +6,8 @@
  * (types and element counts, from one table in rqfn.c) before it reads a
  * field. A decoder returns 0 with the fields set, or -1 with err holding
  * the error reply's text as Redis sent it ("NOPOOL pool 'x' has no capacity
- * set") or why the reply has an unexpected shape; it never reads past what
- * it checked. Strings in a decoded struct point into the reply: they live
+ * set") or "unexpected reply to <name> (...)"; it never reads past what it
+ * checked. Strings in a decoded struct point into the reply: they live
  * until the caller frees it. Builders never fail; the caller runs the
  * command (rq_run, rq_async_call) and frees it with rq_cmd_free.
  *
