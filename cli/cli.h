@@ -11,10 +11,13 @@
 #include <hiredis/hiredis.h>
 
 #include "rq.h"
+#include "rqfn.h"
 
 #define EXIT_JOB_FAILED 1
 #define EXIT_USAGE	2
 #define EXIT_REDIS	3
+
+#define CLI_ERR_MAX 8192 /* an error reply, printed whole */
 
 struct cli {
 	const char   *redis_url;
