@@ -13,6 +13,7 @@ extern const struct unit_test test_config[];
 extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
+extern const struct unit_test test_rqfn[];
 extern const struct unit_test test_worker[];
 extern const struct unit_test test_workflow[];
 extern const struct unit_test test_graph[];
@@ -29,6 +30,7 @@ static const struct unit_suite suites[] = {
 	{ "util", test_util },
 	{ "job", test_job },
 	{ "rq", test_rq },
+	{ "rqfn", test_rqfn },
 	{ "worker", test_worker },
 	{ "workflow", test_workflow },
 	{ "graph", test_graph },
