@@ -14,6 +14,7 @@ extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
 extern const struct unit_test test_rqfn[];
+extern const struct unit_test test_errcode[];
 extern const struct unit_test test_worker[];
 extern const struct unit_test test_workflow[];
 extern const struct unit_test test_graph[];
@@ -31,6 +32,7 @@ static const struct unit_suite suites[] = {
 	{ "job", test_job },
 	{ "rq", test_rq },
 	{ "rqfn", test_rqfn },
+	{ "errcode", test_errcode },
 	{ "worker", test_worker },
 	{ "workflow", test_workflow },
 	{ "graph", test_graph },
