@@ -27,28 +27,29 @@ struct rq_cmd {
 	size_t *lens;
 };
 
-void rq_cmd_init(struct rq_cmd *, const char *);
-void rq_cmd_fcall(struct rq_cmd *, const char *, const char *);
-void rq_cmd_add(struct rq_cmd *, const char *);
-void rq_cmd_addb(struct rq_cmd *, const void *, size_t);
-void rq_cmd_addf(struct rq_cmd *, const char *, ...)
+void rq_cmd_init(struct rq_cmd *c, const char *name);
+void rq_cmd_fcall(struct rq_cmd *c, const char *fn, const char *prefix);
+void rq_cmd_add(struct rq_cmd *c, const char *s);
+void rq_cmd_addb(struct rq_cmd *c, const void *p, size_t len);
+void rq_cmd_addf(struct rq_cmd *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void rq_cmd_free(struct rq_cmd *);
+void rq_cmd_free(struct rq_cmd *c);
 
-redisContext *rq_connect(const char *, int, int, char *, size_t);
-redisReply   *rq_run(redisContext *, const struct rq_cmd *);
-int	      rq_load_functions(redisContext *, char *, size_t);
-int	      rq_reply_is_status(const redisReply *, const char *);
+redisContext *rq_connect(
+    const char *url, int timeout_ms, int load, char *err, size_t errlen);
+redisReply *rq_run(redisContext *ctx, const struct rq_cmd *c);
+int	    rq_load_functions(redisContext *ctx, char *err, size_t errlen);
+int	    rq_reply_is_status(const redisReply *r, const char *s);
 
 struct rq_async;
-typedef void (*rq_state_cb)(struct rq_async *, int up, void *);
+typedef void (*rq_state_cb)(struct rq_async *ra, int up, void *arg);
 
-struct rq_async *rq_async_new(struct event_base *, const char *, int,
-    rq_state_cb, void *, char *, size_t);
-int		 rq_async_up(const struct rq_async *);
-int		 rq_async_call(
-		 struct rq_async *, redisCallbackFn *, void *, const struct rq_cmd *);
-void rq_async_free(struct rq_async *);
+struct rq_async *rq_async_new(struct event_base *base, const char *url,
+    int load, rq_state_cb cb, void *arg, char *err, size_t errlen);
+int		 rq_async_up(const struct rq_async *ra);
+int  rq_async_call(struct rq_async *ra, redisCallbackFn *fn, void *priv,
+     const struct rq_cmd *c);
+void rq_async_free(struct rq_async *ra);
 
 extern const char   comfyq_lua_library[];
 extern const size_t comfyq_lua_library_len;

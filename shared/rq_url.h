@@ -20,9 +20,9 @@ struct rq_url {
 	int   db;
 };
 
-int  rq_url_parse(const char *, struct rq_url *, char *, size_t);
-void rq_url_free(struct rq_url *);
-int  rq_queue_valid(const char *);
-int  rq_prefix(char *, size_t, const char *);
+int  rq_url_parse(const char *url, struct rq_url *u, char *err, size_t errlen);
+void rq_url_free(struct rq_url *u);
+int  rq_queue_valid(const char *queue);
+int  rq_prefix(char *buf, size_t len, const char *queue);
 
 #endif
