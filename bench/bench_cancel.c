@@ -55,27 +55,6 @@ static const char bench_graph[] =
     "\"vae\":[\"1\",2]}},\"6\":{\"class_type\":\"SaveImage\",\"inputs\":"
     "{\"images\":[\"5\",0],\"filename_prefix\":\"b\"}}}}";
 
-/* FCALL comfyq_<fn> with one or two arguments; the first reply string. */
-static void
-bench_fcall(
-    struct bench *b, const char *fn, const char *a1, char *out, size_t outlen)
-{
-	struct rq_cmd c;
-	redisReply   *r, *s;
-
-	rq_cmd_fcall(&c, fn, b->prefix);
-	rq_cmd_add(&c, a1);
-	r = rq_run(b->c, &c);
-	rq_cmd_free(&c);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		bench_die(fn, r ? r->str : b->c->errstr);
-	s = r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0] : r;
-	if (out != NULL)
-		snprintf(out, outlen, "%s",
-		    s->type == REDIS_REPLY_STRING ? s->str : "");
-	freeReplyObject(r);
-}
-
 /* HGET of a job field into out ("" when absent). */
 static void
 bench_field(
@@ -150,11 +129,11 @@ bench_run(struct bench *b, int i)
 	long long t0, start;
 
 	snprintf(spec, sizeof spec, bench_graph, i + 1);
-	bench_fcall(b, "enqueue", spec, jid, sizeof jid);
+	bench_enqueue(b->c, b->prefix, spec, jid, sizeof jid);
 	bench_await_log(b, " start (", i + 1);
 	bench_sleep_ms(100 + (long long)(rand_u64() % 500));
 	t0 = clock_wall_ms();
-	bench_fcall(b, "cancel", jid, NULL, 0);
+	bench_cancel(b->c, b->prefix, jid);
 	b->intr[i] = bench_await_log(b, " interrupted at node ", i + 1) - t0;
 	start = clock_mono_ms();
 	for (;;) {

@@ -52,23 +52,6 @@ bench_int(struct bench *b, const char *fmt, const char *key)
 	return (v);
 }
 
-static void
-bench_fcall(struct bench *b, const char *fn, const char *a1, const char *a2)
-{
-	struct rq_cmd c;
-	redisReply   *r;
-
-	rq_cmd_fcall(&c, fn, b->prefix);
-	rq_cmd_add(&c, a1);
-	if (a2 != NULL)
-		rq_cmd_add(&c, a2);
-	r = rq_run(b->c, &c);
-	rq_cmd_free(&c);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		bench_die(fn, r ? r->str : b->c->errstr);
-	freeReplyObject(r);
-}
-
 /* A random wait in [0, n) ms. */
 static long long
 bench_rand_ms(long long n)
@@ -83,10 +66,11 @@ bench_run(struct bench *b, int i)
 	struct standin_opts o = { b->url, b->prefix, "bench-w", "gpu0", "h1", 1,
 		(int)b->lease_ms, (int)b->beat_ms };
 	struct standin	    s;
-	char		    err[512];
+	char		    err[512], jid[64];
 	long long	    t_kill, t_kill_wall, until;
 
-	bench_fcall(b, "enqueue", "{\"workflow\":\"bench\"}", NULL);
+	bench_enqueue(b->c, b->prefix, "{\"workflow\":\"bench\"}", jid,
+	    sizeof jid);
 	/* Out of step with the janitor's ticks, as real workers are. */
 	bench_sleep_ms(bench_rand_ms(b->tick_ms));
 	if (standin_start(&s, &o, err, sizeof err) == -1)
@@ -108,7 +92,7 @@ bench_run(struct bench *b, int i)
 	b->late[i] = t_kill_wall + b->back[i] - until;
 	printf("run %3d  kill->back %5lld ms  expiry->back %5lld ms\n", i + 1,
 	    b->back[i], b->late[i]);
-	bench_fcall(b, "cancel", s.jid[0], NULL);
+	bench_cancel(b->c, b->prefix, s.jid[0]);
 }
 
 int
@@ -141,7 +125,7 @@ main(int argc, char **argv)
 	snprintf(b.prefix, sizeof b.prefix, "cq:{bench%d}:", (int)getpid());
 	if ((b.c = rq_connect(b.url, 10000, 1, err, sizeof err)) == NULL)
 		bench_die("redis", err);
-	bench_fcall(&b, "slot_set", "gpu0", "1");
+	bench_slot_set(b.c, b.prefix, "gpu0", 1);
 	snprintf(tick, sizeof tick, "%lld", b.tick_ms);
 	jargv[0] = JANITOR_BIN;
 	jargv[1] = "--redis-url";

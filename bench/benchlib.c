@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "benchlib.h"
+#include "rqfn.h"
 #include "util.h"
 
 void
@@ -50,4 +51,64 @@ bench_summary(const char *name, int width, long long *v, long long n)
 	printf("%-*s min %5lld  median %5lld  p90 %5lld  max %5lld ms\n", width,
 	    name, v[0], v[n / 2], v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1],
 	    v[n - 1]);
+}
+
+/* Runs c (and frees it); the reply, or death with the connection's error. */
+static redisReply *
+bench_call(redisContext *ctx, struct rq_cmd *c, const char *what)
+{
+	redisReply *r = rq_run(ctx, c);
+
+	rq_cmd_free(c);
+	if (r == NULL)
+		bench_die(what, ctx->errstr);
+	return (r);
+}
+
+/* Queues spec; its job id goes to jid. */
+void
+bench_enqueue(redisContext *ctx, const char *prefix, const char *spec,
+    char *jid, size_t jidlen)
+{
+	struct rqfn_enqueue e;
+	struct rq_cmd	    c;
+	redisReply	   *r;
+	char		    err[1024];
+
+	rqfn_enqueue_cmd(&c, prefix, spec, NULL);
+	r = bench_call(ctx, &c, "enqueue");
+	if (rqfn_enqueue_reply(r, &e, err, sizeof err) == -1)
+		bench_die("enqueue", err);
+	snprintf(jid, jidlen, "%s", e.jid);
+	freeReplyObject(r);
+}
+
+void
+bench_cancel(redisContext *ctx, const char *prefix, const char *jid)
+{
+	struct rqfn_cancel k;
+	struct rq_cmd	   c;
+	redisReply	  *r;
+	char		   err[1024];
+
+	rqfn_cancel_cmd(&c, prefix, jid, NULL);
+	r = bench_call(ctx, &c, "cancel");
+	if (rqfn_cancel_reply(r, &k, err, sizeof err) == -1)
+		bench_die("cancel", err);
+	freeReplyObject(r);
+}
+
+void
+bench_slot_set(
+    redisContext *ctx, const char *prefix, const char *pool, long long cap)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	char	      err[1024];
+
+	rqfn_slot_set_cmd(&c, prefix, pool, cap, 0);
+	r = bench_call(ctx, &c, "slot_set");
+	if (rqfn_slot_set_reply(r, err, sizeof err) == -1)
+		bench_die("slot_set", err);
+	freeReplyObject(r);
 }

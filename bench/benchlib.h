@@ -1,15 +1,26 @@
 /*
  * What the benchmarks that start processes share: dying with a reason,
- * sleeping, a bounded numeric option, and a min/median/p90/max line.
+ * sleeping, a bounded numeric option, a min/median/p90/max line, and the
+ * few functions library calls they make (any failure is fatal).
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
 
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
 extern const char *bench_name; /* the program, for messages */
 
-void	  bench_die(const char *, const char *) __attribute__((noreturn));
-void	  bench_sleep_ms(long long);
-long long bench_arg(int, char **, int *, long long, long long);
-void	  bench_summary(const char *, int, long long *, long long);
+void bench_die(const char *what, const char *why) __attribute__((noreturn));
+void bench_sleep_ms(long long ms);
+long long bench_arg(int argc, char **argv, int *i, long long lo, long long hi);
+void	  bench_summary(const char *name, int width, long long *v, long long n);
+
+void bench_enqueue(redisContext *ctx, const char *prefix, const char *spec,
+    char *jid, size_t jidlen);
+void bench_cancel(redisContext *ctx, const char *prefix, const char *jid);
+void bench_slot_set(
+    redisContext *ctx, const char *prefix, const char *pool, long long cap);
 
 #endif

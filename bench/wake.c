@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "rq.h"
+#include "rqfn.h"
 
 static long long
 now_us(void)
@@ -40,25 +41,28 @@ struct bench {
 static void *
 waiter(void *arg)
 {
-	struct bench *b = arg;
-	redisContext *c;
-	redisReply   *r;
-	char	      err[256];
+	struct bench	 *b = arg;
+	struct rqfn_claim cl;
+	struct rq_cmd	  claim;
+	redisContext	 *c;
+	redisReply	 *r;
+	char		  err[256];
 
 	if ((c = rq_connect(b->url, 10000, 0, err, sizeof err)) == NULL) {
 		fprintf(stderr, "bench_wake: %s\n", err);
 		return (NULL);
 	}
+	rqfn_claim_cmd(&claim, b->prefix, "bench", "gpu0", 30000, 16, 0);
 	r = redisCommand(c, "BZPOPMIN %smarker 10", b->prefix);
 	b->wake_us = now_us();
 	b->ok = r != NULL && r->type == REDIS_REPLY_ARRAY;
 	freeReplyObject(r);
-	r = redisCommand(
-	    c, "FCALL comfyq_claim 1 %s bench gpu0 30000", b->prefix);
+	r = rq_run(c, &claim);
 	b->claimed_us = now_us();
-	b->ok = b->ok && r != NULL && r->type == REDIS_REPLY_ARRAY &&
-	    strcmp(r->element[0]->str, "job") == 0;
+	b->ok = b->ok && rqfn_claim_reply(r, &cl, err, sizeof err) == 0 &&
+	    cl.kind == RQFN_CLAIM_JOB;
 	freeReplyObject(r);
+	rq_cmd_free(&claim);
 	redisFree(c);
 	return (NULL);
 }
@@ -100,14 +104,17 @@ report(const char *what, long long *v, int n)
 int
 main(int argc, char **argv)
 {
-	const char   *url = argc > 1 ? argv[1] : "redis://127.0.0.1:6379";
-	int	      rounds = argc > 2 ? atoi(argv[2]) : 500, i, done = 0;
-	long long    *wake, *claim, t0;
-	struct bench  b;
-	redisContext *c;
-	redisReply   *r;
-	pthread_t     t;
-	char	      err[256], q[64];
+	const char  *url = argc > 1 ? argv[1] : "redis://127.0.0.1:6379";
+	int	     rounds = argc > 2 ? atoi(argv[2]) : 500, i, done = 0;
+	long long   *wake, *claim, t0;
+	struct bench b;
+	struct rqfn_slot_get s;
+	struct rqfn_holder   h;
+	struct rq_cmd	     cmd;
+	redisContext	    *c;
+	redisReply	    *r;
+	pthread_t	     t;
+	char		     err[256], q[64];
 
 	if (rounds < 10)
 		rounds = 10;
@@ -119,8 +126,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_wake: %s\n", err);
 		return (1);
 	}
-	freeReplyObject(
-	    redisCommand(c, "FCALL comfyq_slot_set 1 %s gpu0 1", b.prefix));
+	rqfn_slot_set_cmd(&cmd, b.prefix, "gpu0", 1, 0);
+	r = rq_run(c, &cmd);
+	rq_cmd_free(&cmd);
+	if (rqfn_slot_set_reply(r, err, sizeof err) == -1) {
+		fprintf(stderr, "bench_wake: slot_set: %s\n",
+		    r != NULL ? err : c->errstr);
+		freeReplyObject(r);
+		redisFree(c);
+		return (1);
+	}
+	freeReplyObject(r);
 	wake = calloc((size_t)rounds, sizeof *wake);
 	claim = calloc((size_t)rounds, sizeof *claim);
 	for (i = 0; i < rounds; i++) {
@@ -131,22 +147,27 @@ main(int argc, char **argv)
 			pthread_join(t, NULL);
 			continue;
 		}
+		rqfn_enqueue_cmd(
+		    &cmd, b.prefix, "{\"workflow\":\"bench\"}", NULL);
 		t0 = now_us();
-		r = redisCommand(c, "FCALL comfyq_enqueue 1 %s %s", b.prefix,
-		    "{\"workflow\":\"bench\"}");
-		freeReplyObject(r);
+		freeReplyObject(rq_run(c, &cmd));
+		rq_cmd_free(&cmd);
 		pthread_join(t, NULL);
 		if (!b.ok)
 			continue;
 		wake[done] = b.wake_us - t0;
 		claim[done++] = b.claimed_us - b.wake_us;
 		/* Free the slot for the next round. */
-		r = redisCommand(c, "HGETALL %sheld:gpu0", b.prefix);
-		if (r != NULL && r->elements == 2)
-			freeReplyObject(redisCommand(c,
-			    "FCALL comfyq_cancel 1 "
-			    "%s %s",
-			    b.prefix, r->element[0]->str));
+		rqfn_slot_get_cmd(&cmd, b.prefix, "gpu0");
+		r = rq_run(c, &cmd);
+		rq_cmd_free(&cmd);
+		if (rqfn_slot_get_reply(r, &s, err, sizeof err) == 0 &&
+		    s.nholders == 1) {
+			rqfn_slot_holder(&s, 0, &h);
+			rqfn_cancel_cmd(&cmd, b.prefix, h.holder, NULL);
+			freeReplyObject(rq_run(c, &cmd));
+			rq_cmd_free(&cmd);
+		}
 		freeReplyObject(r);
 		freeReplyObject(redisCommand(c, "DEL %sheld:gpu0", b.prefix));
 	}

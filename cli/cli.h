@@ -11,10 +11,13 @@
 #include <hiredis/hiredis.h>
 
 #include "rq.h"
+#include "rqfn.h"
 
 #define EXIT_JOB_FAILED 1
 #define EXIT_USAGE	2
 #define EXIT_REDIS	3
+
+#define CLI_ERR_MAX 8192 /* an error reply, printed whole */
 
 struct cli {
 	const char   *redis_url;
@@ -24,41 +27,37 @@ struct cli {
 	redisContext *rc;
 };
 
-/* A parsed job hash, for status and --wait. */
-struct cli_job {
-	redisReply *reply; /* HGETALL; the fields point into it */
-};
-
-redisContext *cli_redis(struct cli *);
-redisReply   *cli_run(struct cli *, struct rq_cmd *);
-void	      cli_usage_error(const char *, ...)
+redisContext *cli_redis(struct cli *cli);
+redisReply   *cli_run(struct cli *cli, struct rq_cmd *c);
+void	      cli_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
-void cli_redis_error(const char *, ...)
+void cli_redis_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
-const char *cli_field(const redisReply *, const char *);
-const char *cli_field_or(const redisReply *, const char *, const char *);
-int	    cli_state_exit(const char *);
-int	    cli_flag(const char *);
-const char *cli_safe(const char *);
-int	    cli_is_terminal(const char *);
-void	    cli_print_job(struct cli *, const char *, const redisReply *);
-redisReply *cli_job_get(struct cli *, const char *);
+const char *cli_field(const redisReply *r, const char *field);
+const char *cli_field_or(
+    const redisReply *r, const char *field, const char *def);
+int	    cli_state_exit(const char *state);
+int	    cli_flag(const char *v);
+const char *cli_safe(const char *s);
+int	    cli_is_terminal(const char *state);
+void cli_print_job(struct cli *cli, const char *jid, const redisReply *h);
+redisReply *cli_job_get(struct cli *cli, const char *jid);
 
-int cmd_init(struct cli *, int, char **);
-int cmd_submit(struct cli *, int, char **);
-int cmd_status(struct cli *, int, char **);
-int cmd_cancel(struct cli *, int, char **);
-int cmd_events(struct cli *, int, char **);
-int cmd_stats(struct cli *, int, char **);
-int cmd_slots(struct cli *, int, char **);
-int cmd_workers(struct cli *, int, char **);
-int cmd_workflows(struct cli *, int, char **);
-int cmd_render(struct cli *, int, char **);
+int cmd_init(struct cli *cli, int argc, char **argv);
+int cmd_submit(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_cancel(struct cli *cli, int argc, char **argv);
+int cmd_events(struct cli *cli, int argc, char **argv);
+int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_slots(struct cli *cli, int argc, char **argv);
+int cmd_workers(struct cli *cli, int argc, char **argv);
+int cmd_workflows(struct cli *cli, int argc, char **argv);
+int cmd_render(struct cli *cli, int argc, char **argv);
 
 /* submit.c, shared with render. */
 struct cJSON;
-void	      submit_kv(struct cJSON *, const char *, const char *);
-struct cJSON *submit_graph(const char *);
+void	      submit_kv(struct cJSON *spec, const char *name, const char *arg);
+struct cJSON *submit_graph(const char *path);
 
 /* spec.c: job specs from flags, checked against the templates. */
 struct job_spec;
@@ -71,10 +70,11 @@ struct cli_spec {
 	const char	   *workflows;	/* --workflows, COMFYQ_WORKFLOWS_DIR */
 	struct wf_registry *reg;
 };
-void  cli_spec_init(struct cli_spec *);
-int   cli_spec_flag(struct cli_spec *, const char *, const char *);
-char *cli_spec_finish(struct cli_spec *, struct job_spec *, struct wf_job **);
-void  cli_spec_free(struct cli_spec *);
+void  cli_spec_init(struct cli_spec *cs);
+int   cli_spec_flag(struct cli_spec *cs, const char *a, const char *v);
+char *cli_spec_finish(
+    struct cli_spec *cs, struct job_spec *js, struct wf_job **job);
+void cli_spec_free(struct cli_spec *cs);
 
 /* events.c: reading the events stream, shared by events and submit --wait. */
 struct cli_event {
@@ -83,11 +83,12 @@ struct cli_event {
 	const char	 *job;
 	const redisReply *fields; /* flat field, value array */
 };
-typedef int (*cli_event_cb)(struct cli *, const struct cli_event *, void *);
+typedef int (*cli_event_cb)(
+    struct cli *cli, const struct cli_event *ev, void *arg);
 
-int cli_events_last_id(struct cli *, char *, size_t);
-int cli_events_read(
-    struct cli *, char *, size_t, int, int, cli_event_cb, void *);
-void cli_event_print(struct cli *, const struct cli_event *);
+int  cli_events_last_id(struct cli *cli, char *buf, size_t len);
+int  cli_events_read(struct cli *cli, char *idbuf, size_t idlen, int block_ms,
+     int count, cli_event_cb cb, void *arg);
+void cli_event_print(struct cli *cli, const struct cli_event *ev);
 
 #endif

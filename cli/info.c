@@ -109,6 +109,7 @@ cmd_slots_set(struct cli *cli, int argc, char **argv)
 	struct rq_cmd c;
 	redisReply   *r;
 	long long     cap, budget = 0;
+	char	      err[CLI_ERR_MAX];
 	int	      rc = 0;
 
 	if (argc != 4 && !(argc == 6 && strcmp(argv[4], "--vram-budget") == 0))
@@ -119,13 +120,10 @@ cmd_slots_set(struct cli *cli, int argc, char **argv)
 	if (argc == 6 && parse_ll(argv[5], 0, 16777216, &budget) == -1)
 		cli_usage_error(
 		    "--vram-budget: '%s' not in 0..16777216 MB", argv[5]);
-	rq_cmd_fcall(&c, "slot_set", cli->prefix);
-	rq_cmd_add(&c, argv[2]);
-	rq_cmd_addf(&c, "%lld", cap);
-	rq_cmd_addf(&c, "%lld", budget);
+	rqfn_slot_set_cmd(&c, cli->prefix, argv[2], cap, budget);
 	r = cli_run(cli, &c);
-	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "comfyq: %s\n", cli_safe(r->str));
+	if (rqfn_slot_set_reply(r, err, sizeof err) == -1) {
+		fprintf(stderr, "comfyq: %s\n", cli_safe(err));
 		rc = EXIT_USAGE;
 	} else
 		printf("pool %s: capacity %lld, VRAM budget %s%s\n",
@@ -135,14 +133,67 @@ cmd_slots_set(struct cli *cli, int argc, char **argv)
 	return (rc);
 }
 
+/* Prints one pool (or adds it to the JSON array o). */
+static void
+cli_slots_pool(cJSON *o, const char *pool, const struct rqfn_slot_get *s)
+{
+	struct rqfn_holder h;
+	long long	   now = clock_wall_ms(), left;
+	cJSON		  *po, *holders = NULL, *ho;
+	size_t		   k;
+
+	if (o != NULL) {
+		po = cJSON_CreateObject();
+		cJSON_AddStringToObject(po, "pool", pool);
+		cJSON_AddNumberToObject(po, "capacity", (double)s->capacity);
+		cJSON_AddNumberToObject(po, "used", (double)s->used);
+		cJSON_AddNumberToObject(
+		    po, "vram_budget_mb", (double)s->vram_budget_mb);
+		cJSON_AddNumberToObject(
+		    po, "vram_used_mb", (double)s->vram_used_mb);
+		holders = cJSON_AddArrayToObject(po, "holders");
+		cJSON_AddItemToArray(o, po);
+	} else {
+		printf("pool %s: %lld/%lld slots held", cli_safe(pool), s->used,
+		    s->capacity);
+		if (s->vram_budget_mb > 0)
+			printf(", VRAM %lld/%lld MB", s->vram_used_mb,
+			    s->vram_budget_mb);
+		printf("\n");
+	}
+	for (k = 0; k < s->nholders; k++) {
+		rqfn_slot_holder(s, k, &h);
+		left = h.lease_until - now;
+		if (o != NULL) {
+			ho = cJSON_CreateObject();
+			cJSON_AddStringToObject(ho, "holder", h.holder);
+			cJSON_AddStringToObject(ho, "worker", h.worker);
+			cJSON_AddStringToObject(ho, "fence", h.fence);
+			cJSON_AddNumberToObject(
+			    ho, "lease_left_ms", (double)left);
+			cJSON_AddNumberToObject(
+			    ho, "vram_mb", (double)h.vram_mb);
+			cJSON_AddItemToArray(holders, ho);
+		} else
+			printf("  %-20s worker %-24s fence %-6s lease "
+			       "%+.1fs vram %lld MB\n",
+			    cli_safe(h.holder), cli_safe(h.worker),
+			    cli_safe(h.fence), (double)left / 1000.0,
+			    h.vram_mb);
+	}
+}
+
+/* A pool whose slot_get fails (gone meanwhile: NOPOOL) is left out. */
 int
 cmd_slots(struct cli *cli, int argc, char **argv)
 {
-	struct rq_cmd c;
-	redisReply   *pools, *r;
-	cJSON	     *o = NULL, *po, *holders, *ho;
-	long long     now = clock_wall_ms();
-	size_t	      i, k;
+	struct rqfn_slot_pools ps;
+	struct rqfn_slot_get   s;
+	struct rq_cmd	       c;
+	redisReply	      *pools, *r;
+	cJSON		      *o = NULL;
+	char		       err[CLI_ERR_MAX];
+	size_t		       i;
 
 	if (argc >= 2 && strcmp(argv[1], "set") == 0)
 		return (cmd_slots_set(cli, argc, argv));
@@ -152,67 +203,20 @@ cmd_slots(struct cli *cli, int argc, char **argv)
 					"slots set POOL N [--vram-budget MB]");
 		cli->json = 1;
 	}
-	rq_cmd_fcall(&c, "slot_pools", cli->prefix);
+	rqfn_slot_pools_cmd(&c, cli->prefix);
 	pools = cli_run(cli, &c);
+	/* As before the table: a reply that is no list lists no pools. */
+	if (rqfn_slot_pools_reply(pools, &ps, err, sizeof err) == -1)
+		ps.npools = 0;
 	if (cli->json)
 		o = cJSON_CreateArray();
-	else if (pools->elements == 0)
+	else if (ps.npools == 0)
 		printf("no pools in queue %s\n", cli->queue);
-	for (i = 0; i < pools->elements; i++) {
-		const char *pool = pools->element[i]->str;
-
-		rq_cmd_fcall(&c, "slot_get", cli->prefix);
-		rq_cmd_add(&c, pool);
+	for (i = 0; i < ps.npools; i++) {
+		rqfn_slot_get_cmd(&c, cli->prefix, ps.pools[i]->str);
 		r = cli_run(cli, &c);
-		if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
-			freeReplyObject(r);
-			continue;
-		}
-		if (o != NULL) {
-			po = cJSON_CreateObject();
-			cJSON_AddStringToObject(po, "pool", pool);
-			cJSON_AddNumberToObject(
-			    po, "capacity", (double)r->element[0]->integer);
-			cJSON_AddNumberToObject(
-			    po, "used", (double)r->element[2]->integer);
-			cJSON_AddNumberToObject(po, "vram_budget_mb",
-			    (double)r->element[1]->integer);
-			cJSON_AddNumberToObject(
-			    po, "vram_used_mb", (double)r->element[3]->integer);
-			holders = cJSON_AddArrayToObject(po, "holders");
-			cJSON_AddItemToArray(o, po);
-		} else {
-			printf("pool %s: %lld/%lld slots held", cli_safe(pool),
-			    r->element[2]->integer, r->element[0]->integer);
-			if (r->element[1]->integer > 0)
-				printf(", VRAM %lld/%lld MB",
-				    r->element[3]->integer,
-				    r->element[1]->integer);
-			printf("\n");
-		}
-		for (k = 4; k + 5 <= r->elements; k += 5) {
-			const char *holder = r->element[k]->str;
-			const char *wid = r->element[k + 1]->str;
-			const char *fence = r->element[k + 2]->str;
-			long long   left = r->element[k + 3]->integer - now;
-
-			if (o != NULL) {
-				ho = cJSON_CreateObject();
-				cJSON_AddStringToObject(ho, "holder", holder);
-				cJSON_AddStringToObject(ho, "worker", wid);
-				cJSON_AddStringToObject(ho, "fence", fence);
-				cJSON_AddNumberToObject(
-				    ho, "lease_left_ms", (double)left);
-				cJSON_AddNumberToObject(ho, "vram_mb",
-				    (double)r->element[k + 4]->integer);
-				cJSON_AddItemToArray(holders, ho);
-			} else
-				printf("  %-20s worker %-24s fence %-6s lease "
-				       "%+.1fs vram %lld MB\n",
-				    cli_safe(holder), cli_safe(wid),
-				    cli_safe(fence), (double)left / 1000.0,
-				    r->element[k + 4]->integer);
-		}
+		if (rqfn_slot_get_reply(r, &s, err, sizeof err) == 0)
+			cli_slots_pool(o, ps.pools[i]->str, &s);
 		freeReplyObject(r);
 	}
 	freeReplyObject(pools);

@@ -16,11 +16,20 @@
 static void
 init_version(redisContext *rc, char *buf, size_t len)
 {
-	redisReply *r = redisCommand(rc, "FCALL_RO comfyq_version 0");
+	struct rq_cmd c;
+	redisReply   *r;
+	const char   *v;
+	char	      err[256];
 
+	rqfn_version_cmd(&c);
+	r = rq_run(rc, &c);
+	rq_cmd_free(&c);
 	if (r == NULL)
 		cli_redis_error("redis: %s", rc->errstr);
-	snprintf(buf, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+	/* None loaded: "Function not found". */
+	if (rqfn_version_reply(r, &v, err, sizeof err) == -1)
+		v = "";
+	snprintf(buf, len, "%s", v);
 	freeReplyObject(r);
 }
 

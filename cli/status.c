@@ -284,10 +284,12 @@ cmd_status(struct cli *cli, int argc, char **argv)
 int
 cmd_cancel(struct cli *cli, int argc, char **argv)
 {
-	struct rq_cmd c;
-	redisReply   *r;
-	const char   *jid = NULL, *what;
-	int	      i;
+	struct rqfn_cancel k;
+	struct rq_cmd	   c;
+	redisReply	  *r;
+	const char	  *jid = NULL;
+	char		   err[CLI_ERR_MAX];
+	int		   i;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -299,37 +301,34 @@ cmd_cancel(struct cli *cli, int argc, char **argv)
 	}
 	if (jid == NULL)
 		cli_usage_error("usage: comfyq cancel JOB");
-	rq_cmd_fcall(&c, "cancel", cli->prefix);
-	rq_cmd_add(&c, jid);
-	rq_cmd_add(&c, "canceled from the command line");
+	rqfn_cancel_cmd(&c, cli->prefix, jid, "canceled from the command line");
 	r = cli_run(cli, &c);
-	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "comfyq: %s\n", cli_safe(r->str));
+	if (rqfn_cancel_reply(r, &k, err, sizeof err) == -1) {
+		fprintf(stderr, "comfyq: %s\n", cli_safe(err));
 		freeReplyObject(r);
 		return (EXIT_USAGE);
 	}
-	what = r->element[0]->str;
 	if (cli->json) {
 		cJSON *o = cJSON_CreateObject();
 		char  *text;
 
 		cJSON_AddStringToObject(o, "job", jid);
-		cJSON_AddStringToObject(o, "result", what);
-		if (r->elements > 1)
-			cJSON_AddStringToObject(o, "state", r->element[1]->str);
+		cJSON_AddStringToObject(o, "result", k.what);
+		if (k.state != NULL)
+			cJSON_AddStringToObject(o, "state", k.state);
 		text = cJSON_PrintUnformatted(o);
 		printf("%s\n", text);
 		cJSON_free(text);
 		cJSON_Delete(o);
-	} else if (strcmp(what, "canceled") == 0)
+	} else if (k.kind == RQFN_CANCEL_CANCELED)
 		printf("job %s canceled\n", cli_safe(jid));
-	else if (strcmp(what, "requested") == 0)
+	else if (k.kind == RQFN_CANCEL_REQUESTED)
 		printf("job %s is running: cancel requested; its worker will "
 		       "stop it\n",
 		    cli_safe(jid));
 	else
 		printf("job %s already ended: %s\n", cli_safe(jid),
-		    cli_safe(r->element[1]->str));
+		    cli_safe(k.state));
 	freeReplyObject(r);
 	return (0);
 }

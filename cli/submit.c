@@ -202,14 +202,15 @@ submit_wait(struct cli *cli, const char *jid, char *id, size_t idlen)
 int
 cmd_submit(struct cli *cli, int argc, char **argv)
 {
-	struct job_spec js;
-	struct cli_spec cs;
-	struct wf_job  *wj;
-	struct rq_cmd	c;
-	redisReply     *r;
-	cJSON	       *spec;
-	char	       *text, id[64], jid[80];
-	int		i, wait = 0, rc = 0, graph = 0;
+	struct job_spec	    js;
+	struct cli_spec	    cs;
+	struct wf_job	   *wj;
+	struct rqfn_enqueue e;
+	struct rq_cmd	    c;
+	redisReply	   *r;
+	cJSON		   *spec;
+	char		   *text, id[64], jid[80], err[CLI_ERR_MAX];
+	int		    i, wait = 0, rc = 0, graph = 0;
 
 	cli_spec_init(&cs);
 	spec = cs.spec;
@@ -263,24 +264,22 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 
 	if (wait)
 		cli_events_last_id(cli, id, sizeof id);
-	rq_cmd_fcall(&c, "enqueue", cli->prefix);
-	rq_cmd_add(&c, text);
+	rqfn_enqueue_cmd(&c, cli->prefix, text, NULL);
 	cJSON_free(text);
 	r = cli_run(cli, &c);
-	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "comfyq: %s\n", cli_safe(r->str));
+	if (rqfn_enqueue_reply(r, &e, err, sizeof err) == -1) {
+		fprintf(stderr, "comfyq: %s\n", cli_safe(err));
 		freeReplyObject(r);
 		return (EXIT_USAGE);
 	}
-	snprintf(jid, sizeof jid, "%s", r->element[0]->str);
+	snprintf(jid, sizeof jid, "%s", e.jid);
 	if (!wait) {
 		if (cli->json) {
 			cJSON *o = cJSON_CreateObject();
 
 			cJSON_AddStringToObject(o, "job", jid);
-			cJSON_AddStringToObject(
-			    o, "result", r->element[1]->str);
-			cJSON_AddStringToObject(o, "state", r->element[2]->str);
+			cJSON_AddStringToObject(o, "result", e.result);
+			cJSON_AddStringToObject(o, "state", e.state);
 			text = cJSON_PrintUnformatted(o);
 			printf("%s\n", text);
 			cJSON_free(text);
@@ -289,7 +288,7 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 			printf("%s\n", cli_safe(jid));
 	} else if (!cli->json)
 		fprintf(stderr, "job %s %s (%s)\n", cli_safe(jid),
-		    cli_safe(r->element[1]->str), cli_safe(r->element[2]->str));
+		    cli_safe(e.result), cli_safe(e.state));
 	freeReplyObject(r);
 	if (wait)
 		rc = submit_wait(cli, jid, id, sizeof id);

@@ -35,7 +35,8 @@ register('acquire', function(keys, args)
 	local used = 0
 	for i = 1, #held, 2 do
 		if held[i] == jid then
-			if string.match(held[i + 1], '^%S+ (%S+) ') == fence then
+			local _, f = holder_unpack(held[i + 1])
+			if f == fence then
 				return { 'ok' }
 			end
 		else
@@ -54,8 +55,8 @@ register('acquire', function(keys, args)
 	    holders_vram(held, jid) + vram > budget) then
 		return { 'noslot', used, cap }
 	end
-	redis.call('HSET', hkey, jid, (j.worker or '?') .. ' ' .. fence .. ' ' ..
-	    (j.lease_until or '0') .. ' ' .. vram)
+	redis.call('HSET', hkey, jid, holder_pack(j.worker or '?', fence,
+	    j.lease_until or '0', vram))
 	redis.call('HSET', P .. 'job:' .. jid, 'slot', '1', 'pool', pool)
 	return { 'ok' }
 end)

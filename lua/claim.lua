@@ -44,7 +44,7 @@
 local function holders_vram(held, skip)
 	local used = 0
 	for i = 2, #held, 2 do
-		local vram = string.match(held[i], '^%S+ %S+ %S+ (%S+)$')
+		local _, _, _, vram = holder_unpack(held[i])
 		if held[i - 1] ~= skip then
 			used = used + (tonumber(vram) or 0)
 		end
@@ -163,7 +163,7 @@ register('claim', function(keys, args)
 	redis.call('ZADD', P .. 'leases', until_ms, jid)
 	if slot then
 		redis.call('HSET', P .. 'held:' .. pool, jid,
-		    wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram)
+		    holder_pack(wid, fence, until_ms, vram))
 	end
 	-- Advance the lane clock; drop the tenant's mark once it is behind.
 	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane)) or 0

@@ -78,8 +78,8 @@ register('heartbeat', function(keys, args)
 		redis.call('ZADD', P .. 'leases', until_ms, jid)
 		if r[3] then
 			redis.call('HSET', P .. 'held:' .. j.pool, jid,
-			    wid .. ' ' .. j.fence .. ' ' .. until_ms .. ' ' ..
-			    (j.vram_mb or '0'))
+			    holder_pack(wid, j.fence, until_ms,
+			    j.vram_mb or '0'))
 		end
 	end
 	local registered = 0

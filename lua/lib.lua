@@ -233,6 +233,19 @@ local function stat(P, name, by)
 end
 
 --[[
+  A slot holder's value in held:<pool>: "wid fence until_ms vram_mb" (an
+  outside holder's wid is `outside`). holder_unpack gives the four fields as
+  strings, or nothing for a value of another form.
+]]
+local function holder_pack(wid, fence, until_ms, vram)
+	return wid .. ' ' .. fence .. ' ' .. until_ms .. ' ' .. vram
+end
+
+local function holder_unpack(v)
+	return string.match(v, '^(%S+) (%S+) (%S+) (%S+)$')
+end
+
+--[[
   Frees the slot a job holds and tells waiting workers of that pool. A
   held:<pool> of another type is skipped (HDEL fails alone): the job's own
   transition goes on; claims on that pool say CORRUPT until it is repaired.

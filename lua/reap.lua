@@ -112,8 +112,7 @@ local function reap_pool(P, pool, now)
 	local freed = 0
 	for i = 1, #held, 2 do
 		local holder = held[i]
-		local wid, fence, until_ms = string.match(held[i + 1],
-		    '^(%S+) (%S+) (%S+)')
+		local wid, fence, until_ms = holder_unpack(held[i + 1])
 		local keep
 		if string.sub(holder, 1, 2) == 'x:' then
 			keep = (tonumber(until_ms) or 0) > now

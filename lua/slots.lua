@@ -47,8 +47,7 @@ register('slot_get', function(keys, args)
 	    #held / 2, 0 }
 	local vram_used = 0
 	for i = 1, #held, 2 do
-		local wid, fence, until_ms, vram = string.match(held[i + 1],
-		    '^(%S+) (%S+) (%S+) (%S+)$')
+		local wid, fence, until_ms, vram = holder_unpack(held[i + 1])
 		vram_used = vram_used + (tonumber(vram) or 0)
 		out[#out + 1] = held[i]
 		out[#out + 1] = wid or '?'
@@ -87,8 +86,8 @@ register('slot_acquire', function(keys, args)
 	end
 	local now = now_ms()
 	local fence = redis.call('INCR', P .. 'fence')
-	redis.call('HSET', hkey, holder, 'outside ' .. fence .. ' ' ..
-	    (now + lease) .. ' ' .. vram)
+	redis.call('HSET', hkey, holder, holder_pack('outside', fence,
+	    now + lease, vram))
 	return { 'slot', fence, now + lease }
 end)
 
@@ -98,7 +97,7 @@ local function outside_holder(P, pool, holder, fence)
 	if not v then
 		return nil
 	end
-	local f, vram = string.match(v, '^%S+ (%S+) %S+ (%S+)$')
+	local _, f, _, vram = holder_unpack(v)
 	if f ~= fence then
 		return nil
 	end
@@ -115,8 +114,8 @@ register('slot_renew', function(keys, args)
 	if not vram then
 		return redis.status_reply('STALE')
 	end
-	redis.call('HSET', P .. 'held:' .. pool, holder, 'outside ' .. fence ..
-	    ' ' .. (now_ms() + lease) .. ' ' .. vram)
+	redis.call('HSET', P .. 'held:' .. pool, holder, holder_pack('outside',
+	    fence, now_ms() + lease, vram))
 	return redis.status_reply('OK')
 end)
 

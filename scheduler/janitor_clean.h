@@ -29,13 +29,13 @@ struct clean_stats {
 
 struct clean;
 
-const char   *clean_kind_name(enum clean_kind);
-int	      clean_check_root(const char *, char *, size_t);
-struct clean *clean_new(const char *, char *, size_t);
-void	      clean_free(struct clean *);
-size_t	      clean_ndirs(const struct clean *);
-int	      clean_step(struct clean *, const long long[CLEAN_NKINDS],
-	      const struct inuse *, long long, struct clean_stats *);
-int	      clean_walking(const struct clean *);
+const char   *clean_kind_name(enum clean_kind k);
+int	      clean_check_root(const char *path, char *err, size_t errlen);
+struct clean *clean_new(const char *spec, char *err, size_t errlen);
+void	      clean_free(struct clean *c);
+size_t	      clean_ndirs(const struct clean *c);
+int	      clean_step(struct clean *c, const long long ages[CLEAN_NKINDS],
+	      const struct inuse *u, long long budget, struct clean_stats *st);
+int	      clean_walking(const struct clean *c);
 
 #endif

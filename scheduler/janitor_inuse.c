@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "janitor_inuse.h"
+#include "rqfn.h"
 #include "xmalloc.h"
 
 struct strv {
@@ -115,30 +116,24 @@ inuse_add_files(struct inuse *u, const char *json, char *err, size_t errlen)
 int
 inuse_load(struct inuse *u, const redisReply *r, char *err, size_t errlen)
 {
-	size_t i;
+	struct rqfn_active_files a;
+	const char		*jid, *files;
+	size_t			 i;
 
 	inuse_clear(u);
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER ||
-	    r->elements % 2 != 1) {
-		snprintf(err, errlen, "active_files: unexpected reply");
+	if (rqfn_active_files_reply(r, &a, err, errlen) == -1)
 		return (-1);
-	}
-	if (r->element[0]->integer != 0) {
+	if (a.truncated) {
 		snprintf(err, errlen,
 		    "active_files: more active jobs than "
 		    "the list holds");
 		return (-1);
 	}
-	for (i = 1; i + 1 < r->elements; i += 2) {
-		if (r->element[i]->type != REDIS_REPLY_STRING ||
-		    r->element[i + 1]->type != REDIS_REPLY_STRING) {
-			snprintf(err, errlen, "active_files: unexpected reply");
-			return (-1);
-		}
-		inuse_add_job(u, r->element[i]->str);
+	for (i = 0; i < a.njobs; i++) {
+		rqfn_active_file(&a, i, &jid, &files);
+		inuse_add_job(u, jid);
 		/* A bad files field still protects the job's own folder. */
-		(void)inuse_add_files(u, r->element[i + 1]->str, err, errlen);
+		(void)inuse_add_files(u, files, err, errlen);
 	}
 	inuse_seal(u);
 	return (0);

@@ -15,13 +15,14 @@
 struct inuse;
 
 struct inuse *inuse_new(void);
-void	      inuse_free(struct inuse *);
-void	      inuse_clear(struct inuse *);
-void	      inuse_add_job(struct inuse *, const char *);
-int	      inuse_add_files(struct inuse *, const char *, char *, size_t);
-int	      inuse_load(struct inuse *, const redisReply *, char *, size_t);
-void	      inuse_seal(struct inuse *);
-size_t	      inuse_jobs(const struct inuse *);
-int	      inuse_has(const struct inuse *, const char *, const char *);
+void	      inuse_free(struct inuse *u);
+void	      inuse_clear(struct inuse *u);
+void	      inuse_add_job(struct inuse *u, const char *jid);
+int	      inuse_add_files(
+	      struct inuse *u, const char *json, char *err, size_t errlen);
+int  inuse_load(struct inuse *u, const redisReply *r, char *err, size_t errlen);
+void inuse_seal(struct inuse *u);
+size_t inuse_jobs(const struct inuse *u);
+int    inuse_has(const struct inuse *u, const char *kind, const char *rel);
 
 #endif

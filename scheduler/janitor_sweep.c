@@ -1,7 +1,8 @@
 /*
  * The Redis duties of a tick (see janitor_sweep.h). Each duty is one row of
- * a table: the function it calls, the options it passes from the settings,
- * and where the integers of its reply go in struct sweep_result. All the
+ * a table: the function it calls, how its call is built from the settings,
+ * and what of its decoded reply (shared/rqfn.h) goes into struct
+ * sweep_result; a reply of another shape is logged and adds nothing. All the
  * logic lives in the functions library (lua/reap.lua, lua/janitor.lua),
  * where each call is atomic; here is only the plumbing, so two janitors can
  * never disagree about a job.
@@ -15,7 +16,6 @@
  * with.
  */
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +26,13 @@
 #include "janitor_sweep.h"
 #include "log.h"
 #include "rq.h"
+#include "rqfn.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define SWEEP_BACKOFF_BASE_MS 500
 #define SWEEP_BACKOFF_MAX_MS  10000
-#define SWEEP_INUSE_LIMIT     "100000"
+#define SWEEP_INUSE_LIMIT     100000
 
 struct sweep {
 	const struct janitor_cfg *cfg;
@@ -42,93 +43,137 @@ struct sweep {
 	int			  down;	    /* the outage was logged */
 };
 
-#define R(f)	 offsetof(struct sweep_result, f)
-#define R_SKIP	 SIZE_MAX
-#define OUTS_MAX 6
+#define R(f) offsetof(struct sweep_result, f)
 
+/*
+ * A duty: the function it calls, how its call is built from the settings,
+ * and how its decoded reply is added to struct sweep_result.
+ */
 struct sweep_duty {
 	const char *fn;
-	void (*args)(const struct janitor_cfg *, struct rq_cmd *);
-	size_t out[OUTS_MAX]; /* where reply element i goes */
-	size_t nout;
-	void (*extra)(const redisReply *, size_t);
+	void (*cmd)(const struct janitor_cfg *, const char *, struct rq_cmd *);
+	int (*collect)(
+	    const redisReply *, struct sweep_result *, char *, size_t);
 };
 
 static void
-sweep_opt(struct rq_cmd *c, const char *name, long long v)
+sweep_reap_cmd(const struct janitor_cfg *g, const char *p, struct rq_cmd *c)
 {
-	rq_cmd_add(c, name);
-	rq_cmd_addf(c, "%lld", v);
+	struct rqfn_reap_args a = { g->max_reclaims, g->crash_losses, g->batch,
+		janitor_stall_ms(g), g->grace_ms };
+
+	rqfn_reap_cmd(c, p, &a);
+}
+
+static int
+sweep_reap_collect(
+    const redisReply *r, struct sweep_result *res, char *err, size_t errlen)
+{
+	struct rqfn_reap v;
+
+	if (rqfn_reap_reply(r, &v, err, errlen) == -1)
+		return (-1);
+	res->requeued += v.requeued;
+	res->lost += v.lost;
+	res->promoted += v.promoted;
+	res->slots_freed += v.slots_freed;
+	res->holding += v.holding;
+	res->buried += v.buried;
+	return (0);
 }
 
 static void
-sweep_reap_args(const struct janitor_cfg *g, struct rq_cmd *c)
+sweep_trim_cmd(const struct janitor_cfg *g, const char *p, struct rq_cmd *c)
 {
-	sweep_opt(c, "max_reclaims", g->max_reclaims);
-	sweep_opt(c, "crash_losses", g->crash_losses);
-	sweep_opt(c, "batch", g->batch);
-	sweep_opt(c, "stall_ms", janitor_stall_ms(g));
-	sweep_opt(c, "grace_ms", g->grace_ms);
+	struct rqfn_trim_args a = { g->events_max_len,
+		g->events_max_age_s * 1000, g->refunds_max_age_s * 1000,
+		g->trim_batch };
+
+	rqfn_trim_cmd(c, p, &a);
+}
+
+static int
+sweep_trim_collect(
+    const redisReply *r, struct sweep_result *res, char *err, size_t errlen)
+{
+	struct rqfn_trim v;
+
+	if (rqfn_trim_reply(r, &v, err, errlen) == -1)
+		return (-1);
+	res->events_trimmed += v.events_trimmed;
+	res->refunds_trimmed += v.refunds_trimmed;
+	return (0);
 }
 
 static void
-sweep_trim_args(const struct janitor_cfg *g, struct rq_cmd *c)
+sweep_expire_cmd(const struct janitor_cfg *g, const char *p, struct rq_cmd *c)
 {
-	sweep_opt(c, "events_maxlen", g->events_max_len);
-	sweep_opt(c, "events_max_age_ms", g->events_max_age_s * 1000);
-	sweep_opt(c, "refunds_max_age_ms", g->refunds_max_age_s * 1000);
-	sweep_opt(c, "batch", g->trim_batch);
+	rqfn_expire_cmd(c, p, g->retention_s * 1000, g->batch);
+}
+
+static int
+sweep_expire_collect(
+    const redisReply *r, struct sweep_result *res, char *err, size_t errlen)
+{
+	long long n;
+
+	if (rqfn_expire_reply(r, &n, err, errlen) == -1)
+		return (-1);
+	res->expired += n;
+	return (0);
 }
 
 static void
-sweep_expire_args(const struct janitor_cfg *g, struct rq_cmd *c)
-{
-	sweep_opt(c, "retention_ms", g->retention_s * 1000);
-	sweep_opt(c, "batch", g->batch);
-}
-
-static void
-sweep_workers_args(const struct janitor_cfg *g, struct rq_cmd *c)
+sweep_workers_cmd(const struct janitor_cfg *g, const char *p, struct rq_cmd *c)
 {
 	long long forget = g->worker_forget_s * 1000;
 
-	sweep_opt(c, "dead_ms", g->worker_dead_ms);
-	sweep_opt(c, "forget_ms",
-	    forget > g->worker_dead_ms ? forget : g->worker_dead_ms);
-	sweep_opt(c, "batch", g->batch);
+	rqfn_workers_gone_cmd(c, p, g->worker_dead_ms,
+	    forget > g->worker_dead_ms ? forget : g->worker_dead_ms, g->batch);
+}
+
+/* workers_gone names the workers it marked: each is logged. */
+static int
+sweep_workers_collect(
+    const redisReply *r, struct sweep_result *res, char *err, size_t errlen)
+{
+	struct rqfn_workers_gone v;
+	size_t			 i;
+
+	if (rqfn_workers_gone_reply(r, &v, err, errlen) == -1)
+		return (-1);
+	res->workers_gone += v.gone;
+	res->workers_forgotten += v.forgotten;
+	for (i = 0; i < v.nwids; i++)
+		log_notice("worker=%s gone: no heartbeat", v.wids[i]->str);
+	return (0);
 }
 
 static void
-sweep_status_args(const struct janitor_cfg *g, struct rq_cmd *c)
+sweep_status_cmd(const struct janitor_cfg *g, const char *p, struct rq_cmd *c)
 {
-	sweep_opt(c, "top", g->status_top);
-	sweep_opt(c, "interval_ms", g->status_interval_ms);
+	rqfn_queue_status_cmd(c, p, g->status_top, g->status_interval_ms);
 }
 
-/* workers_gone names the workers it marked after its two counts. */
-static void
-sweep_workers_log(const redisReply *r, size_t from)
+static int
+sweep_status_collect(
+    const redisReply *r, struct sweep_result *res, char *err, size_t errlen)
 {
-	size_t i;
+	struct rqfn_queue_status v;
 
-	for (i = from; i < r->elements; i++)
-		if (r->element[i]->type == REDIS_REPLY_STRING)
-			log_notice(
-			    "worker=%s gone: no heartbeat", r->element[i]->str);
+	if (rqfn_queue_status_reply(r, &v, err, errlen) == -1)
+		return (-1);
+	res->status_events += v.events;
+	res->buried += v.buried;
+	return (0);
 }
 
 static const struct sweep_duty sweep_duties[] = {
-	{ "reap", sweep_reap_args,
-	    { R(requeued), R(lost), R(promoted), R(slots_freed), R(holding),
-		R(buried) },
-	    6, NULL },
-	{ "trim", sweep_trim_args,
-	    { R(events_trimmed), R(refunds_trimmed), R_SKIP }, 3, NULL },
-	{ "expire", sweep_expire_args, { R(expired) }, 1, NULL },
-	{ "workers_gone", sweep_workers_args,
-	    { R(workers_gone), R(workers_forgotten) }, 2, sweep_workers_log },
-	{ "queue_status", sweep_status_args,
-	    { R(status_events), R_SKIP, R_SKIP, R(buried) }, 4, NULL },
+	{ "reap", sweep_reap_cmd, sweep_reap_collect },
+	{ "trim", sweep_trim_cmd, sweep_trim_collect },
+	{ "expire", sweep_expire_cmd, sweep_expire_collect },
+	{ "workers_gone", sweep_workers_cmd, sweep_workers_collect },
+	{ "queue_status", sweep_status_cmd, sweep_status_collect },
 };
 
 struct sweep *
@@ -189,8 +234,8 @@ sweep_drop(struct sweep *s, const char *what)
 }
 
 /*
- * Runs c (and frees it). Returns an array reply for the caller to free, or
- * NULL: an error reply (logged) or a lost connection (dropped; *lost set).
+ * Runs c (and frees it). Returns the reply for the caller to free, or NULL
+ * when the connection was lost (dropped; *lost set).
  */
 static redisReply *
 sweep_call(struct sweep *s, struct rq_cmd *c, const char *what, int *lost)
@@ -202,40 +247,24 @@ sweep_call(struct sweep *s, struct rq_cmd *c, const char *what, int *lost)
 	if (r == NULL) {
 		sweep_drop(s, what);
 		*lost = 1;
-		return (NULL);
-	}
-	if (r->type != REDIS_REPLY_ARRAY) {
-		log_warnx("%s: %s", what,
-		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-		/* Another program loaded an older library: load ours again. */
-		if (r->type == REDIS_REPLY_ERROR &&
-		    strstr(r->str, "Function not found") != NULL) {
-			redisFree(s->ctx);
-			s->ctx = NULL;
-			*lost = 1;
-		}
-		freeReplyObject(r);
-		return (NULL);
 	}
 	return (r);
 }
 
-/* Adds the integers of r to res as the duty's table row says. */
+/*
+ * Logs a reply that could not be decoded. A function missing from the
+ * loaded library (another program loaded an older one) drops the
+ * connection, so the next tick loads ours again (*lost set).
+ */
 static void
-sweep_collect(
-    const struct sweep_duty *d, const redisReply *r, struct sweep_result *res)
+sweep_failed(struct sweep *s, const char *what, const char *err, int *lost)
 {
-	size_t i;
-
-	for (i = 0; i < d->nout && i < r->elements; i++) {
-		if (d->out[i] == R_SKIP ||
-		    r->element[i]->type != REDIS_REPLY_INTEGER)
-			continue;
-		*(long long *)((char *)res + d->out[i]) +=
-		    r->element[i]->integer;
+	log_warnx("%s: %s", what, err);
+	if (strstr(err, "Function not found") != NULL) {
+		redisFree(s->ctx);
+		s->ctx = NULL;
+		*lost = 1;
 	}
-	if (d->extra != NULL)
-		d->extra(r, d->nout);
 }
 
 /*
@@ -248,6 +277,7 @@ sweep_run(struct sweep *s, struct sweep_result *res)
 	const struct sweep_duty *d;
 	struct rq_cmd		 c;
 	redisReply		*r;
+	char			 err[1024];
 	size_t			 i;
 	int			 lost = 0;
 
@@ -255,10 +285,10 @@ sweep_run(struct sweep *s, struct sweep_result *res)
 		return (-1);
 	for (i = 0; i < sizeof sweep_duties / sizeof sweep_duties[0]; i++) {
 		d = &sweep_duties[i];
-		rq_cmd_fcall(&c, d->fn, s->prefix);
-		d->args(s->cfg, &c);
+		d->cmd(s->cfg, s->prefix, &c);
 		if ((r = sweep_call(s, &c, d->fn, &lost)) != NULL) {
-			sweep_collect(d, r, res);
+			if (d->collect(r, res, err, sizeof err) == -1)
+				sweep_failed(s, d->fn, err, &lost);
 			freeReplyObject(r);
 		}
 		if (lost)
@@ -273,17 +303,18 @@ sweep_inuse(struct sweep *s, struct inuse *u)
 {
 	struct rq_cmd c;
 	redisReply   *r;
-	char	      err[256];
-	int	      lost = 0, rc;
+	char	      err[1024];
+	int	      lost = 0, rc = -1;
 
 	if (sweep_conn(s) == NULL)
 		return (-1);
-	rq_cmd_fcall(&c, "active_files", s->prefix);
-	rq_cmd_add(&c, s->cfg->clean_host);
-	rq_cmd_add(&c, SWEEP_INUSE_LIMIT);
+	rqfn_active_files_cmd(
+	    &c, s->prefix, s->cfg->clean_host, SWEEP_INUSE_LIMIT);
 	if ((r = sweep_call(s, &c, "active_files", &lost)) == NULL)
 		return (-1);
-	if ((rc = inuse_load(u, r, err, sizeof err)) == -1)
+	if (r->type == REDIS_REPLY_ERROR)
+		sweep_failed(s, "active_files", r->str, &lost);
+	else if ((rc = inuse_load(u, r, err, sizeof err)) == -1)
 		log_warnx("clean: %s; no files deleted", err);
 	freeReplyObject(r);
 	return (rc);

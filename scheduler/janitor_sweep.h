@@ -22,7 +22,7 @@ struct sweep_result {
 
 struct sweep;
 
-struct sweep *sweep_new(const struct janitor_cfg *, const char *);
+struct sweep *sweep_new(const struct janitor_cfg *cfg, const char *prefix);
 void	      sweep_free(struct sweep *);
 int	      sweep_run(struct sweep *, struct sweep_result *);
 int	      sweep_inuse(struct sweep *, struct inuse *);

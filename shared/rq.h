@@ -1,9 +1,9 @@
 /*
- * Redis connection and function calls. rq_url parses redis:// and unix://
- * URLs (user, password, db). rq_connect gives a blocking hiredis context that
- * is authenticated, on the right db and has the comfyq functions library
- * loaded; struct rq_async is the non-blocking twin on a libevent loop, which
- * reconnects with backoff and reloads the library after every reconnect.
+ * Redis connection and function calls. rq_connect gives a blocking hiredis
+ * context that is authenticated, on the right db (the URL as rq_url.h
+ * parses it) and has the comfyq functions library loaded; struct rq_async
+ * is the non-blocking twin on a libevent loop, which reconnects with
+ * backoff and reloads the library after every reconnect.
  * struct rq_cmd builds an argument vector (binary safe) for either.
  */
 #ifndef COMFYQ_RQ_H
@@ -14,24 +14,11 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "rq_url.h"
+
 struct event_base;
 
-#define RQ_PREFIX_MAX  160 /* cq:{<queue>}: with a queue of <= 128 */
 #define RQ_LIB_VERSION "2" /* must match VERSION in lua/lib.lua */
-
-struct rq_url {
-	char *host; /* NULL for a unix socket */
-	int   port;
-	char *path;	/* unix socket path, or NULL */
-	char *user;	/* ACL user, or NULL */
-	char *password; /* or NULL */
-	int   db;
-};
-
-int  rq_url_parse(const char *, struct rq_url *, char *, size_t);
-void rq_url_free(struct rq_url *);
-int  rq_queue_valid(const char *);
-int  rq_prefix(char *, size_t, const char *);
 
 struct rq_cmd {
 	int	argc;
@@ -40,28 +27,29 @@ struct rq_cmd {
 	size_t *lens;
 };
 
-void rq_cmd_init(struct rq_cmd *, const char *);
-void rq_cmd_fcall(struct rq_cmd *, const char *, const char *);
-void rq_cmd_add(struct rq_cmd *, const char *);
-void rq_cmd_addb(struct rq_cmd *, const void *, size_t);
-void rq_cmd_addf(struct rq_cmd *, const char *, ...)
+void rq_cmd_init(struct rq_cmd *c, const char *name);
+void rq_cmd_fcall(struct rq_cmd *c, const char *fn, const char *prefix);
+void rq_cmd_add(struct rq_cmd *c, const char *s);
+void rq_cmd_addb(struct rq_cmd *c, const void *p, size_t len);
+void rq_cmd_addf(struct rq_cmd *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void rq_cmd_free(struct rq_cmd *);
+void rq_cmd_free(struct rq_cmd *c);
 
-redisContext *rq_connect(const char *, int, int, char *, size_t);
-redisReply   *rq_run(redisContext *, const struct rq_cmd *);
-int	      rq_load_functions(redisContext *, char *, size_t);
-int	      rq_reply_is_status(const redisReply *, const char *);
+redisContext *rq_connect(
+    const char *url, int timeout_ms, int load, char *err, size_t errlen);
+redisReply *rq_run(redisContext *ctx, const struct rq_cmd *c);
+int	    rq_load_functions(redisContext *ctx, char *err, size_t errlen);
+int	    rq_reply_is_status(const redisReply *r, const char *s);
 
 struct rq_async;
-typedef void (*rq_state_cb)(struct rq_async *, int up, void *);
+typedef void (*rq_state_cb)(struct rq_async *ra, int up, void *arg);
 
-struct rq_async *rq_async_new(struct event_base *, const char *, int,
-    rq_state_cb, void *, char *, size_t);
-int		 rq_async_up(const struct rq_async *);
-int		 rq_async_call(
-		 struct rq_async *, redisCallbackFn *, void *, const struct rq_cmd *);
-void rq_async_free(struct rq_async *);
+struct rq_async *rq_async_new(struct event_base *base, const char *url,
+    int load, rq_state_cb cb, void *arg, char *err, size_t errlen);
+int		 rq_async_up(const struct rq_async *ra);
+int  rq_async_call(struct rq_async *ra, redisCallbackFn *fn, void *priv,
+     const struct rq_cmd *c);
+void rq_async_free(struct rq_async *ra);
 
 extern const char   comfyq_lua_library[];
 extern const size_t comfyq_lua_library_len;

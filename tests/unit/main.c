@@ -13,6 +13,8 @@ extern const struct unit_test test_config[];
 extern const struct unit_test test_util[];
 extern const struct unit_test test_job[];
 extern const struct unit_test test_rq[];
+extern const struct unit_test test_rqfn[];
+extern const struct unit_test test_errcode[];
 extern const struct unit_test test_worker[];
 extern const struct unit_test test_run[];
 extern const struct unit_test test_workflow[];
@@ -30,6 +32,8 @@ static const struct unit_suite suites[] = {
 	{ "util", test_util },
 	{ "job", test_job },
 	{ "rq", test_rq },
+	{ "rqfn", test_rqfn },
+	{ "errcode", test_errcode },
 	{ "worker", test_worker },
 	{ "run", test_run },
 	{ "workflow", test_workflow },

@@ -1,0 +1,294 @@
+/*
+ * The functions library's calls (see rqfn.h): one builder per function,
+ * each the ARGV of its lua/<name>.lua header in that order, started by
+ * rqfn_cmd from the table in rqfn.c. Numbers go as decimal text; the
+ * option pairs of enqueue and the janitor's duties go by name.
+ */
+#include <stdio.h>
+
+#include "rqfn.h"
+
+static void
+rqfn_opt(struct rq_cmd *c, const char *name, long long v)
+{
+	rq_cmd_add(c, name);
+	rq_cmd_addf(c, "%lld", v);
+}
+
+void
+rqfn_version_cmd(struct rq_cmd *c)
+{
+	rqfn_cmd(c, RQFN_FN_VERSION, NULL);
+}
+
+void
+rqfn_enqueue_cmd(struct rq_cmd *c, const char *prefix, const char *spec,
+    const struct rqfn_enqueue_opts *o)
+{
+	rqfn_cmd(c, RQFN_FN_ENQUEUE, prefix);
+	rq_cmd_add(c, spec);
+	if (o == NULL)
+		return;
+	if (o->idem_ttl_ms != 0)
+		rqfn_opt(c, "idem_ttl_ms", o->idem_ttl_ms);
+	if (o->max_spec_bytes != 0)
+		rqfn_opt(c, "max_spec_bytes", o->max_spec_bytes);
+	if (o->max_prompt_len != 0)
+		rqfn_opt(c, "max_prompt_len", o->max_prompt_len);
+	if (o->max_param_len != 0)
+		rqfn_opt(c, "max_param_len", o->max_param_len);
+}
+
+void
+rqfn_claim_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
+    const char *pool, long long lease_ms, int scan, int prep)
+{
+	rqfn_cmd(c, RQFN_FN_CLAIM, prefix);
+	rq_cmd_add(c, worker);
+	rq_cmd_add(c, pool);
+	rq_cmd_addf(c, "%lld", lease_ms);
+	rq_cmd_addf(c, "%d", scan);
+	rq_cmd_addf(c, "%d", prep);
+}
+
+void
+rqfn_acquire_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
+    const char *fence, const char *pool)
+{
+	rqfn_cmd(c, RQFN_FN_ACQUIRE, prefix);
+	rq_cmd_add(c, jid);
+	rq_cmd_add(c, fence);
+	rq_cmd_add(c, pool);
+}
+
+void
+rqfn_heartbeat_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
+    long long lease_ms, long long worker_ttl_ms)
+{
+	rqfn_cmd(c, RQFN_FN_HEARTBEAT, prefix);
+	rq_cmd_add(c, worker);
+	rq_cmd_addf(c, "%lld", lease_ms);
+	rq_cmd_addf(c, "%lld", worker_ttl_ms);
+}
+
+void
+rqfn_heartbeat_job(struct rq_cmd *c, const char *jid, const char *fence)
+{
+	rq_cmd_add(c, jid);
+	rq_cmd_add(c, fence);
+}
+
+void
+rqfn_complete_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
+    const char *fence, const char *outputs)
+{
+	rqfn_cmd(c, RQFN_FN_COMPLETE, prefix);
+	rq_cmd_add(c, jid);
+	rq_cmd_add(c, fence);
+	rq_cmd_add(c, outputs);
+}
+
+/* node NULL: none sent. */
+void
+rqfn_progress_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
+    const char *fence, long long value, long long max, const char *node)
+{
+	rqfn_cmd(c, RQFN_FN_PROGRESS, prefix);
+	rq_cmd_add(c, jid);
+	rq_cmd_add(c, fence);
+	rq_cmd_addf(c, "%lld", value);
+	rq_cmd_addf(c, "%lld", max);
+	if (node != NULL)
+		rq_cmd_add(c, node);
+}
+
+void
+rqfn_job_files_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
+    const char *fence, const char *files)
+{
+	rqfn_cmd(c, RQFN_FN_JOB_FILES, prefix);
+	rq_cmd_add(c, jid);
+	rq_cmd_add(c, fence);
+	rq_cmd_add(c, files);
+}
+
+void
+rqfn_fail_cmd(
+    struct rq_cmd *c, const char *prefix, const struct rqfn_fail_args *a)
+{
+	rqfn_cmd(c, RQFN_FN_FAIL, prefix);
+	rq_cmd_add(c, a->jid);
+	rq_cmd_add(c, a->fence);
+	rq_cmd_add(c, a->code);
+	rq_cmd_add(c, a->message);
+	rq_cmd_add(c, a->retryable ? "1" : "0");
+	rq_cmd_addf(c, "%lld", a->backoff_base_ms);
+	rq_cmd_addf(c, "%lld", a->backoff_max_ms);
+	rq_cmd_addf(c, "%.6f", a->jitter);
+}
+
+/* reason NULL: none sent. */
+void
+rqfn_release_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
+    const char *fence, const char *reason)
+{
+	rqfn_cmd(c, RQFN_FN_RELEASE, prefix);
+	rq_cmd_add(c, jid);
+	rq_cmd_add(c, fence);
+	if (reason != NULL)
+		rq_cmd_add(c, reason);
+}
+
+/* reason NULL: none sent. */
+void
+rqfn_cancel_cmd(
+    struct rq_cmd *c, const char *prefix, const char *jid, const char *reason)
+{
+	rqfn_cmd(c, RQFN_FN_CANCEL, prefix);
+	rq_cmd_add(c, jid);
+	if (reason != NULL)
+		rq_cmd_add(c, reason);
+}
+
+void
+rqfn_register_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
+    long long ttl_ms, const char *pool, long long capacity,
+    long long vram_budget_mb)
+{
+	rqfn_cmd(c, RQFN_FN_REGISTER, prefix);
+	rq_cmd_add(c, worker);
+	rq_cmd_addf(c, "%lld", ttl_ms);
+	rq_cmd_add(c, pool);
+	rq_cmd_addf(c, "%lld", capacity);
+	rq_cmd_addf(c, "%lld", vram_budget_mb);
+}
+
+void
+rqfn_unregister_cmd(struct rq_cmd *c, const char *prefix, const char *worker)
+{
+	rqfn_cmd(c, RQFN_FN_UNREGISTER, prefix);
+	rq_cmd_add(c, worker);
+}
+
+void
+rqfn_slot_set_cmd(struct rq_cmd *c, const char *prefix, const char *pool,
+    long long capacity, long long vram_budget_mb)
+{
+	rqfn_cmd(c, RQFN_FN_SLOT_SET, prefix);
+	rq_cmd_add(c, pool);
+	rq_cmd_addf(c, "%lld", capacity);
+	rq_cmd_addf(c, "%lld", vram_budget_mb);
+}
+
+void
+rqfn_slot_get_cmd(struct rq_cmd *c, const char *prefix, const char *pool)
+{
+	rqfn_cmd(c, RQFN_FN_SLOT_GET, prefix);
+	rq_cmd_add(c, pool);
+}
+
+void
+rqfn_slot_pools_cmd(struct rq_cmd *c, const char *prefix)
+{
+	rqfn_cmd(c, RQFN_FN_SLOT_POOLS, prefix);
+}
+
+void
+rqfn_slot_acquire_cmd(struct rq_cmd *c, const char *prefix, const char *pool,
+    const char *holder, long long lease_ms, long long vram_mb)
+{
+	rqfn_cmd(c, RQFN_FN_SLOT_ACQUIRE, prefix);
+	rq_cmd_add(c, pool);
+	rq_cmd_add(c, holder);
+	rq_cmd_addf(c, "%lld", lease_ms);
+	rq_cmd_addf(c, "%lld", vram_mb);
+}
+
+void
+rqfn_slot_renew_cmd(struct rq_cmd *c, const char *prefix, const char *pool,
+    const char *holder, const char *fence, long long lease_ms)
+{
+	rqfn_cmd(c, RQFN_FN_SLOT_RENEW, prefix);
+	rq_cmd_add(c, pool);
+	rq_cmd_add(c, holder);
+	rq_cmd_add(c, fence);
+	rq_cmd_addf(c, "%lld", lease_ms);
+}
+
+void
+rqfn_slot_release_cmd(struct rq_cmd *c, const char *prefix, const char *pool,
+    const char *holder, const char *fence)
+{
+	rqfn_cmd(c, RQFN_FN_SLOT_RELEASE, prefix);
+	rq_cmd_add(c, pool);
+	rq_cmd_add(c, holder);
+	rq_cmd_add(c, fence);
+}
+
+void
+rqfn_reap_cmd(
+    struct rq_cmd *c, const char *prefix, const struct rqfn_reap_args *a)
+{
+	rqfn_cmd(c, RQFN_FN_REAP, prefix);
+	rqfn_opt(c, "max_reclaims", a->max_reclaims);
+	rqfn_opt(c, "crash_losses", a->crash_losses);
+	rqfn_opt(c, "batch", a->batch);
+	rqfn_opt(c, "stall_ms", a->stall_ms);
+	rqfn_opt(c, "grace_ms", a->grace_ms);
+}
+
+void
+rqfn_trim_cmd(
+    struct rq_cmd *c, const char *prefix, const struct rqfn_trim_args *a)
+{
+	rqfn_cmd(c, RQFN_FN_TRIM, prefix);
+	rqfn_opt(c, "events_maxlen", a->events_maxlen);
+	rqfn_opt(c, "events_max_age_ms", a->events_max_age_ms);
+	rqfn_opt(c, "refunds_max_age_ms", a->refunds_max_age_ms);
+	rqfn_opt(c, "batch", a->batch);
+}
+
+void
+rqfn_expire_cmd(struct rq_cmd *c, const char *prefix, long long retention_ms,
+    long long batch)
+{
+	rqfn_cmd(c, RQFN_FN_EXPIRE, prefix);
+	rqfn_opt(c, "retention_ms", retention_ms);
+	rqfn_opt(c, "batch", batch);
+}
+
+void
+rqfn_workers_gone_cmd(struct rq_cmd *c, const char *prefix, long long dead_ms,
+    long long forget_ms, long long batch)
+{
+	rqfn_cmd(c, RQFN_FN_WORKERS_GONE, prefix);
+	rqfn_opt(c, "dead_ms", dead_ms);
+	rqfn_opt(c, "forget_ms", forget_ms);
+	rqfn_opt(c, "batch", batch);
+}
+
+void
+rqfn_queue_status_cmd(
+    struct rq_cmd *c, const char *prefix, long long top, long long interval_ms)
+{
+	rqfn_cmd(c, RQFN_FN_QUEUE_STATUS, prefix);
+	rqfn_opt(c, "top", top);
+	rqfn_opt(c, "interval_ms", interval_ms);
+}
+
+void
+rqfn_active_files_cmd(
+    struct rq_cmd *c, const char *prefix, const char *host, long long limit)
+{
+	rqfn_cmd(c, RQFN_FN_ACTIVE_FILES, prefix);
+	rq_cmd_add(c, host);
+	rq_cmd_addf(c, "%lld", limit);
+}
+
+/* SUBSCRIBE <prefix>ctl:<worker>: cancel.lua publishes there. */
+void
+rqfn_ctl_subscribe_cmd(struct rq_cmd *c, const char *prefix, const char *worker)
+{
+	rq_cmd_init(c, "SUBSCRIBE");
+	rq_cmd_addf(c, "%sctl:%s", prefix, worker);
+}

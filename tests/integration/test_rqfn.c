@@ -1,0 +1,538 @@
+/*
+ * The functions library through its C table (shared/rqfn.h), against a
+ * real redis-server: the table names every function the library
+ * registers, and each function, called with its builder, gives a reply its
+ * decoder takes apart into the values the call should have produced.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+#include "rqfn.h"
+#include "util.h"
+
+#define SPEC "{\"workflow\":\"a\"}"
+
+/* Runs c (and frees it); the reply, which the caller frees. */
+static redisReply *
+call(struct rq_cmd *c)
+{
+	redisReply *r = rq_run(it_redis(), c);
+
+	rq_cmd_free(c);
+	if (r == NULL)
+		unit_fail(__FILE__, __LINE__, "redis: %s", it_redis()->errstr);
+	return (r);
+}
+
+#define DECODED(expr)                                                          \
+	do {                                                                   \
+		unit_checks++;                                                 \
+		if ((expr) != 0)                                               \
+			unit_fail(__FILE__, __LINE__, "%s: %s", #expr, err);   \
+	} while (0)
+
+static void
+test_table_is_the_library(void)
+{
+	redisReply *r, *lib, *fns = NULL, *name;
+	char	    want[64];
+	size_t	    i, k, found = 0;
+
+	r = it_cmd("FUNCTION LIST LIBRARYNAME comfyq");
+	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+	ASSERT_EQ(r->elements, 1);
+	lib = r->element[0];
+	for (k = 0; k + 1 < lib->elements; k += 2)
+		if (strcmp(lib->element[k]->str, "functions") == 0)
+			fns = lib->element[k + 1];
+	ASSERT_TRUE(fns != NULL);
+	ASSERT_EQ(fns->elements, RQFN_FN_COUNT);
+	for (i = 0; i < RQFN_FN_COUNT; i++) {
+		snprintf(
+		    want, sizeof want, "comfyq_%s", rqfn_name((enum rqfn_fn)i));
+		for (k = 0; k < fns->elements; k++) {
+			/* name, <name>, description, ..., flags, ... */
+			name = fns->element[k]->element[1];
+			if (strcmp(name->str, want) == 0)
+				found++;
+		}
+	}
+	ASSERT_EQ(found, RQFN_FN_COUNT);
+	freeReplyObject(r);
+}
+
+static void
+test_version(void)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	const char   *v;
+	char	      err[256];
+
+	rqfn_version_cmd(&c);
+	r = call(&c);
+	DECODED(rqfn_version_reply(r, &v, err, sizeof err));
+	ASSERT_STREQ(v, RQ_LIB_VERSION);
+	freeReplyObject(r);
+}
+
+/* A job from enqueue to complete, with everything a worker calls. */
+static void
+test_worker_calls(void)
+{
+	const char		*P = it_queue("w");
+	struct rqfn_enqueue_opts o = { .idem_ttl_ms = 60000 };
+	struct rqfn_register	 reg;
+	struct rqfn_enqueue	 e;
+	struct rqfn_claim	 cl;
+	struct rqfn_acquire	 a;
+	struct rqfn_heartbeat	 hb;
+	struct rqfn_active_files af;
+	struct rq_cmd		 c;
+	redisReply		*r;
+	const char		*jid, *files;
+	char			 err[512], id[64], fence[32];
+	int			 stale;
+
+	rqfn_slot_set_cmd(&c, P, "gpu0", 2, 0);
+	r = call(&c);
+	DECODED(rqfn_slot_set_reply(r, err, sizeof err));
+	freeReplyObject(r);
+
+	rqfn_register_cmd(&c, P, "w1", 60000, "gpu0", 0, 0);
+	rq_cmd_add(&c, "host");
+	rq_cmd_add(&c, "h1");
+	r = call(&c);
+	DECODED(rqfn_register_reply(r, &reg, err, sizeof err));
+	ASSERT_EQ(reg.capacity, 2);
+	ASSERT_EQ(reg.vram_budget_mb, 0);
+	freeReplyObject(r);
+
+	rqfn_enqueue_cmd(
+	    &c, P, "{\"workflow\":\"a\",\"idempotency_key\":\"k\"}", &o);
+	r = call(&c);
+	DECODED(rqfn_enqueue_reply(r, &e, err, sizeof err));
+	ASSERT_STREQ(e.result, "created");
+	ASSERT_STREQ(e.state, "queued");
+	ASSERT_EQ(strlen(e.jid), 28);
+	snprintf(id, sizeof id, "%s", e.jid);
+	freeReplyObject(r);
+	rqfn_enqueue_cmd(
+	    &c, P, "{\"idempotency_key\":\"k\",\"workflow\":\"a\"}", &o);
+	r = call(&c);
+	DECODED(rqfn_enqueue_reply(r, &e, err, sizeof err));
+	ASSERT_STREQ(e.result, "existing");
+	ASSERT_STREQ(e.jid, id);
+	freeReplyObject(r);
+
+	rqfn_claim_cmd(&c, P, "w1", "gpu0", 30000, 16, 0);
+	r = call(&c);
+	DECODED(rqfn_claim_reply(r, &cl, err, sizeof err));
+	ASSERT_EQ(cl.kind, RQFN_CLAIM_JOB);
+	ASSERT_STREQ(cl.jid, id);
+	ASSERT_TRUE(cl.fence > 0);
+	ASSERT_EQ(cl.attempt, 1);
+	ASSERT_EQ(cl.spec_len, strlen(cl.spec));
+	ASSERT_TRUE(strstr(cl.spec, "\"idempotency_key\":\"k\"") != NULL);
+	ASSERT_TRUE(cl.lease_until > clock_wall_ms() + 20000);
+	ASSERT_EQ(cl.timeout_s, 0); /* none in the spec */
+	ASSERT_EQ(cl.slot, 1);
+	snprintf(fence, sizeof fence, "%lld", cl.fence);
+	freeReplyObject(r);
+
+	/* A job that holds its slot already gets ok again; a stale fence. */
+	rqfn_acquire_cmd(&c, P, id, fence, "gpu0");
+	r = call(&c);
+	DECODED(rqfn_acquire_reply(r, &a, err, sizeof err));
+	ASSERT_EQ(a.kind, RQFN_ACQUIRE_OK);
+	freeReplyObject(r);
+	rqfn_acquire_cmd(&c, P, id, "999999", "gpu0");
+	r = call(&c);
+	DECODED(rqfn_acquire_reply(r, &a, err, sizeof err));
+	ASSERT_EQ(a.kind, RQFN_ACQUIRE_STALE);
+	freeReplyObject(r);
+
+	rqfn_heartbeat_cmd(&c, P, "w1", 30000, 60000);
+	rqfn_heartbeat_job(&c, id, fence);
+	rqfn_heartbeat_job(&c, "nosuchjob", "1");
+	r = call(&c);
+	DECODED(rqfn_heartbeat_reply(r, &hb, err, sizeof err));
+	ASSERT_EQ(hb.nlost, 1);
+	ASSERT_STREQ(hb.lost[0]->str, "nosuchjob");
+	ASSERT_EQ(hb.ncancel, 0);
+	ASSERT_EQ(hb.capacity, 2);
+	ASSERT_EQ(hb.registered, 1);
+	freeReplyObject(r);
+
+	rqfn_progress_cmd(&c, P, id, fence, 3, 10, "5");
+	r = call(&c);
+	DECODED(rqfn_progress_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, id, "progress"), "3/10");
+
+	rqfn_job_files_cmd(&c, P, id, fence, "[\"input/a.png\"]");
+	r = call(&c);
+	DECODED(rqfn_job_files_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 0);
+	freeReplyObject(r);
+	rqfn_active_files_cmd(&c, P, "", 100);
+	r = call(&c);
+	DECODED(rqfn_active_files_reply(r, &af, err, sizeof err));
+	ASSERT_EQ(af.truncated, 0);
+	ASSERT_EQ(af.njobs, 1);
+	rqfn_active_file(&af, 0, &jid, &files);
+	ASSERT_STREQ(jid, id);
+	ASSERT_STREQ(files, "[\"input/a.png\"]");
+	freeReplyObject(r);
+
+	rqfn_complete_cmd(&c, P, id, fence, "[]");
+	r = call(&c);
+	DECODED(rqfn_complete_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, id, "state"), "succeeded");
+	rqfn_complete_cmd(&c, P, id, fence, "[]");
+	r = call(&c);
+	DECODED(rqfn_complete_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 1);
+	freeReplyObject(r);
+
+	rqfn_unregister_cmd(&c, P, "w1");
+	r = call(&c);
+	DECODED(rqfn_unregister_reply(r, err, sizeof err));
+	freeReplyObject(r);
+	ASSERT_STREQ(it_get("HGET %sworker:w1 state", P), "stopped");
+}
+
+/* Claims a job of P on gpu0 for w1: its id and fence. */
+static void
+claim_one(const char *P, char *jid, size_t jidlen, char *fence, size_t flen)
+{
+	struct rqfn_claim cl;
+	struct rq_cmd	  c;
+	redisReply	 *r;
+	char		  err[512];
+
+	rqfn_claim_cmd(&c, P, "w1", "gpu0", 30000, 16, 0);
+	r = call(&c);
+	DECODED(rqfn_claim_reply(r, &cl, err, sizeof err));
+	ASSERT_EQ(cl.kind, RQFN_CLAIM_JOB);
+	snprintf(jid, jidlen, "%s", cl.jid);
+	snprintf(fence, flen, "%lld", cl.fence);
+	freeReplyObject(r);
+}
+
+/* fail, release and cancel: each ending a job the way its header says. */
+static void
+test_endings(void)
+{
+	const char	     *P = it_queue("e");
+	struct rqfn_fail_args f = { NULL, NULL, "oom", "out of memory", 1, 1000,
+		2000, 0.5 };
+	struct rqfn_cancel    k;
+	struct rqfn_claim     cl;
+	struct rqfn_end	      end;
+	struct rq_cmd	      c;
+	redisReply	     *r;
+	char		      err[512], jid[64], fence[32], queued[64];
+	long long	      now = clock_wall_ms();
+
+	it_setcap(P, "gpu0", "2", NULL);
+	it_enq(P, SPEC);
+	claim_one(P, jid, sizeof jid, fence, sizeof fence);
+	f.jid = jid;
+	f.fence = fence;
+	rqfn_fail_cmd(&c, P, &f);
+	r = call(&c);
+	DECODED(rqfn_fail_reply(r, &end, err, sizeof err));
+	ASSERT_EQ(end.kind, RQFN_END_DELAYED);
+	ASSERT_STREQ(end.what, "delayed");
+	/* d = 1000 for attempt 1, drawn from [500, 1000): 0.5 gives 750. */
+	ASSERT_TRUE(end.due_ms >= now + 750 && end.due_ms < now + 5000);
+	freeReplyObject(r);
+	rqfn_fail_cmd(&c, P, &f);
+	r = call(&c);
+	DECODED(rqfn_fail_reply(r, &end, err, sizeof err));
+	ASSERT_EQ(end.kind, RQFN_END_STALE);
+	freeReplyObject(r);
+
+	/* Nothing ready: nojob, with the delayed job's due time. */
+	rqfn_claim_cmd(&c, P, "w1", "gpu0", 30000, 16, 0);
+	r = call(&c);
+	DECODED(rqfn_claim_reply(r, &cl, err, sizeof err));
+	ASSERT_EQ(cl.kind, RQFN_CLAIM_NOJOB);
+	ASSERT_TRUE(cl.next_due_ms >= now + 750);
+	freeReplyObject(r);
+
+	it_enq(P, SPEC);
+	claim_one(P, jid, sizeof jid, fence, sizeof fence);
+	rqfn_release_cmd(&c, P, jid, fence, "worker shutting down");
+	r = call(&c);
+	DECODED(rqfn_release_reply(r, &end, err, sizeof err));
+	ASSERT_EQ(end.kind, RQFN_END_QUEUED);
+	freeReplyObject(r);
+	rqfn_release_cmd(&c, P, jid, fence, NULL);
+	r = call(&c);
+	DECODED(rqfn_release_reply(r, &end, err, sizeof err));
+	ASSERT_EQ(end.kind, RQFN_END_STALE);
+	freeReplyObject(r);
+
+	/* The released job again: a cancel request, then fail canceled. */
+	claim_one(P, jid, sizeof jid, fence, sizeof fence);
+	rqfn_cancel_cmd(&c, P, jid, "test");
+	r = call(&c);
+	DECODED(rqfn_cancel_reply(r, &k, err, sizeof err));
+	ASSERT_EQ(k.kind, RQFN_CANCEL_REQUESTED);
+	freeReplyObject(r);
+	f.jid = jid;
+	f.fence = fence;
+	f.code = "internal";
+	rqfn_fail_cmd(&c, P, &f);
+	r = call(&c);
+	DECODED(rqfn_fail_reply(r, &end, err, sizeof err));
+	ASSERT_EQ(end.kind, RQFN_END_CANCELED);
+	freeReplyObject(r);
+	rqfn_cancel_cmd(&c, P, jid, NULL);
+	r = call(&c);
+	DECODED(rqfn_cancel_reply(r, &k, err, sizeof err));
+	ASSERT_EQ(k.kind, RQFN_CANCEL_ALREADY);
+	ASSERT_STREQ(k.state, "canceled");
+	freeReplyObject(r);
+
+	/* A terminal failure, and a cancel of a queued job. */
+	it_enq(P, SPEC);
+	claim_one(P, jid, sizeof jid, fence, sizeof fence);
+	f.fence = fence;
+	f.code = "invalid_input";
+	f.retryable = 0;
+	rqfn_fail_cmd(&c, P, &f);
+	r = call(&c);
+	DECODED(rqfn_fail_reply(r, &end, err, sizeof err));
+	ASSERT_EQ(end.kind, RQFN_END_FAILED);
+	freeReplyObject(r);
+	snprintf(queued, sizeof queued, "%s", it_enq(P, SPEC));
+	rqfn_cancel_cmd(&c, P, queued, NULL);
+	r = call(&c);
+	DECODED(rqfn_cancel_reply(r, &k, err, sizeof err));
+	ASSERT_EQ(k.kind, RQFN_CANCEL_CANCELED);
+	freeReplyObject(r);
+	rqfn_cancel_cmd(&c, P, "nosuchjob", NULL);
+	r = call(&c);
+	ASSERT_EQ(rqfn_cancel_reply(r, &k, err, sizeof err), -1);
+	ASSERT_STREQ(err, "NOJOB job nosuchjob does not exist");
+	freeReplyObject(r);
+}
+
+/* The slot functions, and claim's noslot. */
+static void
+test_slots(void)
+{
+	const char		*P = it_queue("s");
+	struct rqfn_slot_acquire sa;
+	struct rqfn_slot_pools	 ps;
+	struct rqfn_slot_get	 sg;
+	struct rqfn_holder	 h;
+	struct rqfn_claim	 cl;
+	struct rq_cmd		 c;
+	redisReply		*r;
+	char			 err[512], fence[32];
+	int			 stale;
+
+	it_setcap(P, "gpu0", "2", NULL);
+	it_setcap(P, "gpu1", "1", "8000");
+	rqfn_slot_acquire_cmd(&c, P, "gpu1", "warm", 10000, 500);
+	r = call(&c);
+	DECODED(rqfn_slot_acquire_reply(r, &sa, err, sizeof err));
+	ASSERT_EQ(sa.granted, 1);
+	ASSERT_TRUE(sa.fence > 0);
+	ASSERT_TRUE(sa.lease_until > clock_wall_ms() + 5000);
+	snprintf(fence, sizeof fence, "%lld", sa.fence);
+	freeReplyObject(r);
+	rqfn_slot_acquire_cmd(&c, P, "gpu1", "other", 10000, 0);
+	r = call(&c);
+	DECODED(rqfn_slot_acquire_reply(r, &sa, err, sizeof err));
+	ASSERT_EQ(sa.granted, 0);
+	ASSERT_EQ(sa.used, 1);
+	ASSERT_EQ(sa.capacity, 1);
+	freeReplyObject(r);
+
+	it_enq(P, SPEC);
+	rqfn_claim_cmd(&c, P, "w1", "gpu1", 30000, 16, 0);
+	r = call(&c);
+	DECODED(rqfn_claim_reply(r, &cl, err, sizeof err));
+	ASSERT_EQ(cl.kind, RQFN_CLAIM_NOSLOT);
+	ASSERT_EQ(cl.used, 1);
+	ASSERT_EQ(cl.capacity, 1);
+	freeReplyObject(r);
+
+	rqfn_slot_get_cmd(&c, P, "gpu1");
+	r = call(&c);
+	DECODED(rqfn_slot_get_reply(r, &sg, err, sizeof err));
+	ASSERT_EQ(sg.capacity, 1);
+	ASSERT_EQ(sg.vram_budget_mb, 8000);
+	ASSERT_EQ(sg.used, 1);
+	ASSERT_EQ(sg.vram_used_mb, 500);
+	ASSERT_EQ(sg.nholders, 1);
+	rqfn_slot_holder(&sg, 0, &h);
+	ASSERT_STREQ(h.holder, "x:warm");
+	ASSERT_STREQ(h.worker, "outside");
+	ASSERT_STREQ(h.fence, fence);
+	ASSERT_TRUE(h.lease_until > clock_wall_ms());
+	ASSERT_EQ(h.vram_mb, 500);
+	freeReplyObject(r);
+
+	rqfn_slot_pools_cmd(&c, P);
+	r = call(&c);
+	DECODED(rqfn_slot_pools_reply(r, &ps, err, sizeof err));
+	ASSERT_EQ(ps.npools, 2);
+	ASSERT_STREQ(ps.pools[0]->str, "gpu0");
+	ASSERT_STREQ(ps.pools[1]->str, "gpu1");
+	freeReplyObject(r);
+
+	rqfn_slot_renew_cmd(&c, P, "gpu1", "warm", fence, 20000);
+	r = call(&c);
+	DECODED(rqfn_slot_renew_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 0);
+	freeReplyObject(r);
+	rqfn_slot_renew_cmd(&c, P, "gpu1", "warm", "999999", 20000);
+	r = call(&c);
+	DECODED(rqfn_slot_renew_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 1);
+	freeReplyObject(r);
+	rqfn_slot_release_cmd(&c, P, "gpu1", "warm", fence);
+	r = call(&c);
+	DECODED(rqfn_slot_release_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 0);
+	freeReplyObject(r);
+	rqfn_slot_release_cmd(&c, P, "gpu1", "warm", fence);
+	r = call(&c);
+	DECODED(rqfn_slot_release_reply(r, &stale, err, sizeof err));
+	ASSERT_EQ(stale, 1);
+	freeReplyObject(r);
+
+	rqfn_slot_get_cmd(&c, P, "gpu9");
+	r = call(&c);
+	ASSERT_EQ(rqfn_slot_get_reply(r, &sg, err, sizeof err), -1);
+	ASSERT_STREQ(err, "NOPOOL pool 'gpu9' has no capacity set");
+	freeReplyObject(r);
+}
+
+/* The janitor's duties, on a queue where each has one thing to do. */
+static void
+test_janitor_duties(void)
+{
+	const char		*P = it_queue("j");
+	struct rqfn_reap_args	 ra = { 3, 2, 100, 0, 0 };
+	struct rqfn_trim_args	 ta = { 100000, 86400000, 604800000, 10000 };
+	struct rqfn_reap	 rp;
+	struct rqfn_trim	 tr;
+	struct rqfn_workers_gone wg;
+	struct rqfn_queue_status qs;
+	struct rqfn_register	 reg;
+	struct rq_cmd		 c;
+	redisReply		*r;
+	char			 err[512], jid[64], fence[32];
+	long long		 expired;
+
+	it_setcap(P, "gpu0", "2", NULL);
+	rqfn_register_cmd(&c, P, "w1", 60000, "gpu0", 0, 0);
+	r = call(&c);
+	DECODED(rqfn_register_reply(r, &reg, err, sizeof err));
+	freeReplyObject(r);
+	/* A job whose lease ran out, one waiting in its lane, and a slot
+	 * holder whose job does not exist. */
+	freeReplyObject(it_cmd("HSET %sheld:gpu0 gone %s", P, "w9 1 1 0"));
+	it_enq(P, SPEC);
+	claim_one(P, jid, sizeof jid, fence, sizeof fence);
+	freeReplyObject(it_cmd("ZADD %sleases 1 %s", P, jid));
+	it_enq(P, SPEC);
+
+	rqfn_reap_cmd(&c, P, &ra);
+	r = call(&c);
+	DECODED(rqfn_reap_reply(r, &rp, err, sizeof err));
+	ASSERT_EQ(rp.requeued, 1);
+	ASSERT_EQ(rp.lost, 0);
+	ASSERT_EQ(rp.promoted, 0);
+	ASSERT_EQ(rp.slots_freed, 1); /* gone's (the requeue freed its own) */
+	ASSERT_EQ(rp.holding, 0);
+	ASSERT_EQ(rp.buried, 0);
+	freeReplyObject(r);
+
+	rqfn_trim_cmd(&c, P, &ta);
+	r = call(&c);
+	DECODED(rqfn_trim_reply(r, &tr, err, sizeof err));
+	ASSERT_EQ(tr.events_trimmed, 0);
+	ASSERT_EQ(tr.refunds_trimmed, 0);
+	ASSERT_STREQ(tr.refunds_floor, "");
+	ASSERT_STREQ(tr.events_floor, "");
+	freeReplyObject(r);
+
+	rqfn_expire_cmd(&c, P, 604800000, 100);
+	r = call(&c);
+	DECODED(rqfn_expire_reply(r, &expired, err, sizeof err));
+	ASSERT_EQ(expired, 0);
+	freeReplyObject(r);
+
+	it_sleep_ms(5);
+	rqfn_workers_gone_cmd(&c, P, 1, 86400000, 100);
+	r = call(&c);
+	DECODED(rqfn_workers_gone_reply(r, &wg, err, sizeof err));
+	ASSERT_EQ(wg.gone, 1);
+	ASSERT_EQ(wg.forgotten, 0);
+	ASSERT_EQ(wg.nwids, 1);
+	ASSERT_STREQ(wg.wids[0]->str, "w1");
+	freeReplyObject(r);
+
+	rqfn_queue_status_cmd(&c, P, 50, 1);
+	r = call(&c);
+	DECODED(rqfn_queue_status_reply(r, &qs, err, sizeof err));
+	ASSERT_EQ(qs.events, 2);
+	ASSERT_EQ(qs.busy, 0);
+	ASSERT_EQ(qs.total, 2);
+	ASSERT_EQ(qs.buried, 0);
+	freeReplyObject(r);
+}
+
+/* cancel of a running job reaches its worker's control channel. */
+static void
+test_ctl(void)
+{
+	const char     *P = it_queue("c");
+	redisContext   *sub = it_redis_new();
+	struct rqfn_ctl m;
+	struct rq_cmd	c;
+	redisReply     *r;
+	char		err[512], jid[64], fence[32];
+
+	rqfn_ctl_subscribe_cmd(&c, P, "w1");
+	r = rq_run(sub, &c);
+	rq_cmd_free(&c);
+	DECODED(rqfn_ctl_reply(r, &m, err, sizeof err));
+	ASSERT_EQ(m.kind, RQFN_CTL_SUBSCRIBED);
+	freeReplyObject(r);
+
+	it_setcap(P, "gpu0", "1", NULL);
+	it_enq(P, SPEC);
+	claim_one(P, jid, sizeof jid, fence, sizeof fence);
+	freeReplyObject(it_fcall(P, "cancel", jid, NULL));
+	ASSERT_EQ(redisGetReply(sub, (void **)&r), REDIS_OK);
+	DECODED(rqfn_ctl_reply(r, &m, err, sizeof err));
+	ASSERT_EQ(m.kind, RQFN_CTL_CANCEL);
+	ASSERT_STREQ(m.jid, jid);
+	freeReplyObject(r);
+	redisFree(sub);
+}
+
+const struct unit_test itests[] = {
+	{ "table_is_the_library", test_table_is_the_library },
+	{ "version", test_version },
+	{ "worker_calls", test_worker_calls },
+	{ "endings", test_endings },
+	{ "slots", test_slots },
+	{ "janitor_duties", test_janitor_duties },
+	{ "ctl", test_ctl },
+	{ NULL, NULL },
+};
