@@ -1,13 +1,16 @@
 /*
- * WebSocket client (see ws.h). One state machine per link:
+ * WebSocket client (see ws.h): the link, from the connect to on_close. One
+ * state machine per link:
  *
  *   RESOLVING -> CONNECTING -> HANDSHAKE -> OPEN -> CLOSED
  *
- * Our code does the URL, the name lookup (evdns), the TCP connect (a
- * bufferevent) and the HTTP upgrade; wslay's event API does the framing,
- * reading from and writing to the bufferevent's buffers. Every way out goes
- * through ws_shutdown(): it stops the timers, flushes what is queued (a
- * close frame) with one non-blocking write, frees the socket and schedules
+ * This file does the name lookup (evdns), the TCP connect (a bufferevent),
+ * the timers (connect, ping, pong) and the frames: wslay's event API frames
+ * them, reading from and writing to the bufferevent's buffers. The URL and
+ * the HTTP upgrade, request and reply, are ws_handshake.c's (through
+ * ws_int.h); it never sees a struct ws. Every way out goes through
+ * ws_shutdown(): it stops the timers, flushes what is queued (a close
+ * frame) with one non-blocking write, frees the socket and schedules
  * on_close on the loop, so a user callback never runs inside ws_connect()
  * or inside wslay. User callbacks run with ws->depth raised; ws_free()
  * inside one only marks the ws, and the outermost handler frees it when
@@ -18,7 +21,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,18 +33,16 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
-#include <openssl/evp.h>
 #include <wslay/wslay.h>
 
 #include "log.h"
 #include "util.h"
 #include "ws.h"
+#include "ws_int.h"
 #include "xmalloc.h"
 
 #define WS_DEFAULT_CONNECT_MS 5000
 #define WS_DEFAULT_MAX_MSG    (64u << 20)
-#define WS_MAX_HEADER	      16384
-#define WS_GUID		      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum ws_state {
 	WS_RESOLVING,
@@ -58,11 +58,8 @@ struct ws {
 	struct ws_cb			  cb;
 	void				 *arg;
 	enum ws_state			  state;
-	char				 *host;
-	char				 *hosthdr; /* Host: header value */
-	char				 *path;	   /* path and query */
-	int				  port;
-	char				  key[32];
+	struct ws_url			  url;
+	char				  key[WS_KEY_LEN];
 	struct evdns_base		 *dns;
 	struct evdns_getaddrinfo_request *dnsreq;
 	int				  resolving;
@@ -79,99 +76,6 @@ struct ws {
 
 static void ws_shutdown(struct ws *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
-
-int
-ws_accept_key(const char *key, char out[WS_ACCEPT_LEN])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	char	      buf[128];
-	unsigned int  mdlen;
-	int	      n;
-
-	n = snprintf(buf, sizeof buf, "%s%s", key, WS_GUID);
-	if (n < 0 || (size_t)n >= sizeof buf)
-		return (-1);
-	if (EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 ||
-	    mdlen != 20)
-		return (-1);
-	EVP_EncodeBlock((unsigned char *)out, md, 20);
-	return (0);
-}
-
-/* Splits ws://host[:port][/path][?query]. Returns 0 or -1 with err. */
-static int
-ws_parse_url(struct ws *ws, const char *url, char *err, size_t errlen)
-{
-	const char *p = url, *h, *he, *rest;
-	long long   port = 80;
-	char	    portbuf[8];
-	size_t	    i;
-
-	for (i = 0; url[i] != '\0'; i++)
-		if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f) {
-			snprintf(err, errlen,
-			    "ws url: control character or "
-			    "space in '%s'",
-			    url);
-			return (-1);
-		}
-	if (strncasecmp(p, "wss://", 6) == 0) {
-		snprintf(err, errlen, "ws url: wss:// is not supported");
-		return (-1);
-	}
-	if (strncasecmp(p, "ws://", 5) != 0) {
-		snprintf(
-		    err, errlen, "ws url: '%s' does not start with ws://", url);
-		return (-1);
-	}
-	h = p + 5;
-	if (*h == '[') {
-		if ((he = strchr(h, ']')) == NULL) {
-			snprintf(
-			    err, errlen, "ws url: unclosed '[' in '%s'", url);
-			return (-1);
-		}
-		ws->host = xstrndup(h + 1, (size_t)(he - h - 1));
-		rest = he + 1;
-	} else {
-		he = h + strcspn(h, ":/?");
-		ws->host = xstrndup(h, (size_t)(he - h));
-		rest = he;
-	}
-	if (*ws->host == '\0') {
-		snprintf(err, errlen, "ws url: no host in '%s'", url);
-		return (-1);
-	}
-	if (*rest == ':') {
-		size_t n = strcspn(rest + 1, "/?");
-
-		if (n == 0 || n >= sizeof portbuf) {
-			snprintf(err, errlen, "ws url: bad port in '%s'", url);
-			return (-1);
-		}
-		memcpy(portbuf, rest + 1, n);
-		portbuf[n] = '\0';
-		if (parse_ll(portbuf, 1, 65535, &port) == -1) {
-			snprintf(err, errlen, "ws url: bad port in '%s'", url);
-			return (-1);
-		}
-		rest += 1 + n;
-	} else if (*rest != '\0' && *rest != '/' && *rest != '?') {
-		snprintf(err, errlen, "ws url: bad host in '%s'", url);
-		return (-1);
-	}
-	ws->port = (int)port;
-	if (*rest == '\0')
-		ws->path = xstrdup("/");
-	else if (*rest == '?')
-		ws->path = xasprintf("/%s", rest);
-	else
-		ws->path = xstrdup(rest);
-	ws->hosthdr = strchr(ws->host, ':') != NULL
-	    ? xasprintf("[%s]:%d", ws->host, ws->port)
-	    : xasprintf("%s:%d", ws->host, ws->port);
-	return (0);
-}
 
 static void
 ws_timer_add(struct event *ev, long long ms)
@@ -293,9 +197,7 @@ ws_destroy(struct ws *ws)
 	event_free(ws->ev_close);
 	if (ws->dns != NULL)
 		evdns_base_free(ws->dns, 0);
-	free(ws->host);
-	free(ws->hosthdr);
-	free(ws->path);
+	ws_url_free(&ws->url);
 	free(ws);
 }
 
@@ -381,102 +283,25 @@ static const struct wslay_event_callbacks ws_wslay_callbacks = {
 	.on_msg_recv_callback = ws_wslay_msg,
 };
 
-/* Finds header `name` in the response head; copies its value. */
-static int
-ws_header(const char *head, const char *name, char *out, size_t outlen)
-{
-	const char *line = strstr(head, "\r\n");
-	size_t	    nlen = strlen(name);
-
-	while (line != NULL && line[2] != '\r' && line[2] != '\0') {
-		const char *l = line + 2, *end = strstr(l, "\r\n");
-		size_t	    vlen;
-
-		if (end == NULL)
-			break;
-		if ((size_t)(end - l) > nlen && l[nlen] == ':' &&
-		    strncasecmp(l, name, nlen) == 0) {
-			l += nlen + 1;
-			while (*l == ' ' || *l == '\t')
-				l++;
-			vlen = (size_t)(end - l);
-			while (vlen > 0 &&
-			    (l[vlen - 1] == ' ' || l[vlen - 1] == '\t'))
-				vlen--;
-			if (vlen >= outlen)
-				vlen = outlen - 1;
-			memcpy(out, l, vlen);
-			out[vlen] = '\0';
-			return (0);
-		}
-		line = end;
-	}
-	return (-1);
-}
-
-/* Does a comma-separated header value hold token (any case)? */
-static int
-ws_has_token(const char *value, const char *token)
-{
-	size_t tlen = strlen(token);
-
-	while (*value != '\0') {
-		size_t n;
-
-		while (*value == ' ' || *value == ',' || *value == '\t')
-			value++;
-		n = strcspn(value, ", \t");
-		if (n == tlen && strncasecmp(value, token, n) == 0)
-			return (1);
-		value += n;
-	}
-	return (0);
-}
-
-/* Checks the 101 reply; on success the link is open. */
+/* Reads the 101 reply once it is all there; on success the link is open. */
 static void
 ws_read_handshake(struct ws *ws)
 {
-	struct evbuffer	   *in = bufferevent_get_input(ws->bev);
-	struct evbuffer_ptr pos;
-	char		   *head, val[256], want[WS_ACCEPT_LEN];
-	int		    code = 0;
-	size_t		    n;
+	char reason[sizeof ws->reason];
+	int  rc;
 
-	pos = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-	if (pos.pos < 0) {
-		if (evbuffer_get_length(in) > WS_MAX_HEADER)
-			ws_shutdown(ws, "handshake: reply header too large");
+	rc = ws_handshake_reply(
+	    bufferevent_get_input(ws->bev), ws->key, reason, sizeof reason);
+	if (rc == 1)
 		return;
-	}
-	n = (size_t)pos.pos + 4;
-	head = xmalloc(n + 1);
-	evbuffer_remove(in, head, n);
-	head[n] = '\0';
-	if (sscanf(head, "HTTP/%*d.%*d %d", &code) != 1) {
-		ws_shutdown(ws, "handshake: not an HTTP reply");
-		goto out;
-	}
-	if (code != 101) {
-		ws_shutdown(ws, "handshake: HTTP %d", code);
-		goto out;
-	}
-	if (ws_header(head, "Upgrade", val, sizeof val) == -1 ||
-	    strcasecmp(val, "websocket") != 0 ||
-	    ws_header(head, "Connection", val, sizeof val) == -1 ||
-	    !ws_has_token(val, "upgrade")) {
-		ws_shutdown(ws, "handshake: no websocket upgrade");
-		goto out;
-	}
-	if (ws_header(head, "Sec-WebSocket-Accept", val, sizeof val) == -1 ||
-	    ws_accept_key(ws->key, want) == -1 || strcmp(val, want) != 0) {
-		ws_shutdown(ws, "handshake: bad Sec-WebSocket-Accept");
-		goto out;
+	if (rc == -1) {
+		ws_shutdown(ws, "%s", reason);
+		return;
 	}
 	if (wslay_event_context_client_init(
 		&ws->ctx, &ws_wslay_callbacks, ws) != 0) {
 		ws_shutdown(ws, "out of memory");
-		goto out;
+		return;
 	}
 	wslay_event_config_set_max_recv_msg_length(
 	    ws->ctx, ws->opts.max_msg_bytes);
@@ -486,8 +311,6 @@ ws_read_handshake(struct ws *ws)
 		ws_timer_add(ws->t_ping, ws->opts.ping_interval_ms);
 	if (ws->cb.on_open != NULL)
 		ws->cb.on_open(ws, ws->arg);
-out:
-	free(head);
 }
 
 /* Feeds what arrived to wslay and acts on a close or a protocol error. */
@@ -537,27 +360,14 @@ ws_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ws	*ws = arg;
 	struct evbuffer *out = bufferevent_get_output(bev);
-	unsigned char	 raw[16];
 	int		 one = 1;
-	size_t		 i;
 	const char	*err;
 
 	ws_enter(ws);
 	if (what & BEV_EVENT_CONNECTED) {
 		(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP,
 		    TCP_NODELAY, &one, sizeof one);
-		for (i = 0; i < sizeof raw; i++)
-			raw[i] = (unsigned char)rand_u64();
-		EVP_EncodeBlock((unsigned char *)ws->key, raw, sizeof raw);
-		evbuffer_add_printf(out,
-		    "GET %s HTTP/1.1\r\n"
-		    "Host: %s\r\n"
-		    "Upgrade: websocket\r\n"
-		    "Connection: Upgrade\r\n"
-		    "Sec-WebSocket-Key: %s\r\n"
-		    "Sec-WebSocket-Version: 13\r\n"
-		    "User-Agent: comfyq\r\n\r\n",
-		    ws->path, ws->hosthdr, ws->key);
+		ws_handshake_request(out, &ws->url, ws->key);
 		ws->state = WS_HANDSHAKE;
 	} else if (what & BEV_EVENT_EOF) {
 		ws_shutdown(ws, "%s",
@@ -599,7 +409,7 @@ ws_resolved(int result, struct evutil_addrinfo *res, void *arg)
 	if (result == EVUTIL_EAI_CANCEL)
 		return;
 	if (result != 0) {
-		ws_shutdown(ws, "resolve %s: %s", ws->host,
+		ws_shutdown(ws, "resolve %s: %s", ws->url.host,
 		    evutil_gai_strerror(result));
 		return;
 	}
@@ -608,7 +418,7 @@ ws_resolved(int result, struct evutil_addrinfo *res, void *arg)
 		    (ai->ai_family == AF_INET && pick->ai_family != AF_INET))
 			pick = ai;
 	if (pick == NULL)
-		ws_shutdown(ws, "resolve %s: no address", ws->host);
+		ws_shutdown(ws, "resolve %s: no address", ws->url.host);
 	else
 		ws_dial(ws, pick->ai_addr, (int)pick->ai_addrlen);
 	evutil_freeaddrinfo(res);
@@ -659,33 +469,33 @@ ws_start(struct ws *ws)
 	memset(&sin, 0, sizeof sin);
 	memset(&sin6, 0, sizeof sin6);
 	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)ws->port);
-	if (strcasecmp(ws->host, "localhost") == 0 ||
-	    inet_pton(AF_INET, ws->host, &sin.sin_addr) == 1) {
-		if (strcasecmp(ws->host, "localhost") == 0)
+	sin.sin_port = htons((uint16_t)ws->url.port);
+	if (strcasecmp(ws->url.host, "localhost") == 0 ||
+	    inet_pton(AF_INET, ws->url.host, &sin.sin_addr) == 1) {
+		if (strcasecmp(ws->url.host, "localhost") == 0)
 			sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		ws_dial(ws, (struct sockaddr *)&sin, sizeof sin);
 		return;
 	}
 	sin6.sin6_family = AF_INET6;
-	sin6.sin6_port = htons((uint16_t)ws->port);
-	if (inet_pton(AF_INET6, ws->host, &sin6.sin6_addr) == 1) {
+	sin6.sin6_port = htons((uint16_t)ws->url.port);
+	if (inet_pton(AF_INET6, ws->url.host, &sin6.sin6_addr) == 1) {
 		ws_dial(ws, (struct sockaddr *)&sin6, sizeof sin6);
 		return;
 	}
 	ws->dns = evdns_base_new(ws->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (ws->dns == NULL) {
-		ws_shutdown(ws, "resolve %s: no resolver", ws->host);
+		ws_shutdown(ws, "resolve %s: no resolver", ws->url.host);
 		return;
 	}
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
-	snprintf(port, sizeof port, "%d", ws->port);
+	snprintf(port, sizeof port, "%d", ws->url.port);
 	ws->resolving = 1;
-	req =
-	    evdns_getaddrinfo(ws->dns, ws->host, port, &hints, ws_resolved, ws);
+	req = evdns_getaddrinfo(
+	    ws->dns, ws->url.host, port, &hints, ws_resolved, ws);
 	if (ws->resolving)
 		ws->dnsreq = req;
 }
@@ -697,8 +507,7 @@ ws_connect(struct event_base *base, const char *url, const struct ws_opts *opts,
 	struct ws *ws;
 
 	ws = xcalloc(1, sizeof *ws);
-	if (ws_parse_url(ws, url, err, errlen) == -1) {
-		free(ws->host);
+	if (ws_url_parse(url, &ws->url, err, errlen) == -1) {
 		free(ws);
 		return (NULL);
 	}

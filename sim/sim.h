@@ -10,6 +10,7 @@
  *   queue.c     the pending heap (Python heapq order) and the running slot
  *   history.c   finished prompts, /history
  *   validate.c  validate_prompt(): the 400 bodies and node_errors
+ *   validate_input.c the checks of one input: links, literals, files
  *   pyfmt.c     Python's str()/repr()/int()/float() for those messages
  *   nodes.c     the node classes: inputs, outputs, /object_info
  *   graph.c     a parsed view of one API-format graph
