@@ -1,7 +1,7 @@
 --[[
   enqueue: validate a job spec and queue it.
   Input:  KEYS[1] queue prefix
-          ARGV[1] spec (JSON, DESIGN.md §4)
+          ARGV[1] spec (JSON, docs/design.md §4)
           ARGV[2..] option pairs: idem_ttl_ms (default 86400000),
                     max_spec_bytes (1048576), max_prompt_len (8192),
                     max_param_len (65536)

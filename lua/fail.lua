@@ -1,7 +1,8 @@
 --[[
   fail: end an attempt of an active job with an error code.
   Input:  KEYS[1] queue prefix
-          ARGV[1] jid  ARGV[2] fence  ARGV[3] error code (DESIGN.md §5)
+          ARGV[1] jid  ARGV[2] fence  ARGV[3] error code
+                  (docs/design.md §5)
           ARGV[4] message  ARGV[5] retryable 0|1
           ARGV[6] backoff base ms  ARGV[7] backoff max ms
           ARGV[8] jitter draw in [0, 1) (the caller's randomness)

@@ -7,7 +7,8 @@
 
   Calling convention: every function takes exactly one key, the queue prefix
   `cq:{<queue>}:`. All keys of a queue share its hash tag, so the library works
-  on Redis Cluster; the key names are built from the prefix (DESIGN.md §3):
+  on Redis Cluster; the key names are built from the prefix (docs/design.md
+  §3, README "Redis data model"):
 
     job:<jid>  HASH     idem:<key> STRING   ready:<lane> ZSET   delayed ZSET
     leases     ZSET     fence      STRING   done         ZSET   lanes   HASH
@@ -56,7 +57,7 @@ local STATES = { queued = true, delayed = true, active = true,
 	succeeded = true, failed = true, canceled = true }
 local TERMINAL = { succeeded = true, failed = true, canceled = true }
 
--- Error codes (DESIGN.md §5) and the terminal state each one leads to.
+-- Error codes (docs/design.md §5) and the terminal state each one leads to.
 local ERROR_CODES = {
 	invalid_input = 'failed', unknown_workflow = 'failed',
 	workflow_error = 'failed', backend_unavailable = 'failed',

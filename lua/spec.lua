@@ -1,6 +1,6 @@
 --[[
-  Job spec validation for enqueue. These are the envelope rules of DESIGN.md
-  §4; shared/job.c applies the same rules in C (tests/data/specs holds the
+  Job spec validation for enqueue. These are the envelope rules of
+  docs/design.md §4; shared/job.c applies the same rules in C (tests/data/specs holds the
   corpus both must agree on). Template parameter schemas are checked by the
   producers and the worker, not here.
   Text: the whole spec must be UTF-8 and hold no NUL (raw or \u0000);

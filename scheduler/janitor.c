@@ -1,5 +1,6 @@
 /*
- * comfyq-janitor: main, signals and the tick (see janitor.h).
+ * comfyq-janitor: main, signals and the tick (its modules are listed in
+ * janitor_config.h).
  *
  * One libevent loop with one timer. Each tick runs every Redis duty once
  * (janitor_sweep.c), then, on a host with clean-dirs, one bounded step of
@@ -23,7 +24,7 @@
 
 #include <event2/event.h>
 
-#include "janitor.h"
+#include "janitor_config.h"
 #include "janitor_clean.h"
 #include "janitor_inuse.h"
 #include "janitor_sweep.h"

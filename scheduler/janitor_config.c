@@ -6,7 +6,7 @@
  */
 #include <stddef.h>
 
-#include "janitor.h"
+#include "janitor_config.h"
 
 #define OFF(f) offsetof(struct janitor_cfg, f)
 

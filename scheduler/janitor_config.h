@@ -3,15 +3,16 @@
  * orphaned slots), promotes due jobs, trims the streams, expires old job
  * records, marks dead workers gone, tells waiting jobs their place, and
  * deletes old files in ComfyUI's folders. Every duty is bounded per tick and
- * idempotent, so any number of janitors can run (DESIGN.md §6).
+ * idempotent, so any number of janitors can run (docs/design.md §7).
+ * This header holds its settings (defined by janitor_config.c).
  *
  *   janitor.c         main, signals, the tick, the cleanup pass
  *   janitor_config.c  the settings table (--help prints it)
  *   janitor_sweep.c   the Redis duties (lua/reap.lua, lua/janitor.lua)
  *   janitor_clean.c   the file walker;  janitor_inuse.c  files to keep
  */
-#ifndef COMFYQ_JANITOR_H
-#define COMFYQ_JANITOR_H
+#ifndef COMFYQ_JANITOR_CONFIG_H
+#define COMFYQ_JANITOR_CONFIG_H
 
 #include "config.h"
 

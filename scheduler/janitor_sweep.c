@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "backoff.h"
-#include "janitor.h"
+#include "janitor_config.h"
 #include "janitor_inuse.h"
 #include "janitor_sweep.h"
 #include "log.h"

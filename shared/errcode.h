@@ -1,6 +1,6 @@
 /*
- * The stable error codes a job can end with (DESIGN.md §5), and whether the
- * worker retries each. Every code refunds: a job that did not deliver is
+ * The stable error codes a job can end with (docs/design.md §5), and
+ * whether the worker retries each. Every code refunds: a job that did not deliver is
  * never charged. lua/lib.lua holds the same list (ERROR_CODES).
  */
 #ifndef COMFYQ_ERRCODE_H

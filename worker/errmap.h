@@ -1,5 +1,5 @@
 /*
- * ComfyUI failures to stable error codes (DESIGN.md §5) and readable
+ * ComfyUI failures to stable error codes (docs/design.md §5) and readable
  * messages. Pure functions over the reply bodies and event data, so every
  * mapping is unit-tested on captured shapes.
  */
