@@ -46,10 +46,11 @@ cJSON *report_data(const struct run *);
 void   report_send(struct run *, const char *, cJSON *);
 void   report_send_any(struct run *, const char *, cJSON *);
 void   report_message(struct run *, const char *, cJSON *, int broadcast);
-void report_progress(struct run *, const char *, const char *, double, double);
-void report_ui(struct run *, int, const struct node_result *, int cached);
-void report_error(struct run *, int, const struct pyexc *);
-void report_interrupted(struct run *, int);
+void   report_progress(
+      struct run *r, const char *id, const char *state, double value, double max);
+void   report_ui(struct run *, int, const struct node_result *, int cached);
+void   report_error(struct run *, int, const struct pyexc *);
+void   report_interrupted(struct run *, int);
 cJSON *report_history(struct run *, int success);
 
 #endif

@@ -111,7 +111,7 @@ int	    py_int(const cJSON *, double *, struct pyexc *);
 int	    py_float(const cJSON *, double *, struct pyexc *);
 int	    py_truthy(const cJSON *);
 const char *py_typename(const cJSON *);
-void	    py_exc(struct pyexc *, const char *, const char *, ...)
+void	    py_exc(struct pyexc *e, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- nodes.c: node classes ---- */
@@ -408,7 +408,7 @@ void	    http_stop(void);
 void	    http_reply_json(struct evhttp_request *, int, cJSON *);
 void	    http_reply_500(struct evhttp_request *);
 const char *http_query(struct evhttp_request *, const char *);
-int	    http_json_keys(const cJSON *, const char *, const char *);
+int	    http_json_keys(const cJSON *j, const char *k1, const char *k2);
 int    http_clear_delete(const cJSON *, void (*)(void), void (*)(const char *));
 cJSON *api_features(void);
 
@@ -437,7 +437,7 @@ void view_shutdown(void);
 
 /* ---- paths.c: os.path as ComfyUI uses it ---- */
 void path_norm(const char *, char *, size_t);
-void path_join(const char *, const char *, char *, size_t);
+void path_join(const char *dir, const char *name, char *out, size_t len);
 int  path_inside(const char *root, const char *path);
 int  path_mkdirs(const char *);
 int  path_annotated(const char *name, const char *def, char *, size_t);

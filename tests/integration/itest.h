@@ -16,13 +16,13 @@ extern const struct unit_test itests[];
 redisContext *it_redis(void);
 redisContext *it_redis_new(void);
 const char   *it_queue(const char *);
-redisReply   *it_fcall(const char *, const char *, ...);
+redisReply   *it_fcall(const char *prefix, const char *fn, ...);
 redisReply   *it_cmd(const char *, ...);
-const char   *it_hget(const char *, const char *, const char *);
+const char   *it_hget(const char *prefix, const char *jid, const char *field);
 const char   *it_get(const char *, ...);
-long long     it_stat(const char *, const char *);
+long long     it_stat(const char *prefix, const char *name);
 long long     it_int(const char *, ...);
-int	      it_events(const char *, const char *, const char *);
+int	      it_events(const char *prefix, const char *type, const char *jid);
 int	      it_keys(const char *);
 const char   *it_str(const redisReply *, size_t);
 void	      it_sleep_ms(int);
@@ -38,7 +38,7 @@ struct it_snap {
 
 void	    it_snap_take(const char *, struct it_snap *);
 void	    it_snap_free(struct it_snap *);
-const char *it_snap_diff(const struct it_snap *, const struct it_snap *);
+const char *it_snap_diff(const struct it_snap *a, const struct it_snap *b);
 void	    it_drop(const char *);
 
 /* Jobs and slots, the way a test drives them (see itest.c). */
@@ -49,13 +49,14 @@ struct it_claimed {
 	int  slot; /* 1: holds a slot; 0: claimed to fetch first */
 };
 
-const char *it_enq(const char *, const char *);
-void	    it_setcap(const char *, const char *, const char *, const char *);
-void	    it_claim(const char *, const char *, const char *, const char *,
-	   struct it_claimed *);
-void it_claim_prep(const char *, const char *, const char *, const char *,
-    const char *, struct it_claimed *);
-const char *it_claim_none(const char *, const char *, const char *);
+const char *it_enq(const char *P, const char *spec);
+void	    it_setcap(
+	   const char *P, const char *pool, const char *cap, const char *vram);
+void	    it_claim(const char *P, const char *wid, const char *pool,
+	   const char *lease, struct it_claimed *c);
+void	    it_claim_prep(const char *P, const char *wid, const char *pool,
+	   const char *lease, const char *prep, struct it_claimed *c);
+const char *it_claim_none(const char *P, const char *wid, const char *pool);
 
 #define ASSERT_STATUS(r, s)                                                    \
 	do {                                                                   \

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-const char *tfile_path(const char *, const char *);
+const char *tfile_path(const char *dir, const char *rel);
 void	    tfile_write(const char *, size_t, long long);
 void	    tfile_age(const char *, long long);
 int	    tfile_exists(const char *);

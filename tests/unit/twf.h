@@ -11,10 +11,11 @@
 
 int  twf_check(const struct wf_registry *, const char *, const struct wf_opts *,
      const char **, char *, size_t, const char *, int);
-void twf_expect(const struct wf_registry *, const char *,
-    const struct wf_opts *, const char *, const char *, const char *, int);
+void twf_expect(const struct wf_registry *r, const char *spec,
+    const struct wf_opts *o, const char *code, const char *want,
+    const char *file, int line);
 const char *twf_dir(void);
-void	    twf_write(const char *, const char *, const char *);
+void	    twf_write(const char *dir, const char *name, const char *text);
 void	    twf_rmdir(const char *);
 
 /* The spec is accepted; or refused with exactly this invalid_input. */
