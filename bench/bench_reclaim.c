@@ -69,8 +69,8 @@ bench_run(struct bench *b, int i)
 	char		    err[512], jid[64];
 	long long	    t_kill, t_kill_wall, until;
 
-	bench_enqueue(b->c, b->prefix, "{\"workflow\":\"bench\"}", jid,
-	    sizeof jid);
+	bench_enqueue(
+	    b->c, b->prefix, "{\"workflow\":\"bench\"}", jid, sizeof jid);
 	/* Out of step with the janitor's ticks, as real workers are. */
 	bench_sleep_ms(bench_rand_ms(b->tick_ms));
 	if (standin_start(&s, &o, err, sizeof err) == -1)

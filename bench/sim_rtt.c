@@ -283,8 +283,7 @@ main(int argc, char **argv)
 	       "us per prompt\n",
 	    n,
 	    cached ? "identical graph, all cached"
-		   : "EmptyImage 8x8 -> "
-		     "PreviewImage",
+		   : "EmptyImage 8x8 -> PreviewImage",
 	    (double)(t1 - t0) * 1000.0 / n,
 	    c0 >= 0 && c1 >= 0 ? (double)(c1 - c0) / 1000.0 / n : -1.0);
 	printf("sim_rtt: of which user %.1f us, system %.1f us (the kernel: "

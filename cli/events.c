@@ -178,13 +178,11 @@ cmd_events(struct cli *cli, int argc, char **argv)
 			flt.job = argv[++i];
 		else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
 			if (parse_ll(argv[++i], 1, 100000, &count) == -1)
-				cli_usage_error("--count: '%s' not in "
-						"1..100000",
-				    argv[i]);
+				cli_usage_error(
+				    "--count: '%s' not in 1..100000", argv[i]);
 		} else
 			cli_usage_error(
-			    "usage: comfyq events [--follow] "
-			    "[--from ID] [--job JOB] [--count N] [--json]");
+			    "usage: comfyq events [--follow] [--from ID] [--job JOB] [--count N] [--json]");
 	}
 	if (from != NULL) {
 		snprintf(id, sizeof id, "%s", from);

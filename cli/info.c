@@ -113,8 +113,8 @@ cmd_slots_set(struct cli *cli, int argc, char **argv)
 	int	      rc = 0;
 
 	if (argc != 4 && !(argc == 6 && strcmp(argv[4], "--vram-budget") == 0))
-		cli_usage_error("usage: comfyq slots set POOL N "
-				"[--vram-budget MB]");
+		cli_usage_error(
+		    "usage: comfyq slots set POOL N [--vram-budget MB]");
 	if (parse_ll(argv[3], 1, 256, &cap) == -1)
 		cli_usage_error("capacity: '%s' not in 1..256", argv[3]);
 	if (argc == 6 && parse_ll(argv[5], 0, 16777216, &budget) == -1)
@@ -199,8 +199,8 @@ cmd_slots(struct cli *cli, int argc, char **argv)
 		return (cmd_slots_set(cli, argc, argv));
 	for (i = 1; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "--json") != 0)
-			cli_usage_error("usage: comfyq slots [--json] | comfyq "
-					"slots set POOL N [--vram-budget MB]");
+			cli_usage_error(
+			    "usage: comfyq slots [--json] | comfyq slots set POOL N [--vram-budget MB]");
 		cli->json = 1;
 	}
 	rqfn_slot_pools_cmd(&c, cli->prefix);

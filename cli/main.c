@@ -25,26 +25,22 @@ static const struct {
 	    "[--wait] [--json]\n"
 	    "         [--lora NAME:W[:CLIP_W] ...] "
 	    "[--controlnet TYPE:STRENGTH:IMAGE[:START:END] ...]\n"
-	    "         [--input NAME=FILE_OR_URL ...] [--spec FILE] "
-	    "[--workflows DIR]" },
+	    "         [--input NAME=FILE_OR_URL ...] [--spec FILE] [--workflows DIR]" },
 	{ "init", cmd_init, "init [--json]" },
 	{ "status", cmd_status, "status JOB [--json]" },
 	{ "cancel", cmd_cancel, "cancel JOB [--json]" },
 	{ "events", cmd_events,
-	    "events [--follow] [--from ID] [--job JOB] "
-	    "[--count N] [--json]" },
+	    "events [--follow] [--from ID] [--job JOB] [--count N] [--json]" },
 	{ "stats", cmd_stats, "stats [--json]" },
 	{ "slots", cmd_slots,
-	    "slots [--json] | slots set POOL N "
-	    "[--vram-budget MB]" },
+	    "slots [--json] | slots set POOL N [--vram-budget MB]" },
 	{ "workers", cmd_workers, "workers [--json]" },
 	{ "workflows", cmd_workflows,
 	    "workflows [show NAME] [--workflows DIR] [--json]" },
 	{ "render", cmd_render,
 	    "render (--workflow NAME | --graph FILE | --spec FILE) "
 	    "[--param K=V ...] [--lora ...]\n"
-	    "         [--controlnet ...] [--input ...] [--job-id ID] "
-	    "[--prefix P]" },
+	    "         [--controlnet ...] [--input ...] [--job-id ID] [--prefix P]" },
 };
 
 static void
@@ -158,8 +154,8 @@ main(int argc, char **argv)
 		return (EXIT_USAGE);
 	}
 	if (rq_prefix(cli.prefix, sizeof cli.prefix, cli.queue) == -1)
-		cli_usage_error("queue: '%s' must be 1..128 of letters, digits,"
-				" '.', '_' and '-'",
+		cli_usage_error(
+		    "queue: '%s' must be 1..128 of letters, digits, '.', '_' and '-'",
 		    cli.queue);
 	for (c = 0; c < sizeof cli_cmds / sizeof cli_cmds[0]; c++) {
 		if (strcmp(argv[i], cli_cmds[c].name) != 0)

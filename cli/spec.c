@@ -85,8 +85,8 @@ cli_spec_controlnet(cJSON *spec, const char *arg)
 	snprintf(buf, sizeof buf, "%s", arg);
 	if ((strength = strchr(type, ':')) == NULL ||
 	    (image = strchr(strength + 1, ':')) == NULL || image[1] == '\0')
-		cli_usage_error("--controlnet: '%s' is not "
-				"TYPE:STRENGTH:IMAGE_FILE[:START:END]",
+		cli_usage_error(
+		    "--controlnet: '%s' is not TYPE:STRENGTH:IMAGE_FILE[:START:END]",
 		    arg);
 	*strength++ = '\0';
 	*image++ = '\0';
@@ -134,9 +134,8 @@ cli_spec_flag(struct cli_spec *cs, const char *a, const char *v)
 	else if (strcmp(a, "--input") == 0) {
 		if ((eq = strchr(v, '=')) == NULL || eq == v ||
 		    (size_t)(eq - v) >= sizeof key)
-			cli_usage_error("--input: expected NAME=FILE_OR_URL, "
-					"got '%s'",
-			    v);
+			cli_usage_error(
+			    "--input: expected NAME=FILE_OR_URL, got '%s'", v);
 		snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
 		if ((in = cJSON_GetObjectItemCaseSensitive(
 			 cs->spec, "inputs")) == NULL)
@@ -186,8 +185,7 @@ cli_spec_merge(struct cli_spec *cs)
 		if (cJSON_IsObject(b) && cJSON_IsObject(f)) {
 			cJSON *k;
 
-			cJSON_ArrayForEach(k, f)
-			{
+			cJSON_ArrayForEach(k, f) {
 				cJSON_DeleteItemFromObjectCaseSensitive(
 				    b, k->string);
 				cJSON_AddItemToObject(
@@ -217,8 +215,7 @@ cli_spec_type_params(
 	cJSON		      *params, *typed;
 
 	params = cJSON_GetObjectItemCaseSensitive(spec, "params");
-	cJSON_ArrayForEach(v, texts)
-	{
+	cJSON_ArrayForEach(v, texts) {
 		if ((p = wf_param_find(t, v->string)) == NULL)
 			continue;
 		if ((typed = wf_value_from_text(p, v->valuestring)) == NULL)

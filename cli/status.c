@@ -185,8 +185,7 @@ cli_print_outputs(const char *v)
 
 	if (v == NULL || (list = cJSON_Parse(v)) == NULL)
 		return;
-	cJSON_ArrayForEach(o, list)
-	{
+	cJSON_ArrayForEach(o, list) {
 		f = cJSON_GetObjectItemCaseSensitive(o, "path");
 		if (!cJSON_IsString(f))
 			f = cJSON_GetObjectItemCaseSensitive(o, "key");

@@ -66,8 +66,8 @@ workflows_show(const struct wf_template *t)
 	printf("output: %s, %s x %s",
 	    o->kind == WF_KIND_VIDEO ? "video" : "image", o->width, o->height);
 	if (o->kind == WF_KIND_VIDEO)
-		printf(", %s seconds at %s frames per second (at most %lld "
-		       "frames)",
+		printf(
+		    ", %s seconds at %s frames per second (at most %lld frames)",
 		    o->duration, o->fps, o->max_frames);
 	printf("\nLoRAs: %s; ControlNets: %s\nparams:\n",
 	    wf_accepts_loras(t) ? "yes" : "no",
@@ -78,11 +78,9 @@ workflows_show(const struct wf_template *t)
 		workflows_default(p, def, sizeof def);
 		printf("  %-18s %-40s %-14s %s\n", p->name, rule, def,
 		    p->description);
-		cJSON_ArrayForEach(set, p->sets)
-		{
+		cJSON_ArrayForEach(set, p->sets) {
 			printf("  %-18s   %s:", "", set->string);
-			cJSON_ArrayForEach(v, set)
-			{
+			cJSON_ArrayForEach(v, set) {
 				printf(" %s=%g", v->string, v->valuedouble);
 			}
 			printf("\n");
@@ -181,8 +179,8 @@ cmd_render(struct cli *cli, int argc, char **argv)
 	text = cli_spec_finish(&cs, &js, &j);
 	cJSON_free(text);
 	if (j == NULL)
-		cli_usage_error("workflow: no template named %s here (see "
-				"comfyq workflows)",
+		cli_usage_error(
+		    "workflow: no template named %s here (see comfyq workflows)",
 		    js.workflow);
 	if (prefix == NULL) {
 		snprintf(pfx, sizeof pfx, "comfyq/%s/out", jid);

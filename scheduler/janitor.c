@@ -99,9 +99,7 @@ janitor_clean_tick(struct sweep_result *res)
 	log_at(jan.pass.files + jan.pass.dirs + jan.pass.errors > 0
 		? LL_NOTICE
 		: LL_VERBOSE,
-	    "clean: pass over %zu folders in %lld ms: freed %lld files "
-	    "(%lld bytes) and %lld empty directories; kept %lld in use; "
-	    "skipped %lld; %lld errors",
+	    "clean: pass over %zu folders in %lld ms: freed %lld files (%lld bytes) and %lld empty directories; kept %lld in use; skipped %lld; %lld errors",
 	    clean_ndirs(jan.clean), clock_mono_ms() - jan.pass_start_ms,
 	    jan.pass.files, jan.pass.bytes, jan.pass.dirs, jan.pass.kept,
 	    jan.pass.skipped, jan.pass.errors);
@@ -112,8 +110,8 @@ static void
 janitor_log_tick(const struct sweep_result *r, long long ms)
 {
 	if (r->holding && !jan.holding)
-		log_notice("stall: no reap for over %lld ms; expired leases "
-			   "wait %lld ms for the workers' heartbeats",
+		log_notice(
+		    "stall: no reap for over %lld ms; expired leases wait %lld ms for the workers' heartbeats",
 		    janitor_stall_ms(&cfg), cfg.grace_ms);
 	jan.holding = r->holding;
 	if (r->requeued + r->lost + r->buried + r->promoted + r->slots_freed +
@@ -122,11 +120,9 @@ janitor_log_tick(const struct sweep_result *r, long long ms)
 		r->freed_dirs ==
 	    0)
 		return;
-	log_notice("tick: requeued=%lld lost=%lld dead=%lld promoted=%lld "
-		   "slots_freed=%lld expired=%lld events_trimmed=%lld "
-		   "refunds_trimmed=%lld workers_gone=%lld forgotten=%lld "
-		   "queue_status=%lld freed_files=%lld freed_bytes=%lld "
-		   "freed_dirs=%lld kept=%lld ms=%lld",
+	log_notice(
+	    "tick: requeued=%lld lost=%lld dead=%lld promoted=%lld slots_freed=%lld expired=%lld events_trimmed=%lld refunds_trimmed=%lld workers_gone=%lld forgotten=%lld "
+	    "queue_status=%lld freed_files=%lld freed_bytes=%lld freed_dirs=%lld kept=%lld ms=%lld",
 	    r->requeued, r->lost, r->buried, r->promoted, r->slots_freed,
 	    r->expired, r->events_trimmed, r->refunds_trimmed, r->workers_gone,
 	    r->workers_forgotten, r->status_events, r->freed_files,
@@ -159,8 +155,7 @@ janitor_reload_check(const void *arg, char *err, size_t errlen)
 
 	if (*c->clean_host != '\0' && !rq_queue_valid(c->clean_host)) {
 		snprintf(err, errlen,
-		    "clean-host: '%s' must be letters, digits, '.', '_' and "
-		    "'-'",
+		    "clean-host: '%s' must be letters, digits, '.', '_' and '-'",
 		    c->clean_host);
 		return (-1);
 	}
@@ -206,8 +201,7 @@ janitor_check(char *prefix, size_t len, char *err, size_t errlen)
 
 	if (rq_prefix(prefix, len, cfg.queue) == -1) {
 		snprintf(err, errlen,
-		    "queue: '%s' must be 1..128 of letters, "
-		    "digits, '.', '_' and '-'",
+		    "queue: '%s' must be 1..128 of letters, digits, '.', '_' and '-'",
 		    cfg.queue);
 		return (-1);
 	}

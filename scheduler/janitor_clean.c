@@ -106,9 +106,7 @@ clean_resolve_root(const char *path, char *real, char *err, size_t errlen)
 	}
 	if (S_ISLNK(st.st_mode)) {
 		snprintf(err, errlen,
-		    "'%s' is a symlink; name the folder "
-		    "itself",
-		    path);
+		    "'%s' is a symlink; name the folder itself", path);
 		return (-1);
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -155,8 +153,7 @@ clean_parse_item(
 	}
 	if (eq == NULL || i == CLEAN_NKINDS) {
 		snprintf(err, errlen,
-		    "'%s': expected KIND=PATH, KIND one of "
-		    "output, temp, input",
+		    "'%s': expected KIND=PATH, KIND one of output, temp, input",
 		    item);
 		return (-1);
 	}
@@ -375,8 +372,8 @@ clean_verify(struct clean *c, struct clean_stats *st)
 	c->rel[c->stack[k].rellen] = '\0';
 	st->skipped++;
 	if (c->warned++ < 5)
-		log_warnx("clean: %s%s%s moved or swapped during the walk; "
-			  "left alone",
+		log_warnx(
+		    "clean: %s%s%s moved or swapped during the walk; left alone",
 		    c->roots[c->next - 1].path, *c->rel != '\0' ? "/" : "",
 		    c->rel);
 	while (c->depth > k)

@@ -27,11 +27,12 @@ static const struct cfg_entry janitor_entries[] = {
 	    .flags = CFG_RELOAD,
 	    .text = "Lease losses a job survives; one more ends it worker_lost "
 		    "with a refund." },
-	{ "crash-losses", CFG_INT, OFF(crash_losses), "2", .min = 0,
-	    .max = 100, .flags = CFG_RELOAD,
-	    .text = "Lease losses with no heartbeat after the claim (the worker "
-		    "died at once: a job that may crash workers) that end a job "
-		    "failed/internal with a refund; 0: never." },
+	{ "crash-losses", CFG_INT, OFF(crash_losses), "2", .min = 0, .max = 100,
+	    .flags = CFG_RELOAD,
+	    .text =
+		"Lease losses with no heartbeat after the claim (the worker "
+		"died at once: a job that may crash workers) that end a job "
+		"failed/internal with a refund; 0: never." },
 	{ "stall-after-ms", CFG_INT, OFF(stall_after_ms), "5000", .min = 0,
 	    .max = 3600000, .flags = CFG_RELOAD,
 	    .text = "A gap between two reaps longer than this (at least 3 "
@@ -74,10 +75,10 @@ static const struct cfg_entry janitor_entries[] = {
 	    .text = "Least time between two queue_status events of one job; "
 		    "0: no queue_status events." },
 	{ "clean-dirs", CFG_STR, OFF(clean_dirs), "", .max = 8192,
-	    .text = "ComfyUI folders to clean on this host, comma-separated "
-		    "KIND=PATH with KIND output, temp or input "
-		    "(output=/ComfyUI/output,temp=/ComfyUI/temp,"
-		    "input=/ComfyUI/input); empty: no file cleanup." },
+	    .text =
+		"ComfyUI folders to clean on this host, comma-separated "
+		"KIND=PATH with KIND output, temp or input "
+		"(output=/ComfyUI/output,temp=/ComfyUI/temp,input=/ComfyUI/input); empty: no file cleanup." },
 	{ "clean-output-age-s", CFG_INT, OFF(clean_age_s[0]), "86400",
 	    .min = 60, .max = 31536000, .flags = CFG_RELOAD,
 	    .text = "Files in output folders older than this go." },

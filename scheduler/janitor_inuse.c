@@ -100,8 +100,7 @@ inuse_add_files(struct inuse *u, const char *json, char *err, size_t errlen)
 		cJSON_Delete(a);
 		return (-1);
 	}
-	cJSON_ArrayForEach(e, a)
-	{
+	cJSON_ArrayForEach(e, a) {
 		if (cJSON_IsString(e))
 			strv_add(&u->files, e->valuestring);
 	}
@@ -125,8 +124,7 @@ inuse_load(struct inuse *u, const redisReply *r, char *err, size_t errlen)
 		return (-1);
 	if (a.truncated) {
 		snprintf(err, errlen,
-		    "active_files: more active jobs than "
-		    "the list holds");
+		    "active_files: more active jobs than the list holds");
 		return (-1);
 	}
 	for (i = 0; i < a.njobs; i++) {

@@ -24,8 +24,7 @@ static void
 gpu_format_uuid(const unsigned char *b, char *out, size_t len)
 {
 	snprintf(out, len,
-	    "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x",
+	    "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
 	    b[11], b[12], b[13], b[14], b[15]);
 }
@@ -94,8 +93,7 @@ gpu_preflight(int device, char *err, size_t errlen)
 	for (i = 0; i < GPU_PREFLIGHT_BYTES; i++) {
 		if (host[i] != 0xa5) {
 			snprintf(err, errlen,
-			    "CUDA preflight on device %d: "
-			    "byte %zu read back as 0x%02x",
+			    "CUDA preflight on device %d: byte %zu read back as 0x%02x",
 			    device, i, host[i]);
 			goto out;
 		}
@@ -127,9 +125,7 @@ int
 gpu_preflight(int device, char *err, size_t errlen)
 {
 	snprintf(err, errlen,
-	    "no CUDA preflight for device %d: built "
-	    "without CUDA",
-	    device);
+	    "no CUDA preflight for device %d: built without CUDA", device);
 	return (-1);
 }
 

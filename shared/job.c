@@ -133,8 +133,7 @@ job_check_params(
 
 	if (!cJSON_IsObject(params))
 		BAD("params", "must be an object");
-	cJSON_ArrayForEach(v, params)
-	{
+	cJSON_ArrayForEach(v, params) {
 		n++;
 		snprintf(field, sizeof field, "params.%s", v->string);
 		if (cJSON_IsString(v)) {
@@ -169,8 +168,7 @@ job_check_list(
 	n = cJSON_GetArraySize(v);
 	if (n > max)
 		BAD(field, "%d entries over the %d limit", n, max);
-	cJSON_ArrayForEach(item, v)
-	{
+	cJSON_ArrayForEach(item, v) {
 		if (!cJSON_IsString(item) && !cJSON_IsObject(item)) {
 			snprintf(name, sizeof name, "%s[%d]", field, i);
 			BAD(name, "must be a string or an object");
@@ -188,8 +186,7 @@ job_check_graph(const cJSON *g, char *err, size_t errlen)
 
 	if (!cJSON_IsObject(g) || g->child == NULL)
 		BAD("graph", "must be a non-empty object of nodes");
-	cJSON_ArrayForEach(node, g)
-	{
+	cJSON_ArrayForEach(node, g) {
 		ct = cJSON_IsObject(node)
 		    ? cJSON_GetObjectItemCaseSensitive(node, "class_type")
 		    : NULL;
@@ -247,8 +244,7 @@ job_check_field(struct job_spec *js, const cJSON *v,
 
 		if (!cJSON_IsObject(v))
 			BAD(k, "must be an object");
-		cJSON_ArrayForEach(s, v)
-		{
+		cJSON_ArrayForEach(s, v) {
 			snprintf(field, sizeof field, "inputs.%s", s->string);
 			if (job_check_string(s, field, lim->max_spec_bytes, err,
 				errlen) == -1)
@@ -328,8 +324,7 @@ job_spec_check(
 	js->tenant = js->priority = js->idempotency_key = js->webhook = NULL;
 	js->timeout_s = js->run_at = js->vram_mb = 0;
 	js->max_attempts = 3;
-	cJSON_ArrayForEach(v, js->root)
-	{
+	cJSON_ArrayForEach(v, js->root) {
 		if (job_check_field(js, v, lim, err, errlen) == -1)
 			return (-1);
 	}

@@ -153,8 +153,7 @@ rq_load_functions(redisContext *ctx, char *err, size_t errlen)
 	if (r != NULL && r->type == REDIS_REPLY_STRING &&
 	    atoi(r->str) > atoi(RQ_LIB_VERSION)) {
 		snprintf(err, errlen,
-		    "Redis holds functions library version %s, newer than this "
-		    "program's %s: upgrade this program",
+		    "Redis holds functions library version %s, newer than this program's %s: upgrade this program",
 		    r->str, RQ_LIB_VERSION);
 		freeReplyObject(r);
 		return (-1);
@@ -359,8 +358,8 @@ rq_async_on_version(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	if (reply->type == REDIS_REPLY_STRING &&
 	    atoi(reply->str) > atoi(RQ_LIB_VERSION)) {
-		log_warnx("redis: Redis holds functions library version %s, "
-			  "newer than this program's %s: upgrade this program",
+		log_warnx(
+		    "redis: Redis holds functions library version %s, newer than this program's %s: upgrade this program",
 		    reply->str, RQ_LIB_VERSION);
 		ra->setup_failed = 1;
 	} else {

@@ -70,8 +70,7 @@ rq_url_query(const char *q, struct rq_url *u, char *err, size_t errlen)
 			u->user = v;
 		} else {
 			snprintf(err, errlen,
-			    "redis URL: unknown parameter "
-			    "'%.*s'",
+			    "redis URL: unknown parameter '%.*s'",
 			    (int)(eq - p), p);
 			free(v);
 			return (-1);
@@ -109,14 +108,12 @@ rq_url_parse(const char *url, struct rq_url *u, char *err, size_t errlen)
 	}
 	if (strncmp(url, "rediss://", 9) == 0) {
 		snprintf(err, errlen,
-		    "redis URL: TLS (rediss://) is not "
-		    "supported; use a private network or a TLS tunnel");
+		    "redis URL: TLS (rediss://) is not supported; use a private network or a TLS tunnel");
 		return (-1);
 	}
 	if (strncmp(url, "redis://", 8) != 0) {
 		snprintf(err, errlen,
-		    "redis URL: '%s' does not start with "
-		    "redis:// or unix://",
+		    "redis URL: '%s' does not start with redis:// or unix://",
 		    url);
 		return (-1);
 	}

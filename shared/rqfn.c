@@ -284,7 +284,8 @@ rqfn_claim_reply(
 			break;
 		out->next_due_ms = (long long)strtod(E(1)->str, &end);
 		if (*end != '\0') {
-			snprintf(err, errlen, "unexpected reply to claim (due time '%.32s')",
+			snprintf(err, errlen,
+			    "unexpected reply to claim (due time '%.32s')",
 			    E(1)->str);
 			return (-1);
 		}

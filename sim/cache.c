@@ -77,8 +77,7 @@ cache_sig_enter(const struct graph *g, size_t i, struct sigframe *f, int *state)
 	EVP_DigestInit_ex(f->md, EVP_sha256(), NULL);
 	EVP_DigestUpdate(
 	    f->md, g->v[i].cls->name, strlen(g->v[i].cls->name) + 1);
-	cJSON_ArrayForEach(it, g->v[i].inputs)
-	{
+	cJSON_ArrayForEach(it, g->v[i].inputs) {
 		f->in = xrealloc(f->in, (f->n + 1) * sizeof *f->in);
 		f->in[f->n++] = it;
 	}

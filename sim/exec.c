@@ -444,8 +444,7 @@ run_start(struct prompt *p)
 	cJSON_AddStringToObject(o, "prompt_id", p->id);
 	report_message(r, "execution_cached", o, 0);
 	r->el = execlist_new(r->g, r->cached);
-	cJSON_ArrayForEach(o, p->outputs)
-	{
+	cJSON_ArrayForEach(o, p->outputs) {
 		if ((idx = graph_find(r->g, o->valuestring)) >= 0)
 			execlist_add(r->el, idx);
 	}

@@ -103,8 +103,7 @@ execlist_add(struct execlist *el, int start)
 		el->order[el->norder++] = i;
 		el->nblock[i] = 0;
 		el->blocking[i].n = 0;
-		cJSON_ArrayForEach(in, el->g->v[i].inputs)
-		{
+		cJSON_ArrayForEach(in, el->g->v[i].inputs) {
 			if (!graph_link(in, &src, &slot) ||
 			    (s = graph_find(el->g, src)) < 0)
 				continue;

@@ -170,8 +170,7 @@ fault_parse(const cJSON *spec, struct fault *f, char *err, size_t errlen)
 		    spec->string);
 		return (-1);
 	}
-	cJSON_ArrayForEach(it, spec)
-	{
+	cJSON_ArrayForEach(it, spec) {
 		for (i = 0; keys[i] != NULL; i++)
 			if (strcmp(it->string, keys[i]) == 0)
 				break;
@@ -228,8 +227,7 @@ faults_apply(const cJSON *j, char *err, size_t errlen)
 		return (-1);
 	}
 	memcpy(next, faults, sizeof next);
-	cJSON_ArrayForEach(it, j)
-	{
+	cJSON_ArrayForEach(it, j) {
 		if (strcmp(it->string, "reset") == 0) {
 			reset = cJSON_IsTrue(it);
 			continue;

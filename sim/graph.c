@@ -21,8 +21,7 @@ graph_new(cJSON *prompt)
 	g->n = (size_t)cJSON_GetArraySize(prompt);
 	g->v = xcalloc(g->n > 0 ? g->n : 1, sizeof *g->v);
 	g->index = omap_new();
-	cJSON_ArrayForEach(n, prompt)
-	{
+	cJSON_ArrayForEach(n, prompt) {
 		if (omap_get(g->index, n->string) == NULL)
 			omap_put(
 			    g->index, n->string, (void *)(uintptr_t)(i + 1));

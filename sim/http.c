@@ -164,8 +164,7 @@ http_json_keys(const cJSON *j, const char *k1, const char *k2)
 			: 1);
 	if (!cJSON_IsArray(j))
 		return (-1);
-	cJSON_ArrayForEach(it, j)
-	{
+	cJSON_ArrayForEach(it, j) {
 		if (cJSON_IsString(it) &&
 		    (strcmp(it->valuestring, k1) == 0 ||
 			strcmp(it->valuestring, k2) == 0))
@@ -205,8 +204,7 @@ http_clear_delete(
 	}
 	if (!cJSON_IsArray(ids) && !cJSON_IsObject(ids))
 		return (500);
-	cJSON_ArrayForEach(it, ids)
-	{
+	cJSON_ArrayForEach(it, ids) {
 		if (cJSON_IsObject(ids))
 			del(it->string);
 		else if (cJSON_IsString(it))

@@ -55,17 +55,14 @@ static const struct cfg_entry sim_cfg_table[] = {
 	{ "node-ms", CFG_INT, S(node_ms), "0", 0, 600000, 0, 0, NULL, 0,
 	    "Time every other node takes." },
 	{ "checkpoints", CFG_STR, S(checkpoints),
-	    "sd_xl_base_1.0.safetensors,sd_xl_refiner_1.0.safetensors,"
-	    "svd_xt.safetensors",
+	    "sd_xl_base_1.0.safetensors,sd_xl_refiner_1.0.safetensors,svd_xt.safetensors",
 	    0, 0, 0, 0, NULL, 0,
 	    "Comma-separated files in models/checkpoints." },
 	{ "loras", CFG_STR, S(loras),
-	    "add-detail-xl.safetensors,pixel-art-xl.safetensors,"
-	    "ip-adapter-faceid-plusv2_sdxl_lora.safetensors",
+	    "add-detail-xl.safetensors,pixel-art-xl.safetensors,ip-adapter-faceid-plusv2_sdxl_lora.safetensors",
 	    0, 0, 0, 0, NULL, 0, "Comma-separated files in models/loras." },
 	{ "controlnets", CFG_STR, S(controlnets),
-	    "control-lora-canny-rank256.safetensors,"
-	    "control-lora-depth-rank256.safetensors",
+	    "control-lora-canny-rank256.safetensors,control-lora-depth-rank256.safetensors",
 	    0, 0, 0, 0, NULL, 0,
 	    "Comma-separated files in models/controlnet." },
 	{ "clip-vision", CFG_STR, S(clip_vision),
@@ -78,8 +75,7 @@ static const struct cfg_entry sim_cfg_table[] = {
 	    NULL, 0, "Largest request body in MB (larger: 413)." },
 	{ "max-nodes", CFG_INT, S(max_nodes), "10000", 1, 1000000, 0, 0, NULL,
 	    0,
-	    "Most nodes in a prompt (ComfyUI has no cap); more: 400 "
-	    "prompt_too_large." },
+	    "Most nodes in a prompt (ComfyUI has no cap); more: 400 prompt_too_large." },
 	{ "history-max", CFG_INT, S(history_max), "10000", 1, 1000000, 0, 0,
 	    NULL, 0, "History entries kept (ComfyUI: 10000)." },
 	{ "cache-none", CFG_BOOL, S(cache_none), "false", 0, 0, 0, 0, NULL, 0,
@@ -191,8 +187,8 @@ sim_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(sim.base, NULL);
 		break;
 	case SIGHUP:
-		log_notice("SIGHUP: nothing to reload (faults change through "
-			   "POST /sim/faults)");
+		log_notice(
+		    "SIGHUP: nothing to reload (faults change through POST /sim/faults)");
 		break;
 	default:
 		fatalx("unexpected signal %d", (int)sig);

@@ -272,8 +272,7 @@ static const struct node_class classes[] = {
 	{ "ImageScaleBy", "Upscale Image By", "image/upscaling", CORE, "",
 	    NK_SCALE_BY, 0, in_scale_by, o_image, NULL, NULL },
 	{ "ImageOnlyCheckpointLoader",
-	    "Image Only Checkpoint Loader (img2vid "
-	    "model)",
+	    "Image Only Checkpoint Loader (img2vid model)",
 	    "loaders/video_models", "comfy_extras.nodes_video_model", "",
 	    NK_CKPT_VIDEO, 0, in_ckpt, o_model_clipv_vae, NULL, NULL },
 	{ "SVD_img2vid_Conditioning", "SVD_img2vid_Conditioning",
@@ -293,11 +292,8 @@ static const struct node_class classes[] = {
 	    "custom_nodes.ComfyUI_IPAdapter_plus", "", NK_FACEID, 0, in_faceid,
 	    o_model_image, n_model_face, NULL },
 	{ "VHS_VideoCombine",
-	    "Video Combine \xf0\x9f\x8e\xa5\xf0\x9f\x85\xa5"
-	    "\xf0\x9f\x85\x97\xf0\x9f\x85\xa2",
-	    "Video Helper Suite "
-	    "\xf0\x9f\x8e\xa5\xf0\x9f\x85\xa5\xf0\x9f\x85\x97"
-	    "\xf0\x9f\x85\xa2",
+	    "Video Combine \xf0\x9f\x8e\xa5\xf0\x9f\x85\xa5\xf0\x9f\x85\x97\xf0\x9f\x85\xa2",
+	    "Video Helper Suite \xf0\x9f\x8e\xa5\xf0\x9f\x85\xa5\xf0\x9f\x85\x97\xf0\x9f\x85\xa2",
 	    "custom_nodes.ComfyUI-VideoHelperSuite", "", NK_VHS_COMBINE, 1,
 	    in_vhs_combine, o_files, n_files,
 	    "prompt,extra_pnginfo,unique_id" },

@@ -137,8 +137,7 @@ py_fmt(struct sbuf *b, const cJSON *v, int repr)
 		sb_str(b, "False");
 	else if (cJSON_IsArray(v)) {
 		sb_str(b, "[");
-		cJSON_ArrayForEach(c, v)
-		{
+		cJSON_ArrayForEach(c, v) {
 			if (c != v->child)
 				sb_str(b, ", ");
 			py_fmt(b, c, 1);
@@ -146,8 +145,7 @@ py_fmt(struct sbuf *b, const cJSON *v, int repr)
 		sb_str(b, "]");
 	} else if (cJSON_IsObject(v)) {
 		sb_str(b, "{");
-		cJSON_ArrayForEach(c, v)
-		{
+		cJSON_ArrayForEach(c, v) {
 			if (c != v->child)
 				sb_str(b, ", ");
 			py_repr_string(b, c->string);
@@ -255,8 +253,7 @@ py_int(const cJSON *v, double *out, struct pyexc *exc)
 		return (-1);
 	}
 	py_exc(exc, "TypeError",
-	    "int() argument must be a string, a bytes-like object or a real "
-	    "number, not '%s'",
+	    "int() argument must be a string, a bytes-like object or a real number, not '%s'",
 	    py_typename(v));
 	return (-1);
 }

@@ -152,8 +152,7 @@ report_inputs(const struct run *r, int i)
 	char		   *s;
 	int		    slot, si;
 
-	cJSON_ArrayForEach(in, n->inputs)
-	{
+	cJSON_ArrayForEach(in, n->inputs) {
 		if (node_input_find(n->cls, in->string) == NULL)
 			continue;
 		l = cJSON_AddArrayToObject(ci, in->string);
@@ -182,8 +181,7 @@ report_error(struct run *r, int i, const struct pyexc *exc)
 {
 	static const char oom_tips[] =
 	    "This error means you ran out of memory on your GPU.\n\nTIPS: If "
-	    "the workflow worked before you might have accidentally set the "
-	    "batch_size to a large number.";
+	    "the workflow worked before you might have accidentally set the batch_size to a large number.";
 	int    oom = strstr(exc->type, "OutOfMemoryError") != NULL;
 	cJSON *d = report_data(r), *tb, *outs;
 	char  *msg;
@@ -198,13 +196,12 @@ report_error(struct run *r, int i, const struct pyexc *exc)
 	cJSON_AddStringToObject(d, "exception_type", exc->type);
 	tb = cJSON_AddArrayToObject(d, "traceback");
 	cJSON_AddItemToArray(tb,
-	    cJSON_CreateString("  File \"/ComfyUI/execution.py\", line 496, in "
-			       "execute\n    output_data, output_ui, "
-			       "has_subgraph, has_pending_tasks = await "
-			       "get_output_data(prompt_id, unique_id, obj, "
-			       "input_data_all, execution_block_cb=execution_"
-			       "block_cb, pre_execute_cb=pre_execute_cb, "
-			       "v3_data=v3_data)\n"));
+	    cJSON_CreateString(
+		"  File \"/ComfyUI/execution.py\", line 496, in "
+		"execute\n    output_data, output_ui, "
+		"has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_"
+		"block_cb, pre_execute_cb=pre_execute_cb, "
+		"v3_data=v3_data)\n"));
 	cJSON_AddItemToObject(d, "current_inputs", report_inputs(r, i));
 	outs = cJSON_AddArrayToObject(d, "current_outputs");
 	for (k = 0; k < r->g->n; k++)

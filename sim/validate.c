@@ -167,8 +167,7 @@ v_inputs(struct vctx *c, struct vframe *f)
 			if (cJSON_GetArraySize(val) != 2) {
 				cJSON_AddItemToArray(f->errors,
 				    v_error("bad_linked_input",
-					"Bad linked input, must be a length-2 "
-					"list of [node_id, slot_index]",
+					"Bad linked input, must be a length-2 list of [node_id, slot_index]",
 					in->name, v_extra(in, 1, val)));
 				continue;
 			}
@@ -275,8 +274,7 @@ v_scan(cJSON *prompt, const cJSON *partial, cJSON *outputs, struct vresult *r)
 	char			 msg[512], details[512], *s;
 	int			 in_partial;
 
-	cJSON_ArrayForEach(n, prompt)
-	{
+	cJSON_ArrayForEach(n, prompt) {
 		snprintf(details, sizeof details, "Node ID '#%s'", n->string);
 		if (cJSON_IsNumber(n) || cJSON_IsBool(n) || cJSON_IsNull(n)) {
 			r->raised = 1;
@@ -287,8 +285,7 @@ v_scan(cJSON *prompt, const cJSON *partial, cJSON *outputs, struct vresult *r)
 		    : NULL;
 		if (ct == NULL) {
 			r->error = v_prompt_error("invalid_prompt",
-			    "Cannot execute because a node is missing the "
-			    "class_type property.",
+			    "Cannot execute because a node is missing the class_type property.",
 			    details);
 			return (-1);
 		}
@@ -311,8 +308,7 @@ v_scan(cJSON *prompt, const cJSON *partial, cJSON *outputs, struct vresult *r)
 		if (!cls->output_node)
 			continue;
 		in_partial = !cJSON_IsArray(partial);
-		cJSON_ArrayForEach(t, partial)
-		{
+		cJSON_ArrayForEach(t, partial) {
 			if (cJSON_IsString(t) &&
 			    strcmp(t->valuestring, n->string) == 0)
 				in_partial = 1;
@@ -367,8 +363,7 @@ v_details(struct vbuf *b, const cJSON *reasons)
 	const char  *m, *d;
 	size_t	     need;
 
-	cJSON_ArrayForEach(e, reasons)
-	{
+	cJSON_ArrayForEach(e, reasons) {
 		m = cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring;
 		d = cJSON_GetObjectItemCaseSensitive(e, "details")->valuestring;
 		need = b->len + strlen(m) + strlen(d) + 4;
@@ -434,8 +429,7 @@ validate_prompt(cJSON *prompt, const cJSON *partial, struct vresult *r)
 		    sim.cfg.max_nodes, "nodes");
 		goto out;
 	}
-	cJSON_ArrayForEach(o, prompt)
-	{
+	cJSON_ArrayForEach(o, prompt) {
 		if (omap_get(c.nodes, o->string) == NULL)
 			omap_put(c.nodes, o->string, o);
 	}
@@ -447,8 +441,7 @@ validate_prompt(cJSON *prompt, const cJSON *partial, struct vresult *r)
 		goto out;
 	}
 	r->outputs = cJSON_CreateArray();
-	cJSON_ArrayForEach(o, outputs)
-	{
+	cJSON_ArrayForEach(o, outputs) {
 		rc = v_node(&c, o->valuestring, &exc);
 		if (rc == V_RAISED) {
 			x = cJSON_CreateObject();
@@ -471,12 +464,11 @@ validate_prompt(cJSON *prompt, const cJSON *partial, struct vresult *r)
 		v_details(&details, res->reasons);
 		if (v_collect(&c, o->valuestring, r->node_errors) == -1) {
 			snprintf(msg, sizeof msg,
-			    "node_errors would list more than %d dependent "
-			    "outputs; this comfyq-sim lists at most that many",
+			    "node_errors would list more than %d dependent outputs; this comfyq-sim lists at most that many",
 			    V_DEPS_MAX);
-			r->error = v_too_large("Prompt has too many errors to "
-					       "report",
-			    msg, c.ndeps, V_DEPS_MAX, "dependent_outputs");
+			r->error =
+			    v_too_large("Prompt has too many errors to report",
+				msg, c.ndeps, V_DEPS_MAX, "dependent_outputs");
 			cJSON_Delete(r->node_errors);
 			r->node_errors = cJSON_CreateObject();
 			cJSON_Delete(r->outputs);

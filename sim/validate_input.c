@@ -246,8 +246,7 @@ v_literal(cJSON *inputs, const struct node_input *in, cJSON *val, cJSON *errors)
 	if (in->type != IT_COMBO)
 		return;
 	opts = node_options(in);
-	cJSON_ArrayForEach(it, opts)
-	{
+	cJSON_ArrayForEach(it, opts) {
 		if (cJSON_IsString(val) &&
 		    strcmp(it->valuestring, val->valuestring) == 0)
 			found = 1;
@@ -291,8 +290,7 @@ v_custom(const struct node_class *cls, cJSON *inputs, cJSON *errors,
 	img = cJSON_GetObjectItemCaseSensitive(inputs, "image");
 	if (img == NULL) {
 		py_exc(exc, "TypeError",
-		    "LoadImage.VALIDATE_INPUTS() missing 1 required "
-		    "positional argument: 'image'");
+		    "LoadImage.VALIDATE_INPUTS() missing 1 required positional argument: 'image'");
 		return (V_RAISED);
 	}
 	if (!cJSON_IsString(img)) {

@@ -63,32 +63,31 @@ value_repr(const struct value *v)
 {
 	switch (v->t) {
 	case V_MODEL:
-		return ("<comfy.model_patcher.ModelPatcher object at "
-			"0x7f3c5a1e2d90>");
+		return (
+		    "<comfy.model_patcher.ModelPatcher object at 0x7f3c5a1e2d90>");
 	case V_CLIP:
 		return ("<comfy.sd.CLIP object at 0x7f3c5a1e3a10>");
 	case V_VAE:
 		return ("<comfy.sd.VAE object at 0x7f3c5a1e4b50>");
 	case V_COND:
-		return ("[[tensor([[[-0.3884,  0.0229, -0.0523,  ..., "
-			"-0.4902, -0.3066,  0.0674]]]), {'pooled_output': "
-			"tensor([[-0.1294,  0.2712, ...]])}]]");
+		return (
+		    "[[tensor([[[-0.3884,  0.0229, -0.0523,  ..., -0.4902, -0.3066,  0.0674]]]), {'pooled_output': tensor([[-0.1294,  0.2712, ...]])}]]");
 	case V_LATENT:
-		return ("{'samples': tensor([[[[0., 0., 0.,  ..., 0., 0., "
-			"0.]]]])}");
+		return (
+		    "{'samples': tensor([[[[0., 0., 0.,  ..., 0., 0., 0.]]]])}");
 	case V_IMAGE:
 	case V_MASK:
 		return (
 		    "tensor([[[[0.5020, 0.5020, 0.5020],\n          ...]]]])");
 	case V_CNET:
-		return ("<comfy.controlnet.ControlLora object at "
-			"0x7f3c5a1e5c20>");
+		return (
+		    "<comfy.controlnet.ControlLora object at 0x7f3c5a1e5c20>");
 	case V_CLIPV:
-		return ("<comfy.clip_vision.ClipVisionModel object at "
-			"0x7f3c5a1e6d30>");
+		return (
+		    "<comfy.clip_vision.ClipVisionModel object at 0x7f3c5a1e6d30>");
 	case V_IPADAPTER:
-		return ("{'clipvision': {...}, 'ipadapter': {...}, "
-			"'insightface': {...}}");
+		return (
+		    "{'clipvision': {...}, 'ipadapter': {...}, 'insightface': {...}}");
 	case V_FILES:
 		return ("(True, [...])");
 	case V_NONE:

@@ -214,8 +214,8 @@ confine_list_check(const char *list, char *err, size_t errlen)
 		if (confine_name(e, why, sizeof why) == -1)
 			ERR_OUT("graph-files: '%.*s' %s", (int)n, p, why);
 		if (strcmp(e, "comfyq") == 0 || strncmp(e, "comfyq/", 7) == 0)
-			ERR_OUT("graph-files: '%.*s': comfyq/ holds the jobs' "
-				"own uploads",
+			ERR_OUT(
+			    "graph-files: '%.*s': comfyq/ holds the jobs' own uploads",
 			    (int)n, p);
 		p = *end == ',' ? end + 1 : end;
 	}
@@ -243,10 +243,9 @@ confine_value(const char *what, enum confine_kind k, const char *name,
 		return (0);
 	ERR_OUT("%s: '%.100s' is not a file of this job (%s%s)", what, name,
 	    hint != NULL ? hint : "",
-	    hint != NULL ? "; other files only as the worker's graph-files "
-			   "setting lists them"
-			 : "only files the worker's graph-files setting lists "
-			   "may be named here");
+	    hint != NULL
+		? "; other files only as the worker's graph-files setting lists them"
+		: "only files the worker's graph-files setting lists may be named here");
 }
 
 /*
@@ -266,13 +265,11 @@ confine_graph(const cJSON *graph, const cJSON *inputs, const char *list,
 	char		  what[GRAPH_ID_MAX + 160], hint[GRAPH_ID_MAX + 48];
 	int		  slot, up;
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		cls = graph_node_class(node);
 		up = confine_upload_class(cls);
 		cJSON_ArrayForEach(
-		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
-		{
+		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs")) {
 			if ((k = confine_input(cls, v->string)) == CONFINE_NONE)
 				continue;
 			if (up && strcmp(v->string, "image") == 0 &&

@@ -137,8 +137,7 @@ cn_parse_object(const cJSON *o, const char *from, struct cn_entry *e, char *err,
 	const cJSON		*v;
 	size_t			 i;
 
-	cJSON_ArrayForEach(v, o)
-	{
+	cJSON_ArrayForEach(v, o) {
 		for (i = 0; i < sizeof known / sizeof known[0]; i++)
 			if (strcmp(v->string, known[i]) == 0)
 				break;
@@ -170,8 +169,8 @@ cn_parse_object(const cJSON *o, const char *from, struct cn_entry *e, char *err,
 	e->preprocess = cJSON_IsTrue(v);
 	v = cJSON_GetObjectItemCaseSensitive(o, "image");
 	if (v != NULL && (!cJSON_IsString(v) || *v->valuestring == '\0'))
-		ERR_OUT("%s.image: must be an image (base64, data URI or URL) "
-			"or the name of an input",
+		ERR_OUT(
+		    "%s.image: must be an image (base64, data URI or URL) or the name of an input",
 		    from);
 	e->source = v != NULL ? v->valuestring : NULL;
 	return (0);
@@ -211,8 +210,7 @@ cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
 	char		 from[32];
 
 	memset(l, 0, sizeof *l);
-	cJSON_ArrayForEach(v, arr)
-	{
+	cJSON_ArrayForEach(v, arr) {
 		snprintf(from, sizeof from, "controlnets[%d]", l->n);
 		if (l->n == CN_MAX)
 			ERR_OUT("controlnets: over %d entries", CN_MAX);
@@ -236,8 +234,8 @@ cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
 			ERR_OUT(
 			    "%s: low %g above high %g", from, e->low, e->high);
 		if (e->preprocess && strcmp(e->type, "canny") != 0)
-			ERR_OUT("%s: preprocess is offered for canny only, not "
-				"%s",
+			ERR_OUT(
+			    "%s: preprocess is offered for canny only, not %s",
 			    from, e->type);
 		l->n++;
 	}
@@ -253,16 +251,15 @@ cn_find_sampler(
 	const char *ct;
 	int	    n = 0;
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		ct = graph_node_class(node);
 		if (ct == NULL ||
 		    (strcmp(ct, "KSampler") != 0 &&
 			strcmp(ct, "KSamplerAdvanced") != 0))
 			continue;
 		if (n++ > 0)
-			ERR_OUT("controlnets: the graph has more than one "
-				"sampler (nodes %s and %s)",
+			ERR_OUT(
+			    "controlnets: the graph has more than one sampler (nodes %s and %s)",
 			    *id, node->string);
 		*id = node->string;
 		*inputs = graph_node_inputs(node);
@@ -294,12 +291,12 @@ cn_inject(cJSON *graph, const struct cn_list *l, const struct cn_map *m,
 		&pid, &pslot) ||
 	    !graph_link_parse(
 		cJSON_GetObjectItemCaseSensitive(ks, "negative"), &nid, &nslot))
-		ERR_OUT("controlnets: sampler %s has no positive and negative "
-			"links",
+		ERR_OUT(
+		    "controlnets: sampler %s has no positive and negative links",
 		    sid);
 	if (strlen(pid) >= sizeof pos || strlen(nid) >= sizeof neg)
-		ERR_OUT("controlnets: sampler %s links to a node id over %d "
-			"bytes",
+		ERR_OUT(
+		    "controlnets: sampler %s links to a node id over %d bytes",
 		    sid, GRAPH_ID_MAX - 1);
 	snprintf(pos, sizeof pos, "%s", pid);
 	snprintf(neg, sizeof neg, "%s", nid);

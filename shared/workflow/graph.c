@@ -187,8 +187,7 @@ graph_node_add(cJSON *graph, const char *ct, char id[GRAPH_ID_MAX])
 	cJSON	    *node;
 	long	     v, max = 0;
 
-	cJSON_ArrayForEach(n, graph)
-	{
+	cJSON_ArrayForEach(n, graph) {
 		if (graph_id_number(n->string, &v) && v > max)
 			max = v;
 	}
@@ -215,8 +214,7 @@ graph_relink(cJSON *graph, const char *from, int slot, const char *to,
 	cJSON *node, *in, *v, *next;
 	int    n = 0;
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		if (skip != NULL && strcmp(node->string, skip) == 0)
 			continue;
 		in = cJSON_GetObjectItemCaseSensitive(node, "inputs");
@@ -269,8 +267,7 @@ graph_check_inputs(const cJSON *graph, const cJSON *node,
 	in = cJSON_GetObjectItemCaseSensitive(node, "inputs");
 	if (in != NULL && !cJSON_IsObject(in))
 		ERR_OUT("node %s: inputs must be an object", node->string);
-	cJSON_ArrayForEach(v, in)
-	{
+	cJSON_ArrayForEach(v, in) {
 		if (!cJSON_IsArray(v))
 			continue;
 		if (!graph_link_parse(v, &id, &slot))
@@ -286,8 +283,8 @@ graph_check_inputs(const cJSON *graph, const cJSON *node,
 		if (sct != NULL &&
 		    graph_class_info(object_info, sct, &outs, &onode) &&
 		    slot >= outs)
-			ERR_OUT("node %s input %s: node %s (%s) has no "
-				"output %d (it has %d)",
+			ERR_OUT(
+			    "node %s input %s: node %s (%s) has no output %d (it has %d)",
 			    node->string, v->string, id, sct, slot, outs);
 	}
 	return (0);
@@ -310,8 +307,7 @@ graph_dfs(const cJSON *graph, const cJSON *node, int i, unsigned char *colour,
 		return (-1);
 	colour[i] = GRAPH_GREY;
 	in = cJSON_GetObjectItemCaseSensitive(node, "inputs");
-	cJSON_ArrayForEach(v, in)
-	{
+	cJSON_ArrayForEach(v, in) {
 		if (!graph_link_parse(v, &id, &slot))
 			continue;
 		for (j = 0, src = graph->child; src != NULL;
@@ -378,16 +374,14 @@ graph_validate(
 
 	if (!cJSON_IsObject(graph) || graph->child == NULL)
 		ERR_OUT("graph: must be a non-empty object of nodes");
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		if (++n > GRAPH_NODES_MAX)
 			ERR_OUT("graph: over %d nodes", GRAPH_NODES_MAX);
 	}
 	if ((dup = graph_dup_key(graph)) != NULL)
 		ERR_OUT("graph: node id '%.80s' given twice", dup);
 	n = 0;
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		n++;
 		if (*node->string == '\0' ||
 		    strlen(node->string) >= GRAPH_ID_MAX)
@@ -427,8 +421,8 @@ graph_validate(
 	}
 	free(colour);
 	if (outputs == 0 && unknown == 0)
-		ERR_OUT("graph: no output node (SaveImage, PreviewImage, "
-			"VHS_VideoCombine, ...)");
+		ERR_OUT(
+		    "graph: no output node (SaveImage, PreviewImage, VHS_VideoCombine, ...)");
 	return (0);
 }
 

@@ -272,8 +272,8 @@ inputs_download(const char *url, struct inputs_dl *d, char *err, size_t errlen)
 	curl_easy_getinfo(c, CURLINFO_REDIRECT_COUNT, &redirects);
 	curl_easy_cleanup(c);
 	if (d->blocked)
-		ERR_OUT("refused: %s is a private, loopback or link-local "
-			"address",
+		ERR_OUT(
+		    "refused: %s is a private, loopback or link-local address",
 		    d->peer);
 	if (d->too_big || rc == CURLE_FILESIZE_EXCEEDED)
 		ERR_OUT("over the %zu byte limit", d->o->max_bytes);

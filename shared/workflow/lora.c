@@ -73,9 +73,8 @@ lora_add(struct lora_list *ll, const char *from, const char *name, double sm,
 	int	     i;
 
 	if (!lora_name_ok(name))
-		ERR_OUT("%s: name '%.64s' must be a relative path of 1..200 "
-			"bytes without control characters, '\\', ':', '<', "
-			"'>', '..', empty parts or a trailing '.'",
+		ERR_OUT(
+		    "%s: name '%.64s' must be a relative path of 1..200 bytes without control characters, '\\', ':', '<', '>', '..', empty parts or a trailing '.'",
 		    from, name);
 	if (!lora_weight_ok(sm) || !lora_weight_ok(sc))
 		ERR_OUT("%s: weight %g not in -%g..%g", from,
@@ -143,14 +142,13 @@ lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
 			    from, v->valuestring);
 		return (lora_add(ll, from, buf, sm, sc, err, errlen));
 	}
-	cJSON_ArrayForEach(f, v)
-	{
+	cJSON_ArrayForEach(f, v) {
 		if (strcmp(f->string, "name") != 0 &&
 		    strcmp(f->string, "strength_model") != 0 &&
 		    strcmp(f->string, "strength_clip") != 0 &&
 		    strcmp(f->string, "enabled") != 0)
-			ERR_OUT("%s.%s: unknown field (name, strength_model, "
-				"strength_clip, enabled)",
+			ERR_OUT(
+			    "%s.%s: unknown field (name, strength_model, strength_clip, enabled)",
 			    from, f->string);
 	}
 	f = cJSON_GetObjectItemCaseSensitive(v, "enabled");
@@ -184,8 +182,7 @@ lora_parse_list(
 	char	     from[32];
 	int	     i = 0;
 
-	cJSON_ArrayForEach(v, loras)
-	{
+	cJSON_ArrayForEach(v, loras) {
 		snprintf(from, sizeof from, "loras[%d]", i++);
 		if (lora_parse_entry(v, from, ll, err, errlen) == -1)
 			return (-1);
@@ -284,8 +281,7 @@ lora_find_source(const cJSON *graph, const char **id, char *err, size_t errlen)
 	size_t	     i;
 	int	     n = 0, which = -1;
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		if ((ct = graph_node_class(node)) == NULL)
 			continue;
 		for (i = 0; i < sizeof lora_sources / sizeof lora_sources[0];
@@ -293,8 +289,8 @@ lora_find_source(const cJSON *graph, const char **id, char *err, size_t errlen)
 			if (strcmp(ct, lora_sources[i].class) != 0)
 				continue;
 			if (n++ > 0)
-				ERR_OUT("loras: the graph has more than one "
-					"checkpoint loader (nodes %s and %s)",
+				ERR_OUT(
+				    "loras: the graph has more than one checkpoint loader (nodes %s and %s)",
 				    *id, node->string);
 			*id = node->string;
 			which = (int)i;
@@ -311,11 +307,9 @@ lora_consumed(const cJSON *graph, const char *id, int slot)
 {
 	const cJSON *node, *v;
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		cJSON_ArrayForEach(
-		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
-		{
+		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs")) {
 			if (graph_link_is(v, id, slot))
 				return (1);
 		}

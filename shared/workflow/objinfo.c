@@ -61,8 +61,7 @@ objinfo_list(const cJSON *choices, char *buf, size_t len)
 	int	     n = 0, total = cJSON_GetArraySize(choices);
 
 	buf[0] = '\0';
-	cJSON_ArrayForEach(c, choices)
-	{
+	cJSON_ArrayForEach(c, choices) {
 		if (!cJSON_IsString(c) || o >= len)
 			continue;
 		if (n++ == 5) {
@@ -89,8 +88,7 @@ objinfo_check(
 	const char  *ct;
 	char	     list[512], why[128];
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		ct = graph_node_class(node);
 		cls = cJSON_GetObjectItemCaseSensitive(object_info, ct);
 		if (!cJSON_IsObject(cls)) {
@@ -100,8 +98,7 @@ objinfo_check(
 			return (-1);
 		}
 		cJSON_ArrayForEach(
-		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
-		{
+		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs")) {
 			if (cJSON_IsString(v) &&
 			    confine_input(ct, v->string) == CONFINE_MODEL &&
 			    confine_name(v->valuestring, why, sizeof why) ==
@@ -116,8 +113,7 @@ objinfo_check(
 			    (choices = objinfo_choices(
 				 objinfo_spec(cls, v->string))) == NULL)
 				continue;
-			cJSON_ArrayForEach(c, choices)
-			{
+			cJSON_ArrayForEach(c, choices) {
 				if (cJSON_IsString(c) &&
 				    strcmp(c->valuestring, v->valuestring) == 0)
 					break;
@@ -126,8 +122,7 @@ objinfo_check(
 				continue;
 			objinfo_list(choices, list, sizeof list);
 			snprintf(err, errlen,
-			    "node %s (%s) %s: '%.200s' is not in ComfyUI's "
-			    "list (%s)",
+			    "node %s (%s) %s: '%.200s' is not in ComfyUI's list (%s)",
 			    node->string, ct, v->string, v->valuestring, list);
 			return (-1);
 		}

@@ -60,16 +60,14 @@ wf_check_refs(const struct wf_template *t, char *err, size_t errlen)
 		if (p->def != NULL &&
 		    wf_check_value(p, p->def, err, errlen) == -1)
 			return (-1);
-		cJSON_ArrayForEach(set, p->sets)
-		{
-			cJSON_ArrayForEach(v, set)
-			{
+		cJSON_ArrayForEach(set, p->sets) {
+			cJSON_ArrayForEach(v, set) {
 				const struct wf_param *q =
 				    wf_param_find(t, v->string);
 
 				if (q == NULL)
-					ERR_OUT("params.%s: sets unknown param "
-						"%s",
+					ERR_OUT(
+					    "params.%s: sets unknown param %s",
 					    p->name, v->string);
 				if (wf_check_value(q, v, err, errlen) == -1)
 					return (-1);
@@ -94,8 +92,8 @@ wf_check_refs(const struct wf_template *t, char *err, size_t errlen)
 	    (wf_param_typed(t, o->fps, -1) == NULL ||
 		wf_param_typed(t, o->duration, -1) == NULL || o->nframes == 0 ||
 		o->max_frames <= 0))
-		ERR_OUT("output: a video needs fps, duration, frames and "
-			"max_frames");
+		ERR_OUT(
+		    "output: a video needs fps, duration, frames and max_frames");
 	return (0);
 }
 
@@ -137,21 +135,19 @@ wf_parse_tables(struct wf_template *t, char *err, size_t errlen)
 	t->vram = cJSON_GetObjectItemCaseSensitive(t->root, "vram");
 	if (!cJSON_IsArray(t->vram) || t->vram->child == NULL)
 		ERR_OUT("vram: must be a list of {max_pixels, mb}");
-	cJSON_ArrayForEach(v, t->vram)
-	{
+	cJSON_ArrayForEach(v, t->vram) {
 		const cJSON *px =
 		    cJSON_GetObjectItemCaseSensitive(v, "max_pixels");
 		const cJSON *mb = cJSON_GetObjectItemCaseSensitive(v, "mb");
 
 		if (!cJSON_IsNumber(px) || !cJSON_IsNumber(mb) ||
 		    px->valuedouble <= last || mb->valuedouble < 0)
-			ERR_OUT("vram: must be a list of {max_pixels, mb}, "
-				"max_pixels ascending");
+			ERR_OUT(
+			    "vram: must be a list of {max_pixels, mb}, max_pixels ascending");
 		last = px->valuedouble;
 	}
 	t->errors = cJSON_GetObjectItemCaseSensitive(t->root, "errors");
-	cJSON_ArrayForEach(v, t->errors)
-	{
+	cJSON_ArrayForEach(v, t->errors) {
 		if (!cJSON_IsString(
 			cJSON_GetObjectItemCaseSensitive(v, "match")) ||
 		    !cJSON_IsString(
@@ -216,8 +212,7 @@ wf_template_parse(const char *name, const char *text, char *err, size_t errlen)
 	}
 	t->params =
 	    xcalloc((size_t)cJSON_GetArraySize(params) + 1, sizeof *t->params);
-	cJSON_ArrayForEach(v, params)
-	{
+	cJSON_ArrayForEach(v, params) {
 		t->nparams = i + 1;
 		if (wf_param_parse(
 			t->graph, v, &t->params[i], sub, sizeof sub) == -1) {
@@ -276,8 +271,7 @@ wf_load(const char *dir, char *err, size_t errlen)
 			continue;
 		if (n == WF_TEMPLATES_MAX || len - 5 >= WF_NAME_MAX) {
 			snprintf(err, errlen,
-			    "%s: over %d templates, or a "
-			    "name over %d bytes",
+			    "%s: over %d templates, or a name over %d bytes",
 			    dir, WF_TEMPLATES_MAX, WF_NAME_MAX - 1);
 			goto fail;
 		}
@@ -425,8 +419,7 @@ wf_vram_mb(const struct wf_template *t, long long pixels)
 {
 	const cJSON *v, *last = NULL;
 
-	cJSON_ArrayForEach(v, t->vram)
-	{
+	cJSON_ArrayForEach(v, t->vram) {
 		last = v;
 		if ((double)pixels <=
 		    cJSON_GetObjectItemCaseSensitive(v, "max_pixels")
@@ -445,8 +438,7 @@ wf_error_code(const struct wf_template *t, const char *message)
 {
 	const cJSON *v;
 
-	cJSON_ArrayForEach(v, t->errors)
-	{
+	cJSON_ArrayForEach(v, t->errors) {
 		if (strstr(message,
 			cJSON_GetObjectItemCaseSensitive(v, "match")
 			    ->valuestring) != NULL)

@@ -193,8 +193,8 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 			if (p->canny_type[0] != '\0' &&
 			    (!cJSON_IsString(ty) ||
 				strcmp(ty->valuestring, "canny") != 0))
-				ERR_OUT("%s: preprocessing is offered for "
-					"canny only, not %s",
+				ERR_OUT(
+				    "%s: preprocessing is offered for canny only, not %s",
 				    p->canny_enable,
 				    cJSON_IsString(ty) ? ty->valuestring
 						       : "(none)");
@@ -235,14 +235,13 @@ wfj_raw(struct wf_job *j, const struct job_spec *js, const char *list,
 	int	     rc;
 
 	if (js->params != NULL)
-		ERR_OUT("params: a raw graph takes no params (set the values "
-			"in the graph)");
+		ERR_OUT(
+		    "params: a raw graph takes no params (set the values in the graph)");
 	if (graph_validate(js->graph, NULL, err, errlen) == -1)
 		return (-1);
 	if ((j->graph = cJSON_Duplicate(js->graph, 1)) == NULL)
 		ERR_OUT("graph: out of memory");
-	cJSON_ArrayForEach(node, j->graph)
-	{
+	cJSON_ArrayForEach(node, j->graph) {
 		const char *ct = graph_node_class(node);
 
 		in = cJSON_GetObjectItemCaseSensitive(node, "inputs");
@@ -258,8 +257,7 @@ wfj_raw(struct wf_job *j, const struct job_spec *js, const char *list,
 		if (rc == -1)
 			return (-1);
 	}
-	cJSON_ArrayForEach(v, js->inputs)
-	{
+	cJSON_ArrayForEach(v, js->inputs) {
 		node = cJSON_GetObjectItemCaseSensitive(j->graph, v->string);
 		if (node == NULL ||
 		    !confine_upload_class(graph_node_class(node)))
@@ -286,8 +284,7 @@ wfj_inputs_used(
 	size_t	     i;
 	int	     k;
 
-	cJSON_ArrayForEach(v, inputs)
-	{
+	cJSON_ArrayForEach(v, inputs) {
 		for (i = 0; i < (size_t)j->cn_first; i++)
 			if (strcmp(j->in[i].name, v->string) == 0)
 				break;
@@ -298,8 +295,7 @@ wfj_inputs_used(
 			ERR_OUT("inputs.%.64s: not used (%s)", v->string,
 			    j->t != NULL
 				? "no image param or ControlNet of that name"
-				: "no LoadImage node or ControlNet of that "
-				  "name");
+				: "no LoadImage node or ControlNet of that name");
 	}
 	return (0);
 }
@@ -329,8 +325,7 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 	}
 	if (cJSON_GetArraySize(js->inputs) > WF_INPUTS_MAX) {
 		snprintf(err, errlen,
-		    "inputs: over %d entries (%d images and %d ControlNet "
-		    "images)",
+		    "inputs: over %d entries (%d images and %d ControlNet images)",
 		    WF_INPUTS_MAX, WF_IMAGES_MAX, CN_MAX);
 		goto fail;
 	}
@@ -338,8 +333,7 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 		snprintf(err, errlen, "inputs.%.64s: given twice", dup);
 		goto fail;
 	}
-	cJSON_ArrayForEach(v, js->inputs)
-	{
+	cJSON_ArrayForEach(v, js->inputs) {
 		if (strlen(v->string) >= WF_NAME_MAX) {
 			snprintf(err, errlen,
 			    "inputs.%.64s...: a name over %d bytes", v->string,
@@ -452,16 +446,14 @@ wfj_upload(struct wf_job *j, size_t i, int flags, char *err, size_t errlen)
 	/* ComfyUI's name: a full buffer may be a cut one. */
 	if (strlen(in->upload) >= sizeof in->upload - 1) {
 		snprintf(err, errlen,
-		    "%s: ComfyUI's name for the upload is "
-		    "over %zu bytes",
+		    "%s: ComfyUI's name for the upload is over %zu bytes",
 		    in->field, sizeof in->upload - 2);
 		return (NULL);
 	}
 	if (in->upload[0] != '\0' &&
 	    confine_name(in->upload, why, sizeof why) == -1) {
 		snprintf(err, errlen,
-		    "%s: ComfyUI's name for the upload, "
-		    "'%.100s', %s",
+		    "%s: ComfyUI's name for the upload, '%.100s', %s",
 		    in->field, in->upload, why);
 		return (NULL);
 	}
@@ -555,8 +547,7 @@ wfj_prefix(cJSON *g, const char *prefix)
 	const struct graph_class *gc;
 	cJSON			 *node;
 
-	cJSON_ArrayForEach(node, g)
-	{
+	cJSON_ArrayForEach(node, g) {
 		gc = graph_class_find(graph_node_class(node));
 		if (gc != NULL && gc->output_node &&
 		    cJSON_GetObjectItemCaseSensitive(

@@ -118,8 +118,7 @@ wf_targets_parse(const cJSON *graph, const cJSON *arr, struct wf_target **out,
 		ERR_OUT("targets: must be an array of up to %d objects",
 		    WF_TARGETS_MAX);
 	*out = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof **out);
-	cJSON_ArrayForEach(t, arr)
-	{
+	cJSON_ArrayForEach(t, arr) {
 		node = cJSON_GetObjectItemCaseSensitive(t, "node");
 		in = cJSON_GetObjectItemCaseSensitive(t, "input");
 		if (!cJSON_IsString(node) || !cJSON_IsString(in) ||
@@ -162,8 +161,8 @@ wf_param_parse(const cJSON *graph, const cJSON *o, struct wf_param *p,
 		return (-1);
 	if (wf_parse_type(
 		cJSON_GetObjectItemCaseSensitive(o, "type"), &p->type) == -1)
-		ERR_OUT("type: must be one of string, int, float, bool, enum, "
-			"image");
+		ERR_OUT(
+		    "type: must be one of string, int, float, bool, enum, image");
 	v = cJSON_GetObjectItemCaseSensitive(o, "description");
 	p->description = cJSON_IsString(v) ? v->valuestring : "";
 	p->required =
@@ -188,11 +187,10 @@ wf_param_parse(const cJSON *graph, const cJSON *o, struct wf_param *p,
 		p->values = cJSON_GetObjectItemCaseSensitive(o, "values");
 		if (!cJSON_IsArray(p->values) || p->values->child == NULL)
 			ERR_OUT("values: an enum needs a list of strings");
-		cJSON_ArrayForEach(v, p->values)
-		{
+		cJSON_ArrayForEach(v, p->values) {
 			if (!cJSON_IsString(v))
-				ERR_OUT("values: an enum needs a list of "
-					"strings");
+				ERR_OUT(
+				    "values: an enum needs a list of strings");
 		}
 		p->sets = cJSON_GetObjectItemCaseSensitive(o, "sets");
 		v = cJSON_GetObjectItemCaseSensitive(o, "lookup");
@@ -242,8 +240,7 @@ wf_param_rule(const struct wf_param *p, char *buf, size_t len)
 		    buf + o, len - o, ", up to %zu bytes", p->max_len);
 	if (p->values != NULL && o < len)
 		o += (size_t)snprintf(buf + o, len - o, ":");
-	cJSON_ArrayForEach(v, p->values)
-	{
+	cJSON_ArrayForEach(v, p->values) {
 		if (o < len)
 			o += (size_t)snprintf(buf + o, len - o, "%s%s",
 			    v == p->values->child ? " " : ", ", v->valuestring);
@@ -275,8 +272,7 @@ wf_check_value(
 		return (0);
 	case WF_ENUM:
 		if (cJSON_IsString(v))
-			cJSON_ArrayForEach(e, p->values)
-			{
+			cJSON_ArrayForEach(e, p->values) {
 				if (strcmp(e->valuestring, v->valuestring) == 0)
 					return (0);
 			}

@@ -98,18 +98,15 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 	size_t		       i;
 
 	*values = NULL;
-	cJSON_ArrayForEach(v, params)
-	{
+	cJSON_ArrayForEach(v, params) {
 		p = wf_param_find(t, v->string);
 		if (p == NULL || p->type == WF_IMAGE) {
 			if (p != NULL)
 				ERR_OUT(
-				    "%s: an image goes in inputs.%s, not in "
-				    "params",
+				    "%s: an image goes in inputs.%s, not in params",
 				    v->string, v->string);
 			ERR_OUT(
-			    "%.64s: unknown parameter (see comfyq workflows "
-			    "show %s)",
+			    "%.64s: unknown parameter (see comfyq workflows show %s)",
 			    v->string, wf_name(t));
 		}
 	}

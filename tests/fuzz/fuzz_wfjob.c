@@ -48,11 +48,9 @@ fuzz_check_confined(const cJSON *g)
 	enum confine_kind k;
 	char		  why[128];
 
-	cJSON_ArrayForEach(node, g)
-	{
+	cJSON_ArrayForEach(node, g) {
 		cJSON_ArrayForEach(
-		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
-		{
+		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs")) {
 			k = confine_input(graph_node_class(node), v->string);
 			if (k == CONFINE_NONE || !cJSON_IsString(v) ||
 			    strncmp(v->valuestring, "<upload:", 8) == 0)

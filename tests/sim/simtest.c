@@ -475,8 +475,7 @@ wsc_find(struct wsc *c, const char *type, const char *prompt_id, int n)
 {
 	cJSON *m;
 
-	cJSON_ArrayForEach(m, c->msgs)
-	{
+	cJSON_ArrayForEach(m, c->msgs) {
 		if (wsc_match(m, type, prompt_id) && n-- == 0)
 			return (m);
 	}
@@ -512,8 +511,7 @@ wsc_wait_done(struct wsc *c, const char *prompt_id, int timeout_ms)
 	cJSON	 *m;
 
 	for (;;) {
-		cJSON_ArrayForEach(m, c->msgs)
-		{
+		cJSON_ArrayForEach(m, c->msgs) {
 			if (wsc_is_done(m, prompt_id))
 				return (1);
 		}
@@ -530,8 +528,7 @@ wsc_types(struct wsc *c, const char *prompt_id, int with_status)
 	char	   *s = xstrdup(""), *n;
 	const char *t;
 
-	cJSON_ArrayForEach(m, c->msgs)
-	{
+	cJSON_ArrayForEach(m, c->msgs) {
 		t = cJSON_GetStringValue(
 		    cJSON_GetObjectItemCaseSensitive(m, "type"));
 		if (t == NULL)

@@ -475,8 +475,7 @@ test_queue_delete_and_priority(void)
 		cJSON *m;
 		int    k = 0, ipf = -1, ip3 = -1, ip7 = -1;
 
-		cJSON_ArrayForEach(m, c.msgs)
-		{
+		cJSON_ArrayForEach(m, c.msgs) {
 			const char *p = cJSON_GetStringValue(
 			    cJSON_GetObjectItemCaseSensitive(
 				cJSON_GetObjectItemCaseSensitive(m, "data"),
@@ -843,8 +842,7 @@ test_history_paging(void)
 	h = ht_json(&r);
 	ht_free(&r);
 	keys = xstrdup("");
-	cJSON_ArrayForEach(e, h)
-	{
+	cJSON_ArrayForEach(e, h) {
 		char *n = xasprintf("%s%s,", keys, e->string);
 
 		free(keys);

@@ -96,8 +96,7 @@ test_execution_error(void)
 	ASSERT_TRUE(strstr(t, "execution_success") == NULL);
 	free(t);
 	d = event_data(&c, "execution_error", "e1");
-	cJSON_ArrayForEach(k, d)
-	{
+	cJSON_ArrayForEach(k, d) {
 		strcat(keys, k->string);
 		strcat(keys, ",");
 	}
