@@ -13,6 +13,7 @@
 #include "jobfiles.h"
 #include "log.h"
 #include "objinfo.h"
+#include "rqfn.h"
 #include "run_int.h"
 #include "tpool.h"
 #include "xmalloc.h"
@@ -298,15 +299,19 @@ static void
 run_files_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct run *r = arg;
-	redisReply *rep = reply;
+	char	    err[256];
+	int	    stale;
 
 	(void)ac;
 	if (r->state == RS_RENDER) {
-		if (rq_reply_is_status(rep, "STALE"))
-			run_drop(r, "lease lost before the prompt was sent");
-		else if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
+		if (reply == NULL)
+			snprintf(err, sizeof err, "connection lost");
+		if (reply == NULL ||
+		    rqfn_job_files_reply(reply, &stale, err, sizeof err) == -1)
 			run_end(r, EC_INTERNAL, "recording the job's files: %s",
-			    rep ? rep->str : "connection lost");
+			    err);
+		else if (stale)
+			run_drop(r, "lease lost before the prompt was sent");
 		else
 			run_submit(r);
 	}

@@ -1,8 +1,10 @@
 /*
  * A run's report (run.c has the whole machine): REPORT is the one
- * complete, fail or release call, retried until Redis answers; run_end is
- * the way to fail a job, once. Progress events go out from here too, at
- * most one per progress-min-ms, the last one just before complete.
+ * complete, fail or release call, retried until Redis answers it with a
+ * reply rqfn.h decodes (an error reply, or one of no shape the function
+ * gives, is retried as a lost connection is); run_end is the way to fail
+ * a job, once. Progress events go out from here too, at most one per
+ * progress-min-ms, the last one just before complete.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "rqfn.h"
 #include "run_int.h"
 #include "settings.h"
 #include "util.h"
@@ -83,34 +86,64 @@ run_send_report(struct run *r)
 		timer_add_ms(r->retry, RUN_REPORT_RETRY_MS);
 }
 
+/*
+ * Decodes the reply to the report call: *stale 1 when the lease had been
+ * lost, else *what says what fail or release did ("delayed", "failed",
+ * "queued", ...; NULL for complete), pointing into rep.
+ */
+static int
+run_report_decode(const struct run *r, const redisReply *rep, int *stale,
+    const char **what, char *err, size_t errlen)
+{
+	struct rqfn_end end;
+	int		rc;
+
+	*what = NULL;
+	if (r->report == REPORT_COMPLETE)
+		return (rqfn_complete_reply(rep, stale, err, errlen));
+	if (r->report == REPORT_RELEASE)
+		rc = rqfn_release_reply(rep, &end, err, errlen);
+	else
+		rc = rqfn_fail_reply(rep, &end, err, errlen);
+	if (rc == -1)
+		return (-1);
+	*stale = end.kind == RQFN_END_STALE;
+	*what = end.what;
+	return (0);
+}
+
 static void
 run_report_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct run *r = arg;
 	redisReply *rep = reply;
+	const char *what;
+	char	    err[256];
+	int	    stale;
 
 	(void)ac;
 	if (r->state != RS_REPORT) {
 		run_unref(r);
 		return;
 	}
-	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-		log_job(LL_WARNING, r->jid, "report failed: %s; retrying",
-		    rep ? rep->str : "no connection to Redis");
+	if (rep == NULL)
+		snprintf(err, sizeof err, "no connection to Redis");
+	if (rep == NULL ||
+	    run_report_decode(r, rep, &stale, &what, err, sizeof err) == -1) {
+		log_job(LL_WARNING, r->jid, "report failed: %s; retrying", err);
 		timer_add_ms(r->retry, RUN_REPORT_RETRY_MS);
 		run_unref(r);
 		return;
 	}
-	if (rq_reply_is_status(rep, "STALE"))
+	if (stale)
 		log_job(LL_WARNING, r->jid,
 		    "report was stale: the lease had "
 		    "been lost; nothing was written");
 	else if (r->report == REPORT_COMPLETE)
 		log_job(LL_NOTICE, r->jid, "succeeded (%d output%s)", r->outs.n,
 		    r->outs.n == 1 ? "" : "s");
-	else if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
-		log_job(
-		    LL_VERBOSE, r->jid, "reported: %s", rep->element[0]->str);
+	else
+		log_job(LL_VERBOSE, r->jid, "reported: %s", what);
 	run_finish(r);
 	run_unref(r);
 }
@@ -136,9 +169,16 @@ run_retry_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 run_progress_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
+	struct run *r = arg;
+	char	    err[256];
+	int	    stale;
+
 	(void)ac;
-	(void)reply;
-	run_unref(arg);
+	/* STALE: the heartbeat drops the run; NULL: the connection went. */
+	if (reply != NULL &&
+	    rqfn_progress_reply(reply, &stale, err, sizeof err) == -1)
+		log_job(LL_WARNING, r->jid, "progress not recorded: %s", err);
+	run_unref(r);
 }
 
 static void

@@ -21,6 +21,7 @@
 #include "comfy.h"
 #include "httpc.h"
 #include "log.h"
+#include "rqfn.h"
 #include "template.h"
 #include "tpool.h"
 #include "util.h"
@@ -115,13 +116,17 @@ worker_latch_gpu_fault(struct worker *w, const char *why)
 	worker_record_changed(w);
 }
 
+/* The record stays to expire when unregister fails: say so and leave. */
 static void
 worker_unregister_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct worker *w = arg;
+	char	       err[256];
 
 	(void)ac;
-	(void)reply;
+	if (reply != NULL &&
+	    rqfn_unregister_reply(reply, err, sizeof err) == -1)
+		log_warnx("unregister: %s", err);
 	event_base_loopexit(w->base, NULL);
 }
 
@@ -135,8 +140,7 @@ worker_stop(struct worker *w)
 		return;
 	w->state = WS_STOPPED;
 	log_notice("stopping");
-	rq_cmd_fcall(&c, "unregister", w->prefix);
-	rq_cmd_add(&c, w->id);
+	rqfn_unregister_cmd(&c, w->prefix, w->id);
 	if (rq_async_call(w->rc, worker_unregister_reply, w, &c) == -1)
 		event_base_loopexit(w->base, NULL);
 	rq_cmd_free(&c);

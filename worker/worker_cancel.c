@@ -8,11 +8,10 @@
  * cancel published while it was down is heard then, not a period later.
  * The heartbeat's cancel list stays the fallback.
  */
-#include <string.h>
-
 #include <event2/event.h>
 
 #include "log.h"
+#include "rqfn.h"
 #include "worker_int.h"
 
 static void worker_ctl_message(redisAsyncContext *, void *, void *);
@@ -25,8 +24,7 @@ worker_rs_state(struct rq_async *ra, int up, void *arg)
 
 	if (!up)
 		return; /* rq_async reconnects with backoff */
-	rq_cmd_init(&c, "SUBSCRIBE");
-	rq_cmd_addf(&c, "%sctl:%s", w->prefix, w->id);
+	rqfn_ctl_subscribe_cmd(&c, w->prefix, w->id);
 	if (rq_async_call(ra, worker_ctl_message, w, &c) == -1)
 		log_warnx("ctl: cannot subscribe; cancels wait for the "
 			  "heartbeat");
@@ -37,37 +35,38 @@ worker_rs_state(struct rq_async *ra, int up, void *arg)
 static void
 worker_ctl_message(redisAsyncContext *ac, void *reply, void *arg)
 {
-	struct worker *w = arg;
-	redisReply    *r = reply;
-	const char    *kind, *msg;
-	struct run    *run;
+	struct worker  *w = arg;
+	struct rqfn_ctl m;
+	struct run     *run;
+	char		err[256];
 
 	(void)ac;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-	    r->element[0]->type != REDIS_REPLY_STRING)
+	if (reply == NULL)
 		return; /* disconnected: the state callback subscribes again */
-	kind = r->element[0]->str;
-	if (strcmp(kind, "subscribe") == 0) {
+	if (rqfn_ctl_reply(reply, &m, err, sizeof err) == -1) {
+		log_warnx("ctl: %s", err);
+		return;
+	}
+	switch (m.kind) {
+	case RQFN_CTL_SUBSCRIBED:
 		log_info("listening for cancels on %sctl:%s", w->prefix, w->id);
 		if (w->nruns > 0) {
 			evtimer_del(w->hb_timer);
 			worker_heartbeat(-1, 0, w); /* what we missed */
 		}
-		return;
+		break;
+	case RQFN_CTL_UNKNOWN:
+		log_warnx("ctl: unknown message '%.64s'", m.text);
+		break;
+	case RQFN_CTL_CANCEL:
+		if ((run = worker_find_job(w, m.jid)) == NULL) {
+			log_debug(
+			    "ctl: cancel of %.64s, which does not run here",
+			    m.jid);
+			break;
+		}
+		log_job(LL_VERBOSE, run_jid(run), "cancel requested");
+		run_cancel(run);
+		break;
 	}
-	if (strcmp(kind, "message") != 0 ||
-	    r->element[2]->type != REDIS_REPLY_STRING)
-		return;
-	msg = r->element[2]->str;
-	if (strncmp(msg, "cancel ", 7) != 0) {
-		log_warnx("ctl: unknown message '%.64s'", msg);
-		return;
-	}
-	if ((run = worker_find_job(w, msg + 7)) == NULL) {
-		log_debug(
-		    "ctl: cancel of %.64s, which does not run here", msg + 7);
-		return;
-	}
-	log_job(LL_VERBOSE, run_jid(run), "cancel requested");
-	run_cancel(run);
 }

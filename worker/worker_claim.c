@@ -31,12 +31,12 @@
  * safety net, not a poll: wake-ups come from tokens.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
 #include "log.h"
+#include "rqfn.h"
 #include "util.h"
 #include "worker_int.h"
 #include "xmalloc.h"
@@ -44,6 +44,9 @@
 /* BLOCK_FREE: both markers, as BLOCK_ALL, for a worker with a free slot
  * whose claim passed every job over (see worker_block). */
 enum block_mode { BLOCK_NONE, BLOCK_ALL, BLOCK_POOL, BLOCK_FREE };
+
+/* rqfn_claim_kind's names, as claim.lua tags its replies. */
+static const char *const claim_kinds[] = { "job", "noslot", "nojob" };
 
 static void worker_acquire(struct worker *, struct run *);
 static void worker_claim_reply(redisAsyncContext *, void *, void *);
@@ -245,12 +248,9 @@ worker_claim_maybe(struct worker *w)
 		return;
 	}
 	w->claim_full = slotted >= limit;
-	rq_cmd_fcall(&c, "claim", w->prefix);
-	rq_cmd_add(&c, w->id);
-	rq_cmd_add(&c, w->pool);
-	rq_cmd_addf(&c, "%lld", w->cfg->lease_ms);
-	rq_cmd_add(&c, "16"); /* scan: claim.lua's default */
-	rq_cmd_addf(&c, "%d", prep);
+	/* scan 16: claim.lua's default */
+	rqfn_claim_cmd(
+	    &c, w->prefix, w->id, w->pool, w->cfg->lease_ms, 16, prep);
 	if (rq_async_call(w->rc, worker_claim_reply, w, &c) == 0)
 		w->claiming = 1;
 	rq_cmd_free(&c);
@@ -259,44 +259,34 @@ worker_claim_maybe(struct worker *w)
 static void
 worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	struct worker *w = arg;
-	redisReply    *r = reply;
-	const char    *tag;
-	long long      now, wait;
-	struct run    *run;
-	char	       fence[32];
-	int	       slot;
+	struct worker	 *w = arg;
+	struct rqfn_claim cl;
+	struct run	 *run;
+	long long	  now, wait;
+	char		  fence[32], err[256];
 
 	(void)ac;
 	w->claiming = 0;
-	if (r == NULL)
+	if (reply == NULL)
 		return;
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warnx("claim: %s%s", r->str,
-		    strncmp(r->str, "NOPOOL", 6) == 0
+	if (rqfn_claim_reply(reply, &cl, err, sizeof err) == -1) {
+		log_warnx("claim: %s%s", err,
+		    strncmp(err, "NOPOOL", 6) == 0
 			? " (set one: comfyq slots set POOL N, or COMFYQ_SLOTS)"
 			: "");
 		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 		return;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-		log_warnx("claim: unexpected reply");
-		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
-		return;
-	}
-	tag = r->element[0]->str;
-	log_debug("claim: %s", tag);
-	if (strcmp(tag, "job") == 0 && r->elements >= 7) {
+	log_debug("claim: %s", claim_kinds[cl.kind]);
+	if (cl.kind == RQFN_CLAIM_JOB) {
 		if (w->state != WS_RUNNING) {
 			/* Stopping meanwhile: the run hands it back. */
 			log_notice("claimed while stopping");
 		}
-		snprintf(fence, sizeof fence, "%lld", r->element[2]->integer);
-		slot = r->elements < 8 || r->element[7]->integer != 0;
+		snprintf(fence, sizeof fence, "%lld", cl.fence);
 		w->claiming = 1; /* no new decision before the run is listed */
-		run = run_start(&w->env, r->element[1]->str, fence,
-		    (int)r->element[3]->integer, r->element[4]->str,
-		    r->element[4]->len, r->element[6]->integer, slot);
+		run = run_start(&w->env, cl.jid, fence, (int)cl.attempt,
+		    cl.spec, cl.spec_len, cl.timeout_s, cl.slot);
 		worker_add_run(w, run);
 		w->claiming = 0;
 		if (w->state != WS_RUNNING)
@@ -306,23 +296,18 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		/* Only a job to prefetch could have come: never block on a
 		 * marker whose token a worker with a free slot needs. */
 		worker_unblock(w);
-	} else if (strcmp(tag, "noslot") == 0 && r->elements >= 3 &&
-	    r->element[1]->integer < r->element[2]->integer) {
+	} else if (cl.kind == RQFN_CLAIM_NOSLOT && cl.used < cl.capacity) {
 		/* A slot is free, every job was passed over (VRAM, or URL
 		 * jobs beyond prefetch): a new job may fit, so wait for one
 		 * too. */
 		worker_block(w, BLOCK_FREE, w->cfg->block_timeout_s * 1000);
-	} else if (strcmp(tag, "noslot") == 0) {
+	} else if (cl.kind == RQFN_CLAIM_NOSLOT) {
 		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
 	} else {
 		wait = w->cfg->block_timeout_s * 1000;
-		if (r->elements > 1 &&
-		    r->element[1]->type == REDIS_REPLY_STRING &&
-		    *r->element[1]->str != '\0') {
-			now = clock_wall_ms();
-			if (atoll(r->element[1]->str) - now < wait)
-				wait = atoll(r->element[1]->str) - now;
-		}
+		now = clock_wall_ms();
+		if (cl.next_due_ms != 0 && cl.next_due_ms - now < wait)
+			wait = cl.next_due_ms - now;
 		worker_block(w, BLOCK_ALL, wait);
 	}
 }
@@ -334,10 +319,7 @@ worker_acquire(struct worker *w, struct run *run)
 	struct rq_cmd c;
 
 	snprintf(w->acquire_jid, sizeof w->acquire_jid, "%s", run_jid(run));
-	rq_cmd_fcall(&c, "acquire", w->prefix);
-	rq_cmd_add(&c, run_jid(run));
-	rq_cmd_add(&c, run_fence(run));
-	rq_cmd_add(&c, w->pool);
+	rqfn_acquire_cmd(&c, w->prefix, run_jid(run), run_fence(run), w->pool);
 	if (rq_async_call(w->rc, worker_acquire_reply, w, &c) == 0)
 		w->claiming = 1;
 	rq_cmd_free(&c);
@@ -346,37 +328,32 @@ worker_acquire(struct worker *w, struct run *run)
 static void
 worker_acquire_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	struct worker *w = arg;
-	redisReply    *r = reply;
-	struct run    *run;
+	struct worker	   *w = arg;
+	struct rqfn_acquire aq;
+	struct run	   *run;
+	char		    err[256];
 
 	(void)ac;
 	w->claiming = 0;
-	if (r == NULL)
+	if (reply == NULL)
 		return;
 	run = worker_find_job(w, w->acquire_jid);
-	if (rq_reply_is_status(r, "STALE")) {
+	if (rqfn_acquire_reply(reply, &aq, err, sizeof err) == -1) {
+		log_job(LL_WARNING, w->acquire_jid, "acquire: %s", err);
+		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
+	} else if (aq.kind == RQFN_ACQUIRE_STALE) {
 		if (run != NULL)
 			run_lost(run); /* and the worker decides again */
 		else
 			worker_claim_maybe(w);
-	} else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-	    r->element[0]->type == REDIS_REPLY_STRING &&
-	    strcmp(r->element[0]->str, "ok") == 0) {
+	} else if (aq.kind == RQFN_ACQUIRE_OK) {
 		/* A run that ended meanwhile frees it with its report, which
 		 * follows this call on the same connection. */
 		if (run != NULL)
 			run_slot_granted(run);
 		worker_claim_maybe(w);
-	} else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-	    r->element[0]->type == REDIS_REPLY_STRING &&
-	    strcmp(r->element[0]->str, "noslot") == 0) {
+	} else
 		worker_block(w, BLOCK_POOL, w->cfg->block_timeout_s * 1000);
-	} else {
-		log_warnx("acquire: %s",
-		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
-	}
 }
 
 void

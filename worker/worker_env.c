@@ -1,16 +1,18 @@
 /*
  * What the worker gives each run (struct run_env, run.h): its settings and
  * shared things, and the real side of its three tables. The Redis calls
- * are the lua/ functions on the command connection (w->rc), named under
- * the queue's prefix; fail adds the settings' backoff base and cap, with
- * a random jitter. The
- * ComfyUI requests go to the worker's one comfy client. The hooks land in
- * the worker: a run's end leaves the run list, a run waiting for a slot
- * makes the worker decide again, a transport failure probes the backend,
- * a CUDA fault latches, and /object_info is the worker's one cache.
+ * are the lua/ functions on the command connection (w->rc), built by
+ * rqfn.h under the queue's prefix (the run decodes their replies with
+ * rqfn.h too); fail adds the settings' backoff base and cap, with a random
+ * jitter. The ComfyUI requests go to the worker's one comfy client. The
+ * hooks land in the worker: a run's end leaves the run list, a run waiting
+ * for a slot makes the worker decide again, a transport failure probes the
+ * backend, a CUDA fault latches, and /object_info is the worker's one
+ * cache.
  */
 #include "backend.h"
 #include "comfy.h"
+#include "rqfn.h"
 #include "util.h"
 #include "worker_int.h"
 
@@ -22,10 +24,7 @@ env_job_files(void *ctx, const char *jid, const char *fence, const char *files,
 	struct rq_cmd  c;
 	int	       rc;
 
-	rq_cmd_fcall(&c, "job_files", w->prefix);
-	rq_cmd_add(&c, jid);
-	rq_cmd_add(&c, fence);
-	rq_cmd_add(&c, files);
+	rqfn_job_files_cmd(&c, w->prefix, jid, fence, files);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);
@@ -39,12 +38,7 @@ env_progress(void *ctx, const char *jid, const char *fence, long long value,
 	struct rq_cmd  c;
 	int	       rc;
 
-	rq_cmd_fcall(&c, "progress", w->prefix);
-	rq_cmd_add(&c, jid);
-	rq_cmd_add(&c, fence);
-	rq_cmd_addf(&c, "%lld", value);
-	rq_cmd_addf(&c, "%lld", max);
-	rq_cmd_add(&c, node);
+	rqfn_progress_cmd(&c, w->prefix, jid, fence, value, max, node);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);
@@ -58,10 +52,7 @@ env_complete(void *ctx, const char *jid, const char *fence, const char *records,
 	struct rq_cmd  c;
 	int	       rc;
 
-	rq_cmd_fcall(&c, "complete", w->prefix);
-	rq_cmd_add(&c, jid);
-	rq_cmd_add(&c, fence);
-	rq_cmd_add(&c, records);
+	rqfn_complete_cmd(&c, w->prefix, jid, fence, records);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);
@@ -71,19 +62,20 @@ static int
 env_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
     const char *msg, int retryable, redisCallbackFn *cb, void *arg)
 {
-	struct worker *w = ctx;
-	struct rq_cmd  c;
-	int	       rc;
+	struct worker	     *w = ctx;
+	struct rqfn_fail_args a;
+	struct rq_cmd	      c;
+	int		      rc;
 
-	rq_cmd_fcall(&c, "fail", w->prefix);
-	rq_cmd_add(&c, jid);
-	rq_cmd_add(&c, fence);
-	rq_cmd_add(&c, errcode_name(code));
-	rq_cmd_add(&c, msg);
-	rq_cmd_add(&c, retryable ? "1" : "0");
-	rq_cmd_addf(&c, "%lld", w->cfg->retry_base_ms);
-	rq_cmd_addf(&c, "%lld", w->cfg->retry_max_ms);
-	rq_cmd_addf(&c, "%.6f", rand_unit());
+	a.jid = jid;
+	a.fence = fence;
+	a.code = errcode_name(code);
+	a.message = msg;
+	a.retryable = retryable;
+	a.backoff_base_ms = w->cfg->retry_base_ms;
+	a.backoff_max_ms = w->cfg->retry_max_ms;
+	a.jitter = rand_unit();
+	rqfn_fail_cmd(&c, w->prefix, &a);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);
@@ -97,10 +89,7 @@ env_release(void *ctx, const char *jid, const char *fence, const char *why,
 	struct rq_cmd  c;
 	int	       rc;
 
-	rq_cmd_fcall(&c, "release", w->prefix);
-	rq_cmd_add(&c, jid);
-	rq_cmd_add(&c, fence);
-	rq_cmd_add(&c, why);
+	rqfn_release_cmd(&c, w->prefix, jid, fence, why);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);

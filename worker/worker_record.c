@@ -25,6 +25,7 @@
 #include "backend.h"
 #include "comfy.h"
 #include "log.h"
+#include "rqfn.h"
 #include "util.h"
 #include "worker_int.h"
 
@@ -77,12 +78,8 @@ worker_register(struct worker *w)
 	w->register_again = 0;
 	if (w->gpu.present && w->gpu.total_mb > w->cfg->vram_reserve_mb)
 		budget = w->gpu.total_mb - w->cfg->vram_reserve_mb;
-	rq_cmd_fcall(&c, "register", w->prefix);
-	rq_cmd_add(&c, w->id);
-	rq_cmd_addf(&c, "%lld", w->cfg->worker_ttl_ms);
-	rq_cmd_add(&c, w->pool);
-	rq_cmd_addf(&c, "%lld", w->cfg->slots);
-	rq_cmd_addf(&c, "%lld", budget);
+	rqfn_register_cmd(&c, w->prefix, w->id, w->cfg->worker_ttl_ms, w->pool,
+	    w->cfg->slots, budget);
 	rq_cmd_add(&c, "host");
 	rq_cmd_add(&c, w->host);
 	rq_cmd_add(&c, "pid");
@@ -120,31 +117,31 @@ worker_register(struct worker *w)
 static void
 worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	struct worker *w = arg;
-	redisReply    *r = reply;
-	const char    *sent = w->health_written;
+	struct worker	    *w = arg;
+	struct rqfn_register reg;
+	const char	    *sent = w->health_written;
+	char		     err[256];
 
 	(void)ac;
 	w->registering = 0;
 	w->health_written = NULL;
-	if (r == NULL) {
+	if (reply == NULL) {
 		/* Lost with the connection, whose up callback registers
 		 * again; a change meanwhile retries (from a timer if down). */
 		if (w->register_again)
 			worker_register(w);
 		return;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-		log_warnx("register: %s",
-		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	if (rqfn_register_reply(reply, &reg, err, sizeof err) == -1) {
+		log_warnx("register: %s", err);
 		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 		return;
 	}
-	w->capacity = (int)r->element[0]->integer;
+	w->capacity = (int)reg.capacity;
 	if (!w->registered)
 		log_notice("registered as %s in pool %s (capacity %d, VRAM "
 			   "budget %lld MB, health %s)",
-		    w->id, w->pool, w->capacity, r->element[1]->integer, sent);
+		    w->id, w->pool, w->capacity, reg.vram_budget_mb, sent);
 	w->registered = 1;
 	w->health_written = sent;
 	if (w->register_again || !worker_health_shown(w, sent))
@@ -164,16 +161,12 @@ worker_heartbeat(evutil_socket_t fd, short ev, void *arg)
 	timer_add_ms(w->hb_timer, w->cfg->heartbeat_ms);
 	if (!w->registered)
 		return;
-	rq_cmd_fcall(&c, "heartbeat", w->prefix);
-	rq_cmd_add(&c, w->id);
-	rq_cmd_addf(&c, "%lld", w->cfg->lease_ms);
-	rq_cmd_addf(&c, "%lld", w->cfg->worker_ttl_ms);
-	for (i = 0; i < w->nruns; i++) {
-		if (!run_holds_lease(w->runs[i]))
-			continue;
-		rq_cmd_add(&c, run_jid(w->runs[i]));
-		rq_cmd_add(&c, run_fence(w->runs[i]));
-	}
+	rqfn_heartbeat_cmd(
+	    &c, w->prefix, w->id, w->cfg->lease_ms, w->cfg->worker_ttl_ms);
+	for (i = 0; i < w->nruns; i++)
+		if (run_holds_lease(w->runs[i]))
+			rqfn_heartbeat_job(
+			    &c, run_jid(w->runs[i]), run_fence(w->runs[i]));
 	rq_async_call(w->rc, worker_heartbeat_reply, w, &c);
 	rq_cmd_free(&c);
 }
@@ -181,29 +174,27 @@ worker_heartbeat(evutil_socket_t fd, short ev, void *arg)
 static void
 worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
-	struct worker *w = arg;
-	redisReply    *r = reply;
-	struct run    *run;
-	size_t	       i;
-	int	       old;
+	struct worker	     *w = arg;
+	struct rqfn_heartbeat hb;
+	struct run	     *run;
+	size_t		      i;
+	char		      err[256];
+	int		      old;
 
 	(void)ac;
-	if (r == NULL)
+	if (reply == NULL)
 		return;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-		log_warnx("heartbeat: %s",
-		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	if (rqfn_heartbeat_reply(reply, &hb, err, sizeof err) == -1) {
+		log_warnx("heartbeat: %s", err);
 		return;
 	}
-	for (i = 0; i < r->element[0]->elements; i++)
-		if ((run = worker_find_job(
-			 w, r->element[0]->element[i]->str)) != NULL)
+	for (i = 0; i < hb.nlost; i++)
+		if ((run = worker_find_job(w, hb.lost[i]->str)) != NULL)
 			run_lost(run);
-	for (i = 0; i < r->element[1]->elements; i++)
-		if ((run = worker_find_job(
-			 w, r->element[1]->element[i]->str)) != NULL)
+	for (i = 0; i < hb.ncancel; i++)
+		if ((run = worker_find_job(w, hb.cancel[i]->str)) != NULL)
 			run_cancel(run);
-	if (r->element[3]->integer == 0 && w->registered) {
+	if (!hb.registered && w->registered) {
 		log_warnx("heartbeat: the worker record had expired; "
 			  "registering again");
 		worker_register(w);
@@ -211,8 +202,8 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	    !worker_health_shown(w, w->health_written))
 		worker_register(w); /* a register that was lost */
 	old = w->capacity;
-	if (r->element[2]->integer > 0)
-		w->capacity = (int)r->element[2]->integer;
+	if (hb.capacity > 0)
+		w->capacity = (int)hb.capacity;
 	if (w->capacity != old)
 		log_notice(
 		    "pool %s capacity %d -> %d", w->pool, old, w->capacity);

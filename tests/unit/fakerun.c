@@ -1,8 +1,8 @@
 /*
  * The fake owner of a run (see fakerun.h). Each request the run makes is
  * kept in f->calls, in order; a test answers the oldest open one of a kind
- * (fake_http_answer, fake_redis_answer), exactly as the real client would
- * call back, or lets the run cancel it. A request the run cancelled is
+ * (fake_http_answer, fake_redis_answer, fake_redis_answer_tag), exactly as
+ * the real client would call back, or lets the run cancel it. A request the run cancelled is
  * never answered; answering one that is not there fails the test.
  */
 #include <stdio.h>
@@ -407,6 +407,29 @@ fake_redis_answer(struct fake_run *f, enum fake_kind kind, const char *status)
 	rep.len = status != NULL ? strlen(status) : 0;
 	c->answered = 1;
 	c->redis_cb(NULL, status != NULL ? &rep : NULL, c->cb_arg);
+}
+
+/* An array reply of one string, as fail gives ["failed"] or release
+ * ["queued"]. */
+void
+fake_redis_answer_tag(struct fake_run *f, enum fake_kind kind, const char *tag)
+{
+	struct fake_call *c = fake_open(f, kind);
+	redisReply	  rep, el, *elp = &el;
+
+	if (c == NULL)
+		unit_fail(
+		    __FILE__, __LINE__, "no open call of kind %d", (int)kind);
+	memset(&el, 0, sizeof el);
+	el.type = REDIS_REPLY_STRING;
+	el.str = (char *)tag;
+	el.len = strlen(tag);
+	memset(&rep, 0, sizeof rep);
+	rep.type = REDIS_REPLY_ARRAY;
+	rep.element = &elp;
+	rep.elements = 1;
+	c->answered = 1;
+	c->redis_cb(NULL, &rep, c->cb_arg);
 }
 
 /* Answers every open call of kind; how many there were. */

@@ -83,6 +83,8 @@ void fake_http_fail(struct fake_run *f, enum fake_kind kind,
     enum httpc_fail fail, const char *why);
 void fake_redis_answer(
     struct fake_run *f, enum fake_kind kind, const char *status);
+void fake_redis_answer_tag(
+    struct fake_run *f, enum fake_kind kind, const char *tag);
 int fake_redis_answer_all(
     struct fake_run *f, enum fake_kind kind, const char *status);
 void fake_loop_until(struct fake_run *f, enum fake_kind kind, int count);

@@ -4,7 +4,8 @@
  * race needs, on a real event base. Covered: a plain success; socket
  * events that come before the POST /prompt reply; a prompt ComfyUI
  * accepts only in part (node errors); a cancel while an input uploads;
- * the lease lost while outputs are fetched. Each checks how often the run
+ * the lease lost while outputs are fetched; a report answered with a
+ * reply of the wrong shape. Each checks how often the run
  * reported (complete, fail), with what, and what it asked of ComfyUI.
  */
 #include <stdio.h>
@@ -239,7 +240,7 @@ test_run_node_errors(void)
 	ASSERT_EQ(f.interrupts, 1);
 	ASSERT_STREQ(f.interrupted, pid);
 	ASSERT_EQ(fake_count(&f, FK_HISTORY), 0);
-	fake_redis_answer(&f, FK_FAIL, "OK");
+	fake_redis_answer_tag(&f, FK_FAIL, "failed");
 	ASSERT_EQ(f.done, 1);
 	ASSERT_EQ(fake_count(&f, FK_FAIL), 1);
 	ASSERT_EQ(fake_count(&f, FK_COMPLETE), 0);
@@ -286,7 +287,7 @@ test_run_cancel_during_upload(void)
 	ASSERT_STREQ(fake_last(&f, FK_FAIL)->text, "canceled on request");
 	run_cancel(r); /* the heartbeat's cancel list says it again */
 	ASSERT_EQ(fake_count(&f, FK_FAIL), 1);
-	fake_redis_answer(&f, FK_FAIL, "OK");
+	fake_redis_answer_tag(&f, FK_FAIL, "failed");
 	ASSERT_EQ(f.done, 1);
 	ASSERT_EQ(fake_count(&f, FK_PROMPT), 0);
 	ASSERT_EQ(fake_count(&f, FK_UPLOAD), 1);
@@ -365,6 +366,35 @@ test_run_lease_lost_while_running(void)
 	fake_run_free(&f);
 }
 
+/*
+ * A report answered with a reply of no shape fail gives (OK, as complete
+ * would answer) is a failed call: the run stays, sends it again after
+ * RUN_REPORT_RETRY_MS, and ends on the reply it knows.
+ */
+static void
+test_run_report_malformed(void)
+{
+	struct fake_run f;
+	struct run     *r;
+
+	fake_run_init(&f);
+	r = start(&f, SMOKE_SPEC, 1);
+	answer_prompt(&f, "{}");
+	run_cancel(r);
+	ASSERT_EQ(fake_count(&f, FK_FAIL), 1);
+	fake_redis_answer(&f, FK_FAIL, "OK");
+	ASSERT_EQ(f.done, 0);
+	ASSERT_EQ(fake_count(&f, FK_FAIL), 1);
+	fake_loop_until(&f, FK_FAIL, 2);
+	ASSERT_EQ(fake_last(&f, FK_FAIL)->code, EC_CANCELED);
+	ASSERT_STREQ(fake_last(&f, FK_FAIL)->text, "canceled on request");
+	fake_redis_answer_tag(&f, FK_FAIL, "canceled");
+	ASSERT_EQ(f.done, 1);
+	ASSERT_EQ(fake_count(&f, FK_FAIL), 2);
+	ASSERT_EQ(fake_count(&f, FK_COMPLETE), 0);
+	fake_run_free(&f);
+}
+
 const struct unit_test test_run[] = {
 	{ "success", test_run_success },
 	{ "events_before_reply", test_run_events_before_reply },
@@ -372,5 +402,6 @@ const struct unit_test test_run[] = {
 	{ "cancel_during_upload", test_run_cancel_during_upload },
 	{ "lease_lost_during_fetch", test_run_lease_lost_during_fetch },
 	{ "lease_lost_while_running", test_run_lease_lost_while_running },
+	{ "report_malformed", test_run_report_malformed },
 	{ NULL, NULL },
 };
