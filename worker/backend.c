@@ -39,7 +39,7 @@ struct backend {
 	struct comfy		*comfy;
 	const struct worker_cfg *cfg;
 	void (*changed)(void *);
-	void *arg;
+	void		 *arg;
 	int		  stats_ok;
 	int		  refused;
 	int		  ws_up;
@@ -116,8 +116,8 @@ backend_reap(struct backend *b)
 
 	if (b->start_pid > 0 &&
 	    waitpid(b->start_pid, &status, WNOHANG) == b->start_pid) {
-		log_warnx("comfyui start command (pid %d) exited with status "
-			  "%d",
+		log_warnx(
+		    "comfyui start command (pid %d) exited with status %d",
 		    (int)b->start_pid,
 		    WIFEXITED(status) ? WEXITSTATUS(status)
 				      : 128 + WTERMSIG(status));
@@ -146,9 +146,9 @@ backend_spawn(struct backend *b)
 	}
 	b->start_pid = pid;
 	b->start_deadline = clock_mono_ms() + b->cfg->start_timeout_s * 1000;
-	log_notice("comfyui is down: started '%s' (pid %d); waiting up to "
-		   "%lld s",
-	    cmd, (int)pid, b->cfg->start_timeout_s);
+	log_notice(
+	    "comfyui is down: started '%s' (pid %d); waiting up to %lld s", cmd,
+	    (int)pid, b->cfg->start_timeout_s);
 }
 
 /* Starts ComfyUI when it is down, configured, and nobody else is at it. */
@@ -164,8 +164,8 @@ backend_maybe_start(struct backend *b)
 	if (b->start_pid > 0 && clock_mono_ms() < b->start_deadline)
 		return; /* ours is still coming up */
 	if (b->start_pid > 0) {
-		log_warnx("comfyui did not answer within %lld s of its start; "
-			  "not starting another while pid %d lives",
+		log_warnx(
+		    "comfyui did not answer within %lld s of its start; not starting another while pid %d lives",
 		    b->cfg->start_timeout_s, (int)b->start_pid);
 		backend_release_lock(b);
 		return;

@@ -155,8 +155,7 @@ comfy_new(struct event_base *base, struct httpc *http, const char *url,
 	if (strncmp(url, "http://", 7) != 0 || url[7] == '\0' ||
 	    strchr(url + 7, '?') != NULL) {
 		snprintf(err, errlen,
-		    "comfyui-url: '%s' must be "
-		    "http://host:port (ComfyUI is reached without TLS)",
+		    "comfyui-url: '%s' must be http://host:port (ComfyUI is reached without TLS)",
 		    url);
 		return (NULL);
 	}

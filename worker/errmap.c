@@ -122,8 +122,7 @@ errmap_prompt_refused(
 	}
 	if ((root = cJSON_ParseWithLength(body, blen)) == NULL) {
 		snprintf(msg, len,
-		    "ComfyUI refused the prompt (HTTP 400, "
-		    "unreadable body)");
+		    "ComfyUI refused the prompt (HTTP 400, unreadable body)");
 		return (EC_WORKFLOW_ERROR);
 	}
 	if (errmap_node_errors(

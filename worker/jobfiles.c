@@ -40,8 +40,7 @@ jobfiles_is_upload(const cJSON *cls, const char *input)
 	if (spec == NULL)
 		spec = cJSON_GetObjectItemCaseSensitive(
 		    cJSON_GetObjectItemCaseSensitive(in, "optional"), input);
-	cJSON_ArrayForEach(o, cJSON_GetArrayItem(spec, 1))
-	{
+	cJSON_ArrayForEach(o, cJSON_GetArrayItem(spec, 1)) {
 		n = strlen(o->string);
 		if (cJSON_IsTrue(o) && n > 7 &&
 		    strcmp(o->string + n - 7, "_upload") == 0)
@@ -79,8 +78,9 @@ jobfiles_has(const cJSON *list, const char *path)
 {
 	const cJSON *e;
 
-	cJSON_ArrayForEach(
-	    e, list) if (strcmp(e->valuestring, path) == 0) return (1);
+	cJSON_ArrayForEach(e, list)
+		if (strcmp(e->valuestring, path) == 0)
+			return (1);
 	return (0);
 }
 
@@ -98,21 +98,18 @@ jobfiles_collect(
 	cJSON	    *list = cJSON_CreateArray();
 	char	     path[JOBFILES_PATH_MAX + 1];
 
-	cJSON_ArrayForEach(node, graph)
-	{
+	cJSON_ArrayForEach(node, graph) {
 		cls = cJSON_GetObjectItemCaseSensitive(
 		    objinfo, graph_node_class(node));
 		cJSON_ArrayForEach(
-		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs"))
-		{
+		    v, cJSON_GetObjectItemCaseSensitive(node, "inputs")) {
 			if (!cJSON_IsString(v) ||
 			    !jobfiles_is_upload(cls, v->string))
 				continue;
 			if (jobfiles_path(v->valuestring, path, sizeof path) ==
 			    -1) {
 				snprintf(err, errlen,
-				    "node %s (%s) %s: '%.200s' is not a "
-				    "relative path inside ComfyUI's folder",
+				    "node %s (%s) %s: '%.200s' is not a relative path inside ComfyUI's folder",
 				    node->string, graph_node_class(node),
 				    v->string, v->valuestring);
 				goto fail;

@@ -166,8 +166,7 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 {
 	if (c->heartbeat_ms * 2 > c->lease_ms) {
 		snprintf(err, errlen,
-		    "heartbeat-ms: %lld must be at most half "
-		    "of lease-ms (%lld)",
+		    "heartbeat-ms: %lld must be at most half of lease-ms (%lld)",
 		    c->heartbeat_ms, c->lease_ms);
 		return (-1);
 	}

@@ -85,16 +85,13 @@ out_walk(const cJSON *outputs, const char *type, struct out_list *l)
 	const cJSON *node, *key, *f, *anim;
 	int	     animated;
 
-	cJSON_ArrayForEach(node, outputs)
-	{
+	cJSON_ArrayForEach(node, outputs) {
 		anim = cJSON_GetObjectItemCaseSensitive(node, "animated");
 		animated = cJSON_IsArray(anim) && cJSON_IsTrue(anim->child);
-		cJSON_ArrayForEach(key, node)
-		{
+		cJSON_ArrayForEach(key, node) {
 			if (!cJSON_IsArray(key))
 				continue;
-			cJSON_ArrayForEach(f, key)
-			{
+			cJSON_ArrayForEach(f, key) {
 				if (!cJSON_IsObject(f) ||
 				    out_str(f, "filename") == NULL)
 					continue;
@@ -387,8 +384,8 @@ out_check_image(const unsigned char *data, size_t len,
 	if (img_info(data, len, &w, &h, why, sizeof why) == -1)
 		ERR_OUT("image does not decode: %s", why);
 	if (ex->max_pixels > 0 && (long long)w * h > ex->max_pixels)
-		ERR_OUT("image declares %dx%d (%lld pixels), over "
-			"max-output-pixels (%lld)",
+		ERR_OUT(
+		    "image declares %dx%d (%lld pixels), over max-output-pixels (%lld)",
 		    w, h, (long long)w * h, ex->max_pixels);
 	if ((ex->width > 0 && w != ex->width) ||
 	    (ex->height > 0 && h != ex->height))
@@ -423,9 +420,8 @@ out_check_video(const unsigned char *data, size_t len,
 	}
 	if ((double)len < floor_b) {
 		snprintf(err, errlen,
-		    "video of %zu bytes is under the %.0f "
-		    "byte floor",
-		    len, floor_b);
+		    "video of %zu bytes is under the %.0f byte floor", len,
+		    floor_b);
 		return (-1);
 	}
 	return (0);

@@ -47,12 +47,12 @@ struct out_tmp {
 	char path[OUT_PATH_MAX];
 };
 
-int  outputs_collect(
-     const cJSON *entry, struct out_list *l, char *err, size_t errlen);
-void outputs_free(struct out_list *l);
-int  output_validate(const struct out_file *f, const unsigned char *data,
-     size_t len, const struct out_expect *ex, cJSON *rec, char *err,
-     size_t errlen);
+int outputs_collect(
+    const cJSON *entry, struct out_list *l, char *err, size_t errlen);
+void	    outputs_free(struct out_list *l);
+int	    output_validate(const struct out_file *f, const unsigned char *data,
+	    size_t len, const struct out_expect *ex, cJSON *rec, char *err,
+	    size_t errlen);
 const char *output_mime(const struct out_file *f);
 
 void output_tmp_init(struct out_tmp *t);
@@ -63,10 +63,9 @@ int  output_tmp_validate(const struct out_tmp *t, const struct out_file *f,
 int  output_tmp_commit(
      struct out_tmp *t, int sync, cJSON *rec, char *err, size_t errlen);
 void output_tmp_discard(struct out_tmp *t);
-int  output_store_dir(const char *dir, const char *jid,
-     const struct out_file *f, int index, const unsigned char *data,
-     size_t len, int sync, cJSON *rec, char *err, size_t errlen);
-int  output_sync_dir(const char *dir, const char *jid, char *err,
-     size_t errlen);
+int output_store_dir(const char *dir, const char *jid, const struct out_file *f,
+    int index, const unsigned char *data, size_t len, int sync, cJSON *rec,
+    char *err, size_t errlen);
+int output_sync_dir(const char *dir, const char *jid, char *err, size_t errlen);
 
 #endif

@@ -148,8 +148,7 @@ run_wall_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	if (r->asked_s > 0)
 		run_end(r, EC_TIMEOUT,
-		    "no result within %lld s (the worker's job-timeout-s; the "
-		    "job asked for %lld s)",
+		    "no result within %lld s (the worker's job-timeout-s; the job asked for %lld s)",
 		    r->timeout_ms / 1000, r->asked_s);
 	else
 		run_end(r, EC_TIMEOUT, "no result within %lld s",
@@ -315,8 +314,7 @@ void
 run_abandon(struct run *r)
 {
 	log_job(LL_WARNING, r->jid,
-	    "abandoned at exit in state %s; its lease "
-	    "will lapse",
+	    "abandoned at exit in state %s; its lease will lapse",
 	    run_state_names[r->state]);
 	run_free(r);
 }

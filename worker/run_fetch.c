@@ -48,8 +48,7 @@ run_history_done(const struct httpc_resp *resp, void *arg)
 	root = cJSON_ParseWithLength(resp->body, resp->len);
 	if ((e = run_history_get(root, r->prompt_id)) == NULL)
 		run_end(r, EC_STALLED,
-		    "prompt %s finished but has no history "
-		    "entry",
+		    "prompt %s finished but has no history entry",
 		    r->prompt_id);
 	else
 		run_history_entry(r, e);
@@ -73,8 +72,9 @@ run_last_message(const cJSON *entry, const char **type)
 
 	st = cJSON_GetObjectItemCaseSensitive(entry, "status");
 	msgs = cJSON_GetObjectItemCaseSensitive(st, "messages");
-	cJSON_ArrayForEach(
-	    m, msgs) if (cJSON_IsArray(m) && cJSON_IsString(m->child)) last = m;
+	cJSON_ArrayForEach(m, msgs)
+		if (cJSON_IsArray(m) && cJSON_IsString(m->child))
+			last = m;
 	*type = last ? last->child->valuestring : "";
 	return (last && last->child->next ? last->child->next : NULL);
 }
@@ -242,9 +242,7 @@ run_store_blob(struct run *r, cJSON *rec, const char *data, size_t len)
 		r->refs++;
 	else
 		run_end(r, EC_INTERNAL,
-		    "storing output %d in Redis: not "
-		    "connected",
-		    r->out_i);
+		    "storing output %d in Redis: not connected", r->out_i);
 }
 
 static void

@@ -171,9 +171,8 @@ run_upload_done(const struct httpc_resp *resp, void *arg)
 		run_end(r,
 		    resp->status >= 500 ? EC_BACKEND_UNAVAILABLE
 					: EC_INVALID_INPUT,
-		    "%s: ComfyUI refused the upload (HTTP "
-		    "%ld)",
-		    in->field, resp->status);
+		    "%s: ComfyUI refused the upload (HTTP %ld)", in->field,
+		    resp->status);
 		return;
 	}
 	snprintf(in->upload, sizeof in->upload, "%s%s%s",

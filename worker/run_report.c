@@ -137,8 +137,7 @@ run_report_reply(redisAsyncContext *ac, void *reply, void *arg)
 	}
 	if (stale)
 		log_job(LL_WARNING, r->jid,
-		    "report was stale: the lease had "
-		    "been lost; nothing was written");
+		    "report was stale: the lease had been lost; nothing was written");
 	else if (r->report == REPORT_COMPLETE)
 		log_job(LL_NOTICE, r->jid, "succeeded (%d output%s)", r->outs.n,
 		    r->outs.n == 1 ? "" : "s");

@@ -196,9 +196,7 @@ run_check_history_done(const struct httpc_resp *resp, void *arg)
 	root = cJSON_ParseWithLength(resp->body, resp->len);
 	if ((e = run_history_get(root, r->prompt_id)) != NULL) {
 		log_job(LL_VERBOSE, r->jid,
-		    "prompt %s finished while we did "
-		    "not hear",
-		    r->prompt_id);
+		    "prompt %s finished while we did not hear", r->prompt_id);
 		run_history_entry(r, e);
 	} else
 		r->req =
@@ -225,9 +223,7 @@ run_check_queue_done(const struct httpc_resp *resp, void *arg)
 	r->down_since = 0;
 	if (present) {
 		log_job(LL_DEBUG, r->jid,
-		    "prompt %s is still queued or "
-		    "running",
-		    r->prompt_id);
+		    "prompt %s is still queued or running", r->prompt_id);
 		r->reconcile = 0;
 		run_set_state(r, RS_WAIT);
 		run_arm_silence(r);
@@ -237,23 +233,20 @@ run_check_queue_done(const struct httpc_resp *resp, void *arg)
 	r->submitted = 0;
 	if (!r->reconcile) {
 		run_end(r, EC_STALLED,
-		    "ComfyUI lost prompt %s: silent for "
-		    "%lld s and in neither its queue nor its history",
+		    "ComfyUI lost prompt %s: silent for %lld s and in neither its queue nor its history",
 		    r->prompt_id, r->env->cfg->silence_timeout_s);
 		return;
 	}
 	r->reconcile = 0;
 	if (r->resubmits >= r->env->cfg->max_resubmits) {
 		run_end(r, EC_BACKEND_UNAVAILABLE,
-		    "ComfyUI lost the prompt "
-		    "%d times (restarts?)",
+		    "ComfyUI lost the prompt %d times (restarts?)",
 		    r->resubmits + 1);
 		return;
 	}
 	r->resubmits++;
 	log_job(LL_NOTICE, r->jid,
-	    "ComfyUI lost prompt %s (restarted?); "
-	    "submitting again",
+	    "ComfyUI lost prompt %s (restarted?); submitting again",
 	    r->prompt_id);
 	run_submit(r);
 }
@@ -268,8 +261,7 @@ run_in_queue(const cJSON *q, const char *prompt_id)
 
 	for (i = 0; i < 2; i++) {
 		l = cJSON_GetObjectItemCaseSensitive(q, lists[i]);
-		cJSON_ArrayForEach(item, l)
-		{
+		cJSON_ArrayForEach(item, l) {
 			id = cJSON_GetArrayItem(item, 1);
 			if (cJSON_IsString(id) &&
 			    strcmp(id->valuestring, prompt_id) == 0)
@@ -290,8 +282,7 @@ run_unreachable(struct run *r, const char *what, const char *why)
 		r->down_since = now;
 	if (now - r->down_since >= r->env->cfg->silence_timeout_s * 1000) {
 		run_end(r, EC_BACKEND_UNAVAILABLE,
-		    "ComfyUI unreachable for "
-		    "%lld s (%s: %s)",
+		    "ComfyUI unreachable for %lld s (%s: %s)",
 		    (now - r->down_since) / 1000, what, why);
 		return;
 	}

@@ -109,8 +109,7 @@ worker_latch_gpu_fault(struct worker *w, const char *why)
 	w->gpu_broken = 1;
 	snprintf(w->gpu_why, sizeof w->gpu_why, "%s", why);
 	log_at(LL_ERROR,
-	    "GPU fault: %s; this worker stops claiming until "
-	    "it is restarted",
+	    "GPU fault: %s; this worker stops claiming until it is restarted",
 	    why);
 	worker_unblock(w);
 	worker_record_changed(w);
@@ -218,8 +217,7 @@ worker_pick_pool(struct worker *w)
 		snprintf(w->pool, sizeof w->pool, "%s", w->gpu.uuid);
 		if (*w->cfg->pool != '\0' && strcmp(w->cfg->pool, w->pool) != 0)
 			log_notice(
-			    "pool is the GPU's uuid %s, not '%s': workers "
-			    "on one GPU share its slots",
+			    "pool is the GPU's uuid %s, not '%s': workers on one GPU share its slots",
 			    w->pool, w->cfg->pool);
 		return;
 	}
@@ -257,8 +255,8 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 		snprintf(
 		    w->id, sizeof w->id, "%.100s-%d", w->host, (int)getpid());
 	if (rq_prefix(w->prefix, sizeof w->prefix, cfg->queue) == -1)
-		fatalx("queue: '%s' must be 1..128 of letters, digits, '.', "
-		       "'_' and '-'",
+		fatalx(
+		    "queue: '%s' must be 1..128 of letters, digits, '.', '_' and '-'",
 		    cfg->queue);
 
 	gpu_probe((int)cfg->gpu_device, &w->gpu);

@@ -26,8 +26,8 @@ worker_rs_state(struct rq_async *ra, int up, void *arg)
 		return; /* rq_async reconnects with backoff */
 	rqfn_ctl_subscribe_cmd(&c, w->prefix, w->id);
 	if (rq_async_call(ra, worker_ctl_message, w, &c) == -1)
-		log_warnx("ctl: cannot subscribe; cancels wait for the "
-			  "heartbeat");
+		log_warnx(
+		    "ctl: cannot subscribe; cancels wait for the heartbeat");
 	rq_cmd_free(&c);
 }
 

@@ -139,8 +139,8 @@ worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 	}
 	w->capacity = (int)reg.capacity;
 	if (!w->registered)
-		log_notice("registered as %s in pool %s (capacity %d, VRAM "
-			   "budget %lld MB, health %s)",
+		log_notice(
+		    "registered as %s in pool %s (capacity %d, VRAM budget %lld MB, health %s)",
 		    w->id, w->pool, w->capacity, reg.vram_budget_mb, sent);
 	w->registered = 1;
 	w->health_written = sent;
@@ -195,8 +195,8 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 		if ((run = worker_find_job(w, hb.cancel[i]->str)) != NULL)
 			run_cancel(run);
 	if (!hb.registered && w->registered) {
-		log_warnx("heartbeat: the worker record had expired; "
-			  "registering again");
+		log_warnx(
+		    "heartbeat: the worker record had expired; registering again");
 		worker_register(w);
 	} else if (w->registered && !w->registering &&
 	    !worker_health_shown(w, w->health_written))
