@@ -367,6 +367,10 @@ out_is_video(const struct out_file *f)
 /* Outputs may be large: the operator's pixel cap is what bounds them. */
 #define OUT_MAX_SIDE (1 << 24) /* stb_image's own limit */
 
+/*
+ * Checks an image output: its declared size first, then its pixels. On -1
+ * rec may hold width and height already; rec stays the caller's.
+ */
 static int
 out_check_image(const unsigned char *data, size_t len,
     const struct out_expect *ex, cJSON *rec, char *err, size_t errlen)
@@ -482,7 +486,10 @@ output_tmp_discard(struct out_tmp *t)
 
 /*
  * Creates <dir>/<jid>/ and opens a temporary file there for f, the
- * index-th output of the job (see the top). Returns 0, or -1 with err.
+ * index-th output of the job (see the top). Returns 0, or -1 with err;
+ * then no file is open (t->fd is -1), and a folder it made stays for the
+ * job's other outputs and the janitor's cleanup. The caller discards t
+ * (output_tmp_discard) or commits it either way.
  */
 int
 output_tmp_open(struct out_tmp *t, const char *dir, const char *jid,
