@@ -12,45 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image_write.h>
-
 #include "fakerun.h"
 #include "inputs.h"
 #include "run.h"
+#include "timg.h"
 #include "unit.h"
 
 #define SMOKE_SPEC                                                             \
 	"{\"workflow\":\"smoke_invert\",\"params\":{\"width\":64,"             \
 	"\"height\":32}}"
-
-struct membuf {
-	unsigned char *p;
-	int	       len;
-};
-
-static void
-membuf_write(void *ctx, void *data, int n)
-{
-	struct membuf *m = ctx;
-
-	m->p = realloc(m->p, (size_t)(m->len + n));
-	memcpy(m->p + m->len, data, (size_t)n);
-	m->len += n;
-}
-
-/* A w x h grey PNG (smoke_invert allows a uniform image). */
-static unsigned char *
-make_png(int w, int h, int *len)
-{
-	unsigned char *px = malloc((size_t)w * h * 3);
-	struct membuf  m = { NULL, 0 };
-
-	memset(px, 128, (size_t)w * h * 3);
-	stbi_write_png_to_func(membuf_write, &m, w, h, 3, px, w * 3);
-	free(px);
-	*len = m.len;
-	return (m.p);
-}
 
 static struct run *
 start(struct fake_run *f, const char *spec, int slot)
@@ -102,7 +72,8 @@ answer_view(struct fake_run *f)
 	unsigned char *png;
 	int	       len;
 
-	png = make_png(64, 32, &len);
+	png = timg_png(
+	    64, 32, 128, &len); /* grey: smoke_invert allows one colour */
 	fake_http_answer(f, FK_VIEW, 200, (const char *)png, (size_t)len);
 	free(png);
 }
@@ -263,7 +234,7 @@ test_run_cancel_during_upload(void)
 	int		len;
 
 	fake_run_init(&f);
-	png = make_png(64, 64, &len);
+	png = timg_png(64, 64, 128, &len);
 	b64 = inputs_base64_encode(png, (size_t)len);
 	free(png);
 	n = strlen(b64) + 256;

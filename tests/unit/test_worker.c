@@ -8,10 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <stb_image_write.h>
-
 #include "errmap.h"
 #include "outputs.h"
+#include "timg.h"
 #include "unit.h"
 #include "util.h"
 
@@ -241,37 +240,6 @@ test_output_names(void)
 	ASSERT_TRUE(strstr(err, "...\" is over 200 bytes") != NULL);
 }
 
-struct membuf {
-	unsigned char *p;
-	int	       len;
-};
-
-static void
-membuf_write(void *ctx, void *data, int n)
-{
-	struct membuf *m = ctx;
-
-	m->p = realloc(m->p, (size_t)(m->len + n));
-	memcpy(m->p + m->len, data, (size_t)n);
-	m->len += n;
-}
-
-/* Encodes a w x h RGB PNG: a gradient, or one flat colour. */
-static unsigned char *
-make_png(int w, int h, int flat, int *len)
-{
-	unsigned char *px = malloc((size_t)w * h * 3);
-	struct membuf  m = { NULL, 0 };
-	int	       i;
-
-	for (i = 0; i < w * h * 3; i++)
-		px[i] = flat ? 0 : (unsigned char)(i * 7 % 251);
-	stbi_write_png_to_func(membuf_write, &m, w, h, 3, px, w * 3);
-	free(px);
-	*len = m.len;
-	return (m.p);
-}
-
 static void
 test_validate_outputs(void)
 {
@@ -283,7 +251,7 @@ test_validate_outputs(void)
 	char		  err[256];
 	int		  len, flen;
 
-	png = make_png(64, 48, 0, &len);
+	png = timg_png(64, 48, TIMG_GRADIENT, &len);
 	rec = cJSON_CreateObject();
 	ASSERT_EQ(
 	    output_validate(&f, png, (size_t)len, &ex, rec, err, sizeof err),
@@ -311,7 +279,7 @@ test_validate_outputs(void)
 	ASSERT_TRUE(strncmp(err, "image does not decode", 21) == 0);
 	cJSON_Delete(rec);
 	/* Black, unless blank frames are allowed. */
-	flat = make_png(64, 48, 1, &flen);
+	flat = timg_png(64, 48, 0, &flen);
 	rec = cJSON_CreateObject();
 	ASSERT_EQ(
 	    output_validate(&f, flat, (size_t)flen, &ex, rec, err, sizeof err),
@@ -341,7 +309,7 @@ test_validate_outputs(void)
 	cJSON_Delete(rec);
 	ex.max_pixels = 0;
 	free(flat);
-	flat = make_png(64, 48, 1, &flen);
+	flat = timg_png(64, 48, 0, &flen);
 	ex.allow_blank = 1;
 	rec = cJSON_CreateObject();
 	ASSERT_EQ(
@@ -407,7 +375,7 @@ test_store_dir(void)
 	ASSERT_EQ(output_tmp_open(&t, dir, "jid1", &f, 3, err, sizeof err), 0);
 	snprintf(path, sizeof path, "%s/jid1/.tmp-3-%d", dir, (int)getpid());
 	ASSERT_STREQ(t.tmp, path);
-	png = make_png(32, 16, 0, &len);
+	png = timg_png(32, 16, TIMG_GRADIENT, &len);
 	ASSERT_EQ(write(t.fd, png, (size_t)len), len);
 	rec = cJSON_CreateObject();
 	ASSERT_EQ(output_tmp_validate(&t, &f, &ex, rec, err, sizeof err), 0);
