@@ -11,7 +11,6 @@
 
 #include "errout.h"
 #include "sched_auth.h"
-#include "sched_http.h"
 #include "xmalloc.h"
 
 #define AUTH_MAX   256

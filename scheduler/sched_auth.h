@@ -10,7 +10,12 @@
 #include <stddef.h>
 
 struct sched_auth;
-struct sched_token;
+
+/* The caller's token after auth (NULL when auth is off). */
+struct sched_token {
+	const char *name;
+	const char *tenant_prefix;
+};
 
 /* Parses NAME:PREFIX:SECRET,...; "" gives a table with no tokens (open). */
 struct sched_auth *auth_new(const char *spec, char *err, size_t errlen);

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "sched.h"
 #include "sched_auth.h"
+#include "sched_http.h"
 #include "sched_routes.h"
 #include "util.h"
 #include "xmalloc.h"

@@ -18,16 +18,15 @@
 
 #include <cjson/cJSON.h>
 
+#include "sched_auth.h"
+
 struct evbuffer;
 struct evhttp_request;
 struct sched;
 struct sched_http;
 
-/* The caller's token after auth (NULL when auth is off). */
-struct sched_token {
-	const char *name;
-	const char *tenant_prefix;
-};
+/* The caller's token after auth (NULL when auth is off): struct
+ * sched_token { name, tenant_prefix } (sched_auth.h). */
 
 typedef void (*sched_route_fn)(struct sched *s, struct evhttp_request *req,
     const char *const *args, const struct sched_token *tok);

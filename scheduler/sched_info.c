@@ -17,6 +17,7 @@
 #include "rq.h"
 #include "rqfn.h"
 #include "sched.h"
+#include "sched_http.h"
 #include "sched_routes.h"
 #include "template.h"
 #include "util.h"

@@ -21,6 +21,7 @@
 #include "rqfn.h"
 #include "sched.h"
 #include "sched_auth.h"
+#include "sched_http.h"
 #include "sched_routes.h"
 #include "xmalloc.h"
 

@@ -28,6 +28,7 @@
 #include "img.h"
 #include "log.h"
 #include "sched.h"
+#include "sched_http.h"
 #include "sched_routes.h"
 #include "util.h"
 #include "xmalloc.h"

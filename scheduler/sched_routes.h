@@ -9,7 +9,9 @@
 
 #include <hiredis/hiredis.h>
 
-#include "sched_http.h"
+struct evhttp_request;
+struct sched;
+struct sched_token;
 
 #define SCHED_ROUTE(fn)                                                        \
 	void fn(struct sched *s, struct evhttp_request *req,                   \

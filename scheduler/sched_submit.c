@@ -23,6 +23,7 @@
 #include "rqfn.h"
 #include "sched.h"
 #include "sched_auth.h"
+#include "sched_http.h"
 #include "sched_routes.h"
 #include "wfjob.h"
 #include "xmalloc.h"
