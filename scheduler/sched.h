@@ -19,6 +19,8 @@ struct event_base;
 struct httpc;
 struct metrics;
 struct rq_async;
+struct sched_auth;
+struct sched_http;
 struct sse;
 struct webhooks;
 struct wf_registry;
@@ -64,6 +66,9 @@ struct sched {
 	struct metrics	   *metrics; /* sched_metrics.h */
 	struct webhooks	   *wh;	     /* sched_webhook.h */
 	long long	    started_ms;
+	struct sched_auth  *auth;      /* the tokens (sched_auth.h), live */
+	struct sched_http  *httpd;     /* the listeners (sched_http.h) */
+	int		    output_fd; /* output-dir, opened at start */
 };
 
 extern const struct cfg_table sched_cfg_table;

@@ -6,7 +6,7 @@ set -u
 BIN=$1
 README=$(cd "$(dirname "$0")/../.." && pwd)/README.md
 . "$(dirname "$0")/../lib/check.sh"
-for prog in comfyq-worker comfyq-janitor comfyq-sim; do
+for prog in comfyq-worker comfyq-janitor comfyq-scheduler comfyq-sim; do
 	if ! help=$("$BIN/$prog" --help 2>&1); then
 		bad "$prog --help failed"
 		continue

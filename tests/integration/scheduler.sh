@@ -1,0 +1,380 @@
+#!/usr/bin/env bash
+# comfyq-scheduler end to end with curl: a real redis-server, the
+# scheduler, and for `run` comfyq-sim and a worker. Asserts status codes,
+# JSON bodies, headers, Redis state and bytes.
+#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready
+set -u
+BIN=$1
+GROUP=$2
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-sched.XXXXXX")
+. "$ROOT/tests/lib/stack.sh"
+trap stack_cleanup EXIT
+
+TG_SECRET=tg-secret-0123456789
+ADMIN_SECRET=admin-secret-0123456789
+TOKENS="bot:tg::$TG_SECRET,admin:*:$ADMIN_SECRET"
+TG="Authorization: Bearer $TG_SECRET"
+ADMIN="Authorization: Bearer $ADMIN_SECRET"
+
+# sched_start [ARGS...]: a scheduler on a free port: $SPID, $S (its URL).
+sched_start() {
+	: >"$T/sched.log"
+	"$BIN/comfyq-scheduler" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+		--queue "$Q" --listen 127.0.0.1:0 --output-dir "$T/out" \
+		--workflows-dir "$ROOT/workflows" --log-level verbose "$@" \
+		>>"$T/sched.log" 2>&1 &
+	SPID=$!
+	PIDS+=("$SPID")
+	if ! wait_until 20 grep -q "listening on" "$T/sched.log"; then
+		bad "the scheduler did not start"
+		exit 1
+	fi
+	S="http://127.0.0.1:$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/sched.log" | head -1)"
+	wait_until 20 curl -sf "$S/readyz" || bad "the scheduler is not ready"
+}
+sched_stop() { stop "$SPID"; }
+
+# req METHOD PATH [CURL ARGS...]: $CODE, the body in $T/body (and $BODY),
+# the headers in $T/headers.
+req() {
+	local m=$1 p=$2
+	shift 2
+	CODE=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' \
+		-X "$m" "$@" "$S$p")
+	BODY=$(cat "$T/body")
+}
+post() {	# post PATH JSON [CURL ARGS...]
+	local p=$1 d=$2
+	shift 2
+	req POST "$p" -H 'Content-Type: application/json' --data-binary "$d" "$@"
+}
+js() { echo "$BODY" | jq -r "$@"; }
+header() { grep -i "^$1:" "$T/headers" | cut -d' ' -f2- | tr -d '\r'; }
+code_is() { eq "$1" "$CODE" "$2"; }
+err_is() {	# err_is NAME STATUS CODE: the status and a JSON error body
+	eq "$1 status" "$CODE" "$2"
+	eq "$1 error code" "$(js .error.code)" "$3"
+	eq "$1 content type" "$(header Content-Type)" application/json
+}
+smoke_spec='{"workflow":"smoke_invert","params":{"width":256,"height":128}}'
+
+case "$GROUP" in
+http)
+	printf 'tokens = %s\nbody-max-bytes = 4096\n' "$TOKENS" >"$T/s.conf"
+	sched_start --config "$T/s.conf"
+	req GET /healthz
+	code_is "healthz without a token" 200
+	eq "healthz" "$(js .status)" ok
+	req GET /readyz
+	code_is "readyz" 200
+	eq "readyz library" "$(js .library)" "$(RC FCALL_RO comfyq_version 0)"
+	req GET /v1/openapi.json
+	code_is "openapi" 200
+	eq "openapi version" "$(js .openapi)" 3.0.3
+	req GET /v1/nope -H "$ADMIN"
+	err_is "unknown route" 404 not_found
+	req PUT /v1/jobs -H "$ADMIN"
+	err_is "wrong method" 405 method_not_allowed
+	eq "Allow" "$(header Allow)" POST
+	req DELETE /v1/stats -H "$ADMIN"
+	err_is "DELETE stats" 405 method_not_allowed
+	eq "Allow of stats" "$(header Allow)" GET
+	req GET /v1/jobs/%2e%2e%2f -H "$ADMIN"
+	err_is "a job id with path characters" 404 not_found
+	req GET /v1/jobs/..%2f..%2fetc -H "$ADMIN"
+	err_is "a job id with dots" 404 not_found
+	req GET /v1/jobs/ABC -H "$ADMIN"
+	err_is "a job id in capitals" 404 not_found
+	req GET "/v1/jobs/$(printf 'a%.0s' $(seq 65))" -H "$ADMIN"
+	err_is "a job id of 65 bytes" 404 not_found
+	# Tokens.
+	req GET /v1/stats
+	err_is "no token" 401 unauthorized
+	eq "WWW-Authenticate" "$(header WWW-Authenticate)" Bearer
+	req GET /v1/stats -H "Authorization: Bearer ${TG_SECRET}x"
+	err_is "a wrong token" 401 unauthorized
+	req GET /v1/stats -H "Authorization: Bearer ${TG_SECRET%?}"
+	err_is "a token cut short" 401 unauthorized
+	req GET /v1/stats -H "$TG"
+	code_is "a good token" 200
+	# Bodies.
+	req POST /v1/jobs -H "$ADMIN" -H 'Content-Type: text/plain' --data-binary "$smoke_spec"
+	err_is "wrong content type" 415 unsupported_media_type
+	req POST /v1/jobs -H "$ADMIN" --data-binary "$smoke_spec"
+	err_is "no content type (curl's form type)" 415 unsupported_media_type
+	post /v1/jobs '{"workflow": "smoke_invert",' -H "$ADMIN"
+	err_is "malformed JSON" 400 invalid_json
+	post /v1/jobs '' -H "$ADMIN"
+	err_is "an empty body" 400 invalid_json
+	big=$(head -c 5000 /dev/zero | tr '\0' 'a')
+	post /v1/jobs "{\"workflow\":\"smoke_invert\",\"meta\":{\"x\":\"$big\"}}" -H "$ADMIN"
+	code_is "an oversize body" 413
+	eq "nothing queued by the oversize body" "$(RC ZCARD "${P}ready:normal")" 0
+	req GET /v1/stats -H "$ADMIN" -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' 'b')"
+	code_is "oversize headers (libevent's own answer)" 400
+	req GET "/v1/stats?x=$(head -c 5000 /dev/zero | tr '\0' 'c')" -H "$ADMIN"
+	err_is "an oversize URL" 414 uri_too_long
+	req GET /v1/events -H "$ADMIN"
+	err_is "SSE before its module" 501 not_implemented
+	req GET /metrics
+	err_is "metrics before its module" 501 not_implemented
+	# CORS is off by default; SIGHUP turns it on and changes the tokens.
+	req GET /healthz -H 'Origin: https://bot.example'
+	eq "no CORS header" "$(header Access-Control-Allow-Origin)" ""
+	req OPTIONS /v1/jobs -H 'Origin: https://bot.example'
+	err_is "preflight without CORS" 405 method_not_allowed
+	printf 'tokens = admin:*:%s\ncors-origin = https://bot.example\nbody-max-bytes = 4096\n' \
+		"$ADMIN_SECRET" >"$T/s.conf"
+	kill -HUP "$SPID"
+	wait_until 5 grep -q "reload: settings re-read (1 tokens)" "$T/sched.log" &&
+		ok || bad "no reload logged"
+	req GET /v1/stats -H "$TG"
+	err_is "a token removed by the reload" 401 unauthorized
+	req GET /v1/stats -H "$ADMIN"
+	code_is "a token kept by the reload" 200
+	eq "CORS origin" "$(header Access-Control-Allow-Origin)" https://bot.example
+	req OPTIONS /v1/jobs/abc -H 'Origin: https://bot.example'
+	code_is "preflight" 204
+	eq "preflight methods" "$(header Access-Control-Allow-Methods)" "GET, DELETE"
+	printf 'tokens = broken\n' >"$T/s.conf"
+	kill -HUP "$SPID"
+	wait_until 5 grep -q "reload: tokens: .*settings unchanged" "$T/sched.log" &&
+		ok || bad "a bad reload was not refused"
+	req GET /v1/stats -H "$ADMIN"
+	code_is "tokens after a refused reload" 200
+	# SIGTERM: a clean stop.
+	kill "$SPID"
+	wait_until 10 sh -c "! kill -0 $SPID" && ok || bad "no stop on SIGTERM"
+	wait "$SPID"
+	eq "exit status" "$?" 0
+	grep -q "stopped" "$T/sched.log" && ok || bad "no stop logged"
+	# Open without tokens, with a warning.
+	sched_start
+	grep -q "tokens is empty: the API is open" "$T/sched.log" && ok ||
+		bad "no warning for an open API"
+	req GET /v1/stats
+	code_is "open API" 200
+	;;
+jobs)
+	sched_start --tokens "$TOKENS"
+	# Field-level errors, checked before anything is written.
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","steps":150}}' -H "$ADMIN"
+	err_is "steps=150" 400 invalid_input
+	eq "steps field" "$(js '.error.fields[0].field')" params.steps
+	eq "steps message" "$(js '.error.fields[0].message')" "150 not in 1..60"
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"steps":4}}' -H "$ADMIN"
+	err_is "a required param" 400 invalid_input
+	eq "required field" "$(js '.error.fields[0].field')" params.prompt
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x"},"priority":"urgent"}' -H "$ADMIN"
+	err_is "priority" 400 invalid_input
+	eq "priority field" "$(js '.error.fields[0].field')" priority
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x"},"loras":["a:99"]}' -H "$ADMIN"
+	err_is "a LoRA weight" 400 invalid_input
+	eq "LoRA field" "$(js '.error.fields[0].field')" 'loras[0]'
+	post /v1/jobs '{"workflow":"smoke_invert","inputs":{"nope":"aGk="}}' -H "$ADMIN"
+	err_is "an input the template does not take" 400 invalid_input
+	eq "input field" "$(js '.error.fields[0].field')" inputs.nope
+	post /v1/jobs '{"workflow":"no_such_flow"}' -H "$ADMIN"
+	err_is "unknown workflow" 400 unknown_workflow
+	eq "workflow field" "$(js '.error.fields[0].field')" workflow
+	post /v1/jobs '{"workflow":"smoke_invert","bogus":1}' -H "$ADMIN"
+	err_is "unknown field" 400 invalid_input
+	eq "nothing queued by bad specs" "$(RC ZCARD "${P}ready:normal")" 0
+	eq "no job records" "$(RC --scan --pattern "${P}job:*" | wc -l)" 0
+	# Tenants: the tg token submits for tg:* only; none given is its prefix.
+	post /v1/jobs '{"workflow":"smoke_invert","tenant":"web:1"}' -H "$TG"
+	err_is "a tenant out of scope" 403 forbidden
+	post /v1/jobs '{"workflow":"smoke_invert","tenant":"tg:42"}' -H "$TG"
+	code_is "a tenant in scope" 201
+	tgjob=$(js .id)
+	eq "created state" "$(js .state)" queued
+	eq "created position" "$(js .position)" 1
+	post /v1/jobs '{"workflow":"smoke_invert"}' -H "$TG"
+	code_is "no tenant" 201
+	eq "tenant from the token" "$(field "$(js .id)" tenant)" "tg:"
+	post /v1/jobs '{"workflow":"smoke_invert","tenant":"web:7"}' -H "$ADMIN"
+	code_is "admin for any tenant" 201
+	webjob=$(js .id)
+	req GET "/v1/jobs/$webjob" -H "$TG"
+	err_is "another tenant's job" 404 not_found
+	req DELETE "/v1/jobs/$webjob" -H "$TG"
+	err_is "cancel of another tenant's job" 404 not_found
+	eq "not canceled" "$(state "$webjob")" queued
+	req GET "/v1/jobs/$tgjob" -H "$TG"
+	code_is "own job" 200
+	eq "own job tenant" "$(js .tenant)" tg:42
+	eq "own job position" "$(js .position)" 1
+	eq "own job workflow" "$(js .workflow)" smoke_invert
+	# Positions over lanes: a high job goes before the normal ones.
+	post /v1/jobs '{"workflow":"smoke_invert","priority":"high","tenant":"web:8"}' -H "$ADMIN"
+	hi=$(js .id)
+	eq "high position" "$(js .position)" 1
+	req GET "/v1/jobs/$webjob" -H "$ADMIN"
+	eq "normal after high" "$(js .position)" 4
+	# Idempotency on the parsed spec: key order and spacing do not matter.
+	post /v1/jobs '{"workflow":"smoke_invert","params":{"width":64,"height":32},"tenant":"web:9","idempotency_key":"order-7"}' -H "$ADMIN"
+	code_is "first with a key" 201
+	idem=$(js .id)
+	post /v1/jobs '{ "idempotency_key" : "order-7",
+	  "tenant":"web:9", "params": {"height":32, "width":64.0},
+	  "workflow":"smoke_invert" }' -H "$ADMIN"
+	code_is "replay" 200
+	eq "replay id" "$(js .id)" "$idem"
+	eq "replay is the whole job" "$(js .tenant)" web:9
+	post /v1/jobs '{"workflow":"smoke_invert","params":{"width":64,"height":32},"tenant":"web:9"}' \
+		-H "$ADMIN" -H 'Idempotency-Key: order-7'
+	code_is "the key as a header" 200
+	eq "header replay id" "$(js .id)" "$idem"
+	post /v1/jobs '{"workflow":"smoke_invert","params":{"width":65},"tenant":"web:9","idempotency_key":"order-7"}' -H "$ADMIN"
+	err_is "the key with another spec" 409 conflict
+	post /v1/jobs '{"workflow":"smoke_invert","idempotency_key":"a"}' \
+		-H "$ADMIN" -H 'Idempotency-Key: b'
+	err_is "header and field differ" 400 invalid_input
+	eq "idempotency field" "$(js '.error.fields[0].field')" idempotency_key
+	# Cancel: queued, then again, then unknown.
+	refunds0=$(RC XLEN "${P}refunds")
+	req DELETE "/v1/jobs/$hi" -H "$ADMIN"
+	code_is "cancel queued" 200
+	eq "canceled" "$(js .state)" canceled
+	eq "refund" "$(js .refund)" true
+	eq "record canceled" "$(state "$hi")" canceled
+	eq "one refund entry" "$(RC XLEN "${P}refunds")" $((refunds0 + 1))
+	req DELETE "/v1/jobs/$hi" -H "$ADMIN"
+	err_is "cancel terminal" 409 already_ended
+	req DELETE /v1/jobs/nosuchjob0 -H "$ADMIN"
+	err_is "cancel unknown" 404 not_found
+	req GET /v1/jobs/nosuchjob0 -H "$ADMIN"
+	err_is "get unknown" 404 not_found
+	req GET "/v1/jobs/$hi" -H "$ADMIN"
+	eq "canceled job error" "$(js .error.code)" canceled
+	eq "canceled job refund" "$(js .refund)" true
+	eq "no position once ended" "$(js .position)" null
+	# Backpressure: at max-queue-depth, 503 with Retry-After.
+	sched_stop
+	n=$(( $(RC ZCARD "${P}ready:high") + $(RC ZCARD "${P}ready:normal") + $(RC ZCARD "${P}ready:low") ))
+	sched_start --tokens "$TOKENS" --max-queue-depth "$n" --retry-after-s 7
+	post /v1/jobs '{"workflow":"smoke_invert","tenant":"web:1"}' -H "$ADMIN"
+	err_is "a full queue" 503 queue_full
+	eq "Retry-After" "$(header Retry-After)" 7
+	eq "nothing queued when full" "$(( $(RC ZCARD "${P}ready:normal") + $(RC ZCARD "${P}ready:high") ))" "$n"
+	req DELETE "/v1/jobs/$webjob" -H "$ADMIN"
+	post /v1/jobs '{"workflow":"smoke_invert","tenant":"web:1"}' -H "$ADMIN"
+	code_is "room again" 201
+	;;
+run)
+	sim_start sim --step-ms 50 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	worker_start w1
+	PIDS+=("$WPID")
+	sched_start
+	wait_until 20 grep -q "registered as" "$T/w1.log" || bad "worker not up"
+	post /v1/jobs "$smoke_spec"
+	code_is "submit" 201
+	j=$(js .id)
+	await "$j" succeeded 30
+	req GET "/v1/jobs/$j"
+	code_is "get succeeded" 200
+	eq "state" "$(js .state)" succeeded
+	eq "refund" "$(js .refund)" false
+	eq "attempt" "$(js .attempt)" 1
+	eq "outputs" "$(js '.outputs | length')" 1
+	eq "output url" "$(js '.outputs[0].url')" "/v1/jobs/$j/outputs/0"
+	eq "no store path shown" "$(js '.outputs[0].path')" null
+	[ "$(js .finished_ms)" -ge "$(js .created_ms)" ] && ok || bad "times"
+	path=$(CQ status "$j" --json | jq -r '.outputs[0].path')
+	req GET "/v1/jobs/$j/outputs/0" -o "$T/out.png"
+	code_is "output" 200
+	eq "output type" "$(header Content-Type)" image/png
+	eq "output length" "$(header Content-Length)" "$(stat -c %s "$path")"
+	cmp -s "$T/body" "$path" && ok || bad "output bytes differ from the store"
+	eq "PNG magic" "$(head -c 8 "$T/body" | od -An -tx1 | tr -d ' \n')" 89504e470d0a1a0a
+	req GET "/v1/jobs/$j/outputs/0?thumb=64"
+	code_is "thumb" 200
+	eq "thumb type" "$(header Content-Type)" image/jpeg
+	eq "JPEG magic" "$(head -c 3 "$T/body" | od -An -tx1 | tr -d ' \n')" ffd8ff
+	eq "thumb length" "$(header Content-Length)" "$(stat -c %s "$T/body")"
+	size=$(python3 - "$T/body" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+i = 2
+while i < len(b):
+    m, l = b[i + 1], struct.unpack('>H', b[i + 2:i + 4])[0]
+    if m in (0xc0, 0xc1, 0xc2):
+        h, w = struct.unpack('>HH', b[i + 5:i + 9])
+        print('%dx%d' % (w, h))
+        break
+    i += 2 + l
+PY
+)
+	eq "thumb fits 64" "$size" 64x32
+	req GET "/v1/jobs/$j/outputs/0?thumb=512"
+	code_is "thumb 512" 200
+	req GET "/v1/jobs/$j/outputs/0?thumb=zz"
+	err_is "a bad thumb" 400 invalid_input
+	req GET "/v1/jobs/$j/outputs/1"
+	err_is "no such output" 404 not_found
+	# A record that names a file outside the store is not followed.
+	ln -s /etc/passwd "$T/out/$j/link.png"
+	RC HSET "${P}job:$j" outputs "[{\"path\":\"$T/out/$j/link.png\",\"mime\":\"image/png\"},{\"path\":\"/etc/passwd\",\"mime\":\"text/plain\"},{\"path\":\"$T/out/$j/../../etc/x\"}]" >/dev/null
+	for n in 0 1 2; do
+		req GET "/v1/jobs/$j/outputs/$n"
+		err_is "escaping output $n" 404 not_found
+	done
+	# Cancel a running job, then the terminal one.
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","steps":60}}'
+	k=$(js .id)
+	wait_until 20 is_state "$k" active || bad "never active"
+	wait_until 10 sh -c "redis-cli -p $RPORT HGET '${P}job:$k' progress | grep -q /" || true
+	req DELETE "/v1/jobs/$k"
+	code_is "cancel running" 202
+	eq "cancel requested" "$(js .cancel_requested)" true
+	await "$k" canceled 30
+	req DELETE "/v1/jobs/$k"
+	err_is "cancel ended" 409 already_ended
+	# The views match the CLI's.
+	req GET /v1/stats
+	eq "stats" "$(js -c '{ready, delayed, active, finished, counters}' | jq -S -c .)" \
+		"$(CQ stats --json | jq -S -c '{ready, delayed, active, finished, counters}')"
+	req GET /v1/workers
+	eq "workers" "$(js -c '[.[] | {worker, state, pool, host}]')" \
+		"$(CQ workers --json | jq -c '[.[] | {worker, state, pool, host}]')"
+	req GET /v1/pools
+	eq "pools" "$(js -c '[.[] | {pool, capacity, used}]')" \
+		"$(CQ slots --json | jq -c '[.[] | {pool, capacity, used}]')"
+	eq "one pool" "$(js 'length')" 1
+	req GET /v1/workflows
+	eq "workflows" "$(js -r '.[].name' | sort | tr '\n' ' ')" \
+		"$(ls "$ROOT/workflows" | sed -n 's/\.json$//p' | sort | tr '\n' ' ')"
+	req GET /v1/workflows/smoke_invert
+	eq "workflow params" "$(js -c '[.params[].name]')" '["width","height","color","batch_size"]'
+	req GET /v1/workflows/nope
+	err_is "unknown template" 404 not_found
+	;;
+ready)
+	sched_start
+	req GET /readyz
+	code_is "ready" 200
+	kill "$REDIS_PID"
+	wait_until 10 sh -c "! kill -0 $REDIS_PID" || bad "redis did not stop"
+	wait_until 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $S/readyz)\" = 503 ]" &&
+		ok || bad "readyz not 503 with Redis down"
+	req GET /readyz
+	err_is "readyz down" 503 not_ready
+	req GET /v1/stats
+	err_is "stats with Redis down" 503 unavailable
+	post /v1/jobs "$smoke_spec"
+	err_is "submit with Redis down" 503 unavailable
+	req GET /healthz
+	code_is "healthz with Redis down" 200
+	redis-server "$COMFYQ_TEST_REDIS_CONF" >/dev/null 2>&1
+	wait_until 20 curl -sf "$S/readyz" && ok || bad "readyz not back"
+	post /v1/jobs "$smoke_spec"
+	code_is "submit after Redis came back" 201
+	;;
+*)
+	echo "unknown group $GROUP" >&2
+	exit 2
+	;;
+esac
+finish
