@@ -54,7 +54,7 @@ enum rqfn_fn {
 const char *rqfn_name(enum rqfn_fn fn);
 void	    rqfn_cmd(struct rq_cmd *c, enum rqfn_fn fn, const char *prefix);
 
-/* version: the library's VERSION ("2"). */
+/* version: the library's VERSION ("3"). */
 void rqfn_version_cmd(struct rq_cmd *c);
 int  rqfn_version_reply(
      const redisReply *r, const char **version, char *err, size_t errlen);
