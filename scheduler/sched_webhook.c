@@ -19,7 +19,7 @@
  * claim's attempt; a late report after the lease was claimed over is
  * STALE and changes nothing.
  *
- * The lease is webhook-lease-ms, raised to webhook-timeout-ms + 5 s when
+ * The lease is webhook-lease-ms, raised to webhook-timeout-ms + 1 s when
  * shorter, so a lease does not run out under a request still in time.
  * A scheduler that dies mid-delivery leaves the lease; when it runs out
  * the delivery is due again and any scheduler sends it as the next
@@ -47,7 +47,7 @@
 #include "xmalloc.h"
 
 #define WH_POLL_MS	  250	    /* idle claim interval */
-#define WH_LEASE_SLACK_MS 5000	    /* lease over the request timeout */
+#define WH_LEASE_SLACK_MS 1000	    /* lease over the request timeout */
 #define WH_MAX_RESP	  (1 << 20) /* a receiver's answer we read */
 
 struct wh_delivery {

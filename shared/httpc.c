@@ -393,7 +393,10 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 	if (o && o->addr_ok) {
 		r->addr_ok = o->addr_ok;
+		/* A reused connection would skip the check. */
 		curl_easy_setopt(r->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_FORBID_REUSE, 1L);
 		curl_easy_setopt(
 		    r->easy, CURLOPT_OPENSOCKETFUNCTION, httpc_open_cb);
 		curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETDATA, r);

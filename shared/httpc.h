@@ -6,7 +6,8 @@
  * capped in size, and a download goes to a file instead of memory.
  * A request may carry extra headers, and a filter on the addresses it may
  * connect to (checked on the address curl actually connects to, after DNS,
- * so a name that resolves inward is refused too; proxies are then off).
+ * so a name that resolves inward is refused too; proxies and connection
+ * reuse are then off).
  */
 #ifndef COMFYQ_HTTPC_H
 #define COMFYQ_HTTPC_H
