@@ -91,27 +91,25 @@ wh_addr_public(const struct sockaddr *sa)
 
 /*
  * The signing key for the secret now in the settings (it may change on
- * SIGHUP); -1 when there is none to sign with. A bad secret is logged once
- * per value, and into err for webhooks_new.
+ * SIGHUP). Returns 0, or -1 with err when there is none to sign with;
+ * *changed says whether the secret differs from the last call's.
  */
 static int
-wh_key(struct webhooks *wh, char *err, size_t errlen)
+wh_key(struct webhooks *wh, int *changed, char *err, size_t errlen)
 {
 	const char *secret = wh->s->cfg->webhook_secret;
 
-	if (wh->secret != NULL && strcmp(wh->secret, secret) == 0)
-		return (wh->key.key != NULL ? 0 : -1);
-	free(wh->secret);
-	sign_key_free(&wh->key);
-	wh->secret = xstrdup(secret);
-	if (*secret == '\0') {
-		log_warnx("webhook-secret is empty: webhook deliveries wait "
-			  "until it is set");
-		snprintf(err, errlen, "webhook-secret is empty");
-		return (-1);
+	*changed = wh->secret == NULL || strcmp(wh->secret, secret) != 0;
+	if (*changed) {
+		free(wh->secret);
+		sign_key_free(&wh->key);
+		wh->secret = xstrdup(secret);
+		if (*secret != '\0' &&
+		    sign_key_parse(secret, &wh->key, err, errlen) == -1)
+			return (-1);
 	}
-	if (sign_key_parse(secret, &wh->key, err, errlen) == -1) {
-		log_warnx("%s; webhook deliveries wait", err);
+	if (wh->key.key == NULL) {
+		snprintf(err, errlen, "webhook-secret is empty");
 		return (-1);
 	}
 	return (0);
@@ -361,14 +359,21 @@ wh_tick(evutil_socket_t fd, short what, void *arg)
 	struct rq_cmd		c;
 	long long		lease, batch;
 	char			err[256];
+	int			changed;
 
 	(void)fd;
 	(void)what;
 	batch = cfg->webhook_concurrency - wh->inflight;
 	if (wh->claim != NULL || batch <= 0)
 		return; /* a reply re-arms */
-	if (wh_key(wh, err, sizeof err) == -1 || !rq_async_up(wh->s->rc)) {
-		wh_arm(wh, WH_POLL_MS); /* deliveries wait */
+	if (wh_key(wh, &changed, err, sizeof err) == -1) {
+		if (changed)
+			log_warnx("%s: webhook deliveries wait", err);
+		wh_arm(wh, WH_POLL_MS);
+		return;
+	}
+	if (!rq_async_up(wh->s->rc)) {
+		wh_arm(wh, WH_POLL_MS);
 		return;
 	}
 	if (batch > 1000)
@@ -410,14 +415,18 @@ webhooks_new(struct sched *s, char *err, size_t errlen)
 {
 	struct webhooks *wh;
 	char		 host[64], *p;
+	int		 changed;
 
 	wh = xcalloc(1, sizeof *wh);
 	wh->s = s;
 	TAILQ_INIT(&wh->active);
-	if (wh_key(wh, err, errlen) == -1 && *s->cfg->webhook_secret != '\0') {
-		free(wh->secret);
-		free(wh);
-		return (NULL);
+	if (wh_key(wh, &changed, err, errlen) == -1) {
+		if (*s->cfg->webhook_secret != '\0') {
+			free(wh->secret);
+			free(wh);
+			return (NULL);
+		}
+		log_warnx("%s: webhook deliveries wait until it is set", err);
 	}
 	if (gethostname(host, sizeof host) == -1)
 		snprintf(host, sizeof host, "scheduler");
