@@ -15,7 +15,9 @@
  * any other status or a transport error is retried after
  * backoff_delay(retry-base, retry-max, attempt - 1) with jitter, unless
  * that retry would fall past webhook-max-age-s after the job finished:
- * then it fails. Each outcome goes back with webhook_done under the
+ * then it fails. Retries are due by that deadline; a delivery claimed
+ * later than the deadline plus webhook-retry-max-ms (no scheduler ran, or
+ * none had a secret, for that long) fails without being sent. Each outcome goes back with webhook_done under the
  * claim's attempt; a late report after the lease was claimed over is
  * STALE and changes nothing.
  *
@@ -269,7 +271,7 @@ wh_http_done(const struct httpc_resp *resp, void *arg)
 		wh_retry(d, 0, resp->err);
 }
 
-/* Sends one claimed delivery, or ends it when it is past max age. */
+/* Sends one claimed delivery, or ends it when it is long past max age. */
 static void
 wh_send(struct webhooks *wh, const struct rqfn_webhook *w)
 {
@@ -289,9 +291,11 @@ wh_send(struct webhooks *wh, const struct rqfn_webhook *w)
 	d->body = wh_body(w);
 	TAILQ_INSERT_TAIL(&wh->active, d, entry);
 	wh->inflight++;
-	if (now - d->finished_ms > cfg->webhook_max_age_s * 1000) {
+	if (now - d->finished_ms >
+	    cfg->webhook_max_age_s * 1000 + cfg->webhook_retry_max_ms) {
 		wh_report(d, RQFN_WH_FAILED, 0,
-		    "gave up: the job ended more than webhook-max-age-s ago",
+		    "gave up unsent: the job ended more than webhook-max-age-s "
+		    "ago",
 		    0);
 		return;
 	}

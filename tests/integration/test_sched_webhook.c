@@ -499,15 +499,15 @@ test_two_engines_no_double(void)
 {
 	struct sched_cfg c;
 	struct sched	 a, b;
-	char		 P[128], jid[64];
-	int		 i;
+	char		 P[128], jids[20][64], owner[256];
+	int		 i, others = 0;
 
 	world();
 	seen_reset();
 	snprintf(P, sizeof P, "%s", it_queue("two"));
 	it_setcap(P, "gpu0", "32", NULL);
 	for (i = 0; i < 20; i++)
-		job_end(P, "/slow", 0, jid, sizeof jid);
+		job_end(P, "/slow", 0, jids[i], sizeof jids[i]);
 	cfg_fill(&c);
 	c.webhook_concurrency = 4;
 	sched_fill(&a, &c, P);
@@ -519,6 +519,11 @@ test_two_engines_no_double(void)
 	for (i = 0; i < T.nseen; i++)
 		ASSERT_EQ(count_id(T.seen[i].id), 1);
 	ASSERT_EQ(it_stat(P, "webhooks_retried"), 0);
+	/* Both engines took a share. */
+	snprintf(owner, sizeof owner, "%s", it_hget(P, jids[0], "wh_owner"));
+	for (i = 1; i < 20; i++)
+		others += strcmp(it_hget(P, jids[i], "wh_owner"), owner) != 0;
+	ASSERT_TRUE(others > 0 && others < 20);
 	webhooks_free(a.wh);
 	webhooks_free(b.wh);
 }
@@ -592,6 +597,19 @@ test_max_age_fails(void)
 	ASSERT_EQ(it_stat(P, "webhooks_failed"), 1);
 	ASSERT_EQ(it_stat(P, "webhooks_delivered"), 0);
 	ASSERT_EQ(it_int("ZCARD %swebhooks", P), 0);
+	webhooks_free(s.wh);
+
+	/* A delivery first claimed long after the deadline (no scheduler
+	 * ran) fails without being sent. */
+	seen_reset();
+	job_end(P, "/ok", 0, jid, sizeof jid);
+	freeReplyObject(it_cmd("HSET %sjob:%s finished_ms %lld", P, jid,
+	    clock_wall_ms() - 86400000LL));
+	sched_fill(&s, &c, P);
+	ASSERT_TRUE(wait_state(P, jid, "failed", 5000));
+	ASSERT_EQ(T.nseen, 0);
+	ASSERT_TRUE(strstr(it_hget(P, jid, "wh_error"), "unsent") != NULL);
+	ASSERT_EQ(it_stat(P, "webhooks_failed"), 2);
 	webhooks_free(s.wh);
 }
 
