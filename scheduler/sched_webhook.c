@@ -50,7 +50,7 @@
 
 #define WH_POLL_MS	  250	    /* idle claim interval */
 #define WH_LEASE_SLACK_MS 1000	    /* lease over the request timeout */
-#define WH_MAX_RESP	  (1 << 20) /* a receiver's answer we read */
+#define WH_MAX_RESP	  (1 << 20) /* longer answers: a transport error */
 
 struct wh_delivery {
 	struct webhooks	 *wh; /* NULL: orphaned, its reply frees it */
