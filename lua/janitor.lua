@@ -27,7 +27,11 @@
                  Deletes the records of jobs that ended (the `done` zset)
                  more than retention_ms ago, with their idempotency key when
                  it still names them. A job in `done` that is not terminal
-                 (a corrupt index) only leaves `done`.
+                 (a corrupt index) only leaves `done`. A record whose
+                 webhook is still to be delivered (wh_state pending or
+                 delivering) is kept: its `done` score moves to now, so it
+                 is looked at again retention_ms later (a delivery ends
+                 within webhook-max-age-s, lua/webhook.lua).
   workers_gone:  ARGV option pairs dead_ms (30000), forget_ms (86400000),
                  batch (100)
                  -> { gone, forgotten, wid, ... (the workers newly gone) }
@@ -182,15 +186,19 @@ register('expire', function(keys, args)
 	local ids = redis.call('ZRANGEBYSCORE', P .. 'done', '-inf',
 	    now - o.retention_ms, 'LIMIT', 0, o.batch)
 	for _, jid in ipairs(ids) do
-		local j = job_read(P, jid, 'idem')
-		redis.call('ZREM', P .. 'done', jid)
-		if not j or TERMINAL[j.state] then
-			if j and j.idem and j.idem ~= '' and
-			    try('GET', P .. 'idem:' .. j.idem) == jid then
-				redis.call('DEL', P .. 'idem:' .. j.idem)
+		local j = job_read(P, jid, 'idem', 'wh_state')
+		if j and TERMINAL[j.state] and WH_OPEN[j.wh_state or ''] then
+			redis.call('ZADD', P .. 'done', now, jid)
+		else
+			redis.call('ZREM', P .. 'done', jid)
+			if not j or TERMINAL[j.state] then
+				if j and j.idem and j.idem ~= '' and
+				    try('GET', P .. 'idem:' .. j.idem) == jid then
+					redis.call('DEL', P .. 'idem:' .. j.idem)
+				end
+				redis.call('DEL', P .. 'job:' .. jid)
+				n = n + 1
 			end
-			redis.call('DEL', P .. 'job:' .. jid)
-			n = n + 1
 		end
 	end
 	if n > 0 then

@@ -16,7 +16,7 @@
     worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
     events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
     secret     STRING (the random part of job ids, see enqueue)
-    reaper     HASH     dead       HASH
+    reaper     HASH     dead       HASH   webhooks ZSET (jid -> due ms)
     ctl:<wid>  pub/sub channel: cancel publishes `cancel <jid>` there
 
   Rules every function keeps:
@@ -46,7 +46,7 @@
     slot_get read held:<pool> and say CORRUPT.
 ]]
 
-local VERSION = '2'
+local VERSION = '3'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
@@ -56,6 +56,8 @@ local DEAD_FIELDS = 32			-- evidence kept of a corrupt record
 local STATES = { queued = true, delayed = true, active = true,
 	succeeded = true, failed = true, canceled = true }
 local TERMINAL = { succeeded = true, failed = true, canceled = true }
+-- Webhook delivery states (lua/webhook.lua); the open ones still send.
+local WH_OPEN = { pending = true, delivering = true }
 
 -- Error codes (docs/design.md §5) and the terminal state each one leads to.
 local ERROR_CODES = {
@@ -68,7 +70,7 @@ local ERROR_CODES = {
 
 -- Key groups for need(): suffix after the prefix, then the Redis type.
 local K_END = { 'leases', 'zset', 'done', 'zset', 'events', 'stream',
-	'stats', 'hash' }
+	'stats', 'hash', 'webhooks', 'zset' }
 local K_REFUND = { 'refunds', 'stream' }
 local K_LANES = { 'ready:high', 'zset', 'ready:normal', 'zset',
 	'ready:low', 'zset' }
@@ -274,9 +276,14 @@ end
   error_code, error, refund, outputs, tenant, meta, attempt) and the event's
   stream id in end_id, so a reader that missed the event (the stream was
   trimmed past it) reads job:<jid> for as long as the record is kept.
+  A job with a `webhook` URL gets its delivery scheduled here, the one
+  terminal path: wh_state pending, due now in the webhooks zset
+  (lua/webhook.lua hands it to a scheduler). The job's key is a hash or
+  gone (bury deletes one of another type first), so HGET cannot fail.
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs)
 	local key = P .. 'job:' .. jid
+	local hook = redis.call('HGET', key, 'webhook')
 	local refund = state ~= 'succeeded'
 	local ev = { 'type', state, 'job', jid, 'state', state,
 	    'tenant', job.tenant or '', 'attempt', job.attempt or '0',
@@ -309,6 +316,13 @@ local function finish(P, jid, job, state, code, msg, now, outputs)
 	stat(P, state)
 	if code and state == 'failed' then
 		stat(P, 'failed:' .. code)
+	end
+	if hook and hook ~= '' then
+		redis.call('HSET', key, 'wh_state', 'pending', 'wh_attempts', 0,
+		    'wh_next_ms', now)
+		redis.call('HDEL', key, 'wh_lease_until', 'wh_last_status',
+		    'wh_error')
+		redis.call('ZADD', P .. 'webhooks', now, jid)
 	end
 end
 

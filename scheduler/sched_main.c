@@ -31,6 +31,7 @@
 #include "sched.h"
 #include "sched_auth.h"
 #include "sched_http.h"
+#include "sched_webhook.h"
 #include "template.h"
 #include "util.h"
 
@@ -187,7 +188,12 @@ sched_run(void)
 		goto out;
 	}
 	sched.http = httpc_new(sched.base);
-	/* modules: sse_new, metrics_new, webhooks_new (see sched.h) */
+	/* modules: sse_new, metrics_new (see sched.h) */
+	if ((sched.wh = webhooks_new(&sched, err, sizeof err)) == NULL) {
+		log_warnx("cannot start: %s", err);
+		rc = EXIT_START;
+		goto out;
+	}
 	log_notice("listening on %s (port %d)%s%s, queue %s, %zu templates, "
 		   "%zu tokens",
 	    cfg.listen, http_port(sched.httpd, 0),
@@ -201,6 +207,7 @@ sched_run(void)
 	event_base_dispatch(sched.base);
 	log_notice("stopped");
 out:
+	webhooks_free(sched.wh);
 	http_free(sched.httpd);
 	if (sched.http != NULL)
 		httpc_free(sched.http);

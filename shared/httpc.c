@@ -9,8 +9,12 @@
  * A request that cannot be set up fails through the same callback, from a
  * zero timer, so callers have one error path. A download (httpc_download)
  * writes the body to the caller's file as it arrives instead of keeping it.
+ * An address filter sits in CURLOPT_OPENSOCKETFUNCTION, which curl calls
+ * with the resolved address of every connection it opens.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +43,16 @@ struct httpc_req {
 	size_t		   resp_cap;
 	size_t		   max_resp;
 	int		   too_big;
-	int		   fd;		/* httpc_download's file, else -1 */
-	int		   write_errno; /* writing to fd failed */
-	CURLcode	   result;
-	int		   setup_failed;
-	struct event	  *defer; /* delivers a setup failure */
-	char		   errbuf[CURL_ERROR_SIZE];
-	httpc_cb	   cb;
-	void		  *arg;
+	int		   fd; /* httpc_download's file, else -1 */
+	int (*addr_ok)(const struct sockaddr *);
+	char	      blocked[INET6_ADDRSTRLEN]; /* a refused address */
+	int	      write_errno;		 /* writing to fd failed */
+	CURLcode      result;
+	int	      setup_failed;
+	struct event *defer; /* delivers a setup failure */
+	char	      errbuf[CURL_ERROR_SIZE];
+	httpc_cb      cb;
+	void	     *arg;
 	TAILQ_ENTRY(httpc_req) entry;
 };
 
@@ -269,6 +275,12 @@ httpc_finish(struct httpc_req *r)
 		    strerror(r->write_errno));
 		resp.fail = HTTPC_WRITE;
 		resp.err = r->errbuf;
+	} else if (r->blocked[0] != '\0' && r->result != CURLE_OK) {
+		snprintf(r->errbuf, sizeof r->errbuf,
+		    "refused to connect to %s (address not allowed)",
+		    r->blocked);
+		resp.fail = HTTPC_BLOCKED;
+		resp.err = r->errbuf;
 	} else if (r->result == CURLE_OK) {
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
@@ -321,6 +333,28 @@ httpc_defer_cb(evutil_socket_t fd, short kind, void *arg)
 	httpc_finish(r);
 }
 
+/* Opens curl's socket unless the request's filter refuses the address. */
+static curl_socket_t
+httpc_open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct httpc_req *r = arg;
+	const void	 *ip;
+
+	(void)purpose;
+	if (!r->addr_ok(&a->addr)) {
+		ip = a->family == AF_INET6
+		    ? (const void *)&((struct sockaddr_in6 *)(void *)&a->addr)
+			  ->sin6_addr
+		    : (const void *)&((struct sockaddr_in *)(void *)&a->addr)
+			  ->sin_addr;
+		if (inet_ntop(a->family, ip, r->blocked, sizeof r->blocked) ==
+		    NULL)
+			snprintf(r->blocked, sizeof r->blocked, "?");
+		return (CURL_SOCKET_BAD);
+	}
+	return (socket(a->family, a->socktype, a->protocol));
+}
+
 /* Creates a request with the options every method shares. */
 static struct httpc_req *
 httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
@@ -328,6 +362,7 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 {
 	struct httpc_req *r;
 	long		  timeout, connect;
+	size_t		  i;
 
 	r = xcalloc(1, sizeof *r);
 	r->h = h;
@@ -353,7 +388,19 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, connect);
 	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	for (i = 0; o && o->headers && o->headers[i] != NULL; i++)
+		r->headers = curl_slist_append(r->headers, o->headers[i]);
 	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	if (o && o->addr_ok) {
+		r->addr_ok = o->addr_ok;
+		/* A reused connection would skip the check. */
+		curl_easy_setopt(r->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_FORBID_REUSE, 1L);
+		curl_easy_setopt(
+		    r->easy, CURLOPT_OPENSOCKETFUNCTION, httpc_open_cb);
+		curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETDATA, r);
+	}
 	return (r);
 }
 

@@ -4,6 +4,10 @@
  * exactly one callback on the loop thread, also when it could not even be
  * started, unless it was canceled first. Bodies are copied; responses are
  * capped in size, and a download goes to a file instead of memory.
+ * A request may carry extra headers, and a filter on the addresses it may
+ * connect to (checked on the address curl actually connects to, after DNS,
+ * so a name that resolves inward is refused too; proxies and connection
+ * reuse are then off).
  */
 #ifndef COMFYQ_HTTPC_H
 #define COMFYQ_HTTPC_H
@@ -11,6 +15,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct sockaddr;
 struct httpc;
 struct httpc_req;
 
@@ -20,6 +25,7 @@ enum httpc_fail {
 	HTTPC_TIMEOUT, /* connect or transfer time ran out */
 	HTTPC_TOO_BIG, /* the response was over max_resp */
 	HTTPC_WRITE,   /* a download could not write its file */
+	HTTPC_BLOCKED, /* the address filter refused every address */
 	HTTPC_ERROR,   /* any other transport error */
 };
 
@@ -36,6 +42,10 @@ struct httpc_opts {
 	long   timeout_ms;	   /* whole transfer; 0: 30000 */
 	long   connect_timeout_ms; /* 0: 5000 */
 	size_t max_resp;	   /* 0: 8 MiB */
+	/* NULL, or "Name: value" lines to send, NULL-terminated (copied) */
+	const char *const *headers;
+	/* NULL, or 1 for an address the request may connect to */
+	int (*addr_ok)(const struct sockaddr *sa);
 };
 
 typedef void (*httpc_cb)(const struct httpc_resp *, void *);

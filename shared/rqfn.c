@@ -75,6 +75,10 @@ static const struct rqfn_def {
 	[RQFN_FN_ACTIVE_FILES] = { "active_files", 0, { { NULL, "i*ss" } } },
 	[RQFN_FN_JOB_FILES] = { "job_files", RQ_OK | RQ_STALE,
 	    { { NULL, NULL } } },
+	[RQFN_FN_WEBHOOK_CLAIM] = { "webhook_claim", 0,
+	    { { NULL, "i*sssiiS" } } },
+	[RQFN_FN_WEBHOOK_DONE] = { "webhook_done", RQ_OK | RQ_STALE,
+	    { { NULL, NULL } } },
 };
 
 const char *
@@ -585,6 +589,53 @@ rqfn_active_file(const struct rqfn_active_files *a, size_t i, const char **jid,
 {
 	*jid = a->r->element[1 + 2 * i]->str;
 	*files = a->r->element[2 + 2 * i]->str;
+}
+
+/* A delivery's field list must pair names with values. */
+int
+rqfn_webhook_claim_reply(const redisReply *r, struct rqfn_webhook_claim *out,
+    char *err, size_t errlen)
+{
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	if (rqfn_match(RQFN_FN_WEBHOOK_CLAIM, r, err, errlen) == -1)
+		return (-1);
+	for (i = 1; i < r->elements; i += 6)
+		if (E(i + 5)->elements % 2 != 0) {
+			snprintf(err, errlen,
+			    "unexpected reply to webhook_claim (an odd field "
+			    "list of %zu)",
+			    E(i + 5)->elements);
+			return (-1);
+		}
+	out->next_due_ms = E(0)->integer;
+	out->n = (r->elements - 1) / 6;
+	out->r = r;
+	return (0);
+}
+
+/* The i-th delivery of a decoded webhook_claim reply (i < n). */
+void
+rqfn_webhook_delivery(
+    const struct rqfn_webhook_claim *w, size_t i, struct rqfn_webhook *d)
+{
+	redisReply *const *e = w->r->element + 1 + 6 * i;
+
+	d->jid = e[0]->str;
+	d->url = e[1]->str;
+	d->id = e[2]->str;
+	d->attempt = e[3]->integer;
+	d->finished_ms = e[4]->integer;
+	d->fields = e[5]->element;
+	d->nfields = e[5]->elements / 2;
+}
+
+int
+rqfn_webhook_done_reply(
+    const redisReply *r, int *stale, char *err, size_t errlen)
+{
+	return (rqfn_ok_stale(RQFN_FN_WEBHOOK_DONE, r, stale, err, errlen));
 }
 
 /*

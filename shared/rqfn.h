@@ -48,13 +48,15 @@ enum rqfn_fn {
 	RQFN_FN_QUEUE_STATUS,
 	RQFN_FN_ACTIVE_FILES,
 	RQFN_FN_JOB_FILES,
+	RQFN_FN_WEBHOOK_CLAIM,
+	RQFN_FN_WEBHOOK_DONE,
 	RQFN_FN_COUNT
 };
 
 const char *rqfn_name(enum rqfn_fn fn);
 void	    rqfn_cmd(struct rq_cmd *c, enum rqfn_fn fn, const char *prefix);
 
-/* version: the library's VERSION ("2"). */
+/* version: the library's VERSION ("3"). */
 void rqfn_version_cmd(struct rq_cmd *c);
 int  rqfn_version_reply(
      const redisReply *r, const char **version, char *err, size_t errlen);
@@ -316,6 +318,44 @@ int  rqfn_active_files_reply(const redisReply *r, struct rqfn_active_files *out,
      char *err, size_t errlen);
 void rqfn_active_file(const struct rqfn_active_files *a, size_t i,
     const char **jid, const char **files);
+
+/*
+ * Webhook deliveries (lua/webhook.lua). A claim's deliveries are read with
+ * rqfn_webhook_delivery; fields are the terminal event's name, value pairs.
+ */
+struct rqfn_webhook_claim {
+	long long	  next_due_ms; /* 0: nothing left in the zset */
+	size_t		  n;
+	const redisReply *r;
+};
+struct rqfn_webhook {
+	const char  *jid;
+	const char  *url;
+	const char  *id; /* wh_<jid>: the same for every attempt */
+	long long    attempt;
+	long long    finished_ms;
+	redisReply **fields;  /* fields[2i]->str, fields[2i+1]->str */
+	size_t	     nfields; /* pairs */
+};
+enum rqfn_wh_outcome { RQFN_WH_DELIVERED, RQFN_WH_RETRY, RQFN_WH_FAILED };
+struct rqfn_webhook_done_args {
+	const char	    *jid;
+	long long	     attempt;
+	enum rqfn_wh_outcome outcome;
+	long		     status;   /* 0: no response */
+	const char	    *error;    /* "" when none */
+	long long	     retry_ms; /* retry only */
+};
+void rqfn_webhook_claim_cmd(struct rq_cmd *c, const char *prefix,
+    const char *sid, long long lease_ms, long long batch);
+int  rqfn_webhook_claim_reply(const redisReply *r,
+     struct rqfn_webhook_claim *out, char *err, size_t errlen);
+void rqfn_webhook_delivery(
+    const struct rqfn_webhook_claim *w, size_t i, struct rqfn_webhook *d);
+void rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_webhook_done_args *a);
+int  rqfn_webhook_done_reply(
+     const redisReply *r, int *stale, char *err, size_t errlen);
 
 /* The control channel: a message pub/sub delivers on ctl:<wid>. */
 enum rqfn_ctl_kind {

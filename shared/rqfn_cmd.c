@@ -285,6 +285,35 @@ rqfn_active_files_cmd(
 	rq_cmd_addf(c, "%lld", limit);
 }
 
+void
+rqfn_webhook_claim_cmd(struct rq_cmd *c, const char *prefix, const char *sid,
+    long long lease_ms, long long batch)
+{
+	rqfn_cmd(c, RQFN_FN_WEBHOOK_CLAIM, prefix);
+	rq_cmd_add(c, sid);
+	rq_cmd_addf(c, "%lld", lease_ms);
+	rq_cmd_addf(c, "%lld", batch);
+}
+
+void
+rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_webhook_done_args *a)
+{
+	static const char *const outcome[] = { [RQFN_WH_DELIVERED] =
+						   "delivered",
+		[RQFN_WH_RETRY] = "retry",
+		[RQFN_WH_FAILED] = "failed" };
+
+	rqfn_cmd(c, RQFN_FN_WEBHOOK_DONE, prefix);
+	rq_cmd_add(c, a->jid);
+	rq_cmd_addf(c, "%lld", a->attempt);
+	rq_cmd_add(c, outcome[a->outcome]);
+	rq_cmd_addf(c, "%ld", a->status);
+	rq_cmd_add(c, a->error);
+	if (a->outcome == RQFN_WH_RETRY)
+		rq_cmd_addf(c, "%lld", a->retry_ms);
+}
+
 /* SUBSCRIBE <prefix>ctl:<worker>: cancel.lua publishes there. */
 void
 rqfn_ctl_subscribe_cmd(struct rq_cmd *c, const char *prefix, const char *worker)

@@ -5,7 +5,8 @@
 #                      CMake and the libraries
 #   PKGS_RUN           run the stack on one machine: redis-server,
 #                      redis-cli (redis.sh pings it) and curl
-#   PKGS_TEST          what the tests use besides: pgrep (procps)
+#   PKGS_TEST          what the tests use besides: pgrep (procps), jq and
+#                      python3 (the scheduler tests read JSON and JPEGs)
 #   PKGS_FUZZ          the libFuzzer targets: clang
 #   pkgs_fuzz_runtime  prints the package of libFuzzer's runtime, which
 #                      Debian names after clang's major version and clang
@@ -17,7 +18,7 @@ PKGS_BUILD="build-essential cmake pkg-config libhiredis-dev
 libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev
 libwslay-dev libssl-dev"
 PKGS_RUN="redis-server redis-tools curl"
-PKGS_TEST="procps"
+PKGS_TEST="procps jq python3"
 PKGS_FUZZ="clang"
 
 pkgs_fuzz_runtime() {

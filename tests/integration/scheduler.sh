@@ -2,7 +2,7 @@
 # comfyq-scheduler end to end with curl: a real redis-server, the
 # scheduler, and for `run` comfyq-sim and a worker. Asserts status codes,
 # JSON bodies, headers, Redis state and bytes.
-#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready
+#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready hooks
 set -u
 BIN=$1
 GROUP=$2
@@ -371,6 +371,70 @@ ready)
 	wait_until 20 curl -sf "$S/readyz" && ok || bad "readyz not back"
 	post /v1/jobs "$smoke_spec"
 	code_is "submit after Redis came back" 201
+	;;
+hooks)
+	# The program's webhook engine end to end: a receiver that answers
+	# 500 once and then 200, a job that really runs, a signature checked
+	# here with Python's own hmac.
+	cat >"$T/recv.py" <<'PY'
+import http.server, sys, os
+d = sys.argv[1]
+n = [0]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        n[0] += 1
+        with open(os.path.join(d, 'hook%d' % n[0]), 'wb') as f:
+            f.write(('%s\n%s\n%s\n' % (self.headers['webhook-id'],
+                self.headers['webhook-timestamp'],
+                self.headers['webhook-signature'])).encode() + body)
+        self.send_response(500 if n[0] == 1 else 200)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+open(os.path.join(d, 'port'), 'w').write(str(s.server_port))
+s.serve_forever()
+PY
+	mkdir -p "$T/hooks"
+	python3 "$T/recv.py" "$T/hooks" &
+	PIDS+=("$!")
+	wait_until 10 test -s "$T/hooks/port" || bad "receiver not up"
+	hook="http://127.0.0.1:$(cat "$T/hooks/port")/hook"
+	sim_start sim --step-ms 20 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	worker_start w1
+	PIDS+=("$WPID")
+	secret=hook-secret-0123456789
+	sched_start --webhook-secret "$secret" --webhook-allow-private true \
+		--webhook-retry-base-ms 100 --webhook-retry-max-ms 200
+	post /v1/jobs "{\"workflow\":\"smoke_invert\",\"webhook\":\"$hook\",\"meta\":{\"charge\":10}}"
+	code_is "submit with a webhook" 201
+	j=$(js .id)
+	await "$j" succeeded 30
+	wait_until 20 test -s "$T/hooks/hook2" && ok || bad "no second delivery"
+	wait_until 10 sh -c "[ \"\$(redis-cli -p $RPORT HGET ${P}job:$j wh_state)\" = delivered ]" &&
+		ok || bad "delivery not recorded"
+	eq "two attempts" "$(ls "$T/hooks" | grep -c '^hook')" 2
+	eq "one id for both attempts" "$(head -1 "$T/hooks/hook1")" "$(head -1 "$T/hooks/hook2")"
+	eq "signature checks" "$(python3 - "$T/hooks/hook2" "$secret" <<'PY'
+import base64, hashlib, hmac, sys
+raw = open(sys.argv[1], 'rb').read()
+wid, ts, sig, body = raw.split(b'\n', 3)
+mac = hmac.new(sys.argv[2].encode(), wid + b'.' + ts + b'.' + body,
+    hashlib.sha256).digest()
+print('ok' if sig == b'v1,' + base64.b64encode(mac) else 'bad')
+PY
+)" ok
+	body=$(tail -n +4 "$T/hooks/hook2")
+	eq "body job id" "$(echo "$body" | jq -r .job)" "$j"
+	eq "body state" "$(echo "$body" | jq -r .state)" succeeded
+	eq "body meta" "$(echo "$body" | jq -r .meta.charge)" 10
+	req GET "/v1/jobs/$j"
+	eq "job shows the delivery" "$(js .webhook.state)" delivered
+	eq "job shows two attempts" "$(js .webhook.attempts)" 2
+	eq "job shows the last status" "$(js .webhook.last_status)" 200
 	;;
 *)
 	echo "unknown group $GROUP" >&2

@@ -1537,6 +1537,40 @@ pc_outside(struct pc *x)
 	freeReplyObject(r);
 }
 
+/* A job with a webhook that succeeded: its delivery is pending. */
+static void
+pc_hooked(struct pc *x)
+{
+	redisReply *r;
+
+	freeReplyObject(
+	    it_fcall(x->P, "register", "w1", "60000", "gpu0", "1", "0", NULL));
+	it_enq(x->P, "{\"workflow\":\"a\",\"webhook\":\"http://h/x\"}");
+	it_claim(x->P, "w1", "gpu0", "30000", &x->c);
+	r = it_fcall(x->P, "complete", x->c.jid, x->c.fence, "[]", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+}
+
+/* An active job of w1 in gpu0 with a webhook. */
+static void
+pc_busy_hooked(struct pc *x)
+{
+	freeReplyObject(
+	    it_fcall(x->P, "register", "w1", "60000", "gpu0", "1", "0", NULL));
+	it_enq(x->P, "{\"workflow\":\"a\",\"webhook\":\"http://h/x\"}");
+	it_claim(x->P, "w1", "gpu0", "30000", &x->c);
+}
+
+/* ... and claimed by scheduler s1: attempt 1 is delivering. */
+static void
+pc_delivering(struct pc *x)
+{
+	pc_hooked(x);
+	freeReplyObject(
+	    it_fcall(x->P, "webhook_claim", "s1", "60000", "10", NULL));
+}
+
 #define PC_CALL(name, ...)                                                     \
 	static redisReply *name(struct pc *x)                                  \
 	{                                                                      \
@@ -1572,8 +1606,12 @@ PC_CALL(pc_slot_release, "slot_release", "gpu0", "warm", x->fence)
 PC_CALL(pc_register, "register", "w1", "60000", "gpu0", "2", "0", "host", "h2")
 PC_CALL(pc_unregister, "unregister", "w1")
 PC_CALL(pc_active_files, "active_files", "")
+PC_CALL(pc_webhook_claim, "webhook_claim", "s2", "60000", "10")
+PC_CALL(pc_webhook_done, "webhook_done", x->c.jid, "1", "delivered", "200", "")
+PC_CALL(pc_webhook_retry, "webhook_done", x->c.jid, "1", "retry", "500",
+    "HTTP 500", "1000")
 
-#define K_FIN	    "leases=zset done=zset events=stream stats=hash "
+#define K_FIN	    "leases=zset done=zset events=stream stats=hash webhooks=zset "
 #define K_ALL_LANES "ready:high=zset ready:normal=zset ready:low=zset "
 static const struct plant_case plant_cases[] = {
 	{ "enqueue", pc_busy, pc_enqueue,
@@ -1648,6 +1686,14 @@ static const struct plant_case plant_cases[] = {
 	    "worker:w1=hash workers=zset pools=set slots:gpu0=hash", "", "" },
 	{ "unregister", pc_busy, pc_unregister, "worker:w1=hash", "", "" },
 	{ "active_files", pc_busy, pc_active_files, "leases=zset", "", "" },
+	{ "complete hooked", pc_busy_hooked, pc_complete, "job:%C=hash " K_FIN,
+	    "held:gpu0=hash marker:gpu0=zset", "" },
+	{ "webhook_claim", pc_hooked, pc_webhook_claim,
+	    "webhooks=zset stats=hash", "job:%C=hash", "" },
+	{ "webhook_done", pc_delivering, pc_webhook_done,
+	    "webhooks=zset stats=hash", "job:%C=hash", "" },
+	{ "webhook_done retry", pc_delivering, pc_webhook_retry,
+	    "webhooks=zset stats=hash", "job:%C=hash", "" },
 };
 
 /* Replaces key by one of type. */

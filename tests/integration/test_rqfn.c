@@ -526,6 +526,287 @@ test_ctl(void)
 	redisFree(sub);
 }
 
+#define SPEC_HOOK                                                              \
+	"{\"workflow\":\"a\",\"tenant\":\"t1\",\"meta\":{\"charge\":3},"       \
+	"\"webhook\":\"http://127.0.0.1:9/h\"}"
+
+/* A job with a webhook, ended by complete: its delivery is pending. */
+static void
+hooked_done(const char *P, char *jid, size_t len)
+{
+	struct it_claimed c;
+	redisReply	 *r;
+
+	it_enq(P, SPEC_HOOK);
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	r = it_fcall(
+	    P, "complete", c.jid, c.fence, "[{\"path\":\"a.png\"}]", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	snprintf(jid, len, "%s", c.jid);
+}
+
+/* webhook_claim as sid: the decoded reply (r to free) */
+static redisReply *
+wh_claim(const char *P, const char *sid, long long lease, long long batch,
+    struct rqfn_webhook_claim *w)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	char	      err[512];
+
+	rqfn_webhook_claim_cmd(&c, P, sid, lease, batch);
+	r = call(&c);
+	DECODED(rqfn_webhook_claim_reply(r, w, err, sizeof err));
+	return (r);
+}
+
+/* webhook_done; returns 1 for STALE, 0 for OK. */
+static int
+wh_done(const char *P, const struct rqfn_webhook_done_args *a)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	char	      err[512];
+	int	      stale = -1;
+
+	rqfn_webhook_done_cmd(&c, P, a);
+	r = call(&c);
+	DECODED(rqfn_webhook_done_reply(r, &stale, err, sizeof err));
+	freeReplyObject(r);
+	return (stale);
+}
+
+/* The field named name of a delivery, or NULL. */
+static const char *
+wh_field(const struct rqfn_webhook *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->nfields; i++)
+		if (strcmp(d->fields[2 * i]->str, name) == 0)
+			return (d->fields[2 * i + 1]->str);
+	return (NULL);
+}
+
+/*
+ * A delivery's life: scheduled by the terminal transition, claimed with a
+ * lease by one scheduler only, retried, claimed over after its lease runs
+ * out (the late holder is STALE), delivered once.
+ */
+static void
+test_webhooks(void)
+{
+	const char		     *P = it_queue("wh");
+	struct rqfn_webhook_claim     w;
+	struct rqfn_webhook	      d;
+	struct rqfn_webhook_done_args a = { NULL, 1, RQFN_WH_RETRY, 500,
+		"HTTP 500", 50 };
+	redisReply		     *r, *r2;
+	char			      jid[64];
+	long long		      now = clock_wall_ms();
+
+	it_setcap(P, "gpu0", "2", NULL);
+	/* A job without a webhook schedules nothing. */
+	{
+		struct it_claimed c;
+
+		it_enq(P, SPEC);
+		it_claim(P, "w1", "gpu0", "30000", &c);
+		freeReplyObject(
+		    it_fcall(P, "complete", c.jid, c.fence, "[]", NULL));
+		ASSERT_STREQ(it_hget(P, c.jid, "state"), "succeeded");
+		ASSERT_STREQ(it_hget(P, c.jid, "wh_state"), "");
+		ASSERT_EQ(it_int("EXISTS %swebhooks", P), 0);
+	}
+	hooked_done(P, jid, sizeof jid);
+	ASSERT_STREQ(it_hget(P, jid, "wh_state"), "pending");
+	ASSERT_STREQ(it_hget(P, jid, "wh_attempts"), "0");
+	ASSERT_EQ(it_int("ZCARD %swebhooks", P), 1);
+	a.jid = jid;
+
+	r = wh_claim(P, "s1", 60000, 16, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_delivery(&w, 0, &d);
+	ASSERT_STREQ(d.jid, jid);
+	ASSERT_STREQ(d.url, "http://127.0.0.1:9/h");
+	ASSERT_EQ(d.attempt, 1);
+	ASSERT_TRUE(d.finished_ms >= now && d.finished_ms < now + 5000);
+	ASSERT_TRUE(strncmp(d.id, "wh_", 3) == 0 && strcmp(d.id + 3, jid) == 0);
+	ASSERT_STREQ(wh_field(&d, "state"), "succeeded");
+	ASSERT_STREQ(wh_field(&d, "tenant"), "t1");
+	ASSERT_STREQ(wh_field(&d, "refund"), "false");
+	ASSERT_STREQ(wh_field(&d, "meta"), "{\"charge\":3}");
+	ASSERT_STREQ(wh_field(&d, "outputs"), "[{\"path\":\"a.png\"}]");
+	ASSERT_TRUE(wh_field(&d, "end_id") != NULL);
+	ASSERT_TRUE(wh_field(&d, "error_code") == NULL);
+	/* The lease's end is next due: nothing else is. */
+	ASSERT_TRUE(w.next_due_ms >= now + 60000);
+	ASSERT_STREQ(it_hget(P, jid, "wh_state"), "delivering");
+	ASSERT_STREQ(it_hget(P, jid, "wh_owner"), "s1");
+	freeReplyObject(r);
+
+	/* A second scheduler gets nothing while the lease holds. */
+	r = wh_claim(P, "s2", 60000, 16, &w);
+	ASSERT_EQ(w.n, 0);
+	freeReplyObject(r);
+
+	/* Retry: pending again, due 50 ms later, claimed as attempt 2. */
+	ASSERT_EQ(wh_done(P, &a), 0);
+	ASSERT_STREQ(it_hget(P, jid, "wh_state"), "pending");
+	ASSERT_STREQ(it_hget(P, jid, "wh_last_status"), "500");
+	ASSERT_STREQ(it_hget(P, jid, "wh_error"), "HTTP 500");
+	ASSERT_EQ(it_stat(P, "webhooks_retried"), 1);
+	ASSERT_EQ(wh_done(P, &a), 1); /* not delivering: STALE */
+	r = wh_claim(P, "s2", 60000, 16, &w);
+	ASSERT_EQ(w.n, 0); /* not due yet */
+	freeReplyObject(r);
+	it_sleep_ms(80);
+	r = wh_claim(P, "s2", 100, 16, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_delivery(&w, 0, &d);
+	ASSERT_EQ(d.attempt, 2);
+	freeReplyObject(r);
+
+	/* Its 100 ms lease runs out: s3 claims attempt 3; s2 is STALE and
+	 * writes nothing. */
+	it_sleep_ms(150);
+	r = wh_claim(P, "s3", 60000, 16, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_delivery(&w, 0, &d);
+	ASSERT_EQ(d.attempt, 3);
+	freeReplyObject(r);
+	a.attempt = 2;
+	a.outcome = RQFN_WH_DELIVERED;
+	a.status = 200;
+	ASSERT_EQ(wh_done(P, &a), 1);
+	ASSERT_STREQ(it_hget(P, jid, "wh_state"), "delivering");
+	ASSERT_EQ(it_stat(P, "webhooks_delivered"), 0);
+	a.attempt = 3;
+	a.status = 204;
+	ASSERT_EQ(wh_done(P, &a), 0);
+	ASSERT_STREQ(it_hget(P, jid, "wh_state"), "delivered");
+	ASSERT_STREQ(it_hget(P, jid, "wh_last_status"), "204");
+	ASSERT_STREQ(it_hget(P, jid, "wh_error"), "");
+	ASSERT_STREQ(it_hget(P, jid, "wh_lease_until"), "");
+	ASSERT_EQ(it_int("ZCARD %swebhooks", P), 0);
+	ASSERT_EQ(it_stat(P, "webhooks_delivered"), 1);
+	ASSERT_EQ(wh_done(P, &a), 1); /* delivered is final */
+
+	/* A failure: the body carries the error and the refund; failed
+	 * for good counts webhooks_failed. */
+	it_enq(P, SPEC_HOOK);
+	{
+		struct it_claimed c;
+
+		it_claim(P, "w1", "gpu0", "30000", &c);
+		r = it_fcall(P, "fail", c.jid, c.fence, "oom", "out of memory",
+		    "0", NULL);
+		freeReplyObject(r);
+		snprintf(jid, sizeof jid, "%s", c.jid);
+	}
+	r = wh_claim(P, "s1", 60000, 16, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_delivery(&w, 0, &d);
+	ASSERT_STREQ(wh_field(&d, "state"), "failed");
+	ASSERT_STREQ(wh_field(&d, "error_code"), "oom");
+	ASSERT_STREQ(wh_field(&d, "error"), "out of memory");
+	ASSERT_STREQ(wh_field(&d, "refund"), "true");
+	freeReplyObject(r);
+	a.jid = jid;
+	a.attempt = 1;
+	a.outcome = RQFN_WH_FAILED;
+	a.status = 410;
+	a.error = "HTTP 410 Gone";
+	ASSERT_EQ(wh_done(P, &a), 0);
+	ASSERT_STREQ(it_hget(P, jid, "wh_state"), "failed");
+	ASSERT_STREQ(it_hget(P, jid, "wh_error"), "HTTP 410 Gone");
+	ASSERT_EQ(it_stat(P, "webhooks_failed"), 1);
+	ASSERT_EQ(it_int("ZCARD %swebhooks", P), 0);
+
+	/* Two claimers at once, batch 1 each, over three deliveries: each
+	 * delivery goes to exactly one. */
+	hooked_done(P, jid, sizeof jid);
+	hooked_done(P, jid, sizeof jid);
+	hooked_done(P, jid, sizeof jid);
+	r = wh_claim(P, "s1", 60000, 2, &w);
+	ASSERT_EQ(w.n, 2);
+	{
+		struct rqfn_webhook_claim w2;
+		struct rqfn_webhook	  d2;
+		size_t			  i;
+
+		r2 = wh_claim(P, "s2", 60000, 2, &w2);
+		ASSERT_EQ(w2.n, 1);
+		rqfn_webhook_delivery(&w2, 0, &d2);
+		for (i = 0; i < w.n; i++) {
+			rqfn_webhook_delivery(&w, i, &d);
+			ASSERT_TRUE(strcmp(d.jid, d2.jid) != 0);
+		}
+		freeReplyObject(r2);
+	}
+	freeReplyObject(r);
+
+	/* Bad arguments. */
+	r = it_fcall(P, "webhook_claim", "s 1", "1000", "1", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "INVALID ", 8) == 0);
+	freeReplyObject(r);
+	r = it_fcall(P, "webhook_claim", "s1", "1000", "1001", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "INVALID ", 8) == 0);
+	freeReplyObject(r);
+	r = it_fcall(P, "webhook_done", jid, "1", "maybe", "0", "", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "INVALID ", 8) == 0);
+	freeReplyObject(r);
+	r = it_fcall(P, "webhook_done", jid, "1", "retry", "0", "", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "INVALID ", 8) == 0);
+	freeReplyObject(r);
+}
+
+/*
+ * The janitor's expire keeps a record whose delivery is still open and
+ * deletes it once the delivery has ended.
+ */
+static void
+test_expire_waits_for_webhook(void)
+{
+	const char		     *P = it_queue("whx");
+	struct rqfn_webhook_claim     w;
+	struct rqfn_webhook_done_args a = { NULL, 1, RQFN_WH_DELIVERED, 200, "",
+		0 };
+	struct rq_cmd		      c;
+	redisReply		     *r;
+	long long		      n = -1;
+	char			      jid[64], err[512];
+
+	it_setcap(P, "gpu0", "2", NULL);
+	hooked_done(P, jid, sizeof jid);
+	freeReplyObject(it_cmd("ZADD %sdone XX 1 %s", P, jid));
+	rqfn_expire_cmd(&c, P, 1000, 100);
+	r = call(&c);
+	DECODED(rqfn_expire_reply(r, &n, err, sizeof err));
+	ASSERT_EQ(n, 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "state"), "succeeded");
+	/* Looked at again one retention later. */
+	ASSERT_TRUE(atoll(it_get("ZSCORE %sdone %s", P, jid)) > 1);
+	r = wh_claim(P, "s1", 60000, 16, &w);
+	ASSERT_EQ(w.n, 1);
+	freeReplyObject(r);
+	a.jid = jid;
+	ASSERT_EQ(wh_done(P, &a), 0);
+	freeReplyObject(it_cmd("ZADD %sdone XX 1 %s", P, jid));
+	rqfn_expire_cmd(&c, P, 1000, 100);
+	r = call(&c);
+	DECODED(rqfn_expire_reply(r, &n, err, sizeof err));
+	ASSERT_EQ(n, 1);
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("EXISTS %sjob:%s", P, jid), 0);
+}
+
 const struct unit_test itests[] = {
 	{ "table_is_the_library", test_table_is_the_library },
 	{ "version", test_version },
@@ -534,5 +815,7 @@ const struct unit_test itests[] = {
 	{ "slots", test_slots },
 	{ "janitor_duties", test_janitor_duties },
 	{ "ctl", test_ctl },
+	{ "webhooks", test_webhooks },
+	{ "expire_waits_for_webhook", test_expire_waits_for_webhook },
 	{ NULL, NULL },
 };

@@ -26,6 +26,7 @@ extern const struct unit_test test_clean[];
 extern const struct unit_test test_jobfiles[];
 extern const struct unit_test test_confine[];
 extern const struct unit_test test_bounds[];
+extern const struct unit_test test_sign[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -45,6 +46,7 @@ static const struct unit_suite suites[] = {
 	{ "jobfiles", test_jobfiles },
 	{ "confine", test_confine },
 	{ "bounds", test_bounds },
+	{ "sign", test_sign },
 };
 
 int

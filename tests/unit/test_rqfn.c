@@ -387,12 +387,89 @@ joined(const struct rq_cmd *c)
 	return (buf);
 }
 
+/* One delivery: jid, url, id, attempt, finished_ms, 2 field pairs. */
+#define WH1                                                                    \
+	"$2\r\nj1\r\n$8\r\nhttp://h\r\n$5\r\nwh_j1\r\n:2\r\n:1700\r\n"         \
+	"*4\r\n$5\r\nstate\r\n$9\r\nsucceeded\r\n$6\r\nrefund\r\n"             \
+	"$5\r\nfalse\r\n"
+
+static void
+test_webhook_replies(void)
+{
+	struct rqfn_webhook_claim w;
+	struct rqfn_webhook	  d;
+	redisReply		 *r;
+	char			  err[256];
+	int			  stale = -1;
+
+	r = resp("*7\r\n:1234\r\n" WH1);
+	ASSERT_EQ(rqfn_webhook_claim_reply(r, &w, err, sizeof err), 0);
+	ASSERT_EQ(w.next_due_ms, 1234);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_delivery(&w, 0, &d);
+	ASSERT_STREQ(d.jid, "j1");
+	ASSERT_STREQ(d.url, "http://h");
+	ASSERT_STREQ(d.id, "wh_j1");
+	ASSERT_EQ(d.attempt, 2);
+	ASSERT_EQ(d.finished_ms, 1700);
+	ASSERT_EQ(d.nfields, 2);
+	ASSERT_STREQ(d.fields[0]->str, "state");
+	ASSERT_STREQ(d.fields[3]->str, "false");
+	freeReplyObject(r);
+	r = resp("*13\r\n:0\r\n" WH1 WH1);
+	ASSERT_EQ(rqfn_webhook_claim_reply(r, &w, err, sizeof err), 0);
+	ASSERT_EQ(w.n, 2);
+	freeReplyObject(r);
+	r = resp("*1\r\n:0\r\n");
+	ASSERT_EQ(rqfn_webhook_claim_reply(r, &w, err, sizeof err), 0);
+	ASSERT_EQ(w.n, 0);
+	freeReplyObject(r);
+	/* No next due time; one element short; a string for the attempt;
+	 * an odd field list; a field that is not a string; an error. */
+	REFUSED(rqfn_webhook_claim_reply, "*0\r\n", &w);
+	REFUSED(rqfn_webhook_claim_reply,
+	    "*6\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n:1\r\n:1\r\n", &w);
+	REFUSED(rqfn_webhook_claim_reply,
+	    "*7\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n$1\r\n1\r\n"
+	    ":1\r\n*0\r\n",
+	    &w);
+	REFUSED(rqfn_webhook_claim_reply,
+	    "*7\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n:1\r\n:1\r\n"
+	    "*1\r\n$5\r\nstate\r\n",
+	    &w);
+	REFUSED(rqfn_webhook_claim_reply,
+	    "*7\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n:1\r\n:1\r\n"
+	    "*2\r\n$5\r\nstate\r\n:1\r\n",
+	    &w);
+	REFUSED(rqfn_webhook_claim_reply, "-CORRUPT key x\r\n", &w);
+	REFUSED(rqfn_webhook_claim_reply, "+OK\r\n", &w);
+
+	r = resp("+STALE\r\n");
+	ASSERT_EQ(rqfn_webhook_done_reply(r, &stale, err, sizeof err), 0);
+	ASSERT_EQ(stale, 1);
+	freeReplyObject(r);
+	r = resp("+OK\r\n");
+	ASSERT_EQ(rqfn_webhook_done_reply(r, &stale, err, sizeof err), 0);
+	ASSERT_EQ(stale, 0);
+	freeReplyObject(r);
+	REFUSED(rqfn_webhook_done_reply, "+QUEUED\r\n", &stale);
+	REFUSED(rqfn_webhook_done_reply, "*1\r\n$2\r\nOK\r\n", &stale);
+	r = resp("-INVALID outcome: 'x'\r\n");
+	ASSERT_EQ(rqfn_webhook_done_reply(r, &stale, err, sizeof err), -1);
+	ASSERT_STREQ(err, "INVALID outcome: 'x'");
+	freeReplyObject(r);
+}
+
 static void
 test_builders(void)
 {
 	struct rqfn_enqueue_opts o = { .max_prompt_len = 100 };
 	struct rqfn_fail_args f = { "j", "3", "oom", "m", 1, 1000, 2000, 0.25 };
-	struct rq_cmd	      c;
+	struct rqfn_webhook_done_args wr = { "j", 3, RQFN_WH_RETRY, 500,
+		"HTTP 500", 2000 };
+	struct rqfn_webhook_done_args wd = { "j", 4, RQFN_WH_DELIVERED, 204, "",
+		0 };
+	struct rq_cmd		      c;
 
 	rqfn_claim_cmd(&c, "cq:{q}:", "w", "gpu0", 30000, 16, 2);
 	ASSERT_STREQ(
@@ -412,6 +489,18 @@ test_builders(void)
 	rqfn_version_cmd(&c);
 	ASSERT_STREQ(joined(&c), "FCALL_RO comfyq_version 0");
 	rq_cmd_free(&c);
+	rqfn_webhook_claim_cmd(&c, "cq:{q}:", "s1", 30000, 16);
+	ASSERT_STREQ(
+	    joined(&c), "FCALL comfyq_webhook_claim 1 cq:{q}: s1 30000 16");
+	rq_cmd_free(&c);
+	rqfn_webhook_done_cmd(&c, "cq:{q}:", &wr);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_webhook_done 1 cq:{q}: j 3 retry 500 HTTP 500 2000");
+	rq_cmd_free(&c);
+	rqfn_webhook_done_cmd(&c, "cq:{q}:", &wd);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_webhook_done 1 cq:{q}: j 4 delivered 204 ");
+	rq_cmd_free(&c);
 	rqfn_ctl_subscribe_cmd(&c, "cq:{q}:", "w");
 	ASSERT_STREQ(joined(&c), "SUBSCRIBE cq:{q}:ctl:w");
 	rq_cmd_free(&c);
@@ -422,6 +511,7 @@ const struct unit_test test_rqfn[] = {
 	{ "worker_replies", test_worker_replies },
 	{ "ctl", test_ctl },
 	{ "other_replies", test_other_replies },
+	{ "webhook_replies", test_webhook_replies },
 	{ "builders", test_builders },
 	{ NULL, NULL },
 };
