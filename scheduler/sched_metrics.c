@@ -446,8 +446,9 @@ scrape_on_pools(redisAsyncContext *ac, void *r, void *priv)
 	size_t		       i;
 
 	(void)ac;
-	if (r == NULL || rqfn_slot_pools_reply(r, &sp, err, sizeof err) == -1) {
-		if (r != NULL)
+	if (r == NULL || sc->m == NULL ||
+	    rqfn_slot_pools_reply(r, &sp, err, sizeof err) == -1) {
+		if (r != NULL && sc->m != NULL)
 			log_warnx("metrics: slot_pools: %s", err);
 		sc->redis_ok = 0;
 		scrape_step(sc);

@@ -21,7 +21,12 @@
  * the stream up to its own execution, which is after floor was read, so
  * when no eviction moved floor meanwhile (gen) the cursor may jump to floor.
  * Catch-up writes a batch, waits for the client to drain it, then goes on;
- * a live client whose output passes sse-buffer-max-bytes is dropped.
+ * a live client whose output passes sse-buffer-max-bytes is dropped. One
+ * read's entries (SSE_READ_COUNT) are written to a client before the loop
+ * sends any, so that many of the largest entries (~2.5 KB: a 2048-byte
+ * error) must fit under the cap: the default 256 KB holds 64 of them.
+ * A client's connection has no read timeout (it sends nothing after its
+ * request); a write stuck for request-timeout-s ends it.
  *
  * A per-job client first reads the job record (HMGET: one call): unknown
  * job or another tenant's: 404; terminal: its terminal event (XRANGE end_id
@@ -53,7 +58,7 @@
 #include "xmalloc.h"
 
 #define SSE_READ_BLOCK_MS 5000
-#define SSE_READ_COUNT	  512
+#define SSE_READ_COUNT	  64 /* one burst must fit under a client's cap */
 
 static void sse_read(struct sse *);
 
@@ -236,8 +241,11 @@ sse_on_keepalive(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = TAILQ_FIRST(&sse->clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
+		/* Capped for live clients only: one catching up holds a
+		 * batch it is reading (the write timeout ends a stuck one). */
 		if (c->state != SSE_LOOKUP)
-			sse_client_write(c, ka, sizeof ka - 1, 1);
+			sse_client_write(
+			    c, ka, sizeof ka - 1, c->state == SSE_LIVE);
 	}
 	timer_add_ms(sse->keepalive, sse->s->cfg->sse_keepalive_s * 1000);
 }

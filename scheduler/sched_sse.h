@@ -17,8 +17,8 @@ struct sse;
 
 /* Starts the reader (a connection of its own to s->cfg->redis_url). */
 struct sse *sse_new(struct sched *s, char *err, size_t errlen);
-/* Closes every client's connection and the reader. Call it before the
- * commands connection s->rc is freed. */
+/* Closes every client's connection and the reader. Call it before
+ * s->metrics and the commands connection s->rc are freed. */
 void sse_free(struct sse *sse);
 /*
  * Takes over req: streams text/event-stream; jid NULL = every job; tenant
