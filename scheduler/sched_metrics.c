@@ -38,7 +38,6 @@
 #include "sched.h"
 #include "sched_metrics.h"
 #include "sched_metrics_dur.h"
-#include "sched_sse.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -109,6 +108,7 @@ struct metrics {
 	size_t		   nroutes;
 	unsigned long long routes_over; /* requests past the table */
 	struct durations  *dur;
+	long long	   sse_clients, sse_dropped;
 	TAILQ_HEAD(, scrape) scrapes;
 };
 
@@ -117,6 +117,13 @@ metrics_event(struct metrics *m, const char *type, const char *jid,
     long long ms, long long attempt)
 {
 	durations_event(m->dur, type, jid, ms, attempt);
+}
+
+void
+metrics_sse(struct metrics *m, long long clients, long long dropped)
+{
+	m->sse_clients = clients;
+	m->sse_dropped = dropped;
 }
 
 void
@@ -260,17 +267,15 @@ render_redis(struct evbuffer *b, const struct scrape *sc)
 static void
 render_local(struct evbuffer *b, const struct metrics *m)
 {
-	long long clients = 0, dropped = 0;
-	size_t	  i;
+	size_t i;
 
-	if (m->s->sse != NULL)
-		sse_counts(m->s->sse, &clients, &dropped);
 	durations_put(b, m->dur);
 	put_head(b, "comfyq_sse_clients", "gauge", "SSE clients attached.");
-	evbuffer_add_printf(b, "comfyq_sse_clients %lld\n", clients);
+	evbuffer_add_printf(b, "comfyq_sse_clients %lld\n", m->sse_clients);
 	put_head(b, "comfyq_sse_dropped_total", "counter",
 	    "SSE clients dropped because they did not read.");
-	evbuffer_add_printf(b, "comfyq_sse_dropped_total %lld\n", dropped);
+	evbuffer_add_printf(
+	    b, "comfyq_sse_dropped_total %lld\n", m->sse_dropped);
 	put_head(b, "comfyq_http_requests_total", "counter",
 	    "Answered requests by route and status.");
 	for (i = 0; i < m->nroutes; i++) {

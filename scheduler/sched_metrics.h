@@ -21,6 +21,9 @@ void metrics_serve(struct metrics *m, struct evhttp_request *req);
 /* One answered request: its route pattern, status and time taken. */
 void metrics_http(
     struct metrics *m, const char *route, int status, double seconds);
+/* The SSE module's clients: attached now, dropped since start because they
+ * did not read. */
+void metrics_sse(struct metrics *m, long long clients, long long dropped);
 /* One entry of the events stream, as the SSE reader reads it: its type,
  * job, time (the stream id's ms) and attempt (0 when it has none). */
 void metrics_event(struct metrics *m, const char *type, const char *jid,

@@ -250,6 +250,14 @@ sse_on_keepalive(evutil_socket_t fd, short what, void *arg)
 	timer_add_ms(sse->keepalive, sse->s->cfg->sse_keepalive_s * 1000);
 }
 
+/* Tells /metrics the client counts; the clients' code calls it too. */
+void
+sse_count(struct sse *sse)
+{
+	if (sse->s->metrics != NULL)
+		metrics_sse(sse->s->metrics, sse->nclients, sse->dropped);
+}
+
 struct sse *
 sse_new(struct sched *s, char *err, size_t errlen)
 {
@@ -306,6 +314,7 @@ sse_serve(struct sse *sse, struct evhttp_request *req, const char *jid,
 	c->state = SSE_LOOKUP;
 	TAILQ_INSERT_TAIL(&sse->clients, c, link);
 	sse->nclients++;
+	sse_count(sse);
 	evhttp_connection_set_closecb(c->conn, sse_on_close, c);
 	if (sse->nclients > sse->s->cfg->sse_max_clients) {
 		evhttp_add_header(
@@ -345,11 +354,4 @@ sse_serve(struct sse *sse, struct evhttp_request *req, const char *jid,
 		return;
 	}
 	sse_client_lookup(c);
-}
-
-void
-sse_counts(const struct sse *sse, long long *clients, long long *dropped)
-{
-	*clients = sse->nclients;
-	*dropped = sse->dropped;
 }

@@ -27,8 +27,5 @@ void sse_free(struct sse *sse);
  */
 void sse_serve(struct sse *sse, struct evhttp_request *req, const char *jid,
     const char *tenant_prefix, const char *last_id);
-/* For /metrics: clients attached now, and clients dropped since start
- * because they did not read. */
-void sse_counts(const struct sse *sse, long long *clients, long long *dropped);
 
 #endif

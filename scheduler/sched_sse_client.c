@@ -52,6 +52,7 @@ sse_client_forget(struct sse_client *c)
 	if (c->sse != NULL) {
 		TAILQ_REMOVE(&c->sse->clients, c, link);
 		c->sse->nclients--;
+		sse_count(c->sse);
 		c->sse = NULL;
 	}
 	if (c->conn != NULL)
@@ -150,6 +151,7 @@ sse_client_write(struct sse_client *c, const char *p, size_t len, int capped)
 			  "dropped",
 		    queued);
 		sse->dropped++;
+		sse_count(sse);
 		sse_client_abort(c);
 		return (-1);
 	}

@@ -58,6 +58,9 @@ struct sse {
 	int		 freeing;
 };
 
+/* sched_sse.c */
+void sse_count(struct sse *sse);
+
 /* sched_sse_client.c */
 int  sse_matches(const struct sse_client *c, const struct sse_ev *ev);
 void sse_on_close(struct evhttp_connection *conn, void *arg);
