@@ -335,6 +335,24 @@ test_per_job(void)
 	ASSERT_EQ(tc_event(c, &ev, 5000), 0);
 	tc_close(c);
 
+	/* The stream no longer has it: built from the record, same id. */
+	freeReplyObject(it_cmd("XDEL %sevents %s", P, l.id[4]));
+	c = tc_open(srv.port, path_job(jid, ""), NULL, 0);
+	ASSERT_EQ(tc_status(c, 5000), 200);
+	ASSERT_EQ(tc_event(c, &ev, 5000), 1);
+	ASSERT_STREQ(ev.type, "succeeded");
+	ASSERT_STREQ(ev.id, l.id[4]);
+	d = cJSON_Parse(ev.data);
+	ASSERT_TRUE(d != NULL);
+	ASSERT_STREQ(cJSON_GetObjectItem(d, "job")->valuestring, jid);
+	ASSERT_STREQ(cJSON_GetObjectItem(d, "state")->valuestring, "succeeded");
+	ASSERT_STREQ(cJSON_GetObjectItem(d, "tenant")->valuestring, "tg:1");
+	ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(d, "refund")));
+	ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(d, "outputs")), 1);
+	cJSON_Delete(d);
+	ASSERT_EQ(tc_event(c, &ev, 5000), 0);
+	tc_close(c);
+
 	/* EventSource reconnecting after the end: 204, it stops. */
 	c = tc_open(srv.port, path_job(jid, ""), l.id[4], 0);
 	ASSERT_EQ(tc_status(c, 5000), 204);
@@ -839,6 +857,15 @@ test_redis_restart(void)
 
 	freeReplyObject(redisCommand(it_redis(), "SHUTDOWN SAVE"));
 	it_sleep_ms(300);
+	/* Meanwhile a job's stream cannot start: no record to read. */
+	{
+		struct tc *c = tc_open(srv.port, path_job(jid, ""), NULL, 0);
+
+		ASSERT_EQ(tc_status(c, 5000), 503);
+		ASSERT_TRUE(strstr(tc_body(c, 2000),
+				"\"code\":\"unavailable\"") != NULL);
+		tc_close(c);
+	}
 	snprintf(cmd, sizeof cmd, "redis-server %s", conf);
 	ASSERT_EQ(system(cmd), 0);
 	ctx = NULL;
