@@ -273,7 +273,6 @@ sse_new(struct sched *s, char *err, size_t errlen)
 	sse->reader = rq_async_new(s->base, s->cfg->redis_url, 0,
 	    sse_on_reader_state, sse, err, errlen);
 	if (sse->reader == NULL) {
-		sse->freeing = 1;
 		sse_free(sse);
 		return (NULL);
 	}
@@ -317,8 +316,11 @@ sse_serve(struct sse *sse, struct evhttp_request *req, const char *jid,
 	sse_count(sse);
 	evhttp_connection_set_closecb(c->conn, sse_on_close, c);
 	if (sse->nclients > sse->s->cfg->sse_max_clients) {
+		char ra[24];
+
+		snprintf(ra, sizeof ra, "%lld", sse->s->cfg->retry_after_s);
 		evhttp_add_header(
-		    evhttp_request_get_output_headers(req), "Retry-After", "5");
+		    evhttp_request_get_output_headers(req), "Retry-After", ra);
 		sse_client_refuse(c, 503, "unavailable",
 		    "too many event streams (sse-max-clients)");
 		return;

@@ -128,6 +128,7 @@ srv_start(const char *P, long long history, long long bufmax, long long ka_s)
 	srv.base = event_base_new();
 	srv.cfg.redis_url = getenv("COMFYQ_TEST_REDIS_URL");
 	srv.cfg.request_timeout_s = 30;
+	srv.cfg.retry_after_s = 7;
 	srv.cfg.sse_max_clients = srv_max_clients;
 	srv.cfg.sse_buffer_max_bytes = bufmax;
 	srv.cfg.sse_keepalive_s = ka_s;
@@ -655,7 +656,7 @@ test_max_clients(void)
 	ASSERT_EQ(tc_status(b, 5000), 200);
 	c = tc_open(srv.port, "/v1/events", NULL, 0);
 	ASSERT_EQ(tc_status(c, 5000), 503);
-	ASSERT_STREQ(tc_header(c, "Retry-After"), "5");
+	ASSERT_STREQ(tc_header(c, "Retry-After"), "7");
 	ASSERT_TRUE(
 	    strstr(tc_body(c, 2000), "\"code\":\"unavailable\"") != NULL);
 	tc_close(c);
