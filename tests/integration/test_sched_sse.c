@@ -640,6 +640,53 @@ test_keepalive(void)
 	srv_stop();
 }
 
+/*
+ * Clients that leave at every stage (before the job record came, while
+ * catching up with XRANGE, while live) are all freed, and the next one is
+ * served in full.
+ */
+static void
+test_churn(void)
+{
+	const char   *P = it_queue("churn");
+	struct evlist l;
+	struct tc    *c;
+	char	      jid[64];
+	int	      i;
+
+	it_setcap(P, "p", "4", NULL);
+	srv_start(P, 2, 262144, 15);
+	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_TG));
+	run_job(P, "w1");
+	it_enq(P, SPEC_TG);
+	for (i = 0; i < 60; i++) {
+		switch (i % 3) {
+		case 0:
+			c = tc_open(srv.port, path_job(jid, ""), NULL, 0);
+			break;
+		case 1:
+			c = tc_open(srv.port, "/v1/events", "1-0", 0);
+			break;
+		default:
+			c = tc_open(srv.port, "/v1/events", NULL, 0);
+			if (i % 2 == 0)
+				tc_status(c, 5000);
+			break;
+		}
+		tc_close(c);
+	}
+	for (i = 0; i < 100 && scrape_value("comfyq_sse_clients") != 0; i++)
+		it_sleep_ms(50);
+	ASSERT_EQ(scrape_value("comfyq_sse_clients"), 0);
+	stream_events(P, NULL, &l);
+	ASSERT_EQ(l.n, 6);
+	c = tc_open(srv.port, "/v1/events", "1-0", 0);
+	ASSERT_EQ(tc_status(c, 5000), 200);
+	expect_events(c, &l, 0);
+	tc_close(c);
+	srv_stop();
+}
+
 /* Past sse-max-clients: 503 with Retry-After and a JSON error. */
 static void
 test_max_clients(void)
@@ -829,7 +876,7 @@ test_redis_restart(void)
 	const char	 *P = it_queue("restart");
 	const char	 *conf = getenv("COMFYQ_TEST_REDIS_CONF");
 	struct it_claimed cl;
-	struct tc	 *job, *all;
+	struct tc	 *job, *all, *old;
 	struct tc_ev	  ev;
 	redisContext	 *ctx;
 	char		  cmd[512], jid[64], end_id[32];
@@ -858,6 +905,9 @@ test_redis_restart(void)
 
 	freeReplyObject(redisCommand(it_redis(), "SHUTDOWN SAVE"));
 	it_sleep_ms(300);
+	/* An old Last-Event-ID waits for Redis (XRANGE), then catches up. */
+	old = tc_open(srv.port, "/v1/events", "1-0", 0);
+	ASSERT_EQ(tc_status(old, 5000), 200);
 	/* Meanwhile a job's stream cannot start: no record to read. */
 	{
 		struct tc *c = tc_open(srv.port, path_job(jid, ""), NULL, 0);
@@ -906,6 +956,18 @@ test_redis_restart(void)
 	ASSERT_EQ(tc_event(all, &ev, 10000), 1);
 	ASSERT_STREQ(ev.type, "succeeded");
 	ASSERT_EQ(tc_event(all, &ev, 500), -1);
+	{
+		static const char *const want[] = { "queued", "started",
+			"progress", "progress", "progress", "succeeded" };
+
+		for (i = 0; i < 6; i++) {
+			ASSERT_EQ(tc_event(old, &ev, 10000), 1);
+			ASSERT_STREQ(ev.type, want[i]);
+		}
+		ASSERT_STREQ(ev.id, end_id);
+		ASSERT_EQ(tc_event(old, &ev, 500), -1);
+	}
+	tc_close(old);
 	tc_close(job);
 	tc_close(all);
 	srv_stop();
@@ -922,6 +984,7 @@ const struct unit_test itests[] = {
 	{ "slow_dropped", test_slow_dropped },
 	{ "keepalive", test_keepalive },
 	{ "max_clients", test_max_clients },
+	{ "churn", test_churn },
 	{ "metrics", test_metrics },
 	{ "redis_restart", test_redis_restart },
 	{ NULL, NULL },
