@@ -396,8 +396,11 @@ sse_on_job(redisAsyncContext *ac, void *r, void *priv)
 	}
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
 	    reply->elements != SSE_NJOB_FIELDS) {
-		sse_client_refuse(
-		    c, 503, "unavailable", "redis is unreachable");
+		if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+			log_warnx("job=%s sse: HMGET: %s", c->jid, reply->str);
+		sse_client_refuse(c, 503, "unavailable",
+		    reply == NULL ? "redis is unreachable"
+				  : "the job record cannot be read");
 		return;
 	}
 	state = sse_job_field(reply, "state");
