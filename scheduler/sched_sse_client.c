@@ -24,6 +24,7 @@
 #include "log.h"
 #include "rq.h"
 #include "sched.h"
+#include "sched_http.h"
 #include "sched_sse_int.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -117,21 +118,9 @@ sse_client_refuse(
     struct sse_client *c, int status, const char *code, const char *msg)
 {
 	struct evhttp_request *req = c->req;
-	struct evbuffer	      *b = evhttp_request_get_output_buffer(req);
-	cJSON		      *o = cJSON_CreateObject(), *e;
-	char		      *text;
 
-	e = cJSON_AddObjectToObject(o, "error");
-	cJSON_AddStringToObject(e, "code", code);
-	cJSON_AddStringToObject(e, "message", msg);
-	text = cJSON_PrintUnformatted(o);
-	evbuffer_add(b, text, strlen(text));
-	cJSON_free(text);
-	cJSON_Delete(o);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
 	sse_client_forget(c);
-	evhttp_send_reply(req, status, NULL, NULL);
+	http_reply_error(req, status, code, msg);
 }
 
 /*
