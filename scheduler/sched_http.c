@@ -26,6 +26,7 @@
 #include "log.h"
 #include "sched.h"
 #include "sched_auth.h"
+#include "sched_dash.h"
 #include "sched_http.h"
 #include "sched_routes.h"
 #include "util.h"
@@ -54,11 +55,13 @@ static SCHED_ROUTE(http_not_implemented);
  * modules are wired in (sse_serve, metrics_serve: see sched.h).
  */
 static const struct route routes[] = {
+	{ EVHTTP_REQ_GET, "/", dash_page, R_ADMIN },
 	{ EVHTTP_REQ_GET, "/healthz", info_healthz, 0 },
 	{ EVHTTP_REQ_GET, "/readyz", info_readyz, 0 },
 	{ EVHTTP_REQ_GET, "/metrics", http_not_implemented, R_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/openapi.json", info_openapi, 0 },
 	{ EVHTTP_REQ_POST, "/v1/jobs", jobs_submit, R_AUTH },
+	{ EVHTTP_REQ_GET, "/v1/jobs", dash_jobs, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/jobs/{id}", jobs_get, R_AUTH },
 	{ EVHTTP_REQ_DELETE, "/v1/jobs/{id}", jobs_cancel, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/jobs/{id}/events", http_not_implemented,
@@ -70,6 +73,7 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/workers", info_workers, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/pools", info_pools, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/stats", info_stats, R_AUTH },
+	{ EVHTTP_REQ_GET, "/v1/stats/history", dash_history, R_AUTH },
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -392,13 +396,19 @@ http_cors(struct sched *s, struct evhttp_request *req)
 	evhttp_add_header(out, "Vary", "Origin");
 }
 
-/* With admin-listen set, the admin routes are there and only there. */
+/*
+ * With admin-listen set, the admin routes are there and only there; the
+ * admin listener also answers the API's GET routes, which the dashboard
+ * served there reads.
+ */
 static int
 http_route_here(const struct listener *l, const struct route *r)
 {
 	if (l->h->adm.http == NULL)
 		return (1);
-	return (!!(r->flags & R_ADMIN) == l->admin);
+	if (l->admin)
+		return ((r->flags & R_ADMIN) || r->method == EVHTTP_REQ_GET);
+	return (!(r->flags & R_ADMIN));
 }
 
 /* What a path allows, for Allow and the preflight; 0 when nothing. */
