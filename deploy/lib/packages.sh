@@ -7,6 +7,8 @@
 #                      redis-cli (redis.sh pings it) and curl
 #   PKGS_TEST          what the tests use besides: pgrep (procps)
 #   PKGS_FUZZ          the libFuzzer targets: clang
+#   PKGS_BROWSER       a headless browser for the dashboard's test
+#                      (tests/integration/dashboard.sh installs it)
 #   pkgs_fuzz_runtime  prints the package of libFuzzer's runtime, which
 #                      Debian names after clang's major version and clang
 #                      only recommends; call it once clang is installed
@@ -19,6 +21,7 @@ libwslay-dev libssl-dev"
 PKGS_RUN="redis-server redis-tools curl"
 PKGS_TEST="procps"
 PKGS_FUZZ="clang"
+PKGS_BROWSER="chromium"
 
 pkgs_fuzz_runtime() {
 	echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
