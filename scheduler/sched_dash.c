@@ -31,6 +31,7 @@
 #include "rq.h"
 #include "sched.h"
 #include "sched_dash.h"
+#include "sched_http.h"
 #include "util.h"
 #include "xmalloc.h"
 
