@@ -1,8 +1,16 @@
 /*
- * The dashboard (see sched_dash.h). The page is static: it asks the API
- * for everything it shows (/v1/stats, /v1/pools, /v1/workers and the two
- * views here) with the token the user gives it, so it shows exactly what
- * the API serves and needs no state of its own on the server.
+ * The dashboard: GET / serves one self-contained page
+ * (scheduler/dashboard.html, embedded at build), and the two read-only
+ * views the page needs that the rest of the API does not give: the recent
+ * jobs (GET /v1/jobs) and jobs ended per minute over the last hour with
+ * their latency (GET /v1/stats/history). sched_http.c's table maps the
+ * routes here (sched_routes.h); with admin-listen set, / is served there
+ * only.
+ *
+ * The page is static: it asks the API for everything it shows
+ * (/v1/stats, /v1/pools, /v1/workers and the two views here) with the
+ * token the user gives it, so it shows exactly what the API serves and
+ * needs no state of its own on the server.
  *
  * Both views are bounded pipelines on the non-blocking connection, read
  * in two stages: the ids first (ZRANGE and ZCOUNT on the indexes, each
@@ -30,8 +38,8 @@
 
 #include "rq.h"
 #include "sched.h"
-#include "sched_dash.h"
 #include "sched_http.h"
+#include "sched_routes.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -40,6 +48,10 @@
 #define HIST_BUCKETS	   60
 #define HIST_BUCKET_MS	   60000LL
 #define HIST_SAMPLE	   8
+
+/* The page, embedded at build time (generated/sched_dash_html.c). */
+extern const char   sched_dash_html[];
+extern const size_t sched_dash_html_len;
 
 /* What the page may do: its own inline script and style, the API. */
 #define DASH_CSP                                                               \
