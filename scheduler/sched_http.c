@@ -51,11 +51,13 @@ struct route {
 
 /* The one route table. */
 static const struct route routes[] = {
+	{ EVHTTP_REQ_GET, "/", dash_page, R_ADMIN },
 	{ EVHTTP_REQ_GET, "/healthz", info_healthz, 0 },
 	{ EVHTTP_REQ_GET, "/readyz", info_readyz, 0 },
 	{ EVHTTP_REQ_GET, "/metrics", metrics_get, R_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/openapi.json", info_openapi, 0 },
 	{ EVHTTP_REQ_POST, "/v1/jobs", jobs_submit, R_AUTH },
+	{ EVHTTP_REQ_GET, "/v1/jobs", dash_jobs, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/jobs/{id}", jobs_get, R_AUTH },
 	{ EVHTTP_REQ_DELETE, "/v1/jobs/{id}", jobs_cancel, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/jobs/{id}/events", events_job,
@@ -67,6 +69,7 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/workers", info_workers, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/pools", info_pools, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/stats", info_stats, R_AUTH },
+	{ EVHTTP_REQ_GET, "/v1/stats/history", dash_history, R_AUTH },
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -295,56 +298,6 @@ http_wait_end(struct http_wait *w)
 	return (req);
 }
 
-/*
- * Requests by route and status, with their durations, for /metrics. A
- * request is tracked from its dispatch to its reply (on_complete) in a
- * fixed table: a client that leaves before its reply leaves its entry to
- * be taken again once it is older than any request may run, so nothing
- * grows and nothing is freed twice.
- */
-#define HTTP_TRACK_MAX 1024
-
-struct http_track {
-	struct evhttp_request *req;
-	struct metrics	      *m;
-	const char	      *route;
-	long long	       t0_us;
-};
-static struct http_track http_tracks[HTTP_TRACK_MAX];
-
-static void
-http_track_done(struct evhttp_request *req, void *arg)
-{
-	struct http_track *t = arg;
-
-	if (t->req != req)
-		return;
-	metrics_http(t->m, t->route, evhttp_request_get_response_code(req),
-	    (double)(clock_mono_us() - t->t0_us) / 1e6);
-	t->req = NULL;
-}
-
-static void
-http_track(struct sched *s, struct evhttp_request *req, const char *route)
-{
-	long long now = clock_mono_us(), stale;
-	size_t	  i;
-
-	if (s->metrics == NULL)
-		return;
-	stale = now - (s->cfg->request_timeout_s + 5) * 1000000;
-	for (i = 0; i < HTTP_TRACK_MAX; i++) {
-		struct http_track *t = &http_tracks[i];
-
-		if (t->req == NULL || t->t0_us < stale) {
-			*t = (struct http_track){ req, s->metrics, route, now };
-			evhttp_request_set_on_complete_cb(
-			    req, http_track_done, t);
-			return;
-		}
-	}
-}
-
 /* Whether arg fits the alphabet of the pattern segment {what}. */
 static int
 http_arg_ok(const char *what, const char *arg, size_t len)
@@ -430,13 +383,19 @@ http_cors(struct sched *s, struct evhttp_request *req)
 	evhttp_add_header(out, "Vary", "Origin");
 }
 
-/* With admin-listen set, the admin routes are there and only there. */
+/*
+ * With admin-listen set, the admin routes are there and only there; the
+ * admin listener also answers the API's GET routes, which the dashboard
+ * served there reads.
+ */
 static int
 http_route_here(const struct listener *l, const struct route *r)
 {
 	if (l->h->adm.http == NULL)
 		return (1);
-	return (!!(r->flags & R_ADMIN) == l->admin);
+	if (l->admin)
+		return ((r->flags & R_ADMIN) || r->method == EVHTTP_REQ_GET);
+	return (!(r->flags & R_ADMIN));
 }
 
 /* What a path allows, for Allow and the preflight; 0 when nothing. */
@@ -523,8 +482,9 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		    "this route does not take that method");
 		return;
 	}
-	if (!(r->flags & R_STREAM))
-		http_track(s, req, r->pattern);
+	if (!(r->flags & R_STREAM) && s->metrics != NULL)
+		metrics_track(s->metrics, req, r->pattern,
+		    (s->cfg->request_timeout_s + 5) * 1000);
 	if (m == EVHTTP_REQ_POST &&
 	    !http_json_type(http_header(req, "Content-Type"))) {
 		http_reply_error(req, 415, "unsupported_media_type",

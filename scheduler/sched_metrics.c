@@ -102,8 +102,24 @@ struct scrape {
 	TAILQ_ENTRY(scrape) link;
 };
 
+/*
+ * A request from its dispatch to its reply (metrics_track). The table is
+ * fixed: a client that leaves before its reply leaves its entry behind, to
+ * be taken again once it is older than any request may run, so nothing
+ * grows and nothing is freed twice.
+ */
+#define METRICS_TRACK_MAX 1024
+
+struct track {
+	struct evhttp_request *req;
+	struct metrics	      *m;
+	const char	      *route;
+	long long	       t0_us;
+};
+
 struct metrics {
 	struct sched	  *s;
+	struct track	   tracks[METRICS_TRACK_MAX];
 	struct route_stat  routes[METRICS_ROUTES_MAX];
 	size_t		   nroutes;
 	unsigned long long routes_over; /* requests past the table */
@@ -124,6 +140,38 @@ metrics_sse(struct metrics *m, long long clients, long long dropped)
 {
 	m->sse_clients = clients;
 	m->sse_dropped = dropped;
+}
+
+static void
+metrics_track_done(struct evhttp_request *req, void *arg)
+{
+	struct track *t = arg;
+
+	if (t->req != req)
+		return;
+	metrics_http(t->m, t->route, evhttp_request_get_response_code(req),
+	    (double)(clock_mono_us() - t->t0_us) / 1e6);
+	t->req = NULL;
+}
+
+void
+metrics_track(struct metrics *m, struct evhttp_request *req, const char *route,
+    long long max_ms)
+{
+	long long now = clock_mono_us();
+	size_t	  i;
+
+	for (i = 0; i < METRICS_TRACK_MAX; i++) {
+		struct track *t = &m->tracks[i];
+
+		if (t->req == NULL || t->t0_us < now - max_ms * 1000) {
+			*t = (struct track){ req, m, route, now };
+			evhttp_request_set_on_complete_cb(
+			    req, metrics_track_done, t);
+			return;
+		}
+	}
+	m->routes_over++;
 }
 
 void
@@ -285,7 +333,7 @@ render_local(struct evbuffer *b, const struct metrics *m)
 		    m->routes[i].status, m->routes[i].n);
 	}
 	put_head(b, "comfyq_http_requests_untracked_total", "counter",
-	    "Requests past the route table's size.");
+	    "Requests not counted by route: past the route table's size, or more at once than the tracking table holds.");
 	evbuffer_add_printf(
 	    b, "comfyq_http_requests_untracked_total %llu\n", m->routes_over);
 	put_head(b, "comfyq_http_request_seconds", "histogram",

@@ -21,6 +21,11 @@ void metrics_serve(struct metrics *m, struct evhttp_request *req);
 /* One answered request: its route pattern, status and time taken. */
 void metrics_http(
     struct metrics *m, const char *route, int status, double seconds);
+/* Times req from now to its reply and counts it by route (a pattern of
+ * the route table, kept by the caller) and status; a request older than
+ * max_ms may lose its entry (it is counted untracked then). */
+void metrics_track(struct metrics *m, struct evhttp_request *req,
+    const char *route, long long max_ms);
 /* The SSE module's clients: attached now, dropped since start because they
  * did not read. */
 void metrics_sse(struct metrics *m, long long clients, long long dropped);

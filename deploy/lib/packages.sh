@@ -8,6 +8,8 @@
 #   PKGS_TEST          what the tests use besides: pgrep (procps), jq and
 #                      python3 (the scheduler tests read JSON and JPEGs)
 #   PKGS_FUZZ          the libFuzzer targets: clang
+#   PKGS_BROWSER       a headless browser for the dashboard's test
+#                      (tests/integration/dashboard.sh installs it)
 #   pkgs_fuzz_runtime  prints the package of libFuzzer's runtime, which
 #                      Debian names after clang's major version and clang
 #                      only recommends; call it once clang is installed
@@ -20,6 +22,7 @@ libwslay-dev libssl-dev"
 PKGS_RUN="redis-server redis-tools curl"
 PKGS_TEST="procps jq python3"
 PKGS_FUZZ="clang"
+PKGS_BROWSER="chromium"
 
 pkgs_fuzz_runtime() {
 	echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"

@@ -76,7 +76,7 @@ http)
 	err_is "unknown route" 404 not_found
 	req PUT /v1/jobs -H "$ADMIN"
 	err_is "wrong method" 405 method_not_allowed
-	eq "Allow" "$(header Allow)" POST
+	eq "Allow" "$(header Allow)" "POST, GET"
 	req DELETE /v1/stats -H "$ADMIN"
 	err_is "DELETE stats" 405 method_not_allowed
 	eq "Allow of stats" "$(header Allow)" GET
