@@ -28,6 +28,7 @@
 #include "sched_auth.h"
 #include "sched_comfy.h"
 #include "sched_http.h"
+#include "sched_metrics.h"
 #include "sched_routes.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -37,10 +38,11 @@
 #define HTTP_ARG_MAX  72
 
 enum route_flags {
-	R_AUTH = 0x1,  /* needs a token when tokens are set */
-	R_ADMIN = 0x2, /* on admin-listen when that is set */
-	R_COMFY = 0x4, /* ComfyUI's API: not in openapi.json; the handler
-			* checks the body's type (multipart, or none) */
+	R_AUTH = 0x1,	/* needs a token when tokens are set */
+	R_ADMIN = 0x2,	/* on admin-listen when that is set */
+	R_STREAM = 0x4, /* a long stream: sched_sse.c counts it, not here */
+	R_COMFY = 0x8,	/* ComfyUI's API: not in openapi.json; the handler
+			 * checks the body's type (multipart, or none) */
 };
 
 struct route {
@@ -50,24 +52,19 @@ struct route {
 	int		     flags;
 };
 
-static SCHED_ROUTE(http_not_implemented);
-
-/*
- * The one route table. The SSE and metrics rows answer 501 until their
- * modules are wired in (sse_serve, metrics_serve: see sched.h).
- */
+/* The one route table. */
 static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/healthz", info_healthz, 0 },
 	{ EVHTTP_REQ_GET, "/readyz", info_readyz, 0 },
-	{ EVHTTP_REQ_GET, "/metrics", http_not_implemented, R_ADMIN },
+	{ EVHTTP_REQ_GET, "/metrics", metrics_get, R_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/openapi.json", info_openapi, 0 },
 	{ EVHTTP_REQ_POST, "/v1/jobs", jobs_submit, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/jobs/{id}", jobs_get, R_AUTH },
 	{ EVHTTP_REQ_DELETE, "/v1/jobs/{id}", jobs_cancel, R_AUTH },
-	{ EVHTTP_REQ_GET, "/v1/jobs/{id}/events", http_not_implemented,
-	    R_AUTH },
+	{ EVHTTP_REQ_GET, "/v1/jobs/{id}/events", events_job,
+	    R_AUTH | R_STREAM },
 	{ EVHTTP_REQ_GET, "/v1/jobs/{id}/outputs/{n}", outputs_get, R_AUTH },
-	{ EVHTTP_REQ_GET, "/v1/events", http_not_implemented, R_AUTH },
+	{ EVHTTP_REQ_GET, "/v1/events", events_all, R_AUTH | R_STREAM },
 	{ EVHTTP_REQ_GET, "/v1/workflows", info_workflows, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/workflows/{name}", info_workflow, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/workers", info_workers, R_AUTH },
@@ -318,13 +315,54 @@ http_wait_end(struct http_wait *w)
 	return (req);
 }
 
-static SCHED_ROUTE(http_not_implemented)
+/*
+ * Requests by route and status, with their durations, for /metrics. A
+ * request is tracked from its dispatch to its reply (on_complete) in a
+ * fixed table: a client that leaves before its reply leaves its entry to
+ * be taken again once it is older than any request may run, so nothing
+ * grows and nothing is freed twice.
+ */
+#define HTTP_TRACK_MAX 1024
+
+struct http_track {
+	struct evhttp_request *req;
+	struct metrics	      *m;
+	const char	      *route;
+	long long	       t0_us;
+};
+static struct http_track http_tracks[HTTP_TRACK_MAX];
+
+static void
+http_track_done(struct evhttp_request *req, void *arg)
 {
-	(void)s;
-	(void)args;
-	(void)tok;
-	http_reply_error(req, 501, "not_implemented",
-	    "this route is not implemented by this build");
+	struct http_track *t = arg;
+
+	if (t->req != req)
+		return;
+	metrics_http(t->m, t->route, evhttp_request_get_response_code(req),
+	    (double)(clock_mono_us() - t->t0_us) / 1e6);
+	t->req = NULL;
+}
+
+static void
+http_track(struct sched *s, struct evhttp_request *req, const char *route)
+{
+	long long now = clock_mono_us(), stale;
+	size_t	  i;
+
+	if (s->metrics == NULL)
+		return;
+	stale = now - (s->cfg->request_timeout_s + 5) * 1000000;
+	for (i = 0; i < HTTP_TRACK_MAX; i++) {
+		struct http_track *t = &http_tracks[i];
+
+		if (t->req == NULL || t->t0_us < stale) {
+			*t = (struct http_track){ req, s->metrics, route, now };
+			evhttp_request_set_on_complete_cb(
+			    req, http_track_done, t);
+			return;
+		}
+	}
 }
 
 /* Whether arg fits the alphabet of the pattern segment {what}. */
@@ -509,6 +547,8 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		    "this route does not take that method");
 		return;
 	}
+	if (!(r->flags & R_STREAM))
+		http_track(s, req, r->pattern);
 	if (m == EVHTTP_REQ_POST && !(r->flags & R_COMFY) &&
 	    !http_json_type(http_header(req, "Content-Type"))) {
 		http_reply_error(req, 415, "unsupported_media_type",

@@ -31,6 +31,8 @@
 #include "sched.h"
 #include "sched_auth.h"
 #include "sched_http.h"
+#include "sched_metrics.h"
+#include "sched_sse.h"
 #include "sched_webhook.h"
 #include "template.h"
 #include "util.h"
@@ -188,8 +190,9 @@ sched_run(void)
 		goto out;
 	}
 	sched.http = httpc_new(sched.base);
-	/* modules: sse_new, metrics_new (see sched.h) */
-	if ((sched.wh = webhooks_new(&sched, err, sizeof err)) == NULL) {
+	if ((sched.metrics = metrics_new(&sched, err, sizeof err)) == NULL ||
+	    (sched.sse = sse_new(&sched, err, sizeof err)) == NULL ||
+	    (sched.wh = webhooks_new(&sched, err, sizeof err)) == NULL) {
 		log_warnx("cannot start: %s", err);
 		rc = EXIT_START;
 		goto out;
@@ -207,8 +210,12 @@ sched_run(void)
 	event_base_dispatch(sched.base);
 	log_notice("stopped");
 out:
+	/* The order sched_sse.h asks for: clients, then the server, then
+	 * what they report to. */
 	webhooks_free(sched.wh);
+	sse_free(sched.sse);
 	http_free(sched.httpd);
+	metrics_free(sched.metrics);
 	if (sched.http != NULL)
 		httpc_free(sched.http);
 	rq_async_free(sched.rc);

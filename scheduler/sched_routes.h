@@ -2,7 +2,7 @@
  * The route handlers, one file per group: sched_jobs.c (submit, read,
  * cancel), sched_outputs.c (output bytes and thumbnails), sched_info.c
  * (health, readiness, workflows, workers, pools, stats, the OpenAPI
- * document). sched_http.c's table maps routes to them.
+ * document), sched_events.c (SSE and /metrics). sched_http.c's table maps routes to them.
  */
 #ifndef COMFYQ_SCHED_ROUTES_H
 #define COMFYQ_SCHED_ROUTES_H
@@ -29,6 +29,9 @@ SCHED_ROUTE(info_workflow);
 SCHED_ROUTE(info_workers);
 SCHED_ROUTE(info_pools);
 SCHED_ROUTE(info_stats);
+SCHED_ROUTE(events_job);
+SCHED_ROUTE(events_all);
+SCHED_ROUTE(metrics_get);
 
 /* sched_jobs.c: a job as the API shows it, for GET and for POST's reply. */
 enum jobs_mode {

@@ -14,6 +14,7 @@ struct event;
 
 long long clock_wall_ms(void);
 long long clock_mono_ms(void);
+long long clock_mono_us(void);
 uint64_t  rand_u64(void);
 double	  rand_unit(void);
 void	  uuid4(char out[UUID_LEN]);

@@ -115,10 +115,17 @@ http)
 	code_is "oversize headers (libevent's own answer)" 400
 	req GET "/v1/stats?x=$(head -c 5000 /dev/zero | tr '\0' 'c')" -H "$ADMIN"
 	err_is "an oversize URL" 414 uri_too_long
-	req GET /v1/events -H "$ADMIN"
-	err_is "SSE before its module" 501 not_implemented
+	CODE=$(curl -s -N --max-time 2 -o "$T/sse" -D "$T/headers" -w '%{http_code}' \
+		-H "$ADMIN" "$S/v1/events")
+	eq "the events stream answers" "$CODE" 200
+	eq "as an event stream" "$(header Content-Type)" text/event-stream
+	req GET /v1/events -H "$TG" -G --data-urlencode tenant=web:1
+	err_is "another tenant's events" 403 forbidden
 	req GET /metrics
-	err_is "metrics before its module" 501 not_implemented
+	code_is "metrics" 200
+	grep -q '^comfyq_redis_up 1$' "$T/body" && ok || bad "metrics: redis up"
+	grep -q '^comfyq_http_requests_total{route="/v1/stats",status="401"} [1-9]' "$T/body" &&
+		ok || bad "metrics: requests by route and status"
 	# CORS is off by default; SIGHUP turns it on and changes the tokens.
 	req GET /healthz -H 'Origin: https://bot.example'
 	eq "no CORS header" "$(header Access-Control-Allow-Origin)" ""
@@ -350,6 +357,28 @@ PY
 	eq "workflow params" "$(js -c '[.params[].name]')" '["width","height","color","batch_size"]'
 	req GET /v1/workflows/nope
 	err_is "unknown template" 404 not_found
+	# A job's events, live: queued to succeeded, then the stream ends
+	# (10 steps of 50 ms: the stream attaches while it runs).
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","steps":10}}'
+	e=$(js .id)
+	timeout 30 curl -s -N "$S/v1/jobs/$e/events" >"$T/events" &
+	cpid=$!
+	await "$e" succeeded 30
+	wait_until 10 sh -c "! kill -0 $cpid 2>/dev/null" && ok || bad "the stream did not end after the terminal event"
+	types=$(sed -n 's/^event: //p' "$T/events" | tr '\n' ' ')
+	eq "first event" "$(echo "$types" | cut -d' ' -f1)" queued
+	eq "last event" "$(echo "$types" | awk '{print $NF}')" succeeded
+	echo "$types" | grep -q 'started' && ok || bad "no started event: $types"
+	echo "$types" | grep -q 'progress' && ok || bad "no progress event: $types"
+	eq "one terminal event" "$(grep -c '^event: succeeded$' "$T/events")" 1
+	eq "event ids are the stream's" "$(sed -n 's/^id: //p' "$T/events" | tail -1)" \
+		"$(RC HGET "${P}job:$e" end_id)"
+	# Resume after the terminal event: nothing more (204).
+	req GET "/v1/jobs/$e/events" -H "Last-Event-ID: $(RC HGET "${P}job:$e" end_id)"
+	code_is "resume after the end" 204
+	req GET /metrics
+	eq "metrics: succeeded" "$(sed -n 's/^comfyq_jobs_total{event="succeeded"} //p' "$T/body")" \
+		"$(RC HGET "${P}stats" succeeded)"
 	;;
 ready)
 	sched_start
