@@ -8,7 +8,9 @@
  *	sched_comfy_upload.c	POST /comfy/upload/image: the input store
  *	sched_comfy_history.c	/comfy/history, /view, /queue, /prompt (GET),
  *				/interrupt: read from the job records
- *	sched_comfy_info.c	/comfy/system_stats, /object_info, /ws
+ *	sched_comfy_view.c	GET /comfy/view: output bytes
+ *	sched_comfy_info.c	/comfy/system_stats, /object_info
+ *	sched_comfy_ws.c	GET /comfy/ws: ComfyUI's events from the stream
  *
  * Redis, under the queue's prefix, per tenant (the token's prefix, or
  * COMFY_TENANT_DEFAULT when the token sees every tenant or auth is off):
@@ -59,7 +61,10 @@ void comfy_reply_error(struct evhttp_request *req, int status,
 /* 200 with no body, as ComfyUI answers its mutating POSTs. */
 void comfy_reply_empty(struct evhttp_request *req);
 
-/* sched_comfy_history.c: the prompt id a job record answers to. */
+/* sched_comfy_history.c: the prompt id a job record answers to; a job's
+ * output records (JSON text) grouped by node as ComfyUI's UI dicts,
+ * {node: {images: [{filename, subfolder: jid, type: "output"}]}}. */
 const char *comfy_job_pid(const char *jid, const cJSON *meta);
+cJSON	   *comfy_outputs(const char *jid, const char *records);
 
 #endif

@@ -126,8 +126,7 @@ comfy_item(const char *jid, const redisReply *h, const cJSON *spec,
 	return (item);
 }
 
-/* The job's output records grouped by node, as ComfyUI's UI dicts. */
-static cJSON *
+cJSON *
 comfy_outputs(const char *jid, const char *text)
 {
 	cJSON	   *o = cJSON_CreateObject(), *list, *rec, *per, *arr, *f;

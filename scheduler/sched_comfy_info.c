@@ -159,12 +159,3 @@ SCHED_ROUTE(comfy_object_info)
 	    "ComfyUI's node list to Redis, and the fleet's ComfyUIs need not "
 	    "agree; ask a worker's ComfyUI directly");
 }
-
-SCHED_ROUTE(comfy_ws)
-{
-	(void)s;
-	(void)args;
-	(void)tok;
-	http_reply_error(req, 501, "not_implemented",
-	    "/comfy/ws is not implemented by this build");
-}

@@ -86,7 +86,7 @@ static const struct route routes[] = {
 	    R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/system_stats", comfy_system_stats,
 	    R_AUTH | R_COMFY },
-	{ EVHTTP_REQ_GET, "/comfy/ws", comfy_ws, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/ws", comfy_ws, R_AUTH | R_STREAM | R_COMFY },
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

@@ -619,6 +619,74 @@ PY
 	req GET "/comfy/history/$k" -H "$TG"
 	eq "interrupted in history" "$(js -c --arg p "$k" '.[$p] | [.status.status_str, .status.completed, .status.messages[-1][0], .outputs]')" \
 		'["error",false,"execution_interrupted",{}]'
+	# /comfy/ws: ComfyUI's events for this client's prompt, in order.
+	cat >"$T/ws.py" <<'PY'
+import base64, json, os, socket, sys
+port, cid, token, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+s = socket.create_connection(('127.0.0.1', port), timeout=30)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(('GET /comfy/ws?clientId=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+    'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n'
+    'Authorization: Bearer %s\r\n\r\n' % (cid, key, token)).encode())
+buf = b''
+while b'\r\n\r\n' not in buf:
+    buf += s.recv(4096)
+head, buf = buf.split(b'\r\n\r\n', 1)
+f = open(out, 'w')
+f.write(head.split(b'\r\n')[0].decode() + '\n')
+f.flush()
+def need(n):
+    global buf
+    while len(buf) < n:
+        d = s.recv(65536)
+        if not d:
+            sys.exit(0)
+        buf += d
+    r, buf = buf[:n], buf[n:]
+    return r
+while True:
+    b0, b1 = need(2)
+    n = b1 & 127
+    if n == 126:
+        n = int.from_bytes(need(2), 'big')
+    elif n == 127:
+        n = int.from_bytes(need(8), 'big')
+    data = need(n)
+    if b0 & 15 != 1:
+        continue
+    f.write(data.decode() + '\n')
+    f.flush()
+    m = json.loads(data)
+    if m['type'] == 'executing' and m['data'].get('node', 0) is None:
+        break
+PY
+	sport=${S##*:}
+	python3 "$T/ws.py" "$sport" c3 "$TG_SECRET" "$T/ws.out" &
+	wspid=$!
+	PIDS+=("$wspid")
+	python3 "$T/ws.py" "$sport" c3 "$WEB_SECRET" "$T/ws-web.out" &
+	PIDS+=("$!")
+	wait_until 10 sh -c "[ \$(wc -l <'$T/ws.out') -ge 2 ] && [ \$(wc -l <'$T/ws-web.out') -ge 2 ]" ||
+		bad "no first frames"
+	eq "handshake" "$(head -1 "$T/ws.out" | tr -d '\r')" "HTTP/1.1 101 Switching Protocols"
+	eq "first frame" "$(sed -n 2p "$T/ws.out" | jq -c '[.type, .data.sid, (.data.status.exec_info.queue_remaining | type)]')" \
+		'["status","c3","number"]'
+	post /comfy/prompt "{\"prompt\":$graph,\"client_id\":\"c3\"}" -H "$TG"
+	code_is "prompt for the socket" 200
+	w=$(js .prompt_id)
+	wait_until 30 sh -c "! kill -0 $wspid" && ok || bad "the socket never saw the end"
+	tail -n +2 "$T/ws.out" >"$T/ws.json"
+	eq "event order" "$(jq -r 'select(.type != "status" and .type != "progress") | .type' "$T/ws.json" | tr '\n' ' ')" \
+		"execution_start execution_cached executing executed execution_success executing "
+	eq "all for this prompt" "$(jq -r 'select(.type != "status") | .data.prompt_id' "$T/ws.json" | sort -u)" "$w"
+	eq "status before the end" "$(tail -2 "$T/ws.json" | head -1 | jq -r .type)" status
+	eq "the end" "$(tail -1 "$T/ws.json" | jq -c .data.node)" null
+	req GET "/comfy/history/$w" -H "$TG"
+	eq "executed names what history names" \
+		"$(jq -c 'select(.type == "executed") | [.data.node, .data.output]' "$T/ws.json")" \
+		"$(js -c --arg p "$w" '.[$p].outputs | to_entries[0] | [.key, .value]')"
+	eq "another tenant's socket of that id heard nothing of it" \
+		"$(tail -n +3 "$T/ws-web.out" | jq -r 'select(.type != "status") | .type' | wc -l)" 0
 	# The fleet.
 	req GET /comfy/system_stats -H "$TG"
 	code_is "system_stats" 200
