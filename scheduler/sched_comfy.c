@@ -49,8 +49,8 @@
 struct cprompt {
 	struct http_wait w;
 	struct sched	*s;
-	cJSON		*graph;	    /* the client's prompt */
-	char		*client_id; /* or NULL */
+	cJSON		*graph;			 /* the client's prompt */
+	char		*client_id;		 /* or NULL */
 	char		 pid[COMFY_PID_MAX + 1]; /* the client's, or "" */
 	char		 tenant[160];
 	char		 jid[72];
@@ -308,22 +308,22 @@ comfy_map(struct cprompt *p)
 			break;
 		case 1:
 			rq_cmd_init(&c, "ZADD");
-			rq_cmd_addf(&c, "%scomfy:jobs:%s", p->s->prefix,
-			    p->tenant);
+			rq_cmd_addf(
+			    &c, "%scomfy:jobs:%s", p->s->prefix, p->tenant);
 			rq_cmd_add(&c, now);
 			rq_cmd_add(&c, p->jid);
 			break;
 		case 2:
 			rq_cmd_init(&c, "ZREMRANGEBYRANK");
-			rq_cmd_addf(&c, "%scomfy:jobs:%s", p->s->prefix,
-			    p->tenant);
+			rq_cmd_addf(
+			    &c, "%scomfy:jobs:%s", p->s->prefix, p->tenant);
 			rq_cmd_add(&c, "0");
 			rq_cmd_add(&c, keep);
 			break;
 		default:
 			rq_cmd_init(&c, "EXPIRE");
-			rq_cmd_addf(&c, "%scomfy:jobs:%s", p->s->prefix,
-			    p->tenant);
+			rq_cmd_addf(
+			    &c, "%scomfy:jobs:%s", p->s->prefix, p->tenant);
 			rq_cmd_add(&c, ttl);
 		}
 		if (rq_async_call(p->s->rc, comfy_mapped_cb, p, &c) == 0)
@@ -380,7 +380,7 @@ comfy_spec(struct cprompt *p, struct evhttp_request *req, struct sched *s)
 	const char     *code;
 	cJSON	       *spec = cJSON_CreateObject(), *meta, *cm;
 	char	       *text, err[2048];
-	int	        vram;
+	int		vram;
 
 	cJSON_AddItemToObject(spec, "graph", cJSON_Duplicate(p->graph, 1));
 	cJSON_AddStringToObject(spec, "tenant", p->tenant);
@@ -402,8 +402,8 @@ comfy_spec(struct cprompt *p, struct evhttp_request *req, struct sched *s)
 		comfy_invalid(req, err, p->graph);
 		goto fail;
 	}
-	if ((wj = wf_job_new(s->workflows, &js, NULL, &code, err,
-		 sizeof err)) == NULL) {
+	if ((wj = wf_job_new(
+		 s->workflows, &js, NULL, &code, err, sizeof err)) == NULL) {
 		comfy_invalid(req, err, p->graph);
 		goto fail;
 	}
@@ -429,7 +429,7 @@ comfy_looked_cb(redisAsyncContext *ac, void *r, void *priv)
 	struct cprompt *p = priv;
 	redisReply     *rr = r;
 	struct rq_cmd	c;
-	char	       *spec;
+	char	       *spec, *b;
 	size_t		i;
 
 	(void)ac;
@@ -441,10 +441,9 @@ comfy_looked_cb(redisAsyncContext *ac, void *r, void *priv)
 		for (i = 0; i < rr->elements && i < (size_t)p->nnodes; i++) {
 			if (rr->element[i]->type != REDIS_REPLY_STRING)
 				continue;
-			char *b = inputs_base64_encode(
+			b = inputs_base64_encode(
 			    (unsigned char *)rr->element[i]->str,
 			    rr->element[i]->len);
-
 			cJSON_AddStringToObject(p->inputs, p->nodes[i], b);
 			free(b);
 		}
@@ -492,8 +491,8 @@ comfy_lookup(struct cprompt *p)
 		    confine_name(img->valuestring, why, sizeof why) == -1)
 			continue;
 		p->nodes[p->nnodes++] = xstrdup(node->string);
-		rq_cmd_addf(&c, "%scomfy:upload:%s:%s", p->s->prefix,
-		    p->tenant, img->valuestring);
+		rq_cmd_addf(&c, "%scomfy:upload:%s:%s", p->s->prefix, p->tenant,
+		    img->valuestring);
 	}
 	if (p->nnodes > 0)
 		p->pending +=

@@ -37,17 +37,7 @@
 #define COMFY_RECENT_MAX     1000	 /* prompts listed per tenant */
 #define COMFY_PID_MAX	     64
 
-SCHED_ROUTE(comfy_prompt);
-SCHED_ROUTE(comfy_prompt_info);
-SCHED_ROUTE(comfy_queue);
-SCHED_ROUTE(comfy_history);
-SCHED_ROUTE(comfy_history_one);
-SCHED_ROUTE(comfy_view);
-SCHED_ROUTE(comfy_interrupt);
-SCHED_ROUTE(comfy_upload);
-SCHED_ROUTE(comfy_object_info);
-SCHED_ROUTE(comfy_system_stats);
-SCHED_ROUTE(comfy_ws);
+/* The route handlers are declared in sched_routes.h. */
 
 /* The tenant a caller's prompts run as and are listed under. */
 const char *comfy_tenant(const struct sched_token *tok);
@@ -55,9 +45,8 @@ const char *comfy_tenant(const struct sched_token *tok);
 int comfy_pid_ok(const char *s);
 /* ComfyUI's error body: {"error":{type,message,details,extra_info:{}},
  * "node_errors":node_errors or {}}; takes node_errors over. */
-void comfy_reply_error(struct evhttp_request *req, int status,
-    const char *type, const char *message, const char *details,
-    cJSON *node_errors);
+void comfy_reply_error(struct evhttp_request *req, int status, const char *type,
+    const char *message, const char *details, cJSON *node_errors);
 /* 200 with no body, as ComfyUI answers its mutating POSTs. */
 void comfy_reply_empty(struct evhttp_request *req);
 

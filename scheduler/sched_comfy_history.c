@@ -93,8 +93,8 @@ cstate(const char *state, const char *want)
 
 /* [number, prompt_id, graph, {client_id, create_time}, outputs]. */
 static cJSON *
-comfy_item(const char *jid, const redisReply *h, const cJSON *spec,
-    const cJSON *meta)
+comfy_item(
+    const char *jid, const redisReply *h, const cJSON *spec, const cJSON *meta)
 {
 	const cJSON *cm = cJSON_GetObjectItemCaseSensitive(meta, "comfy"), *v;
 	const cJSON *graph = cJSON_GetObjectItemCaseSensitive(spec, "graph");
@@ -105,7 +105,8 @@ comfy_item(const char *jid, const redisReply *h, const cJSON *spec,
 	v = cJSON_GetObjectItemCaseSensitive(cm, "number");
 	cJSON_AddItemToArray(
 	    item, cJSON_CreateNumber(cJSON_IsNumber(v) ? v->valuedouble : 0));
-	cJSON_AddItemToArray(item, cJSON_CreateString(comfy_job_pid(jid, meta)));
+	cJSON_AddItemToArray(
+	    item, cJSON_CreateString(comfy_job_pid(jid, meta)));
 	cJSON_AddItemToArray(item,
 	    graph != NULL ? cJSON_Duplicate(graph, 1) : cJSON_CreateObject());
 	extra = cJSON_CreateObject();
@@ -144,8 +145,9 @@ comfy_outputs(const char *jid, const char *text)
 		if (node == NULL || name == NULL)
 			continue;
 		key = mime != NULL && strncmp(mime, "video/", 6) == 0 ? "gifs"
-		    : mime != NULL && strncmp(mime, "audio/", 6) == 0 ? "audio"
-								       : "images";
+		    : mime != NULL && strncmp(mime, "audio/", 6) == 0
+		    ? "audio"
+		    : "images";
 		if ((per = cJSON_GetObjectItemCaseSensitive(o, node)) == NULL)
 			per = cJSON_AddObjectToObject(o, node);
 		if ((arr = cJSON_GetObjectItemCaseSensitive(per, key)) == NULL)
@@ -176,8 +178,8 @@ comfy_message(const char *event, const char *pid, const char *ms)
 
 /* A history entry; NULL while the job has not ended. */
 static cJSON *
-comfy_entry(const char *jid, const redisReply *h, const cJSON *spec,
-    const cJSON *meta)
+comfy_entry(
+    const char *jid, const redisReply *h, const cJSON *spec, const cJSON *meta)
 {
 	const char *state = sched_field(h, "state"), *pid;
 	const char *fin = sched_field(h, "finished_ms");
@@ -197,8 +199,9 @@ comfy_entry(const char *jid, const redisReply *h, const cJSON *spec,
 	cJSON_AddBoolToObject(st, "completed", ok);
 	msgs = cJSON_AddArrayToObject(st, "messages");
 	if (sched_field(h, "started_ms") != NULL)
-		cJSON_AddItemToArray(msgs, comfy_message("execution_start", pid,
-					       sched_field(h, "started_ms")));
+		cJSON_AddItemToArray(msgs,
+		    comfy_message(
+			"execution_start", pid, sched_field(h, "started_ms")));
 	if (ok)
 		cJSON_AddItemToArray(
 		    msgs, comfy_message("execution_success", pid, fin));
@@ -215,10 +218,10 @@ comfy_entry(const char *jid, const redisReply *h, const cJSON *spec,
 			const char *ec = sched_field(h, "error_code");
 			const char *em = sched_field(h, "error");
 
-			cJSON_AddStringToObject(d, "exception_message",
-			    em != NULL ? em : "");
-			cJSON_AddStringToObject(d, "exception_type",
-			    ec != NULL ? ec : "");
+			cJSON_AddStringToObject(
+			    d, "exception_message", em != NULL ? em : "");
+			cJSON_AddStringToObject(
+			    d, "exception_type", ec != NULL ? ec : "");
 			cJSON_AddArrayToObject(d, "traceback");
 			cJSON_AddObjectToObject(d, "current_inputs");
 			cJSON_AddArrayToObject(d, "current_outputs");
@@ -413,8 +416,8 @@ cscan_ids_cb(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_AddItemToArray(cs->jids, cJSON_CreateString(rr->str));
 	for (i = 0; rr->type == REDIS_REPLY_ARRAY && i < rr->elements; i++)
 		if (rr->element[i]->type == REDIS_REPLY_STRING)
-			cJSON_AddItemToArray(cs->jids,
-			    cJSON_CreateString(rr->element[i]->str));
+			cJSON_AddItemToArray(
+			    cs->jids, cJSON_CreateString(rr->element[i]->str));
 	cscan_jobs(cs);
 	if (cs->pending == 0)
 		cscan_done(cs);

@@ -82,8 +82,8 @@ cstats_worker_cb(redisAsyncContext *ac, void *r, void *priv)
 		d = cJSON_CreateObject();
 		cJSON_AddStringToObject(
 		    d, "name", gpu != NULL && *gpu != '\0' ? gpu : "cpu");
-		cJSON_AddStringToObject(d, "type",
-		    gpu != NULL && *gpu != '\0' ? "cuda" : "cpu");
+		cJSON_AddStringToObject(
+		    d, "type", gpu != NULL && *gpu != '\0' ? "cuda" : "cpu");
 		cJSON_AddStringToObject(d, "index", wid);
 		cJSON_AddNumberToObject(d, "vram_total", total);
 		cJSON_AddNullToObject(d, "vram_free");

@@ -69,7 +69,8 @@ form_find(const char *hay, size_t hlen, const char *needle, size_t nlen)
 	const char *p = hay, *end = hay + hlen;
 
 	while (nlen > 0 && (size_t)(end - p) >= nlen) {
-		const char *q = memchr(p, needle[0], (size_t)(end - p) - nlen + 1);
+		const char *q =
+		    memchr(p, needle[0], (size_t)(end - p) - nlen + 1);
 
 		if (q == NULL)
 			return (NULL);
@@ -96,9 +97,11 @@ form_param(const char *h, size_t hlen, const char *key, char *buf, size_t len)
 		v = p + strlen(pat);
 		if (v < end && *v == '"') {
 			v++;
-			n = (size_t)((const char *)memchr(v, '"',
-					 (size_t)(end - v)) != NULL
-				? (const char *)memchr(v, '"', (size_t)(end - v)) - v
+			n = (size_t)((const char *)memchr(
+					 v, '"', (size_t)(end - v)) != NULL
+				? (const char *)memchr(
+				      v, '"', (size_t)(end - v)) -
+				    v
 				: end - v);
 		} else
 			n = strcspn(v, ";\r\n") < (size_t)(end - v)
@@ -139,8 +142,8 @@ form_parse(const char *ct, const char *body, size_t blen, struct form *f)
 		if ((hend = form_find(p, (size_t)(end - p), "\r\n\r\n", 4)) ==
 		    NULL)
 			return (-1);
-		if ((next = form_find(hend + 4, (size_t)(end - hend - 4), sep,
-			 dl)) == NULL)
+		if ((next = form_find(
+			 hend + 4, (size_t)(end - hend - 4), sep, dl)) == NULL)
 			return (-1);
 		if (form_param(p, (size_t)(hend - p), "name", name,
 			sizeof name) == -1) {
@@ -252,8 +255,8 @@ SCHED_ROUTE(comfy_upload)
 	rq_cmd_add(&c, stem);
 	rq_cmd_add(&c, dot != NULL && dot != base ? dot : "");
 	rq_cmd_addb(&c, f.image, f.len);
-	rq_cmd_add(&c, strcmp(f.overwrite, "true") == 0 ||
-		    strcmp(f.overwrite, "1") == 0
+	rq_cmd_add(&c,
+	    strcmp(f.overwrite, "true") == 0 || strcmp(f.overwrite, "1") == 0
 		? "1"
 		: "0");
 	rq_cmd_add(&c, ttl);

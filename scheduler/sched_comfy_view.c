@@ -45,13 +45,13 @@ static void
 view_cb(redisAsyncContext *ac, void *r, void *priv)
 {
 	static const struct sched_token any = { "comfy", "*" };
-	struct cview	      *v = priv;
-	struct evhttp_request *req = http_wait_end(&v->w);
-	redisReply	      *h = r;
-	const char	      *args[3] = { v->jid, NULL, NULL };
-	cJSON		      *list = NULL, *rec;
-	char		       n[16];
-	int		       i = 0;
+	struct cview		       *v = priv;
+	struct evhttp_request	       *req = http_wait_end(&v->w);
+	redisReply		       *h = r;
+	const char		       *args[3] = { v->jid, NULL, NULL };
+	cJSON			       *list = NULL, *rec;
+	char				n[16];
+	int				i = 0;
 
 	(void)ac;
 	if (req == NULL)
@@ -105,11 +105,11 @@ SCHED_ROUTE(comfy_view)
 {
 	static const char *const notes[] = { " [output]", " [input]",
 		" [temp]" };
-	struct cview *v;
-	struct rq_cmd c;
-	char	      name[VIEW_NAME_MAX], sub[256] = "", type[32] = "output";
-	char	     *base;
-	size_t	      i, nl, al;
+	struct cview		*v;
+	struct rq_cmd		 c;
+	char   name[VIEW_NAME_MAX], sub[256] = "", type[32] = "output";
+	char  *base;
+	size_t i, nl, al;
 
 	(void)args;
 	if (http_query(req, "filename", name, sizeof name) == -1) {

@@ -26,7 +26,6 @@
 #include "log.h"
 #include "sched.h"
 #include "sched_auth.h"
-#include "sched_comfy.h"
 #include "sched_http.h"
 #include "sched_metrics.h"
 #include "sched_routes.h"

@@ -29,6 +29,18 @@ SCHED_ROUTE(info_workflow);
 SCHED_ROUTE(info_workers);
 SCHED_ROUTE(info_pools);
 SCHED_ROUTE(info_stats);
+/* ComfyUI's API under /comfy/ (sched_comfy.h) */
+SCHED_ROUTE(comfy_prompt);
+SCHED_ROUTE(comfy_prompt_info);
+SCHED_ROUTE(comfy_queue);
+SCHED_ROUTE(comfy_history);
+SCHED_ROUTE(comfy_history_one);
+SCHED_ROUTE(comfy_view);
+SCHED_ROUTE(comfy_interrupt);
+SCHED_ROUTE(comfy_upload);
+SCHED_ROUTE(comfy_object_info);
+SCHED_ROUTE(comfy_system_stats);
+SCHED_ROUTE(comfy_ws);
 SCHED_ROUTE(events_job);
 SCHED_ROUTE(events_all);
 SCHED_ROUTE(metrics_get);
