@@ -2,7 +2,8 @@
  * The route handlers, one file per group: sched_jobs.c (submit, read,
  * cancel), sched_outputs.c (output bytes and thumbnails), sched_info.c
  * (health, readiness, workflows, workers, pools, stats, the OpenAPI
- * document), sched_events.c (SSE and /metrics). sched_http.c's table maps routes to them.
+ * document), sched_events.c (SSE and /metrics), sched_comfy*.c (ComfyUI's
+ * API under /comfy/). sched_http.c's table maps routes to them.
  */
 #ifndef COMFYQ_SCHED_ROUTES_H
 #define COMFYQ_SCHED_ROUTES_H
