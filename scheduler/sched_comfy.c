@@ -22,7 +22,9 @@
  * node's class and the value it got, and error.type says which of
  * ComfyUI's cases it is. Unlike ComfyUI, a body that is not JSON is a 400
  * (ComfyUI raises and answers 500 text/plain), and a reused prompt id
- * maps to the new job as ComfyUI overwrites its history entry.
+ * maps to the new job as ComfyUI overwrites its history entry. Of
+ * extra_data only client_id is read (when the top-level one is absent):
+ * extra_pnginfo and the rest are not passed on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +547,10 @@ SCHED_ROUTE(comfy_prompt)
 	if (cJSON_IsString(v))
 		snprintf(p->pid, sizeof p->pid, "%s", v->valuestring);
 	v = cJSON_GetObjectItemCaseSensitive(root, "client_id");
+	if (!cJSON_IsString(v)) /* where ComfyUI copies it to */
+		v = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(root, "extra_data"),
+		    "client_id");
 	if (cJSON_IsString(v) && strlen(v->valuestring) <= COMFY_CLIENT_MAX)
 		p->client_id = xstrdup(v->valuestring);
 	snprintf(p->tenant, sizeof p->tenant, "%s", comfy_tenant(tok));
