@@ -40,6 +40,8 @@ enum route_flags {
 	R_AUTH = 0x1,	/* needs a token when tokens are set */
 	R_ADMIN = 0x2,	/* on admin-listen when that is set */
 	R_STREAM = 0x4, /* a long stream: sched_sse.c counts it, not here */
+	R_COMFY = 0x8,	/* ComfyUI's API: not in openapi.json; the handler
+			 * checks the body's type (multipart, or none) */
 };
 
 struct route {
@@ -70,6 +72,23 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/pools", info_pools, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/stats", info_stats, R_AUTH },
 	{ EVHTTP_REQ_GET, "/v1/stats/history", dash_history, R_AUTH },
+	/* ComfyUI's own API (sched_comfy*.c, README "ComfyUI-compatible front") */
+	{ EVHTTP_REQ_POST, "/comfy/prompt", comfy_prompt, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/prompt", comfy_prompt_info, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/queue", comfy_queue, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/history", comfy_history, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/history/{pid}", comfy_history_one,
+	    R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/view", comfy_view, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_POST, "/comfy/interrupt", comfy_interrupt,
+	    R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_POST, "/comfy/upload/image", comfy_upload,
+	    R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/object_info", comfy_object_info,
+	    R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/system_stats", comfy_system_stats,
+	    R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/ws", comfy_ws, R_AUTH | R_STREAM | R_COMFY },
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -314,6 +333,10 @@ http_arg_ok(const char *what, const char *arg, size_t len)
 			return (0);
 		if (strcmp(what, "{n}") == 0 && !(c >= '0' && c <= '9'))
 			return (0);
+		if (strcmp(what, "{pid}") == 0 &&
+		    !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			(c >= 'A' && c <= 'Z') || c == '_' || c == '-'))
+			return (0);
 		if (strcmp(what, "{name}") == 0 &&
 		    !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
 			(c >= 'A' && c <= 'Z') || c == '_' || c == '-'))
@@ -485,7 +508,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	if (!(r->flags & R_STREAM) && s->metrics != NULL)
 		metrics_track(s->metrics, req, r->pattern,
 		    (s->cfg->request_timeout_s + 5) * 1000);
-	if (m == EVHTTP_REQ_POST &&
+	if (m == EVHTTP_REQ_POST && !(r->flags & R_COMFY) &&
 	    !http_json_type(http_header(req, "Content-Type"))) {
 		http_reply_error(req, 415, "unsupported_media_type",
 		    "the body must be application/json");
@@ -628,4 +651,10 @@ const char *
 http_route_pattern(size_t i)
 {
 	return (routes[i].pattern);
+}
+
+int
+http_route_documented(size_t i)
+{
+	return (!(routes[i].flags & R_COMFY));
 }

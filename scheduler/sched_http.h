@@ -7,9 +7,10 @@
  *
  * A handler gets its path arguments already checked against their
  * alphabet ({id}: a job id, [0-9a-z]{1,64}; {n}: 0..9999; {name}: a
- * template name), so nothing a client types reaches Redis unchecked. It
- * answers at once or later; one that answers later holds the request in
- * a struct http_wait, which forgets it when the client goes away.
+ * template name; {pid}: a ComfyUI prompt id, [0-9A-Za-z_-]{1,64}), so
+ * nothing a client types reaches Redis unchecked. It answers at once or
+ * later; one that answers later holds the request in a struct http_wait,
+ * which forgets it when the client goes away.
  */
 #ifndef COMFYQ_SCHED_HTTP_H
 #define COMFYQ_SCHED_HTTP_H
@@ -70,6 +71,8 @@ struct evhttp_request *http_wait_end(struct http_wait *w);
 size_t	    http_route_count(void);
 const char *http_route_method(size_t i);
 const char *http_route_pattern(size_t i);
+/* 0 for the rows outside the document: ComfyUI's API under /comfy/. */
+int	    http_route_documented(size_t i);
 
 /* The OpenAPI document, embedded at build time (scheduler/openapi.json). */
 extern const char   sched_openapi_json[];

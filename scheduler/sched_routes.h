@@ -3,8 +3,8 @@
  * cancel), sched_outputs.c (output bytes and thumbnails), sched_info.c
  * (health, readiness, workflows, workers, pools, stats, the OpenAPI
  * document), sched_events.c (SSE and /metrics), sched_dash.c (the
- * dashboard page, recent jobs, history). sched_http.c's table maps routes
- * to them.
+ * dashboard page, recent jobs, history), sched_comfy*.c (ComfyUI's API
+ * under /comfy/). sched_http.c's table maps routes to them.
  */
 #ifndef COMFYQ_SCHED_ROUTES_H
 #define COMFYQ_SCHED_ROUTES_H
@@ -31,6 +31,18 @@ SCHED_ROUTE(info_workflow);
 SCHED_ROUTE(info_workers);
 SCHED_ROUTE(info_pools);
 SCHED_ROUTE(info_stats);
+/* ComfyUI's API under /comfy/ (sched_comfy.h) */
+SCHED_ROUTE(comfy_prompt);
+SCHED_ROUTE(comfy_prompt_info);
+SCHED_ROUTE(comfy_queue);
+SCHED_ROUTE(comfy_history);
+SCHED_ROUTE(comfy_history_one);
+SCHED_ROUTE(comfy_view);
+SCHED_ROUTE(comfy_interrupt);
+SCHED_ROUTE(comfy_upload);
+SCHED_ROUTE(comfy_object_info);
+SCHED_ROUTE(comfy_system_stats);
+SCHED_ROUTE(comfy_ws);
 SCHED_ROUTE(events_job);
 SCHED_ROUTE(events_all);
 SCHED_ROUTE(metrics_get);

@@ -36,6 +36,9 @@
  * SSE_JOB_SLACK_MS before created_ms (the job's queued event onwards) and
  * ends after its terminal event, with Connection: close.
  *
+ * Subscriptions in code (sse_subscribe, for /comfy/ws) get the entries as
+ * they are read, after the clients, and nothing of the ring.
+ *
  * Files: sched_sse_ev.c makes frames, sched_sse_client.c serves one client,
  * this file reads the stream and holds the ring and the client list.
  */
@@ -84,6 +87,7 @@ static void
 sse_fan_out(struct sse *sse, const redisReply *entry)
 {
 	struct sse_client *c, *next;
+	struct sse_sub	  *sub, *snext;
 	struct sse_ev	  *ev;
 
 	if ((ev = sse_ev_from_entry(entry)) == NULL) {
@@ -107,6 +111,12 @@ sse_fan_out(struct sse *sse, const redisReply *entry)
 			continue;
 		c->sent = ev->id;
 		sse_client_give(c, ev, 1);
+	}
+	for (sub = TAILQ_FIRST(&sse->subs); sub != NULL; sub = snext) {
+		snext = TAILQ_NEXT(sub, link);
+		if ((sub->jid[0] == '\0' || strcmp(sub->jid, ev->jid) == 0) &&
+		    strncmp(ev->tenant, sub->tenant, strlen(sub->tenant)) == 0)
+			sub->cb(sub->arg, ev, entry);
 	}
 	sse_ring_push(sse, ev);
 }
@@ -265,6 +275,7 @@ sse_new(struct sched *s, char *err, size_t errlen)
 
 	sse->s = s;
 	TAILQ_INIT(&sse->clients);
+	TAILQ_INIT(&sse->subs);
 	sse->cap = s->cfg->sse_history > 0 ? (size_t)s->cfg->sse_history : 1;
 	sse->ring = xcalloc(sse->cap, sizeof *sse->ring);
 	sse->tmp = evbuffer_new();
@@ -284,6 +295,7 @@ void
 sse_free(struct sse *sse)
 {
 	struct sse_client *c;
+	struct sse_sub	  *sub;
 	size_t		   i;
 
 	if (sse == NULL)
@@ -291,6 +303,12 @@ sse_free(struct sse *sse)
 	sse->freeing = 1;
 	while ((c = TAILQ_FIRST(&sse->clients)) != NULL)
 		sse_client_abort(c);
+	while ((sub = TAILQ_FIRST(&sse->subs)) != NULL) {
+		TAILQ_REMOVE(&sse->subs, sub, link);
+		if (sub->gone != NULL)
+			sub->gone(sub->arg);
+		free(sub);
+	}
 	rq_async_free(sse->reader);
 	for (i = 0; i < sse->n; i++)
 		free(sse->ring[(sse->first + i) % sse->cap]);
@@ -356,4 +374,30 @@ sse_serve(struct sse *sse, struct evhttp_request *req, const char *jid,
 		return;
 	}
 	sse_client_lookup(c);
+}
+
+struct sse_sub *
+sse_subscribe(struct sse *sse, const char *jid, const char *tenant_prefix,
+    sse_sub_fn cb, void (*gone)(void *), void *arg)
+{
+	struct sse_sub *sub = xcalloc(1, sizeof *sub);
+
+	if (jid != NULL)
+		snprintf(sub->jid, sizeof sub->jid, "%s", jid);
+	if (tenant_prefix != NULL && strcmp(tenant_prefix, "*") != 0)
+		snprintf(sub->tenant, sizeof sub->tenant, "%s", tenant_prefix);
+	sub->cb = cb;
+	sub->gone = gone;
+	sub->arg = arg;
+	TAILQ_INSERT_TAIL(&sse->subs, sub, link);
+	return (sub);
+}
+
+void
+sse_unsubscribe(struct sse *sse, struct sse_sub *sub)
+{
+	if (sub == NULL)
+		return;
+	TAILQ_REMOVE(&sse->subs, sub, link);
+	free(sub);
 }

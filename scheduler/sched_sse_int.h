@@ -8,6 +8,7 @@
 
 #include <sys/queue.h>
 
+#include "sched_sse.h"
 #include "sched_sse_ev.h"
 
 #define SSE_BATCH      64   /* entries per catch-up step */
@@ -41,6 +42,15 @@ struct sse_client {
 	TAILQ_ENTRY(sse_client) link;
 };
 
+struct sse_sub {
+	char jid[SSE_JID_MAX + 1];	 /* "": every job */
+	char tenant[SSE_TENANT_MAX + 1]; /* "": any */
+	sse_sub_fn cb;
+	void (*gone)(void *);
+	void *arg;
+	TAILQ_ENTRY(sse_sub) link;
+};
+
 struct sse {
 	struct sched	  *s;
 	struct rq_async	  *reader;
@@ -52,6 +62,7 @@ struct sse {
 	struct sse_ev	 **ring;
 	size_t		   cap, n, first;
 	TAILQ_HEAD(, sse_client) clients;
+	TAILQ_HEAD(, sse_sub) subs;
 	long long	 nclients, dropped;
 	struct event	*keepalive, *retry;
 	struct evbuffer *tmp;

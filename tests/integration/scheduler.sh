@@ -2,7 +2,7 @@
 # comfyq-scheduler end to end with curl: a real redis-server, the
 # scheduler, and for `run` comfyq-sim and a worker. Asserts status codes,
 # JSON bodies, headers, Redis state and bytes.
-#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready hooks
+#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready hooks comfy
 set -u
 BIN=$1
 GROUP=$2
@@ -464,6 +464,236 @@ PY
 	eq "job shows the delivery" "$(js .webhook.state)" delivered
 	eq "job shows two attempts" "$(js .webhook.attempts)" 2
 	eq "job shows the last status" "$(js .webhook.last_status)" 200
+	;;
+comfy)
+	# ComfyUI's API under /comfy/, driven as a ComfyUI client drives it:
+	# upload, prompt, history, view, queue, interrupt; tenants apart.
+	WEB_SECRET=web-secret-0123456789
+	WEB="Authorization: Bearer $WEB_SECRET"
+	sim_start sim --step-ms 50 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	worker_start w1
+	PIDS+=("$WPID")
+	sched_start --tokens "$TOKENS,web:web::$WEB_SECRET"
+	wait_until 20 grep -q "registered as" "$T/w1.log" || bad "worker not up"
+	python3 - "$T/in.png" "$T/other.png" <<'PY'
+import struct, sys, zlib
+def png(path, w, h, k):
+    raw = b''.join(b'\0' + b''.join(bytes(((x * k) & 255, (y * 4) & 255, 128))
+        for x in range(w)) for y in range(h))
+    def chunk(t, d):
+        return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+    open(path, 'wb').write(b'\x89PNG\r\n\x1a\n' +
+        chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)) +
+        chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+png(sys.argv[1], 64, 32, 4)
+png(sys.argv[2], 64, 32, 3)
+PY
+	# Upload: ComfyUI's answer; same bytes keep the name, others get (1).
+	req POST /comfy/upload/image -H "$TG" -F "image=@$T/in.png" -F subfolder=bot
+	code_is "upload" 200
+	eq "upload answer" "$(js -c .)" '{"name":"in.png","subfolder":"bot","type":"input"}'
+	eq "stored bytes" "$(RC --raw GET "${P}comfy:upload:tg::bot/in.png" | head -c 8 | od -An -tx1 | tr -d ' \n')" 89504e470d0a1a0a
+	[ "$(RC TTL "${P}comfy:upload:tg::bot/in.png")" -gt 0 ] && ok || bad "upload has no TTL"
+	req POST /comfy/upload/image -H "$TG" -F "image=@$T/in.png" -F subfolder=bot
+	eq "same bytes, same name" "$(js .name)" in.png
+	req POST /comfy/upload/image -H "$TG" -F "image=@$T/other.png;filename=in.png" -F subfolder=bot
+	eq "other bytes, a new name" "$(js .name)" "in (1).png"
+	req POST /comfy/upload/image -H "$TG" -F "image=@$T/in.png;filename=in (1).png" -F subfolder=bot -F overwrite=true
+	eq "overwrite keeps the name" "$(js .name)" "in (1).png"
+	RC --raw GET "${P}comfy:upload:tg::bot/in (1).png" | head -c -1 | cmp -s - "$T/in.png" && ok ||
+		bad "overwrite did not replace the bytes"
+	req POST /comfy/upload/image -H "$TG" -F subfolder=bot
+	code_is "upload without an image" 400
+	eq "no body" "$BODY" ""
+	req POST /comfy/upload/image -H "$TG" -F "image=@$T/in.png" -F subfolder=../x
+	code_is "upload to a climbing subfolder" 400
+	req POST /comfy/upload/image -F "image=@$T/in.png"
+	err_is "upload without a token" 401 unauthorized
+	# A prompt whose LoadImage names the upload.
+	graph='{"1":{"class_type":"LoadImage","inputs":{"image":"bot/in.png"}},"2":{"class_type":"ImageInvert","inputs":{"image":["1",0]}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"itest"}}}'
+	pid=0b5e5a52-6a8f-4d39-9a41-8f1f5b8a2c10
+	post /comfy/prompt "{\"prompt\":$graph,\"client_id\":\"c1\",\"prompt_id\":\"$pid\"}" -H "$TG"
+	code_is "prompt" 200
+	eq "prompt id" "$(js .prompt_id)" "$pid"
+	eq "node_errors" "$(js -c .node_errors)" '{}'
+	[ "$(js .number)" -ge 1 ] && ok || bad "no number: $BODY"
+	j=$(RC GET "${P}comfy:pid:tg::$pid")
+	[ -n "$j" ] && ok || bad "no prompt id mapping"
+	eq "tenant" "$(field "$j" tenant)" "tg:"
+	eq "the upload is the job's input" "$(field "$j" spec | jq -r '.inputs["1"]' | base64 -d | cmp - "$T/in.png" && echo same)" same
+	eq "meta" "$(field "$j" meta | jq -S -c .comfy)" "{\"client_id\":\"c1\",\"number\":$(js .number),\"prompt_id\":\"$pid\"}"
+	await "$j" succeeded 30
+	req GET "/comfy/history/$pid" -H "$TG"
+	code_is "history" 200
+	h=$(js -c --arg p "$pid" '.[$p]')
+	eq "status" "$(echo "$h" | jq -c '.status | {status_str, completed}')" '{"status_str":"success","completed":true}'
+	eq "messages" "$(echo "$h" | jq -c '[.status.messages[][0]]')" '["execution_start","execution_success"]'
+	eq "prompt item" "$(echo "$h" | jq -c '[.prompt[1], .prompt[3].client_id, .prompt[4]]')" "[\"$pid\",\"c1\",[\"3\"]]"
+	eq "prompt graph" "$(echo "$h" | jq -c '.prompt[2]')" "$(echo "$graph" | jq -c .)"
+	img=$(echo "$h" | jq -c '.outputs["3"].images[0]')
+	eq "output subfolder" "$(echo "$img" | jq -r .subfolder)" "$j"
+	eq "output type" "$(echo "$img" | jq -r .type)" output
+	fname=$(echo "$img" | jq -r .filename)
+	path=$(CQ status "$j" --json | jq -r '.outputs[0].path')
+	req GET "/comfy/view?filename=$fname&subfolder=$j&type=output" -H "$TG"
+	code_is "view" 200
+	eq "view type" "$(header Content-Type)" image/png
+	cmp -s "$T/body" "$path" && ok || bad "view bytes differ from the store"
+	req GET "/comfy/view?filename=../$fname&subfolder=$j" -H "$TG"
+	code_is "view of ../" 400
+	req GET "/comfy/view?filename=/etc/passwd" -H "$TG"
+	code_is "view of an absolute name" 400
+	req GET "/comfy/view?filename=$fname&subfolder=$j&type=bogus" -H "$TG"
+	code_is "view of a bogus type" 400
+	req GET "/comfy/view?filename=$fname&subfolder=.." -H "$TG"
+	code_is "view of a climbing subfolder" 403
+	req GET "/comfy/view?filename=nope.png&subfolder=$j" -H "$TG"
+	code_is "view of a name the job lacks" 404
+	req GET "/comfy/view" -H "$TG"
+	code_is "view without a query" 404
+	# Another tenant sees nothing of it.
+	req GET "/comfy/history/$pid" -H "$WEB"
+	code_is "history of another tenant" 200
+	eq "another tenant: {}" "$(js -c .)" '{}'
+	req GET /comfy/history -H "$WEB"
+	eq "another tenant's list" "$(js -c .)" '{}'
+	req GET "/comfy/view?filename=$fname&subfolder=$j&type=output" -H "$WEB"
+	code_is "view of another tenant's output" 404
+	req GET /comfy/history -H "$TG"
+	eq "own list" "$(js -c 'keys')" "[\"$pid\"]"
+	req GET /comfy/history/nosuch -H "$TG"
+	eq "unknown prompt" "$(js -c .)" '{}'
+	# No prompt id: the job id is the prompt id.
+	post /comfy/prompt "{\"prompt\":$graph,\"client_id\":\"c1\"}" -H "$TG"
+	code_is "prompt without an id" 200
+	j2=$(js .prompt_id)
+	eq "job id as prompt id" "$(state "$j2" | grep -c .)" 1
+	await "$j2" succeeded 30
+	req GET "/comfy/history/$j2" -H "$TG"
+	eq "history by job id" "$(js -r --arg p "$j2" '.[$p].status.status_str')" success
+	# Refused graphs: ComfyUI's 400.
+	post /comfy/prompt '{"prompt":{"1":{"class_type":"LoadImage","inputs":{"image":"../missing.png"}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0]}}}}' -H "$TG"
+	code_is "a LoadImage of a climbing name" 400
+	eq "error type" "$(js .error.type)" prompt_outputs_failed_validation
+	eq "error keys" "$(js -c '.error | keys')" '["details","extra_info","message","type"]'
+	eq "node error" "$(js -c '.node_errors["1"] | [.errors[0].type, .errors[0].details, .class_type, .dependent_outputs]')" \
+		'["custom_validation_failed","image - Invalid image file: ../missing.png","LoadImage",["2"]]'
+	post /comfy/prompt '{"prompt":{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8}}}}' -H "$TG"
+	code_is "no output node" 400
+	eq "no outputs" "$(js .error.type)" prompt_no_outputs
+	post /comfy/prompt '{"client_id":"c1"}' -H "$TG"
+	code_is "no prompt" 400
+	eq "no_prompt" "$(js -c '[.error.type, .node_errors]')" '["no_prompt",{}]'
+	post /comfy/prompt '{"prompt":{"1":{"class_type":"SaveImage","inputs":{"images":["9",0]}}}}' -H "$TG"
+	eq "a link to nothing" "$(js -c '[.error.type, .node_errors["1"].errors[0].type]')" '["prompt_outputs_failed_validation","bad_linked_input"]'
+	post /comfy/prompt '{"prompt":' -H "$TG"
+	code_is "not JSON" 400
+	eq "nothing queued by refused prompts" "$(RC ZCARD "${P}ready:normal")" 0
+	# A running prompt: in queue_running, then interrupted with a refund.
+	CQ render --workflow sdxl_txt2img --param prompt=x --param steps=60 >"$T/long.json" ||
+		bad "render"
+	post /comfy/prompt "{\"prompt\":$(cat "$T/long.json"),\"client_id\":\"c2\"}" -H "$TG"
+	code_is "a long prompt" 200
+	k=$(js .prompt_id)
+	wait_until 20 is_state "$k" active || bad "never active"
+	req GET /comfy/queue -H "$TG"
+	code_is "queue" 200
+	eq "queue running" "$(js -c '[.queue_running[] | .[1]]')" "[\"$k\"]"
+	eq "queue pending" "$(js -c .queue_pending)" '[]'
+	eq "queue item" "$(js -c '.queue_running[0] | [length, .[3].client_id]')" '[5,"c2"]'
+	req GET /comfy/queue -H "$WEB"
+	eq "another tenant's queue" "$(js -c .)" '{"queue_running":[],"queue_pending":[]}'
+	req GET /comfy/prompt -H "$TG"
+	eq "queue_remaining" "$(js .exec_info.queue_remaining)" 1
+	refunds0=$(RC XLEN "${P}refunds")
+	post /comfy/interrupt "{\"prompt_id\":\"$k\"}" -H "$WEB"
+	code_is "another tenant's interrupt" 200
+	eq "not interrupted by another tenant" "$(field "$k" cancel_req)" 0
+	post /comfy/interrupt "{\"prompt_id\":\"$k\"}" -H "$TG"
+	code_is "interrupt" 200
+	eq "interrupt body" "$BODY" ""
+	await "$k" canceled 30
+	eq "refunded" "$(field "$k" refund)" true
+	eq "one refund entry" "$(RC XLEN "${P}refunds")" $((refunds0 + 1))
+	req GET "/comfy/history/$k" -H "$TG"
+	eq "interrupted in history" "$(js -c --arg p "$k" '.[$p] | [.status.status_str, .status.completed, .status.messages[-1][0], .outputs]')" \
+		'["error",false,"execution_interrupted",{}]'
+	# /comfy/ws: ComfyUI's events for this client's prompt, in order.
+	cat >"$T/ws.py" <<'PY'
+import base64, json, os, socket, sys
+port, cid, token, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+s = socket.create_connection(('127.0.0.1', port), timeout=30)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(('GET /comfy/ws?clientId=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+    'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n'
+    'Authorization: Bearer %s\r\n\r\n' % (cid, key, token)).encode())
+buf = b''
+while b'\r\n\r\n' not in buf:
+    buf += s.recv(4096)
+head, buf = buf.split(b'\r\n\r\n', 1)
+f = open(out, 'w')
+f.write(head.split(b'\r\n')[0].decode() + '\n')
+f.flush()
+def need(n):
+    global buf
+    while len(buf) < n:
+        d = s.recv(65536)
+        if not d:
+            sys.exit(0)
+        buf += d
+    r, buf = buf[:n], buf[n:]
+    return r
+while True:
+    b0, b1 = need(2)
+    n = b1 & 127
+    if n == 126:
+        n = int.from_bytes(need(2), 'big')
+    elif n == 127:
+        n = int.from_bytes(need(8), 'big')
+    data = need(n)
+    if b0 & 15 != 1:
+        continue
+    f.write(data.decode() + '\n')
+    f.flush()
+    m = json.loads(data)
+    if m['type'] == 'executing' and m['data'].get('node', 0) is None:
+        break
+PY
+	sport=${S##*:}
+	python3 "$T/ws.py" "$sport" c3 "$TG_SECRET" "$T/ws.out" &
+	wspid=$!
+	PIDS+=("$wspid")
+	python3 "$T/ws.py" "$sport" c3 "$WEB_SECRET" "$T/ws-web.out" &
+	PIDS+=("$!")
+	wait_until 10 sh -c "[ \$(wc -l <'$T/ws.out') -ge 2 ] && [ \$(wc -l <'$T/ws-web.out') -ge 2 ]" ||
+		bad "no first frames"
+	eq "handshake" "$(head -1 "$T/ws.out" | tr -d '\r')" "HTTP/1.1 101 Switching Protocols"
+	eq "first frame" "$(sed -n 2p "$T/ws.out" | jq -c '[.type, .data.sid, (.data.status.exec_info.queue_remaining | type)]')" \
+		'["status","c3","number"]'
+	post /comfy/prompt "{\"prompt\":$graph,\"client_id\":\"c3\"}" -H "$TG"
+	code_is "prompt for the socket" 200
+	w=$(js .prompt_id)
+	wait_until 30 sh -c "! kill -0 $wspid" && ok || bad "the socket never saw the end"
+	tail -n +2 "$T/ws.out" >"$T/ws.json"
+	eq "event order" "$(jq -r 'select(.type != "status" and .type != "progress") | .type' "$T/ws.json" | tr '\n' ' ')" \
+		"execution_start execution_cached executing executed execution_success executing "
+	eq "all for this prompt" "$(jq -r 'select(.type != "status") | .data.prompt_id' "$T/ws.json" | sort -u)" "$w"
+	eq "status before the end" "$(tail -2 "$T/ws.json" | head -1 | jq -r .type)" status
+	eq "the end" "$(tail -1 "$T/ws.json" | jq -c .data.node)" null
+	req GET "/comfy/history/$w" -H "$TG"
+	eq "executed names what history names" \
+		"$(jq -c 'select(.type == "executed") | [.data.node, .data.output]' "$T/ws.json")" \
+		"$(js -c --arg p "$w" '.[$p].outputs | to_entries[0] | [.key, .value]')"
+	eq "another tenant's socket of that id heard nothing of it" \
+		"$(tail -n +3 "$T/ws-web.out" | jq -r 'select(.type != "status") | .type' | wc -l)" 0
+	# The fleet.
+	req GET /comfy/system_stats -H "$TG"
+	code_is "system_stats" 200
+	eq "one device per worker" "$(js '.devices | length')" 1
+	eq "system keys" "$(js -c '.system | has("os") and has("comfyui_version")')" true
+	req GET /comfy/object_info -H "$TG"
+	err_is "object_info has no source" 501 not_implemented
 	;;
 *)
 	echo "unknown group $GROUP" >&2
