@@ -150,7 +150,7 @@ rf() {
 		--ledger "$L" --block-ms 200 "$@"
 }
 pending() { RC XPENDING "$R" billing | head -1; }
-check "refunds: a crash after crediting" 3 rf --consumer A --crash-after credit
+check "refunds: a crash after crediting" 4 rf --consumer A --crash-after credit
 hasf "refunds: the group at 0 reads the older entry" "credited $f1 tg:43 +7 (invalid_input)"
 eq "refunds: credited" "$(RC HGET "${L}credits" tg:43)" 7
 eq "refunds: not acknowledged" "$(pending)" 1
@@ -166,7 +166,7 @@ has "submit_redis: enqueued" '^job [0-9a-z]{28} created (queued|active)$'
 has "submit_redis: the error code" '^failed invalid_input: '
 f2=$(out_field job)
 eq "submit_redis: the spec as sent" "$(field "$f2" meta | jq -S -c .)" '{"charge":5,"user":"44"}'
-check "refunds: a crash after reading" 3 rf --consumer A --crash-after read
+check "refunds: a crash after reading" 4 rf --consumer A --crash-after read
 eq "refunds: pending on the dead consumer" \
 	"$(RC XPENDING "$R" billing - + 10 A | head -1)" "$(RC XREVRANGE "$R" + - COUNT 1 | head -1)"
 eq "refunds: not credited yet" "$(RC HGET "${L}credits" tg:44)" ""

@@ -27,7 +27,7 @@ adds the credits.
 Prints "credited <job> <tenant> +<n> (<error_code>)", "already credited
 <job>", "claimed <n> from a dead consumer". --drain: exit 0 once no entry
 is pending or new (for tests and cron). --crash-after read|credit: for
-tests, exit at once (status 3, no XACK) after reading entries or after
+tests, exit at once (status 4, no XACK) after reading entries or after
 crediting the first one, as a crash there would.
 """
 import argparse
@@ -65,7 +65,7 @@ class Consumer:
     def handle(self, entries):
         """Credits then acknowledges each (id, fields) entry."""
         if entries and self.a.crash_after == "read":
-            os._exit(3)
+            os._exit(4)
         for eid, f in entries:
             if f:  # None: the entry was deleted while pending
                 meta = json.loads(f.get("meta") or "{}")
@@ -78,7 +78,7 @@ class Consumer:
                 else:
                     print("already credited %s" % f["job"], flush=True)
                 if self.a.crash_after == "credit":
-                    os._exit(3)
+                    os._exit(4)
             self.r.xack(self.stream, self.a.group, eid)
 
     def read(self, start, block=None):
