@@ -79,7 +79,7 @@ node)
 	major=$(node -p 'process.versions.node.split(".")[0]')
 	[ "$major" -ge 18 ] || cannot "node $(node --version) is older than 18 (built-in fetch)"
 	if ! (cd "$EX/node" && npm ci --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1; then
-		cannot "npm ci in deploy/examples/node failed (is the npm registry reachable?): $(tail -3 "$T/npm.log")"
+		cannot "npm ci in deploy/examples/node failed (is the npm registry reachable?): $(grep -m1 -E 'request to|code E' "$T/npm.log" || tail -1 "$T/npm.log")"
 	fi
 	ex() {
 		local name=$1
