@@ -112,6 +112,8 @@ async function follow(jid) {
 			const r = await fetch(`${api}/v1/jobs/${jid}/events`, { headers: h });
 			if (r.status === 204)
 				return;	// it had ended at the id we gave
+			if (r.status >= 400 && r.status < 500 && r.status !== 429)
+				throw Object.assign(new Error(`events: HTTP ${r.status}`), { fatal: true });
 			if (!r.ok)
 				throw new Error(`HTTP ${r.status}`);
 			for await (const f of sseFrames(r.body)) {
@@ -127,6 +129,8 @@ async function follow(jid) {
 					return;
 			}
 		} catch (e) {
+			if (e.fatal)
+				throw e;	// not found, not ours: retrying will not help
 			console.error(`events: ${e.message}; reconnecting`);
 			await new Promise((res) => setTimeout(res, 1000));
 		}
@@ -154,7 +158,8 @@ async function main() {
 		console.error(`cannot reach ${api}: ${e.cause?.message ?? e.message}`);
 		return 2;
 	}
-	let job = await r.json();
+	// libevent's own 413 and 400 are HTML, not JSON.
+	let job = await r.json().catch(() => ({ error: { code: r.statusText } }));
 	if (!r.ok) {
 		const err = job.error ?? {};
 		console.error(`refused ${r.status} ${err.code}: ${err.message}`);

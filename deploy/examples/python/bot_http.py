@@ -103,6 +103,11 @@ def follow(args, jid):
                         print(event, flush=True)
                     elif event in ("succeeded", "failed", "canceled"):
                         return
+        except urllib.error.HTTPError as e:
+            if 400 <= e.code < 500 and e.code != 429:
+                raise  # not found, not ours: retrying will not help
+            print("events: %s; reconnecting" % e, file=sys.stderr)
+            time.sleep(1)
         except (urllib.error.URLError, OSError) as e:
             print("events: %s; reconnecting" % e, file=sys.stderr)
             time.sleep(1)
@@ -134,7 +139,10 @@ def main():
     try:
         _, job = api_json(args, "POST", "/v1/jobs", spec)
     except urllib.error.HTTPError as e:
-        err = json.load(e).get("error", {})
+        try:
+            err = json.load(e).get("error", {})
+        except ValueError:  # libevent's own 413 and 400 are HTML
+            err = {"code": e.reason}
         print("refused %d %s: %s" % (e.code, err.get("code"),
                                      err.get("message")), file=sys.stderr)
         for f in err.get("fields", []):
