@@ -10,6 +10,12 @@
 #   PKGS_FUZZ          the libFuzzer targets: clang
 #   PKGS_BROWSER       a headless browser for the dashboard's test
 #                      (tests/integration/dashboard.sh installs it)
+#   PKGS_EXAMPLES_PY   the Python client examples' Redis client, redis-py
+#                      (deploy/examples/python; tests/integration/examples.sh
+#                      installs it)
+#   PKGS_EXAMPLES_NODE Node and npm for the Node examples, installed only
+#                      where no node or npm is on PATH (Debian 12's Node is
+#                      18, the least they take; ioredis comes from npm)
 #   pkgs_fuzz_runtime  prints the package of libFuzzer's runtime, which
 #                      Debian names after clang's major version and clang
 #                      only recommends; call it once clang is installed
@@ -23,6 +29,8 @@ PKGS_RUN="redis-server redis-tools curl"
 PKGS_TEST="procps jq python3"
 PKGS_FUZZ="clang"
 PKGS_BROWSER="chromium"
+PKGS_EXAMPLES_PY="python3-redis"
+PKGS_EXAMPLES_NODE="nodejs npm"
 
 pkgs_fuzz_runtime() {
 	echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
