@@ -8,36 +8,32 @@
  *             record's finished_ms) to the moment an SSE client following
  *             that job reads the terminal frame, in us (median/p90); both
  *             Redis times are whole ms, so each figure may read up to 1 ms
- *             high (the true moment is within the ms the id names)
+ *             high (the true moment is within the ms the id names); and
+ *             from when a reader of the bench's own (XREAD BLOCK on the
+ *             events stream, as the scheduler's reader does) got it, in
+ *             us on one clock: the scheduler's share of the path
  * It starts comfyq-scheduler (log-level warning, on a free port), and for
  * the terminal figure comfyq-sim (10 ms a sampler step) and a comfyq-worker
  * with 8 slots, on a private queue; the submits run before the worker is
- * up (no job runs while they are timed). The HTTP client is a plain socket:
- * requests are written whole, replies read by Content-Length, SSE bodies
- * de-chunked and split into frames.
+ * up (no job runs while they are timed). The HTTP client (benchhttp.c) is
+ * a plain socket, so the figures hold no client library's cost.
  * Usage (a private redis-server, stopped afterwards):
  *   tests/lib/with-redis.sh --own build/bin/bench_sched [--submits N]
  *       [--clients N] [--jobs N]
  */
-#define _GNU_SOURCE /* memmem */
 #include <sys/resource.h>
-#include <sys/socket.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
-#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "benchhttp.h"
 #include "benchlib.h"
 #include "log.h"
 #include "rq.h"
@@ -48,8 +44,6 @@
 #define SUBMITS_MAX 100000
 #define CLIENTS_MAX 10000
 #define JOBS_MAX    1000
-#define RAW_MAX	    8192
-#define BODY_MAX    16384
 
 const char *bench_name = "bench_sched";
 
@@ -62,14 +56,15 @@ struct bench {
 	long long     submits, clients, jobs;
 };
 
-/* An SSE connection: raw bytes, de-chunked body, the frames seen. */
-struct sc {
-	int	  fd, hdr, status, chunked, cst; /* cst: 0 size, 1 data, 2 CRLF */
-	long long left;
-	size_t	  rlen, blen;
-	int	  frames, terminal;
-	char	  term_id[48];
-	char	  raw[RAW_MAX], body[BODY_MAX];
+/* The bench's own reader of the events stream: when each terminal came. */
+struct watch {
+	pthread_t	t;
+	pthread_mutex_t mu;
+	redisContext   *c;
+	char		key[RQ_PREFIX_MAX + 8];
+	int		stop, n;
+	char		jid[JOBS_MAX][64];
+	long long	us[JOBS_MAX];
 };
 
 static const char sched_spec[] = "{\"workflow\":\"smoke_invert\"}";
@@ -113,100 +108,6 @@ print_us(const char *name, long long *v, long long n)
 	    v[n - 1]);
 }
 
-/* A free TCP port on 127.0.0.1 (bound and released: good enough here). */
-static int
-free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t	   len = sizeof a;
-	int		   fd, port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof a) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) == -1)
-		bench_die("free port", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(fd);
-	return (port);
-}
-
-/* A blocking connection to the scheduler, Nagle off; -1 on failure. */
-static int
-http_connect(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	int		   fd, one = 1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		bench_die("socket", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) == -1) {
-		close(fd);
-		return (-1);
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return (fd);
-}
-
-static void
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			bench_die("write", strerror(errno));
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-/*
- * One request on fd and its reply (Content-Length delimited); the status,
- * or -1 when the connection ended. The body goes to body (NUL-ended).
- */
-static int
-http_call(int fd, const char *req, char *body, size_t bodylen)
-{
-	char	buf[RAW_MAX];
-	size_t	len = 0, hl, cl;
-	char   *e, *p;
-	ssize_t r;
-
-	write_all(fd, req, strlen(req));
-	for (;;) {
-		if (len == sizeof buf - 1)
-			bench_die("reply", "headers too long");
-		if ((r = read(fd, buf + len, sizeof buf - 1 - len)) <= 0)
-			return (-1);
-		len += (size_t)r;
-		buf[len] = '\0';
-		if ((e = strstr(buf, "\r\n\r\n")) != NULL)
-			break;
-	}
-	hl = (size_t)(e + 4 - buf);
-	*e = '\0';
-	cl = 0;
-	for (p = buf; (p = strchr(p, '\n')) != NULL; p++)
-		if (strncasecmp(p + 1, "content-length:", 15) == 0)
-			cl = strtoul(p + 16, NULL, 10);
-	if (cl >= bodylen || cl > sizeof buf - 1 - hl)
-		bench_die("reply", "body too long");
-	while (len < hl + cl) {
-		if ((r = read(fd, buf + len, hl + cl - len)) <= 0)
-			return (-1);
-		len += (size_t)r;
-	}
-	memcpy(body, buf + hl, cl);
-	body[cl] = '\0';
-	return (atoi(buf + 9));
-}
-
 static void
 req_post(char *req, size_t len, const char *spec)
 {
@@ -248,173 +149,6 @@ vm_rss_kb(pid_t pid)
 			kb = atoll(line + 6);
 	fclose(f);
 	return (kb);
-}
-
-/* Opens an SSE request for path; 0, or -1 when the connect failed. */
-static int
-sc_open(struct sc *s, int port, const char *path)
-{
-	char req[256];
-
-	memset(s, 0, offsetof(struct sc, raw));
-	if ((s->fd = http_connect(port)) == -1)
-		return (-1);
-	snprintf(req, sizeof req,
-	    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: "
-	    "text/event-stream\r\n\r\n",
-	    path);
-	write_all(s->fd, req, strlen(req));
-	return (0);
-}
-
-static void
-sc_close(struct sc *s)
-{
-	if (s->fd != -1)
-		close(s->fd);
-	s->fd = -1;
-}
-
-/* Splits the body into frames; notes the terminal one's id. */
-static void
-sc_frames(struct sc *s)
-{
-	char *end, *ev, *id;
-	int   n;
-
-	while ((end = memmem(s->body, s->blen, "\n\n", 2)) != NULL) {
-		*end = '\0';
-		ev = strstr(s->body, "event: ");
-		id = strncmp(s->body, "id: ", 4) == 0 ? s->body + 4 : NULL;
-		if (ev != NULL) {
-			s->frames++;
-			ev += 7;
-			if (strncmp(ev, "succeeded", 9) == 0 ||
-			    strncmp(ev, "failed", 6) == 0 ||
-			    strncmp(ev, "canceled", 8) == 0) {
-				s->terminal = 1;
-				n = id != NULL ? (int)strcspn(id, "\n") : 0;
-				snprintf(s->term_id, sizeof s->term_id, "%.*s",
-				    n, id != NULL ? id : "");
-			}
-		}
-		s->blen -= (size_t)(end + 2 - s->body);
-		memmove(s->body, end + 2, s->blen);
-	}
-	if (s->blen == sizeof s->body)
-		bench_die("sse", "a frame longer than the buffer");
-}
-
-static void
-sc_take(struct sc *s, size_t n)
-{
-	if (n > sizeof s->body - s->blen)
-		n = sizeof s->body - s->blen;
-	memcpy(s->body + s->blen, s->raw, n);
-	s->blen += n;
-	s->rlen -= n;
-	memmove(s->raw, s->raw + n, s->rlen);
-	sc_frames(s);
-}
-
-/* Reads what is there; -1 at the end of the stream or an error. */
-static int
-sc_read(struct sc *s)
-{
-	char   *e;
-	ssize_t r;
-	size_t	n;
-
-	if ((r = read(s->fd, s->raw + s->rlen, sizeof s->raw - 1 - s->rlen)) <=
-	    0)
-		return (r == -1 && errno == EAGAIN ? 0 : -1);
-	s->rlen += (size_t)r;
-	s->raw[s->rlen] = '\0';
-	if (!s->hdr) {
-		if ((e = strstr(s->raw, "\r\n\r\n")) == NULL)
-			return (0);
-		*e = '\0';
-		s->hdr = 1;
-		s->status = atoi(s->raw + 9);
-		s->chunked = str_icontains(s->raw, "transfer-encoding: chunked");
-		n = (size_t)(e + 4 - s->raw);
-		s->rlen -= n;
-		memmove(s->raw, s->raw + n, s->rlen);
-	}
-	while (s->rlen > 0) {
-		if (!s->chunked)
-			sc_take(s, s->rlen);
-		else if (s->cst == 0) {
-			if ((e = memmem(s->raw, s->rlen, "\r\n", 2)) == NULL)
-				break;
-			s->left = strtoll(s->raw, NULL, 16);
-			if (s->left == 0)
-				return (-1); /* the last chunk */
-			n = (size_t)(e + 2 - s->raw);
-			s->rlen -= n;
-			memmove(s->raw, s->raw + n, s->rlen);
-			s->cst = 1;
-		} else if (s->cst == 1) {
-			n = s->rlen < (size_t)s->left ? s->rlen : (size_t)s->left;
-			sc_take(s, n);
-			if ((s->left -= (long long)n) == 0)
-				s->cst = 2;
-		} else {
-			if (s->rlen < 2)
-				break;
-			s->rlen -= 2;
-			memmove(s->raw, s->raw + 2, s->rlen);
-			s->cst = 0;
-		}
-	}
-	return (0);
-}
-
-/*
- * Waits until pred holds for every open client of cs[0..n), reading them
- * all; a client whose stream ends is closed. Returns how many hold.
- */
-static int
-sc_wait(struct sc *cs, int n, int (*pred)(const struct sc *), int ms)
-{
-	struct pollfd *p = xcalloc((size_t)n, sizeof *p);
-	long long      start = clock_mono_ms();
-	int	       i, done, np;
-
-	for (;;) {
-		done = np = 0;
-		for (i = 0; i < n; i++) {
-			if (cs[i].fd != -1 && pred(&cs[i]))
-				done++;
-			p[i].fd = cs[i].fd != -1 && !pred(&cs[i]) ? cs[i].fd
-								  : -1;
-			p[i].events = POLLIN;
-			np += p[i].fd != -1;
-		}
-		if (np == 0 || clock_mono_ms() - start > ms)
-			break;
-		if (poll(p, (nfds_t)n, 100) == -1 && errno != EINTR)
-			bench_die("poll", strerror(errno));
-		for (i = 0; i < n; i++)
-			if (p[i].fd != -1 && (p[i].revents & (POLLIN | POLLHUP |
-								 POLLERR)) &&
-			    sc_read(&cs[i]) == -1)
-				sc_close(&cs[i]);
-	}
-	free(p);
-	return (done);
-}
-
-static int
-sc_attached(const struct sc *s)
-{
-	return (s->hdr);
-}
-
-static int
-sc_got_frame(const struct sc *s)
-{
-	return (s->frames > 0);
 }
 
 /* (a) Submits on one keep-alive connection, then cancels each. */
@@ -532,18 +266,104 @@ job_ended(struct bench *b, const char *jid)
 	return (ended);
 }
 
+static const char *
+entry_field(const redisReply *kv, const char *k)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < kv->elements; i += 2)
+		if (strcmp(kv->element[i]->str, k) == 0)
+			return (kv->element[i + 1]->str);
+	return ("");
+}
+
+static void *
+watch_run(void *arg)
+{
+	struct watch	 *w = arg;
+	const redisReply *es, *kv;
+	redisReply	 *r;
+	char		  last[48] = "$";
+	const char	 *type;
+	long long	  t;
+	size_t		  i;
+	int		  stop;
+
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		stop = w->stop;
+		pthread_mutex_unlock(&w->mu);
+		if (stop)
+			return (NULL);
+		r = redisCommand(w->c,
+		    "XREAD COUNT 100 BLOCK 200 STREAMS %s %s", w->key, last);
+		t = wall_us();
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			bench_die("XREAD", r ? r->str : w->c->errstr);
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+			es = r->element[0]->element[1];
+			for (i = 0; i < es->elements; i++) {
+				snprintf(last, sizeof last, "%s",
+				    es->element[i]->element[0]->str);
+				kv = es->element[i]->element[1];
+				type = entry_field(kv, "type");
+				if (strcmp(type, "succeeded") != 0 &&
+				    strcmp(type, "failed") != 0 &&
+				    strcmp(type, "canceled") != 0)
+					continue;
+				pthread_mutex_lock(&w->mu);
+				if (w->n < JOBS_MAX) {
+					snprintf(w->jid[w->n], sizeof w->jid[0],
+					    "%s", entry_field(kv, "job"));
+					w->us[w->n++] = t;
+				}
+				pthread_mutex_unlock(&w->mu);
+			}
+		}
+		freeReplyObject(r);
+	}
+}
+
+/* When the watcher got jid's terminal entry (waits up to 2 s); -1: never. */
+static long long
+watch_find(struct watch *w, const char *jid)
+{
+	long long start = clock_mono_ms(), t = -1;
+	int	  i;
+
+	while (t == -1 && clock_mono_ms() - start < 2000) {
+		pthread_mutex_lock(&w->mu);
+		for (i = 0; i < w->n; i++)
+			if (strcmp(w->jid[i], jid) == 0)
+				t = w->us[i];
+		pthread_mutex_unlock(&w->mu);
+		if (t == -1)
+			bench_sleep_ms(1);
+	}
+	return (t);
+}
+
 /* (c) Per job: terminal event (id ms, finished_ms) to the SSE frame. */
 static void
 bench_terminal(struct bench *b)
 {
-	long long    *byid = xcalloc((size_t)b->jobs, sizeof *byid);
-	long long    *byfin = xcalloc((size_t)b->jobs, sizeof *byfin);
-	char	      req[512], body[RAW_MAX], jid[64], path[128];
+	long long	   *byid = xcalloc((size_t)b->jobs, sizeof *byid);
+	long long	   *byfin = xcalloc((size_t)b->jobs, sizeof *byfin);
+	long long	   *byrd = xcalloc((size_t)b->jobs, sizeof *byrd);
+	static struct watch w;
+	char	      err[512], req[512], body[RAW_MAX], jid[64], path[128];
 	struct sc    *s = xmalloc(sizeof *s);
 	struct pollfd p;
 	long long     i, n = 0, t = 0, late = 0;
 	int	      fd;
 
+	if ((w.c = rq_connect(b->url, 10000, 0, err, sizeof err)) == NULL)
+		bench_die("redis", err);
+	snprintf(w.key, sizeof w.key, "%sevents", b->prefix);
+	pthread_mutex_init(&w.mu, NULL);
+	if (pthread_create(&w.t, NULL, watch_run, &w) != 0)
+		bench_die("pthread_create", "failed");
+	bench_sleep_ms(300); /* its first XREAD is from "$" */
 	if ((fd = http_connect(b->port)) == -1)
 		bench_die("connect", strerror(errno));
 	req_post(req, sizeof req, sched_run_spec);
@@ -573,20 +393,31 @@ bench_terminal(struct bench *b)
 		sc_close(s);
 		byid[n] = t - atoll(s->term_id) * 1000;
 		byfin[n] = t - job_field_ll(b, jid, "finished_ms") * 1000;
+		if ((byrd[n] = watch_find(&w, jid)) == -1)
+			bench_die(jid, "the bench's reader never saw its end");
+		byrd[n] = t - byrd[n];
 		n++;
 	}
 	close(fd);
+	pthread_mutex_lock(&w.mu);
+	w.stop = 1;
+	pthread_mutex_unlock(&w.mu);
+	pthread_join(w.t, NULL);
+	redisFree(w.c);
 	if (n == 0)
 		bench_die("terminal", "no job was followed live");
 	print_us("terminal stream id -> sse", byid, n);
 	print_us("terminal finished_ms -> sse", byfin, n);
+	print_us("terminal bench XREAD -> sse", byrd, n);
 	if (late > 0)
-		printf("terminal: %lld jobs ended before their client attached, "
-		       "not counted\n",
+		printf(
+		    "terminal: %lld jobs ended before their client attached, "
+		    "not counted\n",
 		    late);
 	free(s);
 	free(byid);
 	free(byfin);
+	free(byrd);
 }
 
 /* Starts comfyq-sim; returns its pid and writes its URL. */
@@ -650,8 +481,8 @@ bench_start_sched(struct bench *b)
 	snprintf(out, sizeof out, "%s/out", b->dir);
 	snprintf(log, sizeof log, "%s/sched.log", b->dir);
 	b->sched = proc_start(argv, log);
-	snprintf(req, sizeof req,
-	    "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+	snprintf(
+	    req, sizeof req, "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 	for (;;) {
 		if ((fd = http_connect(b->port)) != -1) {
 			if (http_call(fd, req, body, sizeof body) == 200) {
@@ -661,7 +492,8 @@ bench_start_sched(struct bench *b)
 			close(fd);
 		}
 		if (proc_gone(b->sched) || clock_mono_ms() - start > 20000)
-			bench_die("comfyq-scheduler", "not ready (see its log)");
+			bench_die(
+			    "comfyq-scheduler", "not ready (see its log)");
 		bench_sleep_ms(20);
 	}
 }
@@ -669,12 +501,14 @@ bench_start_sched(struct bench *b)
 int
 main(int argc, char **argv)
 {
-	static struct bench b = { .submits = 2000, .clients = 1000, .jobs = 50 };
-	struct rlimit	    rl;
-	char		    err[512], simurl[64];
-	char (*jids)[64];
-	pid_t		    sim, wk;
-	int		    i, rc;
+	static struct bench b = {
+		.submits = 2000, .clients = 1000, .jobs = 50
+	};
+	struct rlimit rl;
+	char	      err[512], simurl[64];
+	char(*jids)[64];
+	pid_t sim, wk;
+	int   i, rc;
 
 	log_init("bench_sched", LL_WARNING, 0);
 	for (i = 1; i < argc; i++) {
