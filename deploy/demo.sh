@@ -3,9 +3,11 @@
 #
 # Installs what is missing (Debian packages), builds, starts a private
 # redis-server, comfyq-sim (unless COMFYQ_COMFYUI_URL names a real
-# ComfyUI), a comfyq-worker and a comfyq-janitor, submits the sample
-# sdxl_txt2img job with a progress bar, prints where the PNG is and how to
-# submit more, and stops everything it started on Ctrl-C.
+# ComfyUI), a comfyq-worker, a comfyq-janitor and comfyq-scheduler (the
+# HTTP API and its dashboard at /, on a free port of 127.0.0.1, no tokens),
+# submits the sample sdxl_txt2img job with a progress bar, prints where the
+# PNG is, the dashboard's URL and how to submit more (CLI and curl), and
+# stops everything it started on Ctrl-C.
 #
 # Environment:
 #   COMFYQ_COMFYUI_URL   a real ComfyUI (http://host:port) instead of the sim
@@ -73,6 +75,20 @@ if [ -x "$bin/comfyq-janitor" ]; then
 	echo "demo: comfyq-janitor (pid ${pids[-1]}), log $dir/janitor.log"
 fi
 
+"$bin/comfyq-scheduler" --listen 127.0.0.1:0 --output-dir "$dir/outputs" \
+	--workflows-dir "$root/workflows" >"$dir/scheduler.log" 2>&1 &
+pids+=("$!")
+for i in $(seq 1 100); do
+	grep -q "listening on" "$dir/scheduler.log" && break
+	kill -0 "${pids[-1]}" 2>/dev/null || break
+	sleep 0.1
+done
+port=$(sed -n 's/.*listening on .*(port \([0-9]*\)).*/\1/p' "$dir/scheduler.log" | head -1)
+[ -n "$port" ] || { echo "demo: comfyq-scheduler did not start; see $dir/scheduler.log" >&2; exit 1; }
+api="http://127.0.0.1:$port"
+echo "demo: comfyq-scheduler (pid ${pids[-1]}) at $api, log $dir/scheduler.log"
+echo "demo: the dashboard is at $api/"
+
 echo "demo: submitting sdxl_txt2img: \"$prompt\""
 set +e
 "$bin/comfyq" submit --workflow sdxl_txt2img --param prompt="$prompt" \
@@ -91,6 +107,10 @@ Submit more (the stack keeps running):
   $bin/comfyq submit --workflow sdxl_txt2img --param prompt="a lighthouse" --wait
   $bin/comfyq workflows          # the templates and their parameters
   $bin/comfyq stats; $bin/comfyq workers; $bin/comfyq slots
+Or through the HTTP API (the dashboard: $api/):
+  curl -s -H 'Content-Type: application/json' $api/v1/jobs \\
+      -d '{"workflow":"sdxl_txt2img","params":{"prompt":"a lighthouse"}}'
+  curl -s $api/v1/jobs/<id>        # then /v1/jobs/<id>/events, /outputs/0
 Outputs go to $dir/outputs. Press Ctrl-C to stop everything.
 EOF
 if [ "${COMFYQ_DEMO_ONESHOT:-0}" = 1 ]; then

@@ -2,7 +2,7 @@
 # comfyq-scheduler end to end with curl: a real redis-server, the
 # scheduler, and for `run` comfyq-sim and a worker. Asserts status codes,
 # JSON bodies, headers, Redis state and bytes.
-#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready hooks comfy
+#   scheduler.sh BIN_DIR GROUP     GROUP: http jobs run ready hooks comfy kill9
 set -u
 BIN=$1
 GROUP=$2
@@ -694,6 +694,140 @@ PY
 	eq "system keys" "$(js -c '.system | has("os") and has("comfyui_version")')" true
 	req GET /comfy/object_info -H "$TG"
 	err_is "object_info has no source" 501 not_implemented
+	;;
+kill9)
+	# A scheduler killed with SIGKILL loses nothing: an SSE client resumes
+	# on another one with Last-Event-ID, pending webhook deliveries (one
+	# mid-retry, one mid-request) are delivered, jobs it took run to the end.
+	cat >"$T/recv.py" <<'PY'
+import http.server, os, sys, threading, time
+d = sys.argv[1]
+lock = threading.Lock()
+seen = {}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers['Content-Length']))
+        wid = self.headers['webhook-id']
+        with lock:
+            n = seen[wid] = seen.get(wid, 0) + 1
+        code = 200
+        if self.path == '/fail-first' and n == 1:
+            code = 500
+        if self.path == '/slow' and n == 1:
+            open(os.path.join(d, 'slow-start'), 'w').write('%d' % (time.time() * 1000))
+            time.sleep(6)
+        with lock, open(os.path.join(d, 'attempts'), 'a') as f:
+            f.write('%d %s %s %d\n' % (time.time() * 1000, self.path, wid, code))
+        self.send_response(code)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+open(os.path.join(d, 'port'), 'w').write(str(s.server_port))
+s.serve_forever()
+PY
+	# frames FILE: the ids of the complete frames of an SSE capture.
+	frames() {
+		python3 - "$1" <<'PY'
+import sys
+raw = open(sys.argv[1]).read().split('\n\n')[:-1]
+for f in raw:
+    for l in f.split('\n'):
+        if l.startswith('id: '):
+            print(l[4:])
+PY
+	}
+	mkdir -p "$T/hooks"
+	python3 "$T/recv.py" "$T/hooks" &
+	PIDS+=("$!")
+	wait_until 10 test -s "$T/hooks/port" || bad "receiver not up"
+	hook="http://127.0.0.1:$(cat "$T/hooks/port")"
+	sim_start sim --step-ms 100 --model-load-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	worker_start w1 --slots 4
+	PIDS+=("$WPID")
+	secret=hook-secret-0123456789
+	hookargs=(--webhook-secret "$secret" --webhook-allow-private true
+		--webhook-timeout-ms 8000 --webhook-lease-ms 1000)
+	sched_start "${hookargs[@]}" --webhook-retry-base-ms 8000 \
+		--webhook-retry-max-ms 8000
+	wait_until 20 grep -q "registered as" "$T/w1.log" || bad "worker not up"
+	# Two deliveries: one answered 500 (its retry is 4..8 s away), one
+	# held by a receiver that takes 6 s to answer (the sim runs one prompt
+	# at a time, so these jobs go before the followed one).
+	post /v1/jobs "{\"workflow\":\"smoke_invert\",\"webhook\":\"$hook/fail-first\"}"
+	h500=$(js .id)
+	post /v1/jobs "{\"workflow\":\"smoke_invert\",\"webhook\":\"$hook/slow\"}"
+	hslow=$(js .id)
+	wait_until 20 grep -q " /fail-first wh_$h500 500" "$T/hooks/attempts" ||
+		bad "no first (500) attempt"
+	wait_until 20 test -s "$T/hooks/slow-start" || bad "no slow attempt"
+	# A job of 30 steps of 100 ms, followed live on this scheduler.
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","steps":30}}'
+	code_is "submit the followed job" 201
+	e=$(js .id)
+	curl -s -N "$S/v1/jobs/$e/events" >"$T/ev1" &
+	cpid=$!
+	wait_until 20 grep -q '^event: progress' "$T/ev1" || bad "no progress followed"
+	# Two jobs (with a webhook each) that the killed scheduler took.
+	post /v1/jobs "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"x\",\"steps\":10},\"webhook\":\"$hook/ok\"}"
+	code_is "submit before the kill" 201
+	c1=$(js .id)
+	post /v1/jobs "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"y\",\"steps\":10},\"webhook\":\"$hook/ok\"}"
+	c2=$(js .id)
+	kill -9 "$SPID"
+	killed=$(date +%s%3N)
+	wait "$SPID" 2>/dev/null
+	eq "killed by SIGKILL" "$?" 137
+	wait_until 10 sh -c "! kill -0 $cpid 2>/dev/null" || bad "the client's stream did not end"
+	is_state "$e" active && ok || bad "the followed job is not running at the kill: $(state "$e")"
+	eq "the slow attempt is mid-request" "$(grep -c "/slow" "$T/hooks/attempts")" 0
+	eq "the 500 delivery waits for its retry" "$(field "$h500" wh_state)" pending
+	for j in "$c1" "$c2"; do
+		case "$(state "$j")" in queued|active) ok ;;
+		*) bad "job $j after the kill: '$(state "$j")'" ;; esac
+	done
+	# Another scheduler, on another port.
+	cp "$T/sched.log" "$T/sched-killed.log"
+	sched_start "${hookargs[@]}" --webhook-retry-base-ms 100 \
+		--webhook-retry-max-ms 200
+	last=$(frames "$T/ev1" | tail -1)
+	[ -n "$last" ] && ok || bad "no frame before the kill"
+	timeout 30 curl -s -N -H "Last-Event-ID: $last" "$S/v1/jobs/$e/events" >"$T/ev2"
+	eq "the resumed stream ends with the terminal event" \
+		"$(sed -n 's/^event: //p' "$T/ev2" | tail -1)" succeeded
+	{ frames "$T/ev1"; frames "$T/ev2"; } >"$T/got"
+	CQ events --from 0-0 --job "$e" --json | jq -r .id >"$T/want"
+	eq "ids before and after the kill are the job's events" \
+		"$(tr '\n' ' ' <"$T/got")" "$(tr '\n' ' ' <"$T/want")"
+	eq "no duplicate" "$(sort "$T/got" | uniq -d | wc -l)" 0
+	eq "resumed after the last id" "$(frames "$T/ev2" | head -1)" \
+		"$(grep -A1 -x -- "$last" "$T/want" | tail -1)"
+	# The jobs it took complete, and every webhook is delivered.
+	await "$c1" succeeded 60
+	await "$c2" succeeded 60
+	for j in "$h500" "$hslow" "$c1" "$c2"; do
+		wait_until 30 sh -c "[ \"\$(redis-cli -p $RPORT HGET ${P}job:$j wh_state)\" = delivered ]" &&
+			ok || bad "job $j: webhook $(field "$j" wh_state)"
+	done
+	acc() { grep -c " wh_$1 200$" "$T/hooks/attempts"; }
+	tries() { grep -c " wh_$1 " "$T/hooks/attempts"; }
+	eq "the 500 delivery: accepted once" "$(acc "$h500")" 1
+	eq "the 500 delivery: two attempts" "$(tries "$h500")" 2
+	eq "its record counts them" "$(field "$h500" wh_attempts)" 2
+	retried=$(awk -v id="wh_$h500" '$3 == id && $4 == 200 { print $1 }' "$T/hooks/attempts")
+	[ "$retried" -gt "$killed" ] && ok || bad "the retry came before the kill"
+	# Killed mid-request: the receiver took the first attempt after its
+	# sender died, and the next scheduler sent it again (at-least-once).
+	eq "the mid-request delivery: two attempts, both accepted" \
+		"$(tries "$hslow") $(acc "$hslow")" "2 2"
+	eq "its record counts them" "$(field "$hslow" wh_attempts)" 2
+	for j in "$c1" "$c2"; do
+		eq "job $j: delivered once" "$(tries "$j") $(acc "$j")" "1 1"
+	done
+	req GET "/v1/jobs/$c1"
+	eq "the new scheduler shows the job" "$(js .state) $(js .webhook.state)" "succeeded delivered"
 	;;
 *)
 	echo "unknown group $GROUP" >&2
