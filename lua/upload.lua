@@ -25,27 +25,30 @@
 local UPLOAD_NAMES = 100
 local UPLOAD_BYTES = 778240
 
--- A part of an upload's key: lo..hi bytes, no control character, nothing
--- the pattern bad matches (when given).
-local function upload_part(v, name, lo, hi, bad)
+-- A part of an upload's key: lo..hi bytes, no control character and none
+-- of the characters of reserved (the key's separators, confine_name's).
+local function upload_part(v, name, lo, hi, reserved)
 	if type(v) ~= 'string' or #v < lo or #v > hi then
 		raise('INVALID', name .. ': must be ' .. lo .. '..' .. hi ..
 		    ' bytes')
 	end
-	if string.find(v, '%c') or (bad and string.find(v, bad)) then
+	if string.find(v, '%c') then
+		raise('INVALID', name .. ': holds a control character')
+	end
+	if reserved ~= '' and string.find(v, '[' ..
+	    string.gsub(reserved, '%p', '%%%0') .. ']') then
 		raise('INVALID', name .. ": '" .. cut(v, 128) ..
-		    "' holds a control character, or a character or sequence" ..
-		    " not allowed there")
+		    "' holds one of" .. string.gsub(reserved, '.', ' %0'))
 	end
 	return v
 end
 
 register('comfy_upload', function(keys, args)
 	local P = prefix(keys)
-	local tenant = upload_part(args[1], 'tenant', 1, 128)
-	local sub = upload_part(args[2], 'subfolder', 0, 511, '[\\:]')
-	local stem = upload_part(args[3], 'stem', 1, 511, '[/\\:]')
-	local ext = upload_part(args[4], 'extension', 0, 511, '[/\\:]')
+	local tenant = upload_part(args[1], 'tenant', 1, 128, '')
+	local sub = upload_part(args[2], 'subfolder', 0, 511, '\\:')
+	local stem = upload_part(args[3], 'stem', 1, 511, '/\\:')
+	local ext = upload_part(args[4], 'extension', 0, 511, '/\\:')
 	local bytes = args[5]
 	local overwrite = arg_int(args[6], 'overwrite', 0, 1)
 	local ttl = arg_int(args[7], 'ttl', 1, 31622400)
