@@ -18,6 +18,7 @@
     secret     STRING (the random part of job ids, see enqueue)
     reaper     HASH     dead       HASH   webhooks ZSET (jid -> due ms)
     ctl:<wid>  pub/sub channel: cancel publishes `cancel <jid>` there
+    comfy:upload:<tenant>:<subfolder/name> STRING (TTL): see upload.lua
 
   Rules every function keeps:
   - time comes from TIME, never from the caller;
@@ -46,7 +47,7 @@
     slot_get read held:<pool> and say CORRUPT.
 ]]
 
-local VERSION = '3'
+local VERSION = '4'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further

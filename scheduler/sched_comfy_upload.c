@@ -8,13 +8,15 @@
  * As ComfyUI (comfyui-api.md §2.9): no image part or an empty file name
  * is 400 with no body, and so is a subfolder that climbs; without
  * overwrite, the same name with the same bytes keeps the name, other
- * bytes get "name (1).ext" (one Lua script decides, so two uploads at
- * once cannot take one name). The bytes are not checked here; the worker
- * decodes every input before it takes a GPU slot. Unlike ComfyUI, a type
- * outside input, temp and output is 400 (ComfyUI raises: 500), a name our
- * raw-graph rules would refuse is 400 at once, and an image is at most
- * COMFY_UPLOAD_MAX bytes (413), so that its base64 fits a job spec
- * (1 MiB); body-max-bytes bounds the whole request before that.
+ * bytes get "name (1).ext" (one call of the library's comfy_upload,
+ * lua/upload.lua, decides, so two uploads at once cannot take one name;
+ * past "name (99).ext" it is 409 conflict). The bytes are not checked
+ * here; the worker decodes every input before it takes a GPU slot.
+ * Unlike ComfyUI, a type outside input, temp and output is 400 (ComfyUI
+ * raises: 500), a name our raw-graph rules would refuse is 400 at once,
+ * and an image is at most COMFY_UPLOAD_MAX bytes (413), so that its base64
+ * fits a job spec (1 MiB); body-max-bytes bounds the whole request before
+ * that.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,8 @@
 #include <event2/http.h>
 
 #include "confine.h"
+#include "log.h"
+#include "rqfn.h"
 #include "sched.h"
 #include "sched_comfy.h"
 #include "sched_http.h"
@@ -32,21 +36,6 @@
 
 #define COMFY_UPLOAD_MAX (760 * 1024)
 #define FORM_FIELD_MAX	 512
-
-/* KEYS[1] the name's key without the name; ARGV: stem, ext, bytes,
- * overwrite, ttl. Returns the name taken. */
-static const char upload_lua[] =
-    "for i = 0, 99 do\n"
-    "  local name = ARGV[1] .. ARGV[2]\n"
-    "  if i > 0 then name = ARGV[1] .. ' (' .. i .. ')' .. ARGV[2] end\n"
-    "  local k = KEYS[1] .. name\n"
-    "  local cur = redis.call('GET', k)\n"
-    "  if ARGV[4] == '1' or not cur or cur == ARGV[3] then\n"
-    "    redis.call('SET', k, ARGV[3], 'EX', ARGV[5])\n"
-    "    return name\n"
-    "  end\n"
-    "end\n"
-    "return redis.error_reply('ERR 100 uploads of that name')\n";
 
 struct form {
 	const char *image; /* the file part's bytes */
@@ -181,32 +170,48 @@ upload_cb(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct cupload	      *u = priv;
 	struct evhttp_request *req = http_wait_end(&u->w);
-	redisReply	      *rr = r;
+	const char	      *name;
+	char		       err[2048];
 	cJSON		      *o;
 
 	(void)ac;
-	if (req != NULL && (rr == NULL || rr->type != REDIS_REPLY_STRING))
+	if (req == NULL)
+		goto out;
+	if (r == NULL) {
 		http_reply_redis_down(req);
-	else if (req != NULL) {
-		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "name", rr->str);
-		cJSON_AddStringToObject(o, "subfolder", u->subfolder);
-		cJSON_AddStringToObject(o, "type", u->type);
-		http_reply_json(req, 200, o);
-		cJSON_Delete(o);
+		goto out;
 	}
+	if (rqfn_comfy_upload_reply(r, &name, err, sizeof err) == -1) {
+		if (strncmp(err, "CONFLICT ", 9) == 0)
+			http_reply_error(req, 409, "conflict", err + 9);
+		else if (strncmp(err, "INVALID ", 8) == 0)
+			http_reply_json(req, 400, NULL);
+		else {
+			log_warnx("comfy_upload: %s", err);
+			http_reply_error(req, 500, "internal", err);
+		}
+		goto out;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddStringToObject(o, "subfolder", u->subfolder);
+	cJSON_AddStringToObject(o, "type", u->type);
+	http_reply_json(req, 200, o);
+	cJSON_Delete(o);
+out:
 	free(u);
 }
 
 SCHED_ROUTE(comfy_upload)
 {
-	struct form	f;
-	struct cupload *u;
-	struct rq_cmd	c;
-	const char     *base, *dot;
-	char	       *body, full[2 * FORM_FIELD_MAX + 2], why[160];
-	char		ttl[32], stem[FORM_FIELD_MAX];
-	size_t		len;
+	struct form		      f;
+	struct cupload		     *u;
+	struct rq_cmd		      c;
+	struct rqfn_comfy_upload_args a;
+	const char		     *base, *dot;
+	char  *body, full[2 * FORM_FIELD_MAX + 2], why[160];
+	char   stem[FORM_FIELD_MAX];
+	size_t len;
 
 	(void)args;
 	memset(&f, 0, sizeof f);
@@ -246,20 +251,16 @@ SCHED_ROUTE(comfy_upload)
 	u = xcalloc(1, sizeof *u);
 	snprintf(u->subfolder, sizeof u->subfolder, "%s", f.subfolder);
 	snprintf(u->type, sizeof u->type, "%s", f.type);
-	snprintf(ttl, sizeof ttl, "%d", COMFY_UPLOAD_TTL_S);
-	rq_cmd_init(&c, "EVAL");
-	rq_cmd_add(&c, upload_lua);
-	rq_cmd_add(&c, "1");
-	rq_cmd_addf(&c, "%scomfy:upload:%s:%s%s", s->prefix, comfy_tenant(tok),
-	    f.subfolder, f.subfolder[0] != '\0' ? "/" : "");
-	rq_cmd_add(&c, stem);
-	rq_cmd_add(&c, dot != NULL && dot != base ? dot : "");
-	rq_cmd_addb(&c, f.image, f.len);
-	rq_cmd_add(&c,
-	    strcmp(f.overwrite, "true") == 0 || strcmp(f.overwrite, "1") == 0
-		? "1"
-		: "0");
-	rq_cmd_add(&c, ttl);
+	a.tenant = comfy_tenant(tok);
+	a.subfolder = f.subfolder;
+	a.stem = stem;
+	a.ext = dot != NULL && dot != base ? dot : "";
+	a.bytes = f.image;
+	a.len = f.len;
+	a.overwrite =
+	    strcmp(f.overwrite, "true") == 0 || strcmp(f.overwrite, "1") == 0;
+	a.ttl_s = COMFY_UPLOAD_TTL_S;
+	rqfn_comfy_upload_cmd(&c, s->prefix, &a);
 	http_wait_start(&u->w, req);
 	if (rq_async_call(s->rc, upload_cb, u, &c) == -1) {
 		http_reply_redis_down(http_wait_end(&u->w));

@@ -79,6 +79,8 @@ static const struct rqfn_def {
 	    { { NULL, "i*sssiiS" } } },
 	[RQFN_FN_WEBHOOK_DONE] = { "webhook_done", RQ_OK | RQ_STALE,
 	    { { NULL, NULL } } },
+	[RQFN_FN_COMFY_UPLOAD] = { "comfy_upload", RQ_STRING,
+	    { { NULL, NULL } } },
 };
 
 const char *
@@ -636,6 +638,16 @@ rqfn_webhook_done_reply(
     const redisReply *r, int *stale, char *err, size_t errlen)
 {
 	return (rqfn_ok_stale(RQFN_FN_WEBHOOK_DONE, r, stale, err, errlen));
+}
+
+int
+rqfn_comfy_upload_reply(
+    const redisReply *r, const char **name, char *err, size_t errlen)
+{
+	if (rqfn_match(RQFN_FN_COMFY_UPLOAD, r, err, errlen) == -1)
+		return (-1);
+	*name = r->str;
+	return (0);
 }
 
 /*

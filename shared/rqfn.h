@@ -50,13 +50,14 @@ enum rqfn_fn {
 	RQFN_FN_JOB_FILES,
 	RQFN_FN_WEBHOOK_CLAIM,
 	RQFN_FN_WEBHOOK_DONE,
+	RQFN_FN_COMFY_UPLOAD,
 	RQFN_FN_COUNT
 };
 
 const char *rqfn_name(enum rqfn_fn fn);
 void	    rqfn_cmd(struct rq_cmd *c, enum rqfn_fn fn, const char *prefix);
 
-/* version: the library's VERSION ("3"). */
+/* version: the library's VERSION ("4"). */
 void rqfn_version_cmd(struct rq_cmd *c);
 int  rqfn_version_reply(
      const redisReply *r, const char **version, char *err, size_t errlen);
@@ -356,6 +357,26 @@ void rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
     const struct rqfn_webhook_done_args *a);
 int  rqfn_webhook_done_reply(
      const redisReply *r, int *stale, char *err, size_t errlen);
+
+/*
+ * comfy_upload (lua/upload.lua): the ComfyUI front's input store. The
+ * reply is the name stored; CONFLICT when every candidate name holds other
+ * bytes, INVALID for a part the key may not hold.
+ */
+struct rqfn_comfy_upload_args {
+	const char *tenant;
+	const char *subfolder; /* "" for none */
+	const char *stem;
+	const char *ext; /* "" or ".png" */
+	const char *bytes;
+	size_t	    len;
+	int	    overwrite;
+	long long   ttl_s;
+};
+void rqfn_comfy_upload_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_comfy_upload_args *a);
+int  rqfn_comfy_upload_reply(
+     const redisReply *r, const char **name, char *err, size_t errlen);
 
 /* The control channel: a message pub/sub delivers on ctl:<wid>. */
 enum rqfn_ctl_kind {

@@ -314,6 +314,20 @@ rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
 		rq_cmd_addf(c, "%lld", a->retry_ms);
 }
 
+void
+rqfn_comfy_upload_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_comfy_upload_args *a)
+{
+	rqfn_cmd(c, RQFN_FN_COMFY_UPLOAD, prefix);
+	rq_cmd_add(c, a->tenant);
+	rq_cmd_add(c, a->subfolder);
+	rq_cmd_add(c, a->stem);
+	rq_cmd_add(c, a->ext);
+	rq_cmd_addb(c, a->bytes, a->len);
+	rq_cmd_addf(c, "%d", a->overwrite != 0);
+	rq_cmd_addf(c, "%lld", a->ttl_s);
+}
+
 /* SUBSCRIBE <prefix>ctl:<worker>: cancel.lua publishes there. */
 void
 rqfn_ctl_subscribe_cmd(struct rq_cmd *c, const char *prefix, const char *worker)

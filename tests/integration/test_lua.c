@@ -1610,6 +1610,8 @@ PC_CALL(pc_webhook_claim, "webhook_claim", "s2", "60000", "10")
 PC_CALL(pc_webhook_done, "webhook_done", x->c.jid, "1", "delivered", "200", "")
 PC_CALL(pc_webhook_retry, "webhook_done", x->c.jid, "1", "retry", "500",
     "HTTP 500", "1000")
+PC_CALL(pc_comfy_upload, "comfy_upload", "t", "bot", "in", ".png", "bytes", "0",
+    "600")
 
 #define K_FIN	    "leases=zset done=zset events=stream stats=hash webhooks=zset "
 #define K_ALL_LANES "ready:high=zset ready:normal=zset ready:low=zset "
@@ -1694,6 +1696,8 @@ static const struct plant_case plant_cases[] = {
 	    "webhooks=zset stats=hash", "job:%C=hash", "" },
 	{ "webhook_done retry", pc_delivering, pc_webhook_retry,
 	    "webhooks=zset stats=hash", "job:%C=hash", "" },
+	{ "comfy_upload", pc_busy, pc_comfy_upload,
+	    "comfy:upload:t:bot/in.png=string", "", "" },
 };
 
 /* Replaces key by one of type. */
@@ -1873,6 +1877,84 @@ test_wrong_type_at_every_key(void)
 	ASSERT_TRUE(runs > 500);
 }
 
+/*
+ * comfy_upload checks each candidate name it looks at, not only the first:
+ * with in.png taken by other bytes, in (1).png of any other type is
+ * CORRUPT and nothing is written (the plant cases cannot name a key with a
+ * space). A part the key may not hold is INVALID, nothing written.
+ */
+static void
+test_comfy_upload_checks(void)
+{
+	static const char *const bad[][8] = {
+		{ "", "bot", "in", ".png", "b", "0", "600",
+		    "INVALID tenant: must be 1..128 bytes" },
+		{ "t", "../x", "in", ".png", "b", "0", "600",
+		    "INVALID subfolder: '../x' has an empty, '.' or '..' "
+		    "part" },
+		{ "t", "/x", "in", ".png", "b", "0", "600",
+		    "INVALID subfolder: '/x' has an empty, '.' or '..' part" },
+		{ "t", "a//b", "in", ".png", "b", "0", "600",
+		    "INVALID subfolder: 'a//b' has an empty, '.' or '..' "
+		    "part" },
+		{ "t", "a:b", "in", ".png", "b", "0", "600",
+		    "INVALID subfolder: 'a:b' holds one of \\ :" },
+		{ "t", "bot", "a/b", ".png", "b", "0", "600",
+		    "INVALID stem: 'a/b' holds one of / \\ :" },
+		{ "t", "bot", "a\tb", ".png", "b", "0", "600",
+		    "INVALID stem: holds a control character" },
+		{ "t", "bot", "", ".png", "b", "0", "600",
+		    "INVALID stem: must be 1..511 bytes" },
+		{ "t", "bot", "a.", ".png", "b", "0", "600",
+		    "INVALID stem: 'a.' and '.png' make a name holding '..'" },
+		{ "t", "bot", "in", ".p.g", "b", "0", "600",
+		    "INVALID extension: '.p.g' is not '.' and a suffix without "
+		    "'.'" },
+		{ "t", "bot", "in", ".png", "b", "2", "600",
+		    "INVALID overwrite: 2 not an integer in 0..1" },
+		{ "t", "bot", "in", ".png", "b", "0", "0",
+		    "INVALID ttl: 0 not an integer in 1..31622400" },
+	};
+	const char    *P;
+	struct it_snap a, b;
+	redisReply    *r;
+	char	       key[256];
+	size_t	       i, t;
+
+	for (t = 0; t < sizeof pc_types / sizeof pc_types[0]; t++) {
+		if (strcmp(pc_types[t], "string") == 0)
+			continue;
+		P = it_queue("upc");
+		freeReplyObject(it_cmd("SET %scomfy:upload:t:bot/in.png x", P));
+		snprintf(key, sizeof key, "%scomfy:upload:t:bot/in (1).png", P);
+		pc_plant(key, pc_types[t]);
+		it_snap_take(P, &a);
+		r = it_fcall(P, "comfy_upload", "t", "bot", "in", ".png", "y",
+		    "0", "600", NULL);
+		it_snap_take(P, &b);
+		unit_checks++;
+		if (r->type != REDIS_REPLY_ERROR ||
+		    strncmp(r->str, "CORRUPT ", 8) != 0)
+			unit_fail(__FILE__, __LINE__,
+			    "in (1).png a %s: expected CORRUPT, got type %d "
+			    "'%s'",
+			    pc_types[t], r->type, r->str ? r->str : "");
+		ASSERT_STREQ(it_snap_diff(&a, &b), "");
+		freeReplyObject(r);
+		it_snap_free(&a);
+		it_snap_free(&b);
+		it_drop(P);
+	}
+	P = it_queue("upi");
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		r = it_fcall(P, "comfy_upload", bad[i][0], bad[i][1], bad[i][2],
+		    bad[i][3], bad[i][4], bad[i][5], bad[i][6], NULL);
+		ASSERT_ERROR(r, bad[i][7]);
+		freeReplyObject(r);
+		ASSERT_EQ(it_keys(P), 0);
+	}
+}
+
 const struct unit_test itests[] = {
 	{ "enqueue_basic", test_enqueue_basic },
 	{ "job_ids", test_job_ids },
@@ -1913,6 +1995,7 @@ const struct unit_test itests[] = {
 	{ "slotless_job_ends", test_slotless_job_ends },
 	{ "cancel_publishes", test_cancel_publishes },
 	{ "wrong_type_at_every_key", test_wrong_type_at_every_key },
+	{ "comfy_upload_checks", test_comfy_upload_checks },
 	{ "heartbeat_survives_corrupt_job",
 	    test_heartbeat_survives_corrupt_job },
 	{ "register_refuses_without_deleting",

@@ -807,6 +807,97 @@ test_expire_waits_for_webhook(void)
 	ASSERT_EQ(it_int("EXISTS %sjob:%s", P, jid), 0);
 }
 
+/* One comfy_upload: 0 with the name stored in name, or -1 with err. */
+static int
+upload(const char *P, const struct rqfn_comfy_upload_args *a, char *name,
+    size_t len, char *err, size_t errlen)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	const char   *n;
+	int	      rc;
+
+	rqfn_comfy_upload_cmd(&c, P, a);
+	r = call(&c);
+	if ((rc = rqfn_comfy_upload_reply(r, &n, err, errlen)) == 0)
+		snprintf(name, len, "%s", n);
+	freeReplyObject(r);
+	return (rc);
+}
+
+/*
+ * The ComfyUI front's uploads: a new name is created with its TTL; other
+ * bytes get "(1)", the same bytes keep their name, overwrite replaces the
+ * first name's bytes; the keys are comfy:upload:<tenant>:<subfolder/name>;
+ * past "(99)" it is CONFLICT and nothing is written.
+ */
+static void
+test_comfy_upload(void)
+{
+	const char		     *P = it_queue("up");
+	struct rqfn_comfy_upload_args a = { "tg:", "bot", "in", ".png", "one",
+		3, 0, 600 };
+	struct it_snap		      s1, s2;
+	char			      name[64], key[64], err[512];
+	long long		      ttl;
+	int			      i;
+
+	DECODED(upload(P, &a, name, sizeof name, err, sizeof err));
+	ASSERT_STREQ(name, "in.png");
+	ASSERT_STREQ(
+	    it_get("GET %scomfy:upload:%s", P, "tg::bot/in.png"), "one");
+	ttl = it_int("TTL %scomfy:upload:%s", P, "tg::bot/in.png");
+	ASSERT_TRUE(ttl > 590 && ttl <= 600);
+	DECODED(upload(P, &a, name, sizeof name, err, sizeof err));
+	ASSERT_STREQ(name, "in.png");
+
+	a.bytes = "two";
+	DECODED(upload(P, &a, name, sizeof name, err, sizeof err));
+	ASSERT_STREQ(name, "in (1).png");
+	ASSERT_STREQ(
+	    it_get("GET %scomfy:upload:%s", P, "tg::bot/in (1).png"), "two");
+	ASSERT_STREQ(
+	    it_get("GET %scomfy:upload:%s", P, "tg::bot/in.png"), "one");
+	DECODED(upload(P, &a, name, sizeof name, err, sizeof err));
+	ASSERT_STREQ(name, "in (1).png");
+
+	a.bytes = "three";
+	a.len = 5;
+	a.overwrite = 1;
+	DECODED(upload(P, &a, name, sizeof name, err, sizeof err));
+	ASSERT_STREQ(name, "in.png");
+	ASSERT_STREQ(
+	    it_get("GET %scomfy:upload:%s", P, "tg::bot/in.png"), "three");
+
+	a.subfolder = "";
+	a.ext = "";
+	a.overwrite = 0;
+	DECODED(upload(P, &a, name, sizeof name, err, sizeof err));
+	ASSERT_STREQ(name, "in");
+	ASSERT_STREQ(it_get("GET %scomfy:upload:%s", P, "tg::in"), "three");
+
+	for (i = 0; i < 100; i++) {
+		if (i == 0)
+			snprintf(key, sizeof key, "full.png");
+		else
+			snprintf(key, sizeof key, "full (%d).png", i);
+		freeReplyObject(it_cmd("SET %scomfy:upload:t:%s x", P, key));
+	}
+	a.tenant = "t";
+	a.stem = "full";
+	a.ext = ".png";
+	it_snap_take(P, &s1);
+	ASSERT_EQ(upload(P, &a, name, sizeof name, err, sizeof err), -1);
+	it_snap_take(P, &s2);
+	ASSERT_STREQ(err,
+	    "CONFLICT 100 uploads named full.png to full (99).png hold other "
+	    "bytes");
+	ASSERT_STREQ(it_snap_diff(&s1, &s2), "");
+	it_snap_free(&s1);
+	it_snap_free(&s2);
+	it_drop(P);
+}
+
 const struct unit_test itests[] = {
 	{ "table_is_the_library", test_table_is_the_library },
 	{ "version", test_version },
@@ -817,5 +908,6 @@ const struct unit_test itests[] = {
 	{ "ctl", test_ctl },
 	{ "webhooks", test_webhooks },
 	{ "expire_waits_for_webhook", test_expire_waits_for_webhook },
+	{ "comfy_upload", test_comfy_upload },
 	{ NULL, NULL },
 };

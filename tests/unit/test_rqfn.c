@@ -372,6 +372,36 @@ test_other_replies(void)
 	REFUSED(rqfn_active_files_reply, "*1\r\n$1\r\n0\r\n", &f);
 }
 
+static void
+test_comfy_upload_replies(void)
+{
+	const char *name;
+	redisReply *r;
+	char	    err[256];
+
+	r = resp("$10\r\nin (1).png\r\n");
+	ASSERT_EQ(rqfn_comfy_upload_reply(r, &name, err, sizeof err), 0);
+	ASSERT_STREQ(name, "in (1).png");
+	freeReplyObject(r);
+	REFUSED(rqfn_comfy_upload_reply, ":1\r\n", &name);
+	REFUSED(rqfn_comfy_upload_reply, "+OK\r\n", &name);
+	REFUSED(rqfn_comfy_upload_reply, "*1\r\n$6\r\nin.png\r\n", &name);
+	REFUSED(rqfn_comfy_upload_reply, "*0\r\n", &name);
+	REFUSED(rqfn_comfy_upload_reply, "$-1\r\n", &name);
+	r = resp("-CONFLICT 100 uploads named in.png to in (99).png hold "
+		 "other bytes\r\n");
+	ASSERT_EQ(rqfn_comfy_upload_reply(r, &name, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "CONFLICT 100 uploads named in.png to in (99).png hold other "
+	    "bytes");
+	freeReplyObject(r);
+	r = resp("*2\r\n$3\r\nbig\r\n$2\r\nxx\r\n");
+	ASSERT_EQ(rqfn_comfy_upload_reply(r, &name, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "unexpected reply to comfy_upload (an array of 2, first 'big')");
+	freeReplyObject(r);
+}
+
 /* The argument vector of c, joined by spaces. */
 static const char *
 joined(const struct rq_cmd *c)
@@ -469,6 +499,8 @@ test_builders(void)
 		"HTTP 500", 2000 };
 	struct rqfn_webhook_done_args wd = { "j", 4, RQFN_WH_DELIVERED, 204, "",
 		0 };
+	struct rqfn_comfy_upload_args up = { "tg:", "", "in", ".png", "abcd", 3,
+		1, 86400 };
 	struct rq_cmd		      c;
 
 	rqfn_claim_cmd(&c, "cq:{q}:", "w", "gpu0", 30000, 16, 2);
@@ -501,6 +533,11 @@ test_builders(void)
 	ASSERT_STREQ(joined(&c),
 	    "FCALL comfyq_webhook_done 1 cq:{q}: j 4 delivered 204 ");
 	rq_cmd_free(&c);
+	rqfn_comfy_upload_cmd(&c, "cq:{q}:", &up);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_comfy_upload 1 cq:{q}: tg:  in .png abc 1 86400");
+	ASSERT_EQ(c.lens[8], 3);
+	rq_cmd_free(&c);
 	rqfn_ctl_subscribe_cmd(&c, "cq:{q}:", "w");
 	ASSERT_STREQ(joined(&c), "SUBSCRIBE cq:{q}:ctl:w");
 	rq_cmd_free(&c);
@@ -512,6 +549,7 @@ const struct unit_test test_rqfn[] = {
 	{ "ctl", test_ctl },
 	{ "other_replies", test_other_replies },
 	{ "webhook_replies", test_webhook_replies },
+	{ "comfy_upload_replies", test_comfy_upload_replies },
 	{ "builders", test_builders },
 	{ NULL, NULL },
 };
