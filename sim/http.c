@@ -376,6 +376,10 @@ http_start(char *err, size_t errlen)
 	evhttp_set_max_body_size(
 	    http, (ev_ssize_t)sim.cfg.max_upload_size * 1024 * 1024);
 	evhttp_set_max_headers_size(http, 64 * 1024);
+	/* An oversize body is read to its end (and dropped) before the 413
+	 * and the close (RFC 9112 9.6, lingering close), so a client still
+	 * sending it reads the answer instead of a reset. */
+	evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_timeout(http, 120);
 	evhttp_set_gencb(http, http_dispatch, NULL);
 	if ((sock = evhttp_bind_socket_with_handle(
