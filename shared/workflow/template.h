@@ -63,6 +63,7 @@ int	    wf_vram_mb(const struct wf_template *t, long long pixels);
 const char *wf_error_code(const struct wf_template *t, const char *message);
 
 int wf_resolve(const struct wf_template *t, const cJSON *params,
-    const cJSON *inputs, cJSON **values, char *err, size_t errlen);
+    const cJSON *inputs, cJSON **values, struct wf_errors *we, char *err,
+    size_t errlen);
 
 #endif
