@@ -171,7 +171,8 @@ wfj_template_confine(const struct wf_job *j, const struct job_spec *js,
 			    p->targets[k].node, cls, p->targets[k].input);
 			if (confine_value(what,
 				confine_input(cls, p->targets[k].input),
-				v->valuestring, list, NULL, err, errlen) == -1) {
+				v->valuestring, list, NULL, err,
+				errlen) == -1) {
 				if (wfj_note(we, err) == -1)
 					return (-1);
 				bad = 1;
@@ -205,7 +206,8 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 		bad = 1;
 	}
 	if (js->loras != NULL && !wf_accepts_loras(j->t)) {
-		snprintf(err, errlen, "loras: %s takes no LoRAs", wf_name(j->t));
+		snprintf(
+		    err, errlen, "loras: %s takes no LoRAs", wf_name(j->t));
 		if (wfj_note(we, err) == -1)
 			return (-1);
 		bad = 1;
@@ -432,8 +434,8 @@ wfj_cns_all(const struct wf_job *j, const struct job_spec *js,
 		}
 		one = cJSON_CreateArray();
 		cJSON_AddItemToArray(one, cJSON_Duplicate(v, 1));
-		rc = cn_parse_list(
-		    one, js->inputs, &j->cn, &l, why, sizeof why);
+		rc =
+		    cn_parse_list(one, js->inputs, &j->cn, &l, why, sizeof why);
 		cJSON_Delete(one);
 		if (rc == -1) {
 			if (strncmp(why, "controlnets[0]", 14) == 0)

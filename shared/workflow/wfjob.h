@@ -70,8 +70,8 @@ struct wf_job	*wf_job_new(const struct wf_registry *reg,
       const struct job_spec *js, const struct wf_opts *opts, const char **code,
       char *err, size_t errlen);
 struct wf_job	*wf_job_new_all(const struct wf_registry *reg,
-      const struct job_spec *js, const struct wf_opts *opts,
-      struct wf_errors *we, const char **code, char *err, size_t errlen);
+      const struct job_spec *js, const struct wf_opts *opts, struct wf_errors *we,
+      const char **code, char *err, size_t errlen);
 size_t		 wf_job_ninputs(const struct wf_job *j);
 struct wf_input *wf_job_input(struct wf_job *j, size_t i);
 cJSON *wf_job_render(struct wf_job *j, const char *job_id, const char *prefix,

@@ -58,7 +58,7 @@ struct wf_param {
 };
 
 struct wf_errors {
-	char   first[2048]; /* the first error, whole */
+	char   first[2048];			 /* the first error, whole */
 	char   msg[WF_ERRORS_MAX][WF_ERROR_LEN]; /* each, cut to fit */
 	int    n;
 	int    more; /* errors past the last entry, counted in it */

@@ -398,18 +398,18 @@ test_seed_and_placeholders(void)
 static void
 check_all(const struct wf_registry *r, const char *spec, struct wf_errors *we)
 {
-	struct job_spec	    js;
-	struct wf_job	   *j;
-	const char	   *code, *code1;
-	char		    err[2048], err1[2048];
+	struct job_spec js;
+	struct wf_job  *j;
+	const char     *code, *code1;
+	char		err[2048], err1[2048];
 
 	memset(we, 0, sizeof *we);
 	ASSERT_EQ(
 	    job_spec_parse(&js, spec, strlen(spec), NULL, err, sizeof err), 0);
 	j = wf_job_new_all(r, &js, NULL, we, &code, err, sizeof err);
 	ASSERT_TRUE(j == NULL);
-	ASSERT_TRUE(wf_job_new(r, &js, NULL, &code1, err1, sizeof err1) ==
-	    NULL);
+	ASSERT_TRUE(
+	    wf_job_new(r, &js, NULL, &code1, err1, sizeof err1) == NULL);
 	ASSERT_STREQ(err, err1);
 	ASSERT_STREQ(code, code1);
 	ASSERT_STREQ(we->first, err1);
@@ -444,8 +444,8 @@ test_errors_all(void)
 	ASSERT_EQ(we->n, 5);
 	ASSERT_STREQ(we->msg[0], "loras[0]: weight 99 not in -10..10");
 	ASSERT_STREQ(we->msg[1], "loras[2].strength_model: must be a number");
-	ASSERT_STREQ(we->msg[2],
-	    "loras[3]: b.safetensors is already given by loras[1]");
+	ASSERT_STREQ(
+	    we->msg[2], "loras[3]: b.safetensors is already given by loras[1]");
 	ASSERT_STREQ(we->msg[3], "prompt: required");
 	ASSERT_STREQ(we->msg[4], "steps: 150 not in 1..60");
 	/* ControlNet entries and unused inputs. */
@@ -472,8 +472,8 @@ test_errors_all(void)
 	o = snprintf(spec, sizeof spec,
 	    "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"x\"");
 	for (i = 0; i < 40; i++)
-		o += snprintf(spec + o, sizeof spec - (size_t)o, ",\"p%02d\":1",
-		    i);
+		o += snprintf(
+		    spec + o, sizeof spec - (size_t)o, ",\"p%02d\":1", i);
 	snprintf(spec + o, sizeof spec - (size_t)o, "}}");
 	check_all(r, spec, we);
 	ASSERT_EQ(we->n, WF_ERRORS_MAX);
