@@ -61,11 +61,13 @@ submit_field(cJSON *fields, const char *field, const char *message)
 
 /*
  * The fields an error names. "spec.X: why" is X; "spec: why" the whole
- * spec; "a, b: why" both; a template param is params.<name>; a name with
- * a space (a raw graph's "node 3 (LoadImage) input image") is where.
+ * spec; "a, b: why" both; a template param, or a key of the spec's params
+ * (an unknown one), is params.<name>; a name with a space (a raw graph's
+ * "node 3 (LoadImage) input image") is where.
  */
 static cJSON *
-submit_fields(const char *err, const struct wf_template *t, const char *where)
+submit_fields(const char *err, const struct wf_template *t, const cJSON *params,
+    const char *where)
 {
 	cJSON	   *fields = cJSON_CreateArray();
 	const char *colon, *p, *why, *end;
@@ -90,7 +92,8 @@ submit_fields(const char *err, const struct wf_template *t, const char *where)
 			submit_field(fields, where, err);
 			break;
 		}
-		if (t != NULL && wf_param_find(t, name) != NULL)
+		if ((t != NULL && wf_param_find(t, name) != NULL) ||
+		    cJSON_GetObjectItemCaseSensitive(params, name) != NULL)
 			snprintf(path, sizeof path, "params.%s", name);
 		else
 			snprintf(path, sizeof path, "%s", name);
@@ -103,20 +106,21 @@ static void
 submit_invalid(struct evhttp_request *req, const char *code, const char *err,
     const struct wf_template *t, const char *where)
 {
-	http_reply_fields(req, 400, code, err, submit_fields(err, t, where));
+	http_reply_fields(
+	    req, 400, code, err, submit_fields(err, t, NULL, where));
 }
 
 /* A 400 with the fields of every error in we; err is the first. */
 static void
 submit_invalid_all(struct evhttp_request *req, const char *code,
     const char *err, const struct wf_errors *we, const struct wf_template *t,
-    const char *where)
+    const cJSON *params, const char *where)
 {
 	cJSON *fields = cJSON_CreateArray(), *one, *f;
 	int    i;
 
 	for (i = 0; i < we->n; i++) {
-		one = submit_fields(we->msg[i], t, where);
+		one = submit_fields(we->msg[i], t, params, where);
 		while ((f = cJSON_DetachItemFromArray(one, 0)) != NULL)
 			if (cJSON_GetArraySize(fields) < WF_ERRORS_MAX)
 				cJSON_AddItemToArray(fields, f);
@@ -333,8 +337,8 @@ SCHED_ROUTE(jobs_submit)
 	we = xcalloc(1, sizeof *we);
 	if ((wj = wf_job_new_all(s->workflows, &js, NULL, we, &code, err,
 		 sizeof err)) == NULL) {
-		submit_invalid_all(
-		    req, code, err, we, t, js.graph ? "graph" : "spec");
+		submit_invalid_all(req, code, err, we, t, js.params,
+		    js.graph ? "graph" : "spec");
 		goto out;
 	}
 	/* The template's VRAM estimate, as comfyq submit adds it. */
