@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "graph.h"
+#include "wferrors.h"
 #include "wfparam.h"
 
 #define WF_FILE_MAX	 (1 << 20)

@@ -10,13 +10,11 @@
  * file names into LoadImage nodes, then the LoRA and ControlNet surgery,
  * and a last validation of the result.
  *
- * wf_job_new_all() does the same checks and, given a struct wf_errors,
- * goes on past an error wherever the next check does not depend on it:
- * each param, each LoRA and ControlNet entry, each template string's
- * confinement and tags, each unused input. The checks run in the same
- * order either way, so its first error is wf_job_new()'s, byte for byte.
- * The spec-wide checks (raw graphs off, the inputs' count and names, the
- * raw graph itself) and the rendering stay first-error-only.
+ * wf_job_new_all() runs the same checks in the same order (so its first
+ * error is wf_job_new()'s) and, given a struct wf_errors, goes on past an
+ * error where the next check does not depend on it: each param, LoRA and
+ * ControlNet entry (wferrors.c), template string, unused input. The
+ * spec-wide checks, a raw graph and the rendering stop at the first.
  */
 #include <math.h>
 #include <stdio.h>
@@ -83,25 +81,6 @@ wfj_input_add(struct wf_job *j, const char *name, const char *field,
 	return (in);
 }
 
-/* A check failed with err: with we, err joins the list. Returns -1. */
-static int
-wfj_fail(struct wf_errors *we, const char *err)
-{
-	if (we != NULL)
-		wf_errors_add(we, err);
-	return (-1);
-}
-
-/* An error that need not stop the checks: -1 without we, else listed. */
-static int
-wfj_note(struct wf_errors *we, const char *err)
-{
-	if (we == NULL)
-		return (-1);
-	wf_errors_add(we, err);
-	return (0);
-}
-
 static double
 wfj_value(const struct wf_job *j, const char *name)
 {
@@ -134,7 +113,7 @@ wfj_template_tags(
 		if (rc > 0)
 			graph_set_str(j->values, p->name, text);
 		free(text);
-		if (rc == -1 && wfj_note(we, err) == -1)
+		if (rc == -1 && wf_errors_note(we, err) == -1)
 			return (-1);
 		bad |= rc == -1;
 	}
@@ -173,7 +152,7 @@ wfj_template_confine(const struct wf_job *j, const struct job_spec *js,
 				confine_input(cls, p->targets[k].input),
 				v->valuestring, list, NULL, err,
 				errlen) == -1) {
-				if (wfj_note(we, err) == -1)
+				if (wf_errors_note(we, err) == -1)
 					return (-1);
 				bad = 1;
 				break;
@@ -208,14 +187,14 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 	if (js->loras != NULL && !wf_accepts_loras(j->t)) {
 		snprintf(
 		    err, errlen, "loras: %s takes no LoRAs", wf_name(j->t));
-		if (wfj_note(we, err) == -1)
+		if (wf_errors_note(we, err) == -1)
 			return (-1);
 		bad = 1;
 	}
 	if (js->controlnets != NULL && !wf_accepts_controlnets(j->t)) {
 		snprintf(err, errlen, "controlnets: %s takes no ControlNets",
 		    wf_name(j->t));
-		if (wfj_note(we, err) == -1)
+		if (wf_errors_note(we, err) == -1)
 			return (-1);
 		bad = 1;
 	}
@@ -246,7 +225,7 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 			 cJSON_GetObjectItemCaseSensitive(js->inputs, p->name)
 			     ->valuestring,
 			 err, errlen)) == NULL)
-			return (wfj_fail(we, err));
+			return (wf_errors_fail(we, err));
 		if (p->resize) {
 			in->width = (int)wfj_value(j, o->width);
 			in->height = (int)wfj_value(j, o->height);
@@ -265,7 +244,7 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 				    p->canny_enable,
 				    cJSON_IsString(ty) ? ty->valuestring
 						       : "(none)");
-				return (wfj_fail(we, err));
+				return (wf_errors_fail(we, err));
 			}
 			in->canny = 1;
 			in->low = wfj_value(j, p->canny_low);
@@ -369,84 +348,11 @@ wfj_inputs_used(const struct wf_job *j, const cJSON *inputs,
 		    j->t != NULL
 			? "no image param or ControlNet of that name"
 			: "no LoadImage node or ControlNet of that name");
-		if (wfj_note(we, err) == -1)
+		if (wf_errors_note(we, err) == -1)
 			return (-1);
 		bad = 1;
 	}
 	return (bad ? -1 : 0);
-}
-
-/*
- * The LoRA entries one by one, each error listed in we. lora_parse_list()
- * sees entry i after i disabled entries ({"enabled": false}, which it
- * skips), so it names the entry loras[i] and checks it against the LoRAs
- * accepted so far, as it does in the whole list. Returns -1 when an entry
- * was refused.
- */
-static int
-wfj_loras_all(struct wf_job *j, const cJSON *loras, struct wf_errors *we,
-    char *err, size_t errlen)
-{
-	const cJSON *v;
-	cJSON	    *one, *off;
-	int	     i = 0, k, bad = 0;
-
-	cJSON_ArrayForEach(v, loras) {
-		one = cJSON_CreateArray();
-		for (k = 0; k < i; k++) {
-			off = cJSON_CreateObject();
-			cJSON_AddFalseToObject(off, "enabled");
-			cJSON_AddItemToArray(one, off);
-		}
-		cJSON_AddItemToArray(one, cJSON_Duplicate(v, 1));
-		if (lora_parse_list(one, &j->loras, err, errlen) == -1) {
-			wf_errors_add(we, err);
-			bad = 1;
-		}
-		cJSON_Delete(one);
-		i++;
-	}
-	return (bad ? -1 : 0);
-}
-
-/*
- * Once cn_parse_list() has refused the list: each entry on its own, each
- * error listed in we. An entry alone is controlnets[0] to cn_parse_list(),
- * so its index is put back in the message. What is parsed here is thrown
- * away: the job is refused.
- */
-static void
-wfj_cns_all(const struct wf_job *j, const struct job_spec *js,
-    struct wf_errors *we, char *err, size_t errlen)
-{
-	const cJSON   *v;
-	struct cn_list l;
-	cJSON	      *one;
-	char	       why[1024];
-	int	       i = 0, rc;
-
-	cJSON_ArrayForEach(v, js->controlnets) {
-		if (i == CN_MAX) {
-			snprintf(err, errlen, "controlnets: over %d entries",
-			    CN_MAX);
-			wf_errors_add(we, err);
-			return;
-		}
-		one = cJSON_CreateArray();
-		cJSON_AddItemToArray(one, cJSON_Duplicate(v, 1));
-		rc =
-		    cn_parse_list(one, js->inputs, &j->cn, &l, why, sizeof why);
-		cJSON_Delete(one);
-		if (rc == -1) {
-			if (strncmp(why, "controlnets[0]", 14) == 0)
-				snprintf(err, errlen, "controlnets[%d]%s", i,
-				    why + 14);
-			else
-				snprintf(err, errlen, "%s", why);
-			wf_errors_add(we, err);
-		}
-		i++;
-	}
 }
 
 /*
@@ -463,10 +369,8 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 }
 
 /*
- * wf_job_new() that, with we (zeroed by the caller), lists every
- * independent error of the spec in we (see the top of this file); err
- * holds the first, as wf_job_new() writes it. With we NULL it is
- * wf_job_new().
+ * wf_job_new() that lists every independent error of the spec in we
+ * (zeroed by the caller; NULL: stop at the first), the first in err.
  */
 struct wf_job *
 wf_job_new_all(const struct wf_registry *reg, const struct job_spec *js,
@@ -513,7 +417,8 @@ wf_job_new_all(const struct wf_registry *reg, const struct job_spec *js,
 	if (we == NULL &&
 	    lora_parse_list(js->loras, &j->loras, err, errlen) == -1)
 		goto fail;
-	if (we != NULL && wfj_loras_all(j, js->loras, we, err, errlen) == -1)
+	if (we != NULL &&
+	    wf_errors_loras(js->loras, &j->loras, we, err, errlen) == -1)
 		bad = 1;
 	if (js->workflow != NULL) {
 		if (reg == NULL ||
@@ -529,7 +434,7 @@ wf_job_new_all(const struct wf_registry *reg, const struct job_spec *js,
 			bad = 1;
 		}
 	} else if (wfj_raw(j, js, list, err, errlen) == -1) {
-		if (wfj_note(we, err) == -1)
+		if (wf_errors_note(we, err) == -1)
 			goto fail;
 		bad = 1;
 	}
@@ -537,7 +442,8 @@ wf_job_new_all(const struct wf_registry *reg, const struct job_spec *js,
 		errlen) == -1) {
 		if (we == NULL)
 			goto fail;
-		wfj_cns_all(j, js, we, err, errlen);
+		wf_errors_cns(
+		    js->controlnets, js->inputs, &j->cn, we, err, errlen);
 		bad = 1;
 	}
 	/* Which inputs are used is known once everything above passed. */
@@ -565,7 +471,7 @@ wf_job_new_all(const struct wf_registry *reg, const struct job_spec *js,
 	cJSON_Delete(g);
 	return (j);
 fail_one:
-	wfj_fail(we, err);
+	wf_errors_fail(we, err);
 fail:
 	if (we != NULL)
 		snprintf(err, errlen, "%s", we->first);

@@ -17,7 +17,7 @@
  * The CLI calls wf_job_new() at submit to refuse bad params early, and
  * its render renders with placeholder uploads. The HTTP API calls
  * wf_job_new_all(), which lists every independent error in a struct
- * wf_errors (wfparam.h); its first is wf_job_new()'s.
+ * wf_errors (wferrors.h); its first is wf_job_new()'s.
  */
 #ifndef COMFYQ_WFJOB_H
 #define COMFYQ_WFJOB_H

@@ -5,8 +5,6 @@
  * reported as "<param>: <value> <rule>", the words a producer sees at
  * submit and again in the worker. Nothing here knows the template a param
  * belongs to: template.c and wfresolve.c call in, never the other way.
- * The collector of a spec's errors (struct wf_errors) lives here too, as
- * the lowest file both wfresolve.c and wfjob.c include.
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,31 +22,6 @@ static const char *const wf_type_names[] = { [WF_STRING] = "string",
 	[WF_BOOL] = "bool",
 	[WF_ENUM] = "enum",
 	[WF_IMAGE] = "image" };
-
-/*
- * Adds one error to we. Past WF_ERRORS_MAX the last entry says how many
- * more there were: "...; 150 not in 1..100 (... and 8 more)".
- */
-void
-wf_errors_add(struct wf_errors *we, const char *msg)
-{
-	char *last;
-
-	if (we->n == 0 && we->more == 0)
-		snprintf(we->first, sizeof we->first, "%s", msg);
-	if (we->n < WF_ERRORS_MAX) {
-		snprintf(we->msg[we->n++], WF_ERROR_LEN, "%s", msg);
-		return;
-	}
-	last = we->msg[WF_ERRORS_MAX - 1];
-	if (we->more++ == 0) {
-		we->cut = strlen(last);
-		if (we->cut > WF_ERROR_LEN - 32)
-			we->cut = WF_ERROR_LEN - 32;
-	}
-	snprintf(last + we->cut, WF_ERROR_LEN - we->cut, " (... and %d more)",
-	    we->more);
-}
 
 /* A type's name as template files and the CLI write it: "int". */
 const char *

@@ -5,11 +5,6 @@
  * knows nothing of the template that holds it: template.c (the file and
  * the registry) and wfresolve.c (a job's params) build on this, never the
  * other way round.
- *
- * struct wf_errors collects the independent errors of one spec, each the
- * text the first-error path writes ("steps: 150 not in 1..100"), for a
- * caller that reports them all (the HTTP API); the checks that take one
- * skip it when it is NULL and stop at the first error.
  */
 #ifndef COMFYQ_WFPARAM_H
 #define COMFYQ_WFPARAM_H
@@ -23,8 +18,6 @@
 #define WF_NAME_MAX    64 /* a template or param name, with its NUL */
 #define WF_INPUT_MAX   64 /* a node input name, with its NUL */
 #define WF_TARGETS_MAX 32 /* targets of one param */
-#define WF_ERRORS_MAX  32 /* errors one spec reports */
-#define WF_ERROR_LEN   512
 
 enum wf_type { WF_STRING, WF_INT, WF_FLOAT, WF_BOOL, WF_ENUM, WF_IMAGE };
 
@@ -57,15 +50,6 @@ struct wf_param {
 	char		  canny_high[WF_NAME_MAX];
 };
 
-struct wf_errors {
-	char   first[2048];			 /* the first error, whole */
-	char   msg[WF_ERRORS_MAX][WF_ERROR_LEN]; /* each, cut to fit */
-	int    n;
-	int    more; /* errors past the last entry, counted in it */
-	size_t cut;  /* where the last entry's "(... and N more)" goes */
-};
-
-void	    wf_errors_add(struct wf_errors *we, const char *msg);
 const char *wf_type_name(enum wf_type t);
 const char *wf_num(char buf[32], double d);
 

@@ -82,19 +82,6 @@ wf_check_cross(
 }
 
 /*
- * Notes one param's error: with we NULL it is the one reported (-1);
- * with we it joins the list and the check goes on (0).
- */
-static int
-wf_param_error(struct wf_errors *we, const char *msg)
-{
-	if (we == NULL)
-		return (-1);
-	wf_errors_add(we, msg);
-	return (0);
-}
-
-/*
  * Resolves params (an object, or NULL) against the template: one value per
  * param in *values (an object the caller deletes), image params holding
  * their input's name. inputs is the job's inputs object (or NULL): image
@@ -128,7 +115,7 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 			snprintf(err, errlen,
 			    "%.64s: unknown parameter (see comfyq workflows show %s)",
 			    v->string, wf_name(t));
-		if (wf_param_error(we, err) == -1)
+		if (wf_errors_note(we, err) == -1)
 			return (-1);
 		bad = 1;
 	}
@@ -143,7 +130,7 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 				snprintf(err, errlen,
 				    "%s: required (give inputs.%s)", p->name,
 				    p->name);
-				if (wf_param_error(we, err) == -1)
+				if (wf_errors_note(we, err) == -1)
 					goto fail;
 				bad = 1;
 				continue;
@@ -160,7 +147,7 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 		if (v == NULL)
 			snprintf(err, errlen, "%s: required", p->name);
 		if (v == NULL || wf_check_value(p, v, err, errlen) == -1) {
-			if (wf_param_error(we, err) == -1)
+			if (wf_errors_note(we, err) == -1)
 				goto fail;
 			bad = 1;
 			continue;
