@@ -53,53 +53,41 @@ wf_errors_note(struct wf_errors *we, const char *msg)
 }
 
 /*
- * The LoRA entries one by one, each error listed in we. lora_parse_list()
- * sees entry i after i disabled entries ({"enabled": false}, which it
- * skips), so it names the entry loras[i] and checks it against the LoRAs
- * accepted so far (in ll), as it does in the whole list. Returns -1 when
- * an entry was refused.
+ * The LoRA entries one by one, each error listed in we; each entry is
+ * checked against those accepted before it (in ll), as in the whole list.
+ * Returns -1 when an entry was refused.
  */
 int
 wf_errors_loras(const cJSON *loras, struct lora_list *ll, struct wf_errors *we,
     char *err, size_t errlen)
 {
 	const cJSON *v;
-	cJSON	    *one, *off;
-	int	     i = 0, k, bad = 0;
+	char	     from[32];
+	int	     i = 0, bad = 0;
 
 	cJSON_ArrayForEach(v, loras) {
-		one = cJSON_CreateArray();
-		for (k = 0; k < i; k++) {
-			off = cJSON_CreateObject();
-			cJSON_AddFalseToObject(off, "enabled");
-			cJSON_AddItemToArray(one, off);
-		}
-		cJSON_AddItemToArray(one, cJSON_Duplicate(v, 1));
-		if (lora_parse_list(one, ll, err, errlen) == -1) {
+		snprintf(from, sizeof from, "loras[%d]", i++);
+		if (lora_parse_entry(v, from, ll, err, errlen) == -1) {
 			wf_errors_add(we, err);
 			bad = 1;
 		}
-		cJSON_Delete(one);
-		i++;
 	}
 	return (bad ? -1 : 0);
 }
 
 /*
  * Once cn_parse_list() has refused arr: each entry on its own, each
- * error listed in we. An entry alone is controlnets[0] to cn_parse_list(),
- * so its index is put back in the message. What is parsed here is thrown
- * away: the job is refused.
+ * error listed in we. What is parsed here is thrown away: the job is
+ * refused.
  */
 void
 wf_errors_cns(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
     struct wf_errors *we, char *err, size_t errlen)
 {
-	const cJSON   *v;
-	struct cn_list l;
-	cJSON	      *one;
-	char	       why[1024];
-	int	       i = 0, rc;
+	const cJSON    *v;
+	struct cn_entry e;
+	char		from[32];
+	int		i = 0;
 
 	cJSON_ArrayForEach(v, arr) {
 		if (i == CN_MAX) {
@@ -108,18 +96,8 @@ wf_errors_cns(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
 			wf_errors_add(we, err);
 			return;
 		}
-		one = cJSON_CreateArray();
-		cJSON_AddItemToArray(one, cJSON_Duplicate(v, 1));
-		rc = cn_parse_list(one, inputs, m, &l, why, sizeof why);
-		cJSON_Delete(one);
-		if (rc == -1) {
-			if (strncmp(why, "controlnets[0]", 14) == 0)
-				snprintf(err, errlen, "controlnets[%d]%s", i,
-				    why + 14);
-			else
-				snprintf(err, errlen, "%s", why);
+		snprintf(from, sizeof from, "controlnets[%d]", i++);
+		if (cn_parse_entry(v, from, inputs, m, &e, err, errlen) == -1)
 			wf_errors_add(we, err);
-		}
-		i++;
 	}
 }
