@@ -7,11 +7,14 @@
  * the queue depth is checked (backpressure: 503 with Retry-After) and the
  * spec goes to comfyq_enqueue, which checks it again in Lua.
  *
- * The validators stop at the first error, so a 400 names one field:
+ * A 400 lists the fields at fault, each by its path in the spec (a
+ * template param under params), and its message is the first of them:
  * {"error":{"code":"invalid_input","message":"steps: 150 not in 1..100",
  * "fields":[{"field":"params.steps","message":"150 not in 1..100"}]}}.
- * A field is named by its path in the spec; a template param is under
- * params.
+ * wf_job_new_all lists every independent error of the params, LoRAs,
+ * ControlNets and inputs (at most WF_ERRORS_MAX, the last saying how
+ * many more); the envelope (job_spec_parse) and Lua's checks stop at the
+ * first error, so their 400 names one field.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +61,13 @@ submit_field(cJSON *fields, const char *field, const char *message)
 
 /*
  * The fields an error names. "spec.X: why" is X; "spec: why" the whole
- * spec; "a, b: why" both; a template param is params.<name>; a name with
- * a space (a raw graph's "node 3 (LoadImage) input image") is where.
+ * spec; "a, b: why" both; a template param, or a key of the spec's params
+ * (an unknown one), is params.<name>; a name with a space (a raw graph's
+ * "node 3 (LoadImage) input image") is where.
  */
 static cJSON *
-submit_fields(const char *err, const struct wf_template *t, const char *where)
+submit_fields(const char *err, const struct wf_template *t, const cJSON *params,
+    const char *where)
 {
 	cJSON	   *fields = cJSON_CreateArray();
 	const char *colon, *p, *why, *end;
@@ -87,7 +92,8 @@ submit_fields(const char *err, const struct wf_template *t, const char *where)
 			submit_field(fields, where, err);
 			break;
 		}
-		if (t != NULL && wf_param_find(t, name) != NULL)
+		if ((t != NULL && wf_param_find(t, name) != NULL) ||
+		    cJSON_GetObjectItemCaseSensitive(params, name) != NULL)
 			snprintf(path, sizeof path, "params.%s", name);
 		else
 			snprintf(path, sizeof path, "%s", name);
@@ -100,7 +106,29 @@ static void
 submit_invalid(struct evhttp_request *req, const char *code, const char *err,
     const struct wf_template *t, const char *where)
 {
-	http_reply_fields(req, 400, code, err, submit_fields(err, t, where));
+	http_reply_fields(
+	    req, 400, code, err, submit_fields(err, t, NULL, where));
+}
+
+/* A 400 with the fields of every error in we; err is the first. */
+static void
+submit_invalid_all(struct evhttp_request *req, const char *code,
+    const char *err, const struct wf_errors *we, const struct wf_template *t,
+    const cJSON *params, const char *where)
+{
+	cJSON *fields = cJSON_CreateArray(), *one, *f;
+	int    i;
+
+	for (i = 0; i < we->n; i++) {
+		one = submit_fields(we->msg[i], t, params, where);
+		while ((f = cJSON_DetachItemFromArray(one, 0)) != NULL)
+			if (cJSON_GetArraySize(fields) < WF_ERRORS_MAX)
+				cJSON_AddItemToArray(fields, f);
+			else
+				cJSON_Delete(f);
+		cJSON_Delete(one);
+	}
+	http_reply_fields(req, 400, code, err, fields);
 }
 
 static void
@@ -269,6 +297,7 @@ SCHED_ROUTE(jobs_submit)
 	const struct wf_template *t = NULL;
 	struct job_spec		  js;
 	struct wf_job		 *wj = NULL;
+	struct wf_errors	 *we = NULL;
 	const char		 *code, *scope = sched_scope(tok);
 	char			 *body, *text = NULL, err[2048];
 	size_t			  len;
@@ -305,9 +334,11 @@ SCHED_ROUTE(jobs_submit)
 		submit_invalid(req, "unknown_workflow", err, NULL, "workflow");
 		goto out;
 	}
-	if ((wj = wf_job_new(
-		 s->workflows, &js, NULL, &code, err, sizeof err)) == NULL) {
-		submit_invalid(req, code, err, t, js.graph ? "graph" : "spec");
+	we = xcalloc(1, sizeof *we);
+	if ((wj = wf_job_new_all(s->workflows, &js, NULL, we, &code, err,
+		 sizeof err)) == NULL) {
+		submit_invalid_all(req, code, err, we, t, js.params,
+		    js.graph ? "graph" : "spec");
 		goto out;
 	}
 	/* The template's VRAM estimate, as comfyq submit adds it. */
@@ -320,6 +351,7 @@ SCHED_ROUTE(jobs_submit)
 	submit_queue(s, req, text, scope);
 	text = NULL;
 out:
+	free(we);
 	wf_job_free(wj);
 	job_spec_free(&js);
 	cJSON_free(text);

@@ -198,6 +198,37 @@ cn_resolve_image(struct cn_entry *e, const cJSON *inputs, const char *from,
 }
 
 /*
+ * One entry of "controlnets" (named from, e.g. "controlnets[1]") into e:
+ * a string or an object, its type in the map, its image among inputs.
+ * Returns 0, or -1 with err.
+ */
+int
+cn_parse_entry(const cJSON *v, const char *from, const cJSON *inputs,
+    const struct cn_map *m, struct cn_entry *e, char *err, size_t errlen)
+{
+	memset(e, 0, sizeof *e);
+	e->strength = 1.0;
+	e->start = 0.0;
+	e->end = 1.0;
+	e->low = 100;
+	e->high = 200;
+	if ((cJSON_IsString(v)
+		    ? cn_parse_string(v->valuestring, from, e, err, errlen)
+		    : cn_parse_object(v, from, e, err, errlen)) == -1 ||
+	    cn_check_type(m, from, e->type, err, errlen) == -1 ||
+	    cn_resolve_image(e, inputs, from, err, errlen) == -1)
+		return (-1);
+	if (e->start > e->end)
+		ERR_OUT("%s: start %g after end %g", from, e->start, e->end);
+	if (e->low > e->high)
+		ERR_OUT("%s: low %g above high %g", from, e->low, e->high);
+	if (e->preprocess && strcmp(e->type, "canny") != 0)
+		ERR_OUT("%s: preprocess is offered for canny only, not %s",
+		    from, e->type);
+	return (0);
+}
+
+/*
  * Parses the job's "controlnets" array into l, checking types against the
  * map and finding each condition image. Returns 0, or -1 with err.
  */
@@ -205,38 +236,17 @@ int
 cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
     struct cn_list *l, char *err, size_t errlen)
 {
-	const cJSON	*v;
-	struct cn_entry *e;
-	char		 from[32];
+	const cJSON *v;
+	char	     from[32];
 
 	memset(l, 0, sizeof *l);
 	cJSON_ArrayForEach(v, arr) {
-		snprintf(from, sizeof from, "controlnets[%d]", l->n);
 		if (l->n == CN_MAX)
 			ERR_OUT("controlnets: over %d entries", CN_MAX);
-		e = &l->e[l->n];
-		e->strength = 1.0;
-		e->start = 0.0;
-		e->end = 1.0;
-		e->low = 100;
-		e->high = 200;
-		if ((cJSON_IsString(v)
-			    ? cn_parse_string(
-				  v->valuestring, from, e, err, errlen)
-			    : cn_parse_object(v, from, e, err, errlen)) == -1 ||
-		    cn_check_type(m, from, e->type, err, errlen) == -1 ||
-		    cn_resolve_image(e, inputs, from, err, errlen) == -1)
+		snprintf(from, sizeof from, "controlnets[%d]", l->n);
+		if (cn_parse_entry(
+			v, from, inputs, m, &l->e[l->n], err, errlen) == -1)
 			return (-1);
-		if (e->start > e->end)
-			ERR_OUT("%s: start %g after end %g", from, e->start,
-			    e->end);
-		if (e->low > e->high)
-			ERR_OUT(
-			    "%s: low %g above high %g", from, e->low, e->high);
-		if (e->preprocess && strcmp(e->type, "canny") != 0)
-			ERR_OUT(
-			    "%s: preprocess is offered for canny only, not %s",
-			    from, e->type);
 		l->n++;
 	}
 	return (0);

@@ -44,6 +44,8 @@ struct cn_list {
 
 int cn_map_parse(const char *s, struct cn_map *m, char *err, size_t errlen);
 const char *cn_map_file(const struct cn_map *m, const char *type);
+int cn_parse_entry(const cJSON *v, const char *from, const cJSON *inputs,
+    const struct cn_map *m, struct cn_entry *e, char *err, size_t errlen);
 int cn_parse_list(const cJSON *arr, const cJSON *inputs, const struct cn_map *m,
     struct cn_list *l, char *err, size_t errlen);
 int cn_inject(cJSON *graph, const struct cn_list *l, const struct cn_map *m,

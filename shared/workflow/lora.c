@@ -122,8 +122,12 @@ lora_parse_weights(char *s, double *sm, double *sc)
 	return (lora_parse_weights(colon + 1, sc, sc));
 }
 
-/* One entry of "loras": a string "name[:w[:w]]" or an object. */
-static int
+/*
+ * One entry of "loras" (named from, e.g. "loras[2]"): a string
+ * "name[:w[:w]]" or an object, added to ll and checked against the
+ * entries already there.
+ */
+int
 lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
     char *err, size_t errlen)
 {

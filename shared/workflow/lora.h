@@ -31,6 +31,8 @@ struct lora_list {
 	int	    n;
 };
 
+int lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
+    char *err, size_t errlen);
 int lora_parse_list(
     const cJSON *loras, struct lora_list *ll, char *err, size_t errlen);
 int lora_parse_tags(char *text, const char *field, struct lora_list *ll,

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "graph.h"
+#include "wferrors.h"
 #include "wfparam.h"
 
 #define WF_FILE_MAX	 (1 << 20)
@@ -63,6 +64,7 @@ int	    wf_vram_mb(const struct wf_template *t, long long pixels);
 const char *wf_error_code(const struct wf_template *t, const char *message);
 
 int wf_resolve(const struct wf_template *t, const cJSON *params,
-    const cJSON *inputs, cJSON **values, char *err, size_t errlen);
+    const cJSON *inputs, cJSON **values, struct wf_errors *we, char *err,
+    size_t errlen);
 
 #endif

@@ -9,6 +9,12 @@
  * picture), the job's filename_prefix into every saving node, uploaded
  * file names into LoadImage nodes, then the LoRA and ControlNet surgery,
  * and a last validation of the result.
+ *
+ * wf_job_new_all() runs the same checks in the same order (so its first
+ * error is wf_job_new()'s) and, given a struct wf_errors, goes on past an
+ * error where the next check does not depend on it: each param, LoRA and
+ * ControlNet entry (wferrors.c), template string, unused input. The
+ * spec-wide checks, a raw graph and the rendering stop at the first.
  */
 #include <math.h>
 #include <stdio.h>
@@ -83,15 +89,19 @@ wfj_value(const struct wf_job *j, const char *name)
 	return (cJSON_IsNumber(v) ? v->valuedouble : 0);
 }
 
-/* Cuts <lora:...> tags out of a template's prompt params. */
+/*
+ * Cuts <lora:...> tags out of a template's prompt params; with we, each
+ * param's refused tag is listed and the next param is read.
+ */
 static int
-wfj_template_tags(struct wf_job *j, char *err, size_t errlen)
+wfj_template_tags(
+    struct wf_job *j, struct wf_errors *we, char *err, size_t errlen)
 {
 	const struct wf_param *p;
 	cJSON		      *v;
 	char		      *text;
 	size_t		       i;
-	int		       rc;
+	int		       rc, bad = 0;
 
 	for (i = 0; i < wf_nparams(j->t); i++) {
 		p = wf_param_at(j->t, i);
@@ -103,26 +113,29 @@ wfj_template_tags(struct wf_job *j, char *err, size_t errlen)
 		if (rc > 0)
 			graph_set_str(j->values, p->name, text);
 		free(text);
-		if (rc == -1)
+		if (rc == -1 && wf_errors_note(we, err) == -1)
 			return (-1);
+		bad |= rc == -1;
 	}
-	return (0);
+	return (bad ? -1 : 0);
 }
 
 /*
  * A string param the job gave that lands in an input naming a file or a
  * model obeys the rule a raw graph's value there obeys (confine.h): the
- * template is the operator's, the value is not.
+ * template is the operator's, the value is not. With we, each param's
+ * first refused target is listed and the next param is read.
  */
 static int
 wfj_template_confine(const struct wf_job *j, const struct job_spec *js,
-    const char *list, char *err, size_t errlen)
+    const char *list, struct wf_errors *we, char *err, size_t errlen)
 {
 	const struct wf_param *p;
 	const cJSON	      *v;
 	const char	      *cls;
 	char		       what[WF_NAME_MAX + GRAPH_ID_MAX + 160];
 	size_t		       i, k;
+	int		       bad = 0;
 
 	for (i = 0; i < wf_nparams(j->t); i++) {
 		p = wf_param_at(j->t, i);
@@ -137,36 +150,69 @@ wfj_template_confine(const struct wf_job *j, const struct job_spec *js,
 			    p->targets[k].node, cls, p->targets[k].input);
 			if (confine_value(what,
 				confine_input(cls, p->targets[k].input),
-				v->valuestring, list, NULL, err, errlen) == -1)
-				return (-1);
+				v->valuestring, list, NULL, err,
+				errlen) == -1) {
+				if (wf_errors_note(we, err) == -1)
+					return (-1);
+				bad = 1;
+				break;
+			}
 		}
 	}
-	return (0);
+	return (bad ? -1 : 0);
 }
 
 /*
  * Template jobs: params, image inputs, expectations. What it builds in j
  * (the values, the inputs) stays there on -1 too: wf_job_new() frees j.
+ * With we, every error it finds is in we when it returns -1.
  */
 static int
 wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
-    char *err, size_t errlen)
+    struct wf_errors *we, char *err, size_t errlen)
 {
 	const struct wf_output *o = wf_output(j->t);
 	const struct wf_param  *p;
 	struct wf_input	       *in;
 	char			field[WF_NAME_MAX + 16];
 	size_t			i;
+	int			bad = 0;
 
-	if (wf_resolve(j->t, js->params, js->inputs, &j->values, err, errlen) ==
-	    -1)
+	if (wf_resolve(j->t, js->params, js->inputs, &j->values, we, err,
+		errlen) == -1) {
+		if (we == NULL)
+			return (-1);
+		bad = 1;
+	}
+	if (js->loras != NULL && !wf_accepts_loras(j->t)) {
+		snprintf(
+		    err, errlen, "loras: %s takes no LoRAs", wf_name(j->t));
+		if (wf_errors_note(we, err) == -1)
+			return (-1);
+		bad = 1;
+	}
+	if (js->controlnets != NULL && !wf_accepts_controlnets(j->t)) {
+		snprintf(err, errlen, "controlnets: %s takes no ControlNets",
+		    wf_name(j->t));
+		if (wf_errors_note(we, err) == -1)
+			return (-1);
+		bad = 1;
+	}
+	/* What follows reads the resolved values. */
+	if (j->values == NULL)
 		return (-1);
-	if (js->loras != NULL && !wf_accepts_loras(j->t))
-		ERR_OUT("loras: %s takes no LoRAs", wf_name(j->t));
-	if (js->controlnets != NULL && !wf_accepts_controlnets(j->t))
-		ERR_OUT("controlnets: %s takes no ControlNets", wf_name(j->t));
-	if (wfj_template_confine(j, js, list, err, errlen) == -1 ||
-	    (wf_accepts_loras(j->t) && wfj_template_tags(j, err, errlen) == -1))
+	if (wfj_template_confine(j, js, list, we, err, errlen) == -1) {
+		if (we == NULL)
+			return (-1);
+		bad = 1;
+	}
+	if (wf_accepts_loras(j->t) &&
+	    wfj_template_tags(j, we, err, errlen) == -1) {
+		if (we == NULL)
+			return (-1);
+		bad = 1;
+	}
+	if (bad)
 		return (-1);
 	for (i = 0; i < wf_nparams(j->t); i++) {
 		p = wf_param_at(j->t, i);
@@ -179,7 +225,7 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 			 cJSON_GetObjectItemCaseSensitive(js->inputs, p->name)
 			     ->valuestring,
 			 err, errlen)) == NULL)
-			return (-1);
+			return (wf_errors_fail(we, err));
 		if (p->resize) {
 			in->width = (int)wfj_value(j, o->width);
 			in->height = (int)wfj_value(j, o->height);
@@ -192,12 +238,14 @@ wfj_template(struct wf_job *j, const struct job_spec *js, const char *list,
 
 			if (p->canny_type[0] != '\0' &&
 			    (!cJSON_IsString(ty) ||
-				strcmp(ty->valuestring, "canny") != 0))
-				ERR_OUT(
+				strcmp(ty->valuestring, "canny") != 0)) {
+				snprintf(err, errlen,
 				    "%s: preprocessing is offered for canny only, not %s",
 				    p->canny_enable,
 				    cJSON_IsString(ty) ? ty->valuestring
 						       : "(none)");
+				return (wf_errors_fail(we, err));
+			}
 			in->canny = 1;
 			in->low = wfj_value(j, p->canny_low);
 			in->high = wfj_value(j, p->canny_high);
@@ -275,14 +323,17 @@ wfj_raw(struct wf_job *j, const struct job_spec *js, const char *list,
 	return (0);
 }
 
-/* Every key of inputs must be used by a param, a node or a ControlNet. */
+/*
+ * Every key of inputs must be used by a param, a node or a ControlNet;
+ * with we, each unused one is listed.
+ */
 static int
-wfj_inputs_used(
-    const struct wf_job *j, const cJSON *inputs, char *err, size_t errlen)
+wfj_inputs_used(const struct wf_job *j, const cJSON *inputs,
+    struct wf_errors *we, char *err, size_t errlen)
 {
 	const cJSON *v;
 	size_t	     i;
-	int	     k;
+	int	     k, bad = 0;
 
 	cJSON_ArrayForEach(v, inputs) {
 		for (i = 0; i < (size_t)j->cn_first; i++)
@@ -291,13 +342,17 @@ wfj_inputs_used(
 		for (k = 0; i == (size_t)j->cn_first && k < j->cns.n; k++)
 			if (strcmp(j->cns.e[k].input, v->string) == 0)
 				break;
-		if (i == (size_t)j->cn_first && k == j->cns.n)
-			ERR_OUT("inputs.%.64s: not used (%s)", v->string,
-			    j->t != NULL
-				? "no image param or ControlNet of that name"
-				: "no LoadImage node or ControlNet of that name");
+		if (i < (size_t)j->cn_first || k < j->cns.n)
+			continue;
+		snprintf(err, errlen, "inputs.%.64s: not used (%s)", v->string,
+		    j->t != NULL
+			? "no image param or ControlNet of that name"
+			: "no LoadImage node or ControlNet of that name");
+		if (wf_errors_note(we, err) == -1)
+			return (-1);
+		bad = 1;
 	}
-	return (0);
+	return (bad ? -1 : 0);
 }
 
 /*
@@ -310,59 +365,89 @@ struct wf_job *
 wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
     const struct wf_opts *opts, const char **code, char *err, size_t errlen)
 {
+	return (wf_job_new_all(reg, js, opts, NULL, code, err, errlen));
+}
+
+/*
+ * wf_job_new() that lists every independent error of the spec in we
+ * (zeroed by the caller; NULL: stop at the first), the first in err.
+ */
+struct wf_job *
+wf_job_new_all(const struct wf_registry *reg, const struct job_spec *js,
+    const struct wf_opts *opts, struct wf_errors *we, const char **code,
+    char *err, size_t errlen)
+{
 	struct wf_job *j = xcalloc(1, sizeof *j);
 	const cJSON   *v;
 	const char    *list = opts != NULL ? opts->graph_files : NULL, *dup;
 	cJSON	      *g;
 	char	       name[WF_NAME_MAX], field[WF_NAME_MAX + 16];
-	int	       i;
+	int	       i, bad = 0;
 
 	*code = "invalid_input";
 	if (js->graph != NULL && opts != NULL && opts->raw_deny) {
 		snprintf(err, errlen,
 		    "graph: raw graphs are turned off on this worker");
-		goto fail;
+		goto fail_one;
 	}
 	if (cJSON_GetArraySize(js->inputs) > WF_INPUTS_MAX) {
 		snprintf(err, errlen,
 		    "inputs: over %d entries (%d images and %d ControlNet images)",
 		    WF_INPUTS_MAX, WF_IMAGES_MAX, CN_MAX);
-		goto fail;
+		goto fail_one;
 	}
 	if ((dup = graph_dup_key(js->inputs)) != NULL) {
 		snprintf(err, errlen, "inputs.%.64s: given twice", dup);
-		goto fail;
+		goto fail_one;
 	}
 	cJSON_ArrayForEach(v, js->inputs) {
 		if (strlen(v->string) >= WF_NAME_MAX) {
 			snprintf(err, errlen,
 			    "inputs.%.64s...: a name over %d bytes", v->string,
 			    WF_NAME_MAX - 1);
-			goto fail;
+			goto fail_one;
 		}
 	}
 	if (opts != NULL && opts->cn != NULL)
 		j->cn = *opts->cn;
 	else if (cn_map_parse(CN_MAP_DEFAULT, &j->cn, err, errlen) == -1)
-		goto fail;
+		goto fail_one;
 	j->lora_scale =
 	    opts != NULL && opts->lora_scale > 0 ? opts->lora_scale : 1.0;
-	if (lora_parse_list(js->loras, &j->loras, err, errlen) == -1)
+	if (we == NULL &&
+	    lora_parse_list(js->loras, &j->loras, err, errlen) == -1)
 		goto fail;
+	if (we != NULL &&
+	    wf_errors_loras(js->loras, &j->loras, we, err, errlen) == -1)
+		bad = 1;
 	if (js->workflow != NULL) {
 		if (reg == NULL ||
 		    (j->t = wf_find(reg, js->workflow)) == NULL) {
 			*code = "unknown_workflow";
 			snprintf(err, errlen, "workflow: no template named %s",
 			    js->workflow);
-			goto fail;
+			goto fail_one;
 		}
-		if (wfj_template(j, js, list, err, errlen) == -1)
+		if (wfj_template(j, js, list, we, err, errlen) == -1) {
+			if (we == NULL)
+				goto fail;
+			bad = 1;
+		}
+	} else if (wfj_raw(j, js, list, err, errlen) == -1) {
+		if (wf_errors_note(we, err) == -1)
 			goto fail;
-	} else if (wfj_raw(j, js, list, err, errlen) == -1)
-		goto fail;
+		bad = 1;
+	}
 	if (cn_parse_list(js->controlnets, js->inputs, &j->cn, &j->cns, err,
-		errlen) == -1)
+		errlen) == -1) {
+		if (we == NULL)
+			goto fail;
+		wf_errors_cns(
+		    js->controlnets, js->inputs, &j->cn, we, err, errlen);
+		bad = 1;
+	}
+	/* Which inputs are used is known once everything above passed. */
+	if (bad)
 		goto fail;
 	j->cn_first = (int)j->nin;
 	for (i = 0; i < j->cns.n; i++) {
@@ -372,20 +457,24 @@ wf_job_new(const struct wf_registry *reg, const struct job_spec *js,
 		snprintf(field, sizeof field, "controlnets[%d].image", i);
 		if ((in = wfj_input_add(j, name, field, j->cns.e[i].source, err,
 			 errlen)) == NULL)
-			goto fail;
+			goto fail_one;
 		in->canny = j->cns.e[i].preprocess;
 		in->low = j->cns.e[i].low;
 		in->high = j->cns.e[i].high;
 	}
-	if (wfj_inputs_used(j, js->inputs, err, errlen) == -1)
+	if (wfj_inputs_used(j, js->inputs, we, err, errlen) == -1)
 		goto fail;
 	/* The surgery's own refusals (no checkpoint loader...) come now. */
 	if ((g = wf_job_render(j, "check", NULL, WF_RENDER_PLACEHOLDERS, err,
 		 errlen)) == NULL)
-		goto fail;
+		goto fail_one;
 	cJSON_Delete(g);
 	return (j);
+fail_one:
+	wf_errors_fail(we, err);
 fail:
+	if (we != NULL)
+		snprintf(err, errlen, "%s", we->first);
 	wf_job_free(j);
 	return (NULL);
 }

@@ -14,8 +14,10 @@
  *	wf_job_error_code()	 maps an execution_error message (no_face)
  *	wf_job_free()
  *
- * The CLI and the HTTP API call wf_job_new() at submit to refuse bad
- * params early, and the CLI's render renders with placeholder uploads.
+ * The CLI calls wf_job_new() at submit to refuse bad params early, and
+ * its render renders with placeholder uploads. The HTTP API calls
+ * wf_job_new_all(), which lists every independent error in a struct
+ * wf_errors (wferrors.h); its first is wf_job_new()'s.
  */
 #ifndef COMFYQ_WFJOB_H
 #define COMFYQ_WFJOB_H
@@ -67,6 +69,9 @@ struct wf_job;
 struct wf_job	*wf_job_new(const struct wf_registry *reg,
       const struct job_spec *js, const struct wf_opts *opts, const char **code,
       char *err, size_t errlen);
+struct wf_job	*wf_job_new_all(const struct wf_registry *reg,
+      const struct job_spec *js, const struct wf_opts *opts, struct wf_errors *we,
+      const char **code, char *err, size_t errlen);
 size_t		 wf_job_ninputs(const struct wf_job *j);
 struct wf_input *wf_job_input(struct wf_job *j, size_t i);
 cJSON *wf_job_render(struct wf_job *j, const char *job_id, const char *prefix,

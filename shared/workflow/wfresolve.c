@@ -86,29 +86,38 @@ wf_check_cross(
  * param in *values (an object the caller deletes), image params holding
  * their input's name. inputs is the job's inputs object (or NULL): image
  * params read their presence from it. Returns 0, or -1 with the first
- * problem in err and *values NULL (what was built is deleted here).
+ * problem in err and *values NULL (what was built is deleted here). With
+ * we, every param is checked on its own and each error added to we
+ * (unknown, misplaced, missing, or a value its rules refuse); the
+ * cross-param rules run only when every param passed.
  */
 int
 wf_resolve(const struct wf_template *t, const cJSON *params,
-    const cJSON *inputs, cJSON **values, char *err, size_t errlen)
+    const cJSON *inputs, cJSON **values, struct wf_errors *we, char *err,
+    size_t errlen)
 {
 	const struct wf_param *p;
 	const cJSON	      *v;
 	cJSON		      *out;
 	size_t		       i;
+	int		       bad = 0;
 
 	*values = NULL;
 	cJSON_ArrayForEach(v, params) {
 		p = wf_param_find(t, v->string);
-		if (p == NULL || p->type == WF_IMAGE) {
-			if (p != NULL)
-				ERR_OUT(
-				    "%s: an image goes in inputs.%s, not in params",
-				    v->string, v->string);
-			ERR_OUT(
+		if (p != NULL && p->type != WF_IMAGE)
+			continue;
+		if (p != NULL)
+			snprintf(err, errlen,
+			    "%s: an image goes in inputs.%s, not in params",
+			    v->string, v->string);
+		else
+			snprintf(err, errlen,
 			    "%.64s: unknown parameter (see comfyq workflows show %s)",
 			    v->string, wf_name(t));
-		}
+		if (wf_errors_note(we, err) == -1)
+			return (-1);
+		bad = 1;
 	}
 	out = cJSON_CreateObject();
 	for (i = 0; i < wf_nparams(t); i++) {
@@ -116,12 +125,14 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 		if (p->type == WF_IMAGE) {
 			if (cJSON_GetObjectItemCaseSensitive(inputs, p->name) ==
 			    NULL) {
-				if (p->required) {
-					snprintf(err, errlen,
-					    "%s: required (give inputs.%s)",
-					    p->name, p->name);
+				if (!p->required)
+					continue;
+				snprintf(err, errlen,
+				    "%s: required (give inputs.%s)", p->name,
+				    p->name);
+				if (wf_errors_note(we, err) == -1)
 					goto fail;
-				}
+				bad = 1;
 				continue;
 			}
 			graph_set_str(out, p->name, p->name);
@@ -131,19 +142,23 @@ wf_resolve(const struct wf_template *t, const cJSON *params,
 			NULL &&
 		    (v = wf_preset(t, params, p)) == NULL)
 			v = p->def;
-		if (v == NULL) {
-			if (p->required) {
-				snprintf(err, errlen, "%s: required", p->name);
+		if (v == NULL && !p->required)
+			continue;
+		if (v == NULL)
+			snprintf(err, errlen, "%s: required", p->name);
+		if (v == NULL || wf_check_value(p, v, err, errlen) == -1) {
+			if (wf_errors_note(we, err) == -1)
 				goto fail;
-			}
+			bad = 1;
 			continue;
 		}
-		if (wf_check_value(p, v, err, errlen) == -1)
-			goto fail;
 		graph_set(out, p->name, cJSON_Duplicate(v, 1));
 	}
-	if (wf_check_cross(t, out, err, errlen) == -1)
+	if (bad || wf_check_cross(t, out, err, errlen) == -1) {
+		if (!bad && we != NULL)
+			wf_errors_add(we, err);
 		goto fail;
+	}
 	*values = out;
 	return (0);
 fail:

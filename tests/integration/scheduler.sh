@@ -268,6 +268,20 @@ jobs)
 	req DELETE "/v1/jobs/$webjob" -H "$ADMIN"
 	post /v1/jobs '{"workflow":"smoke_invert","tenant":"web:1"}' -H "$ADMIN"
 	code_is "room again" 201
+	# Every independent error of the params at once, the first as message.
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","steps":150,"width":7,"bogus":1}}' -H "$ADMIN"
+	err_is "three bad params" 400 invalid_input
+	eq "three fields" "$(js '.error.fields | length')" 3
+	eq "message is the first" "$(js .error.message)" "bogus: unknown parameter (see comfyq workflows show sdxl_txt2img)"
+	eq "unknown param field" "$(js '.error.fields[0].field')" params.bogus
+	eq "steps field of three" "$(js '.error.fields[1].field')" params.steps
+	eq "steps message of three" "$(js '.error.fields[1].message')" "150 not in 1..60"
+	eq "width field" "$(js '.error.fields[2].field')" params.width
+	eq "width message" "$(js '.error.fields[2].message')" "7 not in 512..2048"
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","steps":150},"loras":["a:1",{"name":"b","strength_model":"x"}]}' -H "$ADMIN"
+	err_is "a LoRA and a param" 400 invalid_input
+	eq "LoRA entry field" "$(js '.error.fields[0].field')" 'loras[1].strength_model'
+	eq "param after the LoRA" "$(js '.error.fields[1].field')" params.steps
 	;;
 run)
 	sim_start sim --step-ms 50 --model-load-ms 0 || exit 1

@@ -3,7 +3,9 @@
  * in tests/data/golden renders byte for byte to its expected graph (and
  * that graph passes link and names checks against a /object_info
  * fixture), and bad params, LoRAs, ControlNets and inputs are refused with
- * exact messages. COMFYQ_GOLDEN_UPDATE=1 rewrites the expected graphs
+ * exact messages, one at a time or all together (wf_job_new_all: each
+ * independent error listed, the first as wf_job_new() writes it, at most
+ * WF_ERRORS_MAX). COMFYQ_GOLDEN_UPDATE=1 rewrites the expected graphs
  * (review the diff before committing it).
  */
 #include <dirent.h>
@@ -389,11 +391,108 @@ test_seed_and_placeholders(void)
 	wf_registry_free(r);
 }
 
+/*
+ * Checks spec with wf_job_new_all() into we; the first error must be
+ * wf_job_new()'s, byte for byte.
+ */
+static void
+check_all(const struct wf_registry *r, const char *spec, struct wf_errors *we)
+{
+	struct job_spec js;
+	struct wf_job  *j;
+	const char     *code, *code1;
+	char		err[2048], err1[2048];
+
+	memset(we, 0, sizeof *we);
+	ASSERT_EQ(
+	    job_spec_parse(&js, spec, strlen(spec), NULL, err, sizeof err), 0);
+	j = wf_job_new_all(r, &js, NULL, we, &code, err, sizeof err);
+	ASSERT_TRUE(j == NULL);
+	ASSERT_TRUE(
+	    wf_job_new(r, &js, NULL, &code1, err1, sizeof err1) == NULL);
+	ASSERT_STREQ(err, err1);
+	ASSERT_STREQ(code, code1);
+	ASSERT_STREQ(we->first, err1);
+	job_spec_free(&js);
+}
+
+static void
+test_errors_all(void)
+{
+	struct wf_registry *r = load_registry();
+	struct wf_errors   *we = calloc(1, sizeof *we);
+	char		    spec[4096];
+	int		    i, o;
+
+	/* Three params, each wrong on its own. */
+	check_all(r,
+	    "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"x\","
+	    "\"steps\":150,\"width\":7,\"bogus\":1}}",
+	    we);
+	ASSERT_EQ(we->n, 3);
+	ASSERT_EQ(we->more, 0);
+	ASSERT_STREQ(we->msg[0],
+	    "bogus: unknown parameter (see comfyq workflows show sdxl_txt2img)");
+	ASSERT_STREQ(we->msg[1], "steps: 150 not in 1..60");
+	ASSERT_STREQ(we->msg[2], "width: 7 not in 512..2048");
+	/* LoRA entries and a param together; a missing required one. */
+	check_all(r,
+	    "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"steps\":150},"
+	    "\"loras\":[\"a:99\",\"b:0.5\",{\"name\":\"c\","
+	    "\"strength_model\":\"x\"},\"b\"]}",
+	    we);
+	ASSERT_EQ(we->n, 5);
+	ASSERT_STREQ(we->msg[0], "loras[0]: weight 99 not in -10..10");
+	ASSERT_STREQ(we->msg[1], "loras[2].strength_model: must be a number");
+	ASSERT_STREQ(
+	    we->msg[2], "loras[3]: b.safetensors is already given by loras[1]");
+	ASSERT_STREQ(we->msg[3], "prompt: required");
+	ASSERT_STREQ(we->msg[4], "steps: 150 not in 1..60");
+	/* ControlNet entries and unused inputs. */
+	check_all(r,
+	    "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"x\"},"
+	    "\"controlnets\":[{\"type\":\"canny\",\"image\":\"aGk=\"},"
+	    "{\"type\":\"pose\",\"image\":\"aGk=\"},"
+	    "{\"type\":\"depth\",\"image\":\"aGk=\",\"start\":2}]}",
+	    we);
+	ASSERT_EQ(we->n, 2);
+	ASSERT_STREQ(we->msg[0],
+	    "controlnets[1].type: 'pose' unknown (known: canny, depth)");
+	ASSERT_STREQ(we->msg[1], "controlnets[2].start: 2 not in 0..1");
+	check_all(r,
+	    "{\"workflow\":\"smoke_invert\",\"inputs\":{\"face\":\"aGk=\","
+	    "\"nope\":\"aGk=\"}}",
+	    we);
+	ASSERT_EQ(we->n, 2);
+	ASSERT_STREQ(we->msg[0],
+	    "inputs.face: not used (no image param or ControlNet of that name)");
+	ASSERT_STREQ(we->msg[1],
+	    "inputs.nope: not used (no image param or ControlNet of that name)");
+	/* 40 unknown params: 32 entries, the last counts the 8 left out. */
+	o = snprintf(spec, sizeof spec,
+	    "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"x\"");
+	for (i = 0; i < 40; i++)
+		o += snprintf(
+		    spec + o, sizeof spec - (size_t)o, ",\"p%02d\":1", i);
+	snprintf(spec + o, sizeof spec - (size_t)o, "}}");
+	check_all(r, spec, we);
+	ASSERT_EQ(we->n, WF_ERRORS_MAX);
+	ASSERT_EQ(we->more, 8);
+	ASSERT_STREQ(we->msg[0],
+	    "p00: unknown parameter (see comfyq workflows show sdxl_txt2img)");
+	ASSERT_STREQ(we->msg[31],
+	    "p31: unknown parameter (see comfyq workflows show sdxl_txt2img)"
+	    " (... and 8 more)");
+	free(we);
+	wf_registry_free(r);
+}
+
 const struct unit_test test_workflow[] = {
 	{ "templates_load", test_templates_load },
 	{ "golden", test_golden },
 	{ "bad_params", test_bad_params },
 	{ "bad_surgery", test_bad_surgery },
 	{ "seed_and_placeholders", test_seed_and_placeholders },
+	{ "errors_all", test_errors_all },
 	{ NULL, NULL },
 };
