@@ -50,8 +50,8 @@ struct worker {
 	struct wf_registry *workflows;
 	struct cn_map	    cn_map;
 	struct inputs_opts  inputs;
-	cJSON		   *objinfo; /* cached GET /object_info */
-	struct httpc_req   *objinfo_req;  /* the fetch on becoming healthy */
+	cJSON		   *objinfo;	    /* cached GET /object_info */
+	struct httpc_req   *objinfo_req;    /* the fetch on becoming healthy */
 	long long	    objinfo_set_ms; /* last published (mono), 0: due */
 
 	int	      registered;
