@@ -86,6 +86,8 @@ static const struct route routes[] = {
 	    R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/object_info", comfy_object_info,
 	    R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/object_info/{name}", comfy_object_info_one,
+	    R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/system_stats", comfy_system_stats,
 	    R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/ws", comfy_ws, R_AUTH | R_STREAM | R_COMFY },

@@ -41,6 +41,7 @@ SCHED_ROUTE(comfy_view);
 SCHED_ROUTE(comfy_interrupt);
 SCHED_ROUTE(comfy_upload);
 SCHED_ROUTE(comfy_object_info);
+SCHED_ROUTE(comfy_object_info_one);
 SCHED_ROUTE(comfy_system_stats);
 SCHED_ROUTE(comfy_ws);
 SCHED_ROUTE(events_job);

@@ -9,6 +9,17 @@
  * Draining (SIGTERM): no more claims; runs without a slot (they have not
  * reached the GPU) are handed back at once, the rest finish within the
  * grace period, then are handed back (release), and the worker exits.
+ *
+ * The node list: the worker caches its ComfyUI's /object_info (fetched
+ * when ComfyUI turns healthy, or by the first run that needs it, again on
+ * a names miss; dropped when the socket goes down) and publishes it as the
+ * plain string objinfo:<pool> (SET ... EX WORKER_OBJINFO_TTL_S) for the
+ * scheduler's GET /comfy/object_info. It is no job or slot state, so it is
+ * a plain command, fire and forget: a failure is logged and never touches
+ * a run. It is written when the cached list changes, and again from the
+ * heartbeat once half its TTL has passed (or after a write that failed),
+ * so a live worker's list never lapses and a gone one's does within the
+ * TTL. A list over WORKER_OBJINFO_MAX is not published.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +40,10 @@
 #include "xmalloc.h"
 
 #define WORKER_DRAIN_SLACK_MS 10000
+#define WORKER_OBJINFO_TTL_S  3600
+#define WORKER_OBJINFO_MAX    (16u << 20)
+
+static void worker_objinfo_fetch(struct worker *w);
 
 int
 worker_healthy(const struct worker *w)
@@ -69,8 +84,12 @@ worker_comfy_link(void *arg, int up)
 	int	       i, n = w->nruns;
 
 	backend_link(w->backend, up);
-	if (!up)
+	if (!up) {
 		worker_set_objinfo(w, NULL); /* a restart may change models */
+		if (w->objinfo_req != NULL)
+			httpc_cancel(w->objinfo_req);
+		w->objinfo_req = NULL;
+	}
 	snap = worker_snapshot(w);
 	for (i = 0; i < n; i++)
 		run_link(snap[i], up);
@@ -91,6 +110,7 @@ worker_backend_changed(void *arg)
 	if (backend_healthy(w->backend)) {
 		log_notice("comfyui at %s is healthy", comfy_url(w->comfy));
 		worker_record_changed(w); /* device facts may be new too */
+		worker_objinfo_fetch(w);
 		worker_claim_maybe(w);
 	} else {
 		log_warnx("comfyui at %s is not healthy: not claiming",
@@ -332,6 +352,8 @@ worker_free(struct worker *w)
 	while (w->nruns > 0)
 		run_abandon(w->runs[--w->nruns]);
 	wf_registry_free(w->workflows);
+	if (w->objinfo_req != NULL)
+		httpc_cancel(w->objinfo_req);
 	cJSON_Delete(w->objinfo);
 	backend_free(w->backend);
 	comfy_free(w->comfy);
@@ -343,12 +365,100 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-/* Replaces the cached /object_info (the worker owns it from now on). */
+static void
+worker_objinfo_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct worker *w = arg;
+	redisReply    *r = reply;
+
+	(void)ac;
+	if (r == NULL)
+		w->objinfo_set_ms = 0; /* lost with the connection: again */
+	else if (r->type == REDIS_REPLY_ERROR)
+		log_warnx("publishing /object_info: %s", r->str);
+}
+
+/* Writes the cached /object_info to objinfo:<pool> (see the top). */
+static void
+worker_objinfo_publish(struct worker *w)
+{
+	struct rq_cmd c;
+	char	     *text;
+	size_t	      len;
+
+	w->objinfo_set_ms = clock_mono_ms();
+	if ((text = cJSON_PrintUnformatted(w->objinfo)) == NULL)
+		fatalx("out of memory printing /object_info");
+	if ((len = strlen(text)) > WORKER_OBJINFO_MAX) {
+		log_warnx("/object_info is %zu bytes, over %u: not published",
+		    len, WORKER_OBJINFO_MAX);
+		cJSON_free(text);
+		return;
+	}
+	rq_cmd_init(&c, "SET");
+	rq_cmd_addf(&c, "%sobjinfo:%s", w->prefix, w->pool);
+	rq_cmd_addb(&c, text, len);
+	rq_cmd_add(&c, "EX");
+	rq_cmd_addf(&c, "%d", WORKER_OBJINFO_TTL_S);
+	if (rq_async_call(w->rc, worker_objinfo_reply, w, &c) == -1)
+		w->objinfo_set_ms = 0; /* not connected: the heartbeat again */
+	rq_cmd_free(&c);
+	cJSON_free(text);
+}
+
+/* From the heartbeat: publishes again when due (see the top). */
+void
+worker_objinfo_tick(struct worker *w)
+{
+	if (w->objinfo != NULL &&
+	    (w->objinfo_set_ms == 0 ||
+		clock_mono_ms() - w->objinfo_set_ms >=
+		    WORKER_OBJINFO_TTL_S * 1000LL / 2))
+		worker_objinfo_publish(w);
+}
+
+/*
+ * Replaces the cached /object_info (the worker owns it from now on) and
+ * publishes a list that differs from the one before.
+ */
 void
 worker_set_objinfo(struct worker *w, cJSON *info)
 {
+	int same = info != NULL && w->objinfo != NULL &&
+	    cJSON_Compare(info, w->objinfo, 1);
+
 	cJSON_Delete(w->objinfo);
 	w->objinfo = info;
+	if (info != NULL && !same)
+		worker_objinfo_publish(w);
+}
+
+static void
+worker_objinfo_fetched(const struct httpc_resp *resp, void *arg)
+{
+	struct worker *w = arg;
+	cJSON	      *info;
+
+	w->objinfo_req = NULL;
+	if (resp->fail != HTTPC_OK || resp->status != 200 ||
+	    (info = cJSON_ParseWithLength(resp->body, resp->len)) == NULL) {
+		log_info("GET /object_info: %s; the first job asks again",
+		    resp->fail != HTTPC_OK ? resp->err : "no usable reply");
+		return;
+	}
+	if (w->objinfo != NULL)
+		cJSON_Delete(info); /* a run's fetch came first */
+	else
+		worker_set_objinfo(w, info);
+}
+
+/* ComfyUI is healthy: fetch its node list now, not at the first job. */
+static void
+worker_objinfo_fetch(struct worker *w)
+{
+	if (w->objinfo == NULL && w->objinfo_req == NULL)
+		w->objinfo_req =
+		    comfy_object_info(w->comfy, worker_objinfo_fetched, w);
 }
 
 /* SIGHUP applied new settings: pass on what lives outside the table. */

@@ -21,6 +21,7 @@ struct event;
 struct backend;
 struct comfy;
 struct httpc;
+struct httpc_req;
 struct tpool;
 struct wf_registry;
 
@@ -49,7 +50,9 @@ struct worker {
 	struct wf_registry *workflows;
 	struct cn_map	    cn_map;
 	struct inputs_opts  inputs;
-	cJSON		   *objinfo; /* cached GET /object_info */
+	cJSON		   *objinfo;	    /* cached GET /object_info */
+	struct httpc_req   *objinfo_req;    /* the fetch on becoming healthy */
+	long long	    objinfo_set_ms; /* last published (mono), 0: due */
 
 	int	      registered;
 	int	      registering;    /* a register call is in flight */
@@ -80,6 +83,7 @@ int  worker_healthy(const struct worker *w);
 void worker_stop(struct worker *w);
 void worker_latch_gpu_fault(struct worker *w, const char *why);
 void worker_set_objinfo(struct worker *w, cJSON *info);
+void worker_objinfo_tick(struct worker *w);
 
 /* worker_claim.c */
 void	    worker_claim_maybe(struct worker *w);

@@ -169,6 +169,7 @@ worker_heartbeat(evutil_socket_t fd, short ev, void *arg)
 			    &c, run_jid(w->runs[i]), run_fence(w->runs[i]));
 	rq_async_call(w->rc, worker_heartbeat_reply, w, &c);
 	rq_cmd_free(&c);
+	worker_objinfo_tick(w);
 }
 
 static void

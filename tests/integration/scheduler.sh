@@ -706,8 +706,42 @@ PY
 	code_is "system_stats" 200
 	eq "one device per worker" "$(js '.devices | length')" 1
 	eq "system keys" "$(js -c '.system | has("os") and has("comfyui_version")')" true
+	# /object_info: what the worker's ComfyUI answers, published by the
+	# worker as objinfo:<pool>; a second pool adds its classes, the first
+	# pool in name order keeps a class both have.
+	pool=$(RC SMEMBERS "${P}pools")
+	eq "one pool" "$(echo "$pool" | grep -c .)" 1
+	[ "$(RC TTL "${P}objinfo:$pool")" -gt 0 ] && ok || bad "objinfo:<pool> has no TTL"
+	curl -s "$SIM_URL/object_info" | jq -S . >"$T/oi-sim.json"
 	req GET /comfy/object_info -H "$TG"
-	err_is "object_info has no source" 501 not_implemented
+	code_is "object_info" 200
+	eq "object_info type" "$(header Content-Type)" application/json
+	jq -S . "$T/body" | cmp -s - "$T/oi-sim.json" && ok ||
+		bad "/comfy/object_info differs from the sim's /object_info"
+	curl -s "$SIM_URL/object_info/KSampler" | jq -S . >"$T/ks-sim.json"
+	eq "the sim has KSampler" "$(jq -c keys "$T/ks-sim.json")" '["KSampler"]'
+	req GET /comfy/object_info/KSampler -H "$TG"
+	code_is "object_info of a class" 200
+	jq -S . "$T/body" | cmp -s - "$T/ks-sim.json" && ok ||
+		bad "/comfy/object_info/KSampler differs from the sim's"
+	req GET /comfy/object_info/NoSuchNode -H "$TG"
+	eq "object_info of an unknown class" "$(js -c .)" '{}'
+	req GET /comfy/object_info
+	err_is "object_info without a token" 401 unauthorized
+	CQ slots set zz-extra 1 >/dev/null || bad "slots set"
+	RC SET "${P}objinfo:zz-extra" '{"KSampler":{"name":"other"},"ExtraNode":{"name":"ExtraNode"}}' EX 60 >/dev/null
+	req GET /comfy/object_info -H "$TG"
+	eq "the union of the pools" "$(js -c 'keys | length')" "$(($(jq 'keys | length' "$T/oi-sim.json") + 1))"
+	eq "the other pool's class" "$(js -c .ExtraNode)" '{"name":"ExtraNode"}'
+	jq -S .KSampler "$T/body" | cmp -s - <(jq -S .KSampler "$T/oi-sim.json") && ok ||
+		bad "the first pool's KSampler did not win"
+	# None published (a fresh queue, the lists lapsed): 503.
+	RC DEL "${P}objinfo:$pool" "${P}objinfo:zz-extra" >/dev/null
+	req GET /comfy/object_info -H "$TG"
+	err_is "object_info with none published" 503 unavailable
+	eq "says why" "$(js -r .error.message | grep -c 'no worker has published')" 1
+	req GET /comfy/object_info/KSampler -H "$TG"
+	err_is "a class with none published" 503 unavailable
 	;;
 kill9)
 	# A scheduler killed with SIGKILL loses nothing: an SSE client resumes
