@@ -74,7 +74,8 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/stats/history", dash_history, R_AUTH },
 	/* ComfyUI's own API (sched_comfy*.c, README "ComfyUI-compatible front") */
 	{ EVHTTP_REQ_POST, "/comfy/prompt", comfy_prompt, R_AUTH | R_COMFY },
-	{ EVHTTP_REQ_GET, "/comfy/prompt", comfy_prompt_info, R_AUTH | R_COMFY },
+	{ EVHTTP_REQ_GET, "/comfy/prompt", comfy_prompt_info,
+	    R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/queue", comfy_queue, R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/history", comfy_history, R_AUTH | R_COMFY },
 	{ EVHTTP_REQ_GET, "/comfy/history/{pid}", comfy_history_one,

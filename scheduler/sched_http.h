@@ -72,7 +72,7 @@ size_t	    http_route_count(void);
 const char *http_route_method(size_t i);
 const char *http_route_pattern(size_t i);
 /* 0 for the rows outside the document: ComfyUI's API under /comfy/. */
-int	    http_route_documented(size_t i);
+int http_route_documented(size_t i);
 
 /* The OpenAPI document, embedded at build time (scheduler/openapi.json). */
 extern const char   sched_openapi_json[];

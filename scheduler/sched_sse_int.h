@@ -43,8 +43,8 @@ struct sse_client {
 };
 
 struct sse_sub {
-	char jid[SSE_JID_MAX + 1];	 /* "": every job */
-	char tenant[SSE_TENANT_MAX + 1]; /* "": any */
+	char	   jid[SSE_JID_MAX + 1];       /* "": every job */
+	char	   tenant[SSE_TENANT_MAX + 1]; /* "": any */
 	sse_sub_fn cb;
 	void (*gone)(void *);
 	void *arg;
