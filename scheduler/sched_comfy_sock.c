@@ -223,8 +223,8 @@ SCHED_ROUTE(comfy_ws)
 
 	(void)args;
 	if (s->sse == NULL) {
-		http_reply_error(req, 501, "not_implemented",
-		    "/comfy/ws needs the events reader, which is off");
+		http_reply_error(req, 503, "unavailable",
+		    "/comfy/ws needs the events reader, which is not running");
 		return;
 	}
 	if (up == NULL || strcasecmp(up, "websocket") != 0 ||
