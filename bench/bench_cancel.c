@@ -152,36 +152,6 @@ bench_run(struct bench *b, int i)
 	    i + 1, b->intr[i], b->done[i]);
 }
 
-/* Starts the sim; returns its pid and writes its URL. */
-static pid_t
-bench_start_sim(struct bench *b, char *url, size_t urllen)
-{
-	char	    pf[192], base[192], log[192], port[16] = "";
-	const char *argv[] = { SIM_BIN, "--port", "0", "--port-file", pf,
-		"--base-directory", base, "--step-ms", "2", "--model-load-ms",
-		"0", "--log-level", "verbose", NULL };
-	pid_t	    pid;
-	FILE	   *f;
-	long long   start = clock_mono_ms();
-
-	snprintf(pf, sizeof pf, "%s/sim.port", b->dir);
-	snprintf(base, sizeof base, "%s/sim", b->dir);
-	snprintf(log, sizeof log, "%s/sim.log", b->dir);
-	pid = proc_start(argv, log);
-	while ((f = fopen(pf, "r")) == NULL ||
-	    fgets(port, sizeof port, f) == NULL) {
-		if (f != NULL)
-			fclose(f);
-		if (clock_mono_ms() - start > 20000)
-			bench_die("comfyq-sim", "did not start");
-		bench_sleep_ms(10);
-	}
-	fclose(f);
-	port[strcspn(port, "\n")] = '\0';
-	snprintf(url, urllen, "http://127.0.0.1:%s", port);
-	return (pid);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -210,7 +180,7 @@ main(int argc, char **argv)
 		bench_die("mkdtemp", b.dir);
 	if ((b.c = rq_connect(b.url, 10000, 1, err, sizeof err)) == NULL)
 		bench_die("redis", err);
-	sim = bench_start_sim(&b, url, sizeof url);
+	sim = bench_sim_start(SIM_BIN, b.dir, "2", "verbose", url, sizeof url);
 	snprintf(hb, sizeof hb, "%lld", b.heartbeat_ms);
 	snprintf(lease, sizeof lease, "%lld", b.heartbeat_ms * 3);
 	snprintf(out, sizeof out, "%s/out", b.dir);

@@ -420,36 +420,6 @@ bench_terminal(struct bench *b)
 	free(byrd);
 }
 
-/* Starts comfyq-sim; returns its pid and writes its URL. */
-static pid_t
-bench_start_sim(struct bench *b, char *url, size_t urllen)
-{
-	char	    pf[192], base[192], log[192], port[16] = "";
-	const char *argv[] = { SIM_BIN, "--port", "0", "--port-file", pf,
-		"--base-directory", base, "--step-ms", "10", "--model-load-ms",
-		"0", "--log-level", "warning", NULL };
-	long long   start = clock_mono_ms();
-	pid_t	    pid;
-	FILE	   *f;
-
-	snprintf(pf, sizeof pf, "%s/sim.port", b->dir);
-	snprintf(base, sizeof base, "%s/sim", b->dir);
-	snprintf(log, sizeof log, "%s/sim.log", b->dir);
-	pid = proc_start(argv, log);
-	while ((f = fopen(pf, "r")) == NULL ||
-	    fgets(port, sizeof port, f) == NULL) {
-		if (f != NULL)
-			fclose(f);
-		if (clock_mono_ms() - start > 20000)
-			bench_die("comfyq-sim", "did not start");
-		bench_sleep_ms(10);
-	}
-	fclose(f);
-	port[strcspn(port, "\n")] = '\0';
-	snprintf(url, urllen, "http://127.0.0.1:%s", port);
-	return (pid);
-}
-
 static pid_t
 bench_start_worker(struct bench *b, const char *simurl)
 {
@@ -550,7 +520,8 @@ main(int argc, char **argv)
 	bench_submit(&b, jids);
 	free(jids);
 	bench_clients(&b);
-	sim = bench_start_sim(&b, simurl, sizeof simurl);
+	sim = bench_sim_start(
+	    SIM_BIN, b.dir, "10", "warning", simurl, sizeof simurl);
 	wk = bench_start_worker(&b, simurl);
 	bench_terminal(&b);
 	rc = proc_stop(b.sched, SIGTERM, 10000) == 0 ? 0 : 1;

@@ -1,9 +1,11 @@
 /* Helpers of the benchmarks (see benchlib.h). */
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "benchlib.h"
+#include "standin.h"
 #include "rqfn.h"
 #include "util.h"
 
@@ -111,4 +113,39 @@ bench_slot_set(
 	if (rqfn_slot_set_reply(r, err, sizeof err) == -1)
 		bench_die("slot_set", err);
 	freeReplyObject(r);
+}
+
+/*
+ * Starts comfyq-sim (sim_bin) on a free port with its files under dir
+ * (dir/sim, dir/sim.log); returns its pid and writes its URL. Dies when it
+ * does not say its port within 20 s.
+ */
+pid_t
+bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
+    const char *log_level, char *url, size_t urllen)
+{
+	char	    pf[192], base[192], log[192], port[16] = "";
+	const char *argv[] = { sim_bin, "--port", "0", "--port-file", pf,
+		"--base-directory", base, "--step-ms", step_ms,
+		"--model-load-ms", "0", "--log-level", log_level, NULL };
+	long long   start = clock_mono_ms();
+	pid_t	    pid;
+	FILE	   *f;
+
+	snprintf(pf, sizeof pf, "%s/sim.port", dir);
+	snprintf(base, sizeof base, "%s/sim", dir);
+	snprintf(log, sizeof log, "%s/sim.log", dir);
+	pid = proc_start(argv, log);
+	while ((f = fopen(pf, "r")) == NULL ||
+	    fgets(port, sizeof port, f) == NULL) {
+		if (f != NULL)
+			fclose(f);
+		if (clock_mono_ms() - start > 20000)
+			bench_die("comfyq-sim", "did not start");
+		bench_sleep_ms(10);
+	}
+	fclose(f);
+	port[strcspn(port, "\n")] = '\0';
+	snprintf(url, urllen, "http://127.0.0.1:%s", port);
+	return (pid);
 }

@@ -1,10 +1,13 @@
 /*
  * What the benchmarks that start processes share: dying with a reason,
  * sleeping, a bounded numeric option, a min/median/p90/max line, and the
- * few functions library calls they make (any failure is fatal).
+ * few functions library calls they make (any failure is fatal), and
+ * starting comfyq-sim.
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
+
+#include <sys/types.h>
 
 #include <stddef.h>
 
@@ -22,5 +25,8 @@ void bench_enqueue(redisContext *ctx, const char *prefix, const char *spec,
 void bench_cancel(redisContext *ctx, const char *prefix, const char *jid);
 void bench_slot_set(
     redisContext *ctx, const char *prefix, const char *pool, long long cap);
+
+pid_t bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
+    const char *log_level, char *url, size_t urllen);
 
 #endif
