@@ -9,24 +9,19 @@
 #include <sys/queue.h>
 
 #include <cjson/cJSON.h>
-#include <wslay/wslay.h>
 
-struct bufferevent;
-struct event;
-struct evhttp_connection;
 struct sched;
+struct ws_peer;
 
 #define CWS_ID_MAX 128
 
 struct cws {
-	struct sched		 *s;
-	char			  sid[CWS_ID_MAX + 1];
-	char			  tenant[160];
-	struct evhttp_connection *evcon;
-	struct bufferevent	 *bev;
-	wslay_event_context_ptr	  ctx;
-	struct event		 *ev_free;
-	int			  depth, dead, abrupt, first;
+	struct sched   *s;
+	char		sid[CWS_ID_MAX + 1];
+	char		tenant[160];
+	struct ws_peer *peer;
+	int		dead;  /* closed: off cws_socks */
+	int		first; /* no JSON message seen yet */
 	TAILQ_ENTRY(cws) link;
 };
 TAILQ_HEAD(cws_list, cws);
