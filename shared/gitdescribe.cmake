@@ -1,10 +1,11 @@
 # Writes OUT (generated/comfyq_git.h) with COMFYQ_GIT_DESCRIBE: DESCRIBE when
 # the build was configured with -DCOMFYQ_GIT_DESCRIBE=..., else `git describe
-# --always --dirty` of SRC, else "unknown" (a tree without git). Run at every
+# --always --dirty` of SRC when SRC is a git checkout itself (not a tarball
+# unpacked inside some other repository), else "unknown". Run at every
 # build; the file is rewritten only when the text changes, so only its one
 # includer (shared/config.c) is compiled again.
 set(d "${DESCRIBE}")
-if(d STREQUAL "")
+if(d STREQUAL "" AND EXISTS ${SRC}/.git)
 	find_program(GIT git)
 	if(GIT)
 		execute_process(COMMAND ${GIT} -C ${SRC} describe --always --dirty
