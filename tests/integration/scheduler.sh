@@ -542,7 +542,8 @@ PY
 	code_is "history" 200
 	h=$(js -c --arg p "$pid" '.[$p]')
 	eq "status" "$(echo "$h" | jq -c '.status | {status_str, completed}')" '{"status_str":"success","completed":true}'
-	eq "messages" "$(echo "$h" | jq -c '[.status.messages[][0]]')" '["execution_start","execution_success"]'
+	eq "messages" "$(echo "$h" | jq -c '[.status.messages[][0]]')" '["execution_start","execution_cached","execution_success"]'
+	eq "nodes: what the worker's ComfyUI did" "$(field "$j" nodes)" '{"ran":["1","2","3"],"cached":[]}'
 	eq "prompt item" "$(echo "$h" | jq -c '[.prompt[1], .prompt[3].client_id, .prompt[4]]')" "[\"$pid\",\"c1\",[\"3\"]]"
 	eq "prompt graph" "$(echo "$h" | jq -c '.prompt[2]')" "$(echo "$graph" | jq -c .)"
 	img=$(echo "$h" | jq -c '.outputs["3"].images[0]')
@@ -633,6 +634,8 @@ PY
 	req GET "/comfy/history/$k" -H "$TG"
 	eq "interrupted in history" "$(js -c --arg p "$k" '.[$p] | [.status.status_str, .status.completed, .status.messages[-1][0], .outputs]')" \
 		'["error",false,"execution_interrupted",{}]'
+	eq "interrupted at a node that did not finish" "$(js -c --arg p "$k" '.[$p].status.messages[-1][1] | [(.node_id | type), (.node_id as $n | .executed | index([$n]))]')" \
+		'["string",null]'
 	# /comfy/ws: ComfyUI's events for this client's prompt, in order.
 	cat >"$T/ws.py" <<'PY'
 import base64, json, os, socket, sys
@@ -691,7 +694,9 @@ PY
 	wait_until 30 sh -c "! kill -0 $wspid" && ok || bad "the socket never saw the end"
 	tail -n +2 "$T/ws.out" >"$T/ws.json"
 	eq "event order" "$(jq -r 'select(.type != "status" and .type != "progress") | .type' "$T/ws.json" | tr '\n' ' ')" \
-		"execution_start execution_cached executing executed execution_success executing "
+		"execution_start execution_cached executing executing executing executed execution_success executing "
+	eq "one executing per node" "$(jq -r 'select(.type == "executing") | .data.node' "$T/ws.json" | tr '\n' ' ')" \
+		"1 2 3 null "
 	eq "all for this prompt" "$(jq -r 'select(.type != "status") | .data.prompt_id' "$T/ws.json" | sort -u)" "$w"
 	eq "status before the end" "$(tail -2 "$T/ws.json" | head -1 | jq -r .type)" status
 	eq "the end" "$(tail -1 "$T/ws.json" | jq -c .data.node)" null
