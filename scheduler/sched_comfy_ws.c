@@ -41,7 +41,8 @@
  * and after a terminal one status to the tenant's sockets, then executing
  * {node: null}: ComfyUI's order. The first node not announced is counted
  * from the attempt's progress entries; a job followed from the middle
- * (a socket opened while it ran) goes on after the node last announced.
+ * (a socket opened while it ran) announces the node of each progress
+ * entry too, and its end goes on after the node last announced.
  * An entry without nodes (written by an older worker) gives executing
  * when the progress node changes, and executing + executed per output
  * node at the end. queued sends status. requeued and
@@ -310,12 +311,13 @@ cws_walk(struct cjob *j, const cJSON *nodes, cJSON *outs)
 	const cJSON *ran = cJSON_GetObjectItemCaseSensitive(nodes, "ran");
 	const cJSON *v;
 	cJSON	    *rest;
-	int	     i = 0, from = cws_walk_from(j, ran);
+	int	     i = 0, from = cws_walk_from(j, ran), fresh;
 
 	cJSON_ArrayForEach(v, ran) {
+		fresh = i++ >= from;
 		if (!cJSON_IsString(v))
 			continue;
-		if (i++ >= from)
+		if (fresh)
 			cws_executing(j, v->valuestring);
 		if (outs != NULL)
 			cws_executed(j, outs, v->valuestring);
@@ -348,7 +350,9 @@ cws_progress(struct cjob *j, const cJSON *f, double ms)
 				cws_executing(j, n->valuestring);
 		}
 		cJSON_Delete(nodes);
-	} else if (v != NULL && *v != '\0')
+	}
+	/* Followed from the middle, or an older worker: the node itself. */
+	if ((nodes == NULL || !j->started) && v != NULL && *v != '\0')
 		cws_executing(j, v);
 	d = cJSON_CreateObject();
 	cJSON_AddNumberToObject(d, "value",
