@@ -131,6 +131,7 @@ void	     run_history_entry(struct run *r, const cJSON *e);
 
 /* run_nodes.c */
 void  run_nodes_event(struct run *r, const char *type, const cJSON *data);
+void  run_nodes_history(struct run *r, const cJSON *entry);
 char *run_nodes_delta(struct run *r);
 char *run_nodes_all(const struct run *r, int failed);
 

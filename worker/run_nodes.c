@@ -3,7 +3,8 @@
  * began, in order (`executing`), those it took from its cache
  * (`execution_cached`), and the node it was at when the prompt ended
  * (`execution_error` / `execution_interrupted` name it; a prompt stopped
- * by us ends at the node it last began). The run passes this on with the
+ * by us ends at the node it last began); a prompt whose end came from
+ * /history adds what its status messages say. The run passes this on with the
  * calls it makes anyway, never with a call of its own (README, Events:
  * `nodes`): each progress call carries what is new since the previous
  * one, the report (complete or fail) all of it. The scheduler's ComfyUI
@@ -84,6 +85,27 @@ run_nodes_event(struct run *r, const char *type, const cJSON *data)
 		if ((id = run_str(data, "node_id")) != NULL &&
 		    strlen(id) <= RUN_NODE_ID_MAX)
 			snprintf(r->nodes_at, sizeof r->nodes_at, "%s", id);
+	}
+}
+
+/*
+ * A finished prompt's history entry: its status messages say what the
+ * socket may not have (execution_cached, where an error was), for a
+ * prompt whose end the run learnt from /history.
+ */
+void
+run_nodes_history(struct run *r, const cJSON *entry)
+{
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m,
+	    cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(entry, "status"),
+		"messages")) {
+		if (cJSON_IsArray(m) && cJSON_IsString(m->child) &&
+		    cJSON_IsObject(m->child->next))
+			run_nodes_event(
+			    r, m->child->valuestring, m->child->next);
 	}
 }
 

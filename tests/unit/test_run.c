@@ -423,6 +423,38 @@ test_run_nodes_reported(void)
 	fake_run_free(&f);
 }
 
+/* What the socket did not say, history's status messages do. */
+static void
+test_run_nodes_from_history(void)
+{
+	struct fake_run f;
+	struct run     *r;
+	char		pid[128], body[1024];
+
+	fake_run_init(&f);
+	r = start(&f, SMOKE_SPEC, 1);
+	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
+	answer_prompt(&f, "{}");
+	executing(r, "3", pid);
+	event(r, "executing", EXECUTING_NULL, pid);
+	snprintf(body, sizeof body,
+	    "{\"%s\":{\"outputs\":{\"3\":{\"images\":[{\"filename\":"
+	    "\"comfyq_00001_.png\",\"subfolder\":\"comfyq/j1/a1\",\"type\":"
+	    "\"output\"}]}},\"status\":{\"status_str\":\"success\","
+	    "\"completed\":true,\"messages\":[[\"execution_start\",{}],"
+	    "[\"execution_cached\",{\"nodes\":[\"1\",\"2\"]}],"
+	    "[\"execution_success\",{}]]}}}",
+	    pid);
+	fake_http_answer(&f, FK_HISTORY, 200, body, strlen(body));
+	answer_view(&f);
+	fake_redis_answer(&f, FK_BLOB, "OK");
+	ASSERT_STREQ(fake_last(&f, FK_COMPLETE)->nodes,
+	    "{\"ran\":[\"3\"],\"cached\":[\"1\",\"2\"]}");
+	fake_redis_answer(&f, FK_COMPLETE, "OK");
+	ASSERT_EQ(f.done, 1);
+	fake_run_free(&f);
+}
+
 /*
  * A failure says where ComfyUI was: the node its execution_error names;
  * for a cancel, the node it last began while the prompt still ran; none
@@ -482,6 +514,7 @@ const struct unit_test test_run[] = {
 	{ "lease_lost_while_running", test_run_lease_lost_while_running },
 	{ "report_malformed", test_run_report_malformed },
 	{ "nodes_reported", test_run_nodes_reported },
+	{ "nodes_from_history", test_run_nodes_from_history },
 	{ "nodes_at", test_run_nodes_at },
 	{ NULL, NULL },
 };
