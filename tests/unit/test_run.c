@@ -48,6 +48,19 @@ answer_prompt(struct fake_run *f, const char *node_errors)
 	fake_http_answer(f, FK_PROMPT, 200, body, strlen(body));
 }
 
+/* A smoke run whose prompt ComfyUI accepted; its prompt id in pid. */
+static struct run *
+running(struct fake_run *f, char pid[128])
+{
+	struct run *r;
+
+	fake_run_init(f);
+	r = start(f, SMOKE_SPEC, 1);
+	snprintf(pid, 128, "%s", prompt_id(f));
+	answer_prompt(f, "{}");
+	return (r);
+}
+
 /* A success entry with n outputs of SaveImage (node 3). */
 static void
 answer_history(struct fake_run *f, int n)
@@ -326,10 +339,7 @@ test_run_lease_lost_while_running(void)
 	struct run     *r;
 	char		pid[128];
 
-	fake_run_init(&f);
-	r = start(&f, SMOKE_SPEC, 1);
-	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
-	answer_prompt(&f, "{}");
+	r = running(&f, pid);
 	run_lost(r);
 	ASSERT_EQ(f.interrupts, 1);
 	ASSERT_STREQ(f.interrupted, pid);
@@ -431,10 +441,7 @@ test_run_nodes_from_history(void)
 	struct run     *r;
 	char		pid[128], body[1024];
 
-	fake_run_init(&f);
-	r = start(&f, SMOKE_SPEC, 1);
-	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
-	answer_prompt(&f, "{}");
+	r = running(&f, pid);
 	executing(r, "3", pid);
 	event(r, "executing", EXECUTING_NULL, pid);
 	snprintf(body, sizeof body,
@@ -467,10 +474,7 @@ test_run_nodes_at(void)
 	struct run     *r;
 	char		pid[128];
 
-	fake_run_init(&f);
-	r = start(&f, SMOKE_SPEC, 1);
-	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
-	answer_prompt(&f, "{}");
+	r = running(&f, pid);
 	executing(r, "1", pid);
 	executing(r, "2", pid);
 	event(r, "execution_error",
@@ -483,10 +487,7 @@ test_run_nodes_at(void)
 	fake_redis_answer_tag(&f, FK_FAIL, "failed");
 	fake_run_free(&f);
 
-	fake_run_init(&f);
-	r = start(&f, SMOKE_SPEC, 1);
-	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
-	answer_prompt(&f, "{}");
+	r = running(&f, pid);
 	executing(r, "1", pid);
 	run_cancel(r);
 	ASSERT_EQ(f.interrupts, 1);
