@@ -6,6 +6,10 @@
           ARGV[4] message  ARGV[5] retryable 0|1
           ARGV[6] backoff base ms  ARGV[7] backoff max ms
           ARGV[8] jitter draw in [0, 1) (the caller's randomness)
+          ARGV[9] nodes (optional): a JSON object, what ComfyUI did in
+                  this attempt: `ran`, `cached`, and `at`, the node it was
+                  at when the attempt ended (README, Events); kept only by
+                  a terminal failure
   Output: { 'delayed', due_ms }  retried: back in the queue after a backoff
           { 'failed' } | { 'canceled' }  terminal, with refund
           STALE when the job is not active under this fence.
@@ -28,6 +32,7 @@ register('fail', function(keys, args)
 	local base = arg_int(args[6] or 1000, 'backoff_base_ms', 1, 86400000)
 	local max = arg_int(args[7] or 300000, 'backoff_max_ms', 1, 86400000)
 	local jitter = tonumber(args[8] or '0.5')
+	local nodes = arg_nodes(args[9])
 	if ERROR_CODES[code] == nil then
 		raise('INVALID', "code: '" .. code .. "' is not an error code")
 	end
@@ -72,6 +77,6 @@ register('fail', function(keys, args)
 		return { 'delayed', due }
 	end
 	local state = ERROR_CODES[code]
-	finish(P, jid, j, state, code, msg, now, nil)
+	finish(P, jid, j, state, code, msg, now, nil, nodes)
 	return { state }
 end)

@@ -47,12 +47,13 @@
     slot_get read held:<pool> and say CORRUPT.
 ]]
 
-local VERSION = '4'
+local VERSION = '5'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
 local MARKER_CAP = 1024			-- wake tokens kept per marker
 local MSG_MAX = 2048			-- error messages are cut to this
+local NODES_MAX = 65536			-- a report's node lists (arg_nodes)
 local DEAD_FIELDS = 32			-- evidence kept of a corrupt record
 local STATES = { queued = true, delayed = true, active = true,
 	succeeded = true, failed = true, canceled = true }
@@ -149,6 +150,24 @@ local function arg_json_array(v, name, max, rule)
 		raise('INVALID', name .. ': ' .. rule)
 	end
 	return list
+end
+
+--[[
+  What ComfyUI did in an attempt, as its worker heard it (README, Events:
+  `nodes`): an optional JSON object of at most NODES_MAX bytes; '{}' when
+  none was given, so every entry of a type has the same fields.
+]]
+local function arg_nodes(v)
+	if v == nil or v == '' then
+		return '{}'
+	end
+	local ok, t = pcall(cjson.decode, v)
+	if #v > NODES_MAX or not ok or type(t) ~= 'table' or
+	    string.sub(v, 1, 1) ~= '{' then
+		raise('INVALID', 'nodes: must be a JSON object of at most ' ..
+		    NODES_MAX .. ' bytes')
+	end
+	return v
 end
 
 -- Worker ids, pool names, holder names: printable, no spaces, no braces.
@@ -274,21 +293,25 @@ end
   Ends a job: state, one terminal event, one refund entry when it refunds.
   job: table with tenant, meta, attempt (read by the caller before writes).
   The job record keeps everything the terminal event says (state,
-  error_code, error, refund, outputs, tenant, meta, attempt) and the event's
-  stream id in end_id, so a reader that missed the event (the stream was
-  trimmed past it) reads job:<jid> for as long as the record is kept.
+  error_code, error, refund, outputs, nodes, tenant, meta, attempt) and the
+  event's stream id in end_id, so a reader that missed the event (the
+  stream was trimmed past it) reads job:<jid> for as long as the record is kept.
   A job with a `webhook` URL gets its delivery scheduled here, the one
   terminal path: wh_state pending, due now in the webhooks zset
   (lua/webhook.lua hands it to a scheduler). The job's key is a hash or
   gone (bury deletes one of another type first), so HGET cannot fail.
+  nodes: the worker's node lists (arg_nodes), nil for an ending no worker
+  reported ('{}').
 ]]
-local function finish(P, jid, job, state, code, msg, now, outputs)
+local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 	local key = P .. 'job:' .. jid
 	local hook = redis.call('HGET', key, 'webhook')
 	local refund = state ~= 'succeeded'
+	nodes = nodes or '{}'
 	local ev = { 'type', state, 'job', jid, 'state', state,
 	    'tenant', job.tenant or '', 'attempt', job.attempt or '0',
-	    'refund', refund and 'true' or 'false', 'meta', job.meta or '{}' }
+	    'refund', refund and 'true' or 'false', 'meta', job.meta or '{}',
+	    'nodes', nodes }
 	if code then
 		ev[#ev + 1] = 'error_code'; ev[#ev + 1] = code
 		ev[#ev + 1] = 'error'; ev[#ev + 1] = msg
@@ -299,7 +322,7 @@ local function finish(P, jid, job, state, code, msg, now, outputs)
 	local id = event(P, ev)
 	redis.call('HSET', key, 'state', state, 'finished_ms', now,
 	    'refund', refund and 'true' or 'false', 'cancel_req', '0',
-	    'end_id', id)
+	    'end_id', id, 'nodes', nodes)
 	redis.call('HDEL', key, 'lease_until')
 	if code then
 		redis.call('HSET', key, 'error_code', code, 'error', msg)

@@ -55,5 +55,14 @@ void comfy_reply_empty(struct evhttp_request *req);
  * {node: {images: [{filename, subfolder: jid, type: "output"}]}}. */
 const char *comfy_job_pid(const char *jid, const cJSON *meta);
 cJSON	   *comfy_outputs(const char *jid, const char *records);
+/* From the worker's node lists of an attempt (README, Events: nodes):
+ * the cached node ids as a new array; and the fields of an
+ * execution_error (err) or execution_interrupted message added to d:
+ * node_id (where ComfyUI was), node_type (null), executed (the nodes
+ * that finished), and for an error our code and message as ComfyUI's
+ * exception fields. */
+cJSON *comfy_cached(const cJSON *nodes);
+void   comfy_end_fields(
+      cJSON *d, const cJSON *nodes, int err, const char *code, const char *msg);
 
 #endif

@@ -13,8 +13,10 @@
  * job ended ({} before, as ComfyUI); its outputs are the job's output
  * records grouped by node, each {filename, subfolder: <job id>, type:
  * "output"}, so /view finds the job from what history gave; its status
- * messages are execution_start and then execution_success, execution_error
- * (error_code as exception_type, the error as exception_message) or
+ * messages are execution_start, execution_cached (the nodes the worker's
+ * ComfyUI took from its cache, from the record's nodes), and then
+ * execution_success, execution_error (error_code as exception_type, the
+ * error as exception_message, node_id and executed from nodes) or
  * execution_interrupted (canceled). A queue item is [number, prompt_id,
  * graph, {client_id, create_time}, output node ids]; active jobs are
  * running, queued and delayed ones pending.
@@ -165,6 +167,57 @@ comfy_outputs(const char *jid, const char *text)
 }
 
 static cJSON *
+comfy_ids(const cJSON *list)
+{
+	cJSON	    *a = cJSON_CreateArray();
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, list) {
+		if (cJSON_IsString(v))
+			cJSON_AddItemToArray(
+			    a, cJSON_CreateString(v->valuestring));
+	}
+	return (a);
+}
+
+cJSON *
+comfy_cached(const cJSON *nodes)
+{
+	return (comfy_ids(cJSON_GetObjectItemCaseSensitive(nodes, "cached")));
+}
+
+void
+comfy_end_fields(
+    cJSON *d, const cJSON *nodes, int err, const char *code, const char *msg)
+{
+	const char *at =
+	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(nodes, "at"));
+	cJSON *done, *v, *last = NULL;
+
+	if (at != NULL)
+		cJSON_AddStringToObject(d, "node_id", at);
+	else
+		cJSON_AddNullToObject(d, "node_id");
+	cJSON_AddNullToObject(d, "node_type");
+	/* What ran, but the node it ended at (its last time). */
+	done = comfy_ids(cJSON_GetObjectItemCaseSensitive(nodes, "ran"));
+	cJSON_ArrayForEach(v, done) {
+		if (at != NULL && strcmp(v->valuestring, at) == 0)
+			last = v;
+	}
+	if (last != NULL)
+		cJSON_Delete(cJSON_DetachItemViaPointer(done, last));
+	cJSON_AddItemToObject(d, "executed", done);
+	if (!err)
+		return;
+	cJSON_AddStringToObject(d, "exception_message", msg != NULL ? msg : "");
+	cJSON_AddStringToObject(d, "exception_type", code != NULL ? code : "");
+	cJSON_AddArrayToObject(d, "traceback");
+	cJSON_AddObjectToObject(d, "current_inputs");
+	cJSON_AddArrayToObject(d, "current_outputs");
+}
+
+static cJSON *
 comfy_message(const char *event, const char *pid, const char *ms)
 {
 	cJSON *m = cJSON_CreateArray(), *d = cJSON_CreateObject();
@@ -181,14 +234,15 @@ static cJSON *
 comfy_entry(
     const char *jid, const redisReply *h, const cJSON *spec, const cJSON *meta)
 {
-	const char *state = sched_field(h, "state"), *pid;
+	const char *state = sched_field(h, "state"), *pid, *v;
 	const char *fin = sched_field(h, "finished_ms");
-	cJSON	   *e, *st, *msgs, *m, *d, *outs, *node, *mo;
+	cJSON	   *e, *st, *msgs, *m, *outs, *node, *mo, *nodes;
 	int	    ok = cstate(state, "succeeded");
 
 	if (!ok && !cstate(state, "failed") && !cstate(state, "canceled"))
 		return (NULL);
 	pid = comfy_job_pid(jid, meta);
+	nodes = (v = sched_field(h, "nodes")) != NULL ? cJSON_Parse(v) : NULL;
 	e = cJSON_CreateObject();
 	cJSON_AddItemToObject(e, "prompt", comfy_item(jid, h, spec, meta));
 	outs = ok ? comfy_outputs(jid, sched_field(h, "outputs"))
@@ -198,10 +252,15 @@ comfy_entry(
 	cJSON_AddStringToObject(st, "status_str", ok ? "success" : "error");
 	cJSON_AddBoolToObject(st, "completed", ok);
 	msgs = cJSON_AddArrayToObject(st, "messages");
-	if (sched_field(h, "started_ms") != NULL)
-		cJSON_AddItemToArray(msgs,
-		    comfy_message(
-			"execution_start", pid, sched_field(h, "started_ms")));
+	if (sched_field(h, "started_ms") != NULL) {
+		v = sched_field(h, "started_ms");
+		cJSON_AddItemToArray(
+		    msgs, comfy_message("execution_start", pid, v));
+		m = comfy_message("execution_cached", pid, v);
+		cJSON_AddItemToObject(
+		    cJSON_GetArrayItem(m, 1), "nodes", comfy_cached(nodes));
+		cJSON_AddItemToArray(msgs, m);
+	}
 	if (ok)
 		cJSON_AddItemToArray(
 		    msgs, comfy_message("execution_success", pid, fin));
@@ -210,24 +269,12 @@ comfy_entry(
 			? "execution_interrupted"
 			: "execution_error",
 		    pid, fin);
-		d = cJSON_GetArrayItem(m, 1);
-		cJSON_AddNullToObject(d, "node_id");
-		cJSON_AddNullToObject(d, "node_type");
-		cJSON_AddArrayToObject(d, "executed");
-		if (!cstate(state, "canceled")) {
-			const char *ec = sched_field(h, "error_code");
-			const char *em = sched_field(h, "error");
-
-			cJSON_AddStringToObject(
-			    d, "exception_message", em != NULL ? em : "");
-			cJSON_AddStringToObject(
-			    d, "exception_type", ec != NULL ? ec : "");
-			cJSON_AddArrayToObject(d, "traceback");
-			cJSON_AddObjectToObject(d, "current_inputs");
-			cJSON_AddArrayToObject(d, "current_outputs");
-		}
+		comfy_end_fields(cJSON_GetArrayItem(m, 1), nodes,
+		    !cstate(state, "canceled"), sched_field(h, "error_code"),
+		    sched_field(h, "error"));
 		cJSON_AddItemToArray(msgs, m);
 	}
+	cJSON_Delete(nodes);
 	mo = cJSON_AddObjectToObject(e, "meta");
 	cJSON_ArrayForEach(node, outs) {
 		cJSON *x = cJSON_AddObjectToObject(mo, node->string);

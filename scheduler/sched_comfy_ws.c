@@ -17,15 +17,35 @@
  * a job of a tenant with a socket open costs one HMGET of its meta; the
  * entries that come while it is in flight wait in order, and the answer
  * (a prompt's client and id, or "not a prompt") is kept until the job's
- * terminal entry, at most CWS_JOBS_MAX jobs. Translation, per entry:
- *	started		execution_start, execution_cached {nodes: []}
- *	progress	executing {node} when the node changes, progress
- *	succeeded	executing + executed per output node (the outputs
- *			as /comfy/history gives them), execution_success
- *	failed		execution_error (error_code as exception_type)
- *	canceled	execution_interrupted
+ * terminal entry, at most CWS_JOBS_MAX jobs.
+ *
+ * Translation. The worker reports what its ComfyUI did (README, Events:
+ * `nodes`) on the entries it writes anyway: a progress entry the nodes
+ * begun since its previous one (`ran`, the first one also `cached`), the
+ * terminal entry all of them and the node the prompt ended `at`. So, per
+ * entry:
+ *	started		execution_start
+ *	progress	execution_cached {nodes: cached} (the attempt's first
+ *			entry after started), executing per node in ran,
+ *			progress
+ *	succeeded	execution_cached if not sent yet; then, walking ran
+ *			from the first node not announced yet, executing
+ *			each and executed after each output node (the
+ *			outputs as /comfy/history gives them; an output
+ *			node announced earlier gets its executed first, one
+ *			not in ran, a cached one, last); execution_success
+ *	failed		the same walk without outputs, execution_error
+ *			(node_id: at; executed: ran but at; error_code as
+ *			exception_type)
+ *	canceled	the same, execution_interrupted
  * and after a terminal one status to the tenant's sockets, then executing
- * {node: null}: ComfyUI's order. queued sends status. requeued and
+ * {node: null}: ComfyUI's order. The first node not announced is counted
+ * from the attempt's progress entries; a job followed from the middle
+ * (a socket opened while it ran) announces the node of each progress
+ * entry too, and its end goes on after the node last announced.
+ * An entry without nodes (written by an older worker) gives executing
+ * when the progress node changes, and executing + executed per output
+ * node at the end. queued sends status. requeued and
  * retrying send nothing (the next started is a new execution_start). A
  * prompt without client_id gets only progress and execution_interrupted,
  * to all the tenant's sockets, as ComfyUI broadcasts those.
@@ -56,8 +76,11 @@ struct cjob {
 	char	       *client; /* NULL: no client_id */
 	char	       *pid;
 	enum cjob_state st;
-	char		node[64]; /* the node last announced */
-	cJSON	       *pending;  /* entries while CJ_LOOKING */
+	char		node[64];    /* the node last announced */
+	int		started;     /* this attempt's started was seen */
+	int		cached_sent; /* its execution_cached went out */
+	int		nran;	     /* nodes its progress entries gave */
+	cJSON	       *pending;     /* entries while CJ_LOOKING */
 	struct cjob    *next;
 };
 
@@ -213,71 +236,173 @@ cws_f(const cJSON *f, const char *k)
 	return (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, k)));
 }
 
+/* The worker's node lists of an entry (the top), or NULL without. */
+static cJSON *
+cws_nodes(const cJSON *f)
+{
+	const char *t = cws_f(f, "nodes");
+
+	return (t != NULL ? cJSON_Parse(t) : NULL);
+}
+
+/* execution_cached, once per attempt, right after execution_start. */
+static void
+cws_cached(struct cjob *j, const cJSON *nodes, double ms)
+{
+	cJSON *d;
+
+	if (!j->started || j->cached_sent)
+		return;
+	j->cached_sent = 1;
+	d = cws_stamped(ms);
+	cJSON_AddItemToObject(d, "nodes", comfy_cached(nodes));
+	cws_send(j, "execution_cached", d, 0);
+}
+
+static void
+cws_executed(struct cjob *j, cJSON *outs, const char *node)
+{
+	cJSON *o = cJSON_DetachItemFromObjectCaseSensitive(outs, node), *d;
+
+	if (o == NULL)
+		return;
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "node", node);
+	cJSON_AddStringToObject(d, "display_node", node);
+	cJSON_AddItemToObject(d, "output", o);
+	cws_send(j, "executed", d, 0);
+}
+
+static int
+cws_in(const cJSON *list, const char *id)
+{
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, list) {
+		if (cJSON_IsString(v) && strcmp(v->valuestring, id) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/* Where the terminal walk over ran starts (the top). */
+static int
+cws_walk_from(const struct cjob *j, const cJSON *ran)
+{
+	const cJSON *v;
+	int	     i = 0, from = 0;
+
+	if (j->started)
+		return (j->nran);
+	cJSON_ArrayForEach(v, ran) {
+		i++;
+		if (j->node[0] != '\0' && cJSON_IsString(v) &&
+		    strcmp(v->valuestring, j->node) == 0)
+			from = i;
+	}
+	return (from);
+}
+
+/* The end of an attempt: executing for what was not announced yet, with
+ * executed after the output nodes in outs (NULL for a failure). */
+static void
+cws_walk(struct cjob *j, const cJSON *nodes, cJSON *outs)
+{
+	const cJSON *ran = cJSON_GetObjectItemCaseSensitive(nodes, "ran");
+	const cJSON *v;
+	cJSON	    *rest;
+	int	     i = 0, from = cws_walk_from(j, ran), fresh;
+
+	cJSON_ArrayForEach(v, ran) {
+		fresh = i++ >= from;
+		if (!cJSON_IsString(v))
+			continue;
+		if (fresh)
+			cws_executing(j, v->valuestring);
+		if (outs != NULL)
+			cws_executed(j, outs, v->valuestring);
+	}
+	if (outs == NULL)
+		return;
+	for (rest = outs->child; rest != NULL; rest = outs->child) {
+		/* a cached output node: executed alone, as ComfyUI */
+		if (!cJSON_HasObjectItem(nodes, "ran") ||
+		    !cws_in(cJSON_GetObjectItemCaseSensitive(nodes, "cached"),
+			rest->string))
+			cws_executing(j, rest->string);
+		cws_executed(j, outs, rest->string);
+	}
+}
+
+static void
+cws_progress(struct cjob *j, const cJSON *f, double ms)
+{
+	const char  *v = cws_f(f, "node");
+	cJSON	    *nodes = cws_nodes(f), *d;
+	const cJSON *n;
+
+	if (nodes != NULL) {
+		cws_cached(j, nodes, ms);
+		cJSON_ArrayForEach(
+		    n, cJSON_GetObjectItemCaseSensitive(nodes, "ran")) {
+			j->nran++;
+			if (cJSON_IsString(n))
+				cws_executing(j, n->valuestring);
+		}
+		cJSON_Delete(nodes);
+	}
+	/* Followed from the middle, or an older worker: the node itself. */
+	if ((nodes == NULL || !j->started) && v != NULL && *v != '\0')
+		cws_executing(j, v);
+	d = cJSON_CreateObject();
+	cJSON_AddNumberToObject(d, "value",
+	    (double)atoll(cws_f(f, "value") ? cws_f(f, "value") : "0"));
+	cJSON_AddNumberToObject(
+	    d, "max", (double)atoll(cws_f(f, "max") ? cws_f(f, "max") : "0"));
+	if (v != NULL && *v != '\0')
+		cJSON_AddStringToObject(d, "node", v);
+	else
+		cJSON_AddNullToObject(d, "node");
+	cws_send(j, "progress", d, 1);
+}
+
 /* One entry of a known prompt as ComfyUI's events (see the top). */
 static void
 cws_translate(struct cjob *j, const cJSON *f)
 {
-	const char *type = cws_f(f, "type"), *v;
+	const char *type = cws_f(f, "type");
 	double	    ms = atof(cws_f(f, "_ms") ? cws_f(f, "_ms") : "0");
-	cJSON	   *d, *outs, *node;
+	cJSON	   *d, *outs, *nodes;
+	int	    err;
 
 	if (type == NULL)
 		return;
 	if (strcmp(type, "started") == 0) {
 		j->node[0] = '\0';
+		j->started = 1;
+		j->cached_sent = 0;
+		j->nran = 0;
 		cws_send(j, "execution_start", cws_stamped(ms), 0);
-		d = cws_stamped(ms);
-		cJSON_AddArrayToObject(d, "nodes");
-		cws_send(j, "execution_cached", d, 0);
-	} else if (strcmp(type, "progress") == 0) {
-		if ((v = cws_f(f, "node")) != NULL && *v != '\0')
-			cws_executing(j, v);
-		d = cJSON_CreateObject();
-		cJSON_AddNumberToObject(d, "value",
-		    (double)atoll(cws_f(f, "value") ? cws_f(f, "value") : "0"));
-		cJSON_AddNumberToObject(d, "max",
-		    (double)atoll(cws_f(f, "max") ? cws_f(f, "max") : "0"));
-		if (v != NULL && *v != '\0')
-			cJSON_AddStringToObject(d, "node", v);
-		else
-			cJSON_AddNullToObject(d, "node");
-		cws_send(j, "progress", d, 1);
-	} else if (strcmp(type, "succeeded") == 0) {
+	} else if (strcmp(type, "progress") == 0)
+		cws_progress(j, f, ms);
+	else if (strcmp(type, "succeeded") == 0) {
+		nodes = cws_nodes(f);
+		cws_cached(j, nodes, ms);
 		outs = comfy_outputs(j->jid, cws_f(f, "outputs"));
-		cJSON_ArrayForEach(node, outs) {
-			cws_executing(j, node->string);
-			d = cJSON_CreateObject();
-			cJSON_AddStringToObject(d, "node", node->string);
-			cJSON_AddStringToObject(
-			    d, "display_node", node->string);
-			cJSON_AddItemToObject(
-			    d, "output", cJSON_Duplicate(node, 1));
-			cws_send(j, "executed", d, 0);
-		}
+		cws_walk(j, nodes, outs);
 		cJSON_Delete(outs);
+		cJSON_Delete(nodes);
 		cws_send(j, "execution_success", cws_stamped(ms), 0);
 	} else if (strcmp(type, "failed") == 0 ||
 	    strcmp(type, "canceled") == 0) {
-		int err = strcmp(type, "failed") == 0;
-
+		err = strcmp(type, "failed") == 0;
+		nodes = cws_nodes(f);
+		cws_cached(j, nodes, ms);
+		cws_walk(j, nodes, NULL);
 		d = cws_stamped(ms);
-		if (j->node[0] != '\0')
-			cJSON_AddStringToObject(d, "node_id", j->node);
-		else
-			cJSON_AddNullToObject(d, "node_id");
-		cJSON_AddNullToObject(d, "node_type");
-		cJSON_AddArrayToObject(d, "executed");
-		if (err) {
-			v = cws_f(f, "error");
-			cJSON_AddStringToObject(
-			    d, "exception_message", v != NULL ? v : "");
-			v = cws_f(f, "error_code");
-			cJSON_AddStringToObject(
-			    d, "exception_type", v != NULL ? v : "");
-			cJSON_AddArrayToObject(d, "traceback");
-			cJSON_AddObjectToObject(d, "current_inputs");
-			cJSON_AddArrayToObject(d, "current_outputs");
-		}
+		comfy_end_fields(
+		    d, nodes, err, cws_f(f, "error_code"), cws_f(f, "error"));
+		cJSON_Delete(nodes);
 		cws_send(j, err ? "execution_error" : "execution_interrupted",
 		    d, !err);
 	}

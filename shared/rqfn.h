@@ -136,10 +136,13 @@ int  rqfn_heartbeat_reply(
  * slot_renew, slot_release (and unregister and slot_set, which give OK).
  * *stale is 1 for STALE, 0 for OK.
  */
+/* nodes: the JSON object of lua/complete.lua and progress.lua (what
+ * ComfyUI did), or NULL for none. */
 void rqfn_complete_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
-    const char *fence, const char *outputs);
+    const char *fence, const char *outputs, const char *nodes);
 void rqfn_progress_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
-    const char *fence, long long value, long long max, const char *node);
+    const char *fence, long long value, long long max, const char *node,
+    const char *nodes);
 void rqfn_job_files_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
     const char *fence, const char *files);
 int  rqfn_complete_reply(
@@ -159,6 +162,7 @@ struct rqfn_fail_args {
 	long long   backoff_base_ms;
 	long long   backoff_max_ms;
 	double	    jitter; /* in [0, 1) */
+	const char *nodes;  /* lua/fail.lua's nodes, or NULL */
 };
 enum rqfn_end_kind {
 	RQFN_END_DELAYED, /* fail: retried, due at due_ms */

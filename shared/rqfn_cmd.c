@@ -80,26 +80,31 @@ rqfn_heartbeat_job(struct rq_cmd *c, const char *jid, const char *fence)
 
 void
 rqfn_complete_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
-    const char *fence, const char *outputs)
+    const char *fence, const char *outputs, const char *nodes)
 {
 	rqfn_cmd(c, RQFN_FN_COMPLETE, prefix);
 	rq_cmd_add(c, jid);
 	rq_cmd_add(c, fence);
 	rq_cmd_add(c, outputs);
+	if (nodes != NULL)
+		rq_cmd_add(c, nodes);
 }
 
-/* node NULL: none sent. */
+/* node and nodes NULL: none sent (node "" when only nodes is given). */
 void
 rqfn_progress_cmd(struct rq_cmd *c, const char *prefix, const char *jid,
-    const char *fence, long long value, long long max, const char *node)
+    const char *fence, long long value, long long max, const char *node,
+    const char *nodes)
 {
 	rqfn_cmd(c, RQFN_FN_PROGRESS, prefix);
 	rq_cmd_add(c, jid);
 	rq_cmd_add(c, fence);
 	rq_cmd_addf(c, "%lld", value);
 	rq_cmd_addf(c, "%lld", max);
-	if (node != NULL)
-		rq_cmd_add(c, node);
+	if (node != NULL || nodes != NULL)
+		rq_cmd_add(c, node != NULL ? node : "");
+	if (nodes != NULL)
+		rq_cmd_add(c, nodes);
 }
 
 void
@@ -125,6 +130,8 @@ rqfn_fail_cmd(
 	rq_cmd_addf(c, "%lld", a->backoff_base_ms);
 	rq_cmd_addf(c, "%lld", a->backoff_max_ms);
 	rq_cmd_addf(c, "%.6f", a->jitter);
+	if (a->nodes != NULL)
+		rq_cmd_add(c, a->nodes);
 }
 
 /* reason NULL: none sent. */

@@ -44,6 +44,8 @@
  *                  silence and reconnects, reconcile
  *   run_fetch.c    HISTORY, FETCH: the result and each output
  *   run_report.c   REPORT: fail, complete, release, and progress
+ *   run_nodes.c    what ComfyUI did (nodes begun, cached), which progress
+ *                  and the report carry
  * This file is the only one that sets r->state (run_set_state).
  */
 #include <stdio.h>
@@ -295,6 +297,8 @@ run_free(struct run *r)
 	cJSON_Delete(r->graph);
 	wf_job_free(r->wf);
 	cJSON_Delete(r->early_error);
+	cJSON_Delete(r->nodes_ran);
+	cJSON_Delete(r->nodes_cached);
 	cJSON_Delete(r->records);
 	output_tmp_discard(&r->tmp);
 	outputs_free(&r->outs);

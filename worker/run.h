@@ -38,16 +38,19 @@ struct worker_cfg;
 struct run_redis {
 	int (*job_files)(void *ctx, const char *jid, const char *fence,
 	    const char *files, redisCallbackFn *cb, void *arg);
+	/* nodes: what ComfyUI did (lua/progress.lua, complete.lua,
+	 * fail.lua), or NULL. */
 	int (*progress)(void *ctx, const char *jid, const char *fence,
-	    long long value, long long max, const char *node,
+	    long long value, long long max, const char *node, const char *nodes,
 	    redisCallbackFn *cb, void *arg);
 	int (*complete)(void *ctx, const char *jid, const char *fence,
-	    const char *records, redisCallbackFn *cb, void *arg);
+	    const char *records, const char *nodes, redisCallbackFn *cb,
+	    void *arg);
 	/* retryable 0: a terminal failure (refunded); the backoff of a
 	 * retry follows from the settings. */
 	int (*fail)(void *ctx, const char *jid, const char *fence,
 	    enum errcode code, const char *msg, int retryable,
-	    redisCallbackFn *cb, void *arg);
+	    const char *nodes, redisCallbackFn *cb, void *arg);
 	int (*release)(void *ctx, const char *jid, const char *fence,
 	    const char *why, redisCallbackFn *cb, void *arg);
 	/* SET key data PX ttl_ms: an output kept in Redis. */

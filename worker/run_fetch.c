@@ -87,6 +87,7 @@ run_history_entry(struct run *r, const cJSON *e)
 	const char  *last;
 	char	     err[256];
 
+	run_nodes_history(r, e);
 	r->submitted = 0;
 	st = cJSON_GetObjectItemCaseSensitive(e, "status");
 	ss = cJSON_GetObjectItemCaseSensitive(st, "status_str");

@@ -84,6 +84,16 @@ struct run {
 	char	      prog_node[64];
 	int	      prog_dirty;
 
+	/* What ComfyUI did with the prompt (run_nodes.c). */
+	cJSON *nodes_ran;	  /* node ids begun, in order */
+	cJSON *nodes_cached;	  /* execution_cached's, or NULL */
+	char   nodes_at[64];	  /* the node an error or interrupt named */
+	size_t nodes_bytes;	  /* of ids kept, against the cap */
+	int    nodes_prog;	  /* nodes_ran's length at the last progress */
+	int    nodes_sent;	  /* nodes_ran[0..nodes_sent) went out */
+	int    nodes_cached_sent; /* nodes_cached went out */
+	int    nodes_done;	  /* executing null: the prompt ended */
+
 	struct out_list outs;
 	int		out_i;
 	cJSON	       *records;
@@ -118,6 +128,12 @@ void run_silence_cb(evutil_socket_t fd, short ev, void *arg);
 void	     run_fetch_history(struct run *r);
 const cJSON *run_history_get(const cJSON *root, const char *prompt_id);
 void	     run_history_entry(struct run *r, const cJSON *e);
+
+/* run_nodes.c */
+void  run_nodes_event(struct run *r, const char *type, const cJSON *data);
+void  run_nodes_history(struct run *r, const cJSON *entry);
+char *run_nodes_delta(struct run *r);
+char *run_nodes_all(const struct run *r, int failed);
 
 /* run_report.c */
 void run_end(struct run *r, enum errcode code, const char *fmt, ...)

@@ -60,14 +60,16 @@ static void
 run_send_report(struct run *r)
 {
 	const struct run_redis *rd = r->env->redis;
-	char		       *out;
+	char		       *out, *nodes;
 	int			rc;
 
 	switch (r->report) {
 	case REPORT_COMPLETE:
 		out = cJSON_PrintUnformatted(r->records);
-		rc = rd->complete(
-		    r->env->ctx, r->jid, r->fence, out, run_report_reply, r);
+		nodes = run_nodes_all(r, 0);
+		rc = rd->complete(r->env->ctx, r->jid, r->fence, out, nodes,
+		    run_report_reply, r);
+		cJSON_free(nodes);
 		cJSON_free(out);
 		break;
 	case REPORT_RELEASE:
@@ -76,8 +78,10 @@ run_send_report(struct run *r)
 		break;
 	case REPORT_FAIL:
 	default:
+		nodes = run_nodes_all(r, 1);
 		rc = rd->fail(r->env->ctx, r->jid, r->fence, r->code, r->msg,
-		    errcode_retryable(r->code), run_report_reply, r);
+		    errcode_retryable(r->code), nodes, run_report_reply, r);
+		cJSON_free(nodes);
 		break;
 	}
 	if (rc == 0)
@@ -180,15 +184,19 @@ run_progress_reply(redisAsyncContext *ac, void *reply, void *arg)
 	run_unref(r);
 }
 
+/* With what ComfyUI did since the previous call (run_nodes.c). */
 static void
 run_progress_send(struct run *r)
 {
+	char *nodes = run_nodes_delta(r);
+
 	r->prog_dirty = 0;
 	r->prog_sent = clock_mono_ms();
 	if (r->env->redis->progress(r->env->ctx, r->jid, r->fence,
-		r->prog_value, r->prog_max, r->prog_node, run_progress_reply,
-		r) == 0)
+		r->prog_value, r->prog_max, r->prog_node, nodes,
+		run_progress_reply, r) == 0)
 		r->refs++;
+	cJSON_free(nodes);
 }
 
 void

@@ -103,6 +103,7 @@ run_event(struct run *r, const char *type, const cJSON *data)
 {
 	const cJSON *node;
 
+	run_nodes_event(r, type, data);
 	if (r->state == RS_SUBMIT) {
 		if (strcmp(type, "execution_error") == 0 && !r->early_error)
 			r->early_error = cJSON_Duplicate(data, 1);

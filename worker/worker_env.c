@@ -32,13 +32,14 @@ env_job_files(void *ctx, const char *jid, const char *fence, const char *files,
 
 static int
 env_progress(void *ctx, const char *jid, const char *fence, long long value,
-    long long max, const char *node, redisCallbackFn *cb, void *arg)
+    long long max, const char *node, const char *nodes, redisCallbackFn *cb,
+    void *arg)
 {
 	struct worker *w = ctx;
 	struct rq_cmd  c;
 	int	       rc;
 
-	rqfn_progress_cmd(&c, w->prefix, jid, fence, value, max, node);
+	rqfn_progress_cmd(&c, w->prefix, jid, fence, value, max, node, nodes);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);
@@ -46,13 +47,13 @@ env_progress(void *ctx, const char *jid, const char *fence, long long value,
 
 static int
 env_complete(void *ctx, const char *jid, const char *fence, const char *records,
-    redisCallbackFn *cb, void *arg)
+    const char *nodes, redisCallbackFn *cb, void *arg)
 {
 	struct worker *w = ctx;
 	struct rq_cmd  c;
 	int	       rc;
 
-	rqfn_complete_cmd(&c, w->prefix, jid, fence, records);
+	rqfn_complete_cmd(&c, w->prefix, jid, fence, records, nodes);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);
 	return (rc);
@@ -60,7 +61,8 @@ env_complete(void *ctx, const char *jid, const char *fence, const char *records,
 
 static int
 env_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
-    const char *msg, int retryable, redisCallbackFn *cb, void *arg)
+    const char *msg, int retryable, const char *nodes, redisCallbackFn *cb,
+    void *arg)
 {
 	struct worker	     *w = ctx;
 	struct rqfn_fail_args a;
@@ -75,6 +77,7 @@ env_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
 	a.backoff_base_ms = w->cfg->retry_base_ms;
 	a.backoff_max_ms = w->cfg->retry_max_ms;
 	a.jitter = rand_unit();
+	a.nodes = nodes;
 	rqfn_fail_cmd(&c, w->prefix, &a);
 	rc = rq_async_call(w->rc, cb, arg, &c);
 	rq_cmd_free(&c);

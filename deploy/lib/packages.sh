@@ -10,9 +10,10 @@
 #   PKGS_FUZZ          the libFuzzer targets: clang
 #   PKGS_BROWSER       a headless browser for the dashboard's test
 #                      (tests/integration/dashboard.sh installs it)
-#   PKGS_EXAMPLES_PY   the Python client examples' Redis client, redis-py
+#   PKGS_EXAMPLES_PY   the Python client examples' Redis client, redis-py,
+#                      and WebSocket client, websocket-client (comfy_client)
 #                      (deploy/examples/python; tests/integration/examples.sh
-#                      installs it)
+#                      and comfyclient.sh install them)
 #   PKGS_EXAMPLES_NODE Node and npm for the Node examples, installed only
 #                      where no node or npm is on PATH (Debian 12's Node is
 #                      18, the least they take; ioredis comes from npm)
@@ -29,7 +30,7 @@ PKGS_RUN="redis-server redis-tools curl"
 PKGS_TEST="procps jq python3"
 PKGS_FUZZ="clang"
 PKGS_BROWSER="chromium"
-PKGS_EXAMPLES_PY="python3-redis"
+PKGS_EXAMPLES_PY="python3-redis python3-websocket"
 PKGS_EXAMPLES_NODE="nodejs npm"
 
 pkgs_fuzz_runtime() {

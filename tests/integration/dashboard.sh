@@ -25,13 +25,7 @@ trap stack_cleanup EXIT
 if ! command -v chromium >/dev/null &&
 	! { deps_install $PKGS_BROWSER >"$T/deps.log" 2>&1 &&
 		command -v chromium >/dev/null; }; then
-	why="chromium is missing and could not be installed: $(tail -2 "$T/deps.log")"
-	if [ "${CI:-}" = true ]; then
-		bad "$why"
-		exit 1
-	fi
-	echo "SKIP: $why"
-	exit 77
+	cannot "chromium is missing and could not be installed: $(tail -2 "$T/deps.log")"
 fi
 
 # chrome ARGS... URL: headless Chromium, 8 s of page time (4 polls).

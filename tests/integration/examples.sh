@@ -35,34 +35,11 @@ mkdir -p "$tmp"
 . "$ROOT/deploy/lib/packages.sh"
 . "$ROOT/deploy/lib/deps.sh"
 
-# cannot WHY: the language's tools are missing.
-cannot() {
-	if [ "${CI:-}" = true ]; then
-		bad "$1"
-		exit 1
-	fi
-	echo "SKIP: $1"
-	exit 77
-}
-
-# A Python that imports redis-py: the one on PATH, or Debian's, where
-# python3-redis puts it.
-py_with_redis() {
-	local p
-	for p in python3 /usr/bin/python3; do
-		if "$p" -c 'import redis' 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
 case "$XLANG" in
 python)
 	# shellcheck disable=SC2086
-	PY=$(py_with_redis) || { deps_install $PKGS_EXAMPLES_PY >"$T/deps.log" 2>&1 &&
-		PY=$(py_with_redis); } ||
+	PY=$(py_with redis) || { deps_install $PKGS_EXAMPLES_PY >"$T/deps.log" 2>&1 &&
+		PY=$(py_with redis); } ||
 		cannot "no python3 with redis-py, and $PKGS_EXAMPLES_PY could not be installed: $(tail -2 "$T/deps.log")"
 	ex() {
 		local name=$1

@@ -542,7 +542,8 @@ PY
 	code_is "history" 200
 	h=$(js -c --arg p "$pid" '.[$p]')
 	eq "status" "$(echo "$h" | jq -c '.status | {status_str, completed}')" '{"status_str":"success","completed":true}'
-	eq "messages" "$(echo "$h" | jq -c '[.status.messages[][0]]')" '["execution_start","execution_success"]'
+	eq "messages" "$(echo "$h" | jq -c '[.status.messages[][0]]')" '["execution_start","execution_cached","execution_success"]'
+	eq "nodes: what the worker's ComfyUI did" "$(field "$j" nodes)" '{"ran":["1","2","3"],"cached":[]}'
 	eq "prompt item" "$(echo "$h" | jq -c '[.prompt[1], .prompt[3].client_id, .prompt[4]]')" "[\"$pid\",\"c1\",[\"3\"]]"
 	eq "prompt graph" "$(echo "$h" | jq -c '.prompt[2]')" "$(echo "$graph" | jq -c .)"
 	img=$(echo "$h" | jq -c '.outputs["3"].images[0]')
@@ -604,36 +605,8 @@ PY
 	post /comfy/prompt '{"prompt":' -H "$TG"
 	code_is "not JSON" 400
 	eq "nothing queued by refused prompts" "$(RC ZCARD "${P}ready:normal")" 0
-	# A running prompt: in queue_running, then interrupted with a refund.
-	CQ render --workflow sdxl_txt2img --param prompt=x --param steps=60 >"$T/long.json" ||
-		bad "render"
-	post /comfy/prompt "{\"prompt\":$(cat "$T/long.json"),\"client_id\":\"c2\"}" -H "$TG"
-	code_is "a long prompt" 200
-	k=$(js .prompt_id)
-	wait_until 20 is_state "$k" active || bad "never active"
-	req GET /comfy/queue -H "$TG"
-	code_is "queue" 200
-	eq "queue running" "$(js -c '[.queue_running[] | .[1]]')" "[\"$k\"]"
-	eq "queue pending" "$(js -c .queue_pending)" '[]'
-	eq "queue item" "$(js -c '.queue_running[0] | [length, .[3].client_id]')" '[5,"c2"]'
-	req GET /comfy/queue -H "$WEB"
-	eq "another tenant's queue" "$(js -c .)" '{"queue_running":[],"queue_pending":[]}'
-	req GET /comfy/prompt -H "$TG"
-	eq "queue_remaining" "$(js .exec_info.queue_remaining)" 1
-	refunds0=$(RC XLEN "${P}refunds")
-	post /comfy/interrupt "{\"prompt_id\":\"$k\"}" -H "$WEB"
-	code_is "another tenant's interrupt" 200
-	eq "not interrupted by another tenant" "$(field "$k" cancel_req)" 0
-	post /comfy/interrupt "{\"prompt_id\":\"$k\"}" -H "$TG"
-	code_is "interrupt" 200
-	eq "interrupt body" "$BODY" ""
-	await "$k" canceled 30
-	eq "refunded" "$(field "$k" refund)" true
-	eq "one refund entry" "$(RC XLEN "${P}refunds")" $((refunds0 + 1))
-	req GET "/comfy/history/$k" -H "$TG"
-	eq "interrupted in history" "$(js -c --arg p "$k" '.[$p] | [.status.status_str, .status.completed, .status.messages[-1][0], .outputs]')" \
-		'["error",false,"execution_interrupted",{}]'
-	# /comfy/ws: ComfyUI's events for this client's prompt, in order.
+	# A client's socket (ws.py PORT CLIENT_ID TOKEN OUT): the status line,
+	# then each text frame, until executing with node null.
 	cat >"$T/ws.py" <<'PY'
 import base64, json, os, socket, sys
 port, cid, token, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -674,6 +647,58 @@ while True:
     if m['type'] == 'executing' and m['data'].get('node', 0) is None:
         break
 PY
+	# A running prompt: in queue_running, then interrupted with a refund.
+	CQ render --workflow sdxl_txt2img --param prompt=x --param steps=60 >"$T/long.json" ||
+		bad "render"
+	post /comfy/prompt "{\"prompt\":$(cat "$T/long.json"),\"client_id\":\"c2\"}" -H "$TG"
+	code_is "a long prompt" 200
+	k=$(js .prompt_id)
+	wait_until 20 is_state "$k" active || bad "never active"
+	# A socket of its client opened while it runs: the front follows it
+	# from the middle and announces each node once.
+	wait_until 20 sh -c "[ \$('$BIN/comfyq' events --from 0-0 --job $k --json | grep -c '\"type\":\"progress\"') -ge 1 ]" ||
+		bad "no progress"
+	python3 "$T/ws.py" "${S##*:}" c2 "$TG_SECRET" "$T/ws-mid.out" &
+	midpid=$!
+	PIDS+=("$midpid")
+	wait_until 10 sh -c "[ \$(wc -l <'$T/ws-mid.out') -ge 2 ]" || bad "no first frame mid-run"
+	req GET /comfy/queue -H "$TG"
+	code_is "queue" 200
+	eq "queue running" "$(js -c '[.queue_running[] | .[1]]')" "[\"$k\"]"
+	eq "queue pending" "$(js -c .queue_pending)" '[]'
+	eq "queue item" "$(js -c '.queue_running[0] | [length, .[3].client_id]')" '[5,"c2"]'
+	req GET /comfy/queue -H "$WEB"
+	eq "another tenant's queue" "$(js -c .)" '{"queue_running":[],"queue_pending":[]}'
+	req GET /comfy/prompt -H "$TG"
+	eq "queue_remaining" "$(js .exec_info.queue_remaining)" 1
+	refunds0=$(RC XLEN "${P}refunds")
+	post /comfy/interrupt "{\"prompt_id\":\"$k\"}" -H "$WEB"
+	code_is "another tenant's interrupt" 200
+	eq "not interrupted by another tenant" "$(field "$k" cancel_req)" 0
+	post /comfy/interrupt "{\"prompt_id\":\"$k\"}" -H "$TG"
+	code_is "interrupt" 200
+	eq "interrupt body" "$BODY" ""
+	await "$k" canceled 30
+	wait_until 10 sh -c "! kill -0 $midpid" && ok || bad "the socket opened mid-run never saw the end"
+	tail -n +2 "$T/ws-mid.out" >"$T/ws-mid.json"
+	eq "mid-run: no execution_start" "$(jq -r 'select(.type == "execution_start") | .type' "$T/ws-mid.json" | wc -l)" 0
+	eq "mid-run: the node announced before its progress" \
+		"$(jq -r 'select(.type == "executing" or .type == "progress") | .type + " " + (.data.node // "null")' "$T/ws-mid.json" | head -2 | tr '\n' ' ')" \
+		"executing 3 progress 3 "
+	eq "mid-run: each node announced once" \
+		"$(jq -r 'select(.type == "executing") | .data.node' "$T/ws-mid.json" | sort | uniq -d | wc -l)" 0
+	eq "mid-run: the end" "$(jq -r 'select(.type != "status" and .type != "progress" and .type != "executing") | .type' "$T/ws-mid.json" | tr '\n' ' ')" \
+		"execution_interrupted "
+	eq "mid-run: interrupted where it was" "$(jq -r 'select(.type == "execution_interrupted") | .data.node_id' "$T/ws-mid.json")" \
+		"$(jq -r 'select(.type == "executing") | .data.node // empty' "$T/ws-mid.json" | tail -1)"
+	eq "refunded" "$(field "$k" refund)" true
+	eq "one refund entry" "$(RC XLEN "${P}refunds")" $((refunds0 + 1))
+	req GET "/comfy/history/$k" -H "$TG"
+	eq "interrupted in history" "$(js -c --arg p "$k" '.[$p] | [.status.status_str, .status.completed, .status.messages[-1][0], .outputs]')" \
+		'["error",false,"execution_interrupted",{}]'
+	eq "interrupted at a node that did not finish" "$(js -c --arg p "$k" '.[$p].status.messages[-1][1] | [(.node_id | type), (.node_id as $n | .executed | index([$n]))]')" \
+		'["string",null]'
+	# /comfy/ws: ComfyUI's events for this client's prompt, in order.
 	sport=${S##*:}
 	python3 "$T/ws.py" "$sport" c3 "$TG_SECRET" "$T/ws.out" &
 	wspid=$!
@@ -691,7 +716,9 @@ PY
 	wait_until 30 sh -c "! kill -0 $wspid" && ok || bad "the socket never saw the end"
 	tail -n +2 "$T/ws.out" >"$T/ws.json"
 	eq "event order" "$(jq -r 'select(.type != "status" and .type != "progress") | .type' "$T/ws.json" | tr '\n' ' ')" \
-		"execution_start execution_cached executing executed execution_success executing "
+		"execution_start execution_cached executing executing executing executed execution_success executing "
+	eq "one executing per node" "$(jq -r 'select(.type == "executing") | .data.node' "$T/ws.json" | tr '\n' ' ')" \
+		"1 2 3 null "
 	eq "all for this prompt" "$(jq -r 'select(.type != "status") | .data.prompt_id' "$T/ws.json" | sort -u)" "$w"
 	eq "status before the end" "$(tail -2 "$T/ws.json" | head -1 | jq -r .type)" status
 	eq "the end" "$(tail -1 "$T/ws.json" | jq -c .data.node)" null

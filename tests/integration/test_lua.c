@@ -738,6 +738,29 @@ test_fair_share_by_tenant(void)
 	ASSERT_EQ(it_int("HEXISTS %sfair:normal single", P), 0);
 }
 
+/* A field of the stream's last entry, or NULL (a static copy). */
+static const char *
+last_event_field(const char *P, const char *field)
+{
+	static char buf[1024];
+	redisReply *r = it_cmd("XREVRANGE %sevents + - COUNT 1", P);
+	const char *v = NULL;
+	redisReply *kv;
+	size_t	    i;
+
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+		kv = r->element[0]->element[1];
+		for (i = 0; i + 1 < kv->elements; i += 2)
+			if (strcmp(kv->element[i]->str, field) == 0) {
+				snprintf(buf, sizeof buf, "%s",
+				    kv->element[i + 1]->str);
+				v = buf;
+			}
+	}
+	freeReplyObject(r);
+	return (v);
+}
+
 static void
 test_complete_once(void)
 {
@@ -754,9 +777,31 @@ test_complete_once(void)
 	ASSERT_STATUS(r, "OK");
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "progress"), "5/20");
-	r = it_fcall(P, "complete", c.jid, c.fence, out, NULL);
+	ASSERT_STREQ(last_event_field(P, "nodes"), "{}");
+	r = it_fcall(P, "progress", c.jid, c.fence, "6", "20", "3",
+	    "{\"ran\":[\"1\",\"3\"],\"cached\":[\"2\"]}", NULL);
 	ASSERT_STATUS(r, "OK");
 	freeReplyObject(r);
+	ASSERT_STREQ(last_event_field(P, "nodes"),
+	    "{\"ran\":[\"1\",\"3\"],\"cached\":[\"2\"]}");
+	/* nodes must be a JSON object. */
+	r = it_fcall(
+	    P, "progress", c.jid, c.fence, "6", "20", "3", "[1]", NULL);
+	ASSERT_ERROR(
+	    r, "INVALID nodes: must be a JSON object of at most 65536 bytes");
+	freeReplyObject(r);
+	r = it_fcall(P, "complete", c.jid, c.fence, out, "{\"ran\":", NULL);
+	ASSERT_ERROR(
+	    r, "INVALID nodes: must be a JSON object of at most 65536 bytes");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "active");
+	r = it_fcall(P, "complete", c.jid, c.fence, out,
+	    "{\"ran\":[\"1\",\"3\",\"4\"],\"cached\":[\"2\"]}", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "nodes"),
+	    "{\"ran\":[\"1\",\"3\",\"4\"],\"cached\":[\"2\"]}");
+	ASSERT_STREQ(last_event_field(P, "nodes"), it_hget(P, c.jid, "nodes"));
 	ASSERT_STREQ(it_hget(P, c.jid, "state"), "succeeded");
 	ASSERT_STREQ(it_hget(P, c.jid, "outputs"), out);
 	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "false");
@@ -773,7 +818,7 @@ test_complete_once(void)
 	ASSERT_STATUS(r, "STALE");
 	freeReplyObject(r);
 	ASSERT_EQ(it_events(P, "succeeded", c.jid), 1);
-	ASSERT_EQ(it_events(P, "progress", c.jid), 1);
+	ASSERT_EQ(it_events(P, "progress", c.jid), 2);
 	ASSERT_EQ(it_int("XLEN %srefunds", P), 0);
 	/* Outputs must be a JSON array. */
 	r = it_fcall(P, "complete", c.jid, c.fence, "{}x", NULL);

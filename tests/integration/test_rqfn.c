@@ -166,7 +166,7 @@ test_worker_calls(void)
 	ASSERT_EQ(hb.registered, 1);
 	freeReplyObject(r);
 
-	rqfn_progress_cmd(&c, P, id, fence, 3, 10, "5");
+	rqfn_progress_cmd(&c, P, id, fence, 3, 10, "5", NULL);
 	r = call(&c);
 	DECODED(rqfn_progress_reply(r, &stale, err, sizeof err));
 	ASSERT_EQ(stale, 0);
@@ -188,13 +188,13 @@ test_worker_calls(void)
 	ASSERT_STREQ(files, "[\"input/a.png\"]");
 	freeReplyObject(r);
 
-	rqfn_complete_cmd(&c, P, id, fence, "[]");
+	rqfn_complete_cmd(&c, P, id, fence, "[]", NULL);
 	r = call(&c);
 	DECODED(rqfn_complete_reply(r, &stale, err, sizeof err));
 	ASSERT_EQ(stale, 0);
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, id, "state"), "succeeded");
-	rqfn_complete_cmd(&c, P, id, fence, "[]");
+	rqfn_complete_cmd(&c, P, id, fence, "[]", NULL);
 	r = call(&c);
 	DECODED(rqfn_complete_reply(r, &stale, err, sizeof err));
 	ASSERT_EQ(stale, 1);
@@ -231,7 +231,7 @@ test_endings(void)
 {
 	const char	     *P = it_queue("e");
 	struct rqfn_fail_args f = { NULL, NULL, "oom", "out of memory", 1, 1000,
-		2000, 0.5 };
+		2000, 0.5, NULL };
 	struct rqfn_cancel    k;
 	struct rqfn_claim     cl;
 	struct rqfn_end	      end;

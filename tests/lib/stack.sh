@@ -31,6 +31,30 @@ stack_cleanup() {
 	rm -rf "$T"
 }
 
+# cannot WHY: a tool the test needs is missing and could not be installed:
+# a failure under CI=true (exit 1), a skip (exit 77) otherwise.
+cannot() {
+	if [ "${CI:-}" = true ]; then
+		bad "$1"
+		exit 1
+	fi
+	echo "SKIP: $1"
+	exit 77
+}
+
+# py_with MODULE: prints a python3 that imports MODULE: the one on PATH,
+# or Debian's, where the python3-* packages put it; 1 when neither does.
+py_with() {
+	local p
+	for p in python3 /usr/bin/python3; do
+		if "$p" -c "import $1" 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
 # submit ARGS...: comfyq submit, failing the test loudly if it refuses;
 # prints the job id.
 submit() {

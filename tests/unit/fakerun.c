@@ -63,31 +63,38 @@ fake_job_files(void *ctx, const char *jid, const char *fence, const char *files,
 
 static int
 fake_progress(void *ctx, const char *jid, const char *fence, long long value,
-    long long max, const char *node, redisCallbackFn *cb, void *arg)
+    long long max, const char *node, const char *nodes, redisCallbackFn *cb,
+    void *arg)
 {
 	struct fake_call *c = fake_add(ctx, FK_PROGRESS, jid, node);
 
 	(void)fence;
 	c->value = value;
 	c->max = max;
+	c->nodes = nodes != NULL ? xstrdup(nodes) : NULL;
 	return (fake_redis(c, cb, arg));
 }
 
 static int
 fake_complete(void *ctx, const char *jid, const char *fence,
-    const char *records, redisCallbackFn *cb, void *arg)
+    const char *records, const char *nodes, redisCallbackFn *cb, void *arg)
 {
+	struct fake_call *c = fake_add(ctx, FK_COMPLETE, jid, records);
+
 	(void)fence;
-	return (fake_redis(fake_add(ctx, FK_COMPLETE, jid, records), cb, arg));
+	c->nodes = nodes != NULL ? xstrdup(nodes) : NULL;
+	return (fake_redis(c, cb, arg));
 }
 
 static int
 fake_fail(void *ctx, const char *jid, const char *fence, enum errcode code,
-    const char *msg, int retryable, redisCallbackFn *cb, void *arg)
+    const char *msg, int retryable, const char *nodes, redisCallbackFn *cb,
+    void *arg)
 {
 	struct fake_call *c = fake_add(ctx, FK_FAIL, jid, msg);
 
 	(void)fence;
+	c->nodes = nodes != NULL ? xstrdup(nodes) : NULL;
 	c->code = code;
 	c->retryable = retryable;
 	return (fake_redis(c, cb, arg));
@@ -313,8 +320,10 @@ fake_run_free(struct fake_run *f)
 	int i;
 
 	tpool_free(f->pool);
-	for (i = 0; i < f->ncalls; i++)
+	for (i = 0; i < f->ncalls; i++) {
 		free(f->calls[i].text);
+		free(f->calls[i].nodes);
+	}
 	wf_registry_free(f->workflows);
 	cJSON_Delete(f->objinfo);
 	event_base_free(f->base);

@@ -45,6 +45,7 @@ struct fake_call {
 	enum errcode	 code;	   /* fail */
 	int		 retryable;
 	long long	 value, max; /* progress */
+	char		*nodes;	     /* progress, complete, fail: a copy */
 	int		 answered;
 	int		 cancelled;
 	httpc_cb	 http_cb;

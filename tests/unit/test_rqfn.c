@@ -494,7 +494,8 @@ static void
 test_builders(void)
 {
 	struct rqfn_enqueue_opts o = { .max_prompt_len = 100 };
-	struct rqfn_fail_args f = { "j", "3", "oom", "m", 1, 1000, 2000, 0.25 };
+	struct rqfn_fail_args f = { "j", "3", "oom", "m", 1, 1000, 2000, 0.25,
+		NULL };
 	struct rqfn_webhook_done_args wr = { "j", 3, RQFN_WH_RETRY, 500,
 		"HTTP 500", 2000 };
 	struct rqfn_webhook_done_args wd = { "j", 4, RQFN_WH_DELIVERED, 204, "",
@@ -515,8 +516,20 @@ test_builders(void)
 	ASSERT_STREQ(
 	    joined(&c), "FCALL comfyq_enqueue 1 cq:{q}: {} max_prompt_len 100");
 	rq_cmd_free(&c);
-	rqfn_progress_cmd(&c, "cq:{q}:", "j", "3", 1, 2, NULL);
+	rqfn_progress_cmd(&c, "cq:{q}:", "j", "3", 1, 2, NULL, NULL);
 	ASSERT_STREQ(joined(&c), "FCALL comfyq_progress 1 cq:{q}: j 3 1 2");
+	rq_cmd_free(&c);
+	rqfn_progress_cmd(&c, "cq:{q}:", "j", "3", 1, 2, NULL, "{}");
+	ASSERT_STREQ(joined(&c), "FCALL comfyq_progress 1 cq:{q}: j 3 1 2  {}");
+	rq_cmd_free(&c);
+	rqfn_complete_cmd(&c, "cq:{q}:", "j", "3", "[]", "{\"ran\":[]}");
+	ASSERT_STREQ(
+	    joined(&c), "FCALL comfyq_complete 1 cq:{q}: j 3 [] {\"ran\":[]}");
+	rq_cmd_free(&c);
+	f.nodes = "{}";
+	rqfn_fail_cmd(&c, "cq:{q}:", &f);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_fail 1 cq:{q}: j 3 oom m 1 1000 2000 0.250000 {}");
 	rq_cmd_free(&c);
 	rqfn_version_cmd(&c);
 	ASSERT_STREQ(joined(&c), "FCALL_RO comfyq_version 0");

@@ -5,8 +5,10 @@
  * events that come before the POST /prompt reply; a prompt ComfyUI
  * accepts only in part (node errors); a cancel while an input uploads;
  * the lease lost while outputs are fetched; a report answered with a
- * reply of the wrong shape. Each checks how often the run
- * reported (complete, fail), with what, and what it asked of ComfyUI.
+ * reply of the wrong shape; what ComfyUI did (nodes begun, cached, where
+ * it stopped) carried by progress, complete and fail. Each checks how
+ * often the run reported (complete, fail), with what, and what it asked
+ * of ComfyUI.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,19 @@ answer_prompt(struct fake_run *f, const char *node_errors)
 	    "{\"prompt_id\":\"%s\",\"number\":1,\"node_errors\":%s}",
 	    prompt_id(f), node_errors);
 	fake_http_answer(f, FK_PROMPT, 200, body, strlen(body));
+}
+
+/* A smoke run whose prompt ComfyUI accepted; its prompt id in pid. */
+static struct run *
+running(struct fake_run *f, char pid[128])
+{
+	struct run *r;
+
+	fake_run_init(f);
+	r = start(f, SMOKE_SPEC, 1);
+	snprintf(pid, 128, "%s", prompt_id(f));
+	answer_prompt(f, "{}");
+	return (r);
 }
 
 /* A success entry with n outputs of SaveImage (node 3). */
@@ -324,10 +339,7 @@ test_run_lease_lost_while_running(void)
 	struct run     *r;
 	char		pid[128];
 
-	fake_run_init(&f);
-	r = start(&f, SMOKE_SPEC, 1);
-	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
-	answer_prompt(&f, "{}");
+	r = running(&f, pid);
 	run_lost(r);
 	ASSERT_EQ(f.interrupts, 1);
 	ASSERT_STREQ(f.interrupted, pid);
@@ -366,6 +378,134 @@ test_run_report_malformed(void)
 	fake_run_free(&f);
 }
 
+static void
+executing(struct run *r, const char *node, const char *pid)
+{
+	char fmt[256];
+
+	snprintf(
+	    fmt, sizeof fmt, "{\"node\":\"%s\",\"prompt_id\":\"%%s\"}", node);
+	event(r, "executing", fmt, pid);
+}
+
+/*
+ * What ComfyUI did goes out with the calls the run makes anyway: each
+ * progress call the nodes begun since the previous one, up to the node
+ * of its progress message (and the cached ones on the first), complete
+ * all of it; events heard before the POST's reply count too.
+ */
+static void
+test_run_nodes_reported(void)
+{
+	struct fake_run f;
+	struct run     *r;
+	char		pid[128];
+
+	fake_run_init(&f);
+	r = start(&f, SMOKE_SPEC, 1);
+	snprintf(pid, sizeof pid, "%s", prompt_id(&f));
+	event(r, "execution_cached",
+	    "{\"nodes\":[\"1\",\"5\"],\"prompt_id\":\"%s\"}", pid);
+	executing(r, "2", pid);
+	answer_prompt(&f, "{}");
+	executing(r, "6", pid);
+	executing(r, "6", pid); /* said twice: once in the list */
+	event(r, "progress",
+	    "{\"value\":1,\"max\":4,\"node\":\"6\",\"prompt_id\":\"%s\"}", pid);
+	ASSERT_EQ(fake_count(&f, FK_PROGRESS), 1);
+	ASSERT_STREQ(fake_last(&f, FK_PROGRESS)->nodes,
+	    "{\"ran\":[\"2\",\"6\"],\"cached\":[\"1\",\"5\"]}");
+	event(r, "progress",
+	    "{\"value\":2,\"max\":4,\"node\":\"6\",\"prompt_id\":\"%s\"}", pid);
+	ASSERT_EQ(fake_count(&f, FK_PROGRESS), 2);
+	ASSERT_TRUE(fake_last(&f, FK_PROGRESS)->nodes == NULL);
+	executing(r, "3", pid);
+	event(r, "executing", EXECUTING_NULL, pid);
+	answer_history(&f, 1);
+	answer_view(&f);
+	fake_redis_answer(&f, FK_BLOB, "OK");
+	ASSERT_EQ(fake_count(&f, FK_COMPLETE), 1);
+	ASSERT_STREQ(fake_last(&f, FK_COMPLETE)->nodes,
+	    "{\"ran\":[\"2\",\"6\",\"3\"],\"cached\":[\"1\",\"5\"]}");
+	fake_redis_answer(&f, FK_COMPLETE, "OK");
+	ASSERT_EQ(fake_redis_answer_all(&f, FK_PROGRESS, "OK"), 2);
+	ASSERT_EQ(f.done, 1);
+	fake_run_free(&f);
+}
+
+/* What the socket did not say, history's status messages do. */
+static void
+test_run_nodes_from_history(void)
+{
+	struct fake_run f;
+	struct run     *r;
+	char		pid[128], body[1024];
+
+	r = running(&f, pid);
+	executing(r, "3", pid);
+	event(r, "executing", EXECUTING_NULL, pid);
+	snprintf(body, sizeof body,
+	    "{\"%s\":{\"outputs\":{\"3\":{\"images\":[{\"filename\":"
+	    "\"comfyq_00001_.png\",\"subfolder\":\"comfyq/j1/a1\",\"type\":"
+	    "\"output\"}]}},\"status\":{\"status_str\":\"success\","
+	    "\"completed\":true,\"messages\":[[\"execution_start\",{}],"
+	    "[\"execution_cached\",{\"nodes\":[\"1\",\"2\"]}],"
+	    "[\"execution_success\",{}]]}}}",
+	    pid);
+	fake_http_answer(&f, FK_HISTORY, 200, body, strlen(body));
+	answer_view(&f);
+	fake_redis_answer(&f, FK_BLOB, "OK");
+	ASSERT_STREQ(fake_last(&f, FK_COMPLETE)->nodes,
+	    "{\"ran\":[\"3\"],\"cached\":[\"1\",\"2\"]}");
+	fake_redis_answer(&f, FK_COMPLETE, "OK");
+	ASSERT_EQ(f.done, 1);
+	fake_run_free(&f);
+}
+
+/*
+ * A failure says where ComfyUI was: the node its execution_error names;
+ * for a cancel, the node it last began while the prompt still ran; none
+ * for a prompt that never began a node.
+ */
+static void
+test_run_nodes_at(void)
+{
+	struct fake_run f;
+	struct run     *r;
+	char		pid[128];
+
+	r = running(&f, pid);
+	executing(r, "1", pid);
+	executing(r, "2", pid);
+	event(r, "execution_error",
+	    "{\"node_id\":\"2\",\"node_type\":\"ImageInvert\",\"exception_type\":"
+	    "\"RuntimeError\",\"exception_message\":\"boom\",\"prompt_id\":\"%s\"}",
+	    pid);
+	ASSERT_EQ(fake_count(&f, FK_FAIL), 1);
+	ASSERT_STREQ(fake_last(&f, FK_FAIL)->nodes,
+	    "{\"ran\":[\"1\",\"2\"],\"cached\":[],\"at\":\"2\"}");
+	fake_redis_answer_tag(&f, FK_FAIL, "failed");
+	fake_run_free(&f);
+
+	r = running(&f, pid);
+	executing(r, "1", pid);
+	run_cancel(r);
+	ASSERT_EQ(f.interrupts, 1);
+	ASSERT_STREQ(fake_last(&f, FK_FAIL)->nodes,
+	    "{\"ran\":[\"1\"],\"cached\":[],\"at\":\"1\"}");
+	fake_redis_answer_tag(&f, FK_FAIL, "canceled");
+	fake_run_free(&f);
+
+	fake_run_init(&f);
+	r = start(&f, SMOKE_SPEC, 1);
+	answer_prompt(&f, "{}");
+	run_cancel(r);
+	ASSERT_STREQ(
+	    fake_last(&f, FK_FAIL)->nodes, "{\"ran\":[],\"cached\":[]}");
+	fake_redis_answer_tag(&f, FK_FAIL, "canceled");
+	fake_run_free(&f);
+}
+
 const struct unit_test test_run[] = {
 	{ "success", test_run_success },
 	{ "events_before_reply", test_run_events_before_reply },
@@ -374,5 +514,8 @@ const struct unit_test test_run[] = {
 	{ "lease_lost_during_fetch", test_run_lease_lost_during_fetch },
 	{ "lease_lost_while_running", test_run_lease_lost_while_running },
 	{ "report_malformed", test_run_report_malformed },
+	{ "nodes_reported", test_run_nodes_reported },
+	{ "nodes_from_history", test_run_nodes_from_history },
+	{ "nodes_at", test_run_nodes_at },
 	{ NULL, NULL },
 };
