@@ -12,7 +12,8 @@
   Nothing is claimed for a job that is not active: finish() drops a
   pending delivery, and one in flight when the job ended sends no other.
   The terminal delivery (lua/webhook.lua, the wh_* fields) is apart and
-  keeps all its guarantees.
+  keeps all its guarantees; this file uses webhook.lua's wh_claim_start,
+  wh_claim_end and wh_done_args (the build puts webhook.lua first).
   Fields in job:<jid>: whp_state (pending, delivering; delivered, failed,
   dropped, gone: nothing open), whp_seq (claims so far), whp_tries (failed
   attempts in a row), whp_delivered, whp_failed (counts), whp_owner,
@@ -62,18 +63,12 @@ local WHP_BODY = { 'tenant', 'meta', 'attempt', 'progress' }
 
 register('webhook_progress_claim', function(keys, args)
 	local P = prefix(keys)
-	local sid = arg_name(args[1], 'scheduler id')
-	local lease = arg_int(args[2], 'lease_ms', 1, 3600000)
-	local batch = arg_int(args[3], 'batch', 1, 1000)
 	local interval = arg_int(args[4], 'interval_ms', 1, 86400000)
 	local zkey = P .. 'whprog'
+	local sid, lease, now, due = wh_claim_start(P, args, zkey)
 	local out = { 0 }
 	local dropped = 0
 
-	local now = now_ms()
-	local due = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0,
-	    batch)
-	need(P, { 'stats', 'hash' })
 	for _, jid in ipairs(due) do
 		local key = P .. 'job:' .. jid
 		local j = job_read(P, jid, 'webhook', 'webhook_progress',
@@ -116,33 +111,14 @@ register('webhook_progress_claim', function(keys, args)
 			out[#out + 1] = fields
 		end
 	end
-	if dropped > 0 then
-		stat(P, 'webhook_progress_dropped', dropped)
-	end
-	local first = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
-	if first[2] then
-		out[1] = math.floor(tonumber(first[2]))
-	end
-	return out
+	return wh_claim_end(P, zkey, out, dropped, 'webhook_progress_dropped')
 end)
 
 register('webhook_progress_done', function(keys, args)
 	local P = prefix(keys)
-	local jid = arg_str(args[1], 'jid', 64)
-	local seq = arg_int(args[2], 'seq', 1, 1000000000)
-	local outcome = arg_str(args[3], 'outcome', 16)
-	local status = arg_int(args[4] or 0, 'status', 0, 999)
-	local msg = cut(args[5], MSG_MAX)
+	local jid, seq, outcome, status, msg, delay = wh_done_args(args, 'seq',
+	    WHP_OUTCOMES, 'delivered, retry, failed or gone')
 	local key = P .. 'job:' .. jid
-
-	if not WHP_OUTCOMES[outcome] then
-		raise('INVALID', "outcome: '" .. outcome ..
-		    "' is not delivered, retry, failed or gone")
-	end
-	local delay = 0
-	if outcome == 'retry' then
-		delay = arg_int(args[6], 'retry_ms', 1, 86400000)
-	end
 	local j = job_read(P, jid, 'whp_state', 'whp_seq', 'whp_tries',
 	    'whp_dirty', 'whp_not_before')
 	if not j or j.whp_state ~= 'delivering' or

@@ -577,17 +577,19 @@ wh_done(const char *P, const struct rqfn_webhook_done_args *a)
 	return (stale);
 }
 
-/* The field named name of a delivery, or NULL. */
+/* The field named name of n name, value pairs, or NULL. */
 static const char *
-wh_field(const struct rqfn_webhook *d, const char *name)
+pair_get(redisReply *const *fields, size_t n, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < d->nfields; i++)
-		if (strcmp(d->fields[2 * i]->str, name) == 0)
-			return (d->fields[2 * i + 1]->str);
+	for (i = 0; i < n; i++)
+		if (strcmp(fields[2 * i]->str, name) == 0)
+			return (fields[2 * i + 1]->str);
 	return (NULL);
 }
+
+#define wh_field(d, name) pair_get((d)->fields, (d)->nfields, (name))
 
 /*
  * A delivery's life: scheduled by the terminal transition, claimed with a
@@ -855,18 +857,6 @@ prog(const char *P, const struct it_claimed *c, const char *value)
 	freeReplyObject(r);
 }
 
-/* The field named name of a progress delivery, or NULL. */
-static const char *
-whp_field(const struct rqfn_whprog *d, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < d->nfields; i++)
-		if (strcmp(d->fields[2 * i]->str, name) == 0)
-			return (d->fields[2 * i + 1]->str);
-	return (NULL);
-}
-
 /*
  * Progress deliveries: opened by progress only for a job that asked, one
  * at most per job whatever the number of steps, carrying the progress of
@@ -917,11 +907,11 @@ test_webhook_progress(void)
 	ASSERT_STREQ(d.id, id);
 	ASSERT_EQ(d.seq, 1);
 	ASSERT_EQ(d.tries, 0);
-	ASSERT_STREQ(whp_field(&d, "progress"), "3/10");
-	ASSERT_STREQ(whp_field(&d, "node"), "n7");
-	ASSERT_STREQ(whp_field(&d, "tenant"), "t1");
-	ASSERT_STREQ(whp_field(&d, "meta"), "{\"charge\":3}");
-	ASSERT_STREQ(whp_field(&d, "attempt"), "1");
+	ASSERT_STREQ(wh_field(&d, "progress"), "3/10");
+	ASSERT_STREQ(wh_field(&d, "node"), "n7");
+	ASSERT_STREQ(wh_field(&d, "tenant"), "t1");
+	ASSERT_STREQ(wh_field(&d, "meta"), "{\"charge\":3}");
+	ASSERT_STREQ(wh_field(&d, "attempt"), "1");
 	ASSERT_TRUE(w.next_due_ms >= t0 + 60000);
 	freeReplyObject(r);
 	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "delivering");
@@ -952,7 +942,7 @@ test_webhook_progress(void)
 	ASSERT_EQ(w.n, 1);
 	rqfn_webhook_progress(&w, 0, &d);
 	ASSERT_EQ(d.seq, 2);
-	ASSERT_STREQ(whp_field(&d, "progress"), "4/10");
+	ASSERT_STREQ(wh_field(&d, "progress"), "4/10");
 	freeReplyObject(r);
 
 	/* s2's 100 ms lease runs out (and the 200 ms interval passes): s3

@@ -337,6 +337,19 @@ jstr(const cJSON *o, const char *name)
 	return (cJSON_IsString(v) ? v->valuestring : "");
 }
 
+/* The webhook objects GET /v1/jobs/{id} shows for the job; the caller
+ * frees it. */
+static cJSON *
+job_view(const char *P, const char *jid)
+{
+	redisReply *h = it_cmd("HGETALL %sjob:%s", P, jid);
+	cJSON	   *job = cJSON_CreateObject();
+
+	whbody_describe(h, job);
+	freeReplyObject(h);
+	return (job);
+}
+
 static void
 test_delivered_once_signed(void)
 {
@@ -344,7 +357,6 @@ test_delivered_once_signed(void)
 	struct sched	 s;
 	char		 P[128], jid[64], want[96];
 	cJSON		*body, *job;
-	redisReply	*h;
 	long long	 ts;
 
 	world();
@@ -388,10 +400,7 @@ test_delivered_once_signed(void)
 	ASSERT_EQ(it_int("ZCARD %swebhooks", P), 0);
 
 	/* GET /v1/jobs/{id}'s view of it. */
-	h = it_cmd("HGETALL %sjob:%s", P, jid);
-	job = cJSON_CreateObject();
-	whbody_describe(h, job);
-	freeReplyObject(h);
+	job = job_view(P, jid);
 	body = cJSON_GetObjectItemCaseSensitive(job, "webhook");
 	ASSERT_STREQ(jstr(body, "state"), "delivered");
 	ASSERT_EQ(
@@ -714,7 +723,6 @@ test_progress_coalesced(void)
 	struct it_claimed a, b;
 	char		  P[128], id[128], seq_end[32];
 	cJSON		 *body, *job, *o;
-	redisReply	 *h;
 	long long	  t0, elapsed, last_at = 0;
 	int		  i, step = 0, n = 0, terminal = 0, last_step = 0;
 
@@ -801,10 +809,7 @@ test_progress_coalesced(void)
 	ASSERT_EQ(atoi(it_hget(P, a.jid, "whp_delivered")), n);
 
 	/* GET /v1/jobs/{id}'s view: a's progress deliveries; b has none. */
-	h = it_cmd("HGETALL %sjob:%s", P, a.jid);
-	job = cJSON_CreateObject();
-	whbody_describe(h, job);
-	freeReplyObject(h);
+	job = job_view(P, a.jid);
 	o = cJSON_GetObjectItemCaseSensitive(job, "progress_webhook");
 	ASSERT_STREQ(jstr(o, "state"), "dropped");
 	ASSERT_TRUE(jnum(o, "sent") == n);
@@ -815,10 +820,7 @@ test_progress_coalesced(void)
 	    jstr(cJSON_GetObjectItemCaseSensitive(job, "webhook"), "state"),
 	    "delivered");
 	cJSON_Delete(job);
-	h = it_cmd("HGETALL %sjob:%s", P, b.jid);
-	job = cJSON_CreateObject();
-	whbody_describe(h, job);
-	freeReplyObject(h);
+	job = job_view(P, b.jid);
 	ASSERT_TRUE(
 	    cJSON_GetObjectItemCaseSensitive(job, "progress_webhook") == NULL);
 	cJSON_Delete(job);
