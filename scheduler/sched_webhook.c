@@ -252,11 +252,10 @@ wh_retry(struct wh_delivery *d, long status, const char *why)
 static void
 wh_http_done(const struct httpc_resp *resp, void *arg)
 {
-	struct wh_delivery *d = arg;
-	char		    why[1024];
-
+	struct wh_delivery  *d = arg;
 	enum rqfn_wh_outcome stop =
 	    d->kind == WH_TERMINAL ? RQFN_WH_FAILED : RQFN_WH_GONE;
+	char why[1024];
 
 	d->req = NULL;
 	if (resp->fail == HTTPC_OK && resp->status >= 200 && resp->status < 300)
