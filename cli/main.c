@@ -35,9 +35,9 @@ static const struct {
 	    "         [--priority high|normal|low] [--idempotency-key K] "
 	    "[--timeout S]\n"
 	    "         [--max-attempts N] [--meta K=V ...] [--webhook URL] "
-	    "[--wait] [--json]\n"
-	    "         [--lora NAME:W[:CLIP_W] ...] "
-	    "[--controlnet TYPE:STRENGTH:IMAGE[:START:END] ...]\n"
+	    "[--webhook-progress]\n"
+	    "         [--wait] [--json] [--lora NAME:W[:CLIP_W] ...]\n"
+	    "         [--controlnet TYPE:STRENGTH:IMAGE[:START:END] ...]\n"
 	    "         [--input NAME=FILE_OR_URL ...] [--spec FILE] [--workflows DIR]" },
 	{ "init", cmd_init, "init [--json]" },
 	{ "status", cmd_status, "status JOB [--json]" },

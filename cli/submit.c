@@ -23,7 +23,7 @@
 	"[--idempotency-key K]\n"                                              \
 	"       [--timeout S] [--max-attempts N] [--meta K=V ...] "            \
 	"[--webhook URL]\n"                                                    \
-	"       [--wait] [--json]"
+	"       [--webhook-progress] [--wait] [--json]"
 
 /*
  * A value from K=V: a JSON number, true or false stays that type, anything
@@ -224,6 +224,10 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 		}
 		if (strcmp(a, "--json") == 0) {
 			cli->json = 1;
+			continue;
+		}
+		if (strcmp(a, "--webhook-progress") == 0) {
+			cJSON_AddTrueToObject(spec, "webhook_progress");
 			continue;
 		}
 		if (v == NULL)

@@ -25,6 +25,8 @@
   empty table, so an empty array and an empty object count as equal. A job
   recorded by an older library holds the SHA-1 of its bytes: the same bytes
   still match it.
+  webhook_progress (1 or 0) says whether the job asked for progress
+  webhooks (lua/progress.lua, webhook_progress.lua).
   Job ids: 8 base36 digits of the enqueue time in ms, 4 of the queue's
   sequence (jobseq, mod 36^4), then 16 hex digits of
   sha1hex(secret .. ':' .. seq .. ':' .. time): 28 characters of [0-9a-z],
@@ -183,7 +185,9 @@ register('enqueue', function(keys, args)
 	    'tenant', tenant, 'priority', lane, 'lane_order', order,
 	    'attempt', 0, 'max_attempts', spec.max_attempts or 3,
 	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or 0,
-	    'meta', meta, 'webhook', spec.webhook or '', 'idem', idem or '',
+	    'meta', meta, 'webhook', spec.webhook or '',
+	    'webhook_progress', spec.webhook_progress and '1' or '0',
+	    'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
 	    'refund', 'false', 'fetch', needs_fetch(spec) and '1' or '0')
 	if state == 'delayed' then

@@ -17,6 +17,7 @@
     events     STREAM   refunds    STREAM   stats HASH   jobseq  STRING
     secret     STRING (the random part of job ids, see enqueue)
     reaper     HASH     dead       HASH   webhooks ZSET (jid -> due ms)
+    whprog     ZSET (jid -> due ms: progress webhooks, lua/webhook_progress.lua)
     ctl:<wid>  pub/sub channel: cancel publishes `cancel <jid>` there
     comfy:upload:<tenant>:<subfolder/name> STRING (TTL): see upload.lua
 
@@ -58,7 +59,8 @@ local DEAD_FIELDS = 32			-- evidence kept of a corrupt record
 local STATES = { queued = true, delayed = true, active = true,
 	succeeded = true, failed = true, canceled = true }
 local TERMINAL = { succeeded = true, failed = true, canceled = true }
--- Webhook delivery states (lua/webhook.lua); the open ones still send.
+-- Webhook delivery states (lua/webhook.lua, webhook_progress.lua); the
+-- open ones still send.
 local WH_OPEN = { pending = true, delivering = true }
 
 -- Error codes (docs/design.md §5) and the terminal state each one leads to.
@@ -72,7 +74,7 @@ local ERROR_CODES = {
 
 -- Key groups for need(): suffix after the prefix, then the Redis type.
 local K_END = { 'leases', 'zset', 'done', 'zset', 'events', 'stream',
-	'stats', 'hash', 'webhooks', 'zset' }
+	'stats', 'hash', 'webhooks', 'zset', 'whprog', 'zset' }
 local K_REFUND = { 'refunds', 'stream' }
 local K_LANES = { 'ready:high', 'zset', 'ready:normal', 'zset',
 	'ready:low', 'zset' }
@@ -298,14 +300,18 @@ end
   stream was trimmed past it) reads job:<jid> for as long as the record is kept.
   A job with a `webhook` URL gets its delivery scheduled here, the one
   terminal path: wh_state pending, due now in the webhooks zset
-  (lua/webhook.lua hands it to a scheduler). The job's key is a hash or
-  gone (bury deletes one of another type first), so HGET cannot fail.
+  (lua/webhook.lua hands it to a scheduler). A progress delivery still
+  pending (lua/webhook_progress.lua) is dropped here, so none is claimed
+  after the terminal one was scheduled; one already claimed is left to its
+  webhook_progress_done, which sends no other. The job's key is a hash or
+  gone (bury deletes one of another type first), so HMGET cannot fail.
   nodes: the worker's node lists (arg_nodes), nil for an ending no worker
   reported ('{}').
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 	local key = P .. 'job:' .. jid
-	local hook = redis.call('HGET', key, 'webhook')
+	local hw = redis.call('HMGET', key, 'webhook', 'whp_state')
+	local hook = hw[1]
 	local refund = state ~= 'succeeded'
 	nodes = nodes or '{}'
 	local ev = { 'type', state, 'job', jid, 'state', state,
@@ -347,6 +353,12 @@ local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 		redis.call('HDEL', key, 'wh_lease_until', 'wh_last_status',
 		    'wh_error')
 		redis.call('ZADD', P .. 'webhooks', now, jid)
+	end
+	if hw[2] == 'pending' then
+		redis.call('ZREM', P .. 'whprog', jid)
+		redis.call('HSET', key, 'whp_state', 'dropped')
+		redis.call('HDEL', key, 'whp_next_ms')
+		stat(P, 'webhook_progress_dropped')
 	end
 end
 

@@ -6,7 +6,8 @@
   Text: the whole spec must be UTF-8 and hold no NUL (raw or \u0000);
   workflow, tenant, idempotency_key and webhook no control character (C0,
   DEL, C1 U+0080..U+009F). params, inputs and meta are the producer's data
-  and pass as they are (shared/job.c says why).
+  and pass as they are (shared/job.c says why). webhook_progress true asks
+  for progress webhooks and needs a webhook (false asks for nothing).
   Errors: INVALID spec.<field>: <rule> (the value where it helps).
 ]]
 
@@ -197,6 +198,11 @@ local SPEC_FIELDS = {
 			bad('webhook', 'must be an http:// or https:// URL')
 		end
 	end,
+	webhook_progress = function(v)
+		if type(v) ~= 'boolean' then
+			bad('webhook_progress', 'must be true or false')
+		end
+	end,
 	meta = function(v)
 		if not is_object(v) then
 			bad('meta', 'must be an object')
@@ -243,6 +249,9 @@ local function spec_parse(text, limits)
 	end
 	if spec.workflow ~= nil and spec.graph ~= nil then
 		raise('INVALID', 'spec: give a workflow or a graph, not both')
+	end
+	if spec.webhook_progress and spec.webhook == nil then
+		bad('webhook_progress', 'needs a webhook URL to send to')
 	end
 	return spec
 end

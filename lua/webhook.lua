@@ -45,19 +45,66 @@ local WH_OUTCOMES = { delivered = true, retry = true, failed = true }
 local WH_BODY = { 'state', 'tenant', 'meta', 'refund', 'attempt',
 	'error_code', 'error', 'outputs', 'end_id' }
 
-register('webhook_claim', function(keys, args)
-	local P = prefix(keys)
+--[[
+  The arguments webhook_done and webhook_progress_done share: jid, the
+  claim's token (called name), an outcome of outcomes (words lists them),
+  the HTTP status, the error text and, for retry, the delay. Returns them
+  in that order or raises INVALID.
+]]
+local function wh_done_args(args, name, outcomes, words)
+	local jid = arg_str(args[1], 'jid', 64)
+	local token = arg_int(args[2], name, 1, 1000000000)
+	local outcome = arg_str(args[3], 'outcome', 16)
+	local status = arg_int(args[4] or 0, 'status', 0, 999)
+	local msg = cut(args[5], MSG_MAX)
+
+	if not outcomes[outcome] then
+		raise('INVALID', "outcome: '" .. outcome .. "' is not " .. words)
+	end
+	local delay = 0
+	if outcome == 'retry' then
+		delay = arg_int(args[6], 'retry_ms', 1, 86400000)
+	end
+	return jid, token, outcome, status, msg, delay
+end
+
+--[[
+  The start both claims share: the scheduler id, the lease and the batch
+  of args (INVALID when off), the time, and up to batch entries of zkey due
+  by now; stats is checked. Returns sid, lease, now, due.
+]]
+local function wh_claim_start(P, args, zkey)
 	local sid = arg_name(args[1], 'scheduler id')
 	local lease = arg_int(args[2], 'lease_ms', 1, 3600000)
 	local batch = arg_int(args[3], 'batch', 1, 1000)
-	local zkey = P .. 'webhooks'
-	local out = { 0 }
-	local dropped = 0
-
 	local now = now_ms()
 	local due = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0,
 	    batch)
+
 	need(P, { 'stats', 'hash' })
+	return sid, lease, now, due
+end
+
+-- Ends a claim's reply out: stat name counts the entries it dropped, and
+-- out[1] becomes the earliest entry left in zkey (0: none).
+local function wh_claim_end(P, zkey, out, dropped, name)
+	if dropped > 0 then
+		stat(P, name, dropped)
+	end
+	local first = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+	if first[2] then
+		out[1] = math.floor(tonumber(first[2]))
+	end
+	return out
+end
+
+register('webhook_claim', function(keys, args)
+	local P = prefix(keys)
+	local zkey = P .. 'webhooks'
+	local sid, lease, now, due = wh_claim_start(P, args, zkey)
+	local out = { 0 }
+	local dropped = 0
+
 	for _, jid in ipairs(due) do
 		local j = job_read(P, jid, 'webhook', 'wh_state', 'wh_attempts',
 		    'finished_ms', unpack(WH_BODY))
@@ -87,33 +134,14 @@ register('webhook_claim', function(keys, args)
 			out[#out + 1] = fields
 		end
 	end
-	if dropped > 0 then
-		stat(P, 'webhooks_dropped', dropped)
-	end
-	local first = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
-	if first[2] then
-		out[1] = math.floor(tonumber(first[2]))
-	end
-	return out
+	return wh_claim_end(P, zkey, out, dropped, 'webhooks_dropped')
 end)
 
 register('webhook_done', function(keys, args)
 	local P = prefix(keys)
-	local jid = arg_str(args[1], 'jid', 64)
-	local attempt = arg_int(args[2], 'attempt', 1, 1000000000)
-	local outcome = arg_str(args[3], 'outcome', 16)
-	local status = arg_int(args[4] or 0, 'status', 0, 999)
-	local msg = cut(args[5], MSG_MAX)
+	local jid, attempt, outcome, status, msg, delay = wh_done_args(args,
+	    'attempt', WH_OUTCOMES, 'delivered, retry or failed')
 	local key = P .. 'job:' .. jid
-
-	if not WH_OUTCOMES[outcome] then
-		raise('INVALID', "outcome: '" .. outcome ..
-		    "' is not delivered, retry or failed")
-	end
-	local delay = 0
-	if outcome == 'retry' then
-		delay = arg_int(args[6], 'retry_ms', 1, 86400000)
-	end
 	local j = job_read(P, jid, 'wh_state', 'wh_attempts')
 	if not j or j.wh_state ~= 'delivering' or
 	    tonumber(j.wh_attempts) ~= attempt then

@@ -51,6 +51,7 @@ struct sched_cfg {
 	long long webhook_concurrency;
 	int	  webhook_allow_private;
 	long long webhook_lease_ms;
+	long long webhook_progress_interval_ms;
 	int	  log_level;
 	int	  log_format;
 };

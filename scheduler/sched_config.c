@@ -103,6 +103,11 @@ static const struct cfg_entry sched_entries[] = {
 	    .min = 1000, .max = 3600000, .flags = CFG_RELOAD,
 	    .text = "A claimed delivery is this process's for this long; "
 		    "another scheduler may take it after." },
+	{ "webhook-progress-interval-ms", CFG_INT,
+	    OFF(webhook_progress_interval_ms), "1000", .min = 100,
+	    .max = 3600000, .flags = CFG_RELOAD,
+	    .text = "A job's progress webhooks go at most this often (each "
+		    "carries the latest progress)." },
 	CFG_LOG_ENTRIES(struct sched_cfg, log_level, log_format),
 };
 

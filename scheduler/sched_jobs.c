@@ -23,7 +23,7 @@
 #include "sched_auth.h"
 #include "sched_http.h"
 #include "sched_routes.h"
-#include "sched_webhook.h"
+#include "sched_whbody.h"
 #include "xmalloc.h"
 
 static const char *const lanes[] = { "high", "normal", "low" };
@@ -162,7 +162,7 @@ jobs_describe(const char *jid, const redisReply *h)
 	jobs_num(o, "created_ms", sched_field(h, "created_ms"));
 	jobs_num(o, "started_ms", sched_field(h, "started_ms"));
 	jobs_num(o, "finished_ms", sched_field(h, "finished_ms"));
-	webhooks_describe(h, o);
+	whbody_describe(h, o);
 	return (o);
 }
 

@@ -14,8 +14,9 @@
  * succeeded, failed, canceled; failed:<code> per error code. Refunds:
  * finish() writes exactly one refund entry for each failed and canceled
  * job, so refunds emitted = failed + canceled. Webhook deliveries and
- * failures are the stats fields webhooks_delivered and webhooks_failed (0
- * until something writes them). Workers up: those whose last heartbeat (the
+ * failures are the stats fields webhooks_delivered and webhooks_failed,
+ * progress webhooks' webhook_progress_delivered and
+ * webhook_progress_failed (0 until something writes them). Workers up: those whose last heartbeat (the
  * workers zset) is under METRICS_WORKER_LIVE_MS old by this host's clock,
  * the janitor's default worker-dead-ms.
  *
@@ -233,6 +234,22 @@ scrape_stat(const struct scrape *sc, const char *name)
 	return (0);
 }
 
+/* The webhook counters: the metric, its help, the stats field. */
+static const struct {
+	const char *name, *help, *stat;
+} wh_counters[] = {
+	{ "comfyq_webhook_deliveries_total",
+	    "Webhook deliveries that succeeded.", "webhooks_delivered" },
+	{ "comfyq_webhook_failures_total", "Webhook deliveries given up.",
+	    "webhooks_failed" },
+	{ "comfyq_webhook_progress_deliveries_total",
+	    "Progress webhook deliveries that succeeded.",
+	    "webhook_progress_delivered" },
+	{ "comfyq_webhook_progress_failures_total",
+	    "Progress webhook deliveries given up.",
+	    "webhook_progress_failed" },
+};
+
 static void
 render_redis(struct evbuffer *b, const struct scrape *sc)
 {
@@ -302,14 +319,12 @@ render_redis(struct evbuffer *b, const struct scrape *sc)
 		evbuffer_add_printf(
 		    b, "\",kind=\"used\"} %lld\n", sc->pools[i].vram_used_mb);
 	}
-	put_head(b, "comfyq_webhook_deliveries_total", "counter",
-	    "Webhook deliveries that succeeded.");
-	evbuffer_add_printf(b, "comfyq_webhook_deliveries_total %lld\n",
-	    scrape_stat(sc, "webhooks_delivered"));
-	put_head(b, "comfyq_webhook_failures_total", "counter",
-	    "Webhook deliveries given up.");
-	evbuffer_add_printf(b, "comfyq_webhook_failures_total %lld\n",
-	    scrape_stat(sc, "webhooks_failed"));
+	for (i = 0; i < sizeof wh_counters / sizeof wh_counters[0]; i++) {
+		put_head(
+		    b, wh_counters[i].name, "counter", wh_counters[i].help);
+		evbuffer_add_printf(b, "%s %lld\n", wh_counters[i].name,
+		    scrape_stat(sc, wh_counters[i].stat));
+	}
 }
 
 static void

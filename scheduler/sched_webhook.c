@@ -1,12 +1,8 @@
 /*
  * The webhook delivery engine (see sched_webhook.h). A timer claims due
  * deliveries (lua/webhook.lua webhook_claim) with a lease, at most
- * webhook-concurrency in flight, and POSTs each one's body:
- *
- *   {"type": <state>, "job", "state", "tenant", "attempt", "refund",
- *    "meta", "error_code", "error", "outputs", "finished_ms", "end_id"}
- *
- * (the terminal event's fields, the same for every attempt) with the
+ * webhook-concurrency in flight, and POSTs each one's body (the terminal
+ * event's fields, the same for every attempt: sched_whbody.c) with the
  * Standard Webhooks headers webhook-id (wh_<jid>, stable across
  * attempts), webhook-timestamp (seconds) and webhook-signature. A 2xx
  * answer is delivered; 410 Gone fails the delivery for good at once (the
@@ -27,6 +23,15 @@
  * the delivery is due again and any scheduler sends it as the next
  * attempt. Redis calls still in flight at webhooks_free keep their small
  * records (orphaned, freed by their callbacks), as the reply comes later.
+ *
+ * Progress deliveries (lua/webhook_progress.lua) share the room: each tick
+ * claims terminal ones first, then progress ones with what room is left
+ * (webhook_progress_claim, webhook-progress-interval-ms apart per job),
+ * and sends them the same way, signed, with webhook-id whp_<jid>_<seq>.
+ * They are best effort: a 2xx is delivered; 410 or a refused address is
+ * gone (no more progress POSTs for that job); another failure is retried
+ * after the backoff at most WH_PROG_RETRIES times in a row, then failed
+ * (the job's next progress opens a new delivery).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -45,12 +50,16 @@
 #include "sched.h"
 #include "sched_sign.h"
 #include "sched_webhook.h"
+#include "sched_whbody.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define WH_POLL_MS	  250	    /* idle claim interval */
 #define WH_LEASE_SLACK_MS 1000	    /* lease over the request timeout */
 #define WH_MAX_RESP	  (1 << 20) /* longer answers: a transport error */
+#define WH_PROG_RETRIES	  2	    /* a progress delivery's retries */
+
+enum wh_kind { WH_TERMINAL, WH_PROGRESS };
 
 struct wh_delivery {
 	struct webhooks	 *wh; /* NULL: orphaned, its reply frees it */
@@ -59,8 +68,10 @@ struct wh_delivery {
 	char		 *url;
 	char		 *id;
 	char		 *body;
-	long long	  attempt;
+	enum wh_kind	  kind;
+	long long	  attempt; /* progress: the seq */
 	long long	  finished_ms;
+	long long	  tries; /* progress: failed in a row before this */
 	TAILQ_ENTRY(wh_delivery) entry;
 };
 
@@ -68,6 +79,7 @@ TAILQ_HEAD(wh_deliveries, wh_delivery);
 
 struct wh_claim_call {
 	struct webhooks *wh; /* NULL: orphaned */
+	enum wh_kind	 kind;
 	long long	 batch;
 };
 
@@ -77,13 +89,15 @@ struct webhooks {
 	struct wh_claim_call *claim; /* in flight, or NULL */
 	struct wh_deliveries  active;
 	long long	      inflight;
-	int		      more; /* the last claim filled its batch */
+	int		      more;	   /* the last claim filled its batch */
+	long long	      next_due_ms; /* the terminal claim's, 0: none */
 	char		      sid[128];
 	char		     *secret; /* the text key was made from */
 	struct sign_key	      key;
 };
 
 static void wh_arm(struct webhooks *, long long);
+static void wh_claim_reply(redisAsyncContext *, void *, void *);
 
 static int
 wh_addr_public(const struct sockaddr *sa)
@@ -126,47 +140,6 @@ wh_delivery_free(struct wh_delivery *d)
 	free(d);
 }
 
-/* A field of the terminal event as JSON: meta and outputs are JSON text. */
-static void
-wh_body_field(cJSON *o, const char *name, const char *v)
-{
-	cJSON *j;
-
-	if (strcmp(name, "attempt") == 0)
-		cJSON_AddNumberToObject(o, name, atof(v));
-	else if (strcmp(name, "refund") == 0)
-		cJSON_AddBoolToObject(o, name, strcmp(v, "true") == 0);
-	else if ((strcmp(name, "meta") == 0 || strcmp(name, "outputs") == 0) &&
-	    (j = cJSON_Parse(v)) != NULL)
-		cJSON_AddItemToObject(o, name, j);
-	else
-		cJSON_AddStringToObject(o, name, v);
-}
-
-/* The POST body of a claimed delivery; the caller frees it. */
-static char *
-wh_body(const struct rqfn_webhook *w)
-{
-	cJSON	   *o = cJSON_CreateObject();
-	const char *state = "";
-	char	   *text;
-	size_t	    i;
-
-	for (i = 0; i < w->nfields; i++)
-		if (strcmp(w->fields[2 * i]->str, "state") == 0)
-			state = w->fields[2 * i + 1]->str;
-	cJSON_AddStringToObject(o, "type", state);
-	cJSON_AddStringToObject(o, "job", w->jid);
-	for (i = 0; i < w->nfields; i++)
-		wh_body_field(
-		    o, w->fields[2 * i]->str, w->fields[2 * i + 1]->str);
-	cJSON_AddNumberToObject(o, "finished_ms", (double)w->finished_ms);
-	if ((text = cJSON_PrintUnformatted(o)) == NULL)
-		fatalx("cJSON_PrintUnformatted: out of memory");
-	cJSON_Delete(o);
-	return (text);
-}
-
 static void
 wh_done_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -180,12 +153,19 @@ wh_done_reply(redisAsyncContext *ac, void *reply, void *priv)
 		wh_delivery_free(d);
 		return;
 	}
-	if (rqfn_webhook_done_reply(reply, &stale, err, sizeof err) == -1)
-		log_job(LL_WARNING, d->jid, "webhook_done: %s", err);
+	if ((d->kind == WH_TERMINAL
+		    ? rqfn_webhook_done_reply(reply, &stale, err, sizeof err)
+		    : rqfn_webhook_progress_done_reply(
+			  reply, &stale, err, sizeof err)) == -1)
+		log_job(LL_WARNING, d->jid, "%s: %s",
+		    d->kind == WH_TERMINAL ? "webhook_done"
+					   : "webhook_progress_done",
+		    err);
 	else if (stale)
 		log_job(LL_NOTICE, d->jid,
-		    "webhook attempt %lld was claimed over; its outcome is "
-		    "dropped",
+		    "%s %lld was claimed over; its outcome is dropped",
+		    d->kind == WH_TERMINAL ? "webhook attempt"
+					   : "progress webhook",
 		    d->attempt);
 	TAILQ_REMOVE(&wh->active, d, entry);
 	wh->inflight--;
@@ -206,17 +186,26 @@ wh_report(struct wh_delivery *d, enum rqfn_wh_outcome outcome, long status,
 		error, retry_ms };
 	static const char *const names[] = { [RQFN_WH_DELIVERED] = "delivered",
 		[RQFN_WH_RETRY] = "retried",
-		[RQFN_WH_FAILED] = "failed" };
+		[RQFN_WH_FAILED] = "failed",
+		[RQFN_WH_GONE] = "gone" };
 	struct rq_cmd		 c;
+	int			 lvl;
 
-	log_job(outcome == RQFN_WH_DELIVERED ? LL_VERBOSE : LL_NOTICE, d->jid,
-	    "webhook %s: attempt %lld, status %ld%s%s", names[outcome],
+	if (d->kind == WH_TERMINAL) {
+		lvl = outcome == RQFN_WH_DELIVERED ? LL_VERBOSE : LL_NOTICE;
+		rqfn_webhook_done_cmd(&c, wh->s->prefix, &a);
+	} else {
+		lvl = outcome == RQFN_WH_DELIVERED ? LL_DEBUG : LL_VERBOSE;
+		rqfn_webhook_progress_done_cmd(&c, wh->s->prefix, &a);
+	}
+	log_job(lvl, d->jid, "%s %s: %s %lld, status %ld%s%s",
+	    d->kind == WH_TERMINAL ? "webhook" : "progress webhook",
+	    names[outcome], d->kind == WH_TERMINAL ? "attempt" : "seq",
 	    d->attempt, status, *error != '\0' ? ", " : "", error);
-	rqfn_webhook_done_cmd(&c, wh->s->prefix, &a);
 	if (rq_async_call(wh->s->rc, wh_done_reply, d, &c) == -1) {
 		/* The lease runs out and the delivery is sent again. */
 		log_job(LL_WARNING, d->jid,
-		    "webhook_done: Redis is down; the delivery is due again "
+		    "webhook report: Redis is down; the delivery is due again "
 		    "when its lease runs out");
 		TAILQ_REMOVE(&wh->active, d, entry);
 		wh->inflight--;
@@ -225,7 +214,8 @@ wh_report(struct wh_delivery *d, enum rqfn_wh_outcome outcome, long status,
 	rq_cmd_free(&c);
 }
 
-/* Retries after the backoff, or fails once max age is past. */
+/* Retries after the backoff, or fails once max age is past (a progress
+ * delivery: once it failed WH_PROG_RETRIES + 1 times in a row). */
 static void
 wh_retry(struct wh_delivery *d, long status, const char *why)
 {
@@ -233,6 +223,19 @@ wh_retry(struct wh_delivery *d, long status, const char *why)
 	long long		delay, deadline;
 	char			msg[1024];
 
+	if (d->kind == WH_PROGRESS) {
+		delay = backoff_delay(cfg->webhook_retry_base_ms,
+		    cfg->webhook_retry_max_ms, (int)d->tries, rand_unit());
+		if (d->tries < WH_PROG_RETRIES) {
+			wh_report(d, RQFN_WH_RETRY, status, why, delay);
+			return;
+		}
+		snprintf(msg, sizeof msg,
+		    "gave up after %lld attempts in a row: %s", d->tries + 1,
+		    why);
+		wh_report(d, RQFN_WH_FAILED, status, msg, 0);
+		return;
+	}
 	delay = backoff_delay(cfg->webhook_retry_base_ms,
 	    cfg->webhook_retry_max_ms, (int)(d->attempt - 1), rand_unit());
 	deadline = d->finished_ms + cfg->webhook_max_age_s * 1000;
@@ -249,21 +252,23 @@ wh_retry(struct wh_delivery *d, long status, const char *why)
 static void
 wh_http_done(const struct httpc_resp *resp, void *arg)
 {
-	struct wh_delivery *d = arg;
-	char		    why[1024];
+	struct wh_delivery  *d = arg;
+	enum rqfn_wh_outcome stop =
+	    d->kind == WH_TERMINAL ? RQFN_WH_FAILED : RQFN_WH_GONE;
+	char why[1024];
 
 	d->req = NULL;
 	if (resp->fail == HTTPC_OK && resp->status >= 200 && resp->status < 300)
 		wh_report(d, RQFN_WH_DELIVERED, resp->status, "", 0);
 	else if (resp->fail == HTTPC_OK && resp->status == 410)
-		wh_report(d, RQFN_WH_FAILED, 410,
+		wh_report(d, stop, 410,
 		    "HTTP 410 Gone: the receiver asked to stop", 0);
 	else if (resp->fail == HTTPC_BLOCKED) {
 		snprintf(why, sizeof why,
 		    "%s: a private, loopback or link-local address "
 		    "(webhook-allow-private is off)",
 		    resp->err);
-		wh_report(d, RQFN_WH_FAILED, 0, why, 0);
+		wh_report(d, stop, 0, why, 0);
 	} else if (resp->fail == HTTPC_OK) {
 		snprintf(why, sizeof why, "HTTP %ld", resp->status);
 		wh_retry(d, resp->status, why);
@@ -271,28 +276,37 @@ wh_http_done(const struct httpc_resp *resp, void *arg)
 		wh_retry(d, 0, resp->err);
 }
 
-/* Sends one claimed delivery, or ends it when it is long past max age. */
+static struct wh_delivery *
+wh_delivery_new(struct webhooks *wh, enum wh_kind kind, const char *jid,
+    const char *url, const char *id, long long attempt)
+{
+	struct wh_delivery *d = xcalloc(1, sizeof *d);
+
+	d->wh = wh;
+	d->kind = kind;
+	snprintf(d->jid, sizeof d->jid, "%s", jid);
+	d->url = xstrdup(url);
+	d->id = xstrdup(id);
+	d->attempt = attempt;
+	return (d);
+}
+
+/* Sends one claimed delivery (d, now the engine's), or ends a terminal
+ * one when it is long past max age. */
 static void
-wh_send(struct webhooks *wh, const struct rqfn_webhook *w)
+wh_send(struct webhooks *wh, struct wh_delivery *d)
 {
 	const struct sched_cfg *cfg = wh->s->cfg;
-	struct wh_delivery     *d = xcalloc(1, sizeof *d);
 	struct httpc_opts	o;
 	char		       *sig, hid[128], hts[64], hsig[128];
 	const char	       *headers[5];
 	long long		now = clock_wall_ms();
 
-	d->wh = wh;
-	snprintf(d->jid, sizeof d->jid, "%s", w->jid);
-	d->url = xstrdup(w->url);
-	d->id = xstrdup(w->id);
-	d->attempt = w->attempt;
-	d->finished_ms = w->finished_ms;
-	d->body = wh_body(w);
 	TAILQ_INSERT_TAIL(&wh->active, d, entry);
 	wh->inflight++;
-	if (now - d->finished_ms >
-	    cfg->webhook_max_age_s * 1000 + cfg->webhook_retry_max_ms) {
+	if (d->kind == WH_TERMINAL &&
+	    now - d->finished_ms >
+		cfg->webhook_max_age_s * 1000 + cfg->webhook_retry_max_ms) {
 		wh_report(d, RQFN_WH_FAILED, 0,
 		    "gave up unsent: the job ended more than webhook-max-age-s "
 		    "ago",
@@ -317,41 +331,124 @@ wh_send(struct webhooks *wh, const struct rqfn_webhook *w)
 	o.max_resp = WH_MAX_RESP;
 	o.headers = headers;
 	o.addr_ok = cfg->webhook_allow_private ? NULL : wh_addr_public;
-	log_job(
-	    LL_DEBUG, d->jid, "webhook attempt %lld to %s", d->attempt, d->url);
+	log_job(LL_DEBUG, d->jid, "%s %lld to %s",
+	    d->kind == WH_TERMINAL ? "webhook attempt" : "progress webhook",
+	    d->attempt, d->url);
 	d->req = httpc_post(wh->s->http, d->url, "application/json", d->body,
 	    strlen(d->body), &o, wh_http_done, d);
 }
 
+/* Starts a claim of kind for up to batch deliveries; -1 when Redis
+ * would not take the call. */
+static int
+wh_claim_start(struct webhooks *wh, enum wh_kind kind, long long batch)
+{
+	const struct sched_cfg *cfg = wh->s->cfg;
+	struct rq_cmd		c;
+	long long		lease;
+	int			rc;
+
+	if (batch > 1000)
+		batch = 1000;
+	lease = cfg->webhook_lease_ms;
+	if (lease < cfg->webhook_timeout_ms + WH_LEASE_SLACK_MS)
+		lease = cfg->webhook_timeout_ms + WH_LEASE_SLACK_MS;
+	if (kind == WH_TERMINAL)
+		rqfn_webhook_claim_cmd(
+		    &c, wh->s->prefix, wh->sid, lease, batch);
+	else
+		rqfn_webhook_progress_claim_cmd(&c, wh->s->prefix, wh->sid,
+		    lease, batch, cfg->webhook_progress_interval_ms);
+	wh->claim = xcalloc(1, sizeof *wh->claim);
+	wh->claim->wh = wh;
+	wh->claim->kind = kind;
+	wh->claim->batch = batch;
+	if ((rc = rq_async_call(wh->s->rc, wh_claim_reply, wh->claim, &c)) ==
+	    -1) {
+		free(wh->claim);
+		wh->claim = NULL;
+	}
+	rq_cmd_free(&c);
+	return (rc);
+}
+
+/* Sends what a claim of kind gave; returns how many. */
+static size_t
+wh_claimed(
+    struct webhooks *wh, enum wh_kind kind, const struct rqfn_webhook_claim *w)
+{
+	struct wh_delivery *d;
+	struct rqfn_webhook t;
+	struct rqfn_whprog  p;
+	size_t		    i;
+
+	for (i = 0; i < w->n; i++) {
+		if (kind == WH_TERMINAL) {
+			rqfn_webhook_delivery(w, i, &t);
+			d = wh_delivery_new(
+			    wh, kind, t.jid, t.url, t.id, t.attempt);
+			d->finished_ms = t.finished_ms;
+			d->body = whbody_terminal(&t);
+		} else {
+			rqfn_webhook_progress(w, i, &p);
+			d = wh_delivery_new(
+			    wh, kind, p.jid, p.url, p.id, p.seq);
+			d->tries = p.tries;
+			d->body = whbody_progress(&p);
+		}
+		wh_send(wh, d);
+	}
+	return (w->n);
+}
+
+/*
+ * A terminal claim's reply goes on to a progress claim with the room
+ * left; a progress claim's reply arms the next tick: at once when either
+ * filled its batch, else when the earlier of the two next due times comes
+ * (WH_POLL_MS at most).
+ */
 static void
 wh_claim_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct wh_claim_call	 *call = priv;
 	struct webhooks		 *wh = call->wh;
 	struct rqfn_webhook_claim w;
-	struct rqfn_webhook	  d;
-	long long		  batch, wait = WH_POLL_MS;
+	enum wh_kind		  kind = call->kind;
+	long long		  batch = call->batch, wait = WH_POLL_MS, due;
+	long long		  room;
 	char			  err[512];
-	size_t			  i;
+	int			  rc;
 
 	(void)ac;
-	batch = call->batch;
 	free(call);
 	if (wh == NULL)
 		return;
 	wh->claim = NULL;
-	if (rqfn_webhook_claim_reply(reply, &w, err, sizeof err) == -1) {
-		log_warnx("webhook_claim: %s", err);
+	rc = kind == WH_TERMINAL
+	    ? rqfn_webhook_claim_reply(reply, &w, err, sizeof err)
+	    : rqfn_webhook_progress_claim_reply(reply, &w, err, sizeof err);
+	if (rc == -1) {
+		log_warnx("%s: %s",
+		    kind == WH_TERMINAL ? "webhook_claim"
+					: "webhook_progress_claim",
+		    err);
 		wh_arm(wh, WH_POLL_MS);
 		return;
 	}
-	for (i = 0; i < w.n; i++) {
-		rqfn_webhook_delivery(&w, i, &d);
-		wh_send(wh, &d);
-	}
-	wh->more = (long long)w.n >= batch;
-	if (w.next_due_ms > 0 && w.next_due_ms - clock_wall_ms() < wait)
-		wait = w.next_due_ms - clock_wall_ms();
+	if (kind == WH_TERMINAL) {
+		wh->more = (long long)wh_claimed(wh, kind, &w) >= batch;
+		wh->next_due_ms = w.next_due_ms;
+		room = wh->s->cfg->webhook_concurrency - wh->inflight;
+		if (room > 0 && wh_claim_start(wh, WH_PROGRESS, room) == 0)
+			return;
+	} else if ((long long)wh_claimed(wh, kind, &w) >= batch)
+		wh->more = 1;
+	due = wh->next_due_ms;
+	if (kind == WH_PROGRESS && w.next_due_ms > 0 &&
+	    (due == 0 || w.next_due_ms < due))
+		due = w.next_due_ms;
+	if (due > 0 && due - clock_wall_ms() < wait)
+		wait = due - clock_wall_ms();
 	wh_arm(wh, wh->more ? 0 : wait);
 }
 
@@ -360,8 +457,7 @@ wh_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct webhooks	       *wh = arg;
 	const struct sched_cfg *cfg = wh->s->cfg;
-	struct rq_cmd		c;
-	long long		lease, batch;
+	long long		batch;
 	char			err[256];
 	int			changed;
 
@@ -376,25 +472,9 @@ wh_tick(evutil_socket_t fd, short what, void *arg)
 		wh_arm(wh, WH_POLL_MS);
 		return;
 	}
-	if (!rq_async_up(wh->s->rc)) {
+	if (!rq_async_up(wh->s->rc) ||
+	    wh_claim_start(wh, WH_TERMINAL, batch) == -1)
 		wh_arm(wh, WH_POLL_MS);
-		return;
-	}
-	if (batch > 1000)
-		batch = 1000;
-	lease = cfg->webhook_lease_ms;
-	if (lease < cfg->webhook_timeout_ms + WH_LEASE_SLACK_MS)
-		lease = cfg->webhook_timeout_ms + WH_LEASE_SLACK_MS;
-	rqfn_webhook_claim_cmd(&c, wh->s->prefix, wh->sid, lease, batch);
-	wh->claim = xcalloc(1, sizeof *wh->claim);
-	wh->claim->wh = wh;
-	wh->claim->batch = batch;
-	if (rq_async_call(wh->s->rc, wh_claim_reply, wh->claim, &c) == -1) {
-		free(wh->claim);
-		wh->claim = NULL;
-		wh_arm(wh, WH_POLL_MS);
-	}
-	rq_cmd_free(&c);
 }
 
 static void
@@ -470,49 +550,4 @@ webhooks_free(struct webhooks *wh)
 	free(wh->secret);
 	sign_key_free(&wh->key);
 	free(wh);
-}
-
-/* Adds "webhook": {state, attempts, last_status, next_ms, error} from the
- * wh_* fields of an HGETALL reply, when the job has a delivery. */
-void
-webhooks_describe(const redisReply *h, cJSON *job)
-{
-	static const char *const names[] = { "wh_attempts", "wh_last_status",
-		"wh_next_ms" };
-	static const char *const keys[] = { "attempts", "last_status",
-		"next_ms" };
-	const char		*v[3] = { NULL, NULL, NULL }, *state = NULL;
-	const char		*error = NULL;
-	cJSON			*o;
-	size_t			 i, k;
-
-	if (h == NULL || h->type != REDIS_REPLY_ARRAY)
-		return;
-	for (i = 0; i + 1 < h->elements; i += 2) {
-		const char *f, *val;
-
-		if (h->element[i]->type != REDIS_REPLY_STRING ||
-		    h->element[i + 1]->type != REDIS_REPLY_STRING)
-			continue;
-		f = h->element[i]->str;
-		val = h->element[i + 1]->str;
-		if (strcmp(f, "wh_state") == 0)
-			state = val;
-		else if (strcmp(f, "wh_error") == 0)
-			error = val;
-		for (k = 0; k < 3; k++)
-			if (strcmp(f, names[k]) == 0)
-				v[k] = val;
-	}
-	if (state == NULL)
-		return;
-	o = cJSON_AddObjectToObject(job, "webhook");
-	cJSON_AddStringToObject(o, "state", state);
-	for (k = 0; k < 3; k++)
-		if (v[k] != NULL)
-			cJSON_AddNumberToObject(o, keys[k], atof(v[k]));
-		else
-			cJSON_AddNullToObject(o, keys[k]);
-	if (error != NULL && *error != '\0')
-		cJSON_AddStringToObject(o, "error", error);
 }

@@ -13,6 +13,8 @@
  * terminals obey too), so no forged line or terminal escape can ride on
  * them. params, inputs and meta are the producer's data: passed on as
  * they are, JSON-escaped in events, and escaped by whatever prints them.
+ * webhook_progress true (progress webhooks) needs a webhook; false asks
+ * for nothing and is fine without one.
  */
 #include <math.h>
 #include <stdio.h>
@@ -284,6 +286,10 @@ job_check_field(struct job_spec *js, const cJSON *v,
 			(v->valuestring[4] == 's' ? 8u : 7u))
 			BAD(k, "must be an http:// or https:// URL");
 		js->webhook = v->valuestring;
+	} else if (strcmp(k, "webhook_progress") == 0) {
+		if (!cJSON_IsBool(v))
+			BAD(k, "must be true or false");
+		js->webhook_progress = cJSON_IsTrue(v);
 	} else if (strcmp(k, "meta") == 0) {
 		char  *text;
 		size_t len;
@@ -323,6 +329,7 @@ job_spec_check(
 	js->inputs = js->meta = NULL;
 	js->tenant = js->priority = js->idempotency_key = js->webhook = NULL;
 	js->timeout_s = js->run_at = js->vram_mb = 0;
+	js->webhook_progress = 0;
 	js->max_attempts = 3;
 	cJSON_ArrayForEach(v, js->root) {
 		if (job_check_field(js, v, lim, err, errlen) == -1)
@@ -335,6 +342,11 @@ job_spec_check(
 	if (js->workflow != NULL && js->graph != NULL) {
 		snprintf(
 		    err, errlen, "spec: give a workflow or a graph, not both");
+		return (-1);
+	}
+	if (js->webhook_progress && js->webhook == NULL) {
+		snprintf(err, errlen,
+		    "spec.webhook_progress: needs a webhook URL to send to");
 		return (-1);
 	}
 	if (js->priority == NULL)

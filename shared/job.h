@@ -34,10 +34,11 @@ struct job_spec {
 	const char  *priority; /* high, normal (default), low */
 	const char  *idempotency_key;
 	const char  *webhook;
-	long long    timeout_s;	   /* 0: the worker's default */
-	long long    max_attempts; /* default 3 */
-	long long    run_at;	   /* ms since the epoch, 0: now */
-	long long    vram_mb;	   /* 0: unknown */
+	int	     webhook_progress; /* 1: progress webhooks too */
+	long long    timeout_s;	       /* 0: the worker's default */
+	long long    max_attempts;     /* default 3 */
+	long long    run_at;	       /* ms since the epoch, 0: now */
+	long long    vram_mb;	       /* 0: unknown */
 };
 
 int job_spec_parse(struct job_spec *js, const char *text, size_t len,

@@ -79,6 +79,10 @@ static const struct rqfn_def {
 	    { { NULL, "i*sssiiS" } } },
 	[RQFN_FN_WEBHOOK_DONE] = { "webhook_done", RQ_OK | RQ_STALE,
 	    { { NULL, NULL } } },
+	[RQFN_FN_WEBHOOK_PROGRESS_CLAIM] = { "webhook_progress_claim", 0,
+	    { { NULL, "i*sssiiS" } } },
+	[RQFN_FN_WEBHOOK_PROGRESS_DONE] = { "webhook_progress_done",
+	    RQ_OK | RQ_STALE, { { NULL, NULL } } },
 	[RQFN_FN_COMFY_UPLOAD] = { "comfy_upload", RQ_STRING,
 	    { { NULL, NULL } } },
 };
@@ -593,28 +597,44 @@ rqfn_active_file(const struct rqfn_active_files *a, size_t i, const char **jid,
 	*files = a->r->element[2 + 2 * i]->str;
 }
 
-/* A delivery's field list must pair names with values. */
-int
-rqfn_webhook_claim_reply(const redisReply *r, struct rqfn_webhook_claim *out,
-    char *err, size_t errlen)
+/* A claim of function id (webhook_claim, webhook_progress_claim): a
+ * delivery's field list must pair names with values. */
+static int
+rqfn_wh_claim_reply(enum rqfn_fn id, const redisReply *r,
+    struct rqfn_webhook_claim *out, char *err, size_t errlen)
 {
 	size_t i;
 
 	memset(out, 0, sizeof *out);
-	if (rqfn_match(RQFN_FN_WEBHOOK_CLAIM, r, err, errlen) == -1)
+	if (rqfn_match(id, r, err, errlen) == -1)
 		return (-1);
 	for (i = 1; i < r->elements; i += 6)
 		if (E(i + 5)->elements % 2 != 0) {
 			snprintf(err, errlen,
-			    "unexpected reply to webhook_claim (an odd field "
-			    "list of %zu)",
-			    E(i + 5)->elements);
+			    "unexpected reply to %s (an odd field list of %zu)",
+			    rqfn_table[id].name, E(i + 5)->elements);
 			return (-1);
 		}
 	out->next_due_ms = E(0)->integer;
 	out->n = (r->elements - 1) / 6;
 	out->r = r;
 	return (0);
+}
+
+int
+rqfn_webhook_claim_reply(const redisReply *r, struct rqfn_webhook_claim *out,
+    char *err, size_t errlen)
+{
+	return (
+	    rqfn_wh_claim_reply(RQFN_FN_WEBHOOK_CLAIM, r, out, err, errlen));
+}
+
+int
+rqfn_webhook_progress_claim_reply(const redisReply *r,
+    struct rqfn_webhook_claim *out, char *err, size_t errlen)
+{
+	return (rqfn_wh_claim_reply(
+	    RQFN_FN_WEBHOOK_PROGRESS_CLAIM, r, out, err, errlen));
 }
 
 /* The i-th delivery of a decoded webhook_claim reply (i < n). */
@@ -640,6 +660,30 @@ rqfn_webhook_done_reply(
 	return (rqfn_ok_stale(RQFN_FN_WEBHOOK_DONE, r, stale, err, errlen));
 }
 
+/* The i-th delivery of a decoded webhook_progress_claim reply (i < n). */
+void
+rqfn_webhook_progress(
+    const struct rqfn_webhook_claim *w, size_t i, struct rqfn_whprog *d)
+{
+	redisReply *const *e = w->r->element + 1 + 6 * i;
+
+	d->jid = e[0]->str;
+	d->url = e[1]->str;
+	d->id = e[2]->str;
+	d->seq = e[3]->integer;
+	d->tries = e[4]->integer;
+	d->fields = e[5]->element;
+	d->nfields = e[5]->elements / 2;
+}
+
+int
+rqfn_webhook_progress_done_reply(
+    const redisReply *r, int *stale, char *err, size_t errlen)
+{
+	return (rqfn_ok_stale(
+	    RQFN_FN_WEBHOOK_PROGRESS_DONE, r, stale, err, errlen));
+}
+
 int
 rqfn_comfy_upload_reply(
     const redisReply *r, const char **name, char *err, size_t errlen)
@@ -647,37 +691,5 @@ rqfn_comfy_upload_reply(
 	if (rqfn_match(RQFN_FN_COMFY_UPLOAD, r, err, errlen) == -1)
 		return (-1);
 	*name = r->str;
-	return (0);
-}
-
-/*
- * A reply on the control channel: ["subscribe", channel, count] once the
- * subscription holds, then ["message", channel, text] for each message.
- */
-int
-rqfn_ctl_reply(
-    const redisReply *r, struct rqfn_ctl *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-	    E(0)->type != REDIS_REPLY_STRING) {
-		snprintf(err, errlen, "not a pub/sub message");
-		return (-1);
-	}
-	if (strcmp(E(0)->str, "subscribe") == 0) {
-		out->kind = RQFN_CTL_SUBSCRIBED;
-		return (0);
-	}
-	if (strcmp(E(0)->str, "message") != 0 ||
-	    E(2)->type != REDIS_REPLY_STRING) {
-		snprintf(err, errlen, "a pub/sub '%.32s'", E(0)->str);
-		return (-1);
-	}
-	out->text = E(2)->str;
-	if (strncmp(out->text, "cancel ", 7) == 0) {
-		out->kind = RQFN_CTL_CANCEL;
-		out->jid = out->text + 7;
-	} else
-		out->kind = RQFN_CTL_UNKNOWN;
 	return (0);
 }

@@ -50,6 +50,8 @@ enum rqfn_fn {
 	RQFN_FN_JOB_FILES,
 	RQFN_FN_WEBHOOK_CLAIM,
 	RQFN_FN_WEBHOOK_DONE,
+	RQFN_FN_WEBHOOK_PROGRESS_CLAIM,
+	RQFN_FN_WEBHOOK_PROGRESS_DONE,
 	RQFN_FN_COMFY_UPLOAD,
 	RQFN_FN_COUNT
 };
@@ -57,7 +59,7 @@ enum rqfn_fn {
 const char *rqfn_name(enum rqfn_fn fn);
 void	    rqfn_cmd(struct rq_cmd *c, enum rqfn_fn fn, const char *prefix);
 
-/* version: the library's VERSION ("4"). */
+/* version: the library's VERSION ("5"). */
 void rqfn_version_cmd(struct rq_cmd *c);
 int  rqfn_version_reply(
      const redisReply *r, const char **version, char *err, size_t errlen);
@@ -342,7 +344,13 @@ struct rqfn_webhook {
 	redisReply **fields;  /* fields[2i]->str, fields[2i+1]->str */
 	size_t	     nfields; /* pairs */
 };
-enum rqfn_wh_outcome { RQFN_WH_DELIVERED, RQFN_WH_RETRY, RQFN_WH_FAILED };
+/* RQFN_WH_GONE (failed, and no more for this job) is for progress only. */
+enum rqfn_wh_outcome {
+	RQFN_WH_DELIVERED,
+	RQFN_WH_RETRY,
+	RQFN_WH_FAILED,
+	RQFN_WH_GONE
+};
 struct rqfn_webhook_done_args {
 	const char	    *jid;
 	long long	     attempt;
@@ -360,6 +368,34 @@ void rqfn_webhook_delivery(
 void rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
     const struct rqfn_webhook_done_args *a);
 int  rqfn_webhook_done_reply(
+     const redisReply *r, int *stale, char *err, size_t errlen);
+
+/*
+ * Progress deliveries (lua/webhook_progress.lua). The claim's reply is
+ * decoded into a struct rqfn_webhook_claim and read with
+ * rqfn_webhook_progress; fields are tenant, meta, attempt, progress
+ * (value/max), node. The done call takes rqfn_webhook_done_args whose
+ * attempt is the claim's seq.
+ */
+struct rqfn_whprog {
+	const char  *jid;
+	const char  *url;
+	const char  *id;      /* whp_<jid>_<seq>: one per claim */
+	long long    seq;     /* the lease token and the body's seq */
+	long long    tries;   /* failed attempts in a row before this one */
+	redisReply **fields;  /* fields[2i]->str, fields[2i+1]->str */
+	size_t	     nfields; /* pairs */
+};
+void rqfn_webhook_progress_claim_cmd(struct rq_cmd *c, const char *prefix,
+    const char *sid, long long lease_ms, long long batch,
+    long long interval_ms);
+int  rqfn_webhook_progress_claim_reply(const redisReply *r,
+     struct rqfn_webhook_claim *out, char *err, size_t errlen);
+void rqfn_webhook_progress(
+    const struct rqfn_webhook_claim *w, size_t i, struct rqfn_whprog *d);
+void rqfn_webhook_progress_done_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_webhook_done_args *a);
+int  rqfn_webhook_progress_done_reply(
      const redisReply *r, int *stale, char *err, size_t errlen);
 
 /*

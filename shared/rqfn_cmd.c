@@ -2,9 +2,12 @@
  * The functions library's calls (see rqfn.h): one builder per function,
  * each the ARGV of its lua/<name>.lua header in that order, started by
  * rqfn_cmd from the table in rqfn.c. Numbers go as decimal text; the
- * option pairs of enqueue and the janitor's duties go by name.
+ * option pairs of enqueue and the janitor's duties go by name. The
+ * control channel, no function of the library, is here too: its
+ * SUBSCRIBE and the decoder of its messages.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "rqfn.h"
 
@@ -302,16 +305,17 @@ rqfn_webhook_claim_cmd(struct rq_cmd *c, const char *prefix, const char *sid,
 	rq_cmd_addf(c, "%lld", batch);
 }
 
-void
-rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
+static void
+rqfn_wh_done_cmd(struct rq_cmd *c, enum rqfn_fn fn, const char *prefix,
     const struct rqfn_webhook_done_args *a)
 {
 	static const char *const outcome[] = { [RQFN_WH_DELIVERED] =
 						   "delivered",
 		[RQFN_WH_RETRY] = "retry",
-		[RQFN_WH_FAILED] = "failed" };
+		[RQFN_WH_FAILED] = "failed",
+		[RQFN_WH_GONE] = "gone" };
 
-	rqfn_cmd(c, RQFN_FN_WEBHOOK_DONE, prefix);
+	rqfn_cmd(c, fn, prefix);
 	rq_cmd_add(c, a->jid);
 	rq_cmd_addf(c, "%lld", a->attempt);
 	rq_cmd_add(c, outcome[a->outcome]);
@@ -319,6 +323,31 @@ rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
 	rq_cmd_add(c, a->error);
 	if (a->outcome == RQFN_WH_RETRY)
 		rq_cmd_addf(c, "%lld", a->retry_ms);
+}
+
+void
+rqfn_webhook_done_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_webhook_done_args *a)
+{
+	rqfn_wh_done_cmd(c, RQFN_FN_WEBHOOK_DONE, prefix, a);
+}
+
+void
+rqfn_webhook_progress_claim_cmd(struct rq_cmd *c, const char *prefix,
+    const char *sid, long long lease_ms, long long batch, long long interval_ms)
+{
+	rqfn_cmd(c, RQFN_FN_WEBHOOK_PROGRESS_CLAIM, prefix);
+	rq_cmd_add(c, sid);
+	rq_cmd_addf(c, "%lld", lease_ms);
+	rq_cmd_addf(c, "%lld", batch);
+	rq_cmd_addf(c, "%lld", interval_ms);
+}
+
+void
+rqfn_webhook_progress_done_cmd(struct rq_cmd *c, const char *prefix,
+    const struct rqfn_webhook_done_args *a)
+{
+	rqfn_wh_done_cmd(c, RQFN_FN_WEBHOOK_PROGRESS_DONE, prefix, a);
 }
 
 void
@@ -341,4 +370,36 @@ rqfn_ctl_subscribe_cmd(struct rq_cmd *c, const char *prefix, const char *worker)
 {
 	rq_cmd_init(c, "SUBSCRIBE");
 	rq_cmd_addf(c, "%sctl:%s", prefix, worker);
+}
+
+/*
+ * A reply on the control channel: ["subscribe", channel, count] once the
+ * subscription holds, then ["message", channel, text] for each message.
+ */
+int
+rqfn_ctl_reply(
+    const redisReply *r, struct rqfn_ctl *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "not a pub/sub message");
+		return (-1);
+	}
+	if (strcmp(r->element[0]->str, "subscribe") == 0) {
+		out->kind = RQFN_CTL_SUBSCRIBED;
+		return (0);
+	}
+	if (strcmp(r->element[0]->str, "message") != 0 ||
+	    r->element[2]->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "a pub/sub '%.32s'", r->element[0]->str);
+		return (-1);
+	}
+	out->text = r->element[2]->str;
+	if (strncmp(out->text, "cancel ", 7) == 0) {
+		out->kind = RQFN_CTL_CANCEL;
+		out->jid = out->text + 7;
+	} else
+		out->kind = RQFN_CTL_UNKNOWN;
+	return (0);
 }

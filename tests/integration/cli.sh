@@ -38,6 +38,8 @@ echo '{"1": {"inputs": {}}' >"$tmp/broken.json"
 check bad-graph-file 2 "$CQ" submit --graph "$tmp/broken.json"
 has bad-graph-file "not valid JSON"
 check missing-graph-file 2 "$CQ" submit --graph "$tmp/nope.json"
+check progress-no-hook 2 "$CQ" submit --workflow smoke --webhook-progress
+has progress-no-hook "spec.webhook_progress: needs a webhook URL to send to"
 eq nothing-written "$(RC --scan --pattern "$P*" | wc -l)" 0
 
 # Submit, status, idempotency.
@@ -165,5 +167,14 @@ drive fail & dp=$!
 check wait-fail 1 timeout 60 "$CQ" submit --workflow smoke --wait --json
 wait $dp
 has wait-fail '"state":"failed".*"error_code":"output_invalid","error":"black image","refund":true'
+
+# --webhook-progress asks for progress webhooks (webhook_progress 1).
+check submit-progress 0 "$CQ" submit --workflow smoke \
+	--webhook https://bot.example/hook --webhook-progress
+pjid=$(cat "$tmp/out")
+eq spec-progress "$(RC HGET "${P}job:$pjid" spec)" \
+	'{"workflow":"smoke","webhook":"https://bot.example/hook","webhook_progress":true}'
+eq job-progress "$(RC HGET "${P}job:$pjid" webhook_progress)" 1
+eq job-no-progress "$(RC HGET "${P}job:$jid" webhook_progress)" 0
 
 finish

@@ -420,13 +420,15 @@ hooks)
 	# 500 once and then 200, a job that really runs, a signature checked
 	# here with Python's own hmac.
 	cat >"$T/recv.py" <<'PY'
-import http.server, sys, os
+import http.server, sys, os, time
 d = sys.argv[1]
 n = [0]
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers['Content-Length']))
         n[0] += 1
+        with open(os.path.join(d, 'at%d' % n[0]), 'w') as f:
+            f.write('%d\n' % int(time.time() * 1000))
         with open(os.path.join(d, 'hook%d' % n[0]), 'wb') as f:
             f.write(('%s\n%s\n%s\n' % (self.headers['webhook-id'],
                 self.headers['webhook-timestamp'],
@@ -447,11 +449,12 @@ PY
 	hook="http://127.0.0.1:$(cat "$T/hooks/port")/hook"
 	sim_start sim --step-ms 20 --model-load-ms 0 || exit 1
 	PIDS+=("$SIM_PID")
-	worker_start w1
+	worker_start w1 --progress-min-ms 0
 	PIDS+=("$WPID")
 	secret=hook-secret-0123456789
 	sched_start --webhook-secret "$secret" --webhook-allow-private true \
-		--webhook-retry-base-ms 100 --webhook-retry-max-ms 200
+		--webhook-retry-base-ms 100 --webhook-retry-max-ms 200 \
+		--webhook-progress-interval-ms 300
 	post /v1/jobs "{\"workflow\":\"smoke_invert\",\"webhook\":\"$hook\",\"meta\":{\"charge\":10}}"
 	code_is "submit with a webhook" 201
 	j=$(js .id)
@@ -478,6 +481,64 @@ PY
 	eq "job shows the delivery" "$(js .webhook.state)" delivered
 	eq "job shows two attempts" "$(js .webhook.attempts)" 2
 	eq "job shows the last status" "$(js .webhook.last_status)" 200
+	eq "no progress object without webhook_progress" "$(js .progress_webhook)" null
+
+	# Progress webhooks: a job that asks gets its progress POSTed, signed,
+	# coalesced (fewer POSTs than progress events, at least the interval
+	# apart, each with the next seq), all before its one terminal POST.
+	post /v1/jobs '{"workflow":"smoke_invert","webhook_progress":true}'
+	err_is "webhook_progress alone" 400 invalid_input
+	eq "webhook_progress alone: why" "$(js .error.message)" \
+		"spec.webhook_progress: needs a webhook URL to send to"
+	post /v1/jobs "{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":\"x\",\"steps\":60},\"webhook\":\"$hook\",\"webhook_progress\":true}"
+	code_is "submit with progress webhooks" 201
+	pj=$(js .id)
+	await "$pj" succeeded 60
+	wait_until 10 sh -c "[ \"\$(redis-cli -p $RPORT HGET ${P}job:$pj wh_state)\" = delivered ]" &&
+		ok || bad "terminal delivery not recorded"
+	sleep 1 # three intervals: nothing else comes
+	out=$(python3 - "$T/hooks" "$secret" "$pj" <<'PY'
+import base64, hashlib, hmac, json, os, sys
+d, key, job = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
+n = len([f for f in os.listdir(d) if f.startswith('hook')])
+prog, term, last_at, errs = 0, 0, 0, []
+for i in range(1, n + 1):
+    raw = open(os.path.join(d, 'hook%d' % i), 'rb').read()
+    at = int(open(os.path.join(d, 'at%d' % i)).read())
+    wid, ts, sig, body = raw.split(b'\n', 3)
+    mac = hmac.new(key, wid + b'.' + ts + b'.' + body, hashlib.sha256).digest()
+    if sig != b'v1,' + base64.b64encode(mac):
+        errs.append('bad signature on ' + wid.decode())
+    b = json.loads(body)
+    if wid.decode() == 'wh_' + job:
+        term += 1
+    elif wid.decode().startswith('whp_'):
+        if b['job'] != job or wid.decode() != 'whp_%s_%d' % (job, prog + 1):
+            errs.append('unexpected progress id ' + wid.decode())
+        if term:
+            errs.append('progress after the terminal POST')
+        if b['type'] != 'progress' or b['seq'] != prog + 1:
+            errs.append('bad progress body %s' % b)
+        if prog and at - last_at < 250:
+            errs.append('progress %d ms after the last' % (at - last_at))
+        prog, last_at = prog + 1, at
+print(' '.join(errs) if errs else 'ok %d %d' % (prog, term))
+PY
+)
+	eq "progress POSTs checked" "${out%% *}" ok
+	np=$(echo "$out" | cut -d' ' -f2)
+	eq "one terminal POST" "$(echo "$out" | cut -d' ' -f3)" 1
+	[ "${np:-0}" -ge 1 ] && ok || bad "no progress POST"
+	ne=$(events "$pj" progress)
+	[ "${np:-0}" -lt "$ne" ] && ok || bad "$np progress POSTs for $ne progress events"
+	eq "the first job got no progress POST" "$(grep -l "^whp_$j" "$T"/hooks/hook* | wc -l)" 0
+	req GET "/v1/jobs/$pj"
+	eq "job shows progress deliveries" "$(js .progress_webhook.delivered)" "$np"
+	eq "job shows them sent" "$(js .progress_webhook.sent)" "$np"
+	eq "job shows its terminal delivery" "$(js .webhook.state)" delivered
+	req GET /metrics
+	eq "metrics count progress deliveries" \
+		"$(echo "$BODY" | sed -n 's/^comfyq_webhook_progress_deliveries_total //p')" "$np"
 	;;
 comfy)
 	# ComfyUI's API under /comfy/, driven as a ComfyUI client drives it:

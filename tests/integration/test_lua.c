@@ -132,7 +132,7 @@ test_enqueue_bad_corpus_writes_nothing(void)
 	ASSERT_TRUE(
 	    unit_corpus("specs/bad.tsv", 1, corpus_bad, (void *)P) >= 50);
 	ASSERT_EQ(it_keys(P), 0);
-	ASSERT_EQ(unit_corpus("specs/good.txt", 0, corpus_good, (void *)P), 7);
+	ASSERT_EQ(unit_corpus("specs/good.txt", 0, corpus_good, (void *)P), 9);
 }
 
 static void
@@ -1607,6 +1607,36 @@ pc_busy_hooked(struct pc *x)
 	it_claim(x->P, "w1", "gpu0", "30000", &x->c);
 }
 
+/* An active job of w1 in gpu0 that asked for progress webhooks. */
+static void
+pc_busy_prog(struct pc *x)
+{
+	freeReplyObject(
+	    it_fcall(x->P, "register", "w1", "60000", "gpu0", "1", "0", NULL));
+	it_enq(x->P,
+	    "{\"workflow\":\"a\",\"webhook\":\"http://h/x\","
+	    "\"webhook_progress\":true}");
+	it_claim(x->P, "w1", "gpu0", "30000", &x->c);
+}
+
+/* ... with a progress delivery pending. */
+static void
+pc_prog_pending(struct pc *x)
+{
+	pc_busy_prog(x);
+	freeReplyObject(
+	    it_fcall(x->P, "progress", x->c.jid, x->c.fence, "1", "2", NULL));
+}
+
+/* ... claimed by scheduler s1: seq 1 is delivering. */
+static void
+pc_prog_delivering(struct pc *x)
+{
+	pc_prog_pending(x);
+	freeReplyObject(it_fcall(
+	    x->P, "webhook_progress_claim", "s1", "60000", "10", "1000", NULL));
+}
+
 /* ... and claimed by scheduler s1: attempt 1 is delivering. */
 static void
 pc_delivering(struct pc *x)
@@ -1655,10 +1685,17 @@ PC_CALL(pc_webhook_claim, "webhook_claim", "s2", "60000", "10")
 PC_CALL(pc_webhook_done, "webhook_done", x->c.jid, "1", "delivered", "200", "")
 PC_CALL(pc_webhook_retry, "webhook_done", x->c.jid, "1", "retry", "500",
     "HTTP 500", "1000")
+PC_CALL(pc_whp_claim, "webhook_progress_claim", "s2", "60000", "10", "1000")
+PC_CALL(
+    pc_whp_done, "webhook_progress_done", x->c.jid, "1", "delivered", "200", "")
+PC_CALL(pc_whp_retry, "webhook_progress_done", x->c.jid, "1", "retry", "500",
+    "HTTP 500", "1000")
 PC_CALL(pc_comfy_upload, "comfy_upload", "t", "bot", "in", ".png", "bytes", "0",
     "600")
 
-#define K_FIN	    "leases=zset done=zset events=stream stats=hash webhooks=zset "
+#define K_FIN                                                                  \
+	"leases=zset done=zset events=stream stats=hash webhooks=zset "        \
+	"whprog=zset "
 #define K_ALL_LANES "ready:high=zset ready:normal=zset ready:low=zset "
 static const struct plant_case plant_cases[] = {
 	{ "enqueue", pc_busy, pc_enqueue,
@@ -1690,6 +1727,8 @@ static const struct plant_case plant_cases[] = {
 	    "worker:w1=hash job:%C=hash held:gpu0=hash slots:gpu0=hash", "" },
 	{ "progress", pc_busy, pc_progress, "job:%C=hash events=stream", "",
 	    "" },
+	{ "progress hooked", pc_busy_prog, pc_progress,
+	    "job:%C=hash events=stream whprog=zset", "", "" },
 	{ "complete", pc_busy, pc_complete, "job:%C=hash " K_FIN,
 	    "held:gpu0=hash marker:gpu0=zset", "" },
 	{ "fail", pc_busy, pc_fail,
@@ -1741,6 +1780,14 @@ static const struct plant_case plant_cases[] = {
 	    "webhooks=zset stats=hash", "job:%C=hash", "" },
 	{ "webhook_done retry", pc_delivering, pc_webhook_retry,
 	    "webhooks=zset stats=hash", "job:%C=hash", "" },
+	{ "complete progress pending", pc_prog_pending, pc_complete,
+	    "job:%C=hash " K_FIN, "held:gpu0=hash marker:gpu0=zset", "" },
+	{ "webhook_progress_claim", pc_prog_pending, pc_whp_claim,
+	    "whprog=zset stats=hash", "job:%C=hash", "" },
+	{ "webhook_progress_done", pc_prog_delivering, pc_whp_done,
+	    "whprog=zset stats=hash", "job:%C=hash", "" },
+	{ "webhook_progress_done retry", pc_prog_delivering, pc_whp_retry,
+	    "whprog=zset stats=hash", "job:%C=hash", "" },
 	{ "comfy_upload", pc_busy, pc_comfy_upload,
 	    "comfy:upload:t:bot/in.png=string", "", "" },
 };

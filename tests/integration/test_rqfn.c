@@ -577,17 +577,19 @@ wh_done(const char *P, const struct rqfn_webhook_done_args *a)
 	return (stale);
 }
 
-/* The field named name of a delivery, or NULL. */
+/* The field named name of n name, value pairs, or NULL. */
 static const char *
-wh_field(const struct rqfn_webhook *d, const char *name)
+pair_get(redisReply *const *fields, size_t n, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < d->nfields; i++)
-		if (strcmp(d->fields[2 * i]->str, name) == 0)
-			return (d->fields[2 * i + 1]->str);
+	for (i = 0; i < n; i++)
+		if (strcmp(fields[2 * i]->str, name) == 0)
+			return (fields[2 * i + 1]->str);
 	return (NULL);
 }
+
+#define wh_field(d, name) pair_get((d)->fields, (d)->nfields, (name))
 
 /*
  * A delivery's life: scheduled by the terminal transition, claimed with a
@@ -807,6 +809,232 @@ test_expire_waits_for_webhook(void)
 	ASSERT_EQ(it_int("EXISTS %sjob:%s", P, jid), 0);
 }
 
+#define SPEC_PROG                                                              \
+	"{\"workflow\":\"a\",\"tenant\":\"t1\",\"meta\":{\"charge\":3},"       \
+	"\"webhook\":\"http://127.0.0.1:9/h\",\"webhook_progress\":true}"
+
+/* webhook_progress_claim as sid: the decoded reply (r to free). */
+static redisReply *
+whp_claim(const char *P, const char *sid, long long lease, long long interval,
+    struct rqfn_webhook_claim *w)
+{
+	struct rq_cmd c;
+	redisReply   *r;
+	char	      err[512];
+
+	rqfn_webhook_progress_claim_cmd(&c, P, sid, lease, 16, interval);
+	r = call(&c);
+	DECODED(rqfn_webhook_progress_claim_reply(r, w, err, sizeof err));
+	return (r);
+}
+
+/* webhook_progress_done for seq; returns 1 for STALE, 0 for OK. */
+static int
+whp_done(const char *P, const char *jid, long long seq,
+    enum rqfn_wh_outcome outcome, long status, long long retry_ms)
+{
+	struct rqfn_webhook_done_args a = { jid, seq, outcome, status,
+		outcome == RQFN_WH_DELIVERED ? "" : "HTTP 500", retry_ms };
+	struct rq_cmd		      c;
+	redisReply		     *r;
+	char			      err[512];
+	int			      stale = -1;
+
+	rqfn_webhook_progress_done_cmd(&c, P, &a);
+	r = call(&c);
+	DECODED(rqfn_webhook_progress_done_reply(r, &stale, err, sizeof err));
+	freeReplyObject(r);
+	return (stale);
+}
+
+static void
+prog(const char *P, const struct it_claimed *c, const char *value)
+{
+	redisReply *r =
+	    it_fcall(P, "progress", c->jid, c->fence, value, "10", "n7", NULL);
+
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+}
+
+/*
+ * Progress deliveries: opened by progress only for a job that asked, one
+ * at most per job whatever the number of steps, carrying the progress of
+ * the moment it is claimed; leased, claimed over once the lease runs out
+ * (the late holder is STALE), no sooner than the interval after the last
+ * claim; dropped by the job's end while pending, left to end alone while
+ * being sent, and never opened again for a job that ended.
+ */
+static void
+test_webhook_progress(void)
+{
+	const char		 *P = it_queue("whp");
+	struct rqfn_webhook_claim w;
+	struct rqfn_whprog	  d;
+	struct it_claimed	  c, c2;
+	redisReply		 *r;
+	char			  id[128];
+	long long		  now = clock_wall_ms(), t0;
+
+	it_setcap(P, "gpu0", "4", NULL);
+	/* A job with a webhook but no webhook_progress opens nothing. */
+	it_enq(P, SPEC_HOOK);
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	prog(P, &c, "1");
+	ASSERT_STREQ(it_hget(P, c.jid, "webhook_progress"), "0");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "");
+	ASSERT_EQ(it_int("EXISTS %swhprog", P), 0);
+
+	/* Three steps: one delivery, pending, due now. */
+	it_enq(P, SPEC_PROG);
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	ASSERT_STREQ(it_hget(P, c.jid, "webhook_progress"), "1");
+	prog(P, &c, "1");
+	prog(P, &c, "2");
+	prog(P, &c, "3");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "pending");
+	ASSERT_EQ(it_int("ZCARD %swhprog", P), 1);
+	ASSERT_TRUE(atoll(it_get("ZSCORE %swhprog %s", P, c.jid)) >= now);
+
+	/* Claimed with the latest progress, seq 1; leased. */
+	t0 = clock_wall_ms();
+	r = whp_claim(P, "s1", 60000, 200, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_progress(&w, 0, &d);
+	ASSERT_STREQ(d.jid, c.jid);
+	ASSERT_STREQ(d.url, "http://127.0.0.1:9/h");
+	snprintf(id, sizeof id, "whp_%s_1", c.jid);
+	ASSERT_STREQ(d.id, id);
+	ASSERT_EQ(d.seq, 1);
+	ASSERT_EQ(d.tries, 0);
+	ASSERT_STREQ(wh_field(&d, "progress"), "3/10");
+	ASSERT_STREQ(wh_field(&d, "node"), "n7");
+	ASSERT_STREQ(wh_field(&d, "tenant"), "t1");
+	ASSERT_STREQ(wh_field(&d, "meta"), "{\"charge\":3}");
+	ASSERT_STREQ(wh_field(&d, "attempt"), "1");
+	ASSERT_TRUE(w.next_due_ms >= t0 + 60000);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "delivering");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_owner"), "s1");
+	r = whp_claim(P, "s2", 60000, 200, &w);
+	ASSERT_EQ(w.n, 0); /* the lease holds */
+	freeReplyObject(r);
+
+	/* Progress while it is sent marks it; its end opens the next, due
+	 * no sooner than 200 ms after the claim. */
+	prog(P, &c, "4");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_dirty"), "1");
+	ASSERT_EQ(it_int("ZCARD %swhprog", P), 1);
+	ASSERT_EQ(whp_done(P, c.jid, 2, RQFN_WH_DELIVERED, 200, 0), 1);
+	ASSERT_EQ(whp_done(P, c.jid, 1, RQFN_WH_DELIVERED, 200, 0), 0);
+	ASSERT_EQ(whp_done(P, c.jid, 1, RQFN_WH_DELIVERED, 200, 0), 1);
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "pending");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_delivered"), "1");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_last_status"), "200");
+	ASSERT_EQ(it_stat(P, "webhook_progress_delivered"), 1);
+	ASSERT_TRUE(atoll(it_get("ZSCORE %swhprog %s", P, c.jid)) >= t0 + 200);
+	r = whp_claim(P, "s2", 100, 200, &w);
+	if (clock_wall_ms() < t0 + 200)
+		ASSERT_EQ(w.n, 0); /* not due yet */
+	freeReplyObject(r);
+	it_sleep_ms(250);
+	r = whp_claim(P, "s2", 100, 200, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_progress(&w, 0, &d);
+	ASSERT_EQ(d.seq, 2);
+	ASSERT_STREQ(wh_field(&d, "progress"), "4/10");
+	freeReplyObject(r);
+
+	/* s2's 100 ms lease runs out (and the 200 ms interval passes): s3
+	 * claims seq 3; s2 is STALE and writes nothing. */
+	it_sleep_ms(250);
+	r = whp_claim(P, "s3", 60000, 200, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_progress(&w, 0, &d);
+	ASSERT_EQ(d.seq, 3);
+	freeReplyObject(r);
+	ASSERT_EQ(whp_done(P, c.jid, 2, RQFN_WH_DELIVERED, 200, 0), 1);
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "delivering");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_delivered"), "1");
+
+	/* A retry: pending again, tries 1; the job's end drops it. */
+	ASSERT_EQ(whp_done(P, c.jid, 3, RQFN_WH_RETRY, 500, 50), 0);
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "pending");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_tries"), "1");
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_error"), "HTTP 500");
+	ASSERT_EQ(it_stat(P, "webhook_progress_retried"), 1);
+	r = it_fcall(P, "complete", c.jid, c.fence, "[]", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "whp_state"), "dropped");
+	ASSERT_EQ(it_int("ZCARD %swhprog", P), 0);
+	ASSERT_EQ(it_stat(P, "webhook_progress_dropped"), 1);
+	ASSERT_STREQ(it_hget(P, c.jid, "wh_state"), "pending");
+	ASSERT_STREQ(it_hget(P, c.jid, "wh_attempts"), "0");
+	it_sleep_ms(250);
+	r = whp_claim(P, "s1", 60000, 200, &w);
+	ASSERT_EQ(w.n, 0);
+	freeReplyObject(r);
+
+	/* One being sent when the job ends: its end counts and opens none,
+	 * though progress came meanwhile. */
+	it_enq(P, SPEC_PROG);
+	it_claim(P, "w1", "gpu0", "30000", &c2);
+	prog(P, &c2, "5");
+	r = whp_claim(P, "s1", 60000, 200, &w);
+	ASSERT_EQ(w.n, 1);
+	freeReplyObject(r);
+	prog(P, &c2, "6");
+	r = it_fcall(
+	    P, "fail", c2.jid, c2.fence, "oom", "out of memory", "0", NULL);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_state"), "delivering");
+	ASSERT_EQ(whp_done(P, c2.jid, 1, RQFN_WH_DELIVERED, 204, 0), 0);
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_state"), "delivered");
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_dirty"), "");
+	ASSERT_EQ(it_int("ZCARD %swhprog", P), 0);
+
+	/* A job handed back (no longer active): its pending one is dropped
+	 * at the claim. */
+	it_enq(P, SPEC_PROG);
+	it_claim(P, "w1", "gpu0", "30000", &c2);
+	prog(P, &c2, "1");
+	r = it_fcall(P, "release", c2.jid, c2.fence, NULL);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c2.jid, "state"), "queued");
+	r = whp_claim(P, "s1", 60000, 200, &w);
+	ASSERT_EQ(w.n, 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_state"), "dropped");
+	ASSERT_EQ(it_stat(P, "webhook_progress_dropped"), 2);
+
+	/* gone (410): no more for this job. */
+	it_claim(P, "w1", "gpu0", "30000", &c2);
+	prog(P, &c2, "1");
+	r = whp_claim(P, "s1", 60000, 1, &w);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_progress(&w, 0, &d);
+	freeReplyObject(r);
+	ASSERT_EQ(whp_done(P, c2.jid, d.seq, RQFN_WH_GONE, 410, 0), 0);
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_state"), "gone");
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_failed"), "1");
+	ASSERT_EQ(it_stat(P, "webhook_progress_failed"), 1);
+	prog(P, &c2, "2");
+	ASSERT_STREQ(it_hget(P, c2.jid, "whp_state"), "gone");
+	ASSERT_EQ(it_int("ZCARD %swhprog", P), 0);
+
+	/* Bad arguments. */
+	r = it_fcall(P, "webhook_progress_claim", "s1", "1000", "1", "0", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "INVALID interval_ms", 19) == 0);
+	freeReplyObject(r);
+	r = it_fcall(
+	    P, "webhook_progress_done", c2.jid, "1", "maybe", "0", "", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "INVALID outcome", 15) == 0);
+	freeReplyObject(r);
+}
+
 /* One comfy_upload: 0 with the name stored in name, or -1 with err. */
 static int
 upload(const char *P, const struct rqfn_comfy_upload_args *a, char *name,
@@ -908,6 +1136,7 @@ const struct unit_test itests[] = {
 	{ "ctl", test_ctl },
 	{ "webhooks", test_webhooks },
 	{ "expire_waits_for_webhook", test_expire_waits_for_webhook },
+	{ "webhook_progress", test_webhook_progress },
 	{ "comfy_upload", test_comfy_upload },
 	{ NULL, NULL },
 };

@@ -786,6 +786,9 @@ test_metrics(void)
 	freeReplyObject(
 	    it_cmd("ZADD %sworkers %lld w1 %lld w2", P, now, now - 120000));
 	freeReplyObject(it_cmd("HSET %sstats webhooks_delivered 7", P));
+	freeReplyObject(it_cmd("HSET %sstats webhook_progress_delivered 5 "
+			       "webhook_progress_failed 2",
+	    P));
 
 	/* The reader has seen the terminal events once run_seconds has. */
 	for (i = 0; i < 50; i++) {
@@ -821,6 +824,8 @@ test_metrics(void)
 	    24000);
 	ASSERT_EQ(series(t, "comfyq_webhook_deliveries_total"), 7);
 	ASSERT_EQ(series(t, "comfyq_webhook_failures_total"), 0);
+	ASSERT_EQ(series(t, "comfyq_webhook_progress_deliveries_total"), 5);
+	ASSERT_EQ(series(t, "comfyq_webhook_progress_failures_total"), 2);
 	/* Three first starts; a run each for succeeded and failed (the
 	 * retried one's attempt ended without one; the canceled never ran). */
 	ASSERT_EQ(series(t, "comfyq_queue_wait_seconds_count"), 3);

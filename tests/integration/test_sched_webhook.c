@@ -28,6 +28,7 @@
 #include "rq.h"
 #include "sched.h"
 #include "sched_webhook.h"
+#include "sched_whbody.h"
 #include "util.h"
 
 #define KEY_TEXT "comfyq webhook test key!"
@@ -232,6 +233,7 @@ cfg_fill(struct sched_cfg *c)
 	c->webhook_concurrency = 16;
 	c->webhook_allow_private = 1;
 	c->webhook_lease_ms = 30000;
+	c->webhook_progress_interval_ms = 1000;
 }
 
 static void
@@ -335,6 +337,19 @@ jstr(const cJSON *o, const char *name)
 	return (cJSON_IsString(v) ? v->valuestring : "");
 }
 
+/* The webhook objects GET /v1/jobs/{id} shows for the job; the caller
+ * frees it. */
+static cJSON *
+job_view(const char *P, const char *jid)
+{
+	redisReply *h = it_cmd("HGETALL %sjob:%s", P, jid);
+	cJSON	   *job = cJSON_CreateObject();
+
+	whbody_describe(h, job);
+	freeReplyObject(h);
+	return (job);
+}
+
 static void
 test_delivered_once_signed(void)
 {
@@ -342,7 +357,6 @@ test_delivered_once_signed(void)
 	struct sched	 s;
 	char		 P[128], jid[64], want[96];
 	cJSON		*body, *job;
-	redisReply	*h;
 	long long	 ts;
 
 	world();
@@ -386,10 +400,7 @@ test_delivered_once_signed(void)
 	ASSERT_EQ(it_int("ZCARD %swebhooks", P), 0);
 
 	/* GET /v1/jobs/{id}'s view of it. */
-	h = it_cmd("HGETALL %sjob:%s", P, jid);
-	job = cJSON_CreateObject();
-	webhooks_describe(h, job);
-	freeReplyObject(h);
+	job = job_view(P, jid);
 	body = cJSON_GetObjectItemCaseSensitive(job, "webhook");
 	ASSERT_STREQ(jstr(body, "state"), "delivered");
 	ASSERT_EQ(
@@ -645,6 +656,250 @@ test_no_secret_waits(void)
 	ASSERT_TRUE(strstr(err, "webhook-secret") != NULL);
 }
 
+/* An active job of P whose webhook is http://127.0.0.1:<port><path>, with
+ * progress webhooks when prog; claimed into c. */
+static void
+job_run(const char *P, const char *path, int prog, struct it_claimed *c)
+{
+	char spec[512];
+
+	snprintf(spec, sizeof spec,
+	    "{\"workflow\":\"a\",\"tenant\":\"t1\",\"meta\":{\"charge\":3},"
+	    "\"webhook\":\"http://127.0.0.1:%d%s\"%s}",
+	    T.port, path, prog ? ",\"webhook_progress\":true" : "");
+	it_enq(P, spec);
+	it_claim(P, "w1", "gpu0", "30000", c);
+}
+
+/* The job's progress: step of 100 at node n7, as a worker reports it. */
+static void
+step_to(const char *P, const struct it_claimed *c, int step)
+{
+	redisReply *r;
+	char	    v[16];
+
+	snprintf(v, sizeof v, "%d", step);
+	r = it_fcall(P, "progress", c->jid, c->fence, v, "100", "n7", NULL);
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+}
+
+static void
+job_complete(const char *P, const struct it_claimed *c)
+{
+	redisReply *r = it_fcall(P, "complete", c->jid, c->fence, "[]", NULL);
+
+	ASSERT_STATUS(r, "OK");
+	freeReplyObject(r);
+}
+
+static double
+jnum(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return (cJSON_IsNumber(v) ? v->valuedouble : -1);
+}
+
+static int
+both_delivered(const void *arg)
+{
+	return (it_stat(arg, "webhooks_delivered") == 2);
+}
+
+/*
+ * A job that asked for progress webhooks, reporting a step every 25 ms
+ * for 1.5 s: its progress POSTs are signed, each with its own webhook-id
+ * and the next seq, carry the latest step, come at least the interval
+ * (300 ms) apart, and stop once it ended (a pending one is dropped);
+ * then exactly one terminal POST. A job beside it that did not ask gets
+ * its terminal POST only.
+ */
+static void
+test_progress_coalesced(void)
+{
+	struct sched_cfg  c;
+	struct sched	  s;
+	struct it_claimed a, b;
+	char		  P[128], id[128], seq_end[32];
+	cJSON		 *body, *job, *o;
+	long long	  t0, elapsed, last_at = 0;
+	int		  i, step = 0, n = 0, terminal = 0, last_step = 0;
+
+	world();
+	seen_reset();
+	snprintf(P, sizeof P, "%s", it_queue("prog"));
+	it_setcap(P, "gpu0", "8", NULL);
+	cfg_fill(&c);
+	c.webhook_progress_interval_ms = 300;
+	sched_fill(&s, &c, P);
+	job_run(P, "/ok", 1, &a);
+	job_run(P, "/ok", 0, &b);
+	t0 = clock_mono_ms();
+	while (clock_mono_ms() - t0 < 1500) {
+		step_to(P, &a, ++step);
+		step_to(P, &b, step);
+		run_until(NULL, NULL, 25);
+	}
+	/* End it while its next delivery is pending and not due for a
+	 * while, so no claim can take it first. */
+	for (i = 0; i < 300; i++) {
+		step_to(P, &a, ++step);
+		if (strcmp(it_hget(P, a.jid, "whp_state"), "pending") == 0 &&
+		    atoll(it_get("ZSCORE %swhprog %s", P, a.jid)) >
+			clock_wall_ms() + 100)
+			break;
+		run_until(NULL, NULL, 10);
+	}
+	ASSERT_TRUE(i < 300);
+	elapsed = clock_mono_ms() - t0;
+	job_complete(P, &a);
+	job_complete(P, &b);
+	ASSERT_STREQ(it_hget(P, a.jid, "whp_state"), "dropped");
+	ASSERT_EQ(it_int("ZCARD %swhprog", P), 0);
+	ASSERT_EQ(it_stat(P, "webhook_progress_dropped"), 1);
+	snprintf(seq_end, sizeof seq_end, "%s", it_hget(P, a.jid, "whp_seq"));
+	ASSERT_TRUE(run_until(both_delivered, P, 5000));
+	run_until(NULL, NULL, 700); /* two intervals: nothing else comes */
+
+	for (i = 0; i < T.nseen; i++) {
+		snprintf(id, sizeof id, "wh_%s", a.jid);
+		if (strcmp(T.seen[i].id, id) == 0) {
+			terminal++;
+			continue;
+		}
+		snprintf(id, sizeof id, "whp_%s_%d", a.jid, n + 1);
+		if (strncmp(T.seen[i].id, "whp_", 4) != 0)
+			continue;
+		ASSERT_STREQ(T.seen[i].id, id);
+		ASSERT_EQ(terminal, 0); /* none after the terminal one */
+		ASSERT_TRUE(signature_ok(&T.seen[i]));
+		ASSERT_STREQ(T.seen[i].ctype, "application/json");
+		if (n > 0)
+			ASSERT_TRUE(T.seen[i].at_ms - last_at >= 250);
+		last_at = T.seen[i].at_ms;
+		body = cJSON_Parse(T.seen[i].body);
+		ASSERT_TRUE(body != NULL);
+		ASSERT_STREQ(jstr(body, "type"), "progress");
+		ASSERT_STREQ(jstr(body, "job"), a.jid);
+		ASSERT_STREQ(jstr(body, "state"), "active");
+		ASSERT_STREQ(jstr(body, "tenant"), "t1");
+		ASSERT_STREQ(jstr(body, "node"), "n7");
+		ASSERT_TRUE(jnum(body, "seq") == n + 1);
+		ASSERT_TRUE(jnum(body, "attempt") == 1);
+		ASSERT_TRUE(jnum(body, "max") == 100);
+		ASSERT_TRUE(jnum(body, "step") > last_step);
+		ASSERT_TRUE(jnum(body, "percent") == jnum(body, "step"));
+		ASSERT_TRUE(jnum(cJSON_GetObjectItemCaseSensitive(body, "meta"),
+				"charge") == 3);
+		last_step = (int)jnum(body, "step");
+		cJSON_Delete(body);
+		n++;
+	}
+	/* Coalesced: one POST per interval at most, not one per step. */
+	ASSERT_TRUE(n >= 3);
+	ASSERT_TRUE(n <= elapsed / 300 + 1);
+	ASSERT_TRUE(step > 4 * n);
+	ASSERT_EQ(terminal, 1);
+	ASSERT_EQ(n, atoi(seq_end));
+	snprintf(id, sizeof id, "wh_%s", b.jid);
+	ASSERT_EQ(count_id(id), 1);
+	ASSERT_EQ(T.nseen, n + 2); /* nothing for b but its terminal */
+	ASSERT_EQ(it_stat(P, "webhook_progress_delivered"), n);
+	ASSERT_EQ(atoi(it_hget(P, a.jid, "whp_delivered")), n);
+
+	/* GET /v1/jobs/{id}'s view: a's progress deliveries; b has none. */
+	job = job_view(P, a.jid);
+	o = cJSON_GetObjectItemCaseSensitive(job, "progress_webhook");
+	ASSERT_STREQ(jstr(o, "state"), "dropped");
+	ASSERT_TRUE(jnum(o, "sent") == n);
+	ASSERT_TRUE(jnum(o, "delivered") == n);
+	ASSERT_TRUE(jnum(o, "failed") == 0);
+	ASSERT_TRUE(jnum(o, "last_status") == 200);
+	ASSERT_STREQ(
+	    jstr(cJSON_GetObjectItemCaseSensitive(job, "webhook"), "state"),
+	    "delivered");
+	cJSON_Delete(job);
+	job = job_view(P, b.jid);
+	ASSERT_TRUE(
+	    cJSON_GetObjectItemCaseSensitive(job, "progress_webhook") == NULL);
+	cJSON_Delete(job);
+	webhooks_free(s.wh);
+}
+
+static int
+whp_in(const void *arg)
+{
+	const struct wait_state *w = arg;
+
+	return (strcmp(it_hget(w->P, w->jid, "whp_state"), w->state) == 0);
+}
+
+/*
+ * A progress delivery the receiver refuses is retried twice (a new
+ * webhook-id and seq each time, the latest progress), then failed; the
+ * job's next progress opens a new one. 410 Gone ends the job's progress
+ * deliveries.
+ */
+static void
+test_progress_retry_and_gone(void)
+{
+	struct sched_cfg  c;
+	struct sched	  s;
+	struct it_claimed a, g;
+	struct wait_state w;
+	char		  P[128], id[128];
+	int		  i;
+
+	world();
+	seen_reset();
+	snprintf(P, sizeof P, "%s", it_queue("progfail"));
+	it_setcap(P, "gpu0", "8", NULL);
+	cfg_fill(&c);
+	c.webhook_progress_interval_ms = 100;
+	c.webhook_retry_base_ms = 100;
+	c.webhook_retry_max_ms = 200;
+	sched_fill(&s, &c, P);
+	job_run(P, "/fail", 1, &a);
+	step_to(P, &a, 1);
+	w.P = P;
+	w.jid = a.jid;
+	w.state = "failed";
+	ASSERT_TRUE(run_until(whp_in, &w, 5000));
+	ASSERT_EQ(T.nseen, 3);
+	for (i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "whp_%s_%d", a.jid, i + 1);
+		ASSERT_STREQ(T.seen[i].id, id);
+		ASSERT_STREQ(T.seen[i].path, "/fail");
+	}
+	ASSERT_TRUE(T.seen[1].at_ms - T.seen[0].at_ms >= 100);
+	ASSERT_STREQ(it_hget(P, a.jid, "whp_failed"), "1");
+	ASSERT_STREQ(it_hget(P, a.jid, "whp_tries"), "0");
+	ASSERT_STREQ(it_hget(P, a.jid, "whp_last_status"), "500");
+	ASSERT_TRUE(strstr(it_hget(P, a.jid, "whp_error"),
+			"gave up after 3 attempts in a row: HTTP 500") != NULL);
+	ASSERT_EQ(it_stat(P, "webhook_progress_retried"), 2);
+	ASSERT_EQ(it_stat(P, "webhook_progress_failed"), 1);
+	ASSERT_STREQ(it_hget(P, a.jid, "wh_state"), ""); /* still running */
+	step_to(P, &a, 2);
+	ASSERT_STREQ(it_hget(P, a.jid, "whp_state"), "pending");
+	freeReplyObject(it_cmd("ZREM %swhprog %s", P, a.jid));
+
+	seen_reset();
+	job_run(P, "/gone", 1, &g);
+	step_to(P, &g, 1);
+	w.jid = g.jid;
+	w.state = "gone";
+	ASSERT_TRUE(run_until(whp_in, &w, 5000));
+	step_to(P, &g, 2);
+	ASSERT_STREQ(it_hget(P, g.jid, "whp_state"), "gone");
+	run_until(NULL, NULL, 400);
+	ASSERT_EQ(T.nseen, 1);
+	ASSERT_STREQ(it_hget(P, g.jid, "whp_last_status"), "410");
+	ASSERT_TRUE(strstr(it_hget(P, g.jid, "whp_error"), "410 Gone") != NULL);
+	webhooks_free(s.wh);
+}
+
 const struct unit_test itests[] = {
 	{ "delivered_once_signed", test_delivered_once_signed },
 	{ "retried_then_delivered", test_retried_then_delivered },
@@ -654,5 +909,7 @@ const struct unit_test itests[] = {
 	{ "lease_expiry_other_engine", test_lease_expiry_other_engine },
 	{ "max_age_fails", test_max_age_fails },
 	{ "no_secret_waits", test_no_secret_waits },
+	{ "progress_coalesced", test_progress_coalesced },
+	{ "progress_retry_and_gone", test_progress_retry_and_gone },
 	{ NULL, NULL },
 };

@@ -43,7 +43,7 @@ good_case(const char *want, const char *spec, size_t len, void *arg)
 static void
 test_good_corpus(void)
 {
-	ASSERT_EQ(unit_corpus("specs/good.txt", 0, good_case, NULL), 7);
+	ASSERT_EQ(unit_corpus("specs/good.txt", 0, good_case, NULL), 9);
 }
 
 /* Text fields keep every byte; a raw NUL is refused like \u0000. */
@@ -101,6 +101,32 @@ test_case_sensitive(void)
 	ASSERT_STREQ(err, "spec.Workflow: unknown field");
 }
 
+/* webhook_progress: read as a flag; true needs a webhook, false not. */
+static void
+test_webhook_progress(void)
+{
+	struct job_spec js;
+	char		err[256];
+	const char     *on = "{\"workflow\":\"a\",\"webhook\":\"https://h/x\","
+			     "\"webhook_progress\":true}";
+	const char     *off = "{\"workflow\":\"a\",\"webhook_progress\":false}";
+	const char     *bare = "{\"webhook_progress\":true,\"workflow\":\"a\"}";
+
+	ASSERT_EQ(
+	    job_spec_parse(&js, on, strlen(on), NULL, err, sizeof err), 0);
+	ASSERT_EQ(js.webhook_progress, 1);
+	ASSERT_STREQ(js.webhook, "https://h/x");
+	job_spec_free(&js);
+	ASSERT_EQ(
+	    job_spec_parse(&js, off, strlen(off), NULL, err, sizeof err), 0);
+	ASSERT_EQ(js.webhook_progress, 0);
+	job_spec_free(&js);
+	ASSERT_EQ(
+	    job_spec_parse(&js, bare, strlen(bare), NULL, err, sizeof err), -1);
+	ASSERT_STREQ(
+	    err, "spec.webhook_progress: needs a webhook URL to send to");
+}
+
 static void
 test_limits(void)
 {
@@ -141,6 +167,7 @@ const struct unit_test test_job[] = {
 	{ "bad_corpus", test_bad_corpus },
 	{ "good_corpus", test_good_corpus },
 	{ "fields", test_fields },
+	{ "webhook_progress", test_webhook_progress },
 	{ "text", test_text },
 	{ "case_sensitive", test_case_sensitive },
 	{ "limits", test_limits },

@@ -490,6 +490,50 @@ test_webhook_replies(void)
 	freeReplyObject(r);
 }
 
+/* A progress claim: jid, url, id, seq, tries, its fields; its done. */
+static void
+test_webhook_progress_replies(void)
+{
+	struct rqfn_webhook_claim w;
+	struct rqfn_whprog	  d;
+	redisReply		 *r;
+	char			  err[256];
+	int			  stale = -1;
+
+	r = resp("*7\r\n:99\r\n$2\r\nj1\r\n$8\r\nhttp://h\r\n"
+		 "$8\r\nwhp_j1_7\r\n:7\r\n:1\r\n*4\r\n$8\r\nprogress\r\n"
+		 "$4\r\n3/20\r\n$4\r\nnode\r\n$1\r\n5\r\n");
+	ASSERT_EQ(rqfn_webhook_progress_claim_reply(r, &w, err, sizeof err), 0);
+	ASSERT_EQ(w.next_due_ms, 99);
+	ASSERT_EQ(w.n, 1);
+	rqfn_webhook_progress(&w, 0, &d);
+	ASSERT_STREQ(d.jid, "j1");
+	ASSERT_STREQ(d.url, "http://h");
+	ASSERT_STREQ(d.id, "whp_j1_7");
+	ASSERT_EQ(d.seq, 7);
+	ASSERT_EQ(d.tries, 1);
+	ASSERT_EQ(d.nfields, 2);
+	ASSERT_STREQ(d.fields[1]->str, "3/20");
+	ASSERT_STREQ(d.fields[3]->str, "5");
+	freeReplyObject(r);
+	/* An odd field list names the function. */
+	r = resp("*7\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n:1\r\n"
+		 ":0\r\n*1\r\n$4\r\nnode\r\n");
+	ASSERT_EQ(
+	    rqfn_webhook_progress_claim_reply(r, &w, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "unexpected reply to webhook_progress_claim (an odd field list of "
+	    "1)");
+	freeReplyObject(r);
+	REFUSED(rqfn_webhook_progress_claim_reply, "+OK\r\n", &w);
+	r = resp("+STALE\r\n");
+	ASSERT_EQ(
+	    rqfn_webhook_progress_done_reply(r, &stale, err, sizeof err), 0);
+	ASSERT_EQ(stale, 1);
+	freeReplyObject(r);
+	REFUSED(rqfn_webhook_progress_done_reply, "+QUEUED\r\n", &stale);
+}
+
 static void
 test_builders(void)
 {
@@ -546,6 +590,20 @@ test_builders(void)
 	ASSERT_STREQ(joined(&c),
 	    "FCALL comfyq_webhook_done 1 cq:{q}: j 4 delivered 204 ");
 	rq_cmd_free(&c);
+	rqfn_webhook_progress_claim_cmd(&c, "cq:{q}:", "s1", 30000, 16, 1000);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_webhook_progress_claim 1 cq:{q}: s1 30000 16 1000");
+	rq_cmd_free(&c);
+	rqfn_webhook_progress_done_cmd(&c, "cq:{q}:", &wr);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_webhook_progress_done 1 cq:{q}: j 3 retry 500 HTTP "
+	    "500 2000");
+	rq_cmd_free(&c);
+	wd.outcome = RQFN_WH_GONE;
+	rqfn_webhook_progress_done_cmd(&c, "cq:{q}:", &wd);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_webhook_progress_done 1 cq:{q}: j 4 gone 204 ");
+	rq_cmd_free(&c);
 	rqfn_comfy_upload_cmd(&c, "cq:{q}:", &up);
 	ASSERT_STREQ(joined(&c),
 	    "FCALL comfyq_comfy_upload 1 cq:{q}: tg:  in .png abc 1 86400");
@@ -562,6 +620,7 @@ const struct unit_test test_rqfn[] = {
 	{ "ctl", test_ctl },
 	{ "other_replies", test_other_replies },
 	{ "webhook_replies", test_webhook_replies },
+	{ "webhook_progress_replies", test_webhook_progress_replies },
 	{ "comfy_upload_replies", test_comfy_upload_replies },
 	{ "builders", test_builders },
 	{ NULL, NULL },
