@@ -130,7 +130,7 @@ templates)
 	;;
 autostart)
 	# ComfyUI is down; two workers share it; one starts it, once.
-	port=$(( 20000 + RANDOM % 20000 ))
+	port=$(free_port)
 	SIM_URL="http://127.0.0.1:$port"
 	cmd="exec $BIN/comfyq-sim --port $port --base-directory $T/sim --step-ms 10 --model-load-ms 0 >>$T/started.log 2>&1"
 	export TMPDIR=$T	# where the workers' start lock file goes
@@ -468,7 +468,7 @@ health)
 	# events. (It pauses Redis: CMakeLists gives it a Redis of its own.)
 	health() { RC HGET "${P}worker:w1" health; }
 	is_health() { [ "$(health)" = "$1" ]; }
-	SIM_PORT=$(( 20000 + RANDOM % 20000 ))
+	SIM_PORT=$(free_port)
 	SIM_URL="http://127.0.0.1:$SIM_PORT"
 	# The first register fails (the pool's slots key is no hash); the
 	# retry is sent while the sim is down and held by Redis until the
