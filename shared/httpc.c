@@ -459,8 +459,12 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 		r->setup_failed = 1;
 		return (r);
 	}
-	/* No Origin header is ever sent: ComfyUI 403s a foreign Origin. */
-	r->headers = curl_slist_append(NULL, "Expect:");
+	/* No Origin header is ever sent: ComfyUI 403s a foreign Origin.
+	 * libcurl 7.88 signs an "Expect:" that removes its header as an
+	 * empty one, so a SigV4 request keeps curl's 100-continue (which
+	 * spares the body of an upload the store refuses anyway). */
+	if (!(o && o->aws_sigv4))
+		r->headers = curl_slist_append(NULL, "Expect:");
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
