@@ -7,6 +7,9 @@
 #     the presigned GET URL gives the sim's PNG byte for byte; one PUT
 #     reached the store; a URL with its expiry changed is refused; the
 #     staged file and the job's folder are gone;
+#   - comfyq-scheduler's GET /v1/jobs/{id}/outputs/0: 302 to the
+#     presigned URL (followed: the same bytes), ?thumb= 501, 410 once the
+#     record says the URL has expired; GET /v1/jobs/{id} shows the URL;
 #   - a 12.8 MB video with s3-part-mb 5: a multipart upload of 3 parts
 #     (the store's log), the same bytes back through the presigned URL;
 #   - a wrong secret: the store refuses it (SignatureDoesNotMatch), once,
@@ -127,6 +130,23 @@ if await "$j" succeeded 30; then
 	bad_url=${url/X-Amz-Expires=600/X-Amz-Expires=601}
 	eq "a changed URL" "$(curl -s -o /dev/null -w '%{http_code}' "$bad_url")" 403
 	[ ! -e "$T/out/$j" ] && ok || bad "staging folder $T/out/$j is left"
+
+	# Through the scheduler.
+	"$BIN/comfyq-scheduler" --redis-url "$COMFYQ_TEST_REDIS_URL" --queue "$Q" \
+		--listen 127.0.0.1:0 --output-dir "$T/out" \
+		--workflows-dir "$ROOT/workflows" --log-level verbose \
+		>"$T/sched.log" 2>&1 &
+	PIDS+=("$!")
+	wait_until 20 grep -q "listening on" "$T/sched.log" || bad "the scheduler did not start"
+	S="http://127.0.0.1:$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/sched.log" | head -1)"
+	o="$S/v1/jobs/$j/outputs/0"
+	eq "302" "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$o")" "302 $url"
+	check "followed" 0 curl -sSfL -o "$T/via.png" "$o"
+	cmp -s "$T/via.png" "$T/got.png" && ok || bad "the redirect gave other bytes"
+	eq "no thumbnail" "$(curl -s -o "$T/body" -w '%{http_code}' "$o?thumb=64") $(jq -r .error.code "$T/body")" "501 not_implemented"
+	eq "the job shows the URL" "$(curl -s "$S/v1/jobs/$j" | jq -r '.outputs[0].presigned_url')" "$url"
+	RC HSET "${P}job:$j" outputs "$(field "$j" outputs | jq -c '.[0].presigned_expires_ms = 1000')" >/dev/null
+	eq "expired" "$(curl -s -o "$T/body" -w '%{http_code}' "$o") $(jq -r .error.code "$T/body")" "410 gone"
 fi
 
 # A video over the part size: a multipart upload.
