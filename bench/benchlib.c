@@ -116,6 +116,29 @@ bench_slot_set(
 }
 
 /*
+ * Waits up to 20 s for a port file (what names its program in the error)
+ * and returns the port, as text, in port.
+ */
+void
+bench_await_port(const char *pf, const char *what, char *port, size_t len)
+{
+	long long start = clock_mono_ms();
+	FILE	 *f;
+
+	port[0] = '\0';
+	while (
+	    (f = fopen(pf, "r")) == NULL || fgets(port, (int)len, f) == NULL) {
+		if (f != NULL)
+			fclose(f);
+		if (clock_mono_ms() - start > 20000)
+			bench_die(what, "did not start");
+		bench_sleep_ms(10);
+	}
+	fclose(f);
+	port[strcspn(port, "\n")] = '\0';
+}
+
+/*
  * Starts comfyq-sim (sim_bin) on a free port with its files under dir
  * (dir/sim, dir/sim.log); returns its pid and writes its URL. Dies when it
  * does not say its port within 20 s.
@@ -124,28 +147,17 @@ pid_t
 bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
     const char *log_level, char *url, size_t urllen)
 {
-	char	    pf[192], base[192], log[192], port[16] = "";
+	char	    pf[192], base[192], log[192], port[16];
 	const char *argv[] = { sim_bin, "--port", "0", "--port-file", pf,
 		"--base-directory", base, "--step-ms", step_ms,
 		"--model-load-ms", "0", "--log-level", log_level, NULL };
-	long long   start = clock_mono_ms();
 	pid_t	    pid;
-	FILE	   *f;
 
 	snprintf(pf, sizeof pf, "%s/sim.port", dir);
 	snprintf(base, sizeof base, "%s/sim", dir);
 	snprintf(log, sizeof log, "%s/sim.log", dir);
 	pid = proc_start(argv, log);
-	while ((f = fopen(pf, "r")) == NULL ||
-	    fgets(port, sizeof port, f) == NULL) {
-		if (f != NULL)
-			fclose(f);
-		if (clock_mono_ms() - start > 20000)
-			bench_die("comfyq-sim", "did not start");
-		bench_sleep_ms(10);
-	}
-	fclose(f);
-	port[strcspn(port, "\n")] = '\0';
+	bench_await_port(pf, "comfyq-sim", port, sizeof port);
 	snprintf(url, urllen, "http://127.0.0.1:%s", port);
 	return (pid);
 }
