@@ -198,7 +198,7 @@ int
 main(int argc, char **argv)
 {
 	static struct bench b = { .jobs = 20 };
-	char		    err[512], name[64];
+	char		    name[64];
 	pid_t		    sim, s3;
 	int		    i, k;
 
@@ -209,16 +209,9 @@ main(int argc, char **argv)
 		else
 			bench_die(argv[i], "unknown option (see the source)");
 	}
-	if ((b.url = getenv("COMFYQ_TEST_REDIS_URL")) == NULL)
-		bench_die(
-		    "COMFYQ_TEST_REDIS_URL", "not set (use with-redis.sh)");
-	snprintf(b.queue, sizeof b.queue, "bench%d", (int)getpid());
-	snprintf(b.prefix, sizeof b.prefix, "cq:{%s}:", b.queue);
 	snprintf(b.dir, sizeof b.dir, "/tmp/bench_s3.XXXXXX");
-	if (mkdtemp(b.dir) == NULL)
-		bench_die("mkdtemp", b.dir);
-	if ((b.c = rq_connect(b.url, 10000, 1, err, sizeof err)) == NULL)
-		bench_die("redis", err);
+	b.c = bench_open(
+	    &b.url, b.queue, sizeof b.queue, b.prefix, sizeof b.prefix, b.dir);
 	s3 = bench_s3rver(&b);
 	sim = bench_sim_start(
 	    SIM_BIN, b.dir, "1", "notice", b.sim_url, sizeof b.sim_url);

@@ -3,9 +3,11 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "benchlib.h"
 #include "standin.h"
+#include "rq.h"
 #include "rqfn.h"
 #include "util.h"
 
@@ -113,6 +115,31 @@ bench_slot_set(
 	if (rqfn_slot_set_reply(r, err, sizeof err) == -1)
 		bench_die("slot_set", err);
 	freeReplyObject(r);
+}
+
+/*
+ * The test redis-server (COMFYQ_TEST_REDIS_URL, which with-redis.sh sets):
+ * its URL in *url and a blocking connection, returned; a private queue
+ * (bench<pid>) and its key prefix; a fresh folder made from dir, a
+ * mkdtemp template ("/tmp/bench_x.XXXXXX"). Dies on any failure.
+ */
+redisContext *
+bench_open(const char **url, char *queue, size_t qlen, char *prefix,
+    size_t plen, char *dir)
+{
+	redisContext *c;
+	char	      err[512];
+
+	if ((*url = getenv("COMFYQ_TEST_REDIS_URL")) == NULL)
+		bench_die(
+		    "COMFYQ_TEST_REDIS_URL", "not set (use with-redis.sh)");
+	snprintf(queue, qlen, "bench%d", (int)getpid());
+	snprintf(prefix, plen, "cq:{%s}:", queue);
+	if (mkdtemp(dir) == NULL)
+		bench_die("mkdtemp", dir);
+	if ((c = rq_connect(*url, 10000, 1, err, sizeof err)) == NULL)
+		bench_die("redis", err);
+	return (c);
 }
 
 /*

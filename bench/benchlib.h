@@ -26,6 +26,8 @@ void bench_cancel(redisContext *ctx, const char *prefix, const char *jid);
 void bench_slot_set(
     redisContext *ctx, const char *prefix, const char *pool, long long cap);
 
+redisContext *bench_open(const char **url, char *queue, size_t qlen,
+    char *prefix, size_t plen, char *dir);
 void bench_await_port(const char *pf, const char *what, char *port, size_t len);
 pid_t bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
     const char *log_level, char *url, size_t urllen);

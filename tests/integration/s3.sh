@@ -34,22 +34,7 @@ mkdir -p "$tmp"
 . "$ROOT/deploy/lib/packages.sh"
 . "$ROOT/deploy/lib/deps.sh"
 
-cannot() {
-	if [ "${CI:-}" = true ]; then
-		bad "$1"
-		exit 1
-	fi
-	echo "SKIP: $1"
-	exit 77
-}
-
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	# shellcheck disable=SC2086
-	deps_install $PKGS_EXAMPLES_NODE >"$T/deps.log" 2>&1 ||
-		cannot "node or npm is missing and could not be installed: $(tail -2 "$T/deps.log")"
-fi
-[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] ||
-	cannot "node $(node --version) is older than 20, which s3rver needs"
+need_node 20 "s3rver and its packages need 20"
 SRC=$ROOT/tests/integration/s3rver
 S3D=$BUILD/s3rver
 mkdir -p "$S3D"
@@ -84,6 +69,7 @@ s3worker() {
 rec() { field "$1" outputs | jq -r ".[0].$2"; }
 s3log() { grep -cF -- "$1" "$T/s3rver.log"; }
 simfile() { find "$T/sim/output" -name "$1" -type f | head -1; }
+logged() { grep -qF "$2" "$T/$1.log" && ok || bad "$1.log lacks '$2'"; }
 # failed_once JOB CODE-TEXT: ended failed/internal with a refund, the
 # error naming CODE-TEXT, one terminal event, one refund entry.
 failed_once() {
@@ -158,8 +144,7 @@ if await "$j" succeeded 60; then
 	eq "one CreateMultipartUpload" "$(s3log "POST /outs/t/$j/$name?uploads= 200")" 1
 	eq "three parts" "$(grep -cE "^PUT /outs/t/$j/$name\?partNumber=[123]&uploadId=[0-9a-f]+ 200" "$T/s3rver.log")" 3
 	eq "one CompleteMultipartUpload" "$(grep -cE "^POST /outs/t/$j/$name\?uploadId=[0-9a-f]+ 200" "$T/s3rver.log")" 1
-	hasf_log() { grep -qF "$1" "$T/w1.log" && ok || bad "w1.log lacks '$1'"; }
-	hasf_log "job=$j stored $name as s3 object t/$j/$name (multipart, 3 parts, 5 requests"
+	logged w1 "job=$j stored $name as s3 object t/$j/$name (multipart, 3 parts, 5 requests"
 	check "presigned GET of the video" 0 curl -sf -o "$T/got.mp4" "$(rec "$j" presigned_url)"
 	cmp -s "$T/got.mp4" "$(simfile "$name")" && ok ||
 		bad "the video object is not the sim's $name"
@@ -170,9 +155,8 @@ stop "$WPID"
 s3worker w2 --s3-secret-key wrong-secret
 j=$(submit --workflow smoke_invert --param width=64 --param height=64 --max-attempts 1)
 failed_once "$j" "PutObject s3://outs/t/$j/"
-failed_once_err=$(field "$j" error)
-case "$failed_once_err" in *"HTTP 403 SignatureDoesNotMatch"*) ok ;;
-*) bad "wrong secret: $failed_once_err" ;; esac
+case "$(field "$j" error)" in *"HTTP 403 SignatureDoesNotMatch"*) ok ;;
+*) bad "wrong secret: $(field "$j" error)" ;; esac
 eq "one refused PUT" "$(grep -c "^PUT /outs/t/$j/.* 403 SignatureDoesNotMatch" "$T/s3rver.log")" 1
 stop "$WPID"
 

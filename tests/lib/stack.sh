@@ -31,6 +31,30 @@ stack_cleanup() {
 	rm -rf "$T"
 }
 
+# cannot WHY: something the test needs cannot be had here: a failure
+# under CI=true, a skip (exit 77: ctest's SKIP_RETURN_CODE) otherwise.
+cannot() {
+	if [ "${CI:-}" = true ]; then
+		bad "$1"
+		exit 1
+	fi
+	echo "SKIP: $1"
+	exit 77
+}
+
+# need_node MAJOR WHY: node and npm on PATH, PKGS_EXAMPLES_NODE installed
+# where either is missing (source deploy/lib/packages.sh and deps.sh
+# first), and node at least MAJOR (WHY says what needs it); else cannot.
+need_node() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		# shellcheck disable=SC2086
+		deps_install $PKGS_EXAMPLES_NODE >"$T/deps.log" 2>&1 ||
+			cannot "node or npm is missing and could not be installed: $(tail -2 "$T/deps.log")"
+	fi
+	[ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$1" ] ||
+		cannot "node $(node --version) is older than $1 ($2)"
+}
+
 # submit ARGS...: comfyq submit, failing the test loudly if it refuses;
 # prints the job id.
 submit() {
