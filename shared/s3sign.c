@@ -44,6 +44,16 @@ s3_copy(char *dst, size_t len, const char *src, size_t n)
 	return (0);
 }
 
+/* Printable ASCII without ' ', '/' (the scope's separator) or ','. */
+static int
+s3_plain(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~' || *s == '/' || *s == ',')
+			return (0);
+	return (1);
+}
+
 /* Parses the endpoint into t->scheme and t->host. */
 static int
 s3_endpoint(struct s3_target *t, const char *ep, char *err, size_t errlen)
@@ -122,10 +132,9 @@ s3_target_init(struct s3_target *t, const char *endpoint, const char *region,
 	if (*access == '\0' ||
 	    s3_copy(t->access, sizeof t->access, access, strlen(access)) ==
 		-1 ||
-	    strspn(access,
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		"abcdefghijklmnopqrstuvwxyz0123456789") != strlen(access))
-		ERR_OUT("s3-access-key: must be 1..%zu letters and digits",
+	    !s3_plain(access))
+		ERR_OUT("s3-access-key: must be 1..%zu printable characters "
+			"without ' ', '/' or ','",
 		    sizeof t->access - 1);
 	if (*secret == '\0' ||
 	    s3_copy(t->secret, sizeof t->secret, secret, strlen(secret)) == -1)
@@ -246,7 +255,7 @@ s3_presign_get(
     const struct s3_target *t, const char *key, time_t now, long expires_s)
 {
 	char	  stamp[17], date[9], hash[65], sig[65];
-	char	 *host, *path, *query, *creq, *sts, *url;
+	char	 *host, *path, *query, *creq, *sts, *url, *ak;
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
@@ -256,13 +265,15 @@ s3_presign_get(
 	host = s3_host(t);
 	path = s3_path(t, key);
 	/* The parameters in sorted order; only the credential needs
-	 * encoding, and its access key and region are plain. */
+	 * encoding (the region is plain). */
+	ak = s3_uri_encode(t->access, 0);
 	query =
 	    xasprintf("X-Amz-Algorithm=AWS4-HMAC-SHA256"
 		      "&X-Amz-Credential=%s%%2F%s%%2F%s%%2Fs3%%2Faws4_request"
 		      "&X-Amz-Date=%s&X-Amz-Expires=%ld"
 		      "&X-Amz-SignedHeaders=host",
-		t->access, date, t->region, stamp, expires_s);
+		ak, date, t->region, stamp, expires_s);
+	free(ak);
 	creq = xasprintf("GET\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", path,
 	    query, host);
 	s3_sha256_hex(creq, strlen(creq), hash);

@@ -118,6 +118,7 @@ test_target_refusals(void)
 		{ "https://h", "r", "B_K", "a", "s", "s3-bucket" },
 		{ "https://h", "r", "ab", "a", "s", "s3-bucket" },
 		{ "https://h", "r", "bkt", "", "s", "s3-access-key" },
+		{ "https://h", "r", "bkt", "a/b", "s", "s3-access-key" },
 		{ "https://h", "r", "bkt", "a", "", "s3-secret-key" },
 	};
 	struct s3_target t;
