@@ -156,10 +156,10 @@ int
 main(int argc, char **argv)
 {
 	static struct bench b = { .runs = 20, .heartbeat_ms = 10000 };
-	char	    err[512], url[64], hb[32], lease[32], out[192], log[192];
-	const char *wargv[24];
-	pid_t	    sim, wk;
-	int	    i, rc;
+	char		    url[64], hb[32], lease[32], out[192], log[192];
+	const char	   *wargv[24];
+	pid_t		    sim, wk;
+	int		    i, rc;
 
 	log_init("bench_cancel", LL_WARNING, 0);
 	for (i = 1; i < argc; i++) {
@@ -170,16 +170,9 @@ main(int argc, char **argv)
 		else
 			bench_die(argv[i], "unknown option (see the source)");
 	}
-	if ((b.url = getenv("COMFYQ_TEST_REDIS_URL")) == NULL)
-		bench_die(
-		    "COMFYQ_TEST_REDIS_URL", "not set (use with-redis.sh)");
-	snprintf(b.queue, sizeof b.queue, "bench%d", (int)getpid());
-	snprintf(b.prefix, sizeof b.prefix, "cq:{%s}:", b.queue);
 	snprintf(b.dir, sizeof b.dir, "/tmp/bench_cancel.XXXXXX");
-	if (mkdtemp(b.dir) == NULL)
-		bench_die("mkdtemp", b.dir);
-	if ((b.c = rq_connect(b.url, 10000, 1, err, sizeof err)) == NULL)
-		bench_die("redis", err);
+	b.c = bench_open(
+	    &b.url, b.queue, sizeof b.queue, b.prefix, sizeof b.prefix, b.dir);
 	sim = bench_sim_start(SIM_BIN, b.dir, "2", "verbose", url, sizeof url);
 	snprintf(hb, sizeof hb, "%lld", b.heartbeat_ms);
 	snprintf(lease, sizeof lease, "%lld", b.heartbeat_ms * 3);

@@ -3,9 +3,11 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "benchlib.h"
 #include "standin.h"
+#include "rq.h"
 #include "rqfn.h"
 #include "util.h"
 
@@ -116,6 +118,54 @@ bench_slot_set(
 }
 
 /*
+ * The test redis-server (COMFYQ_TEST_REDIS_URL, which with-redis.sh sets):
+ * its URL in *url and a blocking connection, returned; a private queue
+ * (bench<pid>) and its key prefix; a fresh folder made from dir, a
+ * mkdtemp template ("/tmp/bench_x.XXXXXX"). Dies on any failure.
+ */
+redisContext *
+bench_open(const char **url, char *queue, size_t qlen, char *prefix,
+    size_t plen, char *dir)
+{
+	redisContext *c;
+	char	      err[512];
+
+	if ((*url = getenv("COMFYQ_TEST_REDIS_URL")) == NULL)
+		bench_die(
+		    "COMFYQ_TEST_REDIS_URL", "not set (use with-redis.sh)");
+	snprintf(queue, qlen, "bench%d", (int)getpid());
+	snprintf(prefix, plen, "cq:{%s}:", queue);
+	if (mkdtemp(dir) == NULL)
+		bench_die("mkdtemp", dir);
+	if ((c = rq_connect(*url, 10000, 1, err, sizeof err)) == NULL)
+		bench_die("redis", err);
+	return (c);
+}
+
+/*
+ * Waits up to 20 s for a port file (what names its program in the error)
+ * and returns the port, as text, in port.
+ */
+void
+bench_await_port(const char *pf, const char *what, char *port, size_t len)
+{
+	long long start = clock_mono_ms();
+	FILE	 *f;
+
+	port[0] = '\0';
+	while (
+	    (f = fopen(pf, "r")) == NULL || fgets(port, (int)len, f) == NULL) {
+		if (f != NULL)
+			fclose(f);
+		if (clock_mono_ms() - start > 20000)
+			bench_die(what, "did not start");
+		bench_sleep_ms(10);
+	}
+	fclose(f);
+	port[strcspn(port, "\n")] = '\0';
+}
+
+/*
  * Starts comfyq-sim (sim_bin) on a free port with its files under dir
  * (dir/sim, dir/sim.log); returns its pid and writes its URL. Dies when it
  * does not say its port within 20 s.
@@ -124,28 +174,17 @@ pid_t
 bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
     const char *log_level, char *url, size_t urllen)
 {
-	char	    pf[192], base[192], log[192], port[16] = "";
+	char	    pf[192], base[192], log[192], port[16];
 	const char *argv[] = { sim_bin, "--port", "0", "--port-file", pf,
 		"--base-directory", base, "--step-ms", step_ms,
 		"--model-load-ms", "0", "--log-level", log_level, NULL };
-	long long   start = clock_mono_ms();
 	pid_t	    pid;
-	FILE	   *f;
 
 	snprintf(pf, sizeof pf, "%s/sim.port", dir);
 	snprintf(base, sizeof base, "%s/sim", dir);
 	snprintf(log, sizeof log, "%s/sim.log", dir);
 	pid = proc_start(argv, log);
-	while ((f = fopen(pf, "r")) == NULL ||
-	    fgets(port, sizeof port, f) == NULL) {
-		if (f != NULL)
-			fclose(f);
-		if (clock_mono_ms() - start > 20000)
-			bench_die("comfyq-sim", "did not start");
-		bench_sleep_ms(10);
-	}
-	fclose(f);
-	port[strcspn(port, "\n")] = '\0';
+	bench_await_port(pf, "comfyq-sim", port, sizeof port);
 	snprintf(url, urllen, "http://127.0.0.1:%s", port);
 	return (pid);
 }

@@ -1,8 +1,8 @@
 /*
  * What the benchmarks that start processes share: dying with a reason,
  * sleeping, a bounded numeric option, a min/median/p90/max line, and the
- * few functions library calls they make (any failure is fatal), and
- * starting comfyq-sim.
+ * few functions library calls they make (any failure is fatal), waiting
+ * for a port file, and starting comfyq-sim.
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
@@ -26,6 +26,9 @@ void bench_cancel(redisContext *ctx, const char *prefix, const char *jid);
 void bench_slot_set(
     redisContext *ctx, const char *prefix, const char *pool, long long cap);
 
+redisContext *bench_open(const char **url, char *queue, size_t qlen,
+    char *prefix, size_t plen, char *dir);
+void bench_await_port(const char *pf, const char *what, char *port, size_t len);
 pid_t bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
     const char *log_level, char *url, size_t urllen);
 

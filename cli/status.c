@@ -189,6 +189,8 @@ cli_print_outputs(const char *v)
 		f = cJSON_GetObjectItemCaseSensitive(o, "path");
 		if (!cJSON_IsString(f))
 			f = cJSON_GetObjectItemCaseSensitive(o, "key");
+		if (!cJSON_IsString(f))
+			f = cJSON_GetObjectItemCaseSensitive(o, "object_key");
 		where = cJSON_IsString(f) ? f->valuestring : "?";
 		printf("output    %s", cli_safe(where));
 		if (cJSON_IsString(

@@ -162,6 +162,8 @@ http_reason(int status)
 		return ("Accepted");
 	case 204:
 		return ("No Content");
+	case 302:
+		return ("Found");
 	case 400:
 		return ("Bad Request");
 	case 401:
@@ -174,6 +176,8 @@ http_reason(int status)
 		return ("Method Not Allowed");
 	case 409:
 		return ("Conflict");
+	case 410:
+		return ("Gone");
 	case 413:
 		return ("Payload Too Large");
 	case 414:

@@ -12,6 +12,12 @@
  * cannot lead outside the store. A blob key must be the queue's own
  * blob:<job>:<n>. A thumbnail's source is decoded only after its header
  * says it is small enough (img_decode, as for input images).
+ *
+ * An output in an S3 bucket (store s3: the record has presigned_url) is
+ * answered 302 to its presigned URL while that works, and 410 once it
+ * has expired (the scheduler holds no S3 credentials to sign a new one).
+ * Its bytes never pass through here, so ?thumb= is 501 for it: nothing
+ * here makes thumbnails of objects in a bucket.
  */
 #include <sys/stat.h>
 
@@ -23,6 +29,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/http.h>
 #include <stb_image_write.h>
 
 #include "img.h"
@@ -233,6 +240,48 @@ out:
 	outputs_free(o);
 }
 
+/* store s3: a redirect to the record's presigned URL (see the top). */
+static void
+outputs_redirect(struct outreq *o, struct evhttp_request *req, const cJSON *rec,
+    const char *url)
+{
+	const cJSON	*exp, *key;
+	struct evbuffer *b;
+	const char	*p;
+	char		 msg[512];
+
+	exp = cJSON_GetObjectItemCaseSensitive(rec, "presigned_expires_ms");
+	key = cJSON_GetObjectItemCaseSensitive(rec, "object_key");
+	for (p = url; *p > 0x20 && *p < 0x7f; p++)
+		;
+	if (*p != '\0' || strlen(url) > 8192 ||
+	    (strncmp(url, "https://", 8) != 0 &&
+		strncmp(url, "http://", 7) != 0)) {
+		http_reply_error(req, 404, "not_found",
+		    "the output's presigned URL is not a plain http(s) URL");
+		return;
+	}
+	if (o->thumb) {
+		http_reply_error(req, 501, "not_implemented",
+		    "thumbnails of outputs in an S3 bucket are not made here: "
+		    "fetch the object at its presigned_url (GET /v1/jobs/{id})");
+		return;
+	}
+	if (cJSON_IsNumber(exp) && exp->valuedouble <= clock_wall_ms()) {
+		snprintf(msg, sizeof msg,
+		    "the output's presigned URL has expired; the object is "
+		    "%.300s in the workers' bucket",
+		    cJSON_IsString(key) ? key->valuestring : "(no key)");
+		http_reply_error(req, 410, "gone", msg);
+		return;
+	}
+	b = evbuffer_new();
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(req), "Location", url);
+	http_reply_bytes(req, 302, NULL, b);
+	evbuffer_free(b);
+}
+
 /* A blob key must be this queue's blob:<jid>:<digits>. */
 static int
 outputs_key_ok(struct outreq *o, const char *key)
@@ -252,7 +301,7 @@ outputs_record_cb(redisAsyncContext *ac, void *r, void *priv)
 	struct outreq	      *o = priv;
 	redisReply	      *h = r;
 	struct evhttp_request *req = o->w.req;
-	const cJSON	      *rec, *path, *key;
+	const cJSON	      *rec, *path, *key, *url;
 	cJSON		      *list = NULL;
 	struct rq_cmd	       c;
 
@@ -279,6 +328,12 @@ outputs_record_cb(redisAsyncContext *ac, void *r, void *priv)
 		goto done;
 	}
 	outputs_mime(o, rec);
+	url = cJSON_GetObjectItemCaseSensitive(rec, "presigned_url");
+	if (cJSON_IsString(url)) {
+		outputs_redirect(
+		    o, http_wait_end(&o->w), rec, url->valuestring);
+		goto done;
+	}
 	path = cJSON_GetObjectItemCaseSensitive(rec, "path");
 	key = cJSON_GetObjectItemCaseSensitive(rec, "key");
 	if (cJSON_IsString(path)) {

@@ -10,7 +10,12 @@
  * zero timer, so callers have one error path. A download (httpc_download)
  * writes the body to the caller's file as it arrives instead of keeping it.
  * An address filter sits in CURLOPT_OPENSOCKETFUNCTION, which curl calls
- * with the resolved address of every connection it opens.
+ * with the resolved address of every connection it opens. httpc_send's
+ * body is read by CURLOPT_READFUNCTION, from its copy or with pread from
+ * the caller's file, so a large upload is never held in memory; SigV4 is
+ * libcurl's own (CURLOPT_AWS_SIGV4, which signs Host, Content-Type and
+ * the x-amz-* headers, and takes the payload hash from a
+ * x-amz-content-sha256 header the caller sends).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
@@ -43,7 +49,14 @@ struct httpc_req {
 	size_t		   resp_cap;
 	size_t		   max_resp;
 	int		   too_big;
-	int		   fd; /* httpc_download's file, else -1 */
+	int		   fd;	       /* httpc_download's file, else -1 */
+	int		   up_fd;      /* httpc_send's body file, else -1 */
+	off_t		   up_off;     /* ...read from here */
+	size_t		   up_len;     /* the body's length */
+	size_t		   up_pos;     /* bytes of it handed to curl */
+	int		   read_errno; /* reading up_fd failed */
+	char		  *want_hdr;   /* opts.resp_header */
+	char		  *hdr_val;    /* its value, once seen */
 	int (*addr_ok)(const struct sockaddr *);
 	char	      blocked[INET6_ADDRSTRLEN]; /* a refused address */
 	int	      write_errno;		 /* writing to fd failed */
@@ -177,6 +190,8 @@ httpc_req_free(struct httpc_req *r)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
 	curl_mime_free(r->mime);
+	free(r->want_hdr);
+	free(r->hdr_val);
 	if (r->defer != NULL)
 		event_free(r->defer);
 	free(r->body);
@@ -263,6 +278,7 @@ httpc_finish(struct httpc_req *r)
 	memset(&resp, 0, sizeof resp);
 	resp.body = r->resp != NULL ? r->resp : "";
 	resp.len = r->resp_len;
+	resp.header = r->hdr_val;
 	if (r->setup_failed) {
 		resp.fail = HTTPC_ERROR;
 		resp.err = "request could not be set up";
@@ -274,6 +290,12 @@ httpc_finish(struct httpc_req *r)
 		    "writing the response to its file: %s",
 		    strerror(r->write_errno));
 		resp.fail = HTTPC_WRITE;
+		resp.err = r->errbuf;
+	} else if (r->read_errno != 0) {
+		snprintf(r->errbuf, sizeof r->errbuf,
+		    "reading the request body from its file: %s",
+		    strerror(r->read_errno));
+		resp.fail = HTTPC_ERROR;
 		resp.err = r->errbuf;
 	} else if (r->blocked[0] != '\0' && r->result != CURLE_OK) {
 		snprintf(r->errbuf, sizeof r->errbuf,
@@ -355,6 +377,65 @@ httpc_open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	return (socket(a->family, a->socktype, a->protocol));
 }
 
+/* Keeps the value of the one response header asked for. */
+static size_t
+httpc_header_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_req *r = arg;
+	size_t		  n = size * nmemb, nl = strlen(r->want_hdr), a, b;
+
+	if (n <= nl || data[nl] != ':' ||
+	    strncasecmp(data, r->want_hdr, nl) != 0)
+		return (n);
+	for (a = nl + 1; a < n && (data[a] == ' ' || data[a] == '\t'); a++)
+		;
+	for (b = n; b > a && strchr(" \t\r\n", data[b - 1]) != NULL; b--)
+		;
+	free(r->hdr_val);
+	r->hdr_val = xstrndup(data + a, b - a);
+	return (n);
+}
+
+/* Hands curl the next bytes of httpc_send's body. */
+static size_t
+httpc_read_cb(char *buf, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_req *r = arg;
+	size_t		  n = size * nmemb;
+	ssize_t		  got;
+
+	if (n > r->up_len - r->up_pos)
+		n = r->up_len - r->up_pos;
+	if (n == 0)
+		return (0);
+	if (r->up_fd == -1) {
+		memcpy(buf, r->body + r->up_pos, n);
+		r->up_pos += n;
+		return (n);
+	}
+	do
+		got = pread(r->up_fd, buf, n, r->up_off + (off_t)r->up_pos);
+	while (got == -1 && errno == EINTR);
+	if (got <= 0) {
+		r->read_errno = got == 0 ? EIO : errno; /* 0: the file shrank */
+		return (CURL_READFUNC_ABORT);
+	}
+	r->up_pos += (size_t)got;
+	return ((size_t)got);
+}
+
+/* Rewinds the body when curl must send it again. */
+static int
+httpc_seek_cb(void *arg, curl_off_t offset, int origin)
+{
+	struct httpc_req *r = arg;
+
+	if (origin != SEEK_SET || offset < 0 || (size_t)offset > r->up_len)
+		return (CURL_SEEKFUNC_CANTSEEK);
+	r->up_pos = (size_t)offset;
+	return (CURL_SEEKFUNC_OK);
+}
+
 /* Creates a request with the options every method shares. */
 static struct httpc_req *
 httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
@@ -369,6 +450,7 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 	r->cb = cb;
 	r->arg = arg;
 	r->fd = -1;
+	r->up_fd = -1;
 	r->max_resp = o && o->max_resp ? o->max_resp : HTTPC_DEFAULT_MAX_RESP;
 	timeout = o && o->timeout_ms ? o->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
 	connect = o && o->connect_timeout_ms ? o->connect_timeout_ms
@@ -377,8 +459,12 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 		r->setup_failed = 1;
 		return (r);
 	}
-	/* No Origin header is ever sent: ComfyUI 403s a foreign Origin. */
-	r->headers = curl_slist_append(NULL, "Expect:");
+	/* No Origin header is ever sent: ComfyUI 403s a foreign Origin.
+	 * libcurl 7.88 signs an "Expect:" that removes its header as an
+	 * empty one, so a SigV4 request keeps curl's 100-continue (which
+	 * spares the body of an upload the store refuses anyway). */
+	if (!(o && o->aws_sigv4))
+		r->headers = curl_slist_append(NULL, "Expect:");
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -391,6 +477,17 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 	for (i = 0; o && o->headers && o->headers[i] != NULL; i++)
 		r->headers = curl_slist_append(r->headers, o->headers[i]);
 	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	if (o && o->aws_sigv4) {
+		curl_easy_setopt(r->easy, CURLOPT_AWS_SIGV4, o->aws_sigv4);
+		curl_easy_setopt(r->easy, CURLOPT_USERNAME, o->aws_key);
+		curl_easy_setopt(r->easy, CURLOPT_PASSWORD, o->aws_secret);
+	}
+	if (o && o->resp_header) {
+		r->want_hdr = xstrdup(o->resp_header);
+		curl_easy_setopt(
+		    r->easy, CURLOPT_HEADERFUNCTION, httpc_header_cb);
+		curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+	}
 	if (o && o->addr_ok) {
 		r->addr_ok = o->addr_ok;
 		/* A reused connection would skip the check. */
@@ -496,6 +593,49 @@ httpc_upload(struct httpc *h, const char *url, const char *field,
 		curl_mime_data(part, fields[i + 1], CURL_ZERO_TERMINATED);
 	}
 	curl_easy_setopt(r->easy, CURLOPT_MIMEPOST, r->mime);
+	return (httpc_start(r));
+}
+
+/*
+ * Sends method to url with body (NULL: none; see struct httpc_body). PUT
+ * and POST carry the body with its length; HEAD asks for no body; any
+ * other method is sent as it is named.
+ */
+struct httpc_req *
+httpc_send(struct httpc *h, const char *method, const char *url,
+    const struct httpc_body *body, const struct httpc_opts *o, httpc_cb cb,
+    void *arg)
+{
+	struct httpc_req *r = httpc_req_new(h, url, o, cb, arg);
+
+	if (r->setup_failed)
+		return (httpc_start(r));
+	if (body != NULL && body->data != NULL) {
+		r->body = xmalloc(body->len + 1);
+		memcpy(r->body, body->data, body->len);
+	} else if (body != NULL) {
+		r->up_fd = body->fd;
+		r->up_off = body->off;
+	}
+	r->up_len = body != NULL ? body->len : 0;
+	curl_easy_setopt(r->easy, CURLOPT_READFUNCTION, httpc_read_cb);
+	curl_easy_setopt(r->easy, CURLOPT_READDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_SEEKFUNCTION, httpc_seek_cb);
+	curl_easy_setopt(r->easy, CURLOPT_SEEKDATA, r);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->up_len);
+	} else if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+	else if (strcmp(method, "PUT") == 0 || r->up_len > 0) {
+		curl_easy_setopt(r->easy, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(
+		    r->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->up_len);
+	}
+	if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0 &&
+	    strcmp(method, "HEAD") != 0)
+		curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
 	return (httpc_start(r));
 }
 

@@ -7,12 +7,15 @@
  * A request may carry extra headers, and a filter on the addresses it may
  * connect to (checked on the address curl actually connects to, after DNS,
  * so a name that resolves inward is refused too; proxies and connection
- * reuse are then off).
+ * reuse are then off). httpc_send is the general request: any method, a
+ * body from memory or read from a file as it is sent, AWS SigV4 signing
+ * by libcurl (CURLOPT_AWS_SIGV4), and one response header kept.
  */
 #ifndef COMFYQ_HTTPC_H
 #define COMFYQ_HTTPC_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct event_base;
 struct sockaddr;
@@ -36,6 +39,7 @@ struct httpc_resp {
 	size_t		len;
 	const char     *content_type; /* or NULL */
 	const char     *err;	      /* a readable reason when fail != OK */
+	const char     *header; /* httpc_opts.resp_header's value, or NULL */
 };
 
 struct httpc_opts {
@@ -46,6 +50,27 @@ struct httpc_opts {
 	const char *const *headers;
 	/* NULL, or 1 for an address the request may connect to */
 	int (*addr_ok)(const struct sockaddr *sa);
+	/* NULL, or libcurl's CURLOPT_AWS_SIGV4 ("aws:amz:REGION:s3"),
+	 * signed with aws_key and aws_secret (copied by libcurl) */
+	const char *aws_sigv4;
+	const char *aws_key;
+	const char *aws_secret;
+	/* NULL, or a response header (any case) whose value resp.header
+	 * gets, without surrounding blanks ("ETag") */
+	const char *resp_header;
+};
+
+/*
+ * A request body for httpc_send: len bytes of data (copied), or with data
+ * NULL, len bytes read from the file fd at offset off as they are sent
+ * (the file stays the caller's and must stay open until the callback or
+ * httpc_cancel).
+ */
+struct httpc_body {
+	const void *data;
+	int	    fd;
+	off_t	    off;
+	size_t	    len;
 };
 
 typedef void (*httpc_cb)(const struct httpc_resp *, void *);
@@ -63,6 +88,9 @@ struct httpc_req *httpc_upload(struct httpc *h, const char *url,
     const char *field, const char *filename, const void *data, size_t len,
     const char *const *fields, const struct httpc_opts *o, httpc_cb cb,
     void *arg);
+struct httpc_req *httpc_send(struct httpc *h, const char *method,
+    const char *url, const struct httpc_body *body, const struct httpc_opts *o,
+    httpc_cb cb, void *arg);
 void		  httpc_cancel(struct httpc_req *r);
 int		  httpc_pending(const struct httpc *h);
 

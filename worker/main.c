@@ -17,10 +17,12 @@
 #include "confine.h"
 #include "controlnet.h"
 #include "log.h"
+#include "outputs_s3.h"
 #include "template.h"
+#include "util.h"
 #include "worker.h"
 
-static const char *const store_modes[] = { "dir", "redis", "both", NULL };
+static const char *const store_modes[] = { "dir", "redis", "both", "s3", NULL };
 static const char *const raw_graph_modes[] = { "allow", "deny", NULL };
 
 #define O(f) offsetof(struct worker_cfg, f)
@@ -89,11 +91,48 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "Where outputs are stored: <dir>/<job id>/<file> (made "
 		    "when missing, unless store is redis)." },
 	{ "store", CFG_ENUM, O(store), "dir", .enums = store_modes,
-	    .text =
-		"Outputs to output-dir, to Redis strings with blob-ttl-s "
-		"(for pods whose disk the producer cannot reach), or both." },
+	    .text = "Outputs to output-dir, to Redis strings with blob-ttl-s "
+		    "(for pods whose disk the producer cannot reach), both, or "
+		    "an S3 bucket (s3-*; staged in output-dir, removed once "
+		    "uploaded)." },
 	{ "blob-ttl-s", CFG_INT, O(blob_ttl_s), "86400", .min = 60,
 	    .max = 31536000, .text = "TTL of outputs stored in Redis." },
+	{ "s3-endpoint", CFG_STR, O(s3_endpoint), "", .max = 1024,
+	    .text = "store s3: the S3 API's URL, scheme://host[:port] "
+		    "(https://s3.us-east-1.amazonaws.com, "
+		    "https://<account>.r2.cloudflarestorage.com)." },
+	{ "s3-region", CFG_STR, O(s3_region), "us-east-1", .max = 63,
+	    .text = "store s3: the bucket's region (auto for R2)." },
+	{ "s3-bucket", CFG_STR, O(s3_bucket), "", .max = 63,
+	    .text = "store s3: the bucket outputs go to." },
+	{ "s3-prefix", CFG_STR, O(s3_prefix), "", .max = 512,
+	    .text = "store s3: object keys are <prefix><job id>/<file>." },
+	{ "s3-access-key", CFG_STR, O(s3_access_key), "", .max = 127,
+	    .text = "store s3: the access key id." },
+	{ "s3-secret-key", CFG_STR, O(s3_secret_key), "", .max = 255,
+	    .flags = CFG_SECRET,
+	    .text = "store s3: the secret access key (never printed)." },
+	{ "s3-secret-key-file", CFG_STR, O(s3_secret_key_file), "", .max = 1024,
+	    .text = "store s3: a file holding the secret access key, read "
+		    "at start (instead of s3-secret-key)." },
+	{ "s3-path-style", CFG_BOOL, O(s3_path_style), "false",
+	    .text = "store s3: <endpoint>/<bucket>/<key> URLs (MinIO and "
+		    "most S3-compatible stores) instead of "
+		    "<bucket>.<host>/<key>." },
+	{ "s3-presign-s", CFG_INT, O(s3_presign_s), "86400", .min = 1,
+	    .max = S3_PRESIGN_MAX_S,
+	    .text = "store s3: how long the presigned GET URL in each output "
+		    "record works." },
+	{ "s3-retries", CFG_INT, O(s3_retries), "3", .min = 0, .max = 10,
+	    .text = "store s3: tries more of a request that failed at the "
+		    "transport or with 5xx/429/408; then the job fails "
+		    "internal." },
+	{ "s3-part-mb", CFG_INT, O(s3_part_mb), "16", .min = 5, .max = 5120,
+	    .text = "store s3: larger outputs go up as a multipart upload "
+		    "in parts of this many MiB; smaller in one PUT." },
+	{ "s3-timeout-ms", CFG_INT, O(s3_timeout_ms), "120000", .min = 100,
+	    .max = 86400000,
+	    .text = "store s3: time for one request (one PUT or part)." },
 	{ "max-output-bytes", CFG_INT, O(max_output_bytes), "536870912",
 	    .min = 1024, .max = 4294967296LL,
 	    .text = "Largest output file accepted." },
@@ -178,6 +217,8 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 
 	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1 ||
 	    confine_list_check(c->graph_files, err, errlen) == -1)
+		return (-1);
+	if (c->store == STORE_S3 && output_s3_check(c, err, errlen) == -1)
 		return (-1);
 	if (c->store != STORE_REDIS &&
 	    config_check_dir(

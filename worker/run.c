@@ -205,12 +205,15 @@ run_awaits_slot(const struct run *r)
 	return (r->state == RS_AWAIT_SLOT);
 }
 
-/* Cancels the request in flight, if any. */
+/* Cancels the request (or the upload) in flight, if any. */
 void
 run_cancel_req(struct run *r)
 {
 	r->env->comfy->cancel(r->env->ctx, r->req);
 	r->req = NULL;
+	if (r->up != NULL)
+		r->env->store->cancel(r->env->ctx, r->up);
+	r->up = NULL;
 }
 
 /* Stops whatever ComfyUI may still be doing for this run. */
@@ -301,6 +304,7 @@ run_free(struct run *r)
 	cJSON_Delete(r->nodes_cached);
 	cJSON_Delete(r->records);
 	output_tmp_discard(&r->tmp);
+	free(r->up_key);
 	outputs_free(&r->outs);
 	job_spec_free(&r->spec);
 	free(r);

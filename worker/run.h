@@ -5,9 +5,10 @@
  * A run knows its owner only through struct run_env, which the owner
  * keeps for as long as any run lives: the settings it reads (live, so a
  * SIGHUP reaches runs in flight), the shared things it uses (event base,
- * thread pool, workflows), and three tables of calls, each given env->ctx
- * first: its Redis calls (run_redis), its ComfyUI requests (run_comfy) and
- * its news back to the owner (run_hooks). The worker fills them with the
+ * thread pool, workflows), and tables of calls, each given env->ctx
+ * first: its Redis calls (run_redis), its ComfyUI requests (run_comfy),
+ * its object store (run_store, for store s3) and its news back to the
+ * owner (run_hooks). The worker fills them with the
  * real thing (worker_env.c); a unit test fills them with fakes.
  */
 #ifndef COMFYQ_RUN_H
@@ -20,6 +21,7 @@
 #include "errcode.h"
 #include "httpc.h"
 #include "rq.h"
+#include "s3.h"
 
 struct cn_map;
 struct event_base;
@@ -80,6 +82,18 @@ struct run_comfy {
 	void (*cancel)(void *ctx, struct httpc_req *req);
 };
 
+/*
+ * The object store of store s3 (s3.h): put stores len bytes of the open
+ * file fd as key and calls cb once unless cancel comes first; record adds
+ * where the object is (bucket, key, presigned URL) to an output record.
+ */
+struct run_store {
+	struct s3_up *(*put)(void *ctx, const char *key, int fd, size_t len,
+	    const char *mime, s3_cb cb, void *arg);
+	void (*cancel)(void *ctx, struct s3_up *up);
+	void (*record)(void *ctx, const char *key, cJSON *rec);
+};
+
 /* What a run tells its owner, and the owner's cache of /object_info. */
 struct run_hooks {
 	/* The run has ended for good: it must leave the owner's list. It
@@ -109,6 +123,7 @@ struct run_env {
 	int stopped; /* the owner is freeing everything: go no further */
 	const struct run_redis *redis;
 	const struct run_comfy *comfy;
+	const struct run_store *store; /* used with store s3 only */
 	const struct run_hooks *hooks;
 	void		       *ctx;
 };

@@ -2,15 +2,22 @@
  * A run's fetch stages (run.c has the whole machine): HISTORY reads the
  * finished prompt's /history entry (an error there ends the job as the
  * socket would have), FETCH gets each output with /view, validates it
- * (outputs.c) and stores it in the output directory, in Redis, or both,
- * and then hands the job to its report (run_report.c).
+ * (outputs.c) and stores it in the output directory, in Redis, both, or
+ * an S3 bucket (staged in its temporary file, uploaded from there and
+ * removed: outputs_s3.c), and then hands the job to its report
+ * (run_report.c). An upload that fails after its retries (s3.h) ends the
+ * job internal, like any store that fails.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
 #include "log.h"
+#include "outputs_s3.h"
 #include "run_int.h"
 #include "settings.h"
 
@@ -22,6 +29,8 @@ static void	    run_keep_bytes(struct run *, const struct out_file *,
 	    const unsigned char *, size_t, cJSON *);
 static void	    run_store_blob(struct run *, cJSON *, const char *, size_t);
 static void	    run_blob_reply(redisAsyncContext *, void *, void *);
+static void run_store_s3(struct run *, const struct out_file *, cJSON *);
+static void run_s3_done(const struct s3_result *, void *);
 
 void
 run_fetch_history(struct run *r)
@@ -116,9 +125,9 @@ run_history_entry(struct run *r, const cJSON *e)
 
 /*
  * Fetches the next output, or reports the job once all are stored (the
- * job's folder flushed first when output-fsync is set). With store dir an
- * output goes straight into its temporary file: nothing else needs its
- * bytes in memory.
+ * job's folder flushed first when output-fsync is set). With store dir or
+ * s3 an output goes straight into its temporary file: nothing else needs
+ * its bytes in memory.
  */
 static void
 run_fetch_next(struct run *r)
@@ -128,7 +137,10 @@ run_fetch_next(struct run *r)
 	char			 err[512];
 
 	if (r->out_i == r->outs.n) {
-		if (cfg->store != STORE_REDIS && cfg->output_fsync &&
+		if (cfg->store == STORE_S3)
+			output_s3_unstage(cfg->output_dir, r->jid);
+		if ((cfg->store == STORE_DIR || cfg->store == STORE_BOTH) &&
+		    cfg->output_fsync &&
 		    output_sync_dir(cfg->output_dir, r->jid, err, sizeof err) ==
 			-1) {
 			run_end(r, EC_INTERNAL, "storing outputs: %s", err);
@@ -138,7 +150,7 @@ run_fetch_next(struct run *r)
 		return;
 	}
 	f = &r->outs.v[r->out_i];
-	if (cfg->store == STORE_DIR &&
+	if ((cfg->store == STORE_DIR || cfg->store == STORE_S3) &&
 	    output_tmp_open(&r->tmp, cfg->output_dir, r->jid, f, r->out_i, err,
 		sizeof err) == -1) {
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
@@ -150,8 +162,8 @@ run_fetch_next(struct run *r)
 }
 
 /*
- * One output has come: validate it and store it. With store dir it was
- * written to its temporary file as it arrived and is validated there;
+ * One output has come: validate it and store it. With store dir or s3 it
+ * was written to its temporary file as it arrived and is validated there;
  * otherwise its bytes are in memory, as Redis needs them.
  */
 static void
@@ -186,7 +198,7 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 	}
 	rec = cJSON_CreateObject();
 	cJSON_AddItemToArray(r->records, rec);
-	if (cfg->store != STORE_DIR) {
+	if (cfg->store == STORE_REDIS || cfg->store == STORE_BOTH) {
 		run_keep_bytes(
 		    r, f, (const unsigned char *)resp->body, resp->len, rec);
 		return;
@@ -195,6 +207,10 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 	    -1) {
 		output_tmp_discard(&r->tmp);
 		run_end(r, EC_OUTPUT_INVALID, "%s: %s", f->filename, err);
+		return;
+	}
+	if (cfg->store == STORE_S3) {
+		run_store_s3(r, f, rec);
 		return;
 	}
 	if (output_tmp_commit(
@@ -264,4 +280,54 @@ run_blob_reply(redisAsyncContext *ac, void *reply, void *arg)
 		}
 	}
 	run_unref(r);
+}
+
+/* store s3: uploads the validated temporary file; rec is its record. */
+static void
+run_store_s3(struct run *r, const struct out_file *f, cJSON *rec)
+{
+	const cJSON *mime = cJSON_GetObjectItemCaseSensitive(rec, "mime");
+	struct stat  st;
+
+	if (fstat(r->tmp.fd, &st) == -1) {
+		output_tmp_discard(&r->tmp);
+		run_end(r, EC_INTERNAL, "storing %s: %s: %s", f->filename,
+		    r->tmp.tmp, strerror(errno));
+		return;
+	}
+	free(r->up_key);
+	r->up_key = output_s3_key(r->env->cfg->s3_prefix, r->jid, f->stored);
+	r->up = r->env->store->put(r->env->ctx, r->up_key, r->tmp.fd,
+	    (size_t)st.st_size,
+	    cJSON_IsString(mime) ? mime->valuestring : output_mime(f),
+	    run_s3_done, r);
+}
+
+/* An upload has ended: the staged file goes; the job goes on or fails. */
+static void
+run_s3_done(const struct s3_result *res, void *arg)
+{
+	struct run	      *r = arg;
+	const struct out_file *f = &r->outs.v[r->out_i];
+	char		       how[40];
+
+	r->up = NULL;
+	output_tmp_discard(&r->tmp);
+	if (!res->ok) {
+		run_end(r, EC_INTERNAL, "storing %s in the bucket: %s",
+		    f->filename, res->err);
+		return;
+	}
+	if (res->parts > 0)
+		snprintf(how, sizeof how, "multipart, %d parts", res->parts);
+	else
+		snprintf(how, sizeof how, "one PUT");
+	log_job(LL_VERBOSE, r->jid,
+	    "stored %s as s3 object %s (%s, %d request%s, %lld ms)",
+	    f->filename, r->up_key, how, res->requests,
+	    res->requests == 1 ? "" : "s", res->ms);
+	r->env->store->record(
+	    r->env->ctx, r->up_key, cJSON_GetArrayItem(r->records, r->out_i));
+	r->out_i++;
+	run_fetch_next(r);
 }

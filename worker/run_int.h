@@ -97,7 +97,9 @@ struct run {
 	struct out_list outs;
 	int		out_i;
 	cJSON	       *records;
-	struct out_tmp	tmp; /* the output being downloaded to disk */
+	struct out_tmp	tmp;	/* the output being downloaded to disk */
+	struct s3_up   *up;	/* store s3: its upload in flight */
+	char	       *up_key; /* ...and its object key */
 
 	enum run_report report;
 	enum errcode	code;

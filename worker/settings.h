@@ -8,7 +8,7 @@
 #ifndef COMFYQ_SETTINGS_H
 #define COMFYQ_SETTINGS_H
 
-enum store_mode { STORE_DIR, STORE_REDIS, STORE_BOTH };
+enum store_mode { STORE_DIR, STORE_REDIS, STORE_BOTH, STORE_S3 };
 
 struct worker_cfg {
 	char	 *redis_url;
@@ -35,6 +35,18 @@ struct worker_cfg {
 	char	 *output_dir;
 	int	  store;
 	long long blob_ttl_s;
+	char	 *s3_endpoint;
+	char	 *s3_region;
+	char	 *s3_bucket;
+	char	 *s3_prefix;
+	char	 *s3_access_key;
+	char	 *s3_secret_key;
+	char	 *s3_secret_key_file;
+	int	  s3_path_style;
+	long long s3_presign_s;
+	long long s3_retries;
+	long long s3_part_mb;
+	long long s3_timeout_ms;
 	long long max_output_bytes;
 	long long max_output_pixels;
 	long long output_timeout_ms;

@@ -32,6 +32,7 @@
 #include "comfy.h"
 #include "httpc.h"
 #include "log.h"
+#include "outputs_s3.h"
 #include "rqfn.h"
 #include "template.h"
 #include "tpool.h"
@@ -311,6 +312,18 @@ worker_new(struct event_base *base, struct worker_cfg *cfg,
 	w->inputs.allow_private = cfg->allow_private_urls;
 	w->pool_threads = tpool_new(base, (int)cfg->threads);
 	w->http = httpc_new(base);
+	if (cfg->store == STORE_S3) {
+		struct s3_target t;
+		struct s3_opts	 so;
+
+		if (output_s3_target(cfg, &t, err, sizeof err) == -1)
+			fatalx("%s", err);
+		output_s3_opts(cfg, &so);
+		w->s3 = s3_new(base, w->http, &t, &so);
+		log_notice("outputs go to bucket %s at %s://%s (%s-style)",
+		    t.bucket, t.scheme, t.host, t.path_style ? "path" : "host");
+		explicit_bzero(&t, sizeof t);
+	}
 	co.ping_ms = cfg->ws_ping_s * 1000;
 	co.pong_timeout_ms = cfg->ws_pong_timeout_s * 1000;
 	co.http_timeout_ms = cfg->http_timeout_ms;
@@ -356,6 +369,7 @@ worker_free(struct worker *w)
 	cJSON_Delete(w->objinfo);
 	backend_free(w->backend);
 	comfy_free(w->comfy);
+	s3_free(w->s3); /* before the client its requests use */
 	httpc_free(w->http);
 	event_free(w->hb_timer);
 	event_free(w->retry_timer);

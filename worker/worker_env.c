@@ -1,10 +1,12 @@
 /*
  * What the worker gives each run (struct run_env, run.h): its settings and
- * shared things, and the real side of its three tables. The Redis calls
+ * shared things, and the real side of its tables. The Redis calls
  * are the lua/ functions on the command connection (w->rc), built by
  * rqfn.h under the queue's prefix (the run decodes their replies with
  * rqfn.h too); fail adds the settings' backoff base and cap, with a random
- * jitter. The ComfyUI requests go to the worker's one comfy client. The
+ * jitter. The ComfyUI requests go to the worker's one comfy client, the
+ * object store's to its s3 client (store s3 only; outputs_s3.c makes the
+ * record). The
  * hooks land in the worker: a run's end leaves the run list, a run waiting
  * for a slot makes the worker decide again, a transport failure probes the
  * backend, a CUDA fault latches, and /object_info is the worker's one
@@ -12,6 +14,7 @@
  */
 #include "backend.h"
 #include "comfy.h"
+#include "outputs_s3.h"
 #include "rqfn.h"
 #include "util.h"
 #include "worker_int.h"
@@ -200,6 +203,35 @@ static const struct run_comfy env_comfy = {
 	.cancel = env_cancel,
 };
 
+static struct s3_up *
+env_s3_put(void *ctx, const char *key, int fd, size_t len, const char *mime,
+    s3_cb cb, void *arg)
+{
+	return (s3_put_file(
+	    ((struct worker *)ctx)->s3, key, fd, len, mime, cb, arg));
+}
+
+static void
+env_s3_cancel(void *ctx, struct s3_up *up)
+{
+	(void)ctx;
+	s3_cancel(up);
+}
+
+static void
+env_s3_record(void *ctx, const char *key, cJSON *rec)
+{
+	struct worker *w = ctx;
+
+	output_s3_record(s3_target(w->s3), key, w->cfg->s3_presign_s, rec);
+}
+
+static const struct run_store env_store = {
+	.put = env_s3_put,
+	.cancel = env_s3_cancel,
+	.record = env_s3_record,
+};
+
 static void
 env_done(void *ctx, struct run *r)
 {
@@ -259,6 +291,7 @@ worker_env_init(struct worker *w)
 	w->env.stopped = 0;
 	w->env.redis = &env_redis;
 	w->env.comfy = &env_comfy;
+	w->env.store = &env_store;
 	w->env.hooks = &env_hooks;
 	w->env.ctx = w;
 }

@@ -44,6 +44,7 @@ struct worker {
 	struct rq_async	   *rs; /* subscribed to ctl:<id> (cancels) */
 	long long	    rb_client_id;
 	struct httpc	   *http;
+	struct s3	   *s3; /* store s3's bucket, else NULL */
 	struct comfy	   *comfy;
 	struct backend	   *backend;
 	struct tpool	   *pool_threads; /* inputs, Canny, decoding */

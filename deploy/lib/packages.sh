@@ -16,7 +16,9 @@
 #                      and comfyclient.sh install them)
 #   PKGS_EXAMPLES_NODE Node and npm for the Node examples, installed only
 #                      where no node or npm is on PATH (Debian 12's Node is
-#                      18, the least they take; ioredis comes from npm)
+#                      18, the least they take; ioredis comes from npm),
+#                      and for the S3 server of tests/integration/s3.sh
+#                      (s3rver from npm, which takes Node 20)
 #   pkgs_fuzz_runtime  prints the package of libFuzzer's runtime, which
 #                      Debian names after clang's major version and clang
 #                      only recommends; call it once clang is installed

@@ -48,13 +48,7 @@ python)
 	}
 	;;
 node)
-	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-		# shellcheck disable=SC2086
-		deps_install $PKGS_EXAMPLES_NODE >"$T/deps.log" 2>&1 ||
-			cannot "node or npm is missing and could not be installed: $(tail -2 "$T/deps.log")"
-	fi
-	major=$(node -p 'process.versions.node.split(".")[0]')
-	[ "$major" -ge 18 ] || cannot "node $(node --version) is older than 18 (built-in fetch)"
+	need_node 18 "built-in fetch"
 	if ! (cd "$EX/node" && npm ci --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1; then
 		cannot "npm ci in deploy/examples/node failed (is the npm registry reachable?): $(grep -m1 -E 'request to|code E' "$T/npm.log" || tail -1 "$T/npm.log")"
 	fi

@@ -37,8 +37,8 @@ stack_cleanup() {
 	rm -rf "$T"
 }
 
-# cannot WHY: a tool the test needs is missing and could not be installed:
-# a failure under CI=true (exit 1), a skip (exit 77) otherwise.
+# cannot WHY: something the test needs cannot be had here: a failure
+# under CI=true, a skip (exit 77: ctest's SKIP_RETURN_CODE) otherwise.
 cannot() {
 	if [ "${CI:-}" = true ]; then
 		bad "$1"
@@ -59,6 +59,19 @@ py_with() {
 		fi
 	done
 	return 1
+}
+
+# need_node MAJOR WHY: node and npm on PATH, PKGS_EXAMPLES_NODE installed
+# where either is missing (source deploy/lib/packages.sh and deps.sh
+# first), and node at least MAJOR (WHY says what needs it); else cannot.
+need_node() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		# shellcheck disable=SC2086
+		deps_install $PKGS_EXAMPLES_NODE >"$T/deps.log" 2>&1 ||
+			cannot "node or npm is missing and could not be installed: $(tail -2 "$T/deps.log")"
+	fi
+	[ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$1" ] ||
+		cannot "node $(node --version) is older than $1 ($2)"
 }
 
 # submit ARGS...: comfyq submit, failing the test loudly if it refuses;

@@ -27,6 +27,7 @@ extern const struct unit_test test_jobfiles[];
 extern const struct unit_test test_confine[];
 extern const struct unit_test test_bounds[];
 extern const struct unit_test test_sign[];
+extern const struct unit_test test_s3[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -47,6 +48,7 @@ static const struct unit_suite suites[] = {
 	{ "confine", test_confine },
 	{ "bounds", test_bounds },
 	{ "sign", test_sign },
+	{ "s3", test_s3 },
 };
 
 int
