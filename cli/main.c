@@ -9,7 +9,20 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 #include "log.h"
+
+/* comfyq version: the line every program gives for --version. */
+static int
+cmd_version(struct cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	(void)argv;
+	if (argc > 1)
+		cli_usage_error("usage: comfyq version");
+	config_print_version("comfyq", stdout);
+	return (0);
+}
 
 static const struct {
 	const char *name;
@@ -41,6 +54,7 @@ static const struct {
 	    "render (--workflow NAME | --graph FILE | --spec FILE) "
 	    "[--param K=V ...] [--lora ...]\n"
 	    "         [--controlnet ...] [--input ...] [--job-id ID] [--prefix P]" },
+	{ "version", cmd_version, "version    (also: comfyq --version)" },
 };
 
 static void
@@ -142,7 +156,7 @@ main(int argc, char **argv)
 			cli_print_usage(stdout);
 			return (0);
 		} else if (strcmp(argv[i], "--version") == 0) {
-			printf("comfyq %s\n", COMFYQ_VERSION);
+			config_print_version("comfyq", stdout);
 			return (0);
 		} else {
 			cli_print_usage(stderr);

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "comfyq_paths.h"
 #include "inputs.h"
 #include "job.h"
 #include "util.h"
@@ -247,7 +248,7 @@ cli_spec_finish(struct cli_spec *cs, struct job_spec *js, struct wf_job **job)
 	*job = NULL;
 	spec = cli_spec_merge(cs);
 	if (dir == NULL)
-		dir = COMFYQ_WORKFLOWS_DIR;
+		dir = COMFYQ_DEFAULT_WORKFLOWS_DIR;
 	cs->reg = wf_load(dir, err, sizeof err);
 	if (cs->reg == NULL && cs->workflows != NULL)
 		cli_usage_error("--workflows: %s", err);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "comfyq_paths.h"
 #include "graph.h"
 #include "wfjob.h"
 
@@ -29,7 +30,7 @@ workflows_load(const char *dir)
 	char		    err[1024];
 
 	if (dir == NULL && (dir = getenv("COMFYQ_WORKFLOWS_DIR")) == NULL)
-		dir = COMFYQ_WORKFLOWS_DIR;
+		dir = COMFYQ_DEFAULT_WORKFLOWS_DIR;
 	if ((r = wf_load(dir, err, sizeof err)) == NULL)
 		cli_usage_error("workflows: %s", err);
 	return (r);

@@ -9,6 +9,7 @@
  */
 #include <stddef.h>
 
+#include "comfyq_paths.h"
 #include "config.h"
 #include "sched.h"
 
@@ -42,13 +43,16 @@ static const struct cfg_entry sched_entries[] = {
 	{ "retry-after-s", CFG_INT, OFF(retry_after_s), "5", .min = 1,
 	    .max = 3600, .flags = CFG_RELOAD,
 	    .text = "Retry-After of a 503 for a full queue." },
-	{ "workflows-dir", CFG_STR, OFF(workflows_dir), "workflows",
-	    .max = 4096,
+	{ "workflows-dir", CFG_STR, OFF(workflows_dir),
+	    COMFYQ_DEFAULT_WORKFLOWS_DIR, .max = 4096, .flags = CFG_DIR,
 	    .text = "Workflow templates, loaded at start: specs are checked "
 		    "against them before anything is queued." },
-	{ "output-dir", CFG_STR, OFF(output_dir), "output", .max = 4096,
+	{ "output-dir", CFG_STR, OFF(output_dir),
+	    COMFYQ_DEFAULT_STATE_DIR "/outputs", .max = 4096,
+	    .flags = CFG_DIR | CFG_DIR_MAKE,
 	    .text = "The workers' output store (their output-dir): "
-		    "GET /v1/jobs/{id}/outputs/{n} reads <dir>/<job>/<file>." },
+		    "GET /v1/jobs/{id}/outputs/{n} reads <dir>/<job>/<file> "
+		    "(made when missing)." },
 	{ "request-timeout-s", CFG_INT, OFF(request_timeout_s), "30", .min = 1,
 	    .max = 3600, .flags = CFG_RELOAD,
 	    .text = "A connection idle or slow this long, reading a request "

@@ -149,12 +149,10 @@ sched_check(char *err, size_t errlen)
 	return (0);
 }
 
-/* The output store, opened once (a worker on this host may create it). */
+/* The output store, opened once (config_load made and checked it). */
 static int
 sched_open_outputs(char *err, size_t errlen)
 {
-	if (mkdir_p(cfg.output_dir, err, errlen) == -1)
-		return (-1);
 	sched.output_fd =
 	    open(cfg.output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sched.output_fd == -1) {

@@ -3,8 +3,12 @@
  * defaults, the file, the environment, the command line. The file path and
  * argv are remembered so a reload re-reads the same sources and copies only
  * the entries marked CFG_RELOAD into the live struct, and only after the
- * settings they would give passed the program's cross-field check.
+ * settings they would give passed the program's cross-field check. The
+ * folders (CFG_DIR) are checked once, at load: they are never reloaded.
+ * The printing (--help, --example-config, --version, the startup dump) is
+ * in config_print.c.
  */
+#include <sys/stat.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -13,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #define CONFIG_LINE_MAX 4096
@@ -272,6 +278,14 @@ config_read_argv(const struct cfg_table *t, void *base, int argc, char **argv,
 			*special = 'n';
 			continue;
 		}
+		if (strcmp(arg, "--version") == 0) {
+			*special = 'v';
+			continue;
+		}
+		if (strcmp(arg, "--example-config") == 0) {
+			*special = 'e';
+			continue;
+		}
 		if (strncmp(arg, "--", 2) != 0) {
 			snprintf(err, errlen,
 			    "unexpected argument '%s' (see --help)", arg);
@@ -344,6 +358,64 @@ config_apply_all(const struct cfg_table *t, void *base, int argc, char **argv,
 	    config_read_argv(t, base, argc, argv, 1, &special, err, errlen));
 }
 
+/*
+ * Checks the folder path of setting name: made with its parents when how
+ * has CFG_DIR_MAKE, then a directory this process can read (and write,
+ * with CFG_DIR_WRITE). Returns 0, or -1 with "name: path: reason" in err.
+ */
+int
+config_check_dir(
+    const char *name, const char *path, int how, char *err, size_t errlen)
+{
+	struct stat st;
+	char	    why[1024];
+	int	    mode = R_OK | X_OK;
+
+	if (*path == '\0') {
+		snprintf(err, errlen, "%s: must be set", name);
+		return (-1);
+	}
+	if ((how & CFG_DIR_MAKE) && mkdir_p(path, why, sizeof why) == -1) {
+		snprintf(err, errlen, "%s: %s", name, why);
+		return (-1);
+	}
+	if (how & CFG_DIR_WRITE)
+		mode |= W_OK;
+	if (stat(path, &st) == -1)
+		goto fail;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		goto fail;
+	}
+	if (access(path, mode) == -1)
+		goto fail;
+	return (0);
+fail:
+	snprintf(err, errlen, "%s: %s: %s", name, path, strerror(errno));
+	return (-1);
+}
+
+/* config_check_dir for every CFG_DIR entry that is set. */
+static int
+config_check_dirs(
+    const struct cfg_table *t, void *base, char *err, size_t errlen)
+{
+	const char *v;
+	size_t	    i;
+
+	for (i = 0; i < t->n; i++) {
+		const struct cfg_entry *e = &t->entries[i];
+
+		if (e->type != CFG_STR || !(e->flags & CFG_DIR))
+			continue;
+		v = *(char **)((char *)base + e->off);
+		if (v != NULL && *v != '\0' &&
+		    config_check_dir(e->name, v, e->flags, err, errlen) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
 enum config_result
 config_load(const struct cfg_table *t, void *base, int argc, char **argv,
     char *err, size_t errlen)
@@ -360,11 +432,19 @@ config_load(const struct cfg_table *t, void *base, int argc, char **argv,
 	if (config_read_argv(t, base, argc, argv, 0, &special, err, errlen) ==
 	    -1)
 		return (CONFIG_ERROR);
-	if (special == 'h') {
+	switch (special) {
+	case 'h':
 		config_print_help(t, stdout);
 		return (CONFIG_EXIT_OK);
+	case 'v':
+		config_print_version(t->prog, stdout);
+		return (CONFIG_EXIT_OK);
+	case 'e':
+		config_print_example(t, stdout);
+		return (CONFIG_EXIT_OK);
 	}
-	if (config_apply_all(t, base, argc, argv, err, errlen) == -1)
+	if (config_apply_all(t, base, argc, argv, err, errlen) == -1 ||
+	    config_check_dirs(t, base, err, errlen) == -1)
 		return (CONFIG_ERROR);
 	if (special == 'n')
 		return (CONFIG_CHECK);
@@ -445,118 +525,6 @@ int
 config_reload(const struct cfg_table *t, void *base, char *err, size_t errlen)
 {
 	return (config_reload_check(t, base, NULL, err, errlen));
-}
-
-/* Formats the value of e into buf for printing. */
-static void
-config_format(
-    const struct cfg_entry *e, const void *base, char *buf, size_t len)
-{
-	const char *s, *at, *colon;
-
-	switch (e->type) {
-	case CFG_STR:
-		s = *(char *const *)((const char *)base + e->off);
-		if (s == NULL)
-			s = "";
-		if ((e->flags & CFG_SECRET) && *s != '\0')
-			snprintf(buf, len, "(set)");
-		else if ((e->flags & CFG_URL) &&
-		    (at = strchr(s, '@')) != NULL &&
-		    (colon = strstr(s, "://")) != NULL && colon < at)
-			snprintf(
-			    buf, len, "%.*s***%s", (int)(colon + 3 - s), s, at);
-		else
-			snprintf(buf, len, "%s", s);
-		break;
-	case CFG_INT:
-		snprintf(buf, len, "%lld",
-		    *(const long long *)((const char *)base + e->off));
-		break;
-	case CFG_DOUBLE:
-		snprintf(buf, len, "%g",
-		    *(const double *)((const char *)base + e->off));
-		break;
-	case CFG_BOOL:
-		snprintf(buf, len, "%s",
-		    *(const int *)((const char *)base + e->off) ? "true"
-								: "false");
-		break;
-	case CFG_ENUM:
-		snprintf(buf, len, "%s",
-		    e->enums[*(const int *)((const char *)base + e->off)]);
-		break;
-	}
-}
-
-static void
-config_format_rule(const struct cfg_entry *e, char *buf, size_t len)
-{
-	size_t i, off;
-
-	switch (e->type) {
-	case CFG_STR:
-		snprintf(buf, len, "string");
-		break;
-	case CFG_INT:
-		snprintf(buf, len, "int %lld..%lld", e->min, e->max);
-		break;
-	case CFG_DOUBLE:
-		snprintf(buf, len, "number %g..%g", e->dmin, e->dmax);
-		break;
-	case CFG_BOOL:
-		snprintf(buf, len, "bool");
-		break;
-	case CFG_ENUM:
-		off = 0;
-		buf[0] = '\0';
-		for (i = 0; e->enums[i] != NULL && off < len; i++)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s",
-			    i == 0 ? "" : "|", e->enums[i]);
-		break;
-	}
-}
-
-void
-config_print_help(const struct cfg_table *t, FILE *f)
-{
-	char   env[128], rule[256];
-	size_t i;
-
-	fprintf(f, "usage: %s [--config FILE] [--NAME VALUE ...] [--check]\n",
-	    t->prog);
-	if (t->summary != NULL)
-		fprintf(f, "%s\n", t->summary);
-	fprintf(f,
-	    "\nEach setting is also read from the environment "
-	    "(COMFYQ_NAME) and from\nthe --config file (name = value); "
-	    "the command line wins. Settings marked\n[reload] are "
-	    "re-read on SIGHUP.\n\n");
-	for (i = 0; i < t->n; i++) {
-		const struct cfg_entry *e = &t->entries[i];
-
-		config_env_name(e->name, env, sizeof env);
-		config_format_rule(e, rule, sizeof rule);
-		fprintf(f, "  --%-26s %s\n", e->name, env);
-		fprintf(f, "      %s; default %s%s\n", rule,
-		    e->def == NULL || *e->def == '\0' ? "(none)"
-			: (e->flags & CFG_SECRET)     ? "(secret)"
-						      : e->def,
-		    (e->flags & CFG_RELOAD) ? " [reload]" : "");
-		fprintf(f, "      %s\n", e->text);
-	}
-}
-
-void
-config_dump(const struct cfg_table *t, const void *base)
-{
-	char   val[512];
-	size_t i;
-
-	for (i = 0; i < t->n; i++) {
-		config_format(&t->entries[i], base, val, sizeof val);
-		log_info("config %s = %s", t->entries[i].name, val);
-	}
 }
 
 void

@@ -4,7 +4,10 @@
  * COMFYQ_NAME in the environment, as `name = value` in a file given by
  * --config FILE (or COMFYQ_CONFIG), and as --name=VALUE or --name VALUE on
  * the command line; later sources win. A bad value is one line naming the
- * source, the entry, the value and the rule.
+ * source, the entry, the value and the rule. An entry marked CFG_DIR is a
+ * folder checked once every source is read: a bad one is one line naming
+ * the entry, the path and the reason. --version prints the build, and
+ * --example-config every setting with its default as a config file.
  */
 #ifndef COMFYQ_CONFIG_H
 #define COMFYQ_CONFIG_H
@@ -23,6 +26,11 @@ enum cfg_type {
 #define CFG_RELOAD 0x1 /* re-applied on SIGHUP */
 #define CFG_SECRET 0x2 /* never printed */
 #define CFG_URL	   0x4 /* printed with any password masked */
+/* A folder (when set): it exists and can be read, at load and --check... */
+#define CFG_DIR	      0x8
+#define CFG_DIR_MAKE  0x10 /* ...made with its parents when missing */
+#define CFG_DIR_WRITE 0x20 /* ...and can be written */
+#define CFG_DIR_OUT   (CFG_DIR | CFG_DIR_MAKE | CFG_DIR_WRITE)
 
 struct cfg_entry {
 	const char	  *name;
@@ -71,7 +79,7 @@ extern const char *const cfg_log_formats[]; /* plain, json */
 
 enum config_result {
 	CONFIG_OK,
-	CONFIG_EXIT_OK, /* --help: exit 0 */
+	CONFIG_EXIT_OK, /* --help, --version, --example-config: exit 0 */
 	CONFIG_CHECK, /* --check: run the program's own checks, say so, exit */
 	CONFIG_ERROR, /* message in err: exit 2 */
 };
@@ -91,6 +99,10 @@ const struct cfg_entry *config_find(
     const struct cfg_table *t, const char *name);
 void config_env_name(const char *name, char *buf, size_t len);
 void config_print_help(const struct cfg_table *t, FILE *f);
+void config_print_example(const struct cfg_table *t, FILE *f);
+void config_print_version(const char *prog, FILE *f);
+int  config_check_dir(
+     const char *name, const char *path, int how, char *err, size_t errlen);
 void config_dump(const struct cfg_table *t, const void *base);
 void config_free(const struct cfg_table *t, void *base);
 

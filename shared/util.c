@@ -174,14 +174,16 @@ parse_double(const char *s, double min, double max, double *out)
 }
 
 /*
- * Creates a directory and its missing parents (mode 0755), and checks the
- * result is a writable directory. Returns 0, or -1 with the reason in err.
+ * Creates a directory and its missing parents (mode 0755). Returns 0, or -1
+ * with "COMPONENT: reason" in err (a file in the way is "Not a directory").
+ * Whether the caller may read or write it is its own check.
  */
 int
 mkdir_p(const char *path, char *err, size_t errlen)
 {
-	char   buf[4096], *p;
-	size_t len = strlen(path);
+	struct stat st;
+	char	    buf[4096], *p;
+	size_t	    len = strlen(path);
 
 	if (len == 0 || len >= sizeof buf) {
 		snprintf(err, errlen, "'%s': bad path", path);
@@ -198,8 +200,12 @@ mkdir_p(const char *path, char *err, size_t errlen)
 	}
 	if (mkdir(buf, 0755) == -1 && errno != EEXIST)
 		goto fail;
-	if (access(path, W_OK | X_OK) == -1)
+	if (stat(buf, &st) == -1)
 		goto fail;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		goto fail;
+	}
 	return (0);
 fail:
 	snprintf(err, errlen, "%s: %s", buf, strerror(errno));

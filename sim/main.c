@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "comfyq_paths.h"
 #include "config.h"
 #include "log.h"
 #include "sim.h"
@@ -39,8 +40,8 @@ static const struct cfg_entry sim_cfg_table[] = {
 	    "Port (ComfyUI: --port); 0 picks a free one." },
 	{ "port-file", CFG_STR, S(port_file), "", 0, 4095, 0, 0, NULL, 0,
 	    "Write the port listened on into this file once ready." },
-	{ "base-directory", CFG_STR, S(base_directory), "comfyq-sim-data", 0,
-	    4095, 0, 0, NULL, 0,
+	{ "base-directory", CFG_STR, S(base_directory),
+	    COMFYQ_DEFAULT_STATE_DIR "/sim", 0, 4095, 0, 0, NULL, 0,
 	    "Holds output/, input/ and temp/ unless they are set." },
 	{ "output-directory", CFG_STR, S(output_directory), "", 0, 4095, 0, 0,
 	    NULL, 0, "Where SaveImage and VHS_VideoCombine write." },
@@ -136,18 +137,23 @@ strlist_free(struct strlist *l)
 	memset(l, 0, sizeof *l);
 }
 
-/* Makes dir (default base/sub) and stores its absolute path. */
+/*
+ * Makes the folder of setting name (set, else base-directory/sub) and
+ * stores its absolute path; a bad one is "name: path: reason" in err.
+ */
 static int
-sim_dir(const char *set, const char *sub, char *out, size_t len, char *err,
-    size_t errlen)
+sim_dir(const char *name, const char *set, const char *sub, char *out,
+    size_t len, char *err, size_t errlen)
 {
 	char path[PATH_MAX], abs[PATH_MAX];
 
 	if (set != NULL && *set != '\0')
 		snprintf(path, sizeof path, "%s", set);
-	else
+	else {
+		name = "base-directory";
 		snprintf(
 		    path, sizeof path, "%s/%s", sim.cfg.base_directory, sub);
+	}
 	if (path[0] != '/') {
 		if (getcwd(abs, sizeof abs) == NULL) {
 			snprintf(err, errlen, "getcwd: %s", strerror(errno));
@@ -158,11 +164,7 @@ sim_dir(const char *set, const char *sub, char *out, size_t len, char *err,
 	} else
 		snprintf(abs, sizeof abs, "%s", path);
 	path_norm(abs, out, len);
-	if (path_mkdirs(out) == -1) {
-		snprintf(err, errlen, "%s: %s", out, strerror(errno));
-		return (-1);
-	}
-	return (0);
+	return (config_check_dir(name, out, CFG_DIR_OUT, err, errlen));
 }
 
 static int
@@ -202,15 +204,13 @@ main(int argc, char **argv)
 	struct event_config *ecfg;
 	char		     err[1024];
 	const char	    *fmt = getenv("COMFYQ_LOG_FORMAT");
+	int		     check = 0;
 
 	sim.argc = argc;
 	sim.argv = argv;
 	log_init("comfyq-sim", LL_NOTICE, fmt != NULL && !strcmp(fmt, "json"));
 	switch (
 	    config_load(&sim_cfg_desc, &sim.cfg, argc, argv, err, sizeof err)) {
-	case CONFIG_CHECK:
-		printf("comfyq-sim: configuration OK\n");
-		/* FALLTHROUGH */
 	case CONFIG_EXIT_OK:
 		config_free(&sim_cfg_desc, &sim.cfg);
 		return (0);
@@ -218,20 +218,31 @@ main(int argc, char **argv)
 		fprintf(stderr, "comfyq-sim: %s\n", err);
 		config_free(&sim_cfg_desc, &sim.cfg);
 		return (2);
+	case CONFIG_CHECK:
+		check = 1;
+		break;
 	case CONFIG_OK:
 		break;
 	}
 	log_level = sim.cfg.log_level;
-	if (sim_dir(sim.cfg.output_directory, "output", sim.output_dir,
-		sizeof sim.output_dir, err, sizeof err) == -1 ||
-	    sim_dir(sim.cfg.input_directory, "input", sim.input_dir,
-		sizeof sim.input_dir, err, sizeof err) == -1 ||
-	    sim_dir(sim.cfg.temp_directory, "temp", sim.temp_dir,
-		sizeof sim.temp_dir, err, sizeof err) == -1 ||
+	if (sim_dir("output-directory", sim.cfg.output_directory, "output",
+		sim.output_dir, sizeof sim.output_dir, err, sizeof err) == -1 ||
+	    sim_dir("input-directory", sim.cfg.input_directory, "input",
+		sim.input_dir, sizeof sim.input_dir, err, sizeof err) == -1 ||
+	    sim_dir("temp-directory", sim.cfg.temp_directory, "temp",
+		sim.temp_dir, sizeof sim.temp_dir, err, sizeof err) == -1 ||
 	    faults_init(sim.cfg.faults, sim.cfg.fault_seed, err, sizeof err) ==
 		-1) {
 		fprintf(stderr, "comfyq-sim: %s\n", err);
+		faults_free();
+		config_free(&sim_cfg_desc, &sim.cfg);
 		return (2);
+	}
+	if (check) {
+		printf("comfyq-sim: configuration OK\n");
+		faults_free();
+		config_free(&sim_cfg_desc, &sim.cfg);
+		return (0);
 	}
 	nftw(sim.temp_dir, sim_rm, 16, FTW_DEPTH | FTW_PHYS);
 	strlist_split(&sim.checkpoints, sim.cfg.checkpoints);

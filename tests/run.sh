@@ -3,7 +3,9 @@
 # private redis-server, and run every test (ctest: unit and integration).
 # Works on a fresh Debian machine as root or with sudo; without either it
 # prints the exact apt-get line to run. Environment:
-#   COMFYQ_BUILD_DIR   build directory (default: build)
+#   COMFYQ_BUILD_DIR   build directory (default: build); its install prefix
+#                      is BUILD/stage (integration.install installs there:
+#                      this ASan build is never meant for /usr/local)
 #   CI=true            also turns warnings into errors
 #   CTEST_ARGS         extra arguments for ctest (e.g. "-R integration")
 set -euo pipefail
@@ -18,8 +20,10 @@ deps_install $PKGS_BUILD $PKGS_RUN $PKGS_TEST
 
 werror=OFF
 [ "${CI:-}" = true ] && werror=ON
+mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASAN=ON \
-	-DUBSAN=ON -DWERROR=$werror
+	-DUBSAN=ON -DWERROR=$werror \
+	-DCMAKE_INSTALL_PREFIX="$(cd "$build" && pwd)/stage"
 cmake --build "$build" -j "$(nproc)"
 
 . "$root/deploy/lib/redis.sh"

@@ -12,12 +12,13 @@
 
 #include <event2/event.h>
 
+#include "comfyq_paths.h"
 #include "config.h"
 #include "confine.h"
 #include "controlnet.h"
 #include "log.h"
 #include "sdnotify.h"
-#include "util.h"
+#include "template.h"
 #include "worker.h"
 
 static const char *const store_modes[] = { "dir", "redis", "both", NULL };
@@ -84,8 +85,10 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .flags = CFG_RELOAD,
 	    .text =
 		"Prompts ComfyUI lost (restarts) submitted again per job." },
-	{ "output-dir", CFG_STR, O(output_dir), "outputs", .max = 1024,
-	    .text = "Where outputs are stored: <dir>/<job id>/<file>." },
+	{ "output-dir", CFG_STR, O(output_dir),
+	    COMFYQ_DEFAULT_STATE_DIR "/outputs", .max = 1024,
+	    .text = "Where outputs are stored: <dir>/<job id>/<file> (made "
+		    "when missing, unless store is redis)." },
 	{ "store", CFG_ENUM, O(store), "dir", .enums = store_modes,
 	    .text =
 		"Outputs to output-dir, to Redis strings with blob-ttl-s "
@@ -122,7 +125,8 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .min = 100, .max = 600000, .flags = CFG_RELOAD,
 	    .text =
 		"Health probe period while ComfyUI is down (x5 while up)." },
-	{ "workflows-dir", CFG_STR, O(workflows_dir), "workflows", .max = 1024,
+	{ "workflows-dir", CFG_STR, O(workflows_dir),
+	    COMFYQ_DEFAULT_WORKFLOWS_DIR, .max = 1024, .flags = CFG_DIR,
 	    .text = "Workflow templates (loaded at start)." },
 	{ "controlnet-models", CFG_STR, O(controlnet_models), CN_MAP_DEFAULT,
 	    .max = 4096,
@@ -176,19 +180,10 @@ worker_cfg_check(const struct worker_cfg *c, char *err, size_t errlen)
 	if (cn_map_parse(c->controlnet_models, &m, err, errlen) == -1 ||
 	    confine_list_check(c->graph_files, err, errlen) == -1)
 		return (-1);
-	if (c->store != STORE_REDIS && *c->output_dir == '\0') {
-		snprintf(err, errlen, "output-dir: must be set for store %s",
-		    store_modes[c->store]);
-		return (-1);
-	}
 	if (c->store != STORE_REDIS &&
-	    mkdir_p(c->output_dir, err, errlen) == -1) {
-		char tmp[512];
-
-		snprintf(tmp, sizeof tmp, "output-dir: %s", err);
-		snprintf(err, errlen, "%s", tmp);
+	    config_check_dir(
+		"output-dir", c->output_dir, CFG_DIR_OUT, err, errlen) == -1)
 		return (-1);
-	}
 	return (0);
 }
 
@@ -197,6 +192,20 @@ static int
 worker_cfg_check_any(const void *c, char *err, size_t errlen)
 {
 	return (worker_cfg_check(c, err, errlen));
+}
+
+/* The templates of workflows-dir, loaded once, before the loop. */
+static int
+worker_load_templates(const struct worker_cfg *c, struct wf_registry **wf,
+    char *err, size_t errlen)
+{
+	char why[768];
+
+	if ((*wf = wf_load(c->workflows_dir, why, sizeof why)) == NULL) {
+		snprintf(err, errlen, "workflows-dir: %s", why);
+		return (-1);
+	}
+	return (0);
 }
 
 struct main_ctx {
@@ -234,26 +243,30 @@ main_signal(evutil_socket_t sig, short ev, void *arg)
 int
 main(int argc, char **argv)
 {
-	static const int   sigs[] = { SIGTERM, SIGINT, SIGHUP };
-	struct worker_cfg  cfg;
-	struct main_ctx	   m;
-	struct event_base *base;
-	struct event	  *sev[3];
-	char		   err[1024];
-	size_t		   i;
-	int		   rc, ok = 1;
+	static const int    sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct worker_cfg   cfg;
+	struct main_ctx	    m;
+	struct event_base  *base;
+	struct event	   *sev[3];
+	struct wf_registry *wf = NULL;
+	char		    err[1024];
+	size_t		    i;
+	int		    rc, ok = 1;
 
 	memset(&cfg, 0, sizeof cfg);
 	sdnotify_init(); /* before comfyui-start-cmd may run */
 	rc = config_load(&worker_cfg_table, &cfg, argc, argv, err, sizeof err);
 	if (rc == CONFIG_OK || rc == CONFIG_CHECK)
-		ok = worker_cfg_check(&cfg, err, sizeof err) == 0;
+		ok = worker_cfg_check(&cfg, err, sizeof err) == 0 &&
+		    worker_load_templates(&cfg, &wf, err, sizeof err) == 0;
 	if (rc == CONFIG_ERROR ||
 	    ((rc == CONFIG_OK || rc == CONFIG_CHECK) && !ok))
 		fprintf(stderr, "comfyq-worker: %s\n", err);
 	else if (rc == CONFIG_CHECK)
-		printf("comfyq-worker: configuration OK\n");
+		printf("comfyq-worker: configuration OK (%zu templates)\n",
+		    wf_count(wf));
 	if (rc != CONFIG_OK || !ok) {
+		wf_registry_free(wf);
 		config_free(&worker_cfg_table, &cfg);
 		return (rc == CONFIG_ERROR || !ok ? 2 : 0);
 	}
@@ -264,7 +277,7 @@ main(int argc, char **argv)
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	m.cfg = &cfg;
-	m.w = worker_new(base, &cfg);
+	m.w = worker_new(base, &cfg, wf);
 	for (i = 0; i < 3; i++) {
 		sev[i] = evsignal_new(base, sigs[i], main_signal, &m);
 		evsignal_add(sev[i], NULL);

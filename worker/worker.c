@@ -257,7 +257,8 @@ worker_pick_pool(struct worker *w)
 }
 
 struct worker *
-worker_new(struct event_base *base, struct worker_cfg *cfg)
+worker_new(struct event_base *base, struct worker_cfg *cfg,
+    struct wf_registry *workflows)
 {
 	struct worker	 *w;
 	struct comfy_opts co;
@@ -300,9 +301,7 @@ worker_new(struct event_base *base, struct worker_cfg *cfg)
 	worker_pick_pool(w);
 
 	inputs_global_init();
-	if ((w->workflows = wf_load(cfg->workflows_dir, err, sizeof err)) ==
-	    NULL)
-		fatalx("workflows: %s", err);
+	w->workflows = workflows;
 	log_notice("workflows: %zu templates from %s", wf_count(w->workflows),
 	    cfg->workflows_dir);
 	if (cn_map_parse(cfg->controlnet_models, &w->cn_map, err, sizeof err) ==

@@ -36,9 +36,12 @@
 #include "settings.h"
 
 struct event_base;
+struct wf_registry;
 struct worker;
 
-struct worker *worker_new(struct event_base *base, struct worker_cfg *cfg);
+/* Takes the templates (main loads them while checking the settings). */
+struct worker *worker_new(struct event_base *base, struct worker_cfg *cfg,
+    struct wf_registry *workflows);
 void	       worker_free(struct worker *w);
 void	       worker_drain(struct worker *w);
 void	       worker_reloaded(struct worker *w);

@@ -7,6 +7,7 @@
  * the program at start with "file: where: what", never a job later.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,7 +261,7 @@ wf_load(const char *dir, char *err, size_t errlen)
 	size_t		    n = 0, i, len;
 
 	if ((d = opendir(dir)) == NULL) {
-		snprintf(err, errlen, "%s: cannot open the folder", dir);
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		free(r);
 		return (NULL);
 	}

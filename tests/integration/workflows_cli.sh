@@ -21,7 +21,7 @@ hasf show-json '"name":"smoke_invert"'
 check show-missing 2 "$CQ" workflows show nope
 hasf show-missing "workflows: no template named nope"
 check bad-dir 2 "$CQ" workflows --workflows /nonexistent
-hasf bad-dir "workflows: /nonexistent: cannot open the folder"
+hasf bad-dir "workflows: /nonexistent: No such file or directory"
 
 # render prints exactly the graph the golden test pins.
 check render 0 "$CQ" render --spec "$DATA/golden/txt2img_loras.spec.json" \

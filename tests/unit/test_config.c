@@ -1,4 +1,8 @@
-/* Config table: defaults, bounds, sources in order, errors, reload. */
+/*
+ * Config table: defaults, bounds, sources in order, errors, reload, the
+ * folder checks, --example-config read back by --config.
+ */
+#include <sys/stat.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +270,129 @@ test_env_name(void)
 	ASSERT_STREQ(buf, "COMFYQ_COMFYUI_START_TIMEOUT_S");
 }
 
+struct dcfg {
+	char *in;
+	char *out;
+	char *off;
+};
+
+static const struct cfg_entry dentries[] = {
+	{ "in-dir", CFG_STR, offsetof(struct dcfg, in), "/", .flags = CFG_DIR,
+	    .text = "Read." },
+	{ "out-dir", CFG_STR, offsetof(struct dcfg, out), "/",
+	    .flags = CFG_DIR_OUT, .text = "Written." },
+	{ "off-dir", CFG_STR, offsetof(struct dcfg, off), "", .flags = CFG_DIR,
+	    .text = "Empty: not used." },
+};
+
+static const struct cfg_table dtable = { "test", NULL, dentries,
+	sizeof dentries / sizeof dentries[0], sizeof(struct dcfg) };
+
+/* Loads dtable with in-dir IN and out-dir OUT; returns the result. */
+static enum config_result
+dload(const char *in, const char *out, char *err, size_t errlen)
+{
+	struct dcfg	   c = { 0 };
+	char		   a1[1024], a2[1024];
+	char		  *argv[] = { "test", a1, a2, NULL };
+	enum config_result rc;
+
+	snprintf(a1, sizeof a1, "--in-dir=%s", in);
+	snprintf(a2, sizeof a2, "--out-dir=%s", out);
+	rc = config_load(&dtable, &c, 3, argv, err, errlen);
+	config_free(&dtable, &c);
+	return (rc);
+}
+
+static void
+test_dirs(void)
+{
+	char	    dir[] = "/tmp/comfyq-cfgdir-XXXXXX", file[64], sub[128];
+	char	    want[512], err[512];
+	struct stat st;
+	FILE	   *f;
+
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	snprintf(file, sizeof file, "%s/file", dir);
+	ASSERT_TRUE((f = fopen(file, "w")) != NULL);
+	fclose(f);
+
+	/* An existing folder, and one made with its parents. */
+	snprintf(sub, sizeof sub, "%s/a/b/out", dir);
+	ASSERT_EQ(dload(dir, sub, err, sizeof err), CONFIG_OK);
+	ASSERT_EQ(stat(sub, &st), 0);
+	ASSERT_TRUE(S_ISDIR(st.st_mode));
+
+	ASSERT_EQ(dload("/nonexistent/wf", dir, err, sizeof err), CONFIG_ERROR);
+	ASSERT_STREQ(err, "in-dir: /nonexistent/wf: No such file or directory");
+	ASSERT_EQ(dload(file, dir, err, sizeof err), CONFIG_ERROR);
+	snprintf(want, sizeof want, "in-dir: %s: Not a directory", file);
+	ASSERT_STREQ(err, want);
+	/* A file in the way of the folder to make. */
+	snprintf(sub, sizeof sub, "%s/out", file);
+	ASSERT_EQ(dload(dir, sub, err, sizeof err), CONFIG_ERROR);
+	snprintf(want, sizeof want, "out-dir: %s: Not a directory", sub);
+	ASSERT_STREQ(err, want);
+	ASSERT_EQ(dload(dir, file, err, sizeof err), CONFIG_ERROR);
+	snprintf(want, sizeof want, "out-dir: %s: Not a directory", file);
+	ASSERT_STREQ(err, want);
+	ASSERT_EQ(config_check_dir("x", "", CFG_DIR, err, sizeof err), -1);
+	ASSERT_STREQ(err, "x: must be set");
+	if (geteuid() != 0) { /* root may read and write anything */
+		snprintf(sub, sizeof sub, "%s/locked", dir);
+		ASSERT_EQ(mkdir(sub, 0500), 0);
+		ASSERT_EQ(dload(dir, sub, err, sizeof err), CONFIG_ERROR);
+		snprintf(
+		    want, sizeof want, "out-dir: %s: Permission denied", sub);
+		ASSERT_STREQ(err, want);
+		rmdir(sub);
+	}
+	unlink(file);
+	snprintf(sub, sizeof sub, "rm -rf '%s'", dir);
+	ASSERT_EQ(system(sub), 0);
+}
+
+/*
+ * --example-config gives every setting, commented out with its default;
+ * read back by --config as it is (the defaults) and uncommented (the
+ * same values, every line parsed).
+ */
+static void
+test_example(void)
+{
+	struct tcfg c = { 0 };
+	char	    path[] = "/tmp/comfyq-cfgex-XXXXXX", line[512], err[256];
+	char	   *argv[] = { "test", "--config", path, NULL };
+	FILE	   *f, *g;
+	size_t	    n = 0;
+	int	    fd;
+
+	tenv_clear();
+	ASSERT_TRUE((fd = mkstemp(path)) != -1);
+	ASSERT_TRUE((f = tmpfile()) != NULL);
+	config_print_example(&ttable, f);
+	rewind(f);
+	ASSERT_TRUE((g = fdopen(fd, "w")) != NULL);
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' &&
+		    strstr(line, " = ") != NULL) {
+			n++;
+			fputs(line + 1, g); /* uncommented */
+		} else
+			fputs(line, g);
+	}
+	fclose(f);
+	fclose(g);
+	ASSERT_EQ(n, ttable.n);
+	ASSERT_EQ(
+	    config_load(&ttable, &c, 3, argv, err, sizeof err), CONFIG_OK);
+	ASSERT_STREQ(c.url, "redis://127.0.0.1:6379");
+	ASSERT_EQ(c.lease_ms, 30000);
+	ASSERT_DBL_EQ(c.ratio, 0.5);
+	config_free(&ttable, &c);
+	unlink(path);
+}
+
 const struct unit_test test_config[] = {
 	{ "defaults", test_defaults },
 	{ "sources_in_order", test_sources_in_order },
@@ -273,5 +400,7 @@ const struct unit_test test_config[] = {
 	{ "reload_only_reloadable", test_reload_only_reloadable },
 	{ "reload_cross_field", test_reload_cross_field },
 	{ "env_name", test_env_name },
+	{ "dirs", test_dirs },
+	{ "example", test_example },
 	{ NULL, NULL },
 };

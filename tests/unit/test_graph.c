@@ -330,7 +330,7 @@ test_bad_templates(void)
 	    "vram: must be a list of {max_pixels, mb}, max_pixels ascending");
 	r = wf_load("/nonexistent", err, sizeof err);
 	ASSERT_TRUE(r == NULL);
-	ASSERT_STREQ(err, "/nonexistent: cannot open the folder");
+	ASSERT_STREQ(err, "/nonexistent: No such file or directory");
 }
 
 const struct unit_test test_graph[] = {
