@@ -238,6 +238,19 @@ systemd() {
 
 runpod() {
 	local port pod rc p1 p2 j1 j2 q redis_port i
+	# pod.env.example's settings pass the programs' own checks (with a
+	# password in place of the RunPod secret).
+	sed 's/{{ RUNPOD_SECRET_redis_password }}/secret/' \
+		"$ROOT/deploy/runpod/pod.env.example" >"$T/pod.env"
+	(
+		set -a
+		. "$T/pod.env"
+		set +a
+		export COMFYQ_OUTPUT_DIR=$T/pod-check COMFYQ_WORKFLOWS_DIR=$ROOT/workflows
+		check "worker --check with pod.env.example" 0 "$BIN/comfyq-worker" --check
+		check "janitor --check with pod.env.example" 0 "$BIN/comfyq-janitor" --check
+		finish >/dev/null
+	) || bad "a program refused pod.env.example's settings"
 	port=$(free_port)
 	q=pod$$
 	redis_port=${COMFYQ_TEST_REDIS_URL##*:}
