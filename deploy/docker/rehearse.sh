@@ -27,7 +27,8 @@
 # Needs root, network to Debian's mirror (DEBIAN_MIRROR), and minutes.
 # Prints a summary; --record also writes it into deploy/README.md between
 # the rehearsal markers. Environment: REHEARSE_DIR (work folder, default
-# /var/tmp/comfyq-rehearse; the root is made anew each run), DEBIAN_MIRROR.
+# build-rehearse/ in the checkout; the root is made anew each run, the
+# build folder and the downloaded debs are kept), DEBIAN_MIRROR.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$src"
@@ -41,7 +42,7 @@ record=0
 deps_install $PKGS_BUILD $PKGS_RUN $PKGS_REHEARSE python3 procps
 [ "$(id -u)" -eq 0 ] || { echo "rehearse: run as root (debootstrap, chroot, unshare)" >&2; exit 1; }
 
-work=${REHEARSE_DIR:-/var/tmp/comfyq-rehearse}
+work=${REHEARSE_DIR:-$src/build-rehearse}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root=$work/root
 mkdir -p "$work/debs"
@@ -64,7 +65,9 @@ debootstrap --variant=minbase --cache-dir="$work/debs" bookworm "$root" "$mirror
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 t1=$(date +%s)
 
-# 2. The build stage.
+# 2. The build stage (WORK/build is kept: a later run builds what changed).
+build_kind="a fresh build folder"
+[ -f "$work/build/CMakeCache.txt" ] && build_kind="WORK/build kept from the last run"
 say "build-install.sh (release, no CUDA) into $work/out"
 rm -rf "$work/out"
 JOBS=$(nproc) sh deploy/docker/build-install.sh "$src" "$work/build" "$work/out" \
@@ -125,7 +128,10 @@ stage_entrypoint() { entry=("$@"); }
 stage_cmd() { :; }
 
 # in_root USER DIR CMD...: CMD in the root with a PID and mount namespace of
-# its own (its own /proc and /tmp), as USER, in DIR, with the stage's ENV.
+# its own and its own /proc, as USER, in DIR, with the stage's ENV. With
+# tmp=1, also a /tmp of its own, as each container has (a build step's RUN
+# sees the image's).
+tmp=0
 in_root() {
 	local u=$1 d=$2 i envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root)
 	shift 2
@@ -133,12 +139,12 @@ in_root() {
 	for i in "${!env_names[@]}"; do envs+=("${env_names[$i]}=${env_values[$i]}"); done
 	envs+=("${extra_env[@]}")
 	unshare --pid --mount --fork --kill-child sh -c '
-		root=$1 u=$2 d=$3
-		shift 3
+		root=$1 u=$2 d=$3 tmp=$4
+		shift 4
 		mount -t proc proc "$root/proc"
-		mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+		[ "$tmp" = 0 ] || mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 		exec chroot --userspec="$u:$u" "$root" sh -c "cd \"\$0\" && exec \"\$@\"" "$d" "$@"
-	' sh "$root" "$u" "$d" env -i "${envs[@]}" "$@"
+	' sh "$root" "$u" "$d" "$tmp" env -i "${envs[@]}" "$@"
 }
 extra_env=()
 stage_lines=$(python3 deploy/docker/dockerfile_stage.py deploy/docker/Dockerfile)
@@ -161,7 +167,7 @@ container() {
 	extra_env=()
 	while [ "$1" != -- ]; do extra_env+=("$1"); shift; done
 	shift
-	in_root "$user" "$workdir" "${entry[@]}" "$@" >"$work/$name.log" 2>&1 &
+	tmp=1 in_root "$user" "$workdir" "${entry[@]}" "$@" >"$work/$name.log" 2>&1 &
 	pids+=("$!")
 	eval "pid_$name=\$!"
 	eval "env_$name=(\"\${extra_env[@]}\")"
@@ -219,7 +225,7 @@ wait "$cli" || { cat "$work/cli.log" >&2; echo "rehearse: the job failed" >&2; e
 job=$(sed -n 's/^job  *\([a-z0-9]*\)$/\1/p' "$work/cli.log" | head -1)
 grep -qE '^state +succeeded' "$work/cli.log" || { cat "$work/cli.log" >&2; exit 1; }
 png=$(ls "$root/var/lib/comfyq/outputs/$job/"*.png)
-owner=$(stat -c %U "$png")
+owner=$(chroot "$root" stat -c %U "${png#"$root"}")
 curl -sf -o "$work/api.png" "http://127.0.0.1:$api_port/v1/jobs/$job/outputs/0"
 cmp -s "$png" "$work/api.png" || { echo "rehearse: the API's bytes differ from $png" >&2; exit 1; }
 say "job $job succeeded: $(basename "$png"), $(stat -c %s "$png") bytes, owned by $owner, the same bytes from GET /v1/jobs/$job/outputs/0"
@@ -243,14 +249,15 @@ say "SIGTERM stopped$stopped with exit status 0"
 versions=$(chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' $PKGS_IMAGE | tr '\n' ',' | sed 's/,$//; s/,/, /g')
 size=$(du -sh --exclude=proc "$root" | cut -f1)
 summary=$(cat <<EOF
-Last run: $(date -u +%Y-%m-%dT%H:%MZ), $((t4 - t0)) s in all on this machine ($(nproc) cores):
-debootstrap $((t1 - t0)) s, build $((t2 - t1)) s, the Dockerfile's final stage
-$((t3 - t2)) s, the containers and the job $((t4 - t3)) s. Root $size.
-Delivered job \`$job\` (\`smoke_invert\` 64x64, submitted by \`comfyq-entrypoint
-cli\`): succeeded, \`$(basename "$png")\` $(stat -c %s "$png") bytes owned by \`$owner\`,
-the same bytes from the scheduler's \`GET /v1/jobs/$job/outputs/0\`; the
-HEALTHCHECK passed in the sim, worker, janitor and scheduler containers, and
-SIGTERM stopped each with exit status 0. PKGS_IMAGE as installed: $versions.
+Last run: $(date -u +%Y-%m-%dT%H:%MZ) on this project's machine ($(nproc) cores),
+$((t4 - t0)) s in all: debootstrap $((t1 - t0)) s, the build $((t2 - t1)) s ($build_kind),
+the Dockerfile's final stage $((t3 - t2)) s, the containers and the job $((t4 - t3)) s;
+the root is $size. Job \`$job\` (\`smoke_invert\`, 64x64, submitted with
+\`comfyq-entrypoint cli submit --wait\`) succeeded: \`$(basename "$png")\`,
+$(stat -c %s "$png") bytes, owned by \`$owner\`, and the same bytes from the
+scheduler's \`GET /v1/jobs/<id>/outputs/0\`. The HEALTHCHECK passed in the
+sim, worker, janitor and scheduler containers; SIGTERM stopped each with
+exit status 0. PKGS_IMAGE as installed: $versions.
 EOF
 )
 echo

@@ -22,45 +22,19 @@
 #           the image entry point's health checks answer, and SIGTERM stops
 #           the script with every process it or the worker started gone.
 # packages  PKGS_IMAGE (deploy/lib/packages.sh) holds the package of every
-#           library the programs link, and the Dockerfiles and the
-#           rehearsal install it through the one setup script.
+#           library the programs link; the Dockerfiles install it through
+#           the one setup script and name no library package themselves;
+#           the rehearsal's reader of the Dockerfile takes the whole final
+#           stage and refuses an instruction it does not know.
 set -u
 BIN=$1
 group=$2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-deploy.XXXXXX")
-tmp=$T
-. "$ROOT/tests/lib/check.sh"
+. "$ROOT/tests/lib/stack.sh"
 . "$ROOT/deploy/lib/packages.sh"
+trap stack_cleanup EXIT
 
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		{ kill -9 "$p" && wait "$p"; } 2>/dev/null
-	done
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log; do
-			[ -f "$f" ] || continue
-			echo "---- $f"
-			tail -40 "$f"
-		done
-	fi
-	[ -n "${KEEP_LOGS:-}" ] && cp -a "$T" "$KEEP_LOGS"
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-# wait_until SECONDS COMMAND...: polls every 0.1 s.
-wait_until() {
-	local limit=$1 i
-	shift
-	for i in $(seq 1 $((limit * 10))); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # alive PID: running and not a zombie.
 alive() {
 	local st
@@ -87,28 +61,27 @@ free_port() {
 compose() {
 	local dc=$ROOT/deploy/docker-compose.yml
 	command -v docker-compose >/dev/null || { bad "docker-compose is not installed"; return; }
+	# config_of NAME ENV_FILE: docker-compose config with ENV_FILE as .env,
+	# into $T/NAME.yml.
+	config_of() {
+		check "config with $1" 0 env ENV_FILE="$2" \
+			docker-compose -f "$dc" --env-file "$2" config &&
+			cp "$T/out" "$T/$1.yml"
+	}
+	stack_check() { python3 "$ROOT/tests/integration/compose_check.py" "$T/$1.yml" "$ROOT"; }
 	# With the example: what a user who copied it gets.
-	check "config with .env.example" 0 env ENV_FILE="$ROOT/deploy/.env.example" \
-		docker-compose -f "$dc" --env-file "$ROOT/deploy/.env.example" config &&
-		cp "$T/out" "$T/example.yml"
-	check "the example's stack" 0 python3 "$ROOT/tests/integration/compose_check.py" \
-		"$T/example.yml" "$ROOT"
+	config_of example "$ROOT/deploy/.env.example"
+	check "the example's stack" 0 stack_check example
 	hasf "profiles checked" "profile gpu: comfyui janitor redis scheduler worker"
 	hasf "profiles checked" "profile sim: janitor redis scheduler sim worker-sim"
 	# With an empty env file: every default of docker-compose.yml.
 	: >"$T/empty.env"
-	check "config with defaults" 0 env ENV_FILE="$T/empty.env" \
-		docker-compose -f "$dc" --env-file "$T/empty.env" config &&
-		cp "$T/out" "$T/defaults.yml"
-	check "the default stack" 0 python3 "$ROOT/tests/integration/compose_check.py" \
-		"$T/defaults.yml" "$ROOT"
+	config_of defaults "$T/empty.env"
+	check "the default stack" 0 stack_check defaults
 	# A drain grace the stop grace does not cover is caught.
 	printf 'COMFYQ_DRAIN_GRACE_S=60\nWORKER_STOP_GRACE=45s\n' >"$T/short.env"
-	check "config with a short stop grace" 0 env ENV_FILE="$T/short.env" \
-		docker-compose -f "$dc" --env-file "$T/short.env" config &&
-		cp "$T/out" "$T/short.yml"
-	check "a short stop grace fails" 1 python3 "$ROOT/tests/integration/compose_check.py" \
-		"$T/short.yml" "$ROOT"
+	config_of short "$T/short.env"
+	check "a short stop grace fails" 1 stack_check short
 	hasf "the short grace named" "stop_grace_period 45 s is not above drain-grace-s 60"
 	# The .env example sets no setting a program refuses: each checks its
 	# settings from it (the paths are the containers', so only the ones
@@ -363,10 +336,26 @@ packages() {
 		grep -nE 'lib(hiredis|cjson|curl4|event|turbojpeg|wslay|stb|ssl)' \
 			"$ROOT/deploy/docker/$f" && bad "$f names a library package itself"
 	done
-	grep -q 'setup-runtime.sh' "$ROOT/deploy/docker/rehearse.sh" ||
-		bad "rehearse.sh does not run setup-runtime.sh"
 	grep -q 'PKGS_IMAGE' "$ROOT/deploy/docker/setup-runtime.sh" ||
 		bad "setup-runtime.sh does not install PKGS_IMAGE"
+	# The rehearsal runs the main image's final stage as
+	# dockerfile_stage.py reads it: every instruction is one it knows, and
+	# the stage runs the setup script and has the entry point and a
+	# health check.
+	check "dockerfile_stage.py reads the Dockerfile" 0 python3 \
+		"$ROOT/deploy/docker/dockerfile_stage.py" "$ROOT/deploy/docker/Dockerfile"
+	has "the stage runs setup-runtime.sh" "^stage_run 'sh /tmp/setup/setup-runtime.sh"
+	has "the stage has the entry point" "^stage_entrypoint comfyq-entrypoint$"
+	has "the stage has a health check" "^stage_healthcheck comfyq-entrypoint health$"
+	has "the stage runs as comfyq" "^stage_user comfyq$"
+	grep -q 'dockerfile_stage.py deploy/docker/Dockerfile' "$ROOT/deploy/docker/rehearse.sh" ||
+		bad "rehearse.sh does not run the Dockerfile's stage"
+	check "dockerfile_stage.py refuses what it does not know" 1 python3 \
+		"$ROOT/deploy/docker/dockerfile_stage.py" /dev/stdin <<-EOF
+	FROM debian:bookworm-slim
+	SHELL ["/bin/bash", "-c"]
+	EOF
+	hasf "the unknown instruction named" "SHELL is not rehearsed"
 }
 
 case "$group" in
