@@ -20,8 +20,8 @@
 # Settings come from the environment (COMFYQ_<SETTING>, see README), as
 # every program reads them itself; the health check reads the same
 # variables, so give a container its settings there rather than as
-# arguments. The worker's id defaults to the container's host name, which
-# is what the health check looks for in Redis.
+# arguments. The worker's id defaults to the container's host name (the
+# pod's id on RunPod), which is what the health check looks for in Redis.
 #
 # Health, per program:
 #   scheduler  GET /readyz on COMFYQ_LISTEN's port answers 200 (it serves,
@@ -50,6 +50,12 @@ url_host() {
 	esac
 }
 
+# The worker's id: COMFYQ_WORKER_ID, else the pod's id on RunPod (as
+# comfyq-pod gives it), else the host name (the container's).
+worker_id() {
+	echo "${COMFYQ_WORKER_ID:-${RUNPOD_POD_ID:-$(hostname)}}"
+}
+
 get_ok() {
 	curl -sf -o /dev/null --max-time "${COMFYQ_HEALTH_TIMEOUT_S:-5}" "$1"
 }
@@ -69,7 +75,7 @@ health() {
 		get_ok "http://127.0.0.1:${COMFYUI_PORT:-8188}/system_stats"
 		;;
 	worker)
-		id=${COMFYQ_WORKER_ID:-$(hostname)}
+		id=$(worker_id)
 		line=$("$bin/comfyq" workers --json | tr '{' '\n' |
 			grep -F "\"worker\":\"$id\"") || {
 			echo "health: worker $id has no record in Redis" >&2
@@ -135,7 +141,7 @@ worker | janitor | scheduler | sim | comfyui | pod)
 esac
 case "$cmd" in
 worker)
-	COMFYQ_WORKER_ID=${COMFYQ_WORKER_ID:-$(hostname)}
+	COMFYQ_WORKER_ID=$(worker_id)
 	export COMFYQ_WORKER_ID
 	exec "$bin/comfyq-worker" "$@"
 	;;
