@@ -30,6 +30,7 @@
 #include "janitor_sweep.h"
 #include "log.h"
 #include "rq.h"
+#include "sdnotify.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -46,6 +47,7 @@ struct janitor {
 	long long	   pass_start_ms; /* monotonic */
 	long long	   next_pass_ms;  /* monotonic */
 	long long	   holding;	  /* the stall guard, last tick */
+	int		   ready;	  /* READY=1 sent (sdnotify.h) */
 };
 
 static struct janitor_cfg cfg;
@@ -139,9 +141,14 @@ janitor_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	(void)arg;
 	memset(&r, 0, sizeof r);
-	if (sweep_run(jan.sweep, &r) == 0 && jan.clean != NULL) {
-		janitor_clean_tick(&r);
-		sweep_count_clean(jan.sweep, &r);
+	if (sweep_run(jan.sweep, &r) == 0) {
+		if (!jan.ready) /* the first tick Redis answered */
+			sdnotify("READY=1");
+		jan.ready = 1;
+		if (jan.clean != NULL) {
+			janitor_clean_tick(&r);
+			sweep_count_clean(jan.sweep, &r);
+		}
 	}
 	janitor_log_tick(&r, clock_mono_ms() - t0);
 	janitor_arm();
@@ -174,6 +181,7 @@ janitor_signal(evutil_socket_t sig, short ev, void *arg)
 	case SIGINT:
 		log_notice(
 		    "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		sdnotify("STOPPING=1");
 		event_base_loopbreak(jan.base);
 		break;
 	case SIGHUP:
@@ -260,6 +268,7 @@ main(int argc, char **argv)
 	int  check = 0, rc = 0;
 
 	log_init(janitor_cfg_table.prog, LL_NOTICE, 0);
+	sdnotify_init();
 	switch (config_load(
 	    &janitor_cfg_table, &cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_EXIT_OK:

@@ -34,6 +34,7 @@
 #include "sched_metrics.h"
 #include "sched_sse.h"
 #include "sched_webhook.h"
+#include "sdnotify.h"
 #include "template.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ sched_signal(evutil_socket_t sig, short ev, void *arg)
 	case SIGINT:
 		log_notice(
 		    "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		sdnotify("STOPPING=1");
 		event_base_loopbreak(sched.base);
 		break;
 	case SIGHUP:
@@ -205,6 +207,7 @@ sched_run(void)
 		log_notice("admin port %d", http_port(sched.httpd, 1));
 	sched_warn_open();
 	config_dump(&sched_cfg_table, &cfg);
+	sdnotify("READY=1"); /* it serves; /readyz tells whether Redis does */
 	event_base_dispatch(sched.base);
 	log_notice("stopped");
 out:
@@ -232,6 +235,7 @@ main(int argc, char **argv)
 	int  check = 0, rc = 0;
 
 	log_init(sched_cfg_table.prog, LL_NOTICE, 0);
+	sdnotify_init();
 	switch (
 	    config_load(&sched_cfg_table, &cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_EXIT_OK:

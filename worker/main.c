@@ -18,6 +18,7 @@
 #include "controlnet.h"
 #include "log.h"
 #include "outputs_s3.h"
+#include "sdnotify.h"
 #include "template.h"
 #include "util.h"
 #include "worker.h"
@@ -294,6 +295,7 @@ main(int argc, char **argv)
 	int		    rc, ok = 1;
 
 	memset(&cfg, 0, sizeof cfg);
+	sdnotify_init(); /* before comfyui-start-cmd may run */
 	rc = config_load(&worker_cfg_table, &cfg, argc, argv, err, sizeof err);
 	if (rc == CONFIG_OK || rc == CONFIG_CHECK)
 		ok = worker_cfg_check(&cfg, err, sizeof err) == 0 &&

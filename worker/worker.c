@@ -34,6 +34,7 @@
 #include "log.h"
 #include "outputs_s3.h"
 #include "rqfn.h"
+#include "sdnotify.h"
 #include "template.h"
 #include "tpool.h"
 #include "util.h"
@@ -210,6 +211,7 @@ worker_drain(struct worker *w)
 	if (w->state != WS_RUNNING)
 		return;
 	w->state = WS_DRAINING;
+	sdnotify("STOPPING=1");
 	worker_unblock(w);
 	log_notice("draining: %d job%s in flight, grace %lld s", w->nruns,
 	    w->nruns == 1 ? "" : "s", w->cfg->drain_grace_s);

@@ -26,6 +26,7 @@
 #include "comfy.h"
 #include "log.h"
 #include "rqfn.h"
+#include "sdnotify.h"
 #include "util.h"
 #include "worker_int.h"
 
@@ -138,10 +139,12 @@ worker_register_reply(redisAsyncContext *ac, void *reply, void *arg)
 		return;
 	}
 	w->capacity = (int)reg.capacity;
-	if (!w->registered)
+	if (!w->registered) {
 		log_notice(
 		    "registered as %s in pool %s (capacity %d, VRAM budget %lld MB, health %s)",
 		    w->id, w->pool, w->capacity, reg.vram_budget_mb, sent);
+		sdnotify("READY=1");
+	}
 	w->registered = 1;
 	w->health_written = sent;
 	if (w->register_again || !worker_health_shown(w, sent))

@@ -6,7 +6,20 @@
 #   PKGS_RUN           run the stack on one machine: redis-server,
 #                      redis-cli (redis.sh pings it) and curl
 #   PKGS_TEST          what the tests use besides: pgrep (procps), jq and
-#                      python3 (the scheduler tests read JSON and JPEGs)
+#                      python3 (the scheduler tests read JSON and JPEGs),
+#                      docker-compose (`docker-compose config` checks
+#                      deploy/docker-compose.yml; it brings python3-yaml,
+#                      which reads its output) and systemd
+#                      (`systemd-analyze verify` checks deploy/systemd/)
+#   PKGS_IMAGE         the runtime libraries of the installed programs and
+#                      what the containers' health checks call (curl), and
+#                      nothing else: the images' runtime stage installs
+#                      exactly these (deploy/docker/setup-runtime.sh), and
+#                      so does the rehearsal (deploy/docker/rehearse.sh);
+#                      integration.deploy.packages checks that they hold
+#                      every library the programs link
+#   PKGS_REHEARSE      deploy/docker/rehearse.sh: debootstrap builds the
+#                      Debian root it runs the image's steps in
 #   PKGS_FUZZ          the libFuzzer targets: clang
 #   PKGS_BROWSER       a headless browser for the dashboard's test
 #                      (tests/integration/dashboard.sh installs it)
@@ -23,13 +36,17 @@
 #                      Debian names after clang's major version and clang
 #                      only recommends; call it once clang is installed
 # tests/run.sh installs build, run and test; tests/fuzz/run.sh fuzz (the
-# libraries come from tests/run.sh); deploy/demo.sh build and run.
+# libraries come from tests/run.sh); deploy/demo.sh build and run; the
+# Dockerfiles build and image.
 
 PKGS_BUILD="build-essential cmake pkg-config libhiredis-dev
 libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev
 libwslay-dev libssl-dev"
 PKGS_RUN="redis-server redis-tools curl"
-PKGS_TEST="procps jq python3"
+PKGS_TEST="procps jq python3 docker-compose systemd"
+PKGS_IMAGE="libc6 libcjson1 libcurl4 libevent-core-2.1-7 libevent-extra-2.1-7
+libhiredis0.14 libssl3 libstb0 libturbojpeg0 libwslay1 ca-certificates curl"
+PKGS_REHEARSE="debootstrap"
 PKGS_FUZZ="clang"
 PKGS_BROWSER="chromium"
 PKGS_EXAMPLES_PY="python3-redis python3-websocket"
