@@ -37,6 +37,46 @@ echo "tests/run.sh: redis-server pid $REDIS_PID on $REDIS_URL"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+bdir=$(realpath "$build")
+
+# leftovers: the processes a test started and left running: a program of
+# this build, or an example of this checkout (a test stops what it starts,
+# by PID; a user's own processes, say demo.sh's in build-release, are not
+# matched).
+leftovers() {
+	local d exe args mine=" $BASHPID " p=$$
+	while [ "$p" -gt 1 ]; do	# this shell and its callers
+		mine="$mine$p "
+		p=$(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null) || break
+	done
+	for d in /proc/[0-9]*; do
+		case "$mine" in *" ${d#/proc/} "*) continue ;; esac
+		exe=$(readlink "$d/exe" 2>/dev/null) || continue
+		args=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		case "$exe $args" in
+		*"$root/tests/run.sh"*) ;;	# this script's own subshells
+		"$bdir"/* | *" $bdir/"* | *" $root/deploy/examples/"* | \
+			*" $root/tests/"*) echo "${d#/proc/}" ;;
+		esac
+	done
+}
+
 cd "$build"
+rc=0
 # shellcheck disable=SC2086
-ctest --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-}
+ctest --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-} || rc=$?
+# (Twice, 2 s apart: what is in both scans, not a process on its way out.)
+left=$(leftovers)
+if [ -n "$left" ]; then
+	sleep 2
+	left=$(leftovers | grep -xF "$left" || true)
+fi
+if [ -n "$left" ]; then
+	echo "tests/run.sh: processes left running by the tests (stopped now):"
+	# shellcheck disable=SC2086
+	ps -o pid,etime,args -p "$(echo $left | tr ' ' ',')" || true
+	# shellcheck disable=SC2086
+	kill -9 $left 2>/dev/null || true
+	rc=1
+fi
+exit $rc

@@ -41,22 +41,14 @@ python)
 	PY=$(py_with redis) || { deps_install $PKGS_EXAMPLES_PY >"$T/deps.log" 2>&1 &&
 		PY=$(py_with redis); } ||
 		cannot "no python3 with redis-py, and $PKGS_EXAMPLES_PY could not be installed: $(tail -2 "$T/deps.log")"
-	ex() {
-		local name=$1
-		shift
-		"$PY" "$EX/python/$name.py" "$@"
-	}
+	ex_prog() { EXPROG=("$PY" "$EX/python/$1.py"); }
 	;;
 node)
 	need_node 18 "built-in fetch"
 	if ! (cd "$EX/node" && npm ci --no-audit --no-fund --loglevel=error) >"$T/npm.log" 2>&1; then
 		cannot "npm ci in deploy/examples/node failed (is the npm registry reachable?): $(grep -m1 -E 'request to|code E' "$T/npm.log" || tail -1 "$T/npm.log")"
 	fi
-	ex() {
-		local name=$1
-		shift
-		node "$EX/node/$name.mjs" "$@"
-	}
+	ex_prog() { EXPROG=(node "$EX/node/$1.mjs"); }
 	;;
 *)
 	echo "unknown language $XLANG" >&2
@@ -69,8 +61,22 @@ secret="whsec_$(head -c 24 /dev/urandom | base64)"
 R="${P}refunds"
 L="billing:$Q:"
 
+# ex NAME ARGS...: runs the example NAME. In the background, ex_exec, which
+# execs it, so that $! is the example itself (a function run with & is a
+# subshell of its own: killing it would leave the example running).
+ex() {
+	ex_prog "$1"
+	shift
+	"${EXPROG[@]}" "$@"
+}
+ex_exec() {
+	ex_prog "$1"
+	shift
+	exec "${EXPROG[@]}" "$@"
+}
+
 # The receiver, the sim, a worker, the scheduler.
-ex webhook_receiver --secret "$secret" --port 0 --port-file "$T/recv.port" \
+ex_exec webhook_receiver --secret "$secret" --port 0 --port-file "$T/recv.port" \
 	--dir "$T/hooks" >"$T/recv.log" 2>&1 &
 PIDS+=("$!")
 wait_until 10 test -s "$T/recv.port" || { bad "the receiver did not start"; exit 1; }

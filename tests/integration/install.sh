@@ -146,13 +146,16 @@ done
 
 # A job from /: the sim and the worker on their defaults, the CLI's
 # templates the installed ones.
-at_root "$B/comfyq-sim" --port 0 --port-file "$T/sim.port" \
-	--model-load-ms 0 --step-ms 5 "${SIMDIR[@]}" >"$T/sim.log" 2>&1 &
+# (A subshell of its own, not at_root: "at_root ... &" would fork twice,
+# and $! would be a shell whose kill leaves the program running.)
+(cd / && exec "$B/comfyq-sim" --port 0 --port-file "$T/sim.port" \
+	--model-load-ms 0 --step-ms 5 "${SIMDIR[@]}") >"$T/sim.log" 2>&1 &
 PIDS+=("$!")
 for i in $(seq 1 100); do [ -s "$T/sim.port" ] && break; sleep 0.1; done
 SIM_URL="http://127.0.0.1:$(cat "$T/sim.port" 2>/dev/null)"
-at_root "$B/comfyq-worker" --redis-url "$COMFYQ_TEST_REDIS_URL" --queue "$Q" \
-	--comfyui-url "$SIM_URL" "${WF[@]}" "${OUT[@]}" >"$T/worker.log" 2>&1 &
+(cd / && exec "$B/comfyq-worker" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+	--queue "$Q" --comfyui-url "$SIM_URL" "${WF[@]}" "${OUT[@]}") \
+	>"$T/worker.log" 2>&1 &
 PIDS+=("$!")
 check submit 0 at_root "$B/comfyq" --redis "$COMFYQ_TEST_REDIS_URL" \
 	--queue "$Q" submit --workflow sdxl_txt2img --param prompt="a fox" \
