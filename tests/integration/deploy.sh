@@ -54,10 +54,6 @@ pod_procs() {
 			alive "$p" && echo "$p"
 	done
 }
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 compose() {
 	local dc=$ROOT/deploy/docker-compose.yml
 	command -v docker-compose >/dev/null || { bad "docker-compose is not installed"; return; }
@@ -213,7 +209,7 @@ runpod() {
 	local port pod rc p1 p2 j1 j2 q redis_port i
 	# pod.env.example's settings pass the programs' own checks (with a
 	# password in place of the RunPod secret).
-	sed 's/{{ RUNPOD_SECRET_redis_password }}/secret/' \
+	sed 's/{{ RUNPOD_SECRET_[a-z0-9_]* }}/secret/g' \
 		"$ROOT/deploy/runpod/pod.env.example" >"$T/pod.env"
 	(
 		set -a

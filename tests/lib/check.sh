@@ -45,3 +45,9 @@ finish() {
 	echo "$passes passed, $fails failed"
 	[ "$fails" -eq 0 ] && [ "$passes" -gt 0 ]
 }
+
+# free_port: a loopback TCP port nothing listens on now (the kernel picks
+# it), for a process the test starts later by a command line of its own.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -12,12 +12,6 @@ tmp=$T
 . "$ROOT/tests/lib/check.sh"
 
 RC() { redis-cli -p "$RPORT" "$@"; }
-
-# free_port: a loopback TCP port nothing listens on now (the kernel picks
-# it), for a process the test starts later by a command line of its own.
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 CQ() { "$BIN/comfyq" "$@"; }
 
 # The processes a test started (stack_cleanup stops them) and its cleanup:
