@@ -2,11 +2,15 @@
 # The Debian packages comfyq needs, written once, in named groups. Source
 # it, then install the groups a script needs with deps_install (deps.sh):
 #   PKGS_BUILD         compile and link every program: the C toolchain,
-#                      CMake and the libraries
-#   PKGS_RUN           run the stack on one machine: redis-server,
-#                      redis-cli (redis.sh pings it) and curl
+#                      CMake and the libraries (libevent-dev holds
+#                      libevent_openssl, libssl-dev OpenSSL: rediss://)
+#   PKGS_RUN           run the stack on one machine: redis-server (Debian's
+#                      is built with TLS), redis-cli (redis.sh pings it),
+#                      curl, and libevent's OpenSSL library that rediss://
+#                      needs at run time
 #   PKGS_TEST          what the tests use besides: pgrep (procps), jq and
-#                      python3 (the scheduler tests read JSON and JPEGs)
+#                      python3 (the scheduler tests read JSON and JPEGs),
+#                      the openssl CLI (tests/lib/tls.sh makes certificates)
 #   PKGS_FUZZ          the libFuzzer targets: clang
 #   PKGS_BROWSER       a headless browser for the dashboard's test
 #                      (tests/integration/dashboard.sh installs it)
@@ -25,8 +29,8 @@
 PKGS_BUILD="build-essential cmake pkg-config libhiredis-dev
 libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev
 libwslay-dev libssl-dev"
-PKGS_RUN="redis-server redis-tools curl"
-PKGS_TEST="procps jq python3"
+PKGS_RUN="redis-server redis-tools curl libevent-openssl-2.1-7"
+PKGS_TEST="procps jq python3 openssl"
 PKGS_FUZZ="clang"
 PKGS_BROWSER="chromium"
 PKGS_EXAMPLES_PY="python3-redis"

@@ -150,7 +150,7 @@ test_bad_url(void)
 	ASSERT_TRUE(rq_async_new(base, "http://x", 1, NULL, NULL, err,
 			sizeof err) == NULL);
 	ASSERT_STREQ(err,
-	    "redis URL: 'http://x' does not start with redis:// "
+	    "redis URL: 'http://x' does not start with redis://, rediss:// "
 	    "or unix://");
 	event_base_free(base);
 }
