@@ -86,31 +86,15 @@ wall_us(void)
 	return ((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
-static int
-cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-static long long
-pct(const long long *v, long long n, int p)
-{
-	long long i = (n * p) / 100;
-
-	return (v[i < n ? i : n - 1]);
-}
-
 /* Sorts v and prints its percentiles in us. */
 static void
 print_us(const char *name, long long *v, long long n)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_ll);
+	bench_sort(v, n);
 	printf("%-28s n %lld  min %lld  p50 %lld  p90 %lld  p99 %lld  max "
 	       "%lld us\n",
-	    name, n, v[0], pct(v, n, 50), pct(v, n, 90), pct(v, n, 99),
-	    v[n - 1]);
+	    name, n, v[0], bench_pct(v, n, 50), bench_pct(v, n, 90),
+	    bench_pct(v, n, 99), v[n - 1]);
 }
 
 static void

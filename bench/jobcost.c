@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "benchlib.h"
@@ -44,15 +43,6 @@ struct jobcost_run {
 	long long    *wall_us;
 	double	      worker_ms, server_ms; /* CPU per job */
 };
-
-static long long
-jobcost_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
 
 /* utime + stime of pid, in ms. */
 static double
@@ -165,10 +155,10 @@ jobcost_one(const struct jobcost *jc, const char *url, struct jobcost_run *r)
 	w0 = jobcost_cpu_ms(wk);
 	s0 = jobcost_cpu_ms(srv);
 	for (i = 0; i < jc->jobs; i++) {
-		t0 = jobcost_now_us();
+		t0 = clock_mono_us();
 		bench_enqueue(r->c, r->prefix, jobcost_spec, jid, sizeof jid);
 		jobcost_await(r, jid);
-		r->wall_us[i] = jobcost_now_us() - t0;
+		r->wall_us[i] = clock_mono_us() - t0;
 	}
 	r->worker_ms = (jobcost_cpu_ms(wk) - w0) / (double)jc->jobs;
 	r->server_ms = (jobcost_cpu_ms(srv) - s0) / (double)jc->jobs;
@@ -177,29 +167,13 @@ jobcost_one(const struct jobcost *jc, const char *url, struct jobcost_run *r)
 	redisFree(r->c);
 }
 
-static int
-jobcost_cmp(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-static long long
-jobcost_pct(struct jobcost_run *r, long long n, int p)
-{
-	long long i = (n * p) / 100;
-
-	return (r->wall_us[i < n ? i : n - 1]);
-}
-
 static void
 jobcost_print(struct jobcost_run *r, long long n)
 {
-	qsort(r->wall_us, (size_t)n, sizeof *r->wall_us, jobcost_cmp);
+	bench_sort(r->wall_us, n);
 	printf("job cost %-4s wall p50 %lld  p90 %lld  max %lld us; CPU per "
 	       "job: worker %.3f ms, redis-server %.3f ms\n",
-	    r->name, jobcost_pct(r, n, 50), jobcost_pct(r, n, 90),
+	    r->name, bench_pct(r->wall_us, n, 50), bench_pct(r->wall_us, n, 90),
 	    r->wall_us[n - 1], r->worker_ms, r->server_ms);
 }
 
@@ -220,7 +194,8 @@ jobcost_run(const struct jobcost *jc)
 	jobcost_print(&tls, jc->jobs);
 	printf("job cost tls-tcp  wall p50 %+lld us; CPU per job: worker "
 	       "%+.3f ms, redis-server %+.3f ms\n",
-	    jobcost_pct(&tls, jc->jobs, 50) - jobcost_pct(&tcp, jc->jobs, 50),
+	    bench_pct(tls.wall_us, jc->jobs, 50) -
+		bench_pct(tcp.wall_us, jc->jobs, 50),
 	    tls.worker_ms - tcp.worker_ms, tls.server_ms - tcp.server_ms);
 	free(tcp.wall_us);
 	free(tls.wall_us);

@@ -304,14 +304,16 @@ rq_tls_connect(const struct rq_url *u, int timeout_ms,
 		close(sv[1]);
 		return (NULL);
 	}
-	if (tls_bridge_wait(l, err, errlen) == -1 ||
-	    (ctx = redisConnectFd(sv[0])) == NULL) {
-		close(sv[0]); /* the bridge ends the link */
-		tls_bridge_release(l);
-		return (NULL);
+	if (tls_bridge_wait(l, err, errlen) == 0) {
+		if ((ctx = redisConnectFd(sv[0])) != NULL) {
+			*link = l;
+			return (ctx);
+		}
+		snprintf(err, errlen, "out of memory");
 	}
-	*link = l;
-	return (ctx);
+	close(sv[0]); /* the bridge ends the link */
+	tls_bridge_release(l);
+	return (NULL);
 }
 
 /* A fresh 0700 folder for the socket file, under TMPDIR if it fits. */

@@ -16,6 +16,8 @@
  * then, and freed once the client closes it (tls_link_half_close).
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -350,7 +352,7 @@ static void tls_link_on_dialed(evutil_socket_t, short, void *);
 static int
 tls_link_dial(struct tls_bridge_link *l, char *why, size_t len)
 {
-	int fd, i;
+	int fd, i, one = 1;
 
 	while (l->next < l->naddr) {
 		i = l->next++;
@@ -360,6 +362,8 @@ tls_link_dial(struct tls_bridge_link *l, char *why, size_t len)
 			snprintf(why, len, "socket: %s", strerror(errno));
 			continue;
 		}
+		/* As hiredis does: a command is not held back for an ACK. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		if (connect(fd, (struct sockaddr *)&l->addr[i],
 			l->addrlen[i]) == 0 ||
 		    errno == EINPROGRESS) {

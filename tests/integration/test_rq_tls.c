@@ -126,31 +126,12 @@ on_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 static void
-on_deadline(evutil_socket_t fd, short ev, void *arg)
-{
-	(void)fd;
-	(void)ev;
-	event_base_loopbreak(arg);
-}
-
-/* Runs the loop until a callback breaks it or ms pass. */
-static void
-run_for(struct actx *a, int ms)
-{
-	struct event *deadline = evtimer_new(a->base, on_deadline, a->base);
-
-	timer_add_ms(deadline, ms);
-	event_base_dispatch(a->base);
-	event_free(deadline);
-}
-
-static void
 wait_ups(struct actx *a, int n)
 {
 	int i;
 
 	for (i = 0; i < 100 && a->ups < n; i++)
-		run_for(a, 100);
+		it_loop(a->base, 100);
 	ASSERT_EQ(a->ups, n);
 }
 
@@ -180,7 +161,7 @@ test_big_async(void)
 	ASSERT_EQ(rq_async_call(ra, on_reply, &a, &c), 0);
 	rq_cmd_free(&c);
 	for (i = 0; i < 100 && a.replies < 2; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_EQ(a.replies, 2);
 	ASSERT_EQ(a.len, BIG);
 	ASSERT_TRUE(a.same);
@@ -283,7 +264,7 @@ test_async_untrusted(void)
 	ra = rq_async_new(a.base, url(), 0, on_state, &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	for (i = 0; i < 20; i++) { /* several attempts, with backoff */
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 		if (tls_bridge_links() - links > most)
 			most = tls_bridge_links() - links;
 	}
@@ -317,20 +298,20 @@ test_async_dropped(void)
 	rq_cmd_add(&c, "ID");
 	ASSERT_EQ(rq_async_call(ra, on_reply, &a, &c), 0);
 	for (i = 0; i < 50 && a.replies < 1; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_TRUE(a.id > 0);
 	r = it_cmd("CLIENT KILL ID %lld", a.id);
 	ASSERT_TRUE(
 	    r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
 	freeReplyObject(r);
 	for (i = 0; i < 50 && a.downs < 1; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_EQ(a.downs, 1);
 	wait_ups(&a, 2);
 	a.id = 0;
 	ASSERT_EQ(rq_async_call(ra, on_reply, &a, &c), 0);
 	for (i = 0; i < 50 && a.replies < 2; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_TRUE(a.id > 0);
 	rq_cmd_free(&c);
 	rq_async_free(ra);
