@@ -1,21 +1,25 @@
 /*
  * The job-cost figure of bench_sched: the same weightless jobs
- * (smoke_invert, 64x64) run one at a time through one comfyq-worker,
- * first with the worker and the bench on redis://, then on rediss:// to
- * the same redis-server (tests/lib/with-redis.sh --tls gives both URLs and
- * the CA, COMFYQ_TLS_CA_FILE, which the bench and the worker read), against
- * the same comfyq-sim. For each transport, per job:
+ * (smoke_invert, 64x64) one at a time through a comfyq-worker per
+ * transport, one with the worker and the bench on redis://, one on
+ * rediss:// to the same redis-server (tests/lib/with-redis.sh --tls gives
+ * both URLs and the CA, COMFYQ_TLS_CA_FILE, which the bench and the worker
+ * read), against the same comfyq-sim. For each transport, per job:
  *   wall    enqueue (the bench's FCALL) -> the bench reads the job's
  *           succeeded event (XREAD BLOCK on the events stream), in us
  *   worker  the worker's CPU time (utime + stime, /proc/<pid>/stat) over
- *           the counted jobs, divided by their number
+ *           its turns, divided by their jobs
  *   server  the same for redis-server (INFO's process_id), which does the
  *           server's half of the TLS work
- * then the difference, TLS minus TCP. A warm-up of 5 jobs (connections,
- * the sim's first prompt) is not counted. A job takes about a dozen Redis
- * calls of the worker's (claim, register, heartbeats, progress, complete)
- * and two of the bench's, so the difference is the bridge's hop and the
- * cipher's work on all of them.
+ * then the difference, TLS minus TCP. Both workers run side by side (each
+ * on a queue of its own) and the jobs go in turns of 10 on each
+ * transport, so a busy moment of the machine weighs on both; the CPU of
+ * redis-server over a turn is the turn's transport's (the idle worker's
+ * heartbeats fall into both alike). A warm-up of 5 jobs a transport
+ * (connections, the sim's first prompt) is not counted. Every Redis call
+ * of a job (the worker's claim, records and report, the bench's enqueue
+ * and reads) crosses the bridge on rediss://, so the difference is the
+ * bridge's hop and the cipher's work on all of them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@
 #include "xmalloc.h"
 
 #define JOBCOST_WARMUP 5
+#define JOBCOST_BATCH  10
 
 static const char jobcost_spec[] =
     "{\"workflow\":\"smoke_invert\",\"params\":{\"width\":64,"
@@ -40,8 +45,9 @@ struct jobcost_run {
 	char	      name[8];
 	char	      queue[64], prefix[RQ_PREFIX_MAX], last[64];
 	redisContext *c;
-	long long    *wall_us;
-	double	      worker_ms, server_ms; /* CPU per job */
+	pid_t	      worker, server;
+	long long    *wall_us, n;
+	double	      worker_ms, server_ms; /* CPU: the sum, then per job */
 };
 
 /* utime + stime of pid, in ms. */
@@ -132,13 +138,12 @@ jobcost_worker(
 	return (proc_start(argv, log));
 }
 
+/* Connects, starts the transport's worker and runs the warm-up. */
 static void
-jobcost_one(const struct jobcost *jc, const char *url, struct jobcost_run *r)
+jobcost_start(const struct jobcost *jc, const char *url, struct jobcost_run *r)
 {
 	char	  err[512], jid[64];
-	double	  w0, s0;
-	long long i, t0;
-	pid_t	  wk, srv;
+	long long i;
 
 	snprintf(
 	    r->queue, sizeof r->queue, "jobcost%d-%s", (int)getpid(), r->name);
@@ -146,25 +151,40 @@ jobcost_one(const struct jobcost *jc, const char *url, struct jobcost_run *r)
 	snprintf(r->last, sizeof r->last, "0-0");
 	if ((r->c = rq_connect(url, 10000, 1, err, sizeof err)) == NULL)
 		bench_die(url, err);
-	srv = jobcost_server_pid(r->c);
-	wk = jobcost_worker(jc, url, r);
+	r->server = jobcost_server_pid(r->c);
+	r->worker = jobcost_worker(jc, url, r);
 	for (i = 0; i < JOBCOST_WARMUP; i++) {
 		bench_enqueue(r->c, r->prefix, jobcost_spec, jid, sizeof jid);
 		jobcost_await(r, jid);
 	}
-	w0 = jobcost_cpu_ms(wk);
-	s0 = jobcost_cpu_ms(srv);
-	for (i = 0; i < jc->jobs; i++) {
+}
+
+/* n more jobs on r's transport; their wall times and CPU are added up. */
+static void
+jobcost_batch(struct jobcost_run *r, long long n)
+{
+	char   jid[64];
+	double w0 = jobcost_cpu_ms(r->worker), s0 = jobcost_cpu_ms(r->server);
+	long long i, t0;
+
+	for (i = 0; i < n; i++) {
 		t0 = clock_mono_us();
 		bench_enqueue(r->c, r->prefix, jobcost_spec, jid, sizeof jid);
 		jobcost_await(r, jid);
-		r->wall_us[i] = clock_mono_us() - t0;
+		r->wall_us[r->n++] = clock_mono_us() - t0;
 	}
-	r->worker_ms = (jobcost_cpu_ms(wk) - w0) / (double)jc->jobs;
-	r->server_ms = (jobcost_cpu_ms(srv) - s0) / (double)jc->jobs;
-	if (proc_stop(wk, SIGTERM, 10000) != 0)
+	r->worker_ms += jobcost_cpu_ms(r->worker) - w0;
+	r->server_ms += jobcost_cpu_ms(r->server) - s0;
+}
+
+static void
+jobcost_stop(struct jobcost_run *r)
+{
+	if (proc_stop(r->worker, SIGTERM, 10000) != 0)
 		bench_die("comfyq-worker", "did not stop cleanly");
 	redisFree(r->c);
+	r->worker_ms /= (double)r->n;
+	r->server_ms /= (double)r->n;
 }
 
 static void
@@ -177,19 +197,32 @@ jobcost_print(struct jobcost_run *r, long long n)
 	    r->wall_us[n - 1], r->worker_ms, r->server_ms);
 }
 
-/* Runs the figure: TCP, then TLS, then their difference. */
+/*
+ * Runs the figure: both workers up, then batches of JOBCOST_BATCH jobs on
+ * each transport in turn, so that what else the machine does weighs on
+ * both alike; then the difference.
+ */
 void
 jobcost_run(const struct jobcost *jc)
 {
 	struct jobcost_run tcp = { .name = "tcp" }, tls = { .name = "tls" };
+	long long	   done, k;
 
 	tcp.wall_us = xcalloc((size_t)jc->jobs, sizeof *tcp.wall_us);
 	tls.wall_us = xcalloc((size_t)jc->jobs, sizeof *tls.wall_us);
-	jobcost_one(jc, jc->tcp_url, &tcp);
-	jobcost_one(jc, jc->tls_url, &tls);
+	jobcost_start(jc, jc->tcp_url, &tcp);
+	jobcost_start(jc, jc->tls_url, &tls);
+	for (done = 0; done < jc->jobs; done += k) {
+		k = jc->jobs - done < JOBCOST_BATCH ? jc->jobs - done
+						    : JOBCOST_BATCH;
+		jobcost_batch(&tcp, k);
+		jobcost_batch(&tls, k);
+	}
+	jobcost_stop(&tcp);
+	jobcost_stop(&tls);
 	printf("job cost: %lld smoke_invert jobs one at a time per "
-	       "transport, after %d not counted\n",
-	    jc->jobs, JOBCOST_WARMUP);
+	       "transport, in turns of %d, after %d not counted\n",
+	    jc->jobs, JOBCOST_BATCH, JOBCOST_WARMUP);
 	jobcost_print(&tcp, jc->jobs);
 	jobcost_print(&tls, jc->jobs);
 	printf("job cost tls-tcp  wall p50 %+lld us; CPU per job: worker "
