@@ -12,14 +12,18 @@
  *             from when a reader of the bench's own (XREAD BLOCK on the
  *             events stream, as the scheduler's reader does) got it, in
  *             us on one clock: the scheduler's share of the path
+ *   job cost  with --tls-jobs N: the same jobs through a worker on
+ *             redis:// and on rediss:// (jobcost.c), per job
  * It starts comfyq-scheduler (log-level warning, on a free port), and for
  * the terminal figure comfyq-sim (10 ms a sampler step) and a comfyq-worker
  * with 8 slots, on a private queue; the submits run before the worker is
  * up (no job runs while they are timed). The HTTP client (benchhttp.c) is
- * a plain socket, so the figures hold no client library's cost.
- * Usage (a private redis-server, stopped afterwards):
- *   tests/lib/with-redis.sh --own build/bin/bench_sched [--submits N]
- *       [--clients N] [--jobs N]
+ * a plain socket, so the figures hold no client library's cost. A count
+ * of 0 skips its figure.
+ * Usage (a private redis-server, stopped afterwards; --tls gives it a TLS
+ * port too, for --tls-jobs):
+ *   tests/lib/with-redis.sh --own [--tls] build/bin/bench_sched
+ *       [--submits N] [--clients N] [--jobs N] [--tls-jobs N]
  */
 #include <sys/resource.h>
 
@@ -35,6 +39,7 @@
 
 #include "benchhttp.h"
 #include "benchlib.h"
+#include "jobcost.h"
 #include "log.h"
 #include "rq.h"
 #include "standin.h"
@@ -53,7 +58,7 @@ struct bench {
 	redisContext *c;
 	int	      port;
 	pid_t	      sched;
-	long long     submits, clients, jobs;
+	long long     submits, clients, jobs, tls_jobs;
 };
 
 /* The bench's own reader of the events stream: when each terminal came. */
@@ -81,31 +86,15 @@ wall_us(void)
 	return ((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
-static int
-cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-static long long
-pct(const long long *v, long long n, int p)
-{
-	long long i = (n * p) / 100;
-
-	return (v[i < n ? i : n - 1]);
-}
-
 /* Sorts v and prints its percentiles in us. */
 static void
 print_us(const char *name, long long *v, long long n)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_ll);
+	bench_sort(v, n);
 	printf("%-28s n %lld  min %lld  p50 %lld  p90 %lld  p99 %lld  max "
 	       "%lld us\n",
-	    name, n, v[0], pct(v, n, 50), pct(v, n, 90), pct(v, n, 99),
-	    v[n - 1]);
+	    name, n, v[0], bench_pct(v, n, 50), bench_pct(v, n, 90),
+	    bench_pct(v, n, 99), v[n - 1]);
 }
 
 static void
@@ -468,6 +457,23 @@ bench_start_sched(struct bench *b)
 	}
 }
 
+/* (d) TLS against TCP, per job: needs with-redis.sh --tls. */
+static void
+bench_job_cost(struct bench *b, const char *simurl)
+{
+	struct jobcost jc = { .tcp_url = b->url,
+		.sim_url = simurl,
+		.worker_bin = WORKER_BIN,
+		.workflows = WORKFLOWS_DIR,
+		.dir = b->dir,
+		.jobs = b->tls_jobs };
+
+	if ((jc.tls_url = getenv("COMFYQ_TEST_REDIS_TLS_URL")) == NULL)
+		bench_die("--tls-jobs",
+		    "COMFYQ_TEST_REDIS_TLS_URL not set (with-redis.sh --tls)");
+	jobcost_run(&jc);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -478,16 +484,18 @@ main(int argc, char **argv)
 	char	      err[512], simurl[64];
 	char(*jids)[64];
 	pid_t sim, wk;
-	int   i, rc;
+	int   i, rc = 0;
 
 	log_init("bench_sched", LL_WARNING, 0);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--submits") == 0)
-			b.submits = bench_arg(argc, argv, &i, 1, SUBMITS_MAX);
+			b.submits = bench_arg(argc, argv, &i, 0, SUBMITS_MAX);
 		else if (strcmp(argv[i], "--clients") == 0)
-			b.clients = bench_arg(argc, argv, &i, 1, CLIENTS_MAX);
+			b.clients = bench_arg(argc, argv, &i, 0, CLIENTS_MAX);
 		else if (strcmp(argv[i], "--jobs") == 0)
-			b.jobs = bench_arg(argc, argv, &i, 1, JOBS_MAX);
+			b.jobs = bench_arg(argc, argv, &i, 0, JOBS_MAX);
+		else if (strcmp(argv[i], "--tls-jobs") == 0)
+			b.tls_jobs = bench_arg(argc, argv, &i, 0, JOBS_MAX);
 		else
 			bench_die(argv[i], "unknown option (see the source)");
 	}
@@ -513,19 +521,28 @@ main(int argc, char **argv)
 		bench_die("redis", err);
 	bench_start_sched(&b);
 	printf("scheduler pid %d on port %d; %lld submits, %lld SSE clients, "
-	       "%lld jobs (logs in %s)\n",
-	    (int)b.sched, b.port, b.submits, b.clients, b.jobs, b.dir);
+	       "%lld jobs, %lld TLS/TCP jobs (logs in %s)\n",
+	    (int)b.sched, b.port, b.submits, b.clients, b.jobs, b.tls_jobs,
+	    b.dir);
 	fflush(stdout);
-	jids = xcalloc((size_t)b.submits, sizeof *jids);
-	bench_submit(&b, jids);
-	free(jids);
-	bench_clients(&b);
+	if (b.submits > 0) {
+		jids = xcalloc((size_t)b.submits, sizeof *jids);
+		bench_submit(&b, jids);
+		free(jids);
+	}
+	if (b.clients > 0)
+		bench_clients(&b);
 	sim = bench_sim_start(
 	    SIM_BIN, b.dir, "10", "warning", simurl, sizeof simurl);
-	wk = bench_start_worker(&b, simurl);
-	bench_terminal(&b);
-	rc = proc_stop(b.sched, SIGTERM, 10000) == 0 ? 0 : 1;
-	if (proc_stop(wk, SIGTERM, 10000) != 0)
+	if (b.jobs > 0) {
+		wk = bench_start_worker(&b, simurl);
+		bench_terminal(&b);
+		if (proc_stop(wk, SIGTERM, 10000) != 0)
+			rc = 1;
+	}
+	if (b.tls_jobs > 0)
+		bench_job_cost(&b, simurl);
+	if (proc_stop(b.sched, SIGTERM, 10000) != 0)
 		rc = 1;
 	proc_stop(sim, SIGTERM, 5000);
 	redisFree(b.c);

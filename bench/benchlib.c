@@ -47,11 +47,26 @@ bench_cmp(const void *a, const void *b)
 	return (x < y ? -1 : x > y);
 }
 
+void
+bench_sort(long long *v, long long n)
+{
+	qsort(v, (size_t)n, sizeof *v, bench_cmp);
+}
+
+/* The p-th percentile of sorted v[0..n). */
+long long
+bench_pct(const long long *v, long long n, int p)
+{
+	long long i = (n * p) / 100;
+
+	return (v[i < n ? i : n - 1]);
+}
+
 /* Sorts v[0..n) and prints "name min .. median .. p90 .. max .. ms". */
 void
 bench_summary(const char *name, int width, long long *v, long long n)
 {
-	qsort(v, (size_t)n, sizeof *v, bench_cmp);
+	bench_sort(v, n);
 	printf("%-*s min %5lld  median %5lld  p90 %5lld  max %5lld ms\n", width,
 	    name, v[0], v[n / 2], v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1],
 	    v[n - 1]);

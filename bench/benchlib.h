@@ -1,8 +1,8 @@
 /*
  * What the benchmarks that start processes share: dying with a reason,
- * sleeping, a bounded numeric option, a min/median/p90/max line, and the
- * few functions library calls they make (any failure is fatal), waiting
- * for a port file, and starting comfyq-sim.
+ * sleeping, a bounded numeric option, sorting and percentiles, a
+ * min/median/p90/max line, and the few functions library calls they make
+ * (any failure is fatal), waiting for a port file, and starting comfyq-sim.
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
@@ -18,6 +18,8 @@ extern const char *bench_name; /* the program, for messages */
 void bench_die(const char *what, const char *why) __attribute__((noreturn));
 void bench_sleep_ms(long long ms);
 long long bench_arg(int argc, char **argv, int *i, long long lo, long long hi);
+void	  bench_sort(long long *v, long long n);
+long long bench_pct(const long long *sorted, long long n, int p);
 void	  bench_summary(const char *name, int width, long long *v, long long n);
 
 void bench_enqueue(redisContext *ctx, const char *prefix, const char *spec,

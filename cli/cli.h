@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rq.h"
+#include "rq_tls.h"
 #include "rqfn.h"
 
 #define EXIT_JOB_FAILED 1
@@ -20,14 +21,16 @@
 #define CLI_ERR_MAX 8192 /* an error reply, printed whole */
 
 struct cli {
-	const char   *redis_url;
-	const char   *queue;
-	char	      prefix[RQ_PREFIX_MAX];
-	int	      json;
-	redisContext *rc;
+	const char	 *redis_url;
+	const char	 *queue;
+	struct rq_tls_cfg tls; /* --tls-*, COMFYQ_TLS_* */
+	char		  prefix[RQ_PREFIX_MAX];
+	int		  json;
+	redisContext	 *rc;
 };
 
 redisContext *cli_redis(struct cli *cli);
+redisContext *cli_connect(struct cli *cli, int load);
 redisReply   *cli_run(struct cli *cli, struct rq_cmd *c);
 void	      cli_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));

@@ -78,9 +78,7 @@ cmd_init(struct cli *cli, int argc, char **argv)
 			cli_usage_error("usage: comfyq init [--json]");
 		cli->json = 1;
 	}
-	cli->rc = rq_connect(cli->redis_url, 5000, 0, err, sizeof err);
-	if (cli->rc == NULL)
-		cli_redis_error("%s", err);
+	cli_connect(cli, 0);
 	init_version(cli->rc, before, sizeof before);
 	if (rq_load_functions(cli->rc, err, sizeof err) == -1)
 		cli_redis_error("%s", err);

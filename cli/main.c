@@ -1,9 +1,13 @@
 /*
  * comfyq: the command-line tool (see cli.h). Global options come before the
- * command: --redis URL (COMFYQ_REDIS_URL), --queue NAME (COMFYQ_QUEUE).
- * --json may stand anywhere; each command reads its own flags.
+ * command: --redis URL (COMFYQ_REDIS_URL), --queue NAME (COMFYQ_QUEUE) and
+ * the TLS settings of a rediss:// URL, --tls-ca-file FILE and the rest
+ * (COMFYQ_TLS_CA_FILE ...), from the entries every program shares
+ * (CFG_REDIS_TLS_ENTRIES). --json may stand anywhere; each command reads
+ * its own flags.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +15,13 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+
+static const struct cfg_entry cli_tls_entries[] = {
+	CFG_REDIS_TLS_ENTRIES(struct cli, tls),
+};
+static const struct cfg_table cli_tls_table = { "comfyq", NULL, cli_tls_entries,
+	sizeof cli_tls_entries / sizeof cli_tls_entries[0],
+	sizeof(struct cli) };
 
 /* comfyq version: the line every program gives for --version. */
 static int
@@ -63,13 +74,18 @@ cli_print_usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-	    "usage: comfyq [--redis URL] [--queue NAME] COMMAND ...\n\n"
+	    "usage: comfyq [--redis URL] [--queue NAME] [--tls-ca-file FILE]\n"
+	    "              [--tls-cert-file FILE --tls-key-file FILE] "
+	    "[--tls-server-name NAME]\n"
+	    "              [--tls-insecure] COMMAND ...\n\n"
 	    "commands:\n");
 	for (i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
 		fprintf(f, "  comfyq %s\n", cli_cmds[i].usage);
 	fprintf(f,
 	    "\nenvironment: COMFYQ_REDIS_URL (default "
-	    "redis://127.0.0.1:6379), COMFYQ_QUEUE (default \"default\")\n"
+	    "redis://127.0.0.1:6379), COMFYQ_QUEUE (default \"default\"),\n"
+	    "COMFYQ_TLS_CA_FILE, COMFYQ_TLS_CERT_FILE, COMFYQ_TLS_KEY_FILE, "
+	    "COMFYQ_TLS_SERVER_NAME, COMFYQ_TLS_INSECURE\n"
 	    "exit codes: 0 succeeded, 1 failed or canceled, 2 usage or bad "
 	    "input, 3 Redis unreachable\n");
 }
@@ -102,18 +118,52 @@ cli_redis_error(const char *fmt, ...)
 	cli_die(EXIT_REDIS, fmt, ap);
 }
 
+/*
+ * Connects (loading the functions library with load set); exits 2 for bad
+ * TLS settings, 3 when Redis cannot be reached.
+ */
+redisContext *
+cli_connect(struct cli *cli, int load)
+{
+	char err[512];
+
+	if (rq_tls_setup(&cli->tls, err, sizeof err) == -1)
+		cli_usage_error("%s", err);
+	cli->rc = rq_connect(cli->redis_url, 5000, load, err, sizeof err);
+	if (cli->rc == NULL)
+		cli_redis_error("%s", err);
+	return (cli->rc);
+}
+
 /* Connects on first use (loading the functions library). */
 redisContext *
 cli_redis(struct cli *cli)
 {
-	char err[512];
-
 	if (cli->rc != NULL)
 		return (cli->rc);
-	cli->rc = rq_connect(cli->redis_url, 5000, 1, err, sizeof err);
-	if (cli->rc == NULL)
-		cli_redis_error("%s", err);
-	return (cli->rc);
+	return (cli_connect(cli, 1));
+}
+
+/* A global --tls-* option at argv[*i]: 1 when it was one (value taken). */
+static int
+cli_tls_option(struct cli *cli, int argc, char **argv, int *i)
+{
+	const struct cfg_entry *e;
+	const char	       *v;
+	char			err[512];
+
+	if (strncmp(argv[*i], "--", 2) != 0 ||
+	    (e = config_find(&cli_tls_table, argv[*i] + 2)) == NULL)
+		return (0);
+	if (e->type == CFG_BOOL)
+		v = "true";
+	else if (*i + 1 < argc)
+		v = argv[++*i];
+	else
+		cli_usage_error("%s needs a value", argv[*i]);
+	if (config_set(e, cli, v, err, sizeof err) == -1)
+		cli_usage_error("--%s", err);
+	return (1);
 }
 
 /* Runs a command; a lost connection exits 3. The caller frees the reply. */
@@ -129,28 +179,22 @@ cli_run(struct cli *cli, struct rq_cmd *c)
 	return (r);
 }
 
-int
-main(int argc, char **argv)
+/* Parses the global options and runs the command; its exit status. */
+static int
+cli_main(struct cli *cli, int argc, char **argv)
 {
-	struct cli  cli;
-	const char *env;
-	int	    i, rc;
-	size_t	    c;
-
-	log_init("comfyq", LL_WARNING, 0);
-	memset(&cli, 0, sizeof cli);
-	cli.redis_url = (env = getenv("COMFYQ_REDIS_URL")) != NULL
-	    ? env
-	    : "redis://127.0.0.1:6379";
-	cli.queue = (env = getenv("COMFYQ_QUEUE")) != NULL ? env : "default";
+	size_t c;
+	int    i, rc;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (cli_tls_option(cli, argc, argv, &i))
+			continue;
 		if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc)
-			cli.redis_url = argv[++i];
+			cli->redis_url = argv[++i];
 		else if (strcmp(argv[i], "--queue") == 0 && i + 1 < argc)
-			cli.queue = argv[++i];
+			cli->queue = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0)
-			cli.json = 1;
+			cli->json = 1;
 		else if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
 			cli_print_usage(stdout);
@@ -167,18 +211,39 @@ main(int argc, char **argv)
 		cli_print_usage(stderr);
 		return (EXIT_USAGE);
 	}
-	if (rq_prefix(cli.prefix, sizeof cli.prefix, cli.queue) == -1)
+	if (rq_prefix(cli->prefix, sizeof cli->prefix, cli->queue) == -1)
 		cli_usage_error(
 		    "queue: '%s' must be 1..128 of letters, digits, '.', '_' and '-'",
-		    cli.queue);
+		    cli->queue);
 	for (c = 0; c < sizeof cli_cmds / sizeof cli_cmds[0]; c++) {
 		if (strcmp(argv[i], cli_cmds[c].name) != 0)
 			continue;
-		rc = cli_cmds[c].fn(&cli, argc - i, argv + i);
-		if (cli.rc != NULL)
-			redisFree(cli.rc);
+		rc = cli_cmds[c].fn(cli, argc - i, argv + i);
+		if (cli->rc != NULL)
+			redisFree(cli->rc);
 		return (rc);
 	}
 	cli_print_usage(stderr);
 	cli_usage_error("unknown command '%s'", argv[i]);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli  cli;
+	const char *env;
+	char	    err[512];
+	int	    rc;
+
+	log_init("comfyq", LL_WARNING, 0);
+	memset(&cli, 0, sizeof cli);
+	cli.redis_url = (env = getenv("COMFYQ_REDIS_URL")) != NULL
+	    ? env
+	    : "redis://127.0.0.1:6379";
+	cli.queue = (env = getenv("COMFYQ_QUEUE")) != NULL ? env : "default";
+	if (config_load_env(&cli_tls_table, &cli, err, sizeof err) == -1)
+		cli_usage_error("%s", err);
+	rc = cli_main(&cli, argc, argv);
+	config_free(&cli_tls_table, &cli);
+	return (rc);
 }

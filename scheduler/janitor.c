@@ -30,6 +30,7 @@
 #include "janitor_sweep.h"
 #include "log.h"
 #include "rq.h"
+#include "rq_tls.h"
 #include "sdnotify.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -216,6 +217,8 @@ janitor_check(char *prefix, size_t len, char *err, size_t errlen)
 	if (rq_url_parse(cfg.redis_url, &u, err, errlen) == -1)
 		return (-1);
 	rq_url_free(&u);
+	if (rq_tls_setup(&cfg.tls, err, errlen) == -1)
+		return (-1);
 	if (janitor_reload_check(&cfg, err, errlen) == -1)
 		return (-1);
 	if (*cfg.clean_dirs != '\0' &&

@@ -11,7 +11,7 @@
 #define OFF(f) offsetof(struct janitor_cfg, f)
 
 static const struct cfg_entry janitor_entries[] = {
-	CFG_REDIS_ENTRIES(struct janitor_cfg, redis_url, queue),
+	CFG_REDIS_ENTRIES(struct janitor_cfg, redis_url, queue, tls),
 	{ "redis-timeout-ms", CFG_INT, OFF(redis_timeout_ms), "5000",
 	    .min = 100, .max = 600000,
 	    .text = "Connect and command timeout; a call that takes longer "

@@ -15,6 +15,7 @@
 #define COMFYQ_JANITOR_CONFIG_H
 
 #include "config.h"
+#include "rq_tls.h"
 
 struct janitor_cfg {
 	char	 *redis_url;
@@ -42,6 +43,8 @@ struct janitor_cfg {
 	char	 *clean_host;
 	int	  log_level;
 	int	  log_format;
+
+	struct rq_tls_cfg tls; /* a rediss:// URL's tls-* settings */
 };
 
 extern const struct cfg_table janitor_cfg_table;

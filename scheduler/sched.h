@@ -14,6 +14,7 @@
 #define COMFYQ_SCHED_H
 
 #include "rq.h"
+#include "rq_tls.h"
 
 struct event_base;
 struct httpc;
@@ -54,6 +55,8 @@ struct sched_cfg {
 	long long webhook_progress_interval_ms;
 	int	  log_level;
 	int	  log_format;
+
+	struct rq_tls_cfg tls; /* a rediss:// URL's tls-* settings */
 };
 
 struct sched {

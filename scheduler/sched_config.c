@@ -16,7 +16,7 @@
 #define OFF(f) offsetof(struct sched_cfg, f)
 
 static const struct cfg_entry sched_entries[] = {
-	CFG_REDIS_ENTRIES(struct sched_cfg, redis_url, queue),
+	CFG_REDIS_ENTRIES(struct sched_cfg, redis_url, queue, tls),
 	{ "listen", CFG_STR, OFF(listen), "127.0.0.1:8680", .max = 256,
 	    .text = "Address of the public API: HOST:PORT (port 0 picks a "
 		    "free one; the log says which)." },

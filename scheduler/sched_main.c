@@ -28,6 +28,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "rq.h"
+#include "rq_tls.h"
 #include "sched.h"
 #include "sched_auth.h"
 #include "sched_http.h"
@@ -139,6 +140,8 @@ sched_check(char *err, size_t errlen)
 	if (rq_url_parse(cfg.redis_url, &u, err, errlen) == -1)
 		return (-1);
 	rq_url_free(&u);
+	if (rq_tls_setup(&cfg.tls, err, errlen) == -1)
+		return (-1);
 	if ((sched.auth = auth_new(cfg.tokens, err, errlen)) == NULL)
 		return (-1);
 	if ((sched.workflows = wf_load(cfg.workflows_dir, why, sizeof why)) ==

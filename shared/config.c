@@ -332,13 +332,10 @@ config_read_argv(const struct cfg_table *t, void *base, int argc, char **argv,
 	return (0);
 }
 
-/* Applies defaults, file, env and argv into base. */
 static int
-config_apply_all(const struct cfg_table *t, void *base, int argc, char **argv,
-    char *err, size_t errlen)
+config_defaults(const struct cfg_table *t, void *base, char *err, size_t errlen)
 {
 	size_t i;
-	int    special = 0;
 
 	for (i = 0; i < t->n; i++) {
 		if (t->entries[i].def == NULL)
@@ -349,6 +346,30 @@ config_apply_all(const struct cfg_table *t, void *base, int argc, char **argv,
 			return (-1);
 		}
 	}
+	return (0);
+}
+
+/*
+ * Defaults, then the environment: for a program whose command line is its
+ * own (the CLI), which sets the rest with config_set.
+ */
+int
+config_load_env(const struct cfg_table *t, void *base, char *err, size_t errlen)
+{
+	if (config_defaults(t, base, err, errlen) == -1)
+		return (-1);
+	return (config_read_env(t, base, err, errlen));
+}
+
+/* Applies defaults, file, env and argv into base. */
+static int
+config_apply_all(const struct cfg_table *t, void *base, int argc, char **argv,
+    char *err, size_t errlen)
+{
+	int special = 0;
+
+	if (config_defaults(t, base, err, errlen) == -1)
+		return (-1);
 	if (config_path != NULL &&
 	    config_read_file(t, base, config_path, err, errlen) == -1)
 		return (-1);

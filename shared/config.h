@@ -66,15 +66,46 @@ extern const char *const cfg_log_formats[]; /* plain, json */
 		    .text = "Log lines as plain text or one JSON object each." \
 	}
 
-/* The queue's Redis, as every program that talks to it names it. */
-#define CFG_REDIS_ENTRIES(type, url, queue)                                    \
+/*
+ * The queue's Redis, as every program that talks to it names it: the URL,
+ * the queue, and the TLS settings a rediss:// URL uses, into a member tls
+ * of type struct rq_tls_cfg (rq_tls.h).
+ */
+#define CFG_REDIS_ENTRIES(type, url, queue, tls)                               \
 	{ "redis-url", CFG_STR, offsetof(type, url), "redis://127.0.0.1:6379", \
 		.max = 1024, .flags = CFG_URL,                                 \
 		.text = "Queue backend: redis://[[user]:password@]host[:port]" \
-			"[/db] or unix:///path?db=N&password=P." },            \
+			"[/db], rediss://... (TLS) or "                        \
+			"unix:///path?db=N&password=P." },                     \
+	    { "queue", CFG_STR, offsetof(type, queue), "default", .max = 128,  \
+		    .text = "Queue name (keys cq:{<queue>}:...)." },           \
+	    CFG_REDIS_TLS_ENTRIES(type, tls)
+
+#define CFG_REDIS_TLS_ENTRIES(type, tls)                                       \
+	{ "tls-ca-file", CFG_STR, offsetof(type, tls.ca_file), "",             \
+		.max = 4096,                                                   \
+		.text =                                                        \
+		    "rediss://: PEM file of the CAs that sign the Redis "      \
+		    "server's certificate (default: the system's store)." },   \
+	    { "tls-cert-file", CFG_STR, offsetof(type, tls.cert_file), "",     \
+		    .max = 4096,                                               \
+		    .text =                                                    \
+			"rediss://: PEM certificate (chain) shown to a Redis " \
+			"that asks for one (tls-auth-clients); with "          \
+			"tls-key-file." },                                     \
+	    { "tls-key-file", CFG_STR, offsetof(type, tls.key_file), "",       \
+		    .max = 4096,                                               \
+		    .text = "rediss://: PEM private key of tls-cert-file." },  \
+	    { "tls-server-name", CFG_STR, offsetof(type, tls.server_name), "", \
+		    .max = 253,                                                \
+		    .text =                                                    \
+			"rediss://: the name sent as SNI and checked against " \
+			"the certificate (default: the URL's host)." },        \
 	{                                                                      \
-		"queue", CFG_STR, offsetof(type, queue), "default",            \
-		    .max = 128, .text = "Queue name (keys cq:{<queue>}:...)."  \
+		"tls-insecure", CFG_BOOL, offsetof(type, tls.insecure),        \
+		    "false",                                                   \
+		    .text = "rediss://: check neither the server's "           \
+			    "certificate nor its name (logged as a warning)."  \
 	}
 
 enum config_result {
@@ -86,6 +117,8 @@ enum config_result {
 
 enum config_result config_load(const struct cfg_table *t, void *base, int argc,
     char **argv, char *err, size_t errlen);
+int		   config_load_env(
+		   const struct cfg_table *t, void *base, char *err, size_t errlen);
 /* Rules between settings: 0, or -1 with the reason in err; reads only. */
 typedef int (*config_check_fn)(const void *, char *, size_t);
 

@@ -10,6 +10,11 @@
  * not UP is refused (-1) rather than queued, so nothing is sent twice.
  * hiredis frees a context right after its disconnect callback, so ra->ac is
  * cleared there and never touched again.
+ *
+ * A rediss:// URL connects through the TLS bridge (rq_tls.h) and is
+ * otherwise the same; the bridge's reason for a drop (a certificate that
+ * did not verify, an alert from the server) replaces hiredis's "Server
+ * closed the connection" in the errors and logs.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +28,8 @@
 #include "backoff.h"
 #include "log.h"
 #include "rq.h"
+#include "rq_tls.h"
+#include "tls_bridge.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -188,14 +195,18 @@ rq_auth_cmd(struct rq_cmd *c, const struct rq_url *u)
 /*
  * Opens a blocking connection: connect (timeout_ms), AUTH, SELECT and, with
  * load set, FUNCTION LOAD REPLACE. Commands time out after timeout_ms too.
+ * Over TLS a PING goes first: a TLS 1.3 server refuses a missing client
+ * certificate only after the handshake, at the first read.
  */
 redisContext *
 rq_connect(const char *url, int timeout_ms, int load, char *err, size_t errlen)
 {
-	struct rq_url  u;
-	struct rq_cmd  c;
-	struct timeval tv;
-	redisContext  *ctx;
+	struct tls_bridge_link *link = NULL;
+	struct rq_url		u;
+	struct rq_cmd		c;
+	struct timeval		tv;
+	redisContext	       *ctx;
+	char			why[512] = "out of memory";
 
 	if (rq_url_parse(url, &u, err, errlen) == -1)
 		return (NULL);
@@ -203,15 +214,22 @@ rq_connect(const char *url, int timeout_ms, int load, char *err, size_t errlen)
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	if (u.path != NULL)
 		ctx = redisConnectUnixWithTimeout(u.path, tv);
+	else if (u.tls)
+		ctx = rq_tls_connect(&u, timeout_ms, &link, why, sizeof why);
 	else
 		ctx = redisConnectWithTimeout(u.host, u.port, tv);
 	if (ctx == NULL || ctx->err) {
 		snprintf(err, errlen, "redis %s%s%s:%d: %s",
 		    u.path ? u.path : "", u.path ? "" : u.host, "", u.port,
-		    ctx ? ctx->errstr : "out of memory");
+		    ctx ? ctx->errstr : why);
 		goto fail;
 	}
 	redisSetTimeout(ctx, tv);
+	if (u.tls) {
+		rq_cmd_init(&c, "PING");
+		if (rq_setup_one(ctx, &c, "PING", err, errlen) == -1)
+			goto fail;
+	}
 	if (u.password != NULL) {
 		rq_auth_cmd(&c, &u);
 		if (rq_setup_one(ctx, &c, "AUTH", err, errlen) == -1)
@@ -225,9 +243,13 @@ rq_connect(const char *url, int timeout_ms, int load, char *err, size_t errlen)
 	}
 	if (load && rq_load_functions(ctx, err, errlen) == -1)
 		goto fail;
+	tls_bridge_release(link);
 	rq_url_free(&u);
 	return (ctx);
 fail:
+	if (link != NULL && tls_bridge_why(link, why, sizeof why))
+		snprintf(err, errlen, "redis %s:%d: %s", u.host, u.port, why);
+	tls_bridge_release(link);
 	if (ctx != NULL)
 		redisFree(ctx);
 	rq_url_free(&u);
@@ -239,18 +261,19 @@ fail:
 enum rq_async_state { RQ_DOWN, RQ_CONNECTING, RQ_SETUP, RQ_UP };
 
 struct rq_async {
-	struct event_base  *base;
-	struct rq_url	    url;
-	int		    load;
-	redisAsyncContext  *ac;
-	enum rq_async_state state;
-	int		    setup_left;
-	int		    setup_failed;
-	struct event	   *timer;
-	struct backoff	    backoff;
-	rq_state_cb	    cb;
-	void		   *arg;
-	int		    freeing;
+	struct event_base      *base;
+	struct rq_url		url;
+	int			load;
+	redisAsyncContext      *ac;
+	enum rq_async_state	state;
+	int			setup_left;
+	int			setup_failed;
+	struct event	       *timer;
+	struct backoff		backoff;
+	rq_state_cb		cb;
+	void		       *arg;
+	int			freeing;
+	struct tls_bridge_link *link; /* rediss://: this connection's */
 };
 
 #define RQ_CONNECT_TIMEOUT_MS 5000
@@ -410,11 +433,17 @@ static void
 rq_async_on_disconnect(const redisAsyncContext *cac, int status)
 {
 	struct rq_async *ra = cac->data;
+	char		 why[512];
 
 	if (ra == NULL)
 		return;
 	ra->ac = NULL; /* hiredis frees it after this callback */
-	if (!ra->freeing)
+	if (!ra->freeing && ra->link != NULL &&
+	    tls_bridge_why(ra->link, why, sizeof why))
+		log_warnx("redis %s:%d: %s%s%s", ra->url.host, ra->url.port,
+		    ra->state == RQ_UP ? "disconnected: " : "", why,
+		    ra->state == RQ_UP ? "" : "; retrying");
+	else if (!ra->freeing)
 		log_warnx("redis: disconnected%s%s",
 		    status == REDIS_OK ? "" : ": ",
 		    status == REDIS_OK ? "" : cac->errstr);
@@ -426,14 +455,20 @@ static void
 rq_async_connect(struct rq_async *ra)
 {
 	redisAsyncContext *ac;
+	char		   why[512] = "out of memory";
 
+	tls_bridge_release(ra->link);
+	ra->link = NULL;
 	if (ra->url.path != NULL)
 		ac = redisAsyncConnectUnix(ra->url.path);
+	else if (ra->url.tls)
+		ac = rq_tls_connect_async(&ra->url, RQ_CONNECT_TIMEOUT_MS,
+		    &ra->link, why, sizeof why);
 	else
 		ac = redisAsyncConnect(ra->url.host, ra->url.port);
 	if (ac == NULL || ac->err) {
 		log_warnx("redis: connect failed: %s; retrying",
-		    ac ? ac->errstr : "out of memory");
+		    ac ? ac->errstr : why);
 		if (ac != NULL)
 			redisAsyncFree(ac);
 		rq_async_set_state(ra, RQ_DOWN);
@@ -512,6 +547,7 @@ rq_async_free(struct rq_async *ra)
 		redisAsyncFree(ac);
 	}
 	event_free(ra->timer);
+	tls_bridge_release(ra->link);
 	rq_url_free(&ra->url);
 	free(ra);
 }

@@ -81,8 +81,9 @@ rq_url_query(const char *q, struct rq_url *u, char *err, size_t errlen)
 }
 
 /*
- * Parses redis://[[user][:password]@]host[:port][/db] or
- * unix:///path[?db=N&password=P&user=U]. Returns 0, or -1 with err set.
+ * Parses redis://[[user][:password]@]host[:port][/db], the same with
+ * rediss:// (TLS: u->tls set), or unix:///path[?db=N&password=P&user=U].
+ * Returns 0, or -1 with err set.
  */
 int
 rq_url_parse(const char *url, struct rq_url *u, char *err, size_t errlen)
@@ -107,17 +108,16 @@ rq_url_parse(const char *url, struct rq_url *u, char *err, size_t errlen)
 		return (0);
 	}
 	if (strncmp(url, "rediss://", 9) == 0) {
+		u->tls = 1;
+		p = url + 9;
+	} else if (strncmp(url, "redis://", 8) == 0)
+		p = url + 8;
+	else {
 		snprintf(err, errlen,
-		    "redis URL: TLS (rediss://) is not supported; use a private network or a TLS tunnel");
-		return (-1);
-	}
-	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen,
-		    "redis URL: '%s' does not start with redis:// or unix://",
+		    "redis URL: '%s' does not start with redis://, rediss:// or unix://",
 		    url);
 		return (-1);
 	}
-	p = url + 8;
 	slash = strchr(p, '/');
 	hostend = slash ? slash : p + strlen(p);
 	at = memchr(p, '@', (size_t)(hostend - p));

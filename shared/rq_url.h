@@ -1,6 +1,7 @@
 /*
- * Where comfyq's data lives in Redis: rq_url_parse takes redis:// and
- * unix:// URLs apart (user, password, db); rq_prefix gives a queue's key
+ * Where comfyq's data lives in Redis: rq_url_parse takes redis://,
+ * rediss:// (TLS, see rq_tls.h) and unix:// URLs apart (user, password,
+ * db); rq_prefix gives a queue's key
  * prefix cq:{<queue>}:, whose hash tag keeps all of a queue's keys on one
  * Redis Cluster slot.
  */
@@ -18,6 +19,7 @@ struct rq_url {
 	char *user;	/* ACL user, or NULL */
 	char *password; /* or NULL */
 	int   db;
+	int   tls; /* rediss:// */
 };
 
 int  rq_url_parse(const char *url, struct rq_url *u, char *err, size_t errlen);

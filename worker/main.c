@@ -18,6 +18,7 @@
 #include "controlnet.h"
 #include "log.h"
 #include "outputs_s3.h"
+#include "rq_tls.h"
 #include "sdnotify.h"
 #include "template.h"
 #include "util.h"
@@ -29,7 +30,7 @@ static const char *const raw_graph_modes[] = { "allow", "deny", NULL };
 #define O(f) offsetof(struct worker_cfg, f)
 
 static const struct cfg_entry worker_cfg_entries[] = {
-	CFG_REDIS_ENTRIES(struct worker_cfg, redis_url, queue),
+	CFG_REDIS_ENTRIES(struct worker_cfg, redis_url, queue, tls),
 	{ "comfyui-url", CFG_STR, O(comfyui_url), "http://127.0.0.1:8188",
 	    .max = 1024, .text = "The ComfyUI this worker drives." },
 	{ "worker-id", CFG_STR, O(worker_id), "", .max = 100,
@@ -299,6 +300,7 @@ main(int argc, char **argv)
 	rc = config_load(&worker_cfg_table, &cfg, argc, argv, err, sizeof err);
 	if (rc == CONFIG_OK || rc == CONFIG_CHECK)
 		ok = worker_cfg_check(&cfg, err, sizeof err) == 0 &&
+		    rq_tls_setup(&cfg.tls, err, sizeof err) == 0 &&
 		    worker_load_templates(&cfg, &wf, err, sizeof err) == 0;
 	if (rc == CONFIG_ERROR ||
 	    ((rc == CONFIG_OK || rc == CONFIG_CHECK) && !ok))

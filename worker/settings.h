@@ -8,6 +8,8 @@
 #ifndef COMFYQ_SETTINGS_H
 #define COMFYQ_SETTINGS_H
 
+#include "rq_tls.h"
+
 enum store_mode { STORE_DIR, STORE_REDIS, STORE_BOTH, STORE_S3 };
 
 struct worker_cfg {
@@ -68,6 +70,8 @@ struct worker_cfg {
 	char	 *graph_files;
 	int	  log_level;
 	int	  log_format;
+
+	struct rq_tls_cfg tls; /* a rediss:// URL's tls-* settings */
 };
 
 /* main.c */

@@ -2,15 +2,19 @@
 # The Debian packages comfyq needs, written once, in named groups. Source
 # it, then install the groups a script needs with deps_install (deps.sh):
 #   PKGS_BUILD         compile and link every program: the C toolchain,
-#                      CMake and the libraries
-#   PKGS_RUN           run the stack on one machine: redis-server,
-#                      redis-cli (redis.sh pings it) and curl
+#                      CMake and the libraries (libevent-dev holds
+#                      libevent_openssl, libssl-dev OpenSSL: rediss://)
+#   PKGS_RUN           run the stack on one machine: redis-server (Debian's
+#                      is built with TLS), redis-cli (redis.sh pings it),
+#                      curl, and libevent's OpenSSL library that rediss://
+#                      needs at run time
 #   PKGS_TEST          what the tests use besides: pgrep (procps), jq and
 #                      python3 (the scheduler tests read JSON and JPEGs),
 #                      docker-compose (`docker-compose config` checks
 #                      deploy/docker-compose.yml; it brings python3-yaml,
 #                      which reads its output) and systemd
-#                      (`systemd-analyze verify` checks deploy/systemd/)
+#                      (`systemd-analyze verify` checks deploy/systemd/),
+#                      the openssl CLI (tests/lib/tls.sh makes certificates)
 #   PKGS_IMAGE         the runtime libraries of the installed programs and
 #                      what the containers' health checks call (curl), and
 #                      nothing else: the images' runtime stage installs
@@ -42,10 +46,11 @@
 PKGS_BUILD="build-essential cmake pkg-config libhiredis-dev
 libcurl4-openssl-dev libcjson-dev libevent-dev libstb-dev libturbojpeg0-dev
 libwslay-dev libssl-dev"
-PKGS_RUN="redis-server redis-tools curl"
-PKGS_TEST="procps jq python3 docker-compose systemd"
+PKGS_RUN="redis-server redis-tools curl libevent-openssl-2.1-7"
+PKGS_TEST="procps jq python3 openssl docker-compose systemd"
 PKGS_IMAGE="libc6 libcjson1 libcurl4 libevent-core-2.1-7 libevent-extra-2.1-7
-libhiredis0.14 libssl3 libstb0 libturbojpeg0 libwslay1 ca-certificates curl"
+libevent-openssl-2.1-7 libhiredis0.14 libssl3 libstb0 libturbojpeg0 libwslay1
+ca-certificates curl"
 PKGS_REHEARSE="debootstrap"
 PKGS_FUZZ="clang"
 PKGS_BROWSER="chromium"

@@ -10,9 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "itest.h"
 #include "log.h"
 #include "rq.h"
+#include "util.h"
 #include "xmalloc.h"
 
 static redisContext *it_ctx;
@@ -392,6 +395,28 @@ it_run(const struct unit_test *t)
 {
 	it_current = t->name;
 	return (unit_run(NULL, t));
+}
+
+static void
+it_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	event_base_loopbreak(arg);
+}
+
+/*
+ * The deadline is a timer of this call's own, removed on return:
+ * event_base_loopexit would leave it pending and end a later wait early.
+ */
+void
+it_loop(struct event_base *base, int ms)
+{
+	struct event *deadline = evtimer_new(base, it_deadline, base);
+
+	timer_add_ms(deadline, ms);
+	event_base_dispatch(base);
+	event_free(deadline);
 }
 
 int

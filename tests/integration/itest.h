@@ -27,6 +27,10 @@ int	      it_keys(const char *);
 const char   *it_str(const redisReply *, size_t);
 void	      it_sleep_ms(int);
 
+/* Runs base until a callback breaks it or ms pass (its own timer). */
+struct event_base;
+void it_loop(struct event_base *base, int ms);
+
 /* A snapshot of every key of a queue: names sorted, each with its TYPE and
  * DUMP, to tell whether a call wrote anything. */
 struct it_snap {

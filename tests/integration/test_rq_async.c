@@ -54,31 +54,6 @@ on_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 static void
-on_deadline(evutil_socket_t fd, short ev, void *arg)
-{
-	(void)fd;
-	(void)ev;
-	event_base_loopbreak(arg);
-}
-
-/*
- * Runs the loop until a callback breaks it or ms pass. The deadline is a
- * timer of this call's own, removed on return: event_base_loopexit would
- * leave it pending and end a later wait early.
- */
-static void
-run_for(struct actx *a, int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	struct event  *deadline;
-
-	deadline = evtimer_new(a->base, on_deadline, a->base);
-	evtimer_add(deadline, &tv);
-	event_base_dispatch(a->base);
-	event_free(deadline);
-}
-
-static void
 test_reconnects(void)
 {
 	struct actx	 a;
@@ -96,7 +71,7 @@ test_reconnects(void)
 	    &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	for (i = 0; i < 50 && a.ups == 0; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_EQ(a.ups, 1);
 	ASSERT_EQ(rq_async_up(ra), 1);
 
@@ -104,7 +79,7 @@ test_reconnects(void)
 	rq_cmd_add(&c, "comfyq_version");
 	rq_cmd_add(&c, "0");
 	ASSERT_EQ(rq_async_call(ra, on_reply, &a, &c), 0);
-	run_for(&a, 2000);
+	it_loop(a.base, 2000);
 	ASSERT_EQ(a.replies, 1);
 	ASSERT_STREQ(a.last, RQ_LIB_VERSION);
 
@@ -119,7 +94,7 @@ test_reconnects(void)
 	r = redisCommand(it_redis(), "SHUTDOWN NOSAVE");
 	freeReplyObject(r);
 	for (i = 0; i < 50 && (a.downs == 0 || a.null_replies == 0); i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_EQ(a.null_replies, 1);
 	ASSERT_EQ(a.downs, 1);
 	ASSERT_EQ(rq_async_up(ra), 0);
@@ -130,10 +105,10 @@ test_reconnects(void)
 	snprintf(cmd, sizeof cmd, "redis-server %s", conf);
 	ASSERT_EQ(system(cmd), 0);
 	for (i = 0; i < 100 && a.ups < 2; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_EQ(a.ups, 2);
 	ASSERT_EQ(rq_async_call(ra, on_reply, &a, &c), 0);
-	run_for(&a, 2000);
+	it_loop(a.base, 2000);
 	ASSERT_EQ(a.replies, 2);
 	ASSERT_STREQ(a.last, "PONG");
 	rq_cmd_free(&c);
@@ -150,7 +125,7 @@ test_bad_url(void)
 	ASSERT_TRUE(rq_async_new(base, "http://x", 1, NULL, NULL, err,
 			sizeof err) == NULL);
 	ASSERT_STREQ(err,
-	    "redis URL: 'http://x' does not start with redis:// "
+	    "redis URL: 'http://x' does not start with redis://, rediss:// "
 	    "or unix://");
 	event_base_free(base);
 }
@@ -188,7 +163,7 @@ test_newer_library_kept(void)
 	    &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	for (i = 0; i < 10; i++)
-		run_for(&a, 100);
+		it_loop(a.base, 100);
 	ASSERT_EQ(a.ups, 0);
 	rq_async_free(ra);
 	event_base_free(a.base);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "rq_tls.h"
 #include "unit.h"
 
 /* argv arrays below are string literals, as a shell would pass them. */
@@ -393,7 +394,63 @@ test_example(void)
 	unlink(path);
 }
 
+/*
+ * The Redis entries every program shares: the URL, the queue and the five
+ * TLS settings of a rediss:// URL, from one macro; the CLI reads the TLS
+ * ones from the environment with config_load_env.
+ */
+struct rcfg {
+	char		 *url;
+	char		 *queue;
+	struct rq_tls_cfg tls;
+};
+
+static const struct cfg_entry rentries[] = {
+	CFG_REDIS_ENTRIES(struct rcfg, url, queue, tls),
+};
+static const struct cfg_table rtable = { "test", NULL, rentries,
+	sizeof rentries / sizeof rentries[0], sizeof(struct rcfg) };
+
+static void
+test_redis_tls_entries(void)
+{
+	struct rcfg c = { 0 };
+	char	    err[256];
+	char	   *argv[] = { "test", "--redis-url", "rediss://r:6380",
+		      "--tls-insecure", "--tls-server-name", "redis.internal", NULL };
+
+	tenv_clear();
+	setenv("COMFYQ_TLS_CA_FILE", "/etc/ca.pem", 1);
+	ASSERT_EQ(rtable.n, 7);
+	ASSERT_EQ(
+	    config_load(&rtable, &c, 6, argv, err, sizeof err), CONFIG_OK);
+	ASSERT_STREQ(c.url, "rediss://r:6380");
+	ASSERT_STREQ(c.tls.ca_file, "/etc/ca.pem");
+	ASSERT_STREQ(c.tls.cert_file, "");
+	ASSERT_STREQ(c.tls.key_file, "");
+	ASSERT_STREQ(c.tls.server_name, "redis.internal");
+	ASSERT_EQ(c.tls.insecure, 1);
+	config_free(&rtable, &c);
+
+	memset(&c, 0, sizeof c);
+	setenv("COMFYQ_TLS_INSECURE", "maybe", 1);
+	ASSERT_EQ(config_load_env(&rtable, &c, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "COMFYQ_TLS_INSECURE: tls-insecure: 'maybe' is not a boolean "
+	    "(true/false)");
+	config_free(&rtable, &c);
+	setenv("COMFYQ_TLS_INSECURE", "no", 1);
+	ASSERT_EQ(config_load_env(&rtable, &c, err, sizeof err), 0);
+	ASSERT_EQ(c.tls.insecure, 0);
+	ASSERT_STREQ(c.tls.ca_file, "/etc/ca.pem");
+	ASSERT_STREQ(c.queue, "default");
+	config_free(&rtable, &c);
+	unsetenv("COMFYQ_TLS_CA_FILE");
+	unsetenv("COMFYQ_TLS_INSECURE");
+}
+
 const struct unit_test test_config[] = {
+	{ "redis_tls_entries", test_redis_tls_entries },
 	{ "defaults", test_defaults },
 	{ "sources_in_order", test_sources_in_order },
 	{ "errors", test_errors },

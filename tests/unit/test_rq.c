@@ -35,6 +35,25 @@ test_url_forms(void)
 	ASSERT_STREQ(u.password, "pw");
 	rq_url_free(&u);
 
+	ASSERT_EQ(rq_url_parse("rediss://bot:pw@redis.example:6380/1", &u, err,
+		      sizeof err),
+	    0);
+	ASSERT_EQ(u.tls, 1);
+	ASSERT_STREQ(u.host, "redis.example");
+	ASSERT_EQ(u.port, 6380);
+	ASSERT_EQ(u.db, 1);
+	ASSERT_STREQ(u.user, "bot");
+	ASSERT_STREQ(u.password, "pw");
+	rq_url_free(&u);
+	ASSERT_EQ(rq_url_parse("rediss://[::1]", &u, err, sizeof err), 0);
+	ASSERT_EQ(u.tls, 1);
+	ASSERT_STREQ(u.host, "::1");
+	ASSERT_EQ(u.port, 6379);
+	rq_url_free(&u);
+	ASSERT_EQ(rq_url_parse("redis://h", &u, err, sizeof err), 0);
+	ASSERT_EQ(u.tls, 0);
+	rq_url_free(&u);
+
 	ASSERT_EQ(rq_url_parse("unix:///run/redis.sock?db=3&password=x", &u,
 		      err, sizeof err),
 	    0);
@@ -52,15 +71,17 @@ test_url_errors(void)
 
 	ASSERT_EQ(rq_url_parse("http://x", &u, err, sizeof err), -1);
 	ASSERT_STREQ(err,
-	    "redis URL: 'http://x' does not start with redis:// "
+	    "redis URL: 'http://x' does not start with redis://, rediss:// "
 	    "or unix://");
 	ASSERT_EQ(rq_url_parse("redis://h:99999", &u, err, sizeof err), -1);
 	ASSERT_STREQ(err, "redis URL: bad port '99999'");
 	ASSERT_EQ(rq_url_parse("redis://h/x", &u, err, sizeof err), -1);
 	ASSERT_STREQ(err, "redis URL: bad db 'x'");
 	ASSERT_EQ(rq_url_parse("redis://", &u, err, sizeof err), -1);
-	ASSERT_EQ(rq_url_parse("rediss://h", &u, err, sizeof err), -1);
-	ASSERT_TRUE(strstr(err, "TLS") != NULL);
+	ASSERT_EQ(rq_url_parse("rediss://", &u, err, sizeof err), -1);
+	ASSERT_STREQ(err, "redis URL: no host in 'rediss://'");
+	ASSERT_EQ(rq_url_parse("rediss://h:0", &u, err, sizeof err), -1);
+	ASSERT_STREQ(err, "redis URL: bad port '0'");
 	ASSERT_EQ(rq_url_parse("unix://rel/path", &u, err, sizeof err), -1);
 	ASSERT_EQ(rq_url_parse("unix:///s?bogus=1", &u, err, sizeof err), -1);
 	ASSERT_STREQ(err, "redis URL: unknown parameter 'bogus'");
