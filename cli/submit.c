@@ -202,17 +202,17 @@ submit_wait(struct cli *cli, const char *jid, char *id, size_t idlen)
 int
 cmd_submit(struct cli *cli, int argc, char **argv)
 {
-	struct job_spec	    js;
-	struct cli_spec	    cs;
-	struct wf_job	   *wj;
-	struct rqfn_enqueue e;
+	struct job_spec		 js;
+	struct cli_spec		 cs;
+	struct wf_job		*wj;
+	struct rqfn_enqueue	 e;
 	struct rqfn_enqueue_opts eo = { 0 };
-	struct rq_cmd	    c;
-	redisReply	   *r;
-	cJSON		   *spec;
-	char		   *text, id[64], jid[80], err[CLI_ERR_MAX];
-	char		    model[WF_MODEL_MAX + 1] = "";
-	int		    i, wait = 0, rc = 0, graph = 0;
+	struct rq_cmd		 c;
+	redisReply		*r;
+	cJSON			*spec;
+	char			*text, id[64], jid[80], err[CLI_ERR_MAX];
+	char			 model[WF_MODEL_MAX + 1] = "";
+	int			 i, wait = 0, rc = 0, graph = 0;
 
 	cli_spec_init(&cs);
 	spec = cs.spec;

@@ -310,8 +310,8 @@ int  work_plan(const struct graph *, int, struct node_result **, struct work *,
 int  work_finish(const struct graph *, int, struct node_result **,
      const char *prompt_id, const struct exec_fault *, struct node_result **,
      struct pyexc *);
-void	    work_unload_models(void);
-int	    work_model_loaded(void);
+void work_unload_models(void);
+int  work_model_loaded(void);
 const char *work_loaded_ckpt(void);
 long long   work_model_loads(void);
 

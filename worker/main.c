@@ -196,8 +196,8 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	{ "model-aware", CFG_BOOL, O(model_aware), "true", .flags = CFG_RELOAD,
 	    .text = "Claim jobs that use the checkpoint this worker's ComfyUI "
 		    "holds first, within a lane (false: fair order only)." },
-	{ "model-max-wait-ms", CFG_INT, O(model_max_wait_ms), "10000",
-	    .min = 0, .max = 86400000, .flags = CFG_RELOAD,
+	{ "model-max-wait-ms", CFG_INT, O(model_max_wait_ms), "10000", .min = 0,
+	    .max = 86400000, .flags = CFG_RELOAD,
 	    .text = "Model-aware: a job is never passed over by one that came "
 		    "more than this after it." },
 	{ "model-max-lead", CFG_INT, O(model_max_lead), "32", .min = 0,

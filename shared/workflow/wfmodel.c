@@ -23,9 +23,9 @@ wfm_cmp(const void *a, const void *b)
 void
 wf_graph_model(const cJSON *graph, char out[WF_MODEL_MAX + 1])
 {
-	const cJSON  *node, *v;
-	const char  **names = NULL;
-	size_t	      n = 0, cap = 0, i, len = 0, k;
+	const cJSON *node, *v;
+	const char **names = NULL;
+	size_t	     n = 0, cap = 0, i, len = 0, k;
 
 	out[0] = '\0';
 	cJSON_ArrayForEach(node, graph) {

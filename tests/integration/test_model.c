@@ -62,12 +62,14 @@ claim(const char *P, const char *model, const char *wait, const char *lead)
 	redisReply *r;
 
 	if (model == NULL)
-		r = it_fcall(P, "claim", "w1", "gpu0", "30000", "16", "0", NULL);
+		r = it_fcall(
+		    P, "claim", "w1", "gpu0", "30000", "16", "0", NULL);
 	else
-		r = it_fcall(P, "claim", "w1", "gpu0", "30000", "16", "0", model,
-		    wait, lead, NULL);
+		r = it_fcall(P, "claim", "w1", "gpu0", "30000", "16", "0",
+		    model, wait, lead, NULL);
 	if (r->type != REDIS_REPLY_ARRAY)
-		unit_fail(__FILE__, __LINE__, "claim: %s", r->str ? r->str : "?");
+		unit_fail(
+		    __FILE__, __LINE__, "claim: %s", r->str ? r->str : "?");
 	snprintf(buf, sizeof buf, "%s",
 	    strcmp(it_str(r, 0), "job") == 0 ? it_str(r, 1) : it_str(r, 0));
 	if (strcmp(it_str(r, 0), "job") == 0) {
@@ -115,20 +117,21 @@ test_enqueue_model_key(void)
 	ASSERT_STREQ(it_hget(P, j, "model"), CKPT_X);
 	ASSERT_EQ(it_int("ZCARD %s", mkey(P, "low", CKPT_X)), 1);
 	/* The option wins over a raw graph's own. */
-	r = it_fcall(P, "enqueue", spec(CKPT_Y, "a", ""), "model", CKPT_X, NULL);
+	r = it_fcall(
+	    P, "enqueue", spec(CKPT_Y, "a", ""), "model", CKPT_X, NULL);
 	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
 	ASSERT_STREQ(it_hget(P, it_str(r, 0), "model"), CKPT_X);
 	freeReplyObject(r);
 
-	r = it_fcall(P, "enqueue", "{\"workflow\":\"t\"}", "model", "a\nb",
-	    NULL);
+	r = it_fcall(
+	    P, "enqueue", "{\"workflow\":\"t\"}", "model", "a\nb", NULL);
 	ASSERT_ERROR(r,
 	    "INVALID option model: at most 1024 bytes without control "
 	    "characters");
 	freeReplyObject(r);
 	/* A delayed job is in no set until it is due. */
-	r = it_fcall(P, "enqueue",
-	    spec(CKPT_Y, "a", ",\"run_at\":4102444800000"), NULL);
+	r = it_fcall(
+	    P, "enqueue", spec(CKPT_Y, "a", ",\"run_at\":4102444800000"), NULL);
 	ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
 	freeReplyObject(r);
 	ASSERT_EQ(it_int("EXISTS %s", mkey(P, "normal", CKPT_Y)), 0);
@@ -208,8 +211,8 @@ fair_sequence(const char *model, const char *lead)
 	it_setcap(P, "gpu0", "100", NULL);
 	for (i = 0; i < 12; i++) {
 		snprintf(ids[i], sizeof ids[i], "%s",
-		    it_enq(P, spec(i < 8 ? CKPT_X : CKPT_Y, i < 8 ? "a" : "b",
-				  "")));
+		    it_enq(P,
+			spec(i < 8 ? CKPT_X : CKPT_Y, i < 8 ? "a" : "b", "")));
 		snprintf(name[i], sizeof name[i], "%c%d", i < 8 ? 'a' : 'b',
 		    i < 8 ? i + 1 : i - 7);
 	}
@@ -236,13 +239,13 @@ test_claim_fairness(void)
 	 * other tenant gets at most max_lead of its jobs ahead of it (here
 	 * 2: a2 a3 before b1, then one a per b, never a third).
 	 */
-	ASSERT_STREQ(fair_sequence(CKPT_X, "2"),
-	    "a1 a2 a3 b1 a4 b2 a5 b3 a6 b4 a7 a8");
-	ASSERT_STREQ(fair_sequence(CKPT_Y, "2"),
-	    "b1 b2 b3 a1 b4 a2 a3 a4 a5 a6 a7 a8");
+	ASSERT_STREQ(
+	    fair_sequence(CKPT_X, "2"), "a1 a2 a3 b1 a4 b2 a5 b3 a6 b4 a7 a8");
+	ASSERT_STREQ(
+	    fair_sequence(CKPT_Y, "2"), "b1 b2 b3 a1 b4 a2 a3 a4 a5 a6 a7 a8");
 	/* Lead 0: only a job of the same round may go first. */
-	ASSERT_STREQ(fair_sequence(CKPT_Y, "0"),
-	    "b1 a1 b2 a2 b3 a3 b4 a4 a5 a6 a7 a8");
+	ASSERT_STREQ(
+	    fair_sequence(CKPT_Y, "0"), "b1 a1 b2 a2 b3 a3 b4 a4 a5 a6 a7 a8");
 	/* Without a model (model-aware off): exactly fair order. */
 	ASSERT_STREQ(
 	    fair_sequence(NULL, NULL), "a1 b1 a2 b2 a3 b3 a4 b4 a5 a6 a7 a8");
@@ -271,8 +274,8 @@ test_model_sets_follow_removals(void)
 
 	it_setcap(P, "gpu0", "4", NULL);
 	for (i = 0; i < 4; i++)
-		snprintf(j[i], sizeof j[i], "%s",
-		    it_enq(P, spec(CKPT_X, "a", "")));
+		snprintf(
+		    j[i], sizeof j[i], "%s", it_enq(P, spec(CKPT_X, "a", "")));
 	/* cancel while queued */
 	freeReplyObject(it_fcall(P, "cancel", j[0], NULL));
 	ASSERT_TRUE(!in_set(P, CKPT_X, j[0]));
@@ -298,8 +301,8 @@ test_model_sets_follow_removals(void)
 	/* a retry is in no set while delayed, back once due */
 	ASSERT_STREQ(claim(P, CKPT_X, "10000", "32"), j[1]);
 	snprintf(fence, sizeof fence, "%s", it_hget(P, j[1], "fence"));
-	r = it_fcall(P, "fail", j[1], fence, "oom", "m", "1", "1", "1", "0",
-	    NULL);
+	r = it_fcall(
+	    P, "fail", j[1], fence, "oom", "m", "1", "1", "1", "0", NULL);
 	ASSERT_STREQ(it_str(r, 0), "delayed");
 	freeReplyObject(r);
 	ASSERT_TRUE(!in_set(P, CKPT_X, j[1]));
@@ -353,8 +356,8 @@ test_model_set_hints(void)
 		redisReply *r = it_fcall(P, "claim", "w1", "gpu0", "30000",
 		    "16", "0", CKPT_X, "-1", "32", NULL);
 
-		ASSERT_ERROR(r,
-		    "INVALID max_wait_ms: -1 not an integer in 0..86400000");
+		ASSERT_ERROR(
+		    r, "INVALID max_wait_ms: -1 not an integer in 0..86400000");
 		freeReplyObject(r);
 	}
 }
