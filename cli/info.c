@@ -255,9 +255,10 @@ cli_worker_field(cJSON *wo, const char *k, const char *v)
 int
 cmd_workers(struct cli *cli, int argc, char **argv)
 {
-	static const char *const shown[] = { "pool", "jobs", "host",
-		"gpu_name" };
-	static const char *const label[] = { "pool", "jobs", "host", "gpu" };
+	static const char *const shown[] = { "pool", "jobs", "host", "gpu_name",
+		"model" };
+	static const char *const label[] = { "pool", "jobs", "host", "gpu",
+		"model" };
 	struct rq_cmd		 c;
 	redisReply		*ws, *h;
 	cJSON			*o = NULL, *wo;
@@ -304,8 +305,9 @@ cmd_workers(struct cli *cli, int argc, char **argv)
 		} else {
 			printf("%-32s %-7s beat %5.1fs ago", cli_safe(wid),
 			    cli_safe(state), (double)(now - beat) / 1000.0);
-			for (k = 0; k < 4; k++)
-				if ((v = cli_field(h, shown[k])) != NULL)
+			for (k = 0; k < 5; k++)
+				if ((v = cli_field(h, shown[k])) != NULL &&
+				    *v != '\0')
 					printf(
 					    "  %s %s", label[k], cli_safe(v));
 			printf("\n");

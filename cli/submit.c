@@ -202,15 +202,17 @@ submit_wait(struct cli *cli, const char *jid, char *id, size_t idlen)
 int
 cmd_submit(struct cli *cli, int argc, char **argv)
 {
-	struct job_spec	    js;
-	struct cli_spec	    cs;
-	struct wf_job	   *wj;
-	struct rqfn_enqueue e;
-	struct rq_cmd	    c;
-	redisReply	   *r;
-	cJSON		   *spec;
-	char		   *text, id[64], jid[80], err[CLI_ERR_MAX];
-	int		    i, wait = 0, rc = 0, graph = 0;
+	struct job_spec		 js;
+	struct cli_spec		 cs;
+	struct wf_job		*wj;
+	struct rqfn_enqueue	 e;
+	struct rqfn_enqueue_opts eo = { 0 };
+	struct rq_cmd		 c;
+	redisReply		*r;
+	cJSON			*spec;
+	char			*text, id[64], jid[80], err[CLI_ERR_MAX];
+	char			 model[WF_MODEL_MAX + 1] = "";
+	int			 i, wait = 0, rc = 0, graph = 0;
 
 	cli_spec_init(&cs);
 	spec = cs.spec;
@@ -262,13 +264,18 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 	}
 	/* Checked against the template schema where this machine has it. */
 	text = cli_spec_finish(&cs, &js, &wj);
+	/* The checkpoints it loads, for model-aware claiming (a template
+	 * unknown here: none; a raw graph's enqueue finds too). */
+	if (wj != NULL)
+		(void)wf_job_model(wj, model);
 	wf_job_free(wj);
 	job_spec_free(&js);
 	cli_spec_free(&cs);
 
 	if (wait)
 		cli_events_last_id(cli, id, sizeof id);
-	rqfn_enqueue_cmd(&c, cli->prefix, text, NULL);
+	eo.model = model;
+	rqfn_enqueue_cmd(&c, cli->prefix, text, &eo);
 	cJSON_free(text);
 	r = cli_run(cli, &c);
 	if (rqfn_enqueue_reply(r, &e, err, sizeof err) == -1) {

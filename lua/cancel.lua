@@ -23,7 +23,7 @@ register('cancel', function(keys, args)
 	local reason = cut(args[2] or 'canceled on request', MSG_MAX)
 	local key = P .. 'job:' .. jid
 	local j = hget(key, 'state', 'priority', 'tenant', 'meta', 'attempt',
-	    'cancel_req', 'worker')
+	    'cancel_req', 'worker', 'model')
 	if not j.state then
 		raise('NOJOB', 'job ' .. jid .. ' does not exist')
 	end
@@ -31,7 +31,7 @@ register('cancel', function(keys, args)
 	if j.state == 'queued' or j.state == 'delayed' then
 		need(P, K_END, K_REFUND, { 'ready:' .. (j.priority or 'normal'),
 		    'zset', 'delayed', 'zset' })
-		redis.call('ZREM', P .. 'ready:' .. (j.priority or 'normal'), jid)
+		ready_rem(P, jid, j.priority or 'normal', j.model)
 		redis.call('ZREM', P .. 'delayed', jid)
 		finish(P, jid, j, 'canceled', 'canceled', reason, now, nil)
 		return { 'canceled' }

@@ -9,10 +9,17 @@
                   worker that predates it): fetch is ignored and every job
                   is claimed with a slot, so such a worker never leaves
                   jobs with URL inputs waiting forever.
-  Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s, slot }
-                                         slot 1: the job holds a slot of
+          ARGV[6] model: the checkpoint key (enqueue's job field model)
+                  the worker's ComfyUI holds, or will hold once the
+                  prompts it was given have run; '' or absent: none, and
+                  the claim takes jobs in fair order only
+          ARGV[7] max_wait_ms (0..86400000, default 10000)
+          ARGV[8] max_lead (0..1000000, default 32): model-aware bounds
+  Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s, slot,
+            model }                      slot 1: the job holds a slot of
                                          the pool; 0: claimed to fetch its
-                                         inputs, no slot yet (acquire)
+                                         inputs, no slot yet (acquire);
+                                         model: the job's model key
           { 'noslot', used, capacity }   every slot of the pool is held, or
                                          no queued job fits the VRAM budget
                                          (or, with prep 0, only jobs that
@@ -38,6 +45,19 @@
   happens when prep > 0, else the reply is noslot. With no slot free while
   jobs wait, a 'pending' token is left on the marker so a worker of another
   pool wakes up for them.
+  Model-aware claiming: with a model, each lane offers two jobs: A, the one
+  fair order gives (the first that can be claimed, as above), and B, the
+  first that can be claimed in the lane's model set of that checkpoint
+  (lib.lua ready_add). B is taken instead of A when A loads another
+  checkpoint, B's lane order is at most A's + max_lead (fairness: while A
+  waits, no tenant gets more than max_lead of its jobs ahead of it, as a
+  tenant's orders rise by at least one a job), and B became ready at most
+  max_wait_ms after A did (job field ready_ms; aging: no job is passed
+  over by one that came more than max_wait_ms after it, so none starves).
+  Else A, exactly as without a model. Lanes keep their precedence. B costs
+  one ZRANGE of the model set and a read of the jobs it looks at (as few
+  as for A); a member of the model set that is not queued in that lane is
+  dropped from it. stats model_preferred counts the claims that took B.
 ]]
 
 -- The VRAM the holders in an HGETALL reply declared, leaving out holder skip.
@@ -66,30 +86,78 @@ local function jobs_waiting(P)
 	return false
 end
 
+-- Whether a job (fields vram_mb, fetch) can be claimed now (see the top):
+-- ok, its vram_mb, whether it takes a slot.
+local function claim_fits(j, prep, free, room)
+	local v = tonumber(j.vram_mb or '0') or 0
+	if prep ~= nil and j.fetch == '1' then
+		return prep > 0, v, false
+	end
+	return free and (room == nil or v <= room), v, true
+end
+
 --[[
-  Walks the lanes for the job to claim. free: a slot is free; room: VRAM
-  left in the budget (nil: no budget). Returns jid, lane, vram_mb, slot
-  (true: takes a slot) and whether a job was passed over.
+  The first job of ids (a ZRANGE ... WITHSCORES reply) that fit(fields)
+  lets through, as { id, order, vram, slot, ready, model }, or nil; and
+  whether a job was passed over. A model set's walk (mkey, lane) drops a
+  member not queued in that lane and stops at an order past limit.
 ]]
-local function claim_pick(P, scan, prep, free, room)
-	local fetching = prep ~= nil
+local function claim_first(P, ids, fit, mkey, lane, limit)
 	local blocked = false
-	for _, l in ipairs(LANES) do
-		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1)
-		for _, id in ipairs(ids) do
-			local j = hget(P .. 'job:' .. id, 'vram_mb', 'fetch')
-			local v = tonumber(j.vram_mb or '0') or 0
-			if fetching and j.fetch == '1' then
-				if prep > 0 then
-					return id, l, v, false, blocked
-				end
-			elseif free and (room == nil or v <= room) then
-				return id, l, v, true, blocked
+	for i = 1, #ids, 2 do
+		local id, order = ids[i], tonumber(ids[i + 1])
+		if limit and order > limit then
+			break
+		end
+		local j = hget(P .. 'job:' .. id, 'vram_mb', 'fetch', 'ready_ms',
+		    'created_ms', 'model', 'state', 'priority')
+		if mkey and (j.state ~= 'queued' or
+		    (j.priority or 'normal') ~= lane) then
+			try('ZREM', mkey, id)
+		else
+			local ok, v, slot = fit(j)
+			if ok then
+				return { id = id, order = order, vram = v,
+				    slot = slot, model = j.model or '',
+				    ready = tonumber(j.ready_ms or j.created_ms)
+				    or 0 }, blocked
 			end
 			blocked = true
 		end
 	end
-	return nil, nil, 0, false, blocked
+	return nil, blocked
+end
+
+--[[
+  Walks the lanes for the job to claim. free: a slot is free; room: VRAM
+  left in the budget (nil: no budget); pref: { model, wait, lead } or nil.
+  Returns the job (claim_first), its lane, whether a job was passed over,
+  and whether model preference chose it.
+]]
+local function claim_pick(P, scan, prep, free, room, pref)
+	local fit = function(j)
+		return claim_fits(j, prep, free, room)
+	end
+	local blocked = false
+	for _, l in ipairs(LANES) do
+		local ids = redis.call('ZRANGE', P .. 'ready:' .. l, 0, scan - 1,
+		    'WITHSCORES')
+		local a, passed = claim_first(P, ids, fit)
+		blocked = blocked or passed
+		if a and pref and a.model ~= pref.model then
+			local mkey = model_key(P, l, pref.model)
+			local b = claim_first(P, try('ZRANGE', mkey, 0, scan - 1,
+			    'WITHSCORES') or {}, fit, mkey, l,
+			    a.order + pref.lead)
+			if b and b.ready - a.ready <= pref.wait then
+				return b, l, blocked, true
+			end
+		end
+		if a then
+			return a, l, blocked, false
+		end
+	end
+	return nil, nil, blocked, false
 end
 
 register('claim', function(keys, args)
@@ -99,6 +167,14 @@ register('claim', function(keys, args)
 	local lease = arg_int(args[3], 'lease_ms', 1000, 3600000)
 	local scan = arg_int(args[4] or 16, 'scan', 1, 1000)
 	local prep = args[5] and arg_int(args[5], 'prep', 0, 1000)
+	local model = args[6] or ''
+	local wait = arg_int(args[7] or 10000, 'max_wait_ms', 0, 86400000)
+	local lead = arg_int(args[8] or 32, 'max_lead', 0, 1000000)
+	if #model > MODEL_MAX then
+		raise('INVALID', 'model: at most ' .. MODEL_MAX .. ' bytes')
+	end
+	local pref = model ~= '' and
+	    { model = model, wait = wait, lead = lead } or nil
 	local now = now_ms()
 	local p = hget(P .. 'slots:' .. pool, 'capacity', 'vram_budget')
 
@@ -130,9 +206,9 @@ register('claim', function(keys, args)
 		end
 		promote_due(P, now, 100)
 	end
-	local jid, lane, vram, slot, blocked = claim_pick(P, scan, prep,
-	    used < cap, room)
-	if not jid then
+	local pick, lane, blocked, preferred = claim_pick(P, scan, prep,
+	    used < cap, room, pref)
+	if not pick then
 		if blocked then
 			wake(P .. 'marker', 'pending', now)
 			return { 'noslot', used, cap }
@@ -141,6 +217,7 @@ register('claim', function(keys, args)
 		return { 'nojob', d[2] or '' }
 	end
 
+	local jid, vram, slot = pick.id, pick.vram, pick.slot
 	local key = P .. 'job:' .. jid
 	local j = hget(key, 'spec', 'attempt', 'timeout_s', 'lane_order',
 	    'tenant', 'started_ms')
@@ -152,7 +229,7 @@ register('claim', function(keys, args)
 	local until_ms = now + lease
 	local order = tonumber(j.lane_order) or 0
 
-	redis.call('ZREM', P .. 'ready:' .. lane, jid)
+	ready_rem(P, jid, lane, pick.model)
 	redis.call('HSET', key, 'state', 'active', 'fence', fence,
 	    'attempt', attempt, 'worker', wid, 'pool', pool,
 	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now,
@@ -180,6 +257,9 @@ register('claim', function(keys, args)
 	event(P, { 'type', 'started', 'job', jid, 'worker', wid, 'pool', pool,
 	    'attempt', attempt, 'fence', fence, 'tenant', tenant })
 	stat(P, 'started')
+	if preferred then
+		stat(P, 'model_preferred')
+	end
 	return { 'job', jid, fence, attempt, j.spec or '', until_ms,
-	    tonumber(j.timeout_s) or 0, slot and 1 or 0 }
+	    tonumber(j.timeout_s) or 0, slot and 1 or 0, pick.model }
 end)

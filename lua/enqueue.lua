@@ -4,7 +4,8 @@
           ARGV[1] spec (JSON, docs/design.md §4)
           ARGV[2..] option pairs: idem_ttl_ms (default 86400000),
                     max_spec_bytes (1048576), max_prompt_len (8192),
-                    max_param_len (65536)
+                    max_param_len (65536), model (the checkpoint key,
+                    see below; '' : derived here)
   Output: { jid, 'created' | 'existing', state }
   Errors: INVALID spec.<field>: ..., INVALID option <name>: ...,
           CONFLICT idempotency_key: ..., CORRUPT (checked before the first
@@ -25,6 +26,14 @@
   empty table, so an empty array and an empty object count as equal. A job
   recorded by an older library holds the SHA-1 of its bytes: the same bytes
   still match it.
+  model: the checkpoints the job's graph loads, for model-aware claiming
+  (lua/claim.lua): the distinct string values of every node input named
+  ckpt_name, sorted bytewise and joined with ','; '' when it loads none.
+  A raw graph's is found here; a template's graph is known only where the
+  template is (comfyq submit and the scheduler render it and pass the
+  option model, shared/workflow/wfmodel.c, the same rule), so a template
+  job enqueued without the option counts as loading none. The job is also
+  put into its lane's model set (lib.lua ready_add).
   webhook_progress (1 or 0) says whether the job asked for progress
   webhooks (lua/progress.lua, webhook_progress.lua).
   Job ids: 8 base36 digits of the enqueue time in ms, 4 of the queue's
@@ -43,8 +52,41 @@
 local ENQUEUE_OPTS = {
 	idem_ttl_ms = 86400000, max_spec_bytes = SPEC_LIMITS.max_spec_bytes,
 	max_prompt_len = SPEC_LIMITS.max_prompt_len,
-	max_param_len = SPEC_LIMITS.max_param_len,
+	max_param_len = SPEC_LIMITS.max_param_len, model = '',
 }
+
+-- Whether a sorts before b byte by byte (string < follows the locale).
+local function byte_lt(a, b)
+	for i = 1, math.min(#a, #b) do
+		local x, y = string.byte(a, i), string.byte(b, i)
+		if x ~= y then
+			return x < y
+		end
+	end
+	return #a < #b
+end
+
+-- The job's model key (see the top): the option, else its raw graph's.
+local function spec_model(spec, given)
+	if given ~= '' or type(spec.graph) ~= 'table' then
+		if #given > MODEL_MAX or
+		    string.find(given, '[%z\1-\31\127]') then
+			raise('INVALID', 'option model: at most ' .. MODEL_MAX ..
+			    ' bytes without control characters')
+		end
+		return given
+	end
+	local names, seen = {}, {}
+	for _, node in pairs(spec.graph) do
+		local v = type(node.inputs) == 'table' and node.inputs.ckpt_name
+		if type(v) == 'string' and v ~= '' and not seen[v] then
+			seen[v] = true
+			names[#names + 1] = v
+		end
+	end
+	table.sort(names, byte_lt)
+	return cut(table.concat(names, ','), MODEL_MAX)
+end
 
 --[[
   Appends the canonical JSON of a decoded value to out: object keys sorted
@@ -125,6 +167,7 @@ register('enqueue', function(keys, args)
 	end
 	local text = args[1]
 	local spec = spec_parse(text, opts)
+	local model = spec_model(spec, opts.model)
 	local now = now_ms()
 	local canon = {}
 	spec_canon(spec, canon)
@@ -189,12 +232,13 @@ register('enqueue', function(keys, args)
 	    'webhook_progress', spec.webhook_progress and '1' or '0',
 	    'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
-	    'refund', 'false', 'fetch', needs_fetch(spec) and '1' or '0')
+	    'refund', 'false', 'fetch', needs_fetch(spec) and '1' or '0',
+	    'model', model)
 	if state == 'delayed' then
 		redis.call('HSET', key, 'state', state, 'run_at', spec.run_at)
 		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)
 	else
-		make_ready(P, jid, lane, order, now)
+		make_ready(P, jid, lane, order, now, model)
 	end
 	if idem then
 		redis.call('SET', P .. 'idem:' .. idem, jid, 'PX',

@@ -296,13 +296,13 @@ register('queue_status', function(keys, args)
 		local pos = 0
 		for _, jid in ipairs(ids) do
 			local j, why = job_read(P, jid, 'tenant', 'qpos',
-			    'qpos_ms')
+			    'qpos_ms', 'model')
 			if not j then
 				bury(P, jid, 'ready:' .. lane, why, now)
 				buried = buried + 1
 				queued = queued - 1
 			elseif j.state ~= 'queued' then
-				redis.call('ZREM', lkey, jid)
+				ready_rem(P, jid, lane, j.model)
 				queued = queued - 1
 			else
 				pos = pos + 1

@@ -11,6 +11,7 @@
   §3, README "Redis data model"):
 
     job:<jid>  HASH     idem:<key> STRING   ready:<lane> ZSET   delayed ZSET
+    ready:<lane>:m:<h> ZSET (a lane's jobs of one checkpoint, see ready_add)
     leases     ZSET     fence      STRING   done         ZSET   lanes   HASH
     fair:<lane> HASH    slots:<pool> HASH   held:<pool>  HASH   pools   SET
     worker:<wid> HASH   workers    ZSET     marker ZSET  marker:<pool> ZSET
@@ -48,7 +49,7 @@
     slot_get read held:<pool> and say CORRUPT.
 ]]
 
-local VERSION = '5'
+local VERSION = '6'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
@@ -283,10 +284,47 @@ local function slot_free(P, pool, holder, now)
 	end
 end
 
--- Puts a job into its ready lane and wakes one idle worker.
-local function make_ready(P, jid, lane, order, now)
+--[[
+  Model sets (model-aware claiming, lua/claim.lua): a queued job whose
+  graph loads a checkpoint (job field model, set at enqueue; '' loads
+  none) is in its lane ready:<lane> and in the lane's set of that
+  checkpoint, ready:<lane>:m:<the first 16 hex digits of sha1(model)>,
+  with the same score (its fair order), so the head of either is one
+  ZRANGE. ready_add and ready_rem are the only writers of both, so they
+  cannot diverge. A model set is a hint: every command on it goes through
+  try(), so one of another type is skipped (that checkpoint gets no
+  preference) and never fails a transition; claim drops a member it finds
+  that is no longer queued in that lane.
+]]
+local MODEL_MAX = 1024			-- bytes of a model key
+
+local function model_key(P, lane, model)
+	return P .. 'ready:' .. lane .. ':m:' ..
+	    string.sub(redis.sha1hex(model), 1, 16)
+end
+
+local function ready_add(P, jid, lane, order, model)
 	redis.call('ZADD', P .. 'ready:' .. lane, order, jid)
-	redis.call('HSET', P .. 'job:' .. jid, 'state', 'queued')
+	if model and model ~= '' then
+		try('ZADD', model_key(P, lane, model), order, jid)
+	end
+end
+
+local function ready_rem(P, jid, lane, model)
+	redis.call('ZREM', P .. 'ready:' .. lane, jid)
+	if model and model ~= '' then
+		try('ZREM', model_key(P, lane, model), jid)
+	end
+end
+
+--[[
+  Puts a job into its ready lane (and model set) and wakes one idle
+  worker. ready_ms: when it became ready, for claim's aging.
+]]
+local function make_ready(P, jid, lane, order, now, model)
+	ready_add(P, jid, lane, order, model)
+	redis.call('HSET', P .. 'job:' .. jid, 'state', 'queued',
+	    'ready_ms', now)
 	redis.call('HDEL', P .. 'job:' .. jid, 'qpos', 'qpos_ms')
 	wake(P .. 'marker', jid, now)
 end
@@ -429,7 +467,7 @@ local function bury(P, jid, where, why, now)
 	redis.call('ZREM', P .. 'leases', jid)
 	redis.call('ZREM', P .. 'delayed', jid)
 	for _, lane in ipairs(LANES) do
-		redis.call('ZREM', P .. 'ready:' .. lane, jid)
+		ready_rem(P, jid, lane, j.model)
 	end
 	if kind ~= 'hash' and kind ~= 'none' then
 		redis.call('DEL', key)
@@ -446,7 +484,8 @@ local function promote_due(P, now, n)
 	    'LIMIT', 0, n)
 	local promoted, buried = 0, 0
 	for _, jid in ipairs(due) do
-		local j, why = job_read(P, jid, 'priority', 'lane_order')
+		local j, why = job_read(P, jid, 'priority', 'lane_order',
+		    'model')
 		redis.call('ZREM', P .. 'delayed', jid)
 		if not j then
 			bury(P, jid, 'delayed', why, now)
@@ -455,7 +494,7 @@ local function promote_due(P, now, n)
 			local lane = LANE_OK[j.priority or 'normal'] and
 			    (j.priority or 'normal') or 'normal'
 			make_ready(P, jid, lane,
-			    tonumber(j.lane_order) or now, now)
+			    tonumber(j.lane_order) or now, now, j.model)
 			promoted = promoted + 1
 		end
 	end

@@ -55,7 +55,7 @@ local function reap_leases(P, now, o)
 		local key = P .. 'job:' .. jid
 		local j, why = job_read(P, jid, 'pool', 'tenant', 'meta',
 		    'attempt', 'priority', 'lane_order', 'reclaims',
-		    'cancel_req', 'worker', 'renewed', 'crashes')
+		    'cancel_req', 'worker', 'renewed', 'crashes', 'model')
 		redis.call('ZREM', P .. 'leases', jid)
 		if not j then
 			bury(P, jid, 'leases', why, now)
@@ -91,7 +91,8 @@ local function reap_leases(P, now, o)
 				    (j.priority or 'normal') or 'normal'
 				redis.call('HDEL', key, 'lease_until')
 				make_ready(P, jid, lane,
-				    tonumber(j.lane_order) or now, now)
+				    tonumber(j.lane_order) or now, now,
+				    j.model)
 				event(P, { 'type', 'requeued', 'job', jid,
 				    'reason', 'lease_expired',
 				    'reclaims', reclaims,

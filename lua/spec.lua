@@ -256,7 +256,8 @@ local function spec_parse(text, limits)
 	return spec
 end
 
--- Reads trailing option pairs (name, value) from args starting at i.
+-- Reads trailing option pairs (name, value) from args starting at i: a
+-- whole number, or a string where the default is one.
 local function options(args, i, defaults)
 	local o = {}
 	for k, v in pairs(defaults) do
@@ -267,7 +268,11 @@ local function options(args, i, defaults)
 		if defaults[k] == nil then
 			raise('INVALID', 'option ' .. tostring(k) .. ': unknown')
 		end
-		o[k] = arg_int(v, k, 0, 1099511627776)
+		if type(defaults[k]) == 'string' then
+			o[k] = tostring(v or '')
+		else
+			o[k] = arg_int(v, k, 0, 1099511627776)
+		end
 		i = i + 2
 	end
 	return o

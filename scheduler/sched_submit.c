@@ -36,6 +36,7 @@ struct submit {
 	struct sched	*s;
 	char		*spec;		/* the text to enqueue */
 	char		*tenant_prefix; /* NULL: any tenant */
+	char		*model;		/* its checkpoint key (wf_job_model) */
 	int		 pending;	/* depth: ZCARDs to come */
 	long long	 depth;
 	int		 failed;
@@ -46,6 +47,7 @@ submit_free(struct submit *sb)
 {
 	cJSON_free(sb->spec);
 	free(sb->tenant_prefix);
+	free(sb->model);
 	free(sb);
 }
 
@@ -169,9 +171,10 @@ out:
 static void
 submit_enqueue(struct submit *sb)
 {
-	struct rq_cmd c;
+	struct rqfn_enqueue_opts o = { .model = sb->model };
+	struct rq_cmd		 c;
 
-	rqfn_enqueue_cmd(&c, sb->s->prefix, sb->spec, NULL);
+	rqfn_enqueue_cmd(&c, sb->s->prefix, sb->spec, &o);
 	if (rq_async_call(sb->s->rc, submit_enqueue_cb, sb, &c) == -1) {
 		http_reply_redis_down(http_wait_end(&sb->w));
 		submit_free(sb);
@@ -220,7 +223,7 @@ submit_depth_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static void
 submit_queue(struct sched *s, struct evhttp_request *req, char *spec,
-    const char *tenant_prefix)
+    const char *tenant_prefix, const char *model)
 {
 	static const char *const lanes[] = { "high", "normal", "low" };
 	struct submit		*sb = xcalloc(1, sizeof *sb);
@@ -229,6 +232,7 @@ submit_queue(struct sched *s, struct evhttp_request *req, char *spec,
 
 	sb->s = s;
 	sb->spec = spec;
+	sb->model = xstrdup(model);
 	if (tenant_prefix != NULL)
 		sb->tenant_prefix = xstrdup(tenant_prefix);
 	http_wait_start(&sb->w, req);
@@ -300,6 +304,7 @@ SCHED_ROUTE(jobs_submit)
 	struct wf_errors	 *we = NULL;
 	const char		 *code, *scope = sched_scope(tok);
 	char			 *body, *text = NULL, err[2048];
+	char			  model[WF_MODEL_MAX + 1];
 	size_t			  len;
 	int			  vram;
 
@@ -348,7 +353,10 @@ SCHED_ROUTE(jobs_submit)
 		cJSON_free(text);
 		text = cJSON_PrintUnformatted(js.root);
 	}
-	submit_queue(s, req, text, scope);
+	/* The checkpoints it loads, for model-aware claiming; one that
+	 * cannot be rendered here has none (its worker reports why). */
+	(void)wf_job_model(wj, model);
+	submit_queue(s, req, text, scope, model);
 	text = NULL;
 out:
 	free(we);

@@ -42,7 +42,7 @@ static const struct rqfn_def {
 	[RQFN_FN_VERSION] = { "version", RQ_STRING, { { NULL, NULL } } },
 	[RQFN_FN_ENQUEUE] = { "enqueue", 0, { { NULL, "sss" } } },
 	[RQFN_FN_CLAIM] = { "claim", 0,
-	    { { "job", "siisiii" }, { "noslot", "ii" }, { "nojob", "s" } } },
+	    { { "job", "siisiiis" }, { "noslot", "ii" }, { "nojob", "s" } } },
 	[RQFN_FN_ACQUIRE] = { "acquire", RQ_STALE,
 	    { { "ok", "" }, { "noslot", "ii" } } },
 	[RQFN_FN_HEARTBEAT] = { "heartbeat", 0, { { NULL, "SSii" } } },
@@ -283,6 +283,7 @@ rqfn_claim_reply(
 		out->lease_until = E(5)->integer;
 		out->timeout_s = E(6)->integer;
 		out->slot = E(7)->integer != 0;
+		out->model = E(8)->str;
 		break;
 	case RQFN_CLAIM_NOSLOT:
 		out->used = E(1)->integer;

@@ -59,17 +59,20 @@ enum rqfn_fn {
 const char *rqfn_name(enum rqfn_fn fn);
 void	    rqfn_cmd(struct rq_cmd *c, enum rqfn_fn fn, const char *prefix);
 
-/* version: the library's VERSION ("5"). */
+/* version: the library's VERSION ("6"). */
 void rqfn_version_cmd(struct rq_cmd *c);
 int  rqfn_version_reply(
      const redisReply *r, const char **version, char *err, size_t errlen);
 
-/* enqueue: a 0 field is not sent (the library's default holds). */
+/* enqueue: a 0 field is not sent (the library's default holds); model
+ * (NULL or "": enqueue derives it) is the job's checkpoint key
+ * (wf_job_model). */
 struct rqfn_enqueue_opts {
-	long long idem_ttl_ms;
-	long long max_spec_bytes;
-	long long max_prompt_len;
-	long long max_param_len;
+	long long   idem_ttl_ms;
+	long long   max_spec_bytes;
+	long long   max_prompt_len;
+	long long   max_param_len;
+	const char *model;
 };
 struct rqfn_enqueue {
 	const char *jid;
@@ -93,7 +96,8 @@ struct rqfn_claim {
 	size_t	    spec_len;
 	long long   lease_until; /* ms since the epoch */
 	long long   timeout_s;
-	int	    slot; /* 1: holds a slot; 0: fetch its inputs first */
+	int	    slot;  /* 1: holds a slot; 0: fetch its inputs first */
+	const char *model; /* the job's checkpoint key, "" for none */
 	/* noslot */
 	long long used, capacity;
 	/* nojob: the earliest delayed job's due time, 0 when none */
@@ -101,6 +105,10 @@ struct rqfn_claim {
 };
 void rqfn_claim_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
     const char *pool, long long lease_ms, int scan, int prep);
+/* Adds model-aware claiming's arguments to a claim: the checkpoint key the
+ * worker's ComfyUI holds and the bounds (lua/claim.lua). */
+void rqfn_claim_prefer(struct rq_cmd *c, const char *model,
+    long long max_wait_ms, long long max_lead);
 int  rqfn_claim_reply(
      const redisReply *r, struct rqfn_claim *out, char *err, size_t errlen);
 

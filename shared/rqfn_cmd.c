@@ -40,6 +40,10 @@ rqfn_enqueue_cmd(struct rq_cmd *c, const char *prefix, const char *spec,
 		rqfn_opt(c, "max_prompt_len", o->max_prompt_len);
 	if (o->max_param_len != 0)
 		rqfn_opt(c, "max_param_len", o->max_param_len);
+	if (o->model != NULL && *o->model != '\0') {
+		rq_cmd_add(c, "model");
+		rq_cmd_add(c, o->model);
+	}
 }
 
 void
@@ -52,6 +56,15 @@ rqfn_claim_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
 	rq_cmd_addf(c, "%lld", lease_ms);
 	rq_cmd_addf(c, "%d", scan);
 	rq_cmd_addf(c, "%d", prep);
+}
+
+void
+rqfn_claim_prefer(struct rq_cmd *c, const char *model, long long max_wait_ms,
+    long long max_lead)
+{
+	rq_cmd_add(c, model);
+	rq_cmd_addf(c, "%lld", max_wait_ms);
+	rq_cmd_addf(c, "%lld", max_lead);
 }
 
 void

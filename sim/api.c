@@ -1,6 +1,7 @@
 /*
  * The small ComfyUI routes: POST/GET /prompt, /interrupt, /free,
- * /system_stats, /object_info, /features, /models, /embeddings. POST
+ * /system_stats, /object_info, /features, /models, /embeddings, and the
+ * sim's own GET /sim/stats (its checkpoint loads). POST
  * /prompt follows server.py's post_prompt() step by step, including what
  * makes it raise (a 500): a "number" that float() refuses, an extra_data
  * that is not an object. The priority counter advances on every accepted
@@ -252,6 +253,24 @@ route_system_stats(struct evhttp_request *req, cJSON *body)
 	cJSON_AddNumberToObject(d, "torch_vram_total", vtotal - vfree);
 	cJSON_AddNumberToObject(d, "torch_vram_free", 0.2 * GIB);
 	cJSON_AddItemToArray(a, d);
+	http_reply_json(req, 200, o);
+	return (0);
+}
+
+/* GET /sim/stats: the sim's own counters, no ComfyUI route: checkpoint
+ * loads since start and the checkpoint on the "GPU" (null: none). */
+int
+route_sim_stats(struct evhttp_request *req, cJSON *body)
+{
+	cJSON	   *o = cJSON_CreateObject();
+	const char *ckpt = work_loaded_ckpt();
+
+	(void)body;
+	cJSON_AddNumberToObject(o, "model_loads", (double)work_model_loads());
+	if (ckpt != NULL)
+		cJSON_AddStringToObject(o, "loaded", ckpt);
+	else
+		cJSON_AddNullToObject(o, "loaded");
 	http_reply_json(req, 200, o);
 	return (0);
 }

@@ -312,6 +312,8 @@ int  work_finish(const struct graph *, int, struct node_result **,
      struct pyexc *);
 void work_unload_models(void);
 int  work_model_loaded(void);
+const char *work_loaded_ckpt(void);
+long long   work_model_loads(void);
 
 /* ---- cache.c ---- */
 #define SIG_LEN 65
@@ -423,6 +425,7 @@ int route_free(struct evhttp_request *, cJSON *);
 int route_history_get(struct evhttp_request *, cJSON *);
 int route_history_post(struct evhttp_request *, cJSON *);
 int route_system_stats(struct evhttp_request *, cJSON *);
+int route_sim_stats(struct evhttp_request *, cJSON *);
 int route_object_info(struct evhttp_request *, cJSON *);
 int route_features(struct evhttp_request *, cJSON *);
 int route_models(struct evhttp_request *, cJSON *);

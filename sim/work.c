@@ -5,7 +5,8 @@
  * input that matters: the same graph and seed give the same pixels, a
  * different seed or prompt text different ones. Time: loading a checkpoint
  * other than the one on the "GPU" costs --model-load-ms (also when a
- * sampler needs a model that /free or an OOM unloaded); a sampler takes
+ * sampler needs a model that /free or an OOM unloaded), and counts as one
+ * load (GET /sim/stats); a sampler takes
  * steps x --step-ms with a progress event per step; VHS_VideoCombine
  * reports a step per frame; other nodes take --node-ms. work_plan() says
  * how long a node takes, work_finish() computes its outputs and writes its
@@ -24,6 +25,7 @@
 #include "xmalloc.h"
 
 static const char *loaded_ckpt; /* the model on the GPU, or NULL */
+static long long   model_loads; /* checkpoint loads since start */
 
 static struct node_result *
 result_new(int n)
@@ -201,14 +203,18 @@ work_plan(const struct graph *g, int i, struct node_result **res,
 	case NK_CKPT:
 	case NK_CKPT_VIDEO:
 		if (loaded_ckpt == NULL ||
-		    strcmp(loaded_ckpt, w_str(g, i, "ckpt_name")) != 0)
+		    strcmp(loaded_ckpt, w_str(g, i, "ckpt_name")) != 0) {
 			w->load_ms += sim.cfg.model_load_ms;
+			model_loads++;
+		}
 		break;
 	case NK_KSAMPLER:
 		if ((m = w_in(g, i, res, "model", exc)) == NULL)
 			return (-1);
-		if (m->ckpt != loaded_ckpt)
+		if (m->ckpt != loaded_ckpt) {
 			w->load_ms += sim.cfg.model_load_ms;
+			model_loads++;
+		}
 		w->steps = (int)w_num(g, i, "steps", 20);
 		break;
 	case NK_VHS_COMBINE:
@@ -571,4 +577,17 @@ int
 work_model_loaded(void)
 {
 	return (loaded_ckpt != NULL);
+}
+
+/* The checkpoint on the "GPU" (NULL: none) and the loads so far. */
+const char *
+work_loaded_ckpt(void)
+{
+	return (loaded_ckpt);
+}
+
+long long
+work_model_loads(void)
+{
+	return (model_loads);
 }

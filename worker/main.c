@@ -194,6 +194,17 @@ static const struct cfg_entry worker_cfg_entries[] = {
 	    .text = "Files in ComfyUI's input folder any raw graph may load, "
 		    "comma-separated: a name, or a prefix ending in / "
 		    "(examples/); empty: only the job's own inputs." },
+	{ "model-aware", CFG_BOOL, O(model_aware), "true", .flags = CFG_RELOAD,
+	    .text = "Claim jobs that use the checkpoint this worker's ComfyUI "
+		    "holds first, within a lane (false: fair order only)." },
+	{ "model-max-wait-ms", CFG_INT, O(model_max_wait_ms), "10000", .min = 0,
+	    .max = 86400000, .flags = CFG_RELOAD,
+	    .text = "Model-aware: a job is never passed over by one that came "
+		    "more than this after it." },
+	{ "model-max-lead", CFG_INT, O(model_max_lead), "32", .min = 0,
+	    .max = 1000000, .flags = CFG_RELOAD,
+	    .text = "Model-aware: a job is taken ahead of the lane's next only "
+		    "within this many rounds of fair order." },
 	CFG_LOG_ENTRIES(struct worker_cfg, log_level, log_format),
 };
 

@@ -77,15 +77,15 @@ static const char *const run_state_names[] = {
 static void run_free(struct run *);
 
 /*
- * Starts a claimed job; slot says whether the claim took a slot with it.
- * The wall clock is min(the job's timeout_s, job-timeout-s), from now. The
+ * Starts a claimed job; slot says whether the claim took a slot with it,
+ * model is the job's checkpoint key (claim's reply). The wall clock is min(the job's timeout_s, job-timeout-s), from now. The
  * run reports its own end; it may already have ended (bad spec) when this
  * returns.
  */
 struct run *
 run_start(const struct run_env *env, const char *jid, const char *fence,
     int attempt, const char *spec, size_t spec_len, long long timeout_s,
-    int slot)
+    int slot, const char *model)
 {
 	static const struct job_limits lim = { 64u << 20, 1u << 20, 16u << 20 };
 	struct run		      *r;
@@ -99,6 +99,7 @@ run_start(const struct run_env *env, const char *jid, const char *fence,
 	snprintf(r->jid, sizeof r->jid, "%s", jid);
 	snprintf(r->fence, sizeof r->fence, "%s", fence);
 	r->attempt = attempt;
+	r->model = xstrdup(model);
 	output_tmp_init(&r->tmp);
 	r->has_slot = slot;
 	r->wall = evtimer_new(env->base, run_wall_cb, r);
@@ -182,6 +183,19 @@ run_prompt_id(const struct run *r)
 {
 	return (
 	    r->state >= RS_SUBMIT && r->state < RS_REPORT ? r->prompt_id : "");
+}
+
+const char *
+run_model(const struct run *r)
+{
+	return (r->model);
+}
+
+/* Whether ComfyUI ran the prompt to its end and gave its outputs. */
+int
+run_succeeded(const struct run *r)
+{
+	return (r->state == RS_DONE && r->report == REPORT_COMPLETE);
 }
 
 /* Whether the job is still ours in Redis (heartbeats renew it). */
@@ -307,6 +321,7 @@ run_free(struct run *r)
 	free(r->up_key);
 	outputs_free(&r->outs);
 	job_spec_free(&r->spec);
+	free(r->model);
 	free(r);
 }
 

@@ -130,7 +130,7 @@ struct run_env {
 
 struct run *run_start(const struct run_env *env, const char *jid,
     const char *fence, int attempt, const char *spec, size_t spec_len,
-    long long timeout_s, int slot);
+    long long timeout_s, int slot, const char *model);
 void	    run_event(struct run *r, const char *type, const cJSON *data);
 void	    run_link(struct run *r, int up);
 void	    run_lost(struct run *r);
@@ -140,6 +140,8 @@ void	    run_abandon(struct run *r);
 const char *run_jid(const struct run *r);
 const char *run_fence(const struct run *r);
 const char *run_prompt_id(const struct run *r);
+const char *run_model(const struct run *r);
+int	    run_succeeded(const struct run *r);
 int	    run_holds_lease(const struct run *r);
 int	    run_has_slot(const struct run *r);
 int	    run_awaits_slot(const struct run *r);

@@ -50,6 +50,7 @@ struct run {
 	char		      jid[64];
 	char		      fence[32];
 	int		      attempt;
+	char		     *model; /* the job's checkpoint key, "" none */
 	struct job_spec	      spec;
 	enum run_state	      state;
 	struct wf_job	     *wf;

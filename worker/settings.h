@@ -68,6 +68,9 @@ struct worker_cfg {
 	long long prefetch;
 	int	  raw_graphs; /* 0 allow, 1 deny */
 	char	 *graph_files;
+	int	  model_aware;
+	long long model_max_wait_ms;
+	long long model_max_lead;
 	int	  log_level;
 	int	  log_format;
 

@@ -117,6 +117,7 @@ worker_backend_changed(void *arg)
 	} else {
 		log_warnx("comfyui at %s is not healthy: not claiming",
 		    comfy_url(w->comfy));
+		w->model[0] = '\0'; /* it may come back restarted, empty */
 		worker_record_changed(w);
 		worker_unblock(w);
 	}

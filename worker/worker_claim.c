@@ -18,6 +18,12 @@
  * worker with a free slot waits for (a stopped process's connection stays
  * blocked). It looks again when a run ends and at each heartbeat.
  *
+ * Model-aware claiming (model-aware, lua/claim.lua): a claim names the
+ * checkpoint the worker's ComfyUI will hold when the job it gets runs:
+ * that of its newest run in flight that loads one (ComfyUI runs prompts
+ * in order), else the one it last ran to success (w->model, "" after a
+ * /free or when the backend was lost: a restarted ComfyUI holds none).
+ *
  * "nojob" blocks on BZPOPMIN over the queue's marker and the pool's
  * marker, until a token arrives or the earliest delayed job is due;
  * "noslot" with every slot held blocks on the pool's marker alone, so a
@@ -52,6 +58,35 @@ static void worker_acquire(struct worker *, struct run *);
 static void worker_claim_reply(redisAsyncContext *, void *, void *);
 static void worker_acquire_reply(redisAsyncContext *, void *, void *);
 static void worker_client_id_reply(redisAsyncContext *, void *, void *);
+
+/* The checkpoint its ComfyUI holds changed (see the top): the record
+ * shows it. */
+void
+worker_model_set(struct worker *w, const char *model)
+{
+	if (strcmp(w->model, model) == 0)
+		return;
+	if (*model != '\0')
+		log_info("comfyui holds checkpoint %s", model);
+	else
+		log_info("comfyui holds no checkpoint");
+	snprintf(w->model, sizeof w->model, "%s", model);
+	worker_record_changed(w);
+}
+
+/* The checkpoint a claim now prefers (see the top); "" for none. */
+static const char *
+worker_prefer(const struct worker *w)
+{
+	int i;
+
+	if (!w->cfg->model_aware)
+		return ("");
+	for (i = w->nruns - 1; i >= 0; i--)
+		if (*run_model(w->runs[i]) != '\0')
+			return (run_model(w->runs[i]));
+	return (w->model);
+}
 
 /* How many jobs may be in flight: the pool's slots, capped by config. */
 static int
@@ -103,6 +138,8 @@ worker_run_done(struct worker *w, struct run *r)
 {
 	int i;
 
+	if (run_succeeded(r) && *run_model(r) != '\0')
+		worker_model_set(w, run_model(r));
 	for (i = 0; i < w->nruns; i++) {
 		if (w->runs[i] == r) {
 			/* The list stays in claim order (oldest first). */
@@ -218,6 +255,7 @@ worker_claim_maybe(struct worker *w)
 {
 	struct rq_cmd c;
 	struct run   *awaiting = NULL;
+	const char   *prefer;
 	int	      i, slotted = 0, slotless = 0, limit, prep;
 
 	if (w->state != WS_RUNNING || !w->registered || w->claiming)
@@ -251,6 +289,9 @@ worker_claim_maybe(struct worker *w)
 	/* scan 16: claim.lua's default */
 	rqfn_claim_cmd(
 	    &c, w->prefix, w->id, w->pool, w->cfg->lease_ms, 16, prep);
+	if (*(prefer = worker_prefer(w)) != '\0')
+		rqfn_claim_prefer(&c, prefer, w->cfg->model_max_wait_ms,
+		    w->cfg->model_max_lead);
 	if (rq_async_call(w->rc, worker_claim_reply, w, &c) == 0)
 		w->claiming = 1;
 	rq_cmd_free(&c);
@@ -286,7 +327,7 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		snprintf(fence, sizeof fence, "%lld", cl.fence);
 		w->claiming = 1; /* no new decision before the run is listed */
 		run = run_start(&w->env, cl.jid, fence, (int)cl.attempt,
-		    cl.spec, cl.spec_len, cl.timeout_s, cl.slot);
+		    cl.spec, cl.spec_len, cl.timeout_s, cl.slot, cl.model);
 		worker_add_run(w, run);
 		w->claiming = 0;
 		if (w->state != WS_RUNNING)

@@ -181,7 +181,10 @@ env_interrupt(void *ctx, const char *prompt_id)
 static void
 env_free_memory(void *ctx)
 {
-	comfy_free_memory(((struct worker *)ctx)->comfy);
+	struct worker *w = ctx;
+
+	comfy_free_memory(w->comfy);
+	worker_model_set(w, ""); /* /free unloads its models */
 }
 
 static void

@@ -15,6 +15,7 @@
 #include "inputs.h"
 #include "rq.h"
 #include "run.h"
+#include "wfjob.h"
 #include "worker.h"
 
 struct event;
@@ -54,6 +55,9 @@ struct worker {
 	cJSON		   *objinfo;	    /* cached GET /object_info */
 	struct httpc_req   *objinfo_req;    /* the fetch on becoming healthy */
 	long long	    objinfo_set_ms; /* last published (mono), 0: due */
+	/* The checkpoint key its ComfyUI holds: that of the job it last ran
+	 * to success; "" after a /free or a lost backend (worker_claim.c). */
+	char model[WF_MODEL_MAX + 1];
 
 	int	      registered;
 	int	      registering;    /* a register call is in flight */
@@ -93,6 +97,7 @@ void	    worker_run_done(struct worker *w, struct run *r);
 struct run *worker_find_run(struct worker *w, const char *prompt_id);
 struct run *worker_find_job(struct worker *w, const char *jid);
 void	    worker_rb_state(struct rq_async *ra, int up, void *arg);
+void	    worker_model_set(struct worker *w, const char *model);
 
 /* worker_record.c */
 void worker_register(struct worker *w);

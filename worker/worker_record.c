@@ -106,6 +106,8 @@ worker_register(struct worker *w)
 	rq_cmd_addf(&c, "%d", w->nruns);
 	rq_cmd_add(&c, "health");
 	rq_cmd_add(&c, worker_health(w));
+	rq_cmd_add(&c, "model");
+	rq_cmd_add(&c, w->model);
 	if (rq_async_call(w->rc, worker_register_reply, w, &c) == -1)
 		timer_add_ms(w->retry_timer, WORKER_RETRY_MS);
 	else {

@@ -14,6 +14,8 @@
  *	wf_job_error_code()	 maps an execution_error message (no_face)
  *	wf_job_free()
  *
+ * wf_job_model() gives the checkpoints its graph loads (wfmodel.c).
+ *
  * The CLI calls wf_job_new() at submit to refuse bad params early, and
  * its render renders with placeholder uploads. The HTTP API calls
  * wf_job_new_all(), which lists every independent error in a struct
@@ -83,5 +85,11 @@ int wf_input_prepare(const struct wf_input *in, const struct inputs_opts *io,
     const struct img_limits *lim, unsigned char **out, size_t *len, char *err,
     size_t errlen);
 unsigned long long wf_seed(const char *job_id);
+
+/* The checkpoint key of a graph and of a job's rendered graph (wfmodel.c);
+ * wf_job_model is -1 with out "" when the job cannot be rendered. */
+#define WF_MODEL_MAX 1024
+void wf_graph_model(const cJSON *graph, char out[WF_MODEL_MAX + 1]);
+int  wf_job_model(struct wf_job *j, char out[WF_MODEL_MAX + 1]);
 
 #endif

@@ -99,9 +99,9 @@ has_event() { [ "$(events "$1" "$2")" -ge 1 ]; }
 check init-unreachable 3 "$BIN/comfyq" --redis redis://127.0.0.1:1 init
 eq "no library yet" "$(RC FUNCTION LIST LIBRARYNAME comfyq | wc -c)" 1
 check init 0 "$BIN/comfyq" init
-has init '^loaded the comfyq functions library, version 5 \([0-9]+ functions, [0-9]+ bytes\) with FUNCTION LOAD REPLACE; none was loaded before$'
+has init '^loaded the comfyq functions library, version 6 \([0-9]+ functions, [0-9]+ bytes\) with FUNCTION LOAD REPLACE; none was loaded before$'
 check init-json 0 "$BIN/comfyq" init --json
-has init-json '^\{"library":"comfyq","version":"5","functions":[0-9]+,"bytes":[0-9]+,"replaced":"5"\}$'
+has init-json '^\{"library":"comfyq","version":"6","functions":[0-9]+,"bytes":[0-9]+,"replaced":"6"\}$'
 eq "the build's file is what was loaded" \
 	"$(RC FUNCTION LIST LIBRARYNAME comfyq WITHCODE | grep -c '^#!lua name=comfyq')" 1
 

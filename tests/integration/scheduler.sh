@@ -257,6 +257,10 @@ jobs)
 	eq "canceled job error" "$(js .error.code)" canceled
 	eq "canceled job refund" "$(js .refund)" true
 	eq "no position once ended" "$(js .position)" null
+	# The checkpoint a template job loads, for model-aware claiming.
+	post /v1/jobs '{"workflow":"sdxl_txt2img","params":{"prompt":"x","checkpoint":"sd_xl_refiner_1.0.safetensors"}}' -H "$ADMIN"
+	code_is "a txt2img job" 201
+	eq "its checkpoint key" "$(field "$(js .id)" model)" sd_xl_refiner_1.0.safetensors
 	# Backpressure: at max-queue-depth, 503 with Retry-After.
 	sched_stop
 	n=$(( $(RC ZCARD "${P}ready:high") + $(RC ZCARD "${P}ready:normal") + $(RC ZCARD "${P}ready:low") ))

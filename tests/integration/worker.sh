@@ -5,7 +5,7 @@
 #   worker.sh BIN_DIR GROUP      GROUP: basic templates faults timeouts
 #                                       recovery cancel kill drain autostart
 #                                       store reload pipeline partition
-#                                       outputs health
+#                                       outputs health models
 set -u
 BIN=$1
 GROUP=$2
@@ -506,6 +506,57 @@ health)
 	n=$(grep -cE "notice (no usable CUDA driver|no CUDA device|built without CUDA); using ComfyUI's /system_stats$" "$T/w1.log")
 	if grep -q " GPU 0: " "$T/w1.log"; then eq "GPU probed" "$n" 0; else
 		eq "one plain probe line" "$n" 1; fi
+	;;
+models)
+	# Model-aware claiming: 12 jobs alternating between two checkpoints
+	# (the template's checkpoint param: comfyq submit records the key),
+	# queued before the worker starts; the sim counts checkpoint loads.
+	# In fair order (model-aware false) every job loads one; model-aware,
+	# one load per checkpoint.
+	loads() { curl -sf "$SIM_URL/sim/stats" | grep -oE '"model_loads":[0-9]+' | cut -d: -f2; }
+	base=sd_xl_base_1.0.safetensors refiner=sd_xl_refiner_1.0.safetensors
+	declare -A n_loads
+	for aware in false true; do
+		SIM_PORT=
+		sim_start "sim-$aware" --step-ms 20 --model-load-ms 200 || exit 1
+		PIDS+=("$SIM_PID")
+		for i in $(seq 1 12); do
+			c=$base
+			[ $((i % 2)) = 1 ] && c=$refiner
+			submit --workflow sdxl_txt2img --param prompt="fox $i" \
+				--param steps=1 --param checkpoint=$c >>"$T/jobs.$aware"
+		done
+		first=$(head -1 "$T/jobs.$aware")
+		eq "$aware: the template's key" "$(field "$first" model)" $refiner
+		worker_start "w-$aware" --model-aware $aware
+		PIDS+=("$WPID")
+		for j in $(cat "$T/jobs.$aware"); do await "$j" succeeded 60; done
+		eq "$aware: the worker record's model" \
+			"$(RC HGET "${P}worker:w-$aware" model)" $base
+		n_loads[$aware]=$(loads)
+		[ $aware = false ] && stop "$WPID"
+	done
+	eq "fair order: a load per job" "${n_loads[false]}" 12
+	eq "model-aware: a load per checkpoint" "${n_loads[true]}" 2
+	eq "claims that took the worker's checkpoint first" \
+		"$(RC HGET "${P}stats" model_preferred)" 5
+	CQ workers --json | grep -q "\"worker\":\"w-true\".*\"model\":\"$base\"" &&
+		ok || bad "comfyq workers: $(CQ workers --json)"
+	# An OOM makes the worker /free ComfyUI: it holds nothing then.
+	sim_faults '{"oom":{"nth":1}}'
+	j=$(submit --workflow sdxl_txt2img --param prompt=x --param steps=1 \
+		--max-attempts 1)
+	await "$j" failed 30
+	wait_until 10 sh -c "[ -z \"\$(redis-cli -p $RPORT HGET '${P}worker:w-true' model)\" ]" &&
+		ok || bad "model after /free: $(RC HGET "${P}worker:w-true" model)"
+	eq "the sim holds none" "$(curl -sf "$SIM_URL/sim/stats" | grep -o '"loaded":null')" '"loaded":null'
+	# Lost backend (a restart, say): nothing held either.
+	j=$(submit --workflow sdxl_txt2img --param prompt=y --param steps=1)
+	await "$j" succeeded 30
+	eq "held again" "$(RC HGET "${P}worker:w-true" model)" $base
+	stop "$SIM_PID"
+	wait_until 10 sh -c "[ -z \"\$(redis-cli -p $RPORT HGET '${P}worker:w-true' model)\" ]" &&
+		ok || bad "model after the backend was lost: $(RC HGET "${P}worker:w-true" model)"
 	;;
 *)
 	echo "worker.sh: unknown group $GROUP" >&2

@@ -39,9 +39,9 @@ resp(const char *s)
 		freeReplyObject(_r);                                           \
 	} while (0)
 
-#define JOB8                                                                   \
-	"*8\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n:"      \
-	"60\r\n:0\r\n"
+#define JOB9                                                                   \
+	"*9\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n:"      \
+	"60\r\n:0\r\n$4\r\nx.st\r\n"
 
 static void
 test_claim(void)
@@ -50,7 +50,7 @@ test_claim(void)
 	redisReply	 *r;
 	char		  err[256];
 
-	r = resp(JOB8);
+	r = resp(JOB9);
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), 0);
 	ASSERT_EQ(c.kind, RQFN_CLAIM_JOB);
 	ASSERT_STREQ(c.jid, "j1");
@@ -61,6 +61,7 @@ test_claim(void)
 	ASSERT_EQ(c.lease_until, 99);
 	ASSERT_EQ(c.timeout_s, 60);
 	ASSERT_EQ(c.slot, 0);
+	ASSERT_STREQ(c.model, "x.st");
 	freeReplyObject(r);
 
 	r = resp("*3\r\n$6\r\nnoslot\r\n:2\r\n:2\r\n");
@@ -79,18 +80,23 @@ test_claim(void)
 	ASSERT_EQ(c.next_due_ms, 1700000000123LL);
 	freeReplyObject(r);
 
-	/* Seven elements (no slot), a fence as a string, nine elements. */
+	/* Eight elements (no model), a fence as a string, a model as a
+	 * number, ten elements. */
 	REFUSED(rqfn_claim_reply,
-	    "*7\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
-	    ":60\r\n",
+	    "*8\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
+	    ":60\r\n:0\r\n",
 	    &c);
 	REFUSED(rqfn_claim_reply,
-	    "*8\r\n$3\r\njob\r\n$2\r\nj1\r\n$1\r\n7\r\n:1\r\n$2\r\n{}\r\n"
-	    ":99\r\n:60\r\n:0\r\n",
+	    "*9\r\n$3\r\njob\r\n$2\r\nj1\r\n$1\r\n7\r\n:1\r\n$2\r\n{}\r\n"
+	    ":99\r\n:60\r\n:0\r\n$0\r\n\r\n",
 	    &c);
 	REFUSED(rqfn_claim_reply,
 	    "*9\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
 	    ":60\r\n:0\r\n:0\r\n",
+	    &c);
+	REFUSED(rqfn_claim_reply,
+	    "*10\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
+	    ":60\r\n:0\r\n$0\r\n\r\n:0\r\n",
 	    &c);
 	REFUSED(rqfn_claim_reply, "*1\r\n$6\r\nnoslot\r\n", &c);
 	REFUSED(rqfn_claim_reply, "*2\r\n$5\r\nnojob\r\n$3\r\nabc\r\n", &c);
@@ -552,6 +558,12 @@ test_builders(void)
 	ASSERT_STREQ(
 	    joined(&c), "FCALL comfyq_claim 1 cq:{q}: w gpu0 30000 16 2");
 	rq_cmd_free(&c);
+	rqfn_claim_cmd(&c, "cq:{q}:", "w", "gpu0", 30000, 16, 2);
+	rqfn_claim_prefer(&c, "x.safetensors", 10000, 32);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_claim 1 cq:{q}: w gpu0 30000 16 2 x.safetensors "
+	    "10000 32");
+	rq_cmd_free(&c);
 	rqfn_fail_cmd(&c, "cq:{q}:", &f);
 	ASSERT_STREQ(joined(&c),
 	    "FCALL comfyq_fail 1 cq:{q}: j 3 oom m 1 1000 2000 0.250000");
@@ -559,6 +571,12 @@ test_builders(void)
 	rqfn_enqueue_cmd(&c, "cq:{q}:", "{}", &o);
 	ASSERT_STREQ(
 	    joined(&c), "FCALL comfyq_enqueue 1 cq:{q}: {} max_prompt_len 100");
+	rq_cmd_free(&c);
+	o.model = "a.safetensors,b.safetensors";
+	rqfn_enqueue_cmd(&c, "cq:{q}:", "{}", &o);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_enqueue 1 cq:{q}: {} max_prompt_len 100 model "
+	    "a.safetensors,b.safetensors");
 	rq_cmd_free(&c);
 	rqfn_progress_cmd(&c, "cq:{q}:", "j", "3", 1, 2, NULL, NULL);
 	ASSERT_STREQ(joined(&c), "FCALL comfyq_progress 1 cq:{q}: j 3 1 2");

@@ -27,7 +27,8 @@
 static struct run *
 start(struct fake_run *f, const char *spec, int slot)
 {
-	return (run_start(&f->env, "j1", "7", 1, spec, strlen(spec), 0, slot));
+	return (run_start(&f->env, "j1", "7", 1, spec, strlen(spec), 0, slot,
+	    "m.safetensors"));
 }
 
 /* The prompt id the run submitted (its last POST /prompt). */

@@ -5,7 +5,8 @@
  * fixture), and bad params, LoRAs, ControlNets and inputs are refused with
  * exact messages, one at a time or all together (wf_job_new_all: each
  * independent error listed, the first as wf_job_new() writes it, at most
- * WF_ERRORS_MAX). COMFYQ_GOLDEN_UPDATE=1 rewrites the expected graphs
+ * WF_ERRORS_MAX), and the checkpoint key of a graph and of a job
+ * (wfmodel.c). COMFYQ_GOLDEN_UPDATE=1 rewrites the expected graphs
  * (review the diff before committing it).
  */
 #include <dirent.h>
@@ -487,6 +488,86 @@ test_errors_all(void)
 	wf_registry_free(r);
 }
 
+/* The key of one spec's job through wf_job_model. */
+static const char *
+job_model(const struct wf_registry *r, const char *spec)
+{
+	static char	out[WF_MODEL_MAX + 1];
+	struct job_spec js;
+	struct wf_job  *j;
+	const char     *code;
+	char		err[512];
+
+	ASSERT_EQ(
+	    job_spec_parse(&js, spec, strlen(spec), NULL, err, sizeof err), 0);
+	j = wf_job_new(r, &js, NULL, &code, err, sizeof err);
+	ASSERT_TRUE(j != NULL);
+	ASSERT_EQ(wf_job_model(j, out), 0);
+	wf_job_free(j);
+	job_spec_free(&js);
+	return (out);
+}
+
+/* The checkpoint key (wfmodel.c), by the rule lua/enqueue.lua applies to
+ * raw graphs: every ckpt_name string, distinct, sorted bytewise, joined
+ * with ',', cut to WF_MODEL_MAX bytes. */
+static void
+test_model_key(void)
+{
+	struct wf_registry *r = load_registry();
+	char		    out[WF_MODEL_MAX + 1];
+	cJSON		   *g, *n;
+	int		    i;
+
+	g = cJSON_Parse(
+	    "{\"1\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":"
+	    "{\"ckpt_name\":\"b.st\"}},\"2\":{\"class_type\":\"X\",\"inputs\":"
+	    "{\"ckpt_name\":\"a.st\"}},\"3\":{\"class_type\":\"Y\",\"inputs\":"
+	    "{\"ckpt_name\":\"b.st\"}},\"4\":{\"class_type\":\"Z\",\"inputs\":"
+	    "{\"ckpt_name\":\"B.st\"}},\"5\":{\"class_type\":\"W\",\"inputs\":"
+	    "{\"ckpt_name\":[\"1\",0]}},\"6\":{\"class_type\":\"V\"}}");
+	wf_graph_model(g, out);
+	ASSERT_STREQ(out, "B.st,a.st,b.st");
+	cJSON_Delete(g);
+	g = cJSON_Parse(
+	    "{\"1\":{\"class_type\":\"EmptyImage\",\"inputs\":{}}}");
+	wf_graph_model(g, out);
+	ASSERT_STREQ(out, "");
+	cJSON_Delete(g);
+	/* 300 names of 9 bytes: 2999 bytes joined, cut to 1024. */
+	g = cJSON_CreateObject();
+	for (i = 0; i < 300; i++) {
+		char id[16], name[16];
+
+		snprintf(id, sizeof id, "%d", i);
+		snprintf(name, sizeof name, "m%03d.ckpt", i);
+		n = cJSON_AddObjectToObject(g, id);
+		cJSON_AddStringToObject(
+		    cJSON_AddObjectToObject(n, "inputs"), "ckpt_name", name);
+	}
+	wf_graph_model(g, out);
+	ASSERT_EQ(strlen(out), WF_MODEL_MAX);
+	ASSERT_TRUE(strncmp(out, "m000.ckpt,m001.ckpt,", 20) == 0);
+	ASSERT_TRUE(strncmp(out + 1020, "m102", 4) == 0);
+	cJSON_Delete(g);
+
+	/* A template's: its default, or the checkpoint param's value. */
+	ASSERT_STREQ(
+	    job_model(r,
+		"{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":"
+		"\"a\"}}"),
+	    "sd_xl_base_1.0.safetensors");
+	ASSERT_STREQ(
+	    job_model(r,
+		"{\"workflow\":\"sdxl_txt2img\",\"params\":{\"prompt\":"
+		"\"a\",\"checkpoint\":\"other.safetensors\"},\"loras\":"
+		"[\"style:0.5\"]}"),
+	    "other.safetensors");
+	ASSERT_STREQ(
+	    job_model(r, "{\"workflow\":\"smoke_invert\",\"params\":{}}"), "");
+	wf_registry_free(r);
+}
+
 const struct unit_test test_workflow[] = {
 	{ "templates_load", test_templates_load },
 	{ "golden", test_golden },
@@ -494,5 +575,6 @@ const struct unit_test test_workflow[] = {
 	{ "bad_surgery", test_bad_surgery },
 	{ "seed_and_placeholders", test_seed_and_placeholders },
 	{ "errors_all", test_errors_all },
+	{ "model_key", test_model_key },
 	{ NULL, NULL },
 };
