@@ -354,6 +354,35 @@ guard_free(void *arg)
 	free(c);
 }
 
+/*
+ * The scanner's target_ok: whether evhttp's parse (NONCONFORMANT, as in
+ * evhttp_parse_request_line) takes a target that is not a plain path. It
+ * takes any path, so only what comes before the path can fail: a scheme
+ * and an authority, which are parsed alone.
+ */
+static int
+guard_target_ok(const char *t, int cut)
+{
+	char		   pre[GS_TARGET_MAX];
+	const char	  *a = strstr(t, "//");
+	size_t		   n = strlen(t);
+	struct evhttp_uri *u;
+
+	if (strcmp(t, "*") == 0)
+		return (1);
+	if (a != NULL) {
+		n = (size_t)(a + 2 - t) + strcspn(a + 2, "/?#");
+		if (cut && t[n] == '\0')
+			return (0); /* an authority longer than we keep */
+	}
+	snprintf(pre, sizeof pre, "%.*s", (int)n, t);
+	if ((u = evhttp_uri_parse_with_flags(pre, EVHTTP_URI_NONCONFORMANT)) ==
+	    NULL)
+		return (0);
+	evhttp_uri_free(u);
+	return (1);
+}
+
 /* evhttp_set_bevcb: the bufferevent of a new connection. */
 static struct bufferevent *
 guard_new(struct event_base *base, void *arg)
@@ -362,6 +391,7 @@ guard_new(struct event_base *base, void *arg)
 
 	c->s = arg;
 	c->state = GC_SCAN;
+	c->g.target_ok = guard_target_ok;
 	gscan_init(&c->g);
 	if ((c->sock = bufferevent_socket_new(
 		 base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL ||

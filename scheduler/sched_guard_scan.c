@@ -10,8 +10,11 @@
  * request without either header; the first Expect of an HTTP/1.1 request
  * with a body must be 100-continue (417 otherwise); a chunk-size line is
  * hex digits, optionally a space and anything, and empty lines between
- * chunks are skipped. Where evhttp is more lenient the scanner refuses,
- * so the two never disagree on where a request ends.
+ * chunks are skipped; a target that is not a path goes to the caller's
+ * target_ok (evhttp's URI parser, in the guard). Where evhttp is more
+ * lenient the scanner refuses, so the two never disagree on where a
+ * request ends; an unknown method and CONNECT (whose target evhttp reads
+ * as an authority) are refused too.
  */
 #include <string.h>
 #include <strings.h>
@@ -86,10 +89,12 @@ gscan_init(struct gscan *g)
 {
 	size_t	  head_max = g->head_max;
 	long long body_max = g->body_max;
+	int (*target_ok)(const char *, int) = g->target_ok;
 
 	memset(g, 0, sizeof *g);
 	g->head_max = head_max;
 	g->body_max = body_max;
+	g->target_ok = target_ok;
 	gs_next_head(g);
 }
 
@@ -147,6 +152,9 @@ gs_reqline_byte(struct gscan *g, unsigned char c, enum gs_verdict *v)
 		if (i == sizeof gs_methods / sizeof gs_methods[0])
 			return (gs_refuse(
 			    g, 501, "not_implemented", "an unknown method", v));
+		if (strcmp(g->method, "CONNECT") == 0)
+			return (gs_refuse(g, 501, "not_implemented",
+			    "CONNECT: the scheduler is no proxy", v));
 		g->bodyless = strcmp(g->method, "HEAD") == 0 ||
 		    strcmp(g->method, "TRACE") == 0;
 		g->in_rest = 1;
@@ -173,6 +181,7 @@ static int
 gs_reqline_end(struct gscan *g, enum gs_verdict *v)
 {
 	size_t rest = g->rlen - g->spaces;
+	int    cut;
 
 	if (g->col == 0) { /* an empty line before it: RFC 9112 2.2 */
 		gs_line_reset(g);
@@ -184,10 +193,15 @@ gs_reqline_end(struct gscan *g, enum gs_verdict *v)
 	    g->tail[8] > '9')
 		return (gs_bad(g, "not an HTTP/1.x request line", v));
 	g->minor = g->tail[8] - '0';
-	if (g->tlen > rest - sizeof g->tail) {
+	cut = g->tlen < rest - sizeof g->tail;
+	if (!cut) {
 		g->tlen = rest - sizeof g->tail;
 		g->target[g->tlen] = '\0';
 	}
+	if (g->target_ok != NULL &&
+	    !(g->target[0] == '/' && g->target[1] != '/') &&
+	    !g->target_ok(g->target, cut))
+		return (gs_bad(g, "a request target libevent cannot parse", v));
 	g->line = 1;
 	gs_line_reset(g);
 	return (0);

@@ -44,6 +44,9 @@ struct gscan {
 	/* Set by the caller before each feed (they may change on reload). */
 	size_t	  head_max; /* request line plus headers, bytes */
 	long long body_max; /* a body, bytes (decoded for chunked) */
+	/* Optional: whether evhttp can parse a request target that is not
+	 * a plain path (target, or its first bytes when cut is set). */
+	int (*target_ok)(const char *target, int cut);
 
 	/* Out. */
 	size_t	      held;	      /* bytes fed and not let go yet */

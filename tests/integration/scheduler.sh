@@ -143,6 +143,11 @@ http)
 	raw 'POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'
 	eq "two Content-Length headers" "$(raw_codes)" 400
 	grep -qa '"code":"bad_request"' "$T/raw" && ok || bad "two Content-Length: JSON"
+	raw 'GET http://[::1/healthz HTTP/1.1\r\n\r\n'
+	eq "a target libevent cannot parse" "$(raw_codes)" 400
+	grep -qa '"code":"bad_request"' "$T/raw" && ok || bad "a bad target: JSON"
+	raw 'GET http://127.0.0.1/healthz HTTP/1.1\r\nConnection: close\r\n\r\n'
+	eq "an absolute-form target" "$(raw_codes)" 200
 	grep -q 'http: POST /v1/jobs 413 (guard: the body is over' "$T/sched.log" &&
 		ok || bad "the guard's answer is logged"
 	# Keep-alive and pipelining through the guard: bodies go on whole

@@ -26,10 +26,26 @@ struct run {
 	size_t	      held; /* at the end */
 };
 
+/* The target hook the next scans get (NULL: none), and what it saw. */
+static int (*scan_hook)(const char *, int);
+static char hook_seen[GS_TARGET_MAX];
+static int  hook_cut, hook_calls;
+
+static int
+hook_no_brackets(const char *target, int cut)
+{
+	snprintf(hook_seen, sizeof hook_seen, "%s", target);
+	hook_cut = cut;
+	hook_calls++;
+	return (strchr(target, '[') == NULL);
+}
+
 static void
 scan(const char *in, size_t len, size_t step, struct run *r)
 {
-	struct gscan	g = { .head_max = HEAD_MAX, .body_max = BODY_MAX };
+	struct gscan	g = { .head_max = HEAD_MAX,
+		   .body_max = BODY_MAX,
+		   .target_ok = scan_hook };
 	enum gs_verdict v;
 	size_t		fed = 0, start = 0, end;
 
@@ -273,6 +289,7 @@ test_refused(void)
 		    "bad_request" },
 		{ "get / HTTP/1.1\r\n\r\n", 501, "not_implemented" },
 		{ "BREW /pot HTTP/1.1\r\n\r\n", 501, "not_implemented" },
+		{ "CONNECT h:443 HTTP/1.1\r\n\r\n", 501, "not_implemented" },
 		{ "POST / HTTP/1.1\r\nExpect: tea\r\nContent-Length: 1\r\n\r\nx",
 		    417, "expectation_failed" },
 		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -304,7 +321,35 @@ test_refused(void)
 	ASSERT_EQ(r.passes, 4); /* nothing of the last chunk went on */
 }
 
+/* A target other than a plain path goes to the caller's hook. */
+static void
+test_targets(void)
+{
+	char	   in[512];
+	struct run r;
+
+	scan_hook = hook_no_brackets;
+	hook_calls = 0;
+	scan_both(S("GET /v1/jobs?x=//y HTTP/1.1\r\n\r\n"), &r);
+	ASSERT_EQ(r.passes, 1);
+	ASSERT_EQ(hook_calls, 0); /* a path: evhttp takes any */
+	scan_both(S("GET http://h:1/healthz HTTP/1.1\r\n\r\n"), &r);
+	ASSERT_EQ(r.refused, 0);
+	ASSERT_STREQ(hook_seen, "http://h:1/healthz");
+	ASSERT_EQ(hook_cut, 0);
+	scan_both(S("GET //[::1 HTTP/1.1\r\n\r\n"), &r);
+	ASSERT_EQ(r.status, 400);
+	ASSERT_STREQ(r.target, "//[::1");
+	snprintf(in, sizeof in, "GET http://h/%0200d HTTP/1.1\r\n\r\n", 0);
+	scan_both(in, strlen(in), &r);
+	ASSERT_EQ(r.refused, 0);
+	ASSERT_EQ(hook_cut, 1);
+	ASSERT_EQ(strlen(hook_seen), GS_TARGET_MAX - 1);
+	scan_hook = NULL;
+}
+
 const struct unit_test test_guard[] = {
+	{ "targets", test_targets },
 	{ "requests", test_requests },
 	{ "limits", test_limits },
 	{ "refused", test_refused },
