@@ -17,6 +17,7 @@
 #include "sched.h"
 #include "sched_comfy.h"
 #include "sched_comfy_ws.h"
+#include "sched_guard.h"
 #include "sched_http.h"
 #include "util.h"
 #include "ws_peer.h"
@@ -130,6 +131,7 @@ SCHED_ROUTE(comfy_ws)
 	c->first = 1;
 	c->s = s;
 	cws_follow(s);
+	guard_upgrade(req); /* frames follow, not requests */
 	c->peer = ws_peer_accept(req, accept, CWS_MAX_MSG, &cws_cb, c);
 	TAILQ_INSERT_HEAD(&cws_socks, c, link); /* the newest takes its id */
 	cws_nsocks++;

@@ -34,8 +34,7 @@ static const struct cfg_entry sched_entries[] = {
 	    .text = "Largest request body; larger: 413." },
 	{ "header-max-bytes", CFG_INT, OFF(header_max_bytes), "16384",
 	    .min = 1024, .max = 1048576, .flags = CFG_RELOAD,
-	    .text = "Largest request line plus headers; larger: libevent "
-		    "answers 400 and closes the connection." },
+	    .text = "Largest request line plus headers; larger: 431." },
 	{ "max-queue-depth", CFG_INT, OFF(max_queue_depth), "0", .min = 0,
 	    .max = 1000000000, .flags = CFG_RELOAD,
 	    .text = "POST /v1/jobs answers 503 with Retry-After while the "

@@ -4,11 +4,14 @@
  * lookup by path shape (404) and method (405 with Allow; an OPTIONS
  * preflight when CORS is on), the path arguments' alphabets (404, before
  * any Redis call), the content type of a POST (415) and the token (401).
- * The body and header limits and the time limit are evhttp's own
- * (evhttp_set_max_body_size and friends): libevent answers an oversize
- * request itself with 413 and its own short HTML body, before the body is
- * read, which is why this file never sees one. Handlers answer with the
- * http_reply_* calls, which log one line per request.
+ * Before any of that, every connection reads through the guard
+ * (sched_guard.c): a body over body-max-bytes (413), a head over
+ * header-max-bytes (431) or a head evhttp could not read (400, 417, 501)
+ * never reaches evhttp, and the guard answers the stand-in it sends instead
+ * (guard_answer, the dispatcher's first step) with the same JSON error.
+ * evhttp's own limits stay set just above the guard's, a second line that
+ * the guard makes unreachable. Handlers answer with the http_reply_* calls,
+ * which log one line per request.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -26,8 +29,10 @@
 #include "log.h"
 #include "sched.h"
 #include "sched_auth.h"
+#include "sched_guard.h"
 #include "sched_http.h"
 #include "sched_metrics.h"
+#include "sched_reason.h"
 #include "sched_routes.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -35,6 +40,8 @@
 #define HTTP_URL_MAX  4096
 #define HTTP_ARGS_MAX 2
 #define HTTP_ARG_MAX  72
+/* evhttp's limits over the guard's: never reached while the guard reads. */
+#define HTTP_BACKSTOP 4096
 
 enum route_flags {
 	R_AUTH = 0x1,	/* needs a token when tokens are set */
@@ -150,49 +157,6 @@ http_log(struct evhttp_request *req, int status)
 	    http_method_name(evhttp_request_get_command(req)), buf, status);
 }
 
-static const char *
-http_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return ("OK");
-	case 201:
-		return ("Created");
-	case 202:
-		return ("Accepted");
-	case 204:
-		return ("No Content");
-	case 302:
-		return ("Found");
-	case 400:
-		return ("Bad Request");
-	case 401:
-		return ("Unauthorized");
-	case 403:
-		return ("Forbidden");
-	case 404:
-		return ("Not Found");
-	case 405:
-		return ("Method Not Allowed");
-	case 409:
-		return ("Conflict");
-	case 410:
-		return ("Gone");
-	case 413:
-		return ("Payload Too Large");
-	case 414:
-		return ("URI Too Long");
-	case 415:
-		return ("Unsupported Media Type");
-	case 501:
-		return ("Not Implemented");
-	case 503:
-		return ("Service Unavailable");
-	default:
-		return (status < 400 ? "OK" : "Error");
-	}
-}
-
 void
 http_reply_bytes(struct evhttp_request *req, int status,
     const char *content_type, struct evbuffer *body)
@@ -204,7 +168,7 @@ http_reply_bytes(struct evhttp_request *req, int status,
 	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(out, "Cache-Control", "no-store");
 	http_log(req, status);
-	evhttp_send_reply(req, status, http_reason(status), body);
+	evhttp_send_reply(req, status, reason_phrase(status), body);
 }
 
 void
@@ -462,6 +426,8 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	size_t			  i;
 	int			  found = 0;
 
+	if (guard_answer(req))
+		return;
 	http_cors(s, req);
 	if (strlen(evhttp_request_get_uri(req)) > HTTP_URL_MAX) {
 		http_reply_error(req, 414, "uri_too_long",
@@ -570,6 +536,7 @@ http_listen(struct sched_http *h, struct listener *l, const char *addr,
 	l->http = evhttp_new(h->s->base);
 	evhttp_set_allowed_methods(l->http, 0x1ff);
 	evhttp_set_gencb(l->http, http_dispatch, l);
+	guard_attach(l->http, h->s);
 	if ((bs = evhttp_bind_socket_with_handle(
 		 l->http, host, (ev_uint16_t)port)) == NULL) {
 		snprintf(err, errlen, "%s: cannot listen on %s", what, addr);
@@ -615,10 +582,11 @@ http_apply_cfg(struct sched_http *h)
 	for (i = 0; i < 2; i++) {
 		if (ls[i]->http == NULL)
 			continue;
-		evhttp_set_max_body_size(
-		    ls[i]->http, (ev_ssize_t)h->s->cfg->body_max_bytes);
-		evhttp_set_max_headers_size(
-		    ls[i]->http, (ev_ssize_t)h->s->cfg->header_max_bytes);
+		/* The guard reads s->cfg at each request. */
+		evhttp_set_max_body_size(ls[i]->http,
+		    (ev_ssize_t)h->s->cfg->body_max_bytes + HTTP_BACKSTOP);
+		evhttp_set_max_headers_size(ls[i]->http,
+		    (ev_ssize_t)h->s->cfg->header_max_bytes + HTTP_BACKSTOP);
 		evhttp_set_timeout(
 		    ls[i]->http, (int)h->s->cfg->request_timeout_s);
 	}

@@ -167,7 +167,6 @@ void
 sse_client_start(struct sse_client *c)
 {
 	struct evkeyvalq   *h = evhttp_request_get_output_headers(c->req);
-	struct timeval	    wtv = { c->sse->s->cfg->request_timeout_s, 0 };
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->conn);
 
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
@@ -176,9 +175,13 @@ sse_client_start(struct sse_client *c)
 	if (c->jid[0] != '\0')
 		evhttp_add_header(h, "Connection", "close");
 	evhttp_send_reply_start(c->req, 200, "OK");
-	/* No read timeout: a stream's client sends nothing. A write that
-	 * makes no progress for request-timeout-s still ends it. */
-	bufferevent_set_timeouts(bev, NULL, &wtv);
+	/* No read timeout: a stream's client sends nothing. No timeout of
+	 * the bufferevent's own either: its write timeout would also run
+	 * while there is nothing to write. A write that makes no progress
+	 * for request-timeout-s still ends the stream: the connection
+	 * guard's (sched_guard.c), which also keeps what the kernel has not
+	 * taken in this output, where sse_client_write reads it. */
+	bufferevent_set_timeouts(bev, NULL, NULL);
 }
 
 static void

@@ -50,6 +50,13 @@ post() {	# post PATH JSON [CURL ARGS...]
 	req POST "$p" -H 'Content-Type: application/json' --data-binary "$d" "$@"
 }
 js() { echo "$BODY" | jq -r "$@"; }
+# raw TEXT: TEXT (printf %b) as it is on one connection to $S; what comes
+# back until the scheduler closes it, in $T/raw.
+raw() {
+	timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "%b" "$2" >&3 &&
+		cat <&3' _ "${S##*:}" "$1" >"$T/raw" 2>/dev/null
+}
+raw_codes() { grep -a '^HTTP/1\.1 ' "$T/raw" | cut -d' ' -f2 | paste -sd' ' -; }
 header() { grep -i "^$1:" "$T/headers" | cut -d' ' -f2- | tr -d '\r'; }
 code_is() { eq "$1" "$CODE" "$2"; }
 err_is() {	# err_is NAME STATUS CODE: the status and a JSON error body
@@ -107,12 +114,56 @@ http)
 	err_is "malformed JSON" 400 invalid_json
 	post /v1/jobs '' -H "$ADMIN"
 	err_is "an empty body" 400 invalid_json
+	# Limits and heads evhttp cannot read: the connection guard answers
+	# them with the JSON error before evhttp reads any of it.
 	big=$(head -c 5000 /dev/zero | tr '\0' 'a')
-	post /v1/jobs "{\"workflow\":\"smoke_invert\",\"meta\":{\"x\":\"$big\"}}" -H "$ADMIN"
-	code_is "an oversize body" 413
-	eq "nothing queued by the oversize body" "$(RC ZCARD "${P}ready:normal")" 0
+	printf '{"workflow":"smoke_invert","meta":{"x":"%s"}}' "$big" >"$T/big.json"
+	{ printf '{"workflow":"smoke_invert","meta":{"x":"'
+	  head -c 8000000 /dev/zero | tr '\0' 'a'; printf '"}}'; } >"$T/huge.json"
+	post /v1/jobs "@$T/big.json" -H "$ADMIN" -H 'Expect:'
+	err_is "an oversize body, sent" 413 payload_too_large
+	eq "its message" "$(js .error.message)" "the body is over body-max-bytes (4096 bytes)"
+	eq "then the connection closes" "$(header Connection)" close
+	post /v1/jobs "@$T/huge.json" -H "$ADMIN" -H 'Expect:'
+	err_is "an 8 MB body, sent without waiting" 413 payload_too_large
+	out=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code} %{size_upload}' \
+		-H "$ADMIN" -H 'Content-Type: application/json' \
+		-H 'Expect: 100-continue' --data-binary "@$T/huge.json" "$S/v1/jobs")
+	CODE=${out% *}
+	BODY=$(cat "$T/body")
+	err_is "an oversize body with Expect: 100-continue" 413 payload_too_large
+	eq "its body never sent" "${out#* }" 0
+	post /v1/jobs "@$T/big.json" -H "$ADMIN" -H 'Transfer-Encoding: chunked'
+	err_is "an oversize chunked body" 413 payload_too_large
+	eq "nothing queued by the oversize bodies" "$(RC ZCARD "${P}ready:normal")" 0
 	req GET /v1/stats -H "$ADMIN" -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' 'b')"
-	code_is "oversize headers (libevent's own answer)" 400
+	err_is "oversize headers" 431 headers_too_large
+	req BREW /v1/jobs -H "$ADMIN"
+	err_is "an unknown method" 501 not_implemented
+	raw 'POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'
+	eq "two Content-Length headers" "$(raw_codes)" 400
+	grep -qa '"code":"bad_request"' "$T/raw" && ok || bad "two Content-Length: JSON"
+	raw 'GET http://[::1/healthz HTTP/1.1\r\n\r\n'
+	eq "a target libevent cannot parse" "$(raw_codes)" 400
+	grep -qa '"code":"bad_request"' "$T/raw" && ok || bad "a bad target: JSON"
+	raw 'GET http://127.0.0.1/healthz HTTP/1.1\r\nConnection: close\r\n\r\n'
+	eq "an absolute-form target" "$(raw_codes)" 200
+	grep -q 'http: POST /v1/jobs 413 (guard: the body is over' "$T/sched.log" &&
+		ok || bad "the guard's answer is logged"
+	# Keep-alive and pipelining through the guard: bodies go on whole
+	# and the next head is read after them.
+	out=$(curl -s -o /dev/null -w '%{http_code}:%{num_connects} ' "$S/healthz" \
+		-o /dev/null "$S/readyz" -o /dev/null "$S/healthz" --next \
+		-o /dev/null -w '%{http_code}:%{num_connects} ' -H "$ADMIN" \
+		-H 'Content-Type: application/json' --data-binary '{"workflow":"nope"}' \
+		"$S/v1/jobs" --next -o /dev/null -w '%{http_code}:%{num_connects}' "$S/healthz")
+	eq "a keep-alive sequence on one connection" "$out" "200:1 200:0 200:0 400:0 200:0"
+	g='GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n'
+	raw "$g$g"'POST /v1/jobs HTTP/1.1\r\n'"$ADMIN"'\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n{"workflow":"nope"}'"$g"'GET /readyz HTTP/1.1\r\nConnection: close\r\n\r\n'
+	eq "pipelined requests" "$(raw_codes)" "200 200 400 200 200"
+	raw "$g"'POST /v1/jobs HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 99999\r\n\r\n'"$big"
+	eq "pipelined, then an oversize body" "$(raw_codes)" "200 413"
+	grep -qa '"code":"payload_too_large"' "$T/raw" && ok || bad "pipelined 413: JSON"
 	req GET "/v1/stats?x=$(head -c 5000 /dev/zero | tr '\0' 'c')" -H "$ADMIN"
 	err_is "an oversize URL" 414 uri_too_long
 	CODE=$(curl -s -N --max-time 2 -o "$T/sse" -D "$T/headers" -w '%{http_code}' \
@@ -126,12 +177,14 @@ http)
 	grep -q '^comfyq_redis_up 1$' "$T/body" && ok || bad "metrics: redis up"
 	grep -q '^comfyq_http_requests_total{route="/v1/stats",status="401"} [1-9]' "$T/body" &&
 		ok || bad "metrics: requests by route and status"
+	grep -q '^comfyq_http_requests_total{route="(guard)",status="413"} [4-9]' "$T/body" &&
+		ok || bad "metrics: the guard's answers"
 	# CORS is off by default; SIGHUP turns it on and changes the tokens.
 	req GET /healthz -H 'Origin: https://bot.example'
 	eq "no CORS header" "$(header Access-Control-Allow-Origin)" ""
 	req OPTIONS /v1/jobs -H 'Origin: https://bot.example'
 	err_is "preflight without CORS" 405 method_not_allowed
-	printf 'tokens = admin:*:%s\ncors-origin = https://bot.example\nbody-max-bytes = 4096\n' \
+	printf 'tokens = admin:*:%s\ncors-origin = https://bot.example\nbody-max-bytes = 8192\nheader-max-bytes = 2048\n' \
 		"$ADMIN_SECRET" >"$T/s.conf"
 	kill -HUP "$SPID"
 	wait_until 5 grep -q "reload: settings re-read (1 tokens)" "$T/sched.log" &&
@@ -144,6 +197,15 @@ http)
 	req OPTIONS /v1/jobs/abc -H 'Origin: https://bot.example'
 	code_is "preflight" 204
 	eq "preflight methods" "$(header Access-Control-Allow-Methods)" "GET, DELETE"
+	# The reload reached the guard: 5000 bytes are under the new limit.
+	post /v1/jobs "{\"workflow\":\"nope\",\"meta\":{\"x\":\"$big\"}}" -H "$ADMIN"
+	err_is "a body under the reloaded limit" 400 unknown_workflow
+	post /v1/jobs "{\"workflow\":\"nope\",\"meta\":{\"x\":\"$big$big\"}}" -H "$ADMIN" -H 'Expect:'
+	err_is "a body over the reloaded limit" 413 payload_too_large
+	eq "the reloaded limit" "$(js .error.message)" "the body is over body-max-bytes (8192 bytes)"
+	eq "the guard's answer has CORS" "$(header Access-Control-Allow-Origin)" https://bot.example
+	req GET /v1/stats -H "$ADMIN" -H "X-Big: $(head -c 3000 /dev/zero | tr '\0' 'b')"
+	err_is "headers over the reloaded limit" 431 headers_too_large
 	printf 'tokens = broken\n' >"$T/s.conf"
 	kill -HUP "$SPID"
 	wait_until 5 grep -q "reload: tokens: .*settings unchanged" "$T/sched.log" &&

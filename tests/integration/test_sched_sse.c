@@ -3,7 +3,8 @@
  * (scheduler/sched_sse.h, sched_metrics.h), as the program will run them:
  * a struct sched built here (an event base, settings, the commands
  * connection), an evhttp of the test's own on a private port whose router
- * stands in for the program's, all on a thread of its own; jobs driven
+ * stands in for the program's, its connections through the connection
+ * guard as the program's are (sched_guard.h), all on a thread of its own; jobs driven
  * through the functions library; clients are real HTTP connections
  * (blocking sockets in the test's thread) that decode the chunked stream
  * and the SSE frames. The restart test stops and restarts its own
@@ -29,6 +30,7 @@
 #include "itest.h"
 #include "rq.h"
 #include "sched.h"
+#include "sched_guard.h"
 #include "sched_metrics.h"
 #include "sched_sse.h"
 #include "tclient.h"
@@ -52,6 +54,7 @@ static struct srv srv;
 /* Set before srv_start, which reads them (the server runs on its thread). */
 static long long srv_max_clients = 10000;
 static int	 srv_http_timeout_s; /* 0: evhttp's default */
+static char	 srv_no_origin[] = "";
 
 static void
 srv_route(struct evhttp_request *req, void *arg)
@@ -64,6 +67,8 @@ srv_route(struct evhttp_request *req, void *arg)
 	char   path[256], jid[128];
 	size_t n;
 
+	if (guard_answer(req))
+		return;
 	q = strchr(uri, '?');
 	n = q ? (size_t)(q - uri) : strlen(uri);
 	snprintf(path, sizeof path, "%.*s", (int)n, uri);
@@ -128,6 +133,9 @@ srv_start(const char *P, long long history, long long bufmax, long long ka_s)
 	srv.base = event_base_new();
 	srv.cfg.redis_url = getenv("COMFYQ_TEST_REDIS_URL");
 	srv.cfg.request_timeout_s = 30;
+	srv.cfg.body_max_bytes = 1 << 20;
+	srv.cfg.header_max_bytes = 16384;
+	srv.cfg.cors_origin = srv_no_origin;
 	srv.cfg.retry_after_s = 7;
 	srv.cfg.sse_max_clients = srv_max_clients;
 	srv.cfg.sse_buffer_max_bytes = bufmax;
@@ -146,6 +154,7 @@ srv_start(const char *P, long long history, long long bufmax, long long ka_s)
 	ASSERT_TRUE(srv.s.sse != NULL);
 	srv.http = evhttp_new(srv.base);
 	evhttp_set_gencb(srv.http, srv_route, &srv);
+	guard_attach(srv.http, &srv.s);
 	if (srv_http_timeout_s > 0)
 		evhttp_set_timeout(srv.http, srv_http_timeout_s);
 	bs = evhttp_bind_socket_with_handle(srv.http, "127.0.0.1", 0);

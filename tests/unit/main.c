@@ -28,6 +28,7 @@ extern const struct unit_test test_confine[];
 extern const struct unit_test test_bounds[];
 extern const struct unit_test test_sign[];
 extern const struct unit_test test_s3[];
+extern const struct unit_test test_guard[];
 
 static const struct unit_suite suites[] = {
 	{ "config", test_config },
@@ -49,6 +50,7 @@ static const struct unit_suite suites[] = {
 	{ "bounds", test_bounds },
 	{ "sign", test_sign },
 	{ "s3", test_s3 },
+	{ "guard", test_guard },
 };
 
 int
