@@ -550,8 +550,10 @@ PY
 	eq "no progress object without webhook_progress" "$(js .progress_webhook)" null
 
 	# Progress webhooks: a job that asks gets its progress POSTed, signed,
-	# coalesced (fewer POSTs than progress events, at least the interval
-	# apart, each with the next seq), all before its one terminal POST.
+	# coalesced (fewer POSTs than progress events, each with the next seq),
+	# all before its one terminal POST. The interval (300 ms) spaces the
+	# claims in Redis; arrivals are checked only against half of it, since
+	# a send delayed on a loaded machine brings the next arrival closer.
 	post /v1/jobs '{"workflow":"smoke_invert","webhook_progress":true}'
 	err_is "webhook_progress alone" 400 invalid_input
 	eq "webhook_progress alone: why" "$(js .error.message)" \
@@ -585,7 +587,7 @@ for i in range(1, n + 1):
             errs.append('progress after the terminal POST')
         if b['type'] != 'progress' or b['seq'] != prog + 1:
             errs.append('bad progress body %s' % b)
-        if prog and at - last_at < 250:
+        if prog and at - last_at < 150:
             errs.append('progress %d ms after the last' % (at - last_at))
         prog, last_at = prog + 1, at
 print(' '.join(errs) if errs else 'ok %d %d' % (prog, term))

@@ -775,8 +775,11 @@ test_progress_coalesced(void)
 		ASSERT_EQ(terminal, 0); /* none after the terminal one */
 		ASSERT_TRUE(signature_ok(&T.seen[i]));
 		ASSERT_STREQ(T.seen[i].ctype, "application/json");
+		/* The interval (300 ms) spaces the claims; an arrival is
+		 * held only to half of it, as a delayed send brings the next
+		 * arrival closer on a loaded machine. */
 		if (n > 0)
-			ASSERT_TRUE(T.seen[i].at_ms - last_at >= 250);
+			ASSERT_TRUE(T.seen[i].at_ms - last_at >= 150);
 		last_at = T.seen[i].at_ms;
 		body = cJSON_Parse(T.seen[i].body);
 		ASSERT_TRUE(body != NULL);
