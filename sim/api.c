@@ -89,6 +89,7 @@ route_prompt_post(struct evhttp_request *req, cJSON *body)
 	int	       as_float = 0;
 	char	       uuid[UUID_LEN], *id;
 
+	stats_prompt_posted();
 	if (faults_prompt_500())
 		return (500);
 	if (!cJSON_IsObject(body)) {
@@ -184,6 +185,7 @@ route_interrupt(struct evhttp_request *req, cJSON *body)
 	cJSON *pid;
 
 	(void)req;
+	stats_interrupt();
 	if (body == NULL) {
 		exec_interrupt(NULL);
 		return (200);

@@ -63,6 +63,7 @@ static const struct route routes[] = {
 	{ GET, "/embeddings", 0, route_embeddings, B_NONE },
 	{ GET, "/sim/faults", 0, route_faults, B_NONE },
 	{ POST, "/sim/faults", 0, route_faults, B_JSON_OPT },
+	{ GET, "/sim/stats", 0, route_sim_stats, B_NONE },
 };
 
 static struct evhttp	     *http;

@@ -201,14 +201,18 @@ work_plan(const struct graph *g, int i, struct node_result **res,
 	case NK_CKPT:
 	case NK_CKPT_VIDEO:
 		if (loaded_ckpt == NULL ||
-		    strcmp(loaded_ckpt, w_str(g, i, "ckpt_name")) != 0)
+		    strcmp(loaded_ckpt, w_str(g, i, "ckpt_name")) != 0) {
 			w->load_ms += sim.cfg.model_load_ms;
+			stats_model_load();
+		}
 		break;
 	case NK_KSAMPLER:
 		if ((m = w_in(g, i, res, "model", exc)) == NULL)
 			return (-1);
-		if (m->ckpt != loaded_ckpt)
+		if (m->ckpt != loaded_ckpt) {
 			w->load_ms += sim.cfg.model_load_ms;
+			stats_model_load();
+		}
 		w->steps = (int)w_num(g, i, "steps", 20);
 		break;
 	case NK_VHS_COMBINE:
