@@ -1,8 +1,9 @@
 /*
  * What the benchmarks that start processes share: dying with a reason,
  * sleeping, a bounded numeric option, a min/median/p90/max line, and the
- * few functions library calls they make (any failure is fatal), and
- * starting comfyq-sim.
+ * few functions library calls they make (any failure is fatal),
+ * starting comfyq-sim, a process's VmRSS, a field of a stream entry, and
+ * a raw graph whose sampler runs long.
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
@@ -25,6 +26,12 @@ void bench_enqueue(redisContext *ctx, const char *prefix, const char *spec,
 void bench_cancel(redisContext *ctx, const char *prefix, const char *jid);
 void bench_slot_set(
     redisContext *ctx, const char *prefix, const char *pool, long long cap);
+
+long long   bench_rss_kb(pid_t pid);
+const char *bench_entry_field(const redisReply *kv, const char *k);
+
+/* A raw graph whose one KSampler takes 5000 steps; "%d": its seed. */
+extern const char bench_long_graph[];
 
 pid_t bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
     const char *log_level, char *url, size_t urllen);

@@ -34,17 +34,6 @@ struct watch {
 	long long	us;
 };
 
-static const char *
-entry_field(const redisReply *kv, const char *k)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < kv->elements; i += 2)
-		if (strcmp(kv->element[i]->str, k) == 0)
-			return (kv->element[i + 1]->str);
-	return ("");
-}
-
 static int
 terminal(const char *type)
 {
@@ -76,12 +65,12 @@ watch_run(void *arg)
 				snprintf(last, sizeof last, "%s",
 				    es->element[i]->element[0]->str);
 				kv = es->element[i]->element[1];
-				if (!terminal(entry_field(kv, "type")))
+				if (!terminal(bench_entry_field(kv, "type")))
 					continue;
 				snprintf(w->jid, sizeof w->jid, "%s",
-				    entry_field(kv, "job"));
+				    bench_entry_field(kv, "job"));
 				snprintf(w->type, sizeof w->type, "%s",
-				    entry_field(kv, "type"));
+				    bench_entry_field(kv, "type"));
 				w->us = t;
 				pthread_cond_broadcast(&w->cv);
 			}
@@ -158,7 +147,7 @@ measure_latency(struct e2e *e)
 	stack_sims(&s, 1, "10", "0");
 	stack_worker(&s, 0, "1", NULL);
 	watch_start(&w, &s);
-	e2e_set(e, "rss_idle_kb", (double)proc_rss_kb(s.wk[0]));
+	e2e_set(e, "rss_idle_kb", (double)bench_rss_kb(s.wk[0]));
 	for (i = 0; i < e->samples; i++) {
 		t0 = clock_mono_us();
 		e2e_enqueue(&s, e2e_smoke_spec, jid, sizeof jid);
@@ -183,31 +172,16 @@ measure_latency(struct e2e *e)
 	free(term);
 }
 
-/* A raw graph whose one KSampler takes 5000 steps (50 s at 10 ms). */
-static const char long_graph[] =
-    "{\"graph\":{\"1\":{\"class_type\":\"CheckpointLoaderSimple\","
-    "\"inputs\":{\"ckpt_name\":\"sd_xl_base_1.0.safetensors\"}},"
-    "\"2\":{\"class_type\":\"EmptyLatentImage\",\"inputs\":{\"width\":512,"
-    "\"height\":512,\"batch_size\":1}},\"3\":{\"class_type\":"
-    "\"CLIPTextEncode\",\"inputs\":{\"text\":\"x\",\"clip\":[\"1\",1]}},"
-    "\"4\":{\"class_type\":\"KSampler\",\"inputs\":{\"model\":[\"1\",0],"
-    "\"seed\":%lld,\"steps\":5000,\"cfg\":7,\"sampler_name\":\"euler\","
-    "\"scheduler\":\"normal\",\"positive\":[\"3\",0],\"negative\":"
-    "[\"3\",0],\"latent_image\":[\"2\",0],\"denoise\":1}},\"5\":"
-    "{\"class_type\":\"VAEDecode\",\"inputs\":{\"samples\":[\"4\",0],"
-    "\"vae\":[\"1\",2]}},\"6\":{\"class_type\":\"SaveImage\",\"inputs\":"
-    "{\"images\":[\"5\",0],\"filename_prefix\":\"b\"}}}}";
-
 /* Enqueues a 50 s job with this seed and waits until the sim runs it. */
 void
 e2e_start_long(
     struct stack *s, int sim, long long seed, char *jid, size_t jidlen)
 {
-	char	  spec[sizeof long_graph + 24];
+	char	  spec[2048];
 	long long n = sim_stat(s, sim, "prompts_started"),
 		  start = clock_mono_ms();
 
-	snprintf(spec, sizeof spec, long_graph, seed);
+	snprintf(spec, sizeof spec, bench_long_graph, (int)seed);
 	e2e_enqueue(s, spec, jid, jidlen);
 	while (sim_stat(s, sim, "prompts_started") == n) {
 		if (clock_mono_ms() - start > 20000)

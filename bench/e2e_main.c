@@ -90,7 +90,7 @@ main(int argc, char **argv)
 {
 	static struct e2e e = { .samples = 500,
 		.jobs = 20000,
-		.monitor_jobs = 2000,
+		.monitor_jobs = 1000,
 		.gap_jobs = 40,
 		.cancel_runs = 5,
 		.reclaim_runs = 3,

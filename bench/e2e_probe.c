@@ -44,23 +44,6 @@ proc_cpu_us(pid_t pid)
 	return ((double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK));
 }
 
-long long
-proc_rss_kb(pid_t pid)
-{
-	char	  path[64], line[256];
-	long long kb = -1;
-	FILE	 *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		bench_die(path, strerror(errno));
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			kb = atoll(line + 6);
-	fclose(f);
-	return (kb);
-}
-
 /* Whether a commandstats name is one of the bench's own commands. */
 static int
 rinfo_own(const char *name, size_t len)

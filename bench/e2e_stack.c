@@ -4,8 +4,9 @@
  * comfyq-janitor, all on a queue of their own and with their files under
  * the bench's folder. Workers run with output-fsync off (the figures are
  * about the queue, not the disk) and log warnings only. A worker counts as
- * started once its record says health ok. stack_stop ends them all and
- * removes their files (a throughput run leaves tens of thousands).
+ * started once its record says health ok. stack_stop ends them all (a
+ * worker gets SIGTERM twice: the second hands back what it runs at once)
+ * and removes their files (a throughput run leaves tens of thousands).
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
@@ -150,6 +151,11 @@ stack_stop(struct stack *s)
 	char path[256];
 	int  i;
 
+	/* a second SIGTERM hands a draining worker's jobs back at once */
+	for (i = 0; i < E2E_WORKERS_MAX; i++)
+		if (s->wk[i] > 0)
+			kill(s->wk[i], SIGTERM);
+	bench_sleep_ms(50);
 	for (i = 0; i < E2E_WORKERS_MAX; i++)
 		if (s->wk[i] > 0)
 			proc_stop(s->wk[i], SIGTERM, 3000);

@@ -15,7 +15,7 @@
 #   BENCH_RUNS 3 [1]            runs of each system
 #   BENCH_SAMPLES 500 [20]      latency samples, one job at a time
 #   BENCH_JOBS 20000 [200]      throughput jobs per configuration
-#   BENCH_MONITOR_JOBS 2000 [100] jobs of the MONITOR run (command split)
+#   BENCH_MONITOR_JOBS 1000 [100] jobs of the MONITOR run (command split)
 #   BENCH_GAP_JOBS 40 [6]       jobs per idle-gap configuration
 #   BENCH_CANCEL_RUNS 5 [1]     cancels of a running job
 #   BENCH_RECLAIM_RUNS 3 [1]    kill -9 with short leases
@@ -37,7 +37,7 @@ q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 runs=${BENCH_RUNS:-$(q 3 1)}
 sizes=(--samples "${BENCH_SAMPLES:-$(q 500 20)}"
 	--jobs "${BENCH_JOBS:-$(q 20000 200)}"
-	--monitor-jobs "${BENCH_MONITOR_JOBS:-$(q 2000 100)}"
+	--monitor-jobs "${BENCH_MONITOR_JOBS:-$(q 1000 100)}"
 	--gap-jobs "${BENCH_GAP_JOBS:-$(q 40 6)}"
 	--cancel-runs "${BENCH_CANCEL_RUNS:-$(q 5 1)}"
 	--reclaim-runs "${BENCH_RECLAIM_RUNS:-$(q 3 1)}")
@@ -78,12 +78,12 @@ t_start=$(date +%s)
 e2e=${BENCH_E2E:-}
 if [ -z "$e2e" ]; then
 	build=${BENCH_BUILD_DIR:-build-bench}
+	mkdir -p "$build"
+	blog=$build/bench-build.log
 	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DASAN=OFF \
-		-DUBSAN=OFF >"$root/$build.cmake.log" 2>&1 ||
-		{ tail -20 "$root/$build.cmake.log"; exit 1; }
-	cmake --build "$build" -j "$(nproc)" --target bench_e2e \
-		>>"$root/$build.cmake.log" 2>&1 ||
-		{ tail -40 "$root/$build.cmake.log"; exit 1; }
+		-DUBSAN=OFF >"$blog" 2>&1 || { tail -20 "$blog"; exit 1; }
+	cmake --build "$build" -j "$(nproc)" --target bench_e2e >>"$blog" 2>&1 ||
+		{ tail -40 "$blog"; exit 1; }
 	e2e=$root/$build/bin/bench_e2e
 	echo "bench/run.sh: built $build in $(($(date +%s) - t_start)) s"
 fi

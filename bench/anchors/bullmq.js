@@ -40,7 +40,7 @@ const DATA = { workflow: 'smoke_invert', params: { width: 8, height: 8 } };
 const opt = {
 	redis: null, out: null,
 	measures: 'latency,gap,throughput,split,cancel,reclaim',
-	samples: 500, jobs: 20000, monitorJobs: 2000, gapJobs: 40, holdMs: 50,
+	samples: 500, jobs: 20000, monitorJobs: 1000, gapJobs: 40, holdMs: 50,
 	cancelRuns: 5, reclaimRuns: 3, bestConcurrency: 16, bestProcs: 1,
 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -224,11 +224,9 @@ async function runLoad(n, concurrency, procs, monitor) {
 		const self = (await admin.client('INFO')).match(/addr=(\S+)/)[1];
 		m = await admin.monitor();
 		m.on('monitor', (time, args, source) => {
-			if (source === self)
-				return;
 			if (source === 'lua')
 				mon.inside++;
-			else if (!/^(info|config|monitor|client)$/i.test(args[0]))
+			else if (source !== self)
 				mon.client++;
 		});
 	}
@@ -264,6 +262,9 @@ async function runLoad(n, concurrency, procs, monitor) {
 	const s3 = await redisInfo();
 	const k = n - s2.c;
 	const r = {
+		enqCmds: cmdsBetween(s0, s1) / n,
+		enqReads: (s1.reads - s0.reads - 1) / n,
+		enqCpuUs: (s1.cpuUs - s0.cpuUs) / n,
 		jobsS: (k * 1e6) / (t3 - t2),
 		workerCpuUs: (cpu3 - cpu2) / k,
 		redisCpuUs: (s1.cpuUs - s0.cpuUs) / n + (s3.cpuUs - s2.cpuUs) / k,
@@ -299,6 +300,9 @@ async function measureThroughput() {
 	metrics.redis_cmds = one.cmds;
 	metrics.redis_round_trips = one.reads;
 	metrics.redis_cpu_us = one.redisCpuUs;
+	metrics.enqueue_cmds = one.enqCmds;
+	metrics.enqueue_round_trips = one.enqReads;
+	metrics.enqueue_cpu_us = one.enqCpuUs;
 	metrics.fleet_jobs_s = 1e6 / one.redisCpuUs;
 	metrics.rss_load_kb = Math.max(one.rssMax, best.rssMax);
 }
