@@ -95,7 +95,7 @@ main(int argc, char **argv)
 		.cancel_runs = 5,
 		.reclaim_runs = 3,
 		.mix_jobs = 36,
-		.best_slots = 2,
+		.best_slots = 1,
 		.best_workers = 1 };
 	const char	 *out = NULL;
 	char list[512] = "latency,gap,throughput,split,cancel,reclaim,"

@@ -21,8 +21,9 @@
 #   BENCH_RECLAIM_RUNS 3 [1]    kill -9 with short leases
 #   BENCH_MIX_JOBS 36 [6]       jobs of the model-aware workload
 #   BENCH_DEFAULT_LEASE 1 [0]   also kill -9 with default leases (one each)
-#   BENCH_BEST_SLOTS 2, BENCH_BEST_WORKERS 1     comfyq's best configuration
-#   BENCH_BULLMQ_CONCURRENCY 16, BENCH_BULLMQ_PROCS 1   BullMQ's
+#   BENCH_BEST_SLOTS 1, BENCH_BEST_WORKERS 1     comfyq's best configuration
+#                               (1 and 1: the 1-worker run, not run again)
+#   BENCH_BULLMQ_CONCURRENCY 64, BENCH_BULLMQ_PROCS 1   BullMQ's
 #   BENCH_BULLMQ auto           1: run BullMQ (installing it), 0: skip it;
 #                               auto: run it, but in quick mode only when
 #                               bench/anchors/node_modules is there already
@@ -42,9 +43,9 @@ sizes=(--samples "${BENCH_SAMPLES:-$(q 500 20)}"
 	--cancel-runs "${BENCH_CANCEL_RUNS:-$(q 5 1)}"
 	--reclaim-runs "${BENCH_RECLAIM_RUNS:-$(q 3 1)}")
 csizes=("${sizes[@]}" --mix-jobs "${BENCH_MIX_JOBS:-$(q 36 6)}"
-	--best-slots "${BENCH_BEST_SLOTS:-2}"
+	--best-slots "${BENCH_BEST_SLOTS:-1}"
 	--best-workers "${BENCH_BEST_WORKERS:-1}")
-bsizes=("${sizes[@]}" --best-concurrency "${BENCH_BULLMQ_CONCURRENCY:-16}"
+bsizes=("${sizes[@]}" --best-concurrency "${BENCH_BULLMQ_CONCURRENCY:-64}"
 	--best-procs "${BENCH_BULLMQ_PROCS:-1}")
 default_lease=${BENCH_DEFAULT_LEASE:-$(q 1 0)}
 if [ "$quick" = 1 ] && [ -z "${BENCH_OUT:-}" ]; then

@@ -41,7 +41,7 @@ const opt = {
 	redis: null, out: null,
 	measures: 'latency,gap,throughput,split,cancel,reclaim',
 	samples: 500, jobs: 20000, monitorJobs: 1000, gapJobs: 40, holdMs: 50,
-	cancelRuns: 5, reclaimRuns: 3, bestConcurrency: 16, bestProcs: 1,
+	cancelRuns: 5, reclaimRuns: 3, bestConcurrency: 64, bestProcs: 1,
 };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const k = process.argv[i].replace(/^--/, '')
