@@ -8,9 +8,10 @@ with the ratio comfyq/BullMQ of the medians and the issue's targets;
 writes it all as JSON; and, with --readme, puts the markdown table between
 the results markers of bench/README.md.
 
-  report.py --machine FILE --out FILE [--readme FILE]
+  report.py --machine FILE --out FILE [--readme FILE] [--seconds N]
             --comfyq RUN.json... [--bullmq RUN.json...]
             [--comfyq-once FILE] [--bullmq-once FILE]
+  report.py --from RESULTS.json --out FILE [--readme FILE]
 
 A --*-once file holds a measure made once, outside the runs (the
 default-lease reclaim); its figures join the runs' but it is no run.
@@ -24,16 +25,16 @@ import sys
 # (section, label, key, unit): unit scales the stored value for display
 # (us -> ms, kb -> MiB); None: a plain number.
 ROWS = [
-    ("1. dispatch latency, idle worker, one job at a time", None, None, None),
-    ("", "enqueue -> POST /prompt (BullMQ: handler starts) p50", "dispatch_p50_us", "ms"),
+    ("1. latency, idle worker, one job at a time", None, None, None),
+    ("", "enqueue -> POST /prompt (BullMQ: handler starts) p50, ms", "dispatch_p50_us", "ms"),
     ("", "  p90", "dispatch_p90_us", "ms"),
     ("", "  p99", "dispatch_p99_us", "ms"),
-    ("", "enqueue -> terminal event at an XREAD producer p50", "terminal_p50_us", "ms"),
+    ("", "enqueue -> terminal event at an XREAD producer p50, ms", "terminal_p50_us", "ms"),
     ("", "  p90", "terminal_p90_us", "ms"),
     ("", "  p99", "terminal_p99_us", "ms"),
     ("2. GPU idle gap per job, queue kept full", None, None, None),
-    ("", "1 slot (BullMQ: concurrency 1)", "gap1_us", "ms"),
-    ("", "2 slots (BullMQ: concurrency 2, one serial GPU)", "gap2_us", "ms"),
+    ("", "1 slot (BullMQ: concurrency 1), ms", "gap1_us", "ms"),
+    ("", "2 slots (BullMQ: concurrency 2, one serial GPU), ms", "gap2_us", "ms"),
     ("3. throughput, no-op jobs", None, None, None),
     ("", "1 worker, 1 slot: jobs/s", "tp1_jobs_s", None),
     ("", "  worker CPU ms/job", "tp1_worker_cpu_us", "ms"),
@@ -50,8 +51,8 @@ ROWS = [
     ("", "  run inside functions/scripts (MONITOR run)", "redis_cmds_inside", None),
     ("", "socket round trips (total_reads_processed)", "redis_round_trips", None),
     ("", "  of them the enqueue's (pipelined by 100)", "enqueue_round_trips", None),
-    ("", "redis-server CPU ms", "redis_cpu_us", "ms"),
-    ("", "  of it the enqueue's", "enqueue_cpu_us", "ms"),
+    ("", "redis-server CPU, ms", "redis_cpu_us", "ms"),
+    ("", "  of it the enqueue's, ms", "enqueue_cpu_us", "ms"),
     ("", "fleet one Redis core carries, jobs/s", "fleet_jobs_s", None),
     ("5. worker, cancel, crash", None, None, None),
     ("", "worker RSS idle, MiB", "rss_idle_kb", "MiB"),
@@ -115,25 +116,28 @@ def targets(c, b, model_aware):
 
     out = []
 
-    def vs_bullmq(name, key):
+    def vs_bullmq(name, key, unit):
         cv, bv = med(c, key), med(b, key)
+        k, u = SCALE[unit], f" {unit}" if unit else ""
         if cv is None:
             out.append((name, "not measured", ""))
         elif bv is None:
-            out.append((name, "n/a", f"comfyq {fmt_num(cv)}; BullMQ not run"))
+            out.append((name, "n/a",
+                        f"comfyq {fmt_num(cv * k)}{u}; BullMQ not run"))
         else:
             out.append((name, "met" if cv <= bv else "NOT met",
-                        f"comfyq {fmt_num(cv)} vs BullMQ {fmt_num(bv)}"))
+                        f"comfyq {fmt_num(cv * k)}{u} vs BullMQ "
+                        f"{fmt_num(bv * k)}{u}"))
 
-    vs_bullmq("Redis commands/job <= BullMQ's", "redis_cmds")
-    vs_bullmq("redis-server CPU/job <= BullMQ's", "redis_cpu_us")
+    vs_bullmq("Redis commands/job <= BullMQ's", "redis_cmds", None)
+    vs_bullmq("redis-server CPU/job <= BullMQ's", "redis_cpu_us", "ms")
     rt = med(c, "redis_round_trips")
     out.append(("socket round trips/job <= 2",
                 "not measured" if rt is None else
                 ("met" if rt <= 2 else "NOT met"),
                 "" if rt is None else f"comfyq {fmt_num(rt)}"))
     vs_bullmq("terminal event p50 <= BullMQ's completion notice",
-              "terminal_p50_us")
+              "terminal_p50_us", "ms")
     sc = med(c, "tp1_sim_cpu_us")
     out.append(("sim CPU/prompt < 100 us",
                 "not measured" if sc is None else
@@ -170,7 +174,10 @@ def table(machine, c, b, ratios, tg, md):
         r = ratios.get(key)
         rs = "-" if r is None else f"{r:.2f}"
         if md:
-            lines.append(f"| {label.strip()} | {cell(cs, unit)} | "
+            name = label.strip()
+            if label.startswith("  "):
+                name = "&emsp;" + name
+            lines.append(f"| {name} | {cell(cs, unit)} | "
                          f"{cell(bs, unit)} | {rs} |")
         else:
             lines.append(f"  {label:<56} {cell(cs, unit):>24} "
@@ -190,44 +197,62 @@ def table(machine, c, b, ratios, tg, md):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--machine", required=True)
+    ap.add_argument("--machine")
     ap.add_argument("--out", required=True)
     ap.add_argument("--readme")
-    ap.add_argument("--comfyq", nargs="+", required=True)
+    ap.add_argument("--seconds", type=int)
+    ap.add_argument("--from", dest="frm")
+    ap.add_argument("--comfyq", nargs="+")
     ap.add_argument("--bullmq", nargs="*", default=[])
     ap.add_argument("--comfyq-once", nargs="*", default=[])
     ap.add_argument("--bullmq-once", nargs="*", default=[])
     a = ap.parse_args()
-    with open(a.machine) as f:
-        machine = json.load(f)
-    cr, br = load(a.comfyq), load(a.bullmq)
-    call, ball = cr + load(a.comfyq_once), br + load(a.bullmq_once)
     keys = [k for _, _, k, _ in ROWS if k]
-    c = {k: s for k in keys if (s := summary(call, k)) is not None}
-    b = {k: s for k in keys if (s := summary(ball, k)) is not None}
+    if a.frm:
+        # again from a results file (after a change of this script)
+        with open(a.frm) as f:
+            old = json.load(f)
+        machine, c, b = old["machine"], old["comfyq"], old["bullmq"]
+        model_aware, nruns = old["model_aware"], old["runs"]
+        cfgs = old.get("configs", {})
+    else:
+        if not a.machine or not a.comfyq:
+            sys.exit("report.py: --machine and --comfyq, or --from")
+        with open(a.machine) as f:
+            machine = json.load(f)
+        if a.seconds is not None:
+            machine["seconds"] = a.seconds
+        cr, br = load(a.comfyq), load(a.bullmq)
+        call, ball = cr + load(a.comfyq_once), br + load(a.bullmq_once)
+        c = {k: s for k in keys if (s := summary(call, k)) is not None}
+        b = {k: s for k in keys if (s := summary(ball, k)) is not None}
+        model_aware = next((r["model_aware"] for r in cr
+                            if "model_aware" in r), "not measured")
+        nruns = max(len(cr), 1)
+        cfgs = {}
+        for who, runs in (("comfyq", cr), ("BullMQ", br)):
+            cfg = next((r["tpbest_config"] for r in runs
+                        if "tpbest_config" in r), None)
+            if cfg:
+                cfgs[who] = cfg
     ratios = {k: c[k]["median"] / b[k]["median"] for k in keys
               if k in c and k in b and b[k]["median"] != 0}
-    model_aware = next((r["model_aware"] for r in cr if "model_aware" in r),
-                       "not measured")
     tg = targets(c, b, model_aware)
-    nruns = max(len(cr), 1)
+    took = (f", the whole run {machine['seconds']} s"
+            if "seconds" in machine else "")
     head = (f"comfyq vs BullMQ {machine.get('bullmq', '-')}: median (min-max) "
             f"over {nruns} run(s) ({machine['date']}, {machine['nproc']} "
-            f"cores {machine['cpu']}, redis-server {machine['redis']}, "
-            f"node {machine.get('node', '-')})")
-    notes = []
-    for who, runs in (("comfyq", cr), ("BullMQ", br)):
-        cfg = next((r["tpbest_config"] for r in runs
-                    if "tpbest_config" in r), None)
-        if cfg:
-            notes.append(f"best configuration, {who}: {cfg}")
+            f"cores {machine['cpu']}, Linux {machine.get('kernel', '-')}, "
+            f"redis-server {machine['redis']}, node {machine.get('node', '-')}"
+            f"{took})")
+    notes = [f"best configuration, {who}: {cfg}" for who, cfg in cfgs.items()]
     notes.append(f"model-aware claiming: {model_aware}")
     print(head)
     print(table(machine, c, b, ratios, tg, False))
     for n in notes:
         print(n)
     res = {"machine": machine, "runs": nruns, "comfyq": c, "bullmq": b,
-           "ratios": ratios, "model_aware": model_aware,
+           "ratios": ratios, "model_aware": model_aware, "configs": cfgs,
            "notes": notes,
            "targets": [{"target": n, "status": s, "detail": d}
                        for n, s, d in tg]}

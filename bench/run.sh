@@ -155,7 +155,8 @@ if [ "$default_lease" = 1 ]; then
 fi
 echo "bench/run.sh: done in $(($(date +%s) - t_start)) s"
 echo
-args=(--machine "$work/machine.json" --out "$out" --comfyq "${cfiles[@]}")
+args=(--machine "$work/machine.json" --out "$out" --comfyq "${cfiles[@]}"
+	--seconds "$(($(date +%s) - t_start))")
 [ -n "$readme" ] && args+=(--readme "$readme")
 [ ${#bfiles[@]} -gt 0 ] && args+=(--bullmq "${bfiles[@]}")
 python3 bench/report.py "${args[@]}" "${once[@]}"
