@@ -41,20 +41,6 @@ struct bench {
 	long long     intr[RUNS_MAX], done[RUNS_MAX];
 };
 
-static const char bench_graph[] =
-    "{\"graph\":{\"1\":{\"class_type\":\"CheckpointLoaderSimple\","
-    "\"inputs\":{\"ckpt_name\":\"sd_xl_base_1.0.safetensors\"}},"
-    "\"2\":{\"class_type\":\"EmptyLatentImage\",\"inputs\":{\"width\":512,"
-    "\"height\":512,\"batch_size\":1}},\"3\":{\"class_type\":"
-    "\"CLIPTextEncode\",\"inputs\":{\"text\":\"x\",\"clip\":[\"1\",1]}},"
-    "\"4\":{\"class_type\":\"KSampler\",\"inputs\":{\"model\":[\"1\",0],"
-    "\"seed\":%d,\"steps\":5000,\"cfg\":7,\"sampler_name\":\"euler\","
-    "\"scheduler\":\"normal\",\"positive\":[\"3\",0],\"negative\":"
-    "[\"3\",0],\"latent_image\":[\"2\",0],\"denoise\":1}},\"5\":"
-    "{\"class_type\":\"VAEDecode\",\"inputs\":{\"samples\":[\"4\",0],"
-    "\"vae\":[\"1\",2]}},\"6\":{\"class_type\":\"SaveImage\",\"inputs\":"
-    "{\"images\":[\"5\",0],\"filename_prefix\":\"b\"}}}}";
-
 /* HGET of a job field into out ("" when absent). */
 static void
 bench_field(
@@ -125,10 +111,10 @@ bench_await_log(struct bench *b, const char *what, int nth)
 static void
 bench_run(struct bench *b, int i)
 {
-	char	  spec[sizeof bench_graph + 16], jid[64], st[32], fin[32];
+	char	  spec[2048], jid[64], st[32], fin[32];
 	long long t0, start;
 
-	snprintf(spec, sizeof spec, bench_graph, i + 1);
+	snprintf(spec, sizeof spec, bench_long_graph, i + 1);
 	bench_enqueue(b->c, b->prefix, spec, jid, sizeof jid);
 	bench_await_log(b, " start (", i + 1);
 	bench_sleep_ms(100 + (long long)(rand_u64() % 500));

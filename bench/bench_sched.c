@@ -123,23 +123,6 @@ body_id(const char *body, char *jid, size_t jidlen)
 	jid[n] = '\0';
 }
 
-static long long
-vm_rss_kb(pid_t pid)
-{
-	char	  path[64], line[256];
-	long long kb = -1;
-	FILE	 *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		bench_die(path, strerror(errno));
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			kb = atoll(line + 6);
-	fclose(f);
-	return (kb);
-}
-
 /* (a) Submits on one keep-alive connection, then cancels each. */
 static void
 bench_submit(struct bench *b, char (*jids)[64])
@@ -187,7 +170,7 @@ bench_clients(struct bench *b)
 	char	   req[512], body[RAW_MAX];
 	int	   fd, got;
 
-	rss0 = vm_rss_kb(b->sched);
+	rss0 = bench_rss_kb(b->sched);
 	for (i = 0; i < b->clients; i += 100) {
 		n = b->clients - i < 100 ? b->clients - i : 100;
 		for (j = i; j < i + n; j++)
@@ -200,7 +183,7 @@ bench_clients(struct bench *b)
 		if (cs[i].status != 200)
 			bench_die("/v1/events", "a client was refused");
 	bench_sleep_ms(200);
-	rss1 = vm_rss_kb(b->sched);
+	rss1 = bench_rss_kb(b->sched);
 	if ((fd = http_connect(b->port)) == -1)
 		bench_die("connect", strerror(errno));
 	req_post(req, sizeof req, sched_spec);
@@ -209,7 +192,7 @@ bench_clients(struct bench *b)
 		bench_die("POST /v1/jobs", body);
 	got = sc_wait(cs, (int)b->clients, sc_got_frame, 30000);
 	t0 = clock_mono_us() - t0;
-	rss2 = vm_rss_kb(b->sched);
+	rss2 = bench_rss_kb(b->sched);
 	close(fd);
 	printf("sse rss before              %lld KiB\n", rss0);
 	printf("sse rss with %lld clients    %lld KiB (+%lld KiB, %.1f KiB a "
@@ -255,17 +238,6 @@ job_ended(struct bench *b, const char *jid)
 	return (ended);
 }
 
-static const char *
-entry_field(const redisReply *kv, const char *k)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < kv->elements; i += 2)
-		if (strcmp(kv->element[i]->str, k) == 0)
-			return (kv->element[i + 1]->str);
-	return ("");
-}
-
 static void *
 watch_run(void *arg)
 {
@@ -295,7 +267,7 @@ watch_run(void *arg)
 				snprintf(last, sizeof last, "%s",
 				    es->element[i]->element[0]->str);
 				kv = es->element[i]->element[1];
-				type = entry_field(kv, "type");
+				type = bench_entry_field(kv, "type");
 				if (strcmp(type, "succeeded") != 0 &&
 				    strcmp(type, "failed") != 0 &&
 				    strcmp(type, "canceled") != 0)
@@ -303,7 +275,7 @@ watch_run(void *arg)
 				pthread_mutex_lock(&w->mu);
 				if (w->n < JOBS_MAX) {
 					snprintf(w->jid[w->n], sizeof w->jid[0],
-					    "%s", entry_field(kv, "job"));
+					    "%s", bench_entry_field(kv, "job"));
 					w->us[w->n++] = t;
 				}
 				pthread_mutex_unlock(&w->mu);

@@ -1,4 +1,5 @@
 /* Helpers of the benchmarks (see benchlib.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -10,6 +11,20 @@
 #include "rq.h"
 #include "rqfn.h"
 #include "util.h"
+
+const char bench_long_graph[] =
+    "{\"graph\":{\"1\":{\"class_type\":\"CheckpointLoaderSimple\","
+    "\"inputs\":{\"ckpt_name\":\"sd_xl_base_1.0.safetensors\"}},"
+    "\"2\":{\"class_type\":\"EmptyLatentImage\",\"inputs\":{\"width\":512,"
+    "\"height\":512,\"batch_size\":1}},\"3\":{\"class_type\":"
+    "\"CLIPTextEncode\",\"inputs\":{\"text\":\"x\",\"clip\":[\"1\",1]}},"
+    "\"4\":{\"class_type\":\"KSampler\",\"inputs\":{\"model\":[\"1\",0],"
+    "\"seed\":%d,\"steps\":5000,\"cfg\":7,\"sampler_name\":\"euler\","
+    "\"scheduler\":\"normal\",\"positive\":[\"3\",0],\"negative\":"
+    "[\"3\",0],\"latent_image\":[\"2\",0],\"denoise\":1}},\"5\":"
+    "{\"class_type\":\"VAEDecode\",\"inputs\":{\"samples\":[\"4\",0],"
+    "\"vae\":[\"1\",2]}},\"6\":{\"class_type\":\"SaveImage\",\"inputs\":"
+    "{\"images\":[\"5\",0],\"filename_prefix\":\"b\"}}}}";
 
 void
 bench_die(const char *what, const char *why)
@@ -202,4 +217,34 @@ bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
 	bench_await_port(pf, "comfyq-sim", port, sizeof port);
 	snprintf(url, urllen, "http://127.0.0.1:%s", port);
 	return (pid);
+}
+
+/* VmRSS of a live process, in KiB. */
+long long
+bench_rss_kb(pid_t pid)
+{
+	char	  path[64], line[256];
+	long long kb = -1;
+	FILE	 *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		bench_die(path, strerror(errno));
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = atoll(line + 6);
+	fclose(f);
+	return (kb);
+}
+
+/* The value of field k of a stream entry's field list; "" when absent. */
+const char *
+bench_entry_field(const redisReply *kv, const char *k)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < kv->elements; i += 2)
+		if (strcmp(kv->element[i]->str, k) == 0)
+			return (kv->element[i + 1]->str);
+	return ("");
 }

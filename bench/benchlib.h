@@ -2,7 +2,9 @@
  * What the benchmarks that start processes share: dying with a reason,
  * sleeping, a bounded numeric option, sorting and percentiles, a
  * min/median/p90/max line, and the few functions library calls they make
- * (any failure is fatal), waiting for a port file, and starting comfyq-sim.
+ * (any failure is fatal), waiting for a port file, starting comfyq-sim, a
+ * process's VmRSS, a field of a stream entry, and a raw graph whose
+ * sampler runs long.
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
@@ -31,6 +33,12 @@ void bench_slot_set(
 redisContext *bench_open(const char **url, char *queue, size_t qlen,
     char *prefix, size_t plen, char *dir);
 void bench_await_port(const char *pf, const char *what, char *port, size_t len);
+long long   bench_rss_kb(pid_t pid);
+const char *bench_entry_field(const redisReply *kv, const char *k);
+
+/* A raw graph whose one KSampler takes 5000 steps; "%d": its seed. */
+extern const char bench_long_graph[];
+
 pid_t bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
     const char *log_level, char *url, size_t urllen);
 

@@ -90,6 +90,7 @@ route_prompt_post(struct evhttp_request *req, cJSON *body)
 	int	       as_float = 0;
 	char	       uuid[UUID_LEN], *id;
 
+	stats_prompt_posted();
 	if (faults_prompt_500())
 		return (500);
 	if (!cJSON_IsObject(body)) {
@@ -185,6 +186,7 @@ route_interrupt(struct evhttp_request *req, cJSON *body)
 	cJSON *pid;
 
 	(void)req;
+	stats_interrupt();
 	if (body == NULL) {
 		exec_interrupt(NULL);
 		return (200);
@@ -253,24 +255,6 @@ route_system_stats(struct evhttp_request *req, cJSON *body)
 	cJSON_AddNumberToObject(d, "torch_vram_total", vtotal - vfree);
 	cJSON_AddNumberToObject(d, "torch_vram_free", 0.2 * GIB);
 	cJSON_AddItemToArray(a, d);
-	http_reply_json(req, 200, o);
-	return (0);
-}
-
-/* GET /sim/stats: the sim's own counters, no ComfyUI route: checkpoint
- * loads since start and the checkpoint on the "GPU" (null: none). */
-int
-route_sim_stats(struct evhttp_request *req, cJSON *body)
-{
-	cJSON	   *o = cJSON_CreateObject();
-	const char *ckpt = work_loaded_ckpt();
-
-	(void)body;
-	cJSON_AddNumberToObject(o, "model_loads", (double)work_model_loads());
-	if (ckpt != NULL)
-		cJSON_AddStringToObject(o, "loaded", ckpt);
-	else
-		cJSON_AddNullToObject(o, "loaded");
 	http_reply_json(req, 200, o);
 	return (0);
 }

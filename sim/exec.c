@@ -126,6 +126,7 @@ run_end(struct run *r, int success)
 {
 	cJSON *d;
 
+	stats_prompt_end();
 	free(last_node);
 	last_node = NULL;
 	history_put(r->p->id, report_history(r, success));
@@ -406,6 +407,7 @@ run_start(struct prompt *p)
 	size_t	    i, n = p->g->n;
 	int	    k, idx;
 
+	stats_prompt_start();
 	r->p = p;
 	r->g = p->g;
 	r->cur = -1;

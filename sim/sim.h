@@ -24,6 +24,7 @@
  *   notify.c    WebSocket events: status, per-client, silence
  *   ws_server.c the /ws upgrade and frames (wslay)
  *   view.c      /view    upload.c  /upload/image    faults.c  /sim/faults
+ *   stats.c     /sim/stats: prompts, idle time between them, model loads
  *   omap.c      an insertion-ordered string map
  */
 #ifndef COMFYQ_SIM_H
@@ -313,7 +314,6 @@ int  work_finish(const struct graph *, int, struct node_result **,
 void work_unload_models(void);
 int  work_model_loaded(void);
 const char *work_loaded_ckpt(void);
-long long   work_model_loads(void);
 
 /* ---- cache.c ---- */
 #define SIG_LEN 65
@@ -432,6 +432,14 @@ int route_models(struct evhttp_request *, cJSON *);
 int route_embeddings(struct evhttp_request *, cJSON *);
 int route_view(struct evhttp_request *, cJSON *);
 int route_upload_image(struct evhttp_request *, cJSON *);
+
+/* ---- stats.c: GET /sim/stats ---- */
+void stats_prompt_posted(void);
+void stats_prompt_start(void);
+void stats_prompt_end(void);
+void stats_model_load(void);
+void stats_interrupt(void);
+int  route_sim_stats(struct evhttp_request *, cJSON *);
 
 /* The part of the path after a prefix route's prefix (/history/<id>). */
 const char *http_path_rest(void);

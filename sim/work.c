@@ -25,7 +25,6 @@
 #include "xmalloc.h"
 
 static const char *loaded_ckpt; /* the model on the GPU, or NULL */
-static long long   model_loads; /* checkpoint loads since start */
 
 static struct node_result *
 result_new(int n)
@@ -205,7 +204,7 @@ work_plan(const struct graph *g, int i, struct node_result **res,
 		if (loaded_ckpt == NULL ||
 		    strcmp(loaded_ckpt, w_str(g, i, "ckpt_name")) != 0) {
 			w->load_ms += sim.cfg.model_load_ms;
-			model_loads++;
+			stats_model_load();
 		}
 		break;
 	case NK_KSAMPLER:
@@ -213,7 +212,7 @@ work_plan(const struct graph *g, int i, struct node_result **res,
 			return (-1);
 		if (m->ckpt != loaded_ckpt) {
 			w->load_ms += sim.cfg.model_load_ms;
-			model_loads++;
+			stats_model_load();
 		}
 		w->steps = (int)w_num(g, i, "steps", 20);
 		break;
@@ -584,10 +583,4 @@ const char *
 work_loaded_ckpt(void)
 {
 	return (loaded_ckpt);
-}
-
-long long
-work_model_loads(void)
-{
-	return (model_loads);
 }

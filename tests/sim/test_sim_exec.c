@@ -905,6 +905,78 @@ test_cache_none(void)
 	sim_stop(&s);
 }
 
+/* GET /sim/stats counts prompts, the idle gaps between them (a gap only
+ * where a prompt followed an ended one), checkpoint loads and interrupts;
+ * its times are CLOCK_MONOTONIC, this process's clock too. */
+static long long
+stat_ll(struct simproc *s, const char *key)
+{
+	struct http_res r;
+	cJSON	       *j, *v;
+	long long	n;
+
+	ASSERT_EQ(ht_get(s, "/sim/stats", &r), 200);
+	j = ht_json(&r);
+	v = cJSON_GetObjectItemCaseSensitive(j, key);
+	ASSERT_TRUE(cJSON_IsNumber(v));
+	n = (long long)v->valuedouble;
+	cJSON_Delete(j);
+	ht_free(&r);
+	return (n);
+}
+
+static void
+test_stats(void)
+{
+	struct simproc	s;
+	struct wsc	c;
+	struct http_res r;
+	long long	t0, t1, pause0;
+	char	       *g;
+
+	sim_start(&s, "--step-ms", "0", "--model-load-ms", "100", NULL);
+	ASSERT_EQ(stat_ll(&s, "prompts_started"), 0);
+	ASSERT_EQ(stat_ll(&s, "last_post_us"), 0);
+	wsc_open(&c, &s, "c");
+	g = graph_sdxl(CKPT, 64, 64, 1, 1, "a", "st");
+	t0 = clock_mono_us();
+	sim_run(&s, &c, g, "s1");
+	t1 = clock_mono_us();
+	ASSERT_TRUE(stat_ll(&s, "last_post_us") >= t0);
+	ASSERT_TRUE(stat_ll(&s, "last_post_us") <= t1);
+	ASSERT_EQ(stat_ll(&s, "idle_gaps"), 0);
+	ASSERT_EQ(stat_ll(&s, "model_loads"), 1);
+	free(g);
+	pause0 = clock_mono_us();
+	it_sleep_ms(150);
+	/* another checkpoint: a load; the same one again: none */
+	g = graph_sdxl(
+	    "sd_xl_refiner_1.0.safetensors", 64, 64, 2, 1, "a", "st");
+	sim_run(&s, &c, g, "s2");
+	free(g);
+	g = graph_sdxl(
+	    "sd_xl_refiner_1.0.safetensors", 64, 64, 3, 1, "a", "st");
+	sim_run(&s, &c, g, "s3");
+	free(g);
+	ASSERT_EQ(stat_ll(&s, "prompts_posted"), 3);
+	ASSERT_EQ(stat_ll(&s, "prompts_started"), 3);
+	ASSERT_EQ(stat_ll(&s, "prompts_ended"), 3);
+	ASSERT_EQ(stat_ll(&s, "idle_gaps"), 2);
+	ASSERT_EQ(stat_ll(&s, "model_loads"), 2);
+	/* the 150 ms pause is idle time; the two loads are busy time */
+	ASSERT_TRUE(stat_ll(&s, "idle_us") >= 150000);
+	ASSERT_TRUE(stat_ll(&s, "idle_us") <= clock_mono_us() - pause0);
+	ASSERT_TRUE(stat_ll(&s, "busy_us") >= 2 * 99000);
+	ASSERT_EQ(stat_ll(&s, "interrupts"), 0);
+	t0 = clock_mono_us();
+	ASSERT_EQ(ht_post(&s, "/interrupt", "{}", &r), 200);
+	ht_free(&r);
+	ASSERT_EQ(stat_ll(&s, "interrupts"), 1);
+	ASSERT_TRUE(stat_ll(&s, "last_interrupt_us") >= t0);
+	wsc_free(&c);
+	sim_stop(&s);
+}
+
 const struct unit_test itests[] = {
 	{ "success_order", test_success_order },
 	{ "anonymous_prompt", test_anonymous_prompt },
@@ -918,5 +990,6 @@ const struct unit_test itests[] = {
 	{ "video_nodes", test_video_nodes },
 	{ "sdxl_extras", test_sdxl_extras },
 	{ "history_paging", test_history_paging },
+	{ "stats", test_stats },
 	{ NULL, NULL },
 };
