@@ -186,7 +186,21 @@ rq_async_on_setup(redisAsyncContext *ac, void *r, void *priv)
 	rq_async_setup_step(ra, ac);
 }
 
-/* The probe's reply: on, or off to another server (see the top). */
+static void
+rq_async_send_setup(struct rq_async *ra, struct rq_cmd *c, redisCallbackFn *fn)
+{
+	ra->setup_left++;
+	redisAsyncCommandArgv(
+	    ra->ac, fn, NULL, c->argc, (const char **)c->argv, c->lens);
+	rq_cmd_free(c);
+}
+
+static void rq_async_send_rest(struct rq_async *);
+
+/*
+ * The probe's reply: the rest of the setup here, or off to another server
+ * (see the top); nothing is loaded on a server that is not the one.
+ */
 static void
 rq_async_on_probe(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -205,16 +219,9 @@ rq_async_on_probe(redisAsyncContext *ac, void *r, void *priv)
 		log_warnx("redis: %s; trying again", err);
 	if (how != RQ_ROUTE_NONE)
 		ra->setup_failed = 1;
+	else if (!ra->setup_failed)
+		rq_async_send_rest(ra);
 	rq_async_setup_step(ra, ac);
-}
-
-static void
-rq_async_send_setup(struct rq_async *ra, struct rq_cmd *c, redisCallbackFn *fn)
-{
-	ra->setup_left++;
-	redisAsyncCommandArgv(
-	    ra->ac, fn, NULL, c->argc, (const char **)c->argv, c->lens);
-	rq_cmd_free(c);
 }
 
 /*
@@ -279,6 +286,16 @@ rq_async_on_connect(const redisAsyncContext *cac, int status)
 	}
 	if (rq_probe_cmd(&c, &ra->url, ra->key))
 		rq_async_send_setup(ra, &c, rq_async_on_probe);
+	else
+		rq_async_send_rest(ra);
+}
+
+/* The setup after the probe: the library's version (and load), a PING. */
+static void
+rq_async_send_rest(struct rq_async *ra)
+{
+	struct rq_cmd c;
+
 	if (ra->load) {
 		ra->setup_left++;
 		redisAsyncCommand(ra->ac, rq_async_on_version, NULL,
@@ -297,7 +314,7 @@ rq_async_on_disconnect(const redisAsyncContext *cac, int status)
 	if (ra == NULL)
 		return;
 	ra->ac = NULL; /* hiredis frees it after this callback */
-	if (ra->rerouting)
+	if (ra->rerouting || (ra->state == RQ_SETUP && ra->setup_failed))
 		; /* said already, with the reply that made it */
 	else if (ra->link != NULL && tls_bridge_why(ra->link, why, sizeof why))
 		log_warnx("redis %s: %s%s%s",
