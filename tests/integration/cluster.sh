@@ -26,25 +26,9 @@ export COMFYQ_TEST_REDIS_URL=$URL
 . "$ROOT/tests/lib/stack.sh"
 tmp=$T/check # check's output; $T/out is the workers' output-dir
 mkdir -p "$tmp"
-NPIDS=()
+. "$ROOT/tests/lib/ha.sh"
 
-cleanup() {
-	local p f
-	stop "${PIDS[@]}" 2>/dev/null
-	for p in "${NPIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${NPIDS[@]}"; do
-		wait_until 10 sh -c "! kill -0 $p" || kill -9 "$p" 2>/dev/null
-	done
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log "$T"/*/log; do
-			echo "---- $f"
-			tail -30 "$f"
-		done
-	fi
-	[ -n "${KEEP_LOGS:-}" ] && cp -r "$T" "$KEEP_LOGS"
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap ha_cleanup EXIT
 
 for p in $N1 $N2 $N3; do
 	d=$T/node$p
@@ -65,7 +49,7 @@ daemonize yes
 CONF
 	redis-server "$d/conf"
 	wait_until 10 redis-cli -p "$p" ping || { bad "node $p did not start"; exit 1; }
-	NPIDS+=("$(cat "$d/pid")")
+	SRV_PIDS+=("$(cat "$d/pid")")
 done
 check "cluster create" 0 redis-cli --cluster create 127.0.0.1:$N1 \
 	127.0.0.1:$N2 127.0.0.1:$N3 --cluster-yes
@@ -223,27 +207,17 @@ for q in A B; do
 	RQ "$q" XRANGE "${p}events" - + >"$T/events$q.txt"
 	RQ "$q" XRANGE "${p}refunds" - + >"$T/refunds$q.txt"
 done
-# ends FILE JOB: terminal events of JOB in an XRANGE listing.
-ends() {
-	awk -v j="$2" 'function end() { if (jj == j && t ~ /^(succeeded|failed|canceled)$/) n++ }
-	/^[0-9]+-[0-9]+$/ { end(); jj = ""; t = ""; next }
-	prev == "job" { jj = $0 } prev == "type" { t = $0 } { prev = $0 }
-	END { end(); print n + 0 }' "$1"
-}
-refunds_of() {
-	awk -v j="$2" 'prev == "job" && $0 == j { n++ } { prev = $0 } END { print n + 0 }' "$1"
-}
 for q in A B; do
 	eval "p=\$P$q; list=(\"\${jobs$q[@]}\")"
 	nfail=0
 	for j in "${list[@]}"; do
 		s=$(RQ "$q" HGET "${p}job:$j" state)
-		eq "$q job $j: terminal events" "$(ends "$T/events$q.txt" "$j")" 1
+		eq "$q job $j: terminal events" "$(xr_ends "$T/events$q.txt" "$j")" 1
 		if [ "$s" = succeeded ]; then
-			eq "$q job $j: no refund" "$(refunds_of "$T/refunds$q.txt" "$j")" 0
+			eq "$q job $j: no refund" "$(xr_refunds "$T/refunds$q.txt" "$j")" 0
 		else
 			nfail=$((nfail + 1))
-			eq "$q job $j ($s): one refund" "$(refunds_of "$T/refunds$q.txt" "$j")" 1
+			eq "$q job $j ($s): one refund" "$(xr_refunds "$T/refunds$q.txt" "$j")" 1
 		fi
 	done
 	[ "$nfail" -gt 0 ] && [ "$nfail" -lt "${#list[@]}" ] && ok ||

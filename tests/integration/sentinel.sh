@@ -34,7 +34,7 @@ export COMFYQ_TEST_REDIS_URL=$URL
 . "$ROOT/tests/lib/stack.sh"
 tmp=$T/check # check's output; $T/out is the workers' output-dir
 mkdir -p "$tmp"
-SPIDS=()
+. "$ROOT/tests/lib/ha.sh"
 
 # server NAME PORT [CONFIG LINES...]: a redis-server (or, with
 # "sentinel" as NAME's prefix, a sentinel) with its files in $T/NAME.
@@ -60,26 +60,10 @@ server() {
 		bad "$name did not start: $(tail -5 "$d/log")"
 		exit 1
 	}
-	SPIDS+=("$(cat "$d/pid")")
+	SRV_PIDS+=("$(cat "$d/pid")")
 }
 
-cleanup() {
-	local p f
-	stop "${PIDS[@]}" 2>/dev/null
-	for p in "${SPIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${SPIDS[@]}"; do
-		wait_until 10 sh -c "! kill -0 $p" || kill -9 "$p" 2>/dev/null
-	done
-	if [ "$fails" -gt 0 ]; then
-		for f in "$T"/*.log "$T"/*/log; do
-			echo "---- $f"
-			tail -30 "$f"
-		done
-	fi
-	[ -n "${KEEP_LOGS:-}" ] && cp -r "$T" "$KEEP_LOGS"
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap ha_cleanup EXIT
 
 # Passwords everywhere: the servers' in the URL, the sentinels' as
 # sentinel-password.
@@ -190,28 +174,17 @@ echo "sentinel.sh: $before of 30 jobs ended before the failover; all ended $(($(
 # --- exactly once --------------------------------------------------------
 RC XRANGE "${P}events" - + >"$T/events.txt"
 RC XRANGE "${P}refunds" - + >"$T/refunds.txt"
-# count FILE JOB TYPE...: entries of FILE for JOB whose type is one of TYPE
-# (XRANGE prints one field or value a line: "job", JOB, "type", TYPE, ...).
-ends() {
-	awk -v j="$2" 'BEGIN { n = 0 }
-	/^[0-9]+-[0-9]+$/ { if (jj == j && (t == "succeeded" || t == "failed" || t == "canceled")) n++; jj = ""; t = ""; next }
-	prev == "job" { jj = $0 } prev == "type" { t = $0 } { prev = $0 }
-	END { if (jj == j && (t == "succeeded" || t == "failed" || t == "canceled")) n++; print n }' "$1"
-}
-refunds_of() {
-	awk -v j="$2" 'prev == "job" && $0 == j { n++ } { prev = $0 } END { print n + 0 }' "$1"
-}
 nfail=0 nok=0
 for j in "${jobs[@]}"; do
 	s=$(state "$j")
-	eq "job $j: terminal events" "$(ends "$T/events.txt" "$j")" 1
+	eq "job $j: terminal events" "$(xr_ends "$T/events.txt" "$j")" 1
 	case "$s" in
 	succeeded)
 		nok=$((nok + 1))
-		eq "job $j: no refund" "$(refunds_of "$T/refunds.txt" "$j")" 0 ;;
+		eq "job $j: no refund" "$(xr_refunds "$T/refunds.txt" "$j")" 0 ;;
 	failed | canceled)
 		nfail=$((nfail + 1))
-		eq "job $j ($s): one refund" "$(refunds_of "$T/refunds.txt" "$j")" 1 ;;
+		eq "job $j ($s): one refund" "$(xr_refunds "$T/refunds.txt" "$j")" 1 ;;
 	*) bad "job $j: state $s" ;;
 	esac
 done

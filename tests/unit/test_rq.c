@@ -7,21 +7,8 @@
 
 #include "rq.h"
 #include "rq_route.h"
+#include "tresp.h"
 #include "unit.h"
-
-/* The reply RESP text s stands for; the caller frees it. */
-static redisReply *
-resp(const char *s)
-{
-	redisReader *rd = redisReaderCreate();
-	void	    *r = NULL;
-
-	redisReaderFeed(rd, s, strlen(s));
-	if (redisReaderGetReply(rd, &r) != REDIS_OK || r == NULL)
-		unit_fail(__FILE__, __LINE__, "bad RESP in the test: %s", s);
-	redisReaderFree(rd);
-	return (r);
-}
 
 static void
 test_url_forms(void)
@@ -244,7 +231,7 @@ test_route(void)
 	int	    port = 0;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		r = resp(cases[i].resp);
+		r = tresp(cases[i].resp);
 		ASSERT_EQ(rq_route_of(r), cases[i].how);
 		freeReplyObject(r);
 	}
@@ -276,47 +263,47 @@ test_route_replies(void)
 	char	    err[128], host[64];
 	int	    port = 0;
 
-	r = resp("*3\r\n$6\r\nmaster\r\n:425\r\n*0\r\n");
+	r = tresp("*3\r\n$6\r\nmaster\r\n:425\r\n*0\r\n");
 	ASSERT_EQ(rq_route_is_master(r, err, sizeof err), 0);
 	freeReplyObject(r);
-	r = resp("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:27001\r\n"
-		 "$9\r\nconnected\r\n:425\r\n");
+	r = tresp("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:27001\r\n"
+		  "$9\r\nconnected\r\n:425\r\n");
 	ASSERT_EQ(rq_route_is_master(r, err, sizeof err), -1);
 	ASSERT_STREQ(err, "it is a replica, not the master");
 	freeReplyObject(r);
-	r = resp("*2\r\n$8\r\nsentinel\r\n*0\r\n");
+	r = tresp("*2\r\n$8\r\nsentinel\r\n*0\r\n");
 	ASSERT_EQ(rq_route_is_master(r, err, sizeof err), -1);
 	ASSERT_STREQ(err, "it is a sentinel, not the master");
 	freeReplyObject(r);
-	r = resp("-NOPERM no ROLE for you\r\n");
+	r = tresp("-NOPERM no ROLE for you\r\n");
 	ASSERT_EQ(rq_route_is_master(r, err, sizeof err), -1);
 	ASSERT_STREQ(err, "ROLE: NOPERM no ROLE for you");
 	freeReplyObject(r);
-	r = resp(":1\r\n");
+	r = tresp(":1\r\n");
 	ASSERT_EQ(rq_route_is_master(r, err, sizeof err), -1);
 	ASSERT_STREQ(err, "ROLE: unexpected reply");
 	freeReplyObject(r);
 
-	r = resp("*2\r\n$9\r\n127.0.0.1\r\n$5\r\n27002\r\n");
+	r = tresp("*2\r\n$9\r\n127.0.0.1\r\n$5\r\n27002\r\n");
 	ASSERT_EQ(rq_route_sentinel_addr(
 		      r, host, sizeof host, &port, err, sizeof err),
 	    0);
 	ASSERT_STREQ(host, "127.0.0.1");
 	ASSERT_EQ(port, 27002);
 	freeReplyObject(r);
-	r = resp("*-1\r\n");
+	r = tresp("*-1\r\n");
 	ASSERT_EQ(rq_route_sentinel_addr(
 		      r, host, sizeof host, &port, err, sizeof err),
 	    -1);
 	ASSERT_STREQ(err, "it monitors no master of that name");
 	freeReplyObject(r);
-	r = resp("*2\r\n$9\r\n127.0.0.1\r\n$1\r\n0\r\n");
+	r = tresp("*2\r\n$9\r\n127.0.0.1\r\n$1\r\n0\r\n");
 	ASSERT_EQ(rq_route_sentinel_addr(
 		      r, host, sizeof host, &port, err, sizeof err),
 	    -1);
 	ASSERT_STREQ(err, "unexpected reply to get-master-addr-by-name");
 	freeReplyObject(r);
-	r = resp("-NOAUTH Authentication required.\r\n");
+	r = tresp("-NOAUTH Authentication required.\r\n");
 	ASSERT_EQ(rq_route_sentinel_addr(
 		      r, host, sizeof host, &port, err, sizeof err),
 	    -1);
