@@ -123,7 +123,7 @@ main(int argc, char **argv)
 		bench_die(
 		    "COMFYQ_TEST_REDIS_URL", "not set (use with-redis.sh)");
 	snprintf(b.prefix, sizeof b.prefix, "cq:{bench%d}:", (int)getpid());
-	if ((b.c = rq_connect(b.url, 10000, 1, err, sizeof err)) == NULL)
+	if ((b.c = rq_connect(b.url, NULL, 10000, 1, err, sizeof err)) == NULL)
 		bench_die("redis", err);
 	bench_slot_set(b.c, b.prefix, "gpu0", 1);
 	snprintf(tick, sizeof tick, "%lld", b.tick_ms);

@@ -318,7 +318,7 @@ bench_terminal(struct bench *b)
 	long long     i, n = 0, t = 0, late = 0;
 	int	      fd;
 
-	if ((w.c = rq_connect(b->url, 10000, 0, err, sizeof err)) == NULL)
+	if ((w.c = rq_connect(b->url, NULL, 10000, 0, err, sizeof err)) == NULL)
 		bench_die("redis", err);
 	snprintf(w.key, sizeof w.key, "%sevents", b->prefix);
 	pthread_mutex_init(&w.mu, NULL);
@@ -489,7 +489,7 @@ main(int argc, char **argv)
 	snprintf(b.dir, sizeof b.dir, "/tmp/bench_sched.XXXXXX");
 	if (mkdtemp(b.dir) == NULL)
 		bench_die("mkdtemp", b.dir);
-	if ((b.c = rq_connect(b.url, 10000, 1, err, sizeof err)) == NULL)
+	if ((b.c = rq_connect(b.url, NULL, 10000, 1, err, sizeof err)) == NULL)
 		bench_die("redis", err);
 	bench_start_sched(&b);
 	printf("scheduler pid %d on port %d; %lld submits, %lld SSE clients, "

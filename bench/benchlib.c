@@ -167,7 +167,7 @@ bench_open(const char **url, char *queue, size_t qlen, char *prefix,
 	snprintf(prefix, plen, "cq:{%s}:", queue);
 	if (mkdtemp(dir) == NULL)
 		bench_die("mkdtemp", dir);
-	if ((c = rq_connect(*url, 10000, 1, err, sizeof err)) == NULL)
+	if ((c = rq_connect(*url, NULL, 10000, 1, err, sizeof err)) == NULL)
 		bench_die("redis", err);
 	return (c);
 }

@@ -149,7 +149,7 @@ jobcost_start(const struct jobcost *jc, const char *url, struct jobcost_run *r)
 	    r->queue, sizeof r->queue, "jobcost%d-%s", (int)getpid(), r->name);
 	snprintf(r->prefix, sizeof r->prefix, "cq:{%s}:", r->queue);
 	snprintf(r->last, sizeof r->last, "0-0");
-	if ((r->c = rq_connect(url, 10000, 1, err, sizeof err)) == NULL)
+	if ((r->c = rq_connect(url, NULL, 10000, 1, err, sizeof err)) == NULL)
 		bench_die(url, err);
 	r->server = jobcost_server_pid(r->c);
 	r->worker = jobcost_worker(jc, url, r);

@@ -48,7 +48,7 @@ waiter(void *arg)
 	redisReply	 *r;
 	char		  err[256];
 
-	if ((c = rq_connect(b->url, 10000, 0, err, sizeof err)) == NULL) {
+	if ((c = rq_connect(b->url, NULL, 10000, 0, err, sizeof err)) == NULL) {
 		fprintf(stderr, "bench_wake: %s\n", err);
 		return (NULL);
 	}
@@ -122,7 +122,7 @@ main(int argc, char **argv)
 	b.url = url;
 	snprintf(q, sizeof q, "bench-wake-%d", (int)getpid());
 	rq_prefix(b.prefix, sizeof b.prefix, q);
-	if ((c = rq_connect(url, 10000, 1, err, sizeof err)) == NULL) {
+	if ((c = rq_connect(url, NULL, 10000, 1, err, sizeof err)) == NULL) {
 		fprintf(stderr, "bench_wake: %s\n", err);
 		return (1);
 	}

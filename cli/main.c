@@ -11,10 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "rq_route.h"
+#include "util.h"
+
+/* How long a command waits out a failover or a slot migration. */
+#define CLI_HA_WAIT_MS 30000
 
 static const struct cfg_entry cli_tls_entries[] = {
 	CFG_REDIS_TLS_ENTRIES(struct cli, tls),
@@ -129,7 +135,8 @@ cli_connect(struct cli *cli, int load)
 
 	if (rq_tls_setup(&cli->tls, err, sizeof err) == -1)
 		cli_usage_error("%s", err);
-	cli->rc = rq_connect(cli->redis_url, 5000, load, err, sizeof err);
+	cli->rc = rq_connect_wait(cli->redis_url, cli->prefix, 5000,
+	    CLI_HA_WAIT_MS, load, err, sizeof err);
 	if (cli->rc == NULL)
 		cli_redis_error("%s", err);
 	return (cli->rc);
@@ -166,16 +173,33 @@ cli_tls_option(struct cli *cli, int argc, char **argv, int *i)
 	return (1);
 }
 
-/* Runs a command; a lost connection exits 3. The caller frees the reply. */
+/*
+ * Runs a command; a lost connection exits 3. A reply that says the command
+ * did not run on this server (a replica now, a master without its
+ * replicas, a cluster node that no longer holds the queue: rq_route.h)
+ * makes it connect again, to the right one, and run it there, for up to
+ * CLI_HA_WAIT_MS; then the last reply stands. The caller frees the reply.
+ */
 redisReply *
 cli_run(struct cli *cli, struct rq_cmd *c)
 {
-	redisReply *r;
+	struct timespec pause = { 0, 250000000L };
+	redisReply     *r;
+	long long	deadline = clock_mono_ms() + CLI_HA_WAIT_MS;
 
-	r = rq_run(cli_redis(cli), c);
+	for (;;) {
+		r = rq_run(cli_redis(cli), c);
+		if (r == NULL)
+			cli_redis_error("redis: %s", cli->rc->errstr);
+		if (rq_route_of(r) == RQ_ROUTE_NONE ||
+		    clock_mono_ms() + 250 > deadline)
+			break;
+		freeReplyObject(r);
+		redisFree(cli->rc);
+		cli->rc = NULL;
+		nanosleep(&pause, NULL);
+	}
 	rq_cmd_free(c);
-	if (r == NULL)
-		cli_redis_error("redis: %s", cli->rc->errstr);
 	return (r);
 }
 

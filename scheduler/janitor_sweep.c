@@ -26,6 +26,7 @@
 #include "janitor_sweep.h"
 #include "log.h"
 #include "rq.h"
+#include "rq_route.h"
 #include "rqfn.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -208,8 +209,8 @@ sweep_conn(struct sweep *s)
 		return (s->ctx);
 	if (now < s->retry_at)
 		return (NULL);
-	s->ctx = rq_connect(s->cfg->redis_url, (int)s->cfg->redis_timeout_ms, 1,
-	    err, sizeof err);
+	s->ctx = rq_connect(s->cfg->redis_url, s->prefix,
+	    (int)s->cfg->redis_timeout_ms, 1, err, sizeof err);
 	if (s->ctx == NULL) {
 		if (!s->down)
 			log_warnx("redis: %s; retrying", err);
@@ -235,7 +236,9 @@ sweep_drop(struct sweep *s, const char *what)
 
 /*
  * Runs c (and frees it). Returns the reply for the caller to free, or NULL
- * when the connection was lost (dropped; *lost set).
+ * when the connection was lost or is on the wrong server (a replica, a
+ * cluster node that no longer holds the queue: rq_route.h): dropped, so
+ * the next tick connects to the right one; *lost set.
  */
 static redisReply *
 sweep_call(struct sweep *s, struct rq_cmd *c, const char *what, int *lost)
@@ -244,6 +247,14 @@ sweep_call(struct sweep *s, struct rq_cmd *c, const char *what, int *lost)
 
 	r = rq_run(s->ctx, c);
 	rq_cmd_free(c);
+	if (r != NULL && rq_route_of(r) != RQ_ROUTE_NONE) {
+		log_warnx("redis: %s: %s; reconnecting", what, r->str);
+		freeReplyObject(r);
+		redisFree(s->ctx);
+		s->ctx = NULL;
+		*lost = 1;
+		return (NULL);
+	}
 	if (r == NULL) {
 		sweep_drop(s, what);
 		*lost = 1;

@@ -185,7 +185,7 @@ sched_run(void)
 		evsignal_add(sigs[i], NULL);
 	}
 	if (sched_open_outputs(err, sizeof err) == -1 ||
-	    (sched.rc = rq_async_new(sched.base, cfg.redis_url, 1,
+	    (sched.rc = rq_async_new(sched.base, cfg.redis_url, sched.prefix, 1,
 		 sched_redis_state, NULL, err, sizeof err)) == NULL ||
 	    (sched.httpd = http_new(&sched, err, sizeof err)) == NULL) {
 		log_warnx("cannot start: %s", err);

@@ -281,7 +281,7 @@ sse_new(struct sched *s, char *err, size_t errlen)
 	sse->tmp = evbuffer_new();
 	sse->retry = evtimer_new(s->base, sse_on_retry, sse);
 	sse->keepalive = evtimer_new(s->base, sse_on_keepalive, sse);
-	sse->reader = rq_async_new(s->base, s->cfg->redis_url, 0,
+	sse->reader = rq_async_new(s->base, s->cfg->redis_url, s->prefix, 0,
 	    sse_on_reader_state, sse, err, errlen);
 	if (sse->reader == NULL) {
 		sse_free(sse);

@@ -75,8 +75,10 @@ extern const char *const cfg_log_formats[]; /* plain, json */
 	{ "redis-url", CFG_STR, offsetof(type, url), "redis://127.0.0.1:6379", \
 		.max = 1024, .flags = CFG_URL,                                 \
 		.text = "Queue backend: redis://[[user]:password@]host[:port]" \
-			"[/db], rediss://... (TLS) or "                        \
-			"unix:///path?db=N&password=P." },                     \
+			"[/db], rediss://... (TLS), "                          \
+			"unix:///path?db=N&password=P, "                       \
+			"redis+sentinel://host[:port],.../MASTER or "          \
+			"redis+cluster://host[:port],...." },                  \
 	    { "queue", CFG_STR, offsetof(type, queue), "default", .max = 128,  \
 		    .text = "Queue name (keys cq:{<queue>}:...)." },           \
 	    CFG_REDIS_TLS_ENTRIES(type, tls)

@@ -14,12 +14,63 @@
 #include "log.h"
 #include "rq.h"
 
+/* Appends [p, p + n) to buf (len bytes, *o used), cut to fit. */
+static void
+config_put(char *buf, size_t len, size_t *o, const char *p, size_t n)
+{
+	if (n > len - 1 - *o)
+		n = len - 1 - *o;
+	memcpy(buf + *o, p, n);
+	*o += n;
+	buf[*o] = '\0';
+}
+
+/*
+ * Copies URL s into buf with its secrets masked: what comes before an '@'
+ * (the user and password), and the value of every query parameter whose
+ * name ends in "password" (unix://...?password=,
+ * redis+sentinel://...?sentinel-password=).
+ */
+static void
+config_mask_url(const char *s, char *buf, size_t len)
+{
+	const char *sep, *at, *p, *q, *amp, *eq;
+	size_t	    o = 0;
+
+	buf[0] = '\0';
+	p = s;
+	if ((sep = strstr(s, "://")) != NULL &&
+	    (at = strchr(sep + 3, '@')) != NULL) {
+		config_put(buf, len, &o, s, (size_t)(sep + 3 - s));
+		config_put(buf, len, &o, "***", 3);
+		p = at;
+	}
+	if ((q = strchr(p, '?')) == NULL) {
+		config_put(buf, len, &o, p, strlen(p));
+		return;
+	}
+	config_put(buf, len, &o, p, (size_t)(q + 1 - p));
+	for (p = q + 1;; p = amp + 1) {
+		amp = p + strcspn(p, "&");
+		eq = memchr(p, '=', (size_t)(amp - p));
+		if (eq != NULL && eq - p >= 8 &&
+		    memcmp(eq - 8, "password", 8) == 0) {
+			config_put(buf, len, &o, p, (size_t)(eq + 1 - p));
+			config_put(buf, len, &o, "***", 3);
+		} else
+			config_put(buf, len, &o, p, (size_t)(amp - p));
+		if (*amp == '\0')
+			break;
+		config_put(buf, len, &o, "&", 1);
+	}
+}
+
 /* Formats the value of e into buf for printing. */
 static void
 config_format(
     const struct cfg_entry *e, const void *base, char *buf, size_t len)
 {
-	const char *s, *at, *colon;
+	const char *s;
 
 	switch (e->type) {
 	case CFG_STR:
@@ -28,11 +79,8 @@ config_format(
 			s = "";
 		if ((e->flags & CFG_SECRET) && *s != '\0')
 			snprintf(buf, len, "(set)");
-		else if ((e->flags & CFG_URL) &&
-		    (at = strchr(s, '@')) != NULL &&
-		    (colon = strstr(s, "://")) != NULL && colon < at)
-			snprintf(
-			    buf, len, "%.*s***%s", (int)(colon + 3 - s), s, at);
+		else if (e->flags & CFG_URL)
+			config_mask_url(s, buf, len);
 		else
 			snprintf(buf, len, "%s", s);
 		break;

@@ -1,40 +1,37 @@
 /*
- * Redis connection and function calls (see rq.h).
+ * Redis commands, the functions library and the blocking connection (see
+ * rq.h; the non-blocking one is rq_async.c).
  *
- * The non-blocking connection is a small state machine: DOWN -> CONNECTING
- * (TCP/unix connect, bounded by a timer) -> SETUP (AUTH, SELECT and the
- * loaded library's version pipelined; FUNCTION LOAD REPLACE unless Redis
- * holds a newer library) -> UP. Any error
- * or disconnect goes back to DOWN and schedules a reconnect with backoff.
- * Callers are told of UP and DOWN through one callback; a call made while
- * not UP is refused (-1) rather than queued, so nothing is sent twice.
- * hiredis frees a context right after its disconnect callback, so ra->ac is
- * cleared there and never touched again.
+ * rq_connect finds its server first: for a redis+sentinel:// URL the
+ * master the sentinels name (rq_sentinel.h), checked with ROLE; for a
+ * redis+cluster:// URL a seed, then, with a key to route by, the node
+ * that holds its slot, asked with EXISTS and followed through MOVED. A
+ * stale answer (a replica, a slot being migrated) is asked again after a
+ * pause, a few times, before it is an error.
  *
  * A rediss:// URL connects through the TLS bridge (rq_tls.h) and is
  * otherwise the same; the bridge's reason for a drop (a certificate that
  * did not verify, an alert from the server) replaces hiredis's "Server
- * closed the connection" in the errors and logs.
+ * closed the connection" in the errors.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
-#include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-
-#include "backoff.h"
 #include "log.h"
 #include "rq.h"
+#include "rq_int.h"
+#include "rq_route.h"
+#include "rq_sentinel.h"
 #include "rq_tls.h"
 #include "tls_bridge.h"
 #include "util.h"
 #include "xmalloc.h"
 
-#define RQ_BACKOFF_BASE_MS 100
-#define RQ_BACKOFF_MAX_MS  5000
+#define RQ_ROUTE_MOVES 5 /* MOVEDs followed in a row */
 
 void
 rq_cmd_init(struct rq_cmd *c, const char *name)
@@ -123,10 +120,13 @@ rq_reply_is_status(const redisReply *r, const char *s)
 	    strcmp(r->str, s) == 0);
 }
 
-/* Runs one setup command; 0 when it did not fail. */
+/*
+ * Runs one setup command; 0 when it did not fail. A refusal that says the
+ * server is not the right one (rq_route.h) is told in *how (may be NULL).
+ */
 static int
 rq_setup_one(redisContext *ctx, struct rq_cmd *c, const char *what, char *err,
-    size_t errlen)
+    size_t errlen, enum rq_route *how)
 {
 	redisReply *r;
 	int	    rc = 0;
@@ -136,7 +136,12 @@ rq_setup_one(redisContext *ctx, struct rq_cmd *c, const char *what, char *err,
 		snprintf(err, errlen, "%s: %s", what, ctx->errstr);
 		rc = -1;
 	} else if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "%s: %s", what, r->str);
+		snprintf(err, errlen, "%s: %s%s", what, r->str,
+		    strncmp(r->str, "ERR unknown command", 19) == 0
+			? " (Redis 7 or newer needed)"
+			: "");
+		if (how != NULL)
+			*how = rq_route_of(r);
 		rc = -1;
 	}
 	freeReplyObject(r);
@@ -149,8 +154,8 @@ rq_setup_one(redisContext *ctx, struct rq_cmd *c, const char *what, char *err,
  * newer than ours is left in place (an older program in a fleet being
  * upgraded must not take functions away from the newer ones): an error.
  */
-int
-rq_load_functions(redisContext *ctx, char *err, size_t errlen)
+static int
+rq_load(redisContext *ctx, char *err, size_t errlen, enum rq_route *how)
 {
 	struct rq_cmd c;
 	redisReply   *r;
@@ -170,8 +175,7 @@ rq_load_functions(redisContext *ctx, char *err, size_t errlen)
 	rq_cmd_add(&c, "LOAD");
 	rq_cmd_add(&c, "REPLACE");
 	rq_cmd_addb(&c, comfyq_lua_library, comfyq_lua_library_len);
-	if (rq_setup_one(ctx, &c, "FUNCTION LOAD (Redis 7 or newer needed)",
-		err, errlen) == -1)
+	if (rq_setup_one(ctx, &c, "FUNCTION LOAD", err, errlen, how) == -1)
 		return (-1);
 	r = redisCommand(ctx, "FCALL_RO comfyq_version 0");
 	if (r != NULL && r->type == REDIS_REPLY_STRING &&
@@ -183,7 +187,13 @@ rq_load_functions(redisContext *ctx, char *err, size_t errlen)
 	return (rc);
 }
 
-static void
+int
+rq_load_functions(redisContext *ctx, char *err, size_t errlen)
+{
+	return (rq_load(ctx, err, errlen, NULL));
+}
+
+void
 rq_auth_cmd(struct rq_cmd *c, const struct rq_url *u)
 {
 	rq_cmd_init(c, "AUTH");
@@ -192,362 +202,230 @@ rq_auth_cmd(struct rq_cmd *c, const struct rq_url *u)
 	rq_cmd_add(c, u->password);
 }
 
-/*
- * Opens a blocking connection: connect (timeout_ms), AUTH, SELECT and, with
- * load set, FUNCTION LOAD REPLACE. Commands time out after timeout_ms too.
- * Over TLS a PING goes first: a TLS 1.3 server refuses a missing client
- * certificate only after the handshake, at the first read.
- */
-redisContext *
-rq_connect(const char *url, int timeout_ms, int load, char *err, size_t errlen)
+/* "host:port" or the socket path of u, for messages. */
+const char *
+rq_where(const struct rq_url *u, char *buf, size_t len)
 {
-	struct tls_bridge_link *link = NULL;
-	struct rq_url		u;
-	struct rq_cmd		c;
-	struct timeval		tv;
-	redisContext	       *ctx;
-	char			why[512] = "out of memory";
-
-	if (rq_url_parse(url, &u, err, errlen) == -1)
-		return (NULL);
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	if (u.path != NULL)
-		ctx = redisConnectUnixWithTimeout(u.path, tv);
-	else if (u.tls)
-		ctx = rq_tls_connect(&u, timeout_ms, &link, why, sizeof why);
+	if (u->path != NULL)
+		snprintf(buf, len, "%s", u->path);
+	else if (u->host == NULL)
+		snprintf(buf, len, "(no server yet)");
+	else if (strchr(u->host, ':') != NULL)
+		snprintf(buf, len, "[%s]:%d", u->host, u->port);
 	else
-		ctx = redisConnectWithTimeout(u.host, u.port, tv);
-	if (ctx == NULL || ctx->err) {
-		snprintf(err, errlen, "redis %s%s%s:%d: %s",
-		    u.path ? u.path : "", u.path ? "" : u.host, "", u.port,
-		    ctx ? ctx->errstr : why);
-		goto fail;
-	}
-	redisSetTimeout(ctx, tv);
-	if (u.tls) {
-		rq_cmd_init(&c, "PING");
-		if (rq_setup_one(ctx, &c, "PING", err, errlen) == -1)
-			goto fail;
-	}
-	if (u.password != NULL) {
-		rq_auth_cmd(&c, &u);
-		if (rq_setup_one(ctx, &c, "AUTH", err, errlen) == -1)
-			goto fail;
-	}
-	if (u.db != 0) {
-		rq_cmd_init(&c, "SELECT");
-		rq_cmd_addf(&c, "%d", u.db);
-		if (rq_setup_one(ctx, &c, "SELECT", err, errlen) == -1)
-			goto fail;
-	}
-	if (load && rq_load_functions(ctx, err, errlen) == -1)
-		goto fail;
-	tls_bridge_release(link);
-	rq_url_free(&u);
-	return (ctx);
-fail:
-	if (link != NULL && tls_bridge_why(link, why, sizeof why))
-		snprintf(err, errlen, "redis %s:%d: %s", u.host, u.port, why);
-	tls_bridge_release(link);
-	if (ctx != NULL)
-		redisFree(ctx);
-	rq_url_free(&u);
-	return (NULL);
+		snprintf(buf, len, "%s:%d", u->host, u->port);
+	return (buf);
 }
 
-/* The non-blocking connection. */
-
-enum rq_async_state { RQ_DOWN, RQ_CONNECTING, RQ_SETUP, RQ_UP };
-
-struct rq_async {
-	struct event_base      *base;
-	struct rq_url		url;
-	int			load;
-	redisAsyncContext      *ac;
-	enum rq_async_state	state;
-	int			setup_left;
-	int			setup_failed;
-	struct event	       *timer;
-	struct backoff		backoff;
-	rq_state_cb		cb;
-	void		       *arg;
-	int			freeing;
-	struct tls_bridge_link *link; /* rediss://: this connection's */
-};
-
-#define RQ_CONNECT_TIMEOUT_MS 5000
-
-static void rq_async_connect(struct rq_async *);
-
-static void
-rq_async_set_state(struct rq_async *ra, enum rq_async_state to)
-{
-	int was_up = ra->state == RQ_UP;
-
-	ra->state = to;
-	if (to == RQ_UP) {
-		backoff_reset(&ra->backoff);
-		evtimer_del(ra->timer);
-		if (ra->cb != NULL)
-			ra->cb(ra, 1, ra->arg);
-	} else if (to == RQ_DOWN) {
-		if (!ra->freeing)
-			timer_add_ms(ra->timer, backoff_next(&ra->backoff));
-		if (was_up && ra->cb != NULL && !ra->freeing)
-			ra->cb(ra, 0, ra->arg);
-	}
-}
-
-static void
-rq_async_on_timer(evutil_socket_t fd, short ev, void *arg)
-{
-	struct rq_async *ra = arg;
-
-	(void)fd;
-	(void)ev;
-	switch (ra->state) {
-	case RQ_DOWN:
-		rq_async_connect(ra);
-		break;
-	case RQ_CONNECTING:
-		/* Not connected in time: no disconnect callback will come. */
-		log_warnx("redis: connect timed out; retrying");
-		redisAsyncFree(ra->ac);
-		ra->ac = NULL;
-		rq_async_set_state(ra, RQ_DOWN);
-		break;
-	case RQ_SETUP:
-		log_warnx("redis: setup timed out; reconnecting");
-		redisAsyncDisconnect(ra->ac);
-		break;
-	case RQ_UP:
-		break;
-	}
-}
-
-/* One setup reply has come: after the last, up or (a failure) down. */
-static void
-rq_async_setup_step(struct rq_async *ra, redisAsyncContext *ac)
-{
-	if (--ra->setup_left > 0)
-		return;
-	if (ra->setup_failed) {
-		redisAsyncDisconnect(ac);
-		return;
-	}
-	rq_async_set_state(ra, RQ_UP);
-}
-
-static void
-rq_async_on_setup(redisAsyncContext *ac, void *r, void *priv)
-{
-	struct rq_async *ra = ac->data;
-	redisReply	*reply = r;
-
-	(void)priv;
-	if (reply == NULL || ra == NULL)
-		return; /* disconnecting; on_disconnect handles it */
-	if (reply->type == REDIS_REPLY_ERROR) {
-		log_warnx("redis: setup failed: %s", reply->str);
-		ra->setup_failed = 1;
-	}
-	rq_async_setup_step(ra, ac);
-}
-
-static void
-rq_async_send_setup(struct rq_async *ra, struct rq_cmd *c)
-{
-	ra->setup_left++;
-	redisAsyncCommandArgv(ra->ac, rq_async_on_setup, NULL, c->argc,
-	    (const char **)c->argv, c->lens);
-	rq_cmd_free(c);
-}
-
-/*
- * The loaded library's version, asked before loading ours: a newer one is
- * left in place and the setup fails (as rq_load_functions does); none, or
- * an older one, is replaced.
- */
-static void
-rq_async_on_version(redisAsyncContext *ac, void *r, void *priv)
-{
-	struct rq_async *ra = ac->data;
-	redisReply	*reply = r;
-	struct rq_cmd	 c;
-
-	(void)priv;
-	if (reply == NULL || ra == NULL)
-		return;
-	if (reply->type == REDIS_REPLY_STRING &&
-	    atoi(reply->str) > atoi(RQ_LIB_VERSION)) {
-		log_warnx(
-		    "redis: Redis holds functions library version %s, newer than this program's %s: upgrade this program",
-		    reply->str, RQ_LIB_VERSION);
-		ra->setup_failed = 1;
-	} else {
-		rq_cmd_init(&c, "FUNCTION");
-		rq_cmd_add(&c, "LOAD");
-		rq_cmd_add(&c, "REPLACE");
-		rq_cmd_addb(&c, comfyq_lua_library, comfyq_lua_library_len);
-		rq_async_send_setup(ra, &c);
-	}
-	rq_async_setup_step(ra, ac);
-}
-
-static void
-rq_async_on_connect(const redisAsyncContext *cac, int status)
-{
-	struct rq_async *ra = cac->data;
-	struct rq_cmd	 c;
-
-	if (status != REDIS_OK) {
-		log_warnx("redis: connect failed: %s; retrying", cac->errstr);
-		ra->ac = NULL; /* hiredis frees it after this callback */
-		evtimer_del(ra->timer);
-		rq_async_set_state(ra, RQ_DOWN);
-		return;
-	}
-	ra->state = RQ_SETUP;
-	ra->setup_left = 0;
-	ra->setup_failed = 0;
-	if (ra->url.password != NULL) {
-		rq_auth_cmd(&c, &ra->url);
-		rq_async_send_setup(ra, &c);
-	}
-	if (ra->url.db != 0) {
-		rq_cmd_init(&c, "SELECT");
-		rq_cmd_addf(&c, "%d", ra->url.db);
-		rq_async_send_setup(ra, &c);
-	}
-	if (ra->load) {
-		ra->setup_left++;
-		redisAsyncCommand(ra->ac, rq_async_on_version, NULL,
-		    "FCALL_RO comfyq_version 0");
-	}
-	rq_cmd_init(&c, "PING");
-	rq_async_send_setup(ra, &c);
-}
-
-static void
-rq_async_on_disconnect(const redisAsyncContext *cac, int status)
-{
-	struct rq_async *ra = cac->data;
-	char		 why[512];
-
-	if (ra == NULL)
-		return;
-	ra->ac = NULL; /* hiredis frees it after this callback */
-	if (!ra->freeing && ra->link != NULL &&
-	    tls_bridge_why(ra->link, why, sizeof why))
-		log_warnx("redis %s:%d: %s%s%s", ra->url.host, ra->url.port,
-		    ra->state == RQ_UP ? "disconnected: " : "", why,
-		    ra->state == RQ_UP ? "" : "; retrying");
-	else if (!ra->freeing)
-		log_warnx("redis: disconnected%s%s",
-		    status == REDIS_OK ? "" : ": ",
-		    status == REDIS_OK ? "" : cac->errstr);
-	evtimer_del(ra->timer);
-	rq_async_set_state(ra, RQ_DOWN);
-}
-
-static void
-rq_async_connect(struct rq_async *ra)
-{
-	redisAsyncContext *ac;
-	char		   why[512] = "out of memory";
-
-	tls_bridge_release(ra->link);
-	ra->link = NULL;
-	if (ra->url.path != NULL)
-		ac = redisAsyncConnectUnix(ra->url.path);
-	else if (ra->url.tls)
-		ac = rq_tls_connect_async(&ra->url, RQ_CONNECT_TIMEOUT_MS,
-		    &ra->link, why, sizeof why);
-	else
-		ac = redisAsyncConnect(ra->url.host, ra->url.port);
-	if (ac == NULL || ac->err) {
-		log_warnx("redis: connect failed: %s; retrying",
-		    ac ? ac->errstr : why);
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		rq_async_set_state(ra, RQ_DOWN);
-		return;
-	}
-	ac->data = ra;
-	ra->ac = ac;
-	ra->state = RQ_CONNECTING;
-	redisLibeventAttach(ac, ra->base);
-	redisAsyncSetConnectCallback(ac, rq_async_on_connect);
-	redisAsyncSetDisconnectCallback(ac, rq_async_on_disconnect);
-	timer_add_ms(ra->timer, RQ_CONNECT_TIMEOUT_MS);
-}
-
-/*
- * Starts a non-blocking connection to url on base. cb is told when the
- * connection comes up (authenticated, library loaded) and when it goes down.
- */
-struct rq_async *
-rq_async_new(struct event_base *base, const char *url, int load, rq_state_cb cb,
-    void *arg, char *err, size_t errlen)
-{
-	struct rq_async *ra;
-
-	ra = xcalloc(1, sizeof *ra);
-	if (rq_url_parse(url, &ra->url, err, errlen) == -1) {
-		free(ra);
-		return (NULL);
-	}
-	ra->base = base;
-	ra->load = load;
-	ra->cb = cb;
-	ra->arg = arg;
-	ra->timer = evtimer_new(base, rq_async_on_timer, ra);
-	backoff_init(&ra->backoff, RQ_BACKOFF_BASE_MS, RQ_BACKOFF_MAX_MS);
-	rq_async_connect(ra);
-	return (ra);
-}
-
+/* The command that tells whether this is the server for key: EXISTS key
+ * on a cluster node (a MOVED or ASK otherwise), ROLE where sentinels
+ * named it; 0 when there is nothing to ask. */
 int
-rq_async_up(const struct rq_async *ra)
+rq_probe_cmd(struct rq_cmd *c, const struct rq_url *u, const char *key)
 {
-	return (ra->state == RQ_UP);
-}
-
-/*
- * Sends a command; fn gets the reply, or NULL if the connection is lost
- * first. Returns -1 (nothing sent) when the connection is not up.
- */
-int
-rq_async_call(struct rq_async *ra, redisCallbackFn *fn, void *priv,
-    const struct rq_cmd *c)
-{
-	if (ra->state != RQ_UP || ra->ac == NULL)
-		return (-1);
-	if (redisAsyncCommandArgv(ra->ac, fn, priv, c->argc,
-		(const char **)c->argv, c->lens) != REDIS_OK)
-		return (-1);
+	if (u->kind == RQ_URL_SENTINEL) {
+		rq_cmd_init(c, "ROLE");
+		return (1);
+	}
+	if (u->kind == RQ_URL_CLUSTER && key != NULL) {
+		rq_cmd_init(c, "EXISTS");
+		rq_cmd_add(c, key);
+		return (1);
+	}
 	return (0);
 }
 
-/* Closes the connection; pending callbacks get a NULL reply. */
-void
-rq_async_free(struct rq_async *ra)
+/*
+ * Reads the reply to rq_probe_cmd: RQ_ROUTE_NONE when this is the
+ * server; RQ_ROUTE_MOVED with u pointed at the node named; RQ_ROUTE_WAIT
+ * or RQ_ROUTE_ROLE (a replica, a migrating slot) to ask again later. err
+ * says why it is not the server.
+ */
+enum rq_route
+rq_probe_reply(const redisReply *r, struct rq_url *u, char *err, size_t errlen)
 {
-	if (ra == NULL)
-		return;
-	ra->freeing = 1;
-	if (ra->ac != NULL) {
-		redisAsyncContext *ac = ra->ac;
+	enum rq_route how;
+	char	      host[256], where[300];
+	int	      port;
 
-		if (ra->state == RQ_CONNECTING) {
-			ac->data = NULL;
-			ra->ac = NULL;
-		}
-		redisAsyncFree(ac);
+	if (u->kind == RQ_URL_SENTINEL) {
+		if (rq_route_is_master(r, host, sizeof host) == 0)
+			return (RQ_ROUTE_NONE);
+		snprintf(err, errlen,
+		    "redis %s: %s (a sentinel's answer was out of date)",
+		    rq_where(u, where, sizeof where), host);
+		return (RQ_ROUTE_ROLE);
 	}
-	event_free(ra->timer);
-	tls_bridge_release(ra->link);
-	rq_url_free(&ra->url);
-	free(ra);
+	if ((how = rq_route_of(r)) == RQ_ROUTE_NONE)
+		return (RQ_ROUTE_NONE);
+	snprintf(err, errlen, "%s", r->str);
+	if (how == RQ_ROUTE_MOVED) {
+		if (rq_route_target(r->str, host, sizeof host, &port) == -1)
+			return (RQ_ROUTE_WAIT);
+		if (*host == '\0') /* a node that does not know its address */
+			snprintf(host, sizeof host, "%s", u->host);
+		snprintf(err, errlen, "%s (was %s)", r->str,
+		    rq_where(u, where, sizeof where));
+		rq_url_set_node(u, host, port);
+	}
+	return (how);
+}
+
+/* Connects to the server u names now: TCP or unix, TLS, AUTH, SELECT. */
+static redisContext *
+rq_dial(const struct rq_url *u, int timeout_ms, char *err, size_t errlen)
+{
+	struct tls_bridge_link *link = NULL;
+	struct rq_cmd		c;
+	struct timeval		tv;
+	redisContext	       *ctx;
+	char			why[512] = "out of memory", where[300];
+
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	if (u->path != NULL)
+		ctx = redisConnectUnixWithTimeout(u->path, tv);
+	else if (u->tls)
+		ctx = rq_tls_connect(u, timeout_ms, &link, why, sizeof why);
+	else
+		ctx = redisConnectWithTimeout(u->host, u->port, tv);
+	if (ctx == NULL || ctx->err) {
+		snprintf(err, errlen, "redis %s: %s",
+		    rq_where(u, where, sizeof where), ctx ? ctx->errstr : why);
+		goto fail;
+	}
+	redisSetTimeout(ctx, tv);
+	/* Over TLS a PING goes first: a TLS 1.3 server refuses a missing
+	 * client certificate only after the handshake, at the first read. */
+	if (u->tls) {
+		rq_cmd_init(&c, "PING");
+		if (rq_setup_one(ctx, &c, "PING", err, errlen, NULL) == -1)
+			goto fail;
+	}
+	if (u->password != NULL) {
+		rq_auth_cmd(&c, u);
+		if (rq_setup_one(ctx, &c, "AUTH", err, errlen, NULL) == -1)
+			goto fail;
+	}
+	if (u->db != 0) {
+		rq_cmd_init(&c, "SELECT");
+		rq_cmd_addf(&c, "%d", u->db);
+		if (rq_setup_one(ctx, &c, "SELECT", err, errlen, NULL) == -1)
+			goto fail;
+	}
+	tls_bridge_release(link);
+	return (ctx);
+fail:
+	if (link != NULL && tls_bridge_why(link, why, sizeof why))
+		snprintf(err, errlen, "redis %s: %s",
+		    rq_where(u, where, sizeof where), why);
+	tls_bridge_release(link);
+	if (ctx != NULL)
+		redisFree(ctx);
+	return (NULL);
+}
+
+static void
+rq_pause_ms(long long ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000),
+		(long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * One try at u's server for key (see the top): the sentinels asked, a
+ * connection, the probe, the library. Returns the connection, or NULL
+ * with err set and *how RQ_ROUTE_MOVED (u points at the node named: try
+ * again at once), RQ_ROUTE_WAIT or RQ_ROUTE_ROLE (a stale answer: again
+ * after a pause) or RQ_ROUTE_NONE (a plain failure). A cluster's seeds
+ * are tried in turn until one answers.
+ */
+static redisContext *
+rq_route_once(struct rq_url *u, const char *key, int timeout_ms, int load,
+    enum rq_route *how, char *err, size_t errlen)
+{
+	struct rq_cmd c;
+	redisContext *ctx;
+	redisReply   *r;
+	int	      seed;
+
+	*how = RQ_ROUTE_NONE;
+	if (u->kind == RQ_URL_SENTINEL &&
+	    rq_sentinel_master(u, timeout_ms, err, errlen) == -1)
+		return (NULL);
+	if (u->kind == RQ_URL_CLUSTER && u->host == NULL)
+		rq_url_set_node(u, u->nodes[0].host, u->nodes[0].port);
+	/* The node named last, then each seed. */
+	for (seed = 0; (ctx = rq_dial(u, timeout_ms, err, errlen)) == NULL;
+	     seed++) {
+		if (u->kind == RQ_URL_SENTINEL)
+			*how = RQ_ROUTE_ROLE; /* a master that is gone */
+		if (u->kind != RQ_URL_CLUSTER || seed == u->nnodes)
+			return (NULL);
+		rq_url_set_node(u, u->nodes[seed].host, u->nodes[seed].port);
+	}
+	if (rq_probe_cmd(&c, u, key)) {
+		r = rq_run(ctx, &c);
+		rq_cmd_free(&c);
+		if (r == NULL) {
+			snprintf(err, errlen, "redis: %s", ctx->errstr);
+			*how = RQ_ROUTE_WAIT;
+		} else
+			*how = rq_probe_reply(r, u, err, errlen);
+		freeReplyObject(r);
+		if (*how != RQ_ROUTE_NONE)
+			goto fail;
+	}
+	if (load && rq_load(ctx, err, errlen, how) == -1)
+		goto fail;
+	return (ctx);
+fail:
+	redisFree(ctx);
+	return (NULL);
+}
+
+/*
+ * Opens a blocking connection to url's server (for key, a key of the
+ * queue, where a cluster holds it; NULL: any node): connect (timeout_ms),
+ * AUTH, SELECT and, with load set, FUNCTION LOAD REPLACE. Commands time
+ * out after timeout_ms too. While the servers say a failover or a slot
+ * migration is under way (a replica, a master without its replicas, a
+ * slot being moved), it asks again after a pause, for up to wait_ms. A
+ * reply on the open connection that says the server is not the right one
+ * (rq_route.h) is the caller's to handle: close it and connect again.
+ */
+redisContext *
+rq_connect_wait(const char *url, const char *key, int timeout_ms, int wait_ms,
+    int load, char *err, size_t errlen)
+{
+	struct rq_url u;
+	redisContext *ctx = NULL;
+	enum rq_route how;
+	long long     deadline = clock_mono_ms() + wait_ms, pause = 100;
+	int	      moves = 0;
+
+	if (rq_url_parse(url, &u, err, errlen) == -1)
+		return (NULL);
+	while ((ctx = rq_route_once(
+		    &u, key, timeout_ms, load, &how, err, errlen)) == NULL) {
+		if (how == RQ_ROUTE_MOVED && ++moves <= RQ_ROUTE_MOVES)
+			continue;
+		if (how == RQ_ROUTE_NONE || clock_mono_ms() + pause > deadline)
+			break;
+		rq_pause_ms(pause);
+		pause = pause * 2 > 1000 ? 1000 : pause * 2;
+		moves = 0;
+	}
+	rq_url_free(&u);
+	return (ctx);
+}
+
+/* rq_connect_wait without waiting: one try (MOVEDs followed). */
+redisContext *
+rq_connect(const char *url, const char *key, int timeout_ms, int load,
+    char *err, size_t errlen)
+{
+	return (rq_connect_wait(url, key, timeout_ms, 0, load, err, errlen));
 }

@@ -5,6 +5,13 @@
  * is the non-blocking twin on a libevent loop, which reconnects with
  * backoff and reloads the library after every reconnect.
  * struct rq_cmd builds an argument vector (binary safe) for either.
+ *
+ * Both take a key to route by (a queue's prefix): behind a
+ * redis+cluster:// URL they connect to the node that holds its slot, and
+ * behind redis+sentinel:// to the master the sentinels name. The async
+ * connection also moves by itself when a reply says it is on the wrong
+ * server (rq_route.h): the call gets a NULL reply, as if the connection
+ * had been lost, and the connection comes up again on the right one.
  */
 #ifndef COMFYQ_RQ_H
 #define COMFYQ_RQ_H
@@ -35,17 +42,20 @@ void rq_cmd_addf(struct rq_cmd *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void rq_cmd_free(struct rq_cmd *c);
 
-redisContext *rq_connect(
-    const char *url, int timeout_ms, int load, char *err, size_t errlen);
-redisReply *rq_run(redisContext *ctx, const struct rq_cmd *c);
-int	    rq_load_functions(redisContext *ctx, char *err, size_t errlen);
-int	    rq_reply_is_status(const redisReply *r, const char *s);
+redisContext *rq_connect(const char *url, const char *key, int timeout_ms,
+    int load, char *err, size_t errlen);
+redisContext *rq_connect_wait(const char *url, const char *key, int timeout_ms,
+    int wait_ms, int load, char *err, size_t errlen);
+redisReply   *rq_run(redisContext *ctx, const struct rq_cmd *c);
+int	      rq_load_functions(redisContext *ctx, char *err, size_t errlen);
+int	      rq_reply_is_status(const redisReply *r, const char *s);
 
 struct rq_async;
 typedef void (*rq_state_cb)(struct rq_async *ra, int up, void *arg);
 
 struct rq_async *rq_async_new(struct event_base *base, const char *url,
-    int load, rq_state_cb cb, void *arg, char *err, size_t errlen);
+    const char *key, int load, rq_state_cb cb, void *arg, char *err,
+    size_t errlen);
 int		 rq_async_up(const struct rq_async *ra);
 int  rq_async_call(struct rq_async *ra, redisCallbackFn *fn, void *priv,
      const struct rq_cmd *c);

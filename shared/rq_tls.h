@@ -7,8 +7,9 @@
  * why. The settings are the process's, set once by rq_tls_setup from the
  * tls-* entries every program has (CFG_REDIS_ENTRIES in config.h); a
  * process that never calls it (a test, a bench) reads the same entries
- * from the environment at its first rediss:// connection. rq.c connects
- * through rq_tls_connect and rq_tls_connect_async.
+ * from the environment at its first rediss:// connection. rq.c,
+ * rq_async.c and rq_sentinel.c connect through rq_tls_connect and
+ * rq_tls_connect_async.
  */
 #ifndef COMFYQ_RQ_TLS_H
 #define COMFYQ_RQ_TLS_H

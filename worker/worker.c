@@ -340,12 +340,12 @@ worker_new(struct event_base *base, struct worker_cfg *cfg,
 	w->retry_timer = evtimer_new(base, worker_retry_cb, w);
 	w->drain_timer = evtimer_new(base, worker_drain_cb, w);
 	timer_add_ms(w->hb_timer, cfg->heartbeat_ms);
-	if ((w->rc = rq_async_new(base, cfg->redis_url, 1, worker_rc_state, w,
-		 err, sizeof err)) == NULL ||
-	    (w->rb = rq_async_new(base, cfg->redis_url, 0, worker_rb_state, w,
-		 err, sizeof err)) == NULL ||
-	    (w->rs = rq_async_new(base, cfg->redis_url, 0, worker_rs_state, w,
-		 err, sizeof err)) == NULL)
+	if ((w->rc = rq_async_new(base, cfg->redis_url, w->prefix, 1,
+		 worker_rc_state, w, err, sizeof err)) == NULL ||
+	    (w->rb = rq_async_new(base, cfg->redis_url, w->prefix, 0,
+		 worker_rb_state, w, err, sizeof err)) == NULL ||
+	    (w->rs = rq_async_new(base, cfg->redis_url, w->prefix, 0,
+		 worker_rs_state, w, err, sizeof err)) == NULL)
 		fatalx("%s", err);
 	log_notice("worker %s: queue %s, pool %s, comfyui %s", w->id,
 	    cfg->queue, w->pool, comfy_url(w->comfy));

@@ -57,7 +57,7 @@ standin_child(const struct standin_opts *o, FILE *out)
 	struct rq_cmd cmd;
 	int	      i, n = 0, tries;
 
-	if ((c = rq_connect(o->url, 10000, 0, err, sizeof err)) == NULL) {
+	if ((c = rq_connect(o->url, NULL, 10000, 0, err, sizeof err)) == NULL) {
 		fprintf(out, "error %s\n", err);
 		_exit(1);
 	}

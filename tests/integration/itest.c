@@ -32,7 +32,7 @@ it_redis_new(void)
 		unit_fail(__FILE__, __LINE__,
 		    "COMFYQ_TEST_REDIS_URL is not "
 		    "set (run through tests/lib/with-redis.sh)");
-	if ((c = rq_connect(url, 10000, 1, err, sizeof err)) == NULL)
+	if ((c = rq_connect(url, NULL, 10000, 1, err, sizeof err)) == NULL)
 		unit_fail(__FILE__, __LINE__, "%s", err);
 	return (c);
 }

@@ -67,8 +67,8 @@ test_reconnects(void)
 	ASSERT_TRUE(conf != NULL);
 	memset(&a, 0, sizeof a);
 	a.base = event_base_new();
-	ra = rq_async_new(a.base, getenv("COMFYQ_TEST_REDIS_URL"), 1, on_state,
-	    &a, err, sizeof err);
+	ra = rq_async_new(a.base, getenv("COMFYQ_TEST_REDIS_URL"), NULL, 1,
+	    on_state, &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	for (i = 0; i < 50 && a.ups == 0; i++)
 		it_loop(a.base, 100);
@@ -122,11 +122,11 @@ test_bad_url(void)
 	struct event_base *base = event_base_new();
 	char		   err[256];
 
-	ASSERT_TRUE(rq_async_new(base, "http://x", 1, NULL, NULL, err,
+	ASSERT_TRUE(rq_async_new(base, "http://x", NULL, 1, NULL, NULL, err,
 			sizeof err) == NULL);
 	ASSERT_STREQ(err,
-	    "redis URL: 'http://x' does not start with redis://, rediss:// "
-	    "or unix://");
+	    "redis URL: 'http://x' does not start with redis://, rediss://, "
+	    "redis+sentinel://, redis+cluster:// or unix://");
 	event_base_free(base);
 }
 
@@ -152,15 +152,15 @@ test_newer_library_kept(void)
 	ASSERT_TRUE(r != NULL && r->type == REDIS_REPLY_STRING);
 	freeReplyObject(r);
 	rc = rq_connect(
-	    getenv("COMFYQ_TEST_REDIS_URL"), 2000, 1, err, sizeof err);
+	    getenv("COMFYQ_TEST_REDIS_URL"), NULL, 2000, 1, err, sizeof err);
 	ASSERT_TRUE(rc == NULL);
 	ASSERT_STREQ(err,
 	    "Redis holds functions library version 99, newer than this "
 	    "program's " RQ_LIB_VERSION ": upgrade this program");
 	memset(&a, 0, sizeof a);
 	a.base = event_base_new();
-	ra = rq_async_new(a.base, getenv("COMFYQ_TEST_REDIS_URL"), 1, on_state,
-	    &a, err, sizeof err);
+	ra = rq_async_new(a.base, getenv("COMFYQ_TEST_REDIS_URL"), NULL, 1,
+	    on_state, &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	for (i = 0; i < 10; i++)
 		it_loop(a.base, 100);
@@ -173,7 +173,7 @@ test_newer_library_kept(void)
 	freeReplyObject(r);
 	/* Ours again, for whatever runs next on this server. */
 	rc = rq_connect(
-	    getenv("COMFYQ_TEST_REDIS_URL"), 2000, 0, err, sizeof err);
+	    getenv("COMFYQ_TEST_REDIS_URL"), NULL, 2000, 0, err, sizeof err);
 	ASSERT_TRUE(rc != NULL);
 	freeReplyObject(redisCommand(rc, "FUNCTION DELETE comfyq"));
 	redisFree(rc);

@@ -71,7 +71,7 @@ test_big_blocking(void)
 	char	      err[512], *v = big_value();
 
 	tls_setup(NULL);
-	c = rq_connect(url(), 10000, 0, err, sizeof err);
+	c = rq_connect(url(), NULL, 10000, 0, err, sizeof err);
 	ASSERT_TRUE(c != NULL);
 	r = redisCommand(c, "SET cq:{tls}:big %b", v, (size_t)BIG);
 	ASSERT_STATUS(r, "OK");
@@ -148,7 +148,8 @@ test_big_async(void)
 	memset(&a, 0, sizeof a);
 	a.base = event_base_new();
 	a.want = v;
-	ra = rq_async_new(a.base, url(), 0, on_state, &a, err, sizeof err);
+	ra =
+	    rq_async_new(a.base, url(), NULL, 0, on_state, &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	wait_ups(&a, 1);
 	rq_cmd_init(&c, "SET");
@@ -211,7 +212,7 @@ test_no_leaks(void)
 	fds = fd_count();
 	ASSERT_TRUE(links >= 1);
 	for (i = 0; i < 100; i++) {
-		c = rq_connect(url(), 5000, 0, err, sizeof err);
+		c = rq_connect(url(), NULL, 5000, 0, err, sizeof err);
 		ASSERT_TRUE(c != NULL);
 		r = redisCommand(c, "PING");
 		ASSERT_STATUS(r, "PONG");
@@ -241,7 +242,7 @@ test_silent_server(void)
 	ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &n), 0);
 	snprintf(u, sizeof u, "rediss://127.0.0.1:%d", ntohs(sa.sin_port));
 	t0 = clock_mono_ms();
-	ASSERT_TRUE(rq_connect(u, 300, 0, err, sizeof err) == NULL);
+	ASSERT_TRUE(rq_connect(u, NULL, 300, 0, err, sizeof err) == NULL);
 	ASSERT_TRUE(clock_mono_ms() - t0 < 1300);
 	ASSERT_TRUE(strstr(err, "TLS: no session within 300 ms") != NULL);
 	close(lfd);
@@ -256,12 +257,13 @@ test_async_untrusted(void)
 	int		 links, i, most = 0;
 
 	tls_setup(getenv("COMFYQ_TEST_TLS_OTHER_CA"));
-	ASSERT_TRUE(rq_connect(url(), 5000, 0, err, sizeof err) == NULL);
+	ASSERT_TRUE(rq_connect(url(), NULL, 5000, 0, err, sizeof err) == NULL);
 	ASSERT_TRUE(strstr(err, "TLS: certificate verify failed") != NULL);
 	links = links_settle(1);
 	memset(&a, 0, sizeof a);
 	a.base = event_base_new();
-	ra = rq_async_new(a.base, url(), 0, on_state, &a, err, sizeof err);
+	ra =
+	    rq_async_new(a.base, url(), NULL, 0, on_state, &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	for (i = 0; i < 20; i++) { /* several attempts, with backoff */
 		it_loop(a.base, 100);
@@ -291,7 +293,8 @@ test_async_dropped(void)
 	tls_setup(NULL);
 	memset(&a, 0, sizeof a);
 	a.base = event_base_new();
-	ra = rq_async_new(a.base, url(), 0, on_state, &a, err, sizeof err);
+	ra =
+	    rq_async_new(a.base, url(), NULL, 0, on_state, &a, err, sizeof err);
 	ASSERT_TRUE(ra != NULL);
 	wait_ups(&a, 1);
 	rq_cmd_init(&c, "CLIENT");
@@ -328,7 +331,7 @@ test_stop(void)
 
 	tls_setup(NULL);
 	signal(SIGPIPE, SIG_IGN); /* the PING below writes to a closed socket */
-	c = rq_connect(url(), 5000, 0, err, sizeof err);
+	c = rq_connect(url(), NULL, 5000, 0, err, sizeof err);
 	ASSERT_TRUE(c != NULL);
 	ASSERT_TRUE(tls_bridge_links() >= 1);
 	tls_bridge_stop();
@@ -336,7 +339,7 @@ test_stop(void)
 	r = redisCommand(c, "PING");
 	ASSERT_TRUE(r == NULL); /* its socket was closed under it */
 	redisFree(c);
-	c2 = rq_connect(url(), 5000, 0, err, sizeof err);
+	c2 = rq_connect(url(), NULL, 5000, 0, err, sizeof err);
 	ASSERT_TRUE(c2 != NULL);
 	r = redisCommand(c2, "PING");
 	ASSERT_STATUS(r, "PONG");

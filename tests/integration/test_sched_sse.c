@@ -146,7 +146,7 @@ srv_start(const char *P, long long history, long long bufmax, long long ka_s)
 	snprintf(srv.s.prefix, sizeof srv.s.prefix, "%s", P);
 	srv.s.started_ms = clock_wall_ms();
 	srv.s.rc = rq_async_new(
-	    srv.base, srv.cfg.redis_url, 1, NULL, NULL, err, sizeof err);
+	    srv.base, srv.cfg.redis_url, NULL, 1, NULL, NULL, err, sizeof err);
 	ASSERT_TRUE(srv.s.rc != NULL);
 	srv.s.metrics = metrics_new(&srv.s, err, sizeof err);
 	ASSERT_TRUE(srv.s.metrics != NULL);
@@ -937,8 +937,8 @@ test_redis_restart(void)
 	for (i = 0; i < 100 && ctx == NULL; i++) {
 		char err[256];
 
-		ctx = rq_connect(
-		    getenv("COMFYQ_TEST_REDIS_URL"), 1000, 1, err, sizeof err);
+		ctx = rq_connect(getenv("COMFYQ_TEST_REDIS_URL"), NULL, 1000, 1,
+		    err, sizeof err);
 		if (ctx == NULL)
 			it_sleep_ms(50);
 	}

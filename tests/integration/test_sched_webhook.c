@@ -204,8 +204,8 @@ world(void)
 	T.base = event_base_new();
 	tick = event_new(T.base, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(tick, &tv); /* wakes the loop: see run_until */
-	T.rc = rq_async_new(T.base, getenv("COMFYQ_TEST_REDIS_URL"), 1, NULL,
-	    NULL, err, sizeof err);
+	T.rc = rq_async_new(T.base, getenv("COMFYQ_TEST_REDIS_URL"), NULL, 1,
+	    NULL, NULL, err, sizeof err);
 	ASSERT_TRUE(T.rc != NULL);
 	for (i = 0; i < 400 && !rq_async_up(T.rc); i++)
 		event_base_loop(T.base, EVLOOP_ONCE);

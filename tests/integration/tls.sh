@@ -11,7 +11,8 @@
 # program at --check; a server that asks for client certificates refuses
 # a client without one and takes one with tls-cert-file/tls-key-file; the
 # server shut down and started again in the middle of a job: the worker
-# reconnects and the job ends exactly once.
+# reconnects and the job ends exactly once. A sentinel on TLS only names
+# the server to the CLI and a worker on rediss+sentinel://.
 set -u
 BIN=$1
 TEST_BIN=$2
@@ -89,6 +90,40 @@ refused "wrong name" \
 	"$BIN/comfyq" --tls-server-name wrong.example stats
 check "the certificate's DNS name" 0 "$BIN/comfyq" \
 	--redis "rediss://localhost:$REDIS_PORT" stats
+
+# --- rediss+sentinel://: a sentinel on TLS only, watching this server --
+SPORT=$(free_port)
+mkdir -p "$T/sentinel"
+cat >"$T/sentinel/conf" <<CONF
+port 0
+tls-port $SPORT
+bind 127.0.0.1
+dir $T/sentinel
+pidfile $T/sentinel/pid
+logfile $T/sentinel/log
+tls-cert-file $T/tls/server.crt
+tls-key-file $T/tls/server.key
+tls-ca-cert-file $T/tls/ca.crt
+tls-replication yes
+tls-auth-clients no
+sentinel monitor tlsm 127.0.0.1 $REDIS_PORT 1
+CONF
+redis-server "$T/sentinel/conf" --sentinel --daemonize yes
+wait_until 10 test -s "$T/sentinel/pid" || bad "the sentinel did not start"
+SENT_PID=$(cat "$T/sentinel/pid")
+PIDS+=("$SENT_PID")
+SENT_URL="rediss+sentinel://localhost:$SPORT/tlsm"
+check "a sentinel over TLS names the master" 0 timeout 20 "$BIN/comfyq" \
+	--redis "$SENT_URL" stats
+refused "a sentinel over TLS with another CA" "localhost:$SPORT: TLS: certificate verify failed: " \
+	"$BIN/comfyq" --redis "$SENT_URL" --tls-ca-file "$OTHER_CA" stats
+worker_start ws --redis-url "$SENT_URL"
+PIDS+=("$WPID")
+wait_until 20 rfield "${P}worker:ws" health ok && ok ||
+	bad "a worker on rediss+sentinel:// did not register"
+grep -q "the sentinels name 127.0.0.1:$REDIS_PORT as master tlsm" "$T/ws.log" &&
+	ok || bad "the worker did not log the sentinels' answer"
+stop "$WPID" "$SENT_PID"
 refused "no CA given: the system's store" "TLS: certificate verify failed: " \
 	env -u COMFYQ_TLS_CA_FILE "$BIN/comfyq" stats
 check "tls-insecure" 0 "$BIN/comfyq" --tls-insecure --tls-ca-file "$OTHER_CA" \

@@ -136,6 +136,36 @@ janitor_start() {
 	JPID=$!
 }
 
+# sched_start NAME [ARGS...]: a scheduler on the queue on a free port:
+# SPID, S (its base URL); log in $T/NAME.log.
+sched_start() {
+	local name=$1
+	shift
+	"$BIN/comfyq-scheduler" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+		--queue "$Q" --listen 127.0.0.1:0 --output-dir "$T/out" \
+		--workflows-dir "$ROOT/workflows" "$@" >>"$T/$name.log" 2>&1 &
+	SPID=$!
+	if ! wait_until 20 grep -q "listening on" "$T/$name.log"; then
+		echo "sched_start: $name did not start; its log:" >&2
+		tail -20 "$T/$name.log" >&2
+		return 1
+	fi
+	S="http://127.0.0.1:$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/$name.log" | head -1)"
+}
+
+# api_state JOB: the "state":"..." of GET $S/v1/jobs/JOB; api_is JOB
+# WANT: it is WANT.
+api_state() {
+	curl -s "$S/v1/jobs/$1" | grep -oE '"state":"[a-z]+"' | head -1
+}
+api_is() { [ "$(api_state "$1")" = "$2" ]; }
+
+# sse_ended FILE JOB: FILE (a /v1/events stream) has JOB's terminal event.
+sse_ended() {
+	grep -F "\"job\":\"$2\"" "$1" |
+		grep -qE '"type":"(succeeded|failed|canceled)"'
+}
+
 # stop PID...: SIGTERM, then SIGKILL after 10 s; waits until gone.
 stop() {
 	local p

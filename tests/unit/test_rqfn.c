@@ -12,26 +12,13 @@
 #include <hiredis/hiredis.h>
 
 #include "rqfn.h"
+#include "tresp.h"
 #include "unit.h"
-
-/* The reply RESP text s stands for; the caller frees it. */
-static redisReply *
-resp(const char *s)
-{
-	redisReader *rd = redisReaderCreate();
-	void	    *r = NULL;
-
-	redisReaderFeed(rd, s, strlen(s));
-	if (redisReaderGetReply(rd, &r) != REDIS_OK || r == NULL)
-		unit_fail(__FILE__, __LINE__, "bad RESP in the test: %s", s);
-	redisReaderFree(rd);
-	return (r);
-}
 
 /* Whether decoding RESP s with the claim decoder fails, with a message. */
 #define REFUSED(dec, s, out)                                                   \
 	do {                                                                   \
-		redisReply *_r = resp(s);                                      \
+		redisReply *_r = tresp(s);                                     \
 		char	    _e[256] = "";                                      \
 		unit_checks++;                                                 \
 		if (dec(_r, out, _e, sizeof _e) != -1 || *_e == '\0')          \
@@ -50,7 +37,7 @@ test_claim(void)
 	redisReply	 *r;
 	char		  err[256];
 
-	r = resp(JOB9);
+	r = tresp(JOB9);
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), 0);
 	ASSERT_EQ(c.kind, RQFN_CLAIM_JOB);
 	ASSERT_STREQ(c.jid, "j1");
@@ -64,18 +51,18 @@ test_claim(void)
 	ASSERT_STREQ(c.model, "x.st");
 	freeReplyObject(r);
 
-	r = resp("*3\r\n$6\r\nnoslot\r\n:2\r\n:2\r\n");
+	r = tresp("*3\r\n$6\r\nnoslot\r\n:2\r\n:2\r\n");
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), 0);
 	ASSERT_EQ(c.kind, RQFN_CLAIM_NOSLOT);
 	ASSERT_EQ(c.used, 2);
 	ASSERT_EQ(c.capacity, 2);
 	freeReplyObject(r);
-	r = resp("*2\r\n$5\r\nnojob\r\n$0\r\n\r\n");
+	r = tresp("*2\r\n$5\r\nnojob\r\n$0\r\n\r\n");
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), 0);
 	ASSERT_EQ(c.kind, RQFN_CLAIM_NOJOB);
 	ASSERT_EQ(c.next_due_ms, 0);
 	freeReplyObject(r);
-	r = resp("*2\r\n$5\r\nnojob\r\n$13\r\n1700000000123\r\n");
+	r = tresp("*2\r\n$5\r\nnojob\r\n$13\r\n1700000000123\r\n");
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), 0);
 	ASSERT_EQ(c.next_due_ms, 1700000000123LL);
 	freeReplyObject(r);
@@ -111,11 +98,11 @@ test_claim(void)
 	ASSERT_STREQ(err, "no reply");
 
 	/* An error reply comes back as its text. */
-	r = resp("-NOPOOL pool 'g' has no capacity set\r\n");
+	r = tresp("-NOPOOL pool 'g' has no capacity set\r\n");
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), -1);
 	ASSERT_STREQ(err, "NOPOOL pool 'g' has no capacity set");
 	freeReplyObject(r);
-	r = resp("*2\r\n$3\r\njob\r\n$2\r\nj1\r\n");
+	r = tresp("*2\r\n$3\r\njob\r\n$2\r\nj1\r\n");
 	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), -1);
 	ASSERT_STREQ(
 	    err, "unexpected reply to claim (an array of 2, first 'job')");
@@ -133,15 +120,15 @@ test_worker_replies(void)
 	char		      err[256];
 	int		      stale;
 
-	r = resp("*1\r\n$2\r\nok\r\n");
+	r = tresp("*1\r\n$2\r\nok\r\n");
 	ASSERT_EQ(rqfn_acquire_reply(r, &a, err, sizeof err), 0);
 	ASSERT_EQ(a.kind, RQFN_ACQUIRE_OK);
 	freeReplyObject(r);
-	r = resp("+STALE\r\n");
+	r = tresp("+STALE\r\n");
 	ASSERT_EQ(rqfn_acquire_reply(r, &a, err, sizeof err), 0);
 	ASSERT_EQ(a.kind, RQFN_ACQUIRE_STALE);
 	freeReplyObject(r);
-	r = resp("*3\r\n$6\r\nnoslot\r\n:1\r\n:4\r\n");
+	r = tresp("*3\r\n$6\r\nnoslot\r\n:1\r\n:4\r\n");
 	ASSERT_EQ(rqfn_acquire_reply(r, &a, err, sizeof err), 0);
 	ASSERT_EQ(a.kind, RQFN_ACQUIRE_NOSLOT);
 	ASSERT_EQ(a.used, 1);
@@ -151,7 +138,7 @@ test_worker_replies(void)
 	REFUSED(rqfn_acquire_reply, "*2\r\n$6\r\nnoslot\r\n:1\r\n", &a);
 	REFUSED(rqfn_acquire_reply, "+OK\r\n", &a);
 
-	r = resp(
+	r = tresp(
 	    "*4\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$1\r\nc\r\n:3\r\n:1\r\n");
 	ASSERT_EQ(rqfn_heartbeat_reply(r, &h, err, sizeof err), 0);
 	ASSERT_EQ(h.nlost, 2);
@@ -169,7 +156,7 @@ test_worker_replies(void)
 	REFUSED(
 	    rqfn_heartbeat_reply, "*4\r\n*0\r\n*0\r\n$1\r\n3\r\n:1\r\n", &h);
 
-	r = resp("*2\r\n:2\r\n:8000\r\n");
+	r = tresp("*2\r\n:2\r\n:8000\r\n");
 	ASSERT_EQ(rqfn_register_reply(r, &g, err, sizeof err), 0);
 	ASSERT_EQ(g.capacity, 2);
 	ASSERT_EQ(g.vram_budget_mb, 8000);
@@ -177,11 +164,11 @@ test_worker_replies(void)
 	REFUSED(rqfn_register_reply, "*1\r\n:2\r\n", &g);
 	REFUSED(rqfn_register_reply, "*2\r\n$1\r\n2\r\n:0\r\n", &g);
 
-	r = resp("+OK\r\n");
+	r = tresp("+OK\r\n");
 	ASSERT_EQ(rqfn_complete_reply(r, &stale, err, sizeof err), 0);
 	ASSERT_EQ(stale, 0);
 	freeReplyObject(r);
-	r = resp("+STALE\r\n");
+	r = tresp("+STALE\r\n");
 	ASSERT_EQ(rqfn_progress_reply(r, &stale, err, sizeof err), 0);
 	ASSERT_EQ(stale, 1);
 	freeReplyObject(r);
@@ -190,17 +177,17 @@ test_worker_replies(void)
 	REFUSED(rqfn_progress_reply, "$2\r\nOK\r\n", &stale);
 	REFUSED(rqfn_job_files_reply, ":1\r\n", &stale);
 
-	r = resp("*2\r\n$7\r\ndelayed\r\n:1234\r\n");
+	r = tresp("*2\r\n$7\r\ndelayed\r\n:1234\r\n");
 	ASSERT_EQ(rqfn_fail_reply(r, &e, err, sizeof err), 0);
 	ASSERT_EQ(e.kind, RQFN_END_DELAYED);
 	ASSERT_EQ(e.due_ms, 1234);
 	freeReplyObject(r);
-	r = resp("*1\r\n$8\r\ncanceled\r\n");
+	r = tresp("*1\r\n$8\r\ncanceled\r\n");
 	ASSERT_EQ(rqfn_fail_reply(r, &e, err, sizeof err), 0);
 	ASSERT_EQ(e.kind, RQFN_END_CANCELED);
 	ASSERT_STREQ(e.what, "canceled");
 	freeReplyObject(r);
-	r = resp("*1\r\n$6\r\nqueued\r\n");
+	r = tresp("*1\r\n$6\r\nqueued\r\n");
 	ASSERT_EQ(rqfn_release_reply(r, &e, err, sizeof err), 0);
 	ASSERT_EQ(e.kind, RQFN_END_QUEUED);
 	freeReplyObject(r);
@@ -217,16 +204,16 @@ test_ctl(void)
 	redisReply     *r;
 	char		err[256];
 
-	r = resp("*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+	r = tresp("*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
 	ASSERT_EQ(rqfn_ctl_reply(r, &m, err, sizeof err), 0);
 	ASSERT_EQ(m.kind, RQFN_CTL_SUBSCRIBED);
 	freeReplyObject(r);
-	r = resp("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$9\r\ncancel j1\r\n");
+	r = tresp("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$9\r\ncancel j1\r\n");
 	ASSERT_EQ(rqfn_ctl_reply(r, &m, err, sizeof err), 0);
 	ASSERT_EQ(m.kind, RQFN_CTL_CANCEL);
 	ASSERT_STREQ(m.jid, "j1");
 	freeReplyObject(r);
-	r = resp("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$4\r\nstop\r\n");
+	r = tresp("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$4\r\nstop\r\n");
 	ASSERT_EQ(rqfn_ctl_reply(r, &m, err, sizeof err), 0);
 	ASSERT_EQ(m.kind, RQFN_CTL_UNKNOWN);
 	ASSERT_STREQ(m.text, "stop");
@@ -257,14 +244,14 @@ test_other_replies(void)
 	redisReply		*r;
 	char			 err[256];
 
-	r = resp("$1\r\n2\r\n");
+	r = tresp("$1\r\n2\r\n");
 	ASSERT_EQ(rqfn_version_reply(r, &s, err, sizeof err), 0);
 	ASSERT_STREQ(s, "2");
 	freeReplyObject(r);
 	REFUSED(rqfn_version_reply, ":2\r\n", &s);
 	REFUSED(rqfn_version_reply, "-ERR Function not found\r\n", &s);
 
-	r = resp("*3\r\n$2\r\nj1\r\n$7\r\ncreated\r\n$6\r\nqueued\r\n");
+	r = tresp("*3\r\n$2\r\nj1\r\n$7\r\ncreated\r\n$6\r\nqueued\r\n");
 	ASSERT_EQ(rqfn_enqueue_reply(r, &e, err, sizeof err), 0);
 	ASSERT_STREQ(e.jid, "j1");
 	ASSERT_STREQ(e.result, "created");
@@ -273,12 +260,12 @@ test_other_replies(void)
 	REFUSED(rqfn_enqueue_reply, "*2\r\n$2\r\nj1\r\n$7\r\ncreated\r\n", &e);
 	REFUSED(rqfn_enqueue_reply, "*3\r\n:1\r\n$1\r\nc\r\n$1\r\nq\r\n", &e);
 
-	r = resp("*2\r\n$7\r\nalready\r\n$9\r\nsucceeded\r\n");
+	r = tresp("*2\r\n$7\r\nalready\r\n$9\r\nsucceeded\r\n");
 	ASSERT_EQ(rqfn_cancel_reply(r, &k, err, sizeof err), 0);
 	ASSERT_EQ(k.kind, RQFN_CANCEL_ALREADY);
 	ASSERT_STREQ(k.state, "succeeded");
 	freeReplyObject(r);
-	r = resp("*1\r\n$9\r\nrequested\r\n");
+	r = tresp("*1\r\n$9\r\nrequested\r\n");
 	ASSERT_EQ(rqfn_cancel_reply(r, &k, err, sizeof err), 0);
 	ASSERT_EQ(k.kind, RQFN_CANCEL_REQUESTED);
 	ASSERT_TRUE(k.state == NULL);
@@ -286,8 +273,8 @@ test_other_replies(void)
 	REFUSED(rqfn_cancel_reply, "*1\r\n$7\r\nalready\r\n", &k);
 	REFUSED(rqfn_cancel_reply, "*2\r\n$8\r\ncanceled\r\n:1\r\n", &k);
 
-	r = resp("*9\r\n:2\r\n:0\r\n:1\r\n:5\r\n$1\r\nj\r\n$1\r\nw\r\n$1\r\n3"
-		 "\r\n:77\r\n:5\r\n");
+	r = tresp("*9\r\n:2\r\n:0\r\n:1\r\n:5\r\n$1\r\nj\r\n$1\r\nw\r\n$1\r\n3"
+		  "\r\n:77\r\n:5\r\n");
 	ASSERT_EQ(rqfn_slot_get_reply(r, &g, err, sizeof err), 0);
 	ASSERT_EQ(g.capacity, 2);
 	ASSERT_EQ(g.used, 1);
@@ -309,13 +296,13 @@ test_other_replies(void)
 	    ":5\r\n",
 	    &g);
 
-	r = resp("*0\r\n");
+	r = tresp("*0\r\n");
 	ASSERT_EQ(rqfn_slot_pools_reply(r, &p, err, sizeof err), 0);
 	ASSERT_EQ(p.npools, 0);
 	freeReplyObject(r);
 	REFUSED(rqfn_slot_pools_reply, "*2\r\n$1\r\na\r\n:1\r\n", &p);
 
-	r = resp("*3\r\n$4\r\nslot\r\n:9\r\n:100\r\n");
+	r = tresp("*3\r\n$4\r\nslot\r\n:9\r\n:100\r\n");
 	ASSERT_EQ(rqfn_slot_acquire_reply(r, &a, err, sizeof err), 0);
 	ASSERT_EQ(a.granted, 1);
 	ASSERT_EQ(a.fence, 9);
@@ -323,7 +310,7 @@ test_other_replies(void)
 	freeReplyObject(r);
 	REFUSED(rqfn_slot_acquire_reply, "*2\r\n$4\r\nslot\r\n:9\r\n", &a);
 
-	r = resp("*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:0\r\n:6\r\n");
+	r = tresp("*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:0\r\n:6\r\n");
 	ASSERT_EQ(rqfn_reap_reply(r, &rp, err, sizeof err), 0);
 	ASSERT_EQ(rp.requeued, 1);
 	ASSERT_EQ(rp.lost, 2);
@@ -336,7 +323,7 @@ test_other_replies(void)
 	REFUSED(rqfn_reap_reply,
 	    "*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:0\r\n$1\r\n6\r\n", &rp);
 
-	r = resp("*4\r\n:5\r\n:0\r\n$0\r\n\r\n$3\r\n1-0\r\n");
+	r = tresp("*4\r\n:5\r\n:0\r\n$0\r\n\r\n$3\r\n1-0\r\n");
 	ASSERT_EQ(rqfn_trim_reply(r, &t, err, sizeof err), 0);
 	ASSERT_EQ(t.events_trimmed, 5);
 	ASSERT_STREQ(t.refunds_floor, "");
@@ -344,13 +331,13 @@ test_other_replies(void)
 	freeReplyObject(r);
 	REFUSED(rqfn_trim_reply, "*2\r\n:5\r\n:0\r\n", &t);
 
-	r = resp("*1\r\n:4\r\n");
+	r = tresp("*1\r\n:4\r\n");
 	ASSERT_EQ(rqfn_expire_reply(r, &n, err, sizeof err), 0);
 	ASSERT_EQ(n, 4);
 	freeReplyObject(r);
 	REFUSED(rqfn_expire_reply, "*0\r\n", &n);
 
-	r = resp("*4\r\n:2\r\n:0\r\n$2\r\nw1\r\n$2\r\nw2\r\n");
+	r = tresp("*4\r\n:2\r\n:0\r\n$2\r\nw1\r\n$2\r\nw2\r\n");
 	ASSERT_EQ(rqfn_workers_gone_reply(r, &w, err, sizeof err), 0);
 	ASSERT_EQ(w.gone, 2);
 	ASSERT_EQ(w.nwids, 2);
@@ -359,14 +346,14 @@ test_other_replies(void)
 	REFUSED(rqfn_workers_gone_reply, "*1\r\n:2\r\n", &w);
 	REFUSED(rqfn_workers_gone_reply, "*3\r\n:2\r\n:0\r\n:7\r\n", &w);
 
-	r = resp("*4\r\n:1\r\n:2\r\n:3\r\n:0\r\n");
+	r = tresp("*4\r\n:1\r\n:2\r\n:3\r\n:0\r\n");
 	ASSERT_EQ(rqfn_queue_status_reply(r, &q, err, sizeof err), 0);
 	ASSERT_EQ(q.events, 1);
 	ASSERT_EQ(q.total, 3);
 	freeReplyObject(r);
 	REFUSED(rqfn_queue_status_reply, "*3\r\n:1\r\n:2\r\n:3\r\n", &q);
 
-	r = resp("*3\r\n:0\r\n$2\r\nj1\r\n$2\r\n[]\r\n");
+	r = tresp("*3\r\n:0\r\n$2\r\nj1\r\n$2\r\n[]\r\n");
 	ASSERT_EQ(rqfn_active_files_reply(r, &f, err, sizeof err), 0);
 	ASSERT_EQ(f.truncated, 0);
 	ASSERT_EQ(f.njobs, 1);
@@ -385,7 +372,7 @@ test_comfy_upload_replies(void)
 	redisReply *r;
 	char	    err[256];
 
-	r = resp("$10\r\nin (1).png\r\n");
+	r = tresp("$10\r\nin (1).png\r\n");
 	ASSERT_EQ(rqfn_comfy_upload_reply(r, &name, err, sizeof err), 0);
 	ASSERT_STREQ(name, "in (1).png");
 	freeReplyObject(r);
@@ -394,14 +381,14 @@ test_comfy_upload_replies(void)
 	REFUSED(rqfn_comfy_upload_reply, "*1\r\n$6\r\nin.png\r\n", &name);
 	REFUSED(rqfn_comfy_upload_reply, "*0\r\n", &name);
 	REFUSED(rqfn_comfy_upload_reply, "$-1\r\n", &name);
-	r = resp("-CONFLICT 100 uploads named in.png to in (99).png hold "
-		 "other bytes\r\n");
+	r = tresp("-CONFLICT 100 uploads named in.png to in (99).png hold "
+		  "other bytes\r\n");
 	ASSERT_EQ(rqfn_comfy_upload_reply(r, &name, err, sizeof err), -1);
 	ASSERT_STREQ(err,
 	    "CONFLICT 100 uploads named in.png to in (99).png hold other "
 	    "bytes");
 	freeReplyObject(r);
-	r = resp("*2\r\n$3\r\nbig\r\n$2\r\nxx\r\n");
+	r = tresp("*2\r\n$3\r\nbig\r\n$2\r\nxx\r\n");
 	ASSERT_EQ(rqfn_comfy_upload_reply(r, &name, err, sizeof err), -1);
 	ASSERT_STREQ(err,
 	    "unexpected reply to comfy_upload (an array of 2, first 'big')");
@@ -438,7 +425,7 @@ test_webhook_replies(void)
 	char			  err[256];
 	int			  stale = -1;
 
-	r = resp("*7\r\n:1234\r\n" WH1);
+	r = tresp("*7\r\n:1234\r\n" WH1);
 	ASSERT_EQ(rqfn_webhook_claim_reply(r, &w, err, sizeof err), 0);
 	ASSERT_EQ(w.next_due_ms, 1234);
 	ASSERT_EQ(w.n, 1);
@@ -452,11 +439,11 @@ test_webhook_replies(void)
 	ASSERT_STREQ(d.fields[0]->str, "state");
 	ASSERT_STREQ(d.fields[3]->str, "false");
 	freeReplyObject(r);
-	r = resp("*13\r\n:0\r\n" WH1 WH1);
+	r = tresp("*13\r\n:0\r\n" WH1 WH1);
 	ASSERT_EQ(rqfn_webhook_claim_reply(r, &w, err, sizeof err), 0);
 	ASSERT_EQ(w.n, 2);
 	freeReplyObject(r);
-	r = resp("*1\r\n:0\r\n");
+	r = tresp("*1\r\n:0\r\n");
 	ASSERT_EQ(rqfn_webhook_claim_reply(r, &w, err, sizeof err), 0);
 	ASSERT_EQ(w.n, 0);
 	freeReplyObject(r);
@@ -480,17 +467,17 @@ test_webhook_replies(void)
 	REFUSED(rqfn_webhook_claim_reply, "-CORRUPT key x\r\n", &w);
 	REFUSED(rqfn_webhook_claim_reply, "+OK\r\n", &w);
 
-	r = resp("+STALE\r\n");
+	r = tresp("+STALE\r\n");
 	ASSERT_EQ(rqfn_webhook_done_reply(r, &stale, err, sizeof err), 0);
 	ASSERT_EQ(stale, 1);
 	freeReplyObject(r);
-	r = resp("+OK\r\n");
+	r = tresp("+OK\r\n");
 	ASSERT_EQ(rqfn_webhook_done_reply(r, &stale, err, sizeof err), 0);
 	ASSERT_EQ(stale, 0);
 	freeReplyObject(r);
 	REFUSED(rqfn_webhook_done_reply, "+QUEUED\r\n", &stale);
 	REFUSED(rqfn_webhook_done_reply, "*1\r\n$2\r\nOK\r\n", &stale);
-	r = resp("-INVALID outcome: 'x'\r\n");
+	r = tresp("-INVALID outcome: 'x'\r\n");
 	ASSERT_EQ(rqfn_webhook_done_reply(r, &stale, err, sizeof err), -1);
 	ASSERT_STREQ(err, "INVALID outcome: 'x'");
 	freeReplyObject(r);
@@ -506,9 +493,9 @@ test_webhook_progress_replies(void)
 	char			  err[256];
 	int			  stale = -1;
 
-	r = resp("*7\r\n:99\r\n$2\r\nj1\r\n$8\r\nhttp://h\r\n"
-		 "$8\r\nwhp_j1_7\r\n:7\r\n:1\r\n*4\r\n$8\r\nprogress\r\n"
-		 "$4\r\n3/20\r\n$4\r\nnode\r\n$1\r\n5\r\n");
+	r = tresp("*7\r\n:99\r\n$2\r\nj1\r\n$8\r\nhttp://h\r\n"
+		  "$8\r\nwhp_j1_7\r\n:7\r\n:1\r\n*4\r\n$8\r\nprogress\r\n"
+		  "$4\r\n3/20\r\n$4\r\nnode\r\n$1\r\n5\r\n");
 	ASSERT_EQ(rqfn_webhook_progress_claim_reply(r, &w, err, sizeof err), 0);
 	ASSERT_EQ(w.next_due_ms, 99);
 	ASSERT_EQ(w.n, 1);
@@ -523,8 +510,8 @@ test_webhook_progress_replies(void)
 	ASSERT_STREQ(d.fields[3]->str, "5");
 	freeReplyObject(r);
 	/* An odd field list names the function. */
-	r = resp("*7\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n:1\r\n"
-		 ":0\r\n*1\r\n$4\r\nnode\r\n");
+	r = tresp("*7\r\n:0\r\n$2\r\nj1\r\n$1\r\nu\r\n$1\r\ni\r\n:1\r\n"
+		  ":0\r\n*1\r\n$4\r\nnode\r\n");
 	ASSERT_EQ(
 	    rqfn_webhook_progress_claim_reply(r, &w, err, sizeof err), -1);
 	ASSERT_STREQ(err,
@@ -532,7 +519,7 @@ test_webhook_progress_replies(void)
 	    "1)");
 	freeReplyObject(r);
 	REFUSED(rqfn_webhook_progress_claim_reply, "+OK\r\n", &w);
-	r = resp("+STALE\r\n");
+	r = tresp("+STALE\r\n");
 	ASSERT_EQ(
 	    rqfn_webhook_progress_done_reply(r, &stale, err, sizeof err), 0);
 	ASSERT_EQ(stale, 1);
