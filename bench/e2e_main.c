@@ -130,7 +130,7 @@ main(int argc, char **argv)
 	    getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(e.dir) == NULL)
 		bench_die("mkdtemp", e.dir);
-	if ((e.c = rq_connect(e.url, 30000, 1, err, sizeof err)) == NULL)
+	if ((e.c = rq_connect(e.url, NULL, 30000, 1, err, sizeof err)) == NULL)
 		bench_die("redis", err);
 	self_addr(&e);
 	e.m = cJSON_CreateObject();
