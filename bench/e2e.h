@@ -78,12 +78,12 @@ void	  rinfo_get(struct e2e *, struct rinfo *);
 long long e2e_int(struct e2e *, const char *fmt, const char *prefix);
 void	  e2e_fill(struct stack *, const char *spec, long long n);
 void	  e2e_enqueue(struct stack *, const char *spec, char *jid, size_t);
-void	  e2e_enqueue_model(struct stack *, const char *spec, const char *model,
-	      char *jid, size_t);
-void	  e2e_set(struct e2e *, const char *key, double v);
-double	  e2e_pct(double *v, long long n, int p);
-void	  e2e_start_long(
-	 struct stack *, int sim, long long seed, char *jid, size_t jidlen);
+void	  e2e_enqueue_model(
+	 struct stack *, const char *spec, const char *model, char *jid, size_t);
+void   e2e_set(struct e2e *, const char *key, double v);
+double e2e_pct(double *v, long long n, int p);
+void   e2e_start_long(
+      struct stack *, int sim, long long seed, char *jid, size_t jidlen);
 const char *e2e_job_field(
     struct stack *, const char *jid, const char *f, char *out, size_t outlen);
 

@@ -88,7 +88,8 @@ watch_start(struct watch *w, struct stack *s)
 	char err[512];
 
 	memset(w, 0, sizeof *w);
-	if ((w->c = rq_connect(s->e->url, NULL, 10000, 0, err, sizeof err)) == NULL)
+	if ((w->c = rq_connect(s->e->url, NULL, 10000, 0, err, sizeof err)) ==
+	    NULL)
 		bench_die("redis", err);
 	snprintf(w->key, sizeof w->key, "%sevents", s->prefix);
 	pthread_mutex_init(&w->mu, NULL);

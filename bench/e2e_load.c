@@ -134,7 +134,8 @@ monitor_start(struct monitor *m, struct e2e *e)
 
 	memset(m, 0, sizeof *m);
 	m->self = e->self_addr;
-	if ((m->c = rq_connect(e->url, NULL, 10000, 0, err, sizeof err)) == NULL)
+	if ((m->c = rq_connect(e->url, NULL, 10000, 0, err, sizeof err)) ==
+	    NULL)
 		bench_die("redis", err);
 	if ((r = redisCommand(m->c, "MONITOR")) == NULL)
 		bench_die("MONITOR", m->c->errstr);

@@ -105,7 +105,7 @@ RQ() {
 # --- through MOVED to the queue's node -----------------------------------
 check "init for queue B" 0 CQ --queue "$QB" init
 hasf "init" "loaded the comfyq functions library"
-eq "library on B's node" "$(redis-cli -p "$N2" FCALL_RO comfyq_version 0)" 5
+eq "library on B's node" "$(redis-cli -p "$N2" FCALL_RO comfyq_version 0)" "$LIBV"
 eq "none on the seed" "$(redis-cli -p "$N3" FUNCTION LIST | grep -c comfyq)" 0
 check "a cluster URL with a db" 3 "$BIN/comfyq" \
 	--redis "redis+cluster://127.0.0.1:$N1/2" stats
@@ -253,7 +253,7 @@ for q in A:$N2 B:$N3; do
 	wait_until 10 later "$port" "${p}reaper" last_ms "$r" && ok ||
 		bad "queue $q's janitor does not reap on node $port"
 	eq "queue $q: library on its new node" \
-		"$(redis-cli -p "$port" FCALL_RO comfyq_version 0)" 5
+		"$(redis-cli -p "$port" FCALL_RO comfyq_version 0)" "$LIBV"
 done
 check "the CLI on A's new node" 0 CQ --queue "$QA" submit --workflow smoke_invert \
 	--param width=64 --param height=64 --wait

@@ -104,7 +104,7 @@ RC() { RP "$(master)" "$@"; }
 # --- discovery and its errors ------------------------------------------
 check "init through the sentinels" 0 CQ init
 hasf "init" "loaded the comfyq functions library"
-eq "library on the master" "$(RP "$MPORT" FCALL_RO comfyq_version 0)" 5
+eq "library on the master" "$(RP "$MPORT" FCALL_RO comfyq_version 0)" "$LIBV"
 check "a master they do not know" 3 timeout 20 "$BIN/comfyq" \
 	--redis "$(surl nosuch)" stats
 hasf "every sentinel's reason" "no sentinel named master 'nosuch': 127.0.0.1:$DEAD: Connection refused; 127.0.0.1:$S1: it monitors no master of that name"

@@ -9,6 +9,7 @@
 #                         of the events stream (redis-cli prints an entry's
 #                         id, then one field or value a line)
 #   xr_refunds FILE JOB   JOB's entries in FILE, an XRANGE of refunds
+#   LIBV                  the functions library's version (shared/rq.h)
 
 SRV_PIDS=()
 
@@ -43,3 +44,5 @@ xr_refunds() {
 	awk -v j="$2" 'prev == "job" && $0 == j { n++ } { prev = $0 }
 	END { print n + 0 }' "$1"
 }
+
+LIBV=$(sed -n 's/^#define RQ_LIB_VERSION "\([0-9]*\)".*/\1/p' "$ROOT/shared/rq.h")
