@@ -219,6 +219,30 @@ bench_sim_start(const char *sim_bin, const char *dir, const char *step_ms,
 	return (pid);
 }
 
+/* utime + stime of a live process, in us. */
+double
+bench_cpu_us(pid_t pid)
+{
+	char		   path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE		  *f;
+	size_t		   n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		bench_die(path, strerror(errno));
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* after "(comm) ": state is field 3, utime 14, stime 15 */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2,
+		"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+		&st) != 2)
+		bench_die(path, "unexpected format");
+	return ((double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK));
+}
+
 /* VmRSS of a live process, in KiB. */
 long long
 bench_rss_kb(pid_t pid)

@@ -4,7 +4,7 @@
  * min/median/p90/max line, and the few functions library calls they make
  * (any failure is fatal), waiting for a port file, starting comfyq-sim, a
  * process's VmRSS, a field of a stream entry, and a raw graph whose
- * sampler runs long.
+ * sampler runs long, and a process's CPU time.
  */
 #ifndef COMFYQ_BENCHLIB_H
 #define COMFYQ_BENCHLIB_H
@@ -33,6 +33,7 @@ void bench_slot_set(
 redisContext *bench_open(const char **url, char *queue, size_t qlen,
     char *prefix, size_t plen, char *dir);
 void bench_await_port(const char *pf, const char *what, char *port, size_t len);
+double	    bench_cpu_us(pid_t pid); /* utime + stime, us */
 long long   bench_rss_kb(pid_t pid);
 const char *bench_entry_field(const redisReply *kv, const char *k);
 

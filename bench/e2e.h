@@ -73,7 +73,6 @@ long long stat_ll(const cJSON *, const char *key);
 long long sim_stat(struct stack *, int i, const char *key);
 
 /* e2e_probe.c */
-double	  proc_cpu_us(pid_t);
 void	  rinfo_get(struct e2e *, struct rinfo *);
 long long e2e_int(struct e2e *, const char *fmt, const char *prefix);
 void	  e2e_fill(struct stack *, const char *spec, long long n);

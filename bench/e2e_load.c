@@ -160,8 +160,8 @@ cpu_of(struct stack *s, double *wk, double *sim)
 
 	*wk = *sim = 0;
 	for (i = 0; i < s->n; i++) {
-		*wk += proc_cpu_us(s->wk[i]);
-		*sim += proc_cpu_us(s->sim[i]);
+		*wk += bench_cpu_us(s->wk[i]);
+		*sim += bench_cpu_us(s->sim[i]);
 	}
 }
 

@@ -5,7 +5,6 @@
  * batches of 100, as a producer that enqueues many would. Any failure is
  * fatal (bench_die).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,30 +18,6 @@
 
 const char e2e_smoke_spec[] =
     "{\"workflow\":\"smoke_invert\",\"params\":{\"width\":8,\"height\":8}}";
-
-/* utime + stime of a live process, in us. */
-double
-proc_cpu_us(pid_t pid)
-{
-	char		   path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE		  *f;
-	size_t		   n;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		bench_die(path, strerror(errno));
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* after "(comm) ": state is field 3, utime 14, stime 15 */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2,
-		"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-		&st) != 2)
-		bench_die(path, "unexpected format");
-	return ((double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK));
-}
 
 /* Whether a commandstats name is one of the bench's own commands. */
 static int

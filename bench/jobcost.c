@@ -54,24 +54,7 @@ struct jobcost_run {
 static double
 jobcost_cpu_ms(pid_t pid)
 {
-	char		   path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE		  *f;
-	size_t		   n;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		bench_die(path, "cannot read");
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields after the ")" of the name: state is 3, utime 14, stime 15. */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2,
-		"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-		&st) != 2)
-		bench_die(path, "unexpected format");
-	return ((double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK));
+	return (bench_cpu_us(pid) / 1000.0);
 }
 
 static pid_t
