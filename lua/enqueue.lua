@@ -242,7 +242,7 @@ register('enqueue', function(keys, args)
 		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)
 	else
 		ready_add(P, jid, lane, order, model, fetch)
-		wake(P .. 'marker', jid, now)
+		wake(P .. 'marker', token('job:', jid), now)
 	end
 	if idem then
 		redis.call('SET', P .. 'idem:' .. idem, jid, 'PX',

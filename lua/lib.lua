@@ -60,7 +60,6 @@ local VERSION = '7'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
-local MARKER_CAP = 1024			-- wake tokens kept per marker
 local MSG_MAX = 2048			-- error messages are cut to this
 local NODES_MAX = 65536			-- a report's node lists (arg_nodes)
 local DEAD_FIELDS = 32			-- evidence kept of a corrupt record
@@ -240,17 +239,26 @@ local function try(...)
 end
 
 --[[
-  Adds a wake-up token; the marker never holds more than MARKER_CAP. A
-  marker of another type is left alone (the first ZADD fails alone): a token
-  is a hint, workers also wake on their block timeout.
+  Adds a wake-up token: one ZADD. A marker of another type is left alone
+  (the ZADD fails alone): a token is a hint, workers also wake on their
+  block timeout. A marker stays small by construction, with no count to
+  keep: a token for a job or a slot holder is named by token(), its kind
+  and the last TOKEN_KEEP characters of the id (job ids end in hex digits:
+  at most 4096 tokens of a kind), the others are fixed names. Two wakes
+  whose names meet make one token and wake one worker, where two may have
+  been idle; the other waits for the next token or its block timeout. It
+  takes two wakes before any idle worker took the first (a blocked worker
+  takes a token as soon as it is added) and the same three digits, so it
+  is rare, and it costs latency, never a job.
 ]]
+local TOKEN_KEEP = 3
+
+local function token(kind, id)
+	return kind .. string.sub(id, -TOKEN_KEEP)
+end
+
 local function wake(key, member, now)
-	if not try('ZADD', key, now, member) then
-		return
-	end
-	if redis.call('ZCARD', key) > MARKER_CAP then
-		redis.call('ZREMRANGEBYRANK', key, 0, -(MARKER_CAP + 1))
-	end
+	try('ZADD', key, now, member)
 end
 
 local function event(P, fields)
@@ -287,7 +295,8 @@ end
 local function slot_free(P, pool, holder, now)
 	if pool and pool ~= '' then
 		if try('HDEL', P .. 'held:' .. pool, holder) == 1 then
-			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
+			wake(P .. 'marker:' .. pool, token('free:', holder),
+			    now)
 		end
 	end
 end
@@ -348,7 +357,7 @@ local function make_ready(P, jid, lane, order, now, model, fetch)
 	redis.call('HSET', P .. 'job:' .. jid, 'state', 'queued',
 	    'ready_ms', now)
 	redis.call('HDEL', P .. 'job:' .. jid, 'qpos', 'qpos_ms')
-	wake(P .. 'marker', jid, now)
+	wake(P .. 'marker', token('job:', jid), now)
 end
 
 --[[

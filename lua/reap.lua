@@ -125,7 +125,8 @@ local function reap_pool(P, pool, now)
 		end
 		if not keep then
 			redis.call('HDEL', hkey, holder)
-			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
+			wake(P .. 'marker:' .. pool, token('free:', holder),
+			    now)
 			freed = freed + 1
 		end
 	end
