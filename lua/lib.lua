@@ -244,14 +244,15 @@ end
   block timeout. A marker stays small by construction, with no count to
   keep: a token for a job or a slot holder is named by token(), its kind
   and the last TOKEN_KEEP characters of the id (job ids end in hex digits:
-  at most 4096 tokens of a kind), the others are fixed names. Two wakes
+  at most 256 tokens of a kind, so an idle worker drains at most that many
+  stale ones after a busy period), the others are fixed names. Two wakes
   whose names meet make one token and wake one worker, where two may have
   been idle; the other waits for the next token or its block timeout. It
   takes two wakes before any idle worker took the first (a blocked worker
-  takes a token as soon as it is added) and the same three digits, so it
+  takes a token as soon as it is added) and the same two digits, so it
   is rare, and it costs latency, never a job.
 ]]
-local TOKEN_KEEP = 3
+local TOKEN_KEEP = 2
 
 local function token(kind, id)
 	return kind .. string.sub(id, -TOKEN_KEEP)

@@ -1302,10 +1302,10 @@ test_blocked_claimer_wakes(void)
 	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
 	pthread_join(t, NULL);
 	/* It woke on the job's token (lib.lua token(): job: and the id's
-	 * last 3 characters), well before its 10 s timeout. */
+	 * last 2 characters), well before its 10 s timeout. */
 	ASSERT_EQ(w.woke, 1);
 	ASSERT_EQ(strncmp(w.member, "job:", 4), 0);
-	ASSERT_STREQ(w.member + 4, jid + strlen(jid) - 3);
+	ASSERT_STREQ(w.member + 4, jid + strlen(jid) - 2);
 }
 
 static void
@@ -1403,7 +1403,7 @@ test_reap_frees_orphaned_job_slot(void)
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	/* Workers waiting on the pool are woken for the freed slot. */
 	r = it_cmd("ZSCORE %smarker:gpu0 free:%s", P,
-	    c.jid + strlen(c.jid) - 3); /* lib.lua token() */
+	    c.jid + strlen(c.jid) - 2); /* lib.lua token() */
 	ASSERT_EQ(r->type, REDIS_REPLY_STRING);
 	freeReplyObject(r);
 }
