@@ -13,7 +13,7 @@
           { 'already', state }  it had already ended
   Errors: NOJOB when no such job exists; CORRUPT (checked before the first
           write: for a queued or delayed job ready:<lane>, delayed, leases,
-          done, events, refunds, stats; for an active one events; the job is
+          done, events, refunds; for an active one events; the job is
           read first).
 ]]
 
@@ -23,7 +23,7 @@ register('cancel', function(keys, args)
 	local reason = cut(args[2] or 'canceled on request', MSG_MAX)
 	local key = P .. 'job:' .. jid
 	local j = hget(key, 'state', 'priority', 'tenant', 'meta', 'attempt',
-	    'cancel_req', 'worker', 'model')
+	    'cancel_req', 'worker', 'model', 'fetch')
 	if not j.state then
 		raise('NOJOB', 'job ' .. jid .. ' does not exist')
 	end
@@ -31,7 +31,7 @@ register('cancel', function(keys, args)
 	if j.state == 'queued' or j.state == 'delayed' then
 		need(P, K_END, K_REFUND, { 'ready:' .. (j.priority or 'normal'),
 		    'zset', 'delayed', 'zset' })
-		ready_rem(P, jid, j.priority or 'normal', j.model)
+		ready_rem(P, jid, j.priority or 'normal', j.model, j.fetch)
 		redis.call('ZREM', P .. 'delayed', jid)
 		finish(P, jid, j, 'canceled', 'canceled', reason, now, nil)
 		return { 'canceled' }

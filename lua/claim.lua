@@ -15,24 +15,36 @@
                   the claim takes jobs in fair order only
           ARGV[7] max_wait_ms (0..86400000, default 10000)
           ARGV[8] max_lead (0..1000000, default 32): model-aware bounds
+          ARGV[9] '1': put the fetch count into a job's reply (a worker
+                  of library version 7 or later asks; older ones decode
+                  the reply without it)
   Output: { 'job', jid, fence, attempt, spec, lease_until, timeout_s, slot,
-            model }                      slot 1: the job holds a slot of
+            model[, fetch] }             slot 1: the job holds a slot of
                                          the pool; 0: claimed to fetch its
                                          inputs, no slot yet (acquire);
-                                         model: the job's model key
+                                         model: the job's model key;
+                                         fetch: how many queued jobs
+                                         fetch inputs first (lanes field
+                                         fetch, a hint): with 0, a worker
+                                         whose slots are all held does not
+                                         claim again to prefetch
           { 'noslot', used, capacity }   every slot of the pool is held, or
                                          no queued job fits the VRAM budget
                                          (or, with prep 0, only jobs that
                                          fetch first wait)
           { 'nojob', next_due_ms | '' }  nothing ready; the earliest delayed
                                          job's due time, so an idle worker
-                                         can block on the marker until then
+                                         can block on the marker until then;
+                                         the queue's marker is emptied (its
+                                         tokens all stale: no job waits)
   Errors: NOPOOL when the pool has no capacity set; CORRUPT when a key it
-          writes has another type, checked before the first write: fence,
-          leases, lanes, fair:<lane>, events, stats, and with due jobs to
-          promote also every ready:<lane> and fair:<lane>, delayed, dead,
-          done, refunds (slots:<pool>, held:<pool>, the lanes and the jobs at
-          their heads are read first).
+          writes has another type, checked before the first write: leases,
+          events; lanes and fair:<lane> are read first and fence is the
+          first write (INCR); with due jobs to promote every key promoting
+          and the claim write is checked first: fence, leases, lanes,
+          events, every ready:<lane> and fair:<lane>, delayed, dead, done,
+          webhooks, whprog, refunds (slots:<pool>, held:<pool>, the lanes
+          and the jobs at their heads are read first).
   A fresh fence comes from INCR on every claim; the job's lease and the slot
   holder carry it. Due delayed jobs are promoted first. Lanes are taken in
   order high, normal, low; inside a lane the lowest order wins. A job with
@@ -72,8 +84,8 @@ local function holders_vram(held, skip)
 	return used
 end
 
-local K_CLAIM = { 'fence', 'string', 'leases', 'zset', 'lanes', 'hash',
-	'events', 'stream', 'stats', 'hash' }
+local K_CLAIM = { 'leases', 'zset', 'events', 'stream' }
+local K_PROMOTE = { 'fence', 'string', 'lanes', 'hash' }
 local K_FAIR = { 'fair:high', 'hash', 'fair:normal', 'hash',
 	'fair:low', 'hash' }
 
@@ -98,10 +110,20 @@ end
 
 --[[
   The first job of ids (a ZRANGE ... WITHSCORES reply) that fit(fields)
-  lets through, as { id, order, vram, slot, ready, model }, or nil; and
-  whether a job was passed over. A model set's walk (mkey, lane) drops a
-  member not queued in that lane and stops at an order past limit.
+  lets through, as { id, order, vram, slot, ready, model, j }, or nil; and
+  whether a job was passed over. j holds the job's fields the claim needs
+  (CLAIM_FIELDS; spec too when it was the walk's first, the one usually
+  taken: claim reads it after the pick otherwise). A model set's walk
+  (mkey, lane) drops a member not queued in that lane and stops at an
+  order past limit.
 ]]
+local CLAIM_FIELDS = { 'vram_mb', 'fetch', 'ready_ms', 'created_ms', 'model',
+	'state', 'priority', 'attempt', 'timeout_s', 'lane_order', 'tenant',
+	'started_ms' }
+local CLAIM_FIRST = { 'spec', 'vram_mb', 'fetch', 'ready_ms', 'created_ms',
+	'model', 'state', 'priority', 'attempt', 'timeout_s', 'lane_order',
+	'tenant', 'started_ms' }
+
 local function claim_first(P, ids, fit, mkey, lane, limit)
 	local blocked = false
 	for i = 1, #ids, 2 do
@@ -109,8 +131,8 @@ local function claim_first(P, ids, fit, mkey, lane, limit)
 		if limit and order > limit then
 			break
 		end
-		local j = hget(P .. 'job:' .. id, 'vram_mb', 'fetch', 'ready_ms',
-		    'created_ms', 'model', 'state', 'priority')
+		local j = hget(P .. 'job:' .. id, unpack(i == 1 and CLAIM_FIRST or
+		    CLAIM_FIELDS))
 		if mkey and (j.state ~= 'queued' or
 		    (j.priority or 'normal') ~= lane) then
 			try('ZREM', mkey, id)
@@ -120,7 +142,7 @@ local function claim_first(P, ids, fit, mkey, lane, limit)
 				return { id = id, order = order, vram = v,
 				    slot = slot, model = j.model or '',
 				    ready = tonumber(j.ready_ms or j.created_ms)
-				    or 0 }, blocked
+				    or 0, j = j }, blocked
 			end
 			blocked = true
 		end
@@ -170,6 +192,7 @@ register('claim', function(keys, args)
 	local model = args[6] or ''
 	local wait = arg_int(args[7] or 10000, 'max_wait_ms', 0, 86400000)
 	local lead = arg_int(args[8] or 32, 'max_lead', 0, 1000000)
+	local want_fetch = args[9] == '1'
 	if #model > MODEL_MAX then
 		raise('INVALID', 'model: at most ' .. MODEL_MAX .. ' bytes')
 	end
@@ -200,7 +223,8 @@ register('claim', function(keys, args)
 	local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now,
 	    'LIMIT', 0, 1)
 	if #due > 0 then
-		need(P, K_CLAIM, K_FAIR, K_LANES, K_BURY, K_END, K_REFUND)
+		need(P, K_PROMOTE, K_CLAIM, K_FAIR, K_LANES, K_BURY, K_END,
+		    K_REFUND)
 		if not tonumber(redis.call('GET', P .. 'fence') or '0') then
 			raise('CORRUPT', 'key ' .. P .. 'fence is not a number')
 		end
@@ -213,44 +237,55 @@ register('claim', function(keys, args)
 			wake(P .. 'marker', 'pending', now)
 			return { 'noslot', used, cap }
 		end
+		-- No lane holds a job: every wake-up token of the queue's
+		-- marker is stale (a job made ready later leaves a new one),
+		-- so none wakes an idle worker for nothing.
+		try('DEL', P .. 'marker')
 		local d = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 		return { 'nojob', d[2] or '' }
 	end
 
-	local jid, vram, slot = pick.id, pick.vram, pick.slot
+	local jid, vram, slot, j = pick.id, pick.vram, pick.slot, pick.j
 	local key = P .. 'job:' .. jid
-	local j = hget(key, 'spec', 'attempt', 'timeout_s', 'lane_order',
-	    'tenant', 'started_ms')
-	if #due == 0 then
-		need(P, K_CLAIM, { 'fair:' .. lane, 'hash' })
+	if not j.spec then
+		j.spec = redis.call('HGET', key, 'spec')
 	end
+	-- Reads before the first write check lanes and fair:<lane>.
+	local tenant = j.tenant or ''
+	local lv = redis.call('HMGET', P .. 'lanes', lane, 'fetch')
+	local vclock = tonumber(lv[1]) or 0
+	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
+	    tenant)) or 0
+	if #due == 0 then
+		need(P, K_CLAIM)
+	end
+	-- The first write: a fence of another type fails it, nothing written.
 	local fence = redis.call('INCR', P .. 'fence')
 	local attempt = (tonumber(j.attempt) or 0) + 1
 	local until_ms = now + lease
 	local order = tonumber(j.lane_order) or 0
+	local fetch_left = math.max((tonumber(lv[2]) or 0) -
+	    (j.fetch == '1' and 1 or 0), 0)
 
-	ready_rem(P, jid, lane, pick.model)
-	redis.call('HSET', key, 'state', 'active', 'fence', fence,
+	ready_rem(P, jid, lane, pick.model, j.fetch)
+	local rec = { 'state', 'active', 'fence', fence,
 	    'attempt', attempt, 'worker', wid, 'pool', pool,
 	    'lease_until', until_ms, 'lease_ms', lease, 'claimed_ms', now,
-	    'slot', slot and '1' or '0', 'renewed', '0')
+	    'slot', slot and '1' or '0', 'renewed', '0' }
 	if not j.started_ms then
-		redis.call('HSET', key, 'started_ms', now)
+		rec[#rec + 1] = 'started_ms'; rec[#rec + 1] = now
 	end
+	redis.call('HSET', key, unpack(rec))
 	redis.call('ZADD', P .. 'leases', until_ms, jid)
 	if slot then
 		redis.call('HSET', P .. 'held:' .. pool, jid,
 		    holder_pack(wid, fence, until_ms, vram))
 	end
 	-- Advance the lane clock; drop the tenant's mark once it is behind.
-	local vclock = tonumber(redis.call('HGET', P .. 'lanes', lane)) or 0
 	if order > vclock then
 		vclock = order
 		redis.call('HSET', P .. 'lanes', lane, vclock)
 	end
-	local tenant = j.tenant or ''
-	local tlast = tonumber(redis.call('HGET', P .. 'fair:' .. lane,
-	    tenant)) or 0
 	if tlast <= vclock then
 		redis.call('HDEL', P .. 'fair:' .. lane, tenant)
 	end
@@ -260,6 +295,10 @@ register('claim', function(keys, args)
 	if preferred then
 		stat(P, 'model_preferred')
 	end
-	return { 'job', jid, fence, attempt, j.spec or '', until_ms,
+	local reply = { 'job', jid, fence, attempt, j.spec or '', until_ms,
 	    tonumber(j.timeout_s) or 0, slot and 1 or 0, pick.model }
+	if want_fetch then
+		reply[#reply + 1] = fetch_left
+	end
+	return reply
 end)

@@ -9,9 +9,9 @@
   Output: { jid, 'created' | 'existing', state }
   Errors: INVALID spec.<field>: ..., INVALID option <name>: ...,
           CONFLICT idempotency_key: ..., CORRUPT (checked before the first
-          write: ready:<lane> or delayed, events, stats, jobseq; idem:<key>,
-          lanes, fair:<lane>, secret and the job an idempotency key names
-          are read first)
+          write: ready:<lane> or delayed, events; idem:<key>, lanes,
+          fair:<lane>, secret and the job an idempotency key names are
+          read first, and jobseq is the first write, INCR)
   The limits max_spec_bytes, max_prompt_len and max_param_len may be
   lowered by the caller, never raised above the library's (SPEC_LIMITS).
   The job field fetch is 1 when the worker must download something before
@@ -201,7 +201,7 @@ register('enqueue', function(keys, args)
 		state = 'delayed'
 	end
 	need(P, { state == 'queued' and 'ready:' .. lane or 'delayed', 'zset',
-	    'events', 'stream', 'stats', 'hash', 'jobseq', 'string' })
+	    'events', 'stream' })
 	local secret = redis.call('GET', P .. 'secret')
 	local jid, key, seq
 	repeat
@@ -223,6 +223,9 @@ register('enqueue', function(keys, args)
 		meta = cjson.encode(spec.meta)
 	end
 
+	-- One HSET writes the whole record, its state with it (a fresh
+	-- record: make_ready's qpos fields were never set).
+	local fetch = needs_fetch(spec) and '1' or '0'
 	redis.call('HSET', P .. 'fair:' .. lane, tenant, order)
 	redis.call('HSET', key, 'spec', text, 'spec_sha', sha,
 	    'tenant', tenant, 'priority', lane, 'lane_order', order,
@@ -232,13 +235,14 @@ register('enqueue', function(keys, args)
 	    'webhook_progress', spec.webhook_progress and '1' or '0',
 	    'idem', idem or '',
 	    'created_ms', now, 'reclaims', 0, 'cancel_req', '0', 'fence', 0,
-	    'refund', 'false', 'fetch', needs_fetch(spec) and '1' or '0',
-	    'model', model)
+	    'refund', 'false', 'fetch', fetch, 'model', model,
+	    'state', state, state == 'delayed' and 'run_at' or 'ready_ms',
+	    state == 'delayed' and spec.run_at or now)
 	if state == 'delayed' then
-		redis.call('HSET', key, 'state', state, 'run_at', spec.run_at)
 		redis.call('ZADD', P .. 'delayed', spec.run_at, jid)
 	else
-		make_ready(P, jid, lane, order, now, model)
+		ready_add(P, jid, lane, order, model, fetch)
+		wake(P .. 'marker', token('job:', jid), now)
 	end
 	if idem then
 		redis.call('SET', P .. 'idem:' .. idem, jid, 'PX',

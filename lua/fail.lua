@@ -14,7 +14,7 @@
           { 'failed' } | { 'canceled' }  terminal, with refund
           STALE when the job is not active under this fence.
   Errors: INVALID; CORRUPT (checked before the first write: leases, done,
-          delayed, events, refunds, stats; the job is read first).
+          delayed, events, refunds; the job is read first).
   A retryable error is retried while attempt < max_attempts, after
   d = min(max, base * 2^(attempt-1)) drawn from [d/2, d). A terminal failure
   writes the state, one terminal event and one refund entry together. The

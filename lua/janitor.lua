@@ -19,11 +19,9 @@
                  than refunds_max_age_ms; with no group nothing goes. Every
                  trim is XTRIM ~ ... LIMIT batch: whole stream nodes, at most
                  batch entries a call; MINID never drops an entry at or
-                 above its id. CORRUPT: events, refunds, stats are checked
-                 first.
+                 above its id. CORRUPT: events, refunds are checked first.
   expire:        ARGV option pairs retention_ms (604800000), batch (100)
-                 -> { expired } (CORRUPT: stats is checked first; done
-                 is read first; an idempotency key of another type is left)
+                 -> { expired } (CORRUPT: done is read first; an idempotency key of another type is left)
                  Deletes the records of jobs that ended (the `done` zset)
                  more than retention_ms ago, with their idempotency key when
                  it still names them. A job in `done` that is not terminal
@@ -35,8 +33,7 @@
   workers_gone:  ARGV option pairs dead_ms (30000), forget_ms (86400000),
                  batch (100)
                  -> { gone, forgotten, wid, ... (the workers newly gone) }
-                 (CORRUPT: stats is checked first; reaper, workers are
-                 read first; a worker record of another type is counted
+                 (CORRUPT: reaper, workers are read first; a worker record of another type is counted
                  gone and deleted once forgotten)
                  A worker whose last heartbeat (the `workers` zset) is more
                  than dead_ms ago is marked state=gone (its record, if it
@@ -47,8 +44,8 @@
   queue_status:  ARGV option pairs top (50), interval_ms (1000; 0: no
                  events) -> { events, busy, total, buried }
                  (CORRUPT: checked first what it and bury write: every
-                 ready:<lane>, leases, delayed, done, dead, events, refunds,
-                 stats; a slots:<pool> or held:<pool> of another type
+                 ready:<lane>, leases, delayed, done, dead, events, refunds;
+                 a slots:<pool> or held:<pool> of another type
                  counts 0)
                  Looks at the first `top` jobs of each lane. A job whose
                  position in its lane differs from the one last published
@@ -133,7 +130,7 @@ register('trim', function(keys, args)
 	if o.batch < 1 then
 		raise('INVALID', 'batch: must be at least 1')
 	end
-	need(P, { 'events', 'stream', 'refunds', 'stream', 'stats', 'hash' })
+	need(P, { 'events', 'stream', 'refunds', 'stream' })
 	local efloor = group_floor(ekey)
 	if o.events_maxlen > 0 and efloor then
 		local over = redis.call('XLEN', ekey) - o.events_maxlen
@@ -182,7 +179,6 @@ register('expire', function(keys, args)
 	if o.retention_ms < 1 or o.batch < 1 then
 		raise('INVALID', 'retention_ms, batch: must be at least 1')
 	end
-	need(P, { 'stats', 'hash' })
 	local ids = redis.call('ZRANGEBYSCORE', P .. 'done', '-inf',
 	    now - o.retention_ms, 'LIMIT', 0, o.batch)
 	for _, jid in ipairs(ids) do
@@ -242,7 +238,6 @@ register('workers_gone', function(keys, args)
 		raise('INVALID', 'dead_ms, batch: at least 1; forget_ms: ' ..
 		    'at least dead_ms')
 	end
-	need(P, { 'stats', 'hash' })
 	local cursor = redis.call('HGET', rkey, 'workers_ms')
 	local r, n = gone_batch(P, cursor, now - o.dead_ms, o.batch)
 	for i = 1, n, 2 do
@@ -296,13 +291,13 @@ register('queue_status', function(keys, args)
 		local pos = 0
 		for _, jid in ipairs(ids) do
 			local j, why = job_read(P, jid, 'tenant', 'qpos',
-			    'qpos_ms', 'model')
+			    'qpos_ms', 'model', 'fetch')
 			if not j then
 				bury(P, jid, 'ready:' .. lane, why, now)
 				buried = buried + 1
 				queued = queued - 1
 			elseif j.state ~= 'queued' then
-				ready_rem(P, jid, lane, j.model)
+				ready_rem(P, jid, lane, j.model, j.fetch)
 				queued = queued - 1
 			else
 				pos = pos + 1

@@ -46,14 +46,20 @@
     marker:<pool>) or a slot to free (held:<pool>) on a key of another type
     is skipped, as the first command on that key fails alone (redis.pcall),
     so such a key never fails a job's transition either. claim, acquire and
-    slot_get read held:<pool> and say CORRUPT.
+    slot_get read held:<pool> and say CORRUPT. The same holds for the
+    counters: stats (stat) and the lanes hash's fetch field (ready_add) are
+    hints, written through try(), so a stats key of another type loses
+    counts and fails no call;
+  - the hot path (enqueue, claim, complete) spends no TYPE where a command
+    it runs anyway checks the key: a read before the first write, or the
+    first write itself (nothing is written before it, so its failure
+    leaves everything as it was). Each file's header says which.
 ]]
 
-local VERSION = '6'
+local VERSION = '7'
 local LANES = { 'high', 'normal', 'low' }
 local LANE_OK = { high = true, normal = true, low = true }
 local EVENTS_MAXLEN = 1000000		-- hard cap; the janitor trims further
-local MARKER_CAP = 1024			-- wake tokens kept per marker
 local MSG_MAX = 2048			-- error messages are cut to this
 local NODES_MAX = 65536			-- a report's node lists (arg_nodes)
 local DEAD_FIELDS = 32			-- evidence kept of a corrupt record
@@ -75,7 +81,7 @@ local ERROR_CODES = {
 
 -- Key groups for need(): suffix after the prefix, then the Redis type.
 local K_END = { 'leases', 'zset', 'done', 'zset', 'events', 'stream',
-	'stats', 'hash', 'webhooks', 'zset', 'whprog', 'zset' }
+	'webhooks', 'zset', 'whprog', 'zset' }
 local K_REFUND = { 'refunds', 'stream' }
 local K_LANES = { 'ready:high', 'zset', 'ready:normal', 'zset',
 	'ready:low', 'zset' }
@@ -233,17 +239,27 @@ local function try(...)
 end
 
 --[[
-  Adds a wake-up token; the marker never holds more than MARKER_CAP. A
-  marker of another type is left alone (the first ZADD fails alone): a token
-  is a hint, workers also wake on their block timeout.
+  Adds a wake-up token: one ZADD. A marker of another type is left alone
+  (the ZADD fails alone): a token is a hint, workers also wake on their
+  block timeout. A marker stays small by construction, with no count to
+  keep: a token for a job or a slot holder is named by token(), its kind
+  and the last TOKEN_KEEP characters of the id (job ids end in hex digits:
+  at most 256 tokens of a kind, so an idle worker drains at most that many
+  stale ones after a busy period), the others are fixed names. Two wakes
+  whose names meet make one token and wake one worker, where two may have
+  been idle; the other waits for the next token or its block timeout. It
+  takes two wakes before any idle worker took the first (a blocked worker
+  takes a token as soon as it is added) and the same two digits, so it
+  is rare, and it costs latency, never a job.
 ]]
+local TOKEN_KEEP = 2
+
+local function token(kind, id)
+	return kind .. string.sub(id, -TOKEN_KEEP)
+end
+
 local function wake(key, member, now)
-	if not try('ZADD', key, now, member) then
-		return
-	end
-	if redis.call('ZCARD', key) > MARKER_CAP then
-		redis.call('ZREMRANGEBYRANK', key, 0, -(MARKER_CAP + 1))
-	end
+	try('ZADD', key, now, member)
 end
 
 local function event(P, fields)
@@ -254,8 +270,9 @@ local function event(P, fields)
 	return redis.call('XADD', unpack(args))
 end
 
+-- Counts in stats: a hint (see the top), so one of another type is skipped.
 local function stat(P, name, by)
-	redis.call('HINCRBY', P .. 'stats', name, by or 1)
+	try('HINCRBY', P .. 'stats', name, by or 1)
 end
 
 --[[
@@ -279,7 +296,8 @@ end
 local function slot_free(P, pool, holder, now)
 	if pool and pool ~= '' then
 		if try('HDEL', P .. 'held:' .. pool, holder) == 1 then
-			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
+			wake(P .. 'marker:' .. pool, token('free:', holder),
+			    now)
 		end
 	end
 end
@@ -295,6 +313,10 @@ end
   try(), so one of another type is skipped (that checkpoint gets no
   preference) and never fails a transition; claim drops a member it finds
   that is no longer queued in that lane.
+  The lanes hash's field fetch counts the queued jobs with fetch = 1 (over
+  all lanes; ready_add and ready_rem keep it, through try(): a hint, never
+  below 0). claim's reply passes it on, so a worker whose slots are all
+  held asks for a job to prefetch only while there is one (lua/claim.lua).
 ]]
 local MODEL_MAX = 1024			-- bytes of a model key
 
@@ -303,30 +325,40 @@ local function model_key(P, lane, model)
 	    string.sub(redis.sha1hex(model), 1, 16)
 end
 
-local function ready_add(P, jid, lane, order, model)
-	redis.call('ZADD', P .. 'ready:' .. lane, order, jid)
+local function ready_add(P, jid, lane, order, model, fetch)
+	local added = redis.call('ZADD', P .. 'ready:' .. lane, order, jid)
 	if model and model ~= '' then
 		try('ZADD', model_key(P, lane, model), order, jid)
 	end
+	if fetch == '1' and added == 1 then
+		try('HINCRBY', P .. 'lanes', 'fetch', 1)
+	end
 end
 
-local function ready_rem(P, jid, lane, model)
-	redis.call('ZREM', P .. 'ready:' .. lane, jid)
+local function ready_rem(P, jid, lane, model, fetch)
+	local gone = redis.call('ZREM', P .. 'ready:' .. lane, jid)
 	if model and model ~= '' then
 		try('ZREM', model_key(P, lane, model), jid)
+	end
+	if fetch == '1' and gone == 1 then
+		local n = try('HINCRBY', P .. 'lanes', 'fetch', -1)
+		if n and n < 0 then
+			try('HSET', P .. 'lanes', 'fetch', 0)
+		end
 	end
 end
 
 --[[
   Puts a job into its ready lane (and model set) and wakes one idle
-  worker. ready_ms: when it became ready, for claim's aging.
+  worker. ready_ms: when it became ready, for claim's aging. fetch: the
+  job's field fetch ('1': it downloads inputs first).
 ]]
-local function make_ready(P, jid, lane, order, now, model)
-	ready_add(P, jid, lane, order, model)
+local function make_ready(P, jid, lane, order, now, model, fetch)
+	ready_add(P, jid, lane, order, model, fetch)
 	redis.call('HSET', P .. 'job:' .. jid, 'state', 'queued',
 	    'ready_ms', now)
 	redis.call('HDEL', P .. 'job:' .. jid, 'qpos', 'qpos_ms')
-	wake(P .. 'marker', jid, now)
+	wake(P .. 'marker', token('job:', jid), now)
 end
 
 --[[
@@ -344,12 +376,19 @@ end
   webhook_progress_done, which sends no other. The job's key is a hash or
   gone (bury deletes one of another type first), so HMGET cannot fail.
   nodes: the worker's node lists (arg_nodes), nil for an ending no worker
-  reported ('{}').
+  reported ('{}'). A caller that read the job's webhook and whp_state
+  fields already (END_HOOKS, end_need) passes them in job with
+  job.hooks_read set; else finish reads them. Its first write is the XADD
+  of the event, so a caller that writes nothing before finish needs no
+  TYPE for events (end_need).
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 	local key = P .. 'job:' .. jid
-	local hw = redis.call('HMGET', key, 'webhook', 'whp_state')
-	local hook = hw[1]
+	local hook, whp = job.webhook, job.whp_state
+	if not job.hooks_read then
+		local hw = redis.call('HMGET', key, 'webhook', 'whp_state')
+		hook, whp = hw[1], hw[2]
+	end
 	local refund = state ~= 'succeeded'
 	nodes = nodes or '{}'
 	local ev = { 'type', state, 'job', jid, 'state', state,
@@ -364,16 +403,18 @@ local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 		ev[#ev + 1] = 'outputs'; ev[#ev + 1] = outputs
 	end
 	local id = event(P, ev)
-	redis.call('HSET', key, 'state', state, 'finished_ms', now,
+	local rec = { 'state', state, 'finished_ms', now,
 	    'refund', refund and 'true' or 'false', 'cancel_req', '0',
-	    'end_id', id, 'nodes', nodes)
-	redis.call('HDEL', key, 'lease_until')
+	    'end_id', id, 'nodes', nodes }
 	if code then
-		redis.call('HSET', key, 'error_code', code, 'error', msg)
+		rec[#rec + 1] = 'error_code'; rec[#rec + 1] = code
+		rec[#rec + 1] = 'error'; rec[#rec + 1] = msg
 	end
 	if outputs then
-		redis.call('HSET', key, 'outputs', outputs)
+		rec[#rec + 1] = 'outputs'; rec[#rec + 1] = outputs
 	end
+	redis.call('HSET', key, unpack(rec))
+	redis.call('HDEL', key, 'lease_until')
 	redis.call('ZREM', P .. 'leases', jid)
 	redis.call('ZADD', P .. 'done', now, jid)
 	if refund then
@@ -392,12 +433,31 @@ local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 		    'wh_error')
 		redis.call('ZADD', P .. 'webhooks', now, jid)
 	end
-	if hw[2] == 'pending' then
+	if whp == 'pending' then
 		redis.call('ZREM', P .. 'whprog', jid)
 		redis.call('HSET', key, 'whp_state', 'dropped')
 		redis.call('HDEL', key, 'whp_next_ms')
 		stat(P, 'webhook_progress_dropped')
 	end
+end
+
+--[[
+  The job fields finish reads unless given (see finish): a caller adds
+  them to its own read of the job and sets hooks_read.
+]]
+local END_HOOKS = { 'webhook', 'whp_state' }
+
+--[[
+  need() for an ending whose caller writes nothing before finish (so its
+  XADD checks events, see finish) and read END_HOOKS: leases and done,
+  webhooks only for a job with a webhook, whprog only with a progress
+  delivery pending, refunds for a failure, and extra.
+]]
+local function end_need(P, j, refund, extra)
+	need(P, { 'leases', 'zset', 'done', 'zset' },
+	    (j.webhook or '') ~= '' and { 'webhooks', 'zset' } or {},
+	    j.whp_state == 'pending' and { 'whprog', 'zset' } or {},
+	    refund and K_REFUND or {}, extra or {})
 end
 
 -- Returns the job's fields when it is active under fence, else nil.
@@ -467,7 +527,7 @@ local function bury(P, jid, where, why, now)
 	redis.call('ZREM', P .. 'leases', jid)
 	redis.call('ZREM', P .. 'delayed', jid)
 	for _, lane in ipairs(LANES) do
-		ready_rem(P, jid, lane, j.model)
+		ready_rem(P, jid, lane, j.model, j.fetch)
 	end
 	if kind ~= 'hash' and kind ~= 'none' then
 		redis.call('DEL', key)
@@ -485,7 +545,7 @@ local function promote_due(P, now, n)
 	local promoted, buried = 0, 0
 	for _, jid in ipairs(due) do
 		local j, why = job_read(P, jid, 'priority', 'lane_order',
-		    'model')
+		    'model', 'fetch')
 		redis.call('ZREM', P .. 'delayed', jid)
 		if not j then
 			bury(P, jid, 'delayed', why, now)
@@ -494,7 +554,8 @@ local function promote_due(P, now, n)
 			local lane = LANE_OK[j.priority or 'normal'] and
 			    (j.priority or 'normal') or 'normal'
 			make_ready(P, jid, lane,
-			    tonumber(j.lane_order) or now, now, j.model)
+			    tonumber(j.lane_order) or now, now, j.model,
+			    j.fetch)
 			promoted = promoted + 1
 		end
 	end

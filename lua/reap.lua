@@ -35,7 +35,7 @@
     holds with several janitors too.
   Errors: INVALID; CORRUPT when a key of the queue it writes has another
   type, checked before the first write: leases, delayed, every ready:<lane>,
-  done, events, refunds, stats, dead, pools (reaper is read first). A pool
+  done, events, refunds, dead, pools (reaper is read first). A pool
   whose held:<pool> is not a hash is skipped, and a job's slot there is left
   alone; corrupt job records are buried.
 ]]
@@ -55,7 +55,8 @@ local function reap_leases(P, now, o)
 		local key = P .. 'job:' .. jid
 		local j, why = job_read(P, jid, 'pool', 'tenant', 'meta',
 		    'attempt', 'priority', 'lane_order', 'reclaims',
-		    'cancel_req', 'worker', 'renewed', 'crashes', 'model')
+		    'cancel_req', 'worker', 'renewed', 'crashes', 'model',
+		    'fetch')
 		redis.call('ZREM', P .. 'leases', jid)
 		if not j then
 			bury(P, jid, 'leases', why, now)
@@ -92,7 +93,7 @@ local function reap_leases(P, now, o)
 				redis.call('HDEL', key, 'lease_until')
 				make_ready(P, jid, lane,
 				    tonumber(j.lane_order) or now, now,
-				    j.model)
+				    j.model, j.fetch)
 				event(P, { 'type', 'requeued', 'job', jid,
 				    'reason', 'lease_expired',
 				    'reclaims', reclaims,
@@ -124,7 +125,8 @@ local function reap_pool(P, pool, now)
 		end
 		if not keep then
 			redis.call('HDEL', hkey, holder)
-			wake(P .. 'marker:' .. pool, 'free:' .. holder, now)
+			wake(P .. 'marker:' .. pool, token('free:', holder),
+			    now)
 			freed = freed + 1
 		end
 	end

@@ -6,7 +6,7 @@
   Output: { 'queued' }, or { 'canceled' } when a cancel request was pending;
           STALE when the job is not active under this fence.
   Errors: INVALID; CORRUPT (checked before the first write: ready:<lane>,
-          leases, done, events, refunds, stats; the job is read first).
+          leases, done, events, refunds; the job is read first).
   The job goes back to the front of its lane (its original order).
 ]]
 
@@ -17,7 +17,7 @@ register('release', function(keys, args)
 	local reason = cut(args[3] or 'released', 256)
 	local j = active_job(P, jid, fence, 'pool', 'tenant', 'meta',
 	    'attempt', 'priority', 'lane_order', 'cancel_req', 'worker',
-	    'reclaims', 'model')
+	    'reclaims', 'model', 'fetch')
 	if not j then
 		return redis.status_reply('STALE')
 	end
@@ -37,7 +37,8 @@ register('release', function(keys, args)
 	redis.call('HSET', key, 'attempt', attempt)
 	redis.call('HDEL', key, 'lease_until', 'worker')
 	redis.call('ZREM', P .. 'leases', jid)
-	make_ready(P, jid, lane, tonumber(j.lane_order) or now, now, j.model)
+	make_ready(P, jid, lane, tonumber(j.lane_order) or now, now, j.model,
+	    j.fetch)
 	event(P, { 'type', 'requeued', 'job', jid, 'reason', reason,
 	    'reclaims', j.reclaims or '0', 'worker', j.worker or '',
 	    'tenant', j.tenant or '' })

@@ -23,8 +23,8 @@
           score becomes the lease's end, so an expired lease is due again.
           A zset entry whose record is corrupt, not terminal, without a
           URL or no longer pending leaves the zset (stat webhooks_dropped).
-  Errors: INVALID; CORRUPT (stats checked first; webhooks and each job
-          record are read first).
+  Errors: INVALID; CORRUPT (webhooks and each job record are read
+          first).
 
   webhook_done: ARGV[1] jid  ARGV[2] attempt (the claim's token)
                 ARGV[3] outcome delivered|retry|failed
@@ -37,8 +37,7 @@
           stats webhooks_delivered or webhooks_failed counts it;
           retry: pending again, due retry-in-ms from now (the caller's
           backoff and jitter), stats webhooks_retried.
-  Errors: INVALID; CORRUPT (webhooks, stats checked first; the job is read
-          first).
+  Errors: INVALID; CORRUPT (webhooks checked first; the job is read first).
 ]]
 
 local WH_OUTCOMES = { delivered = true, retry = true, failed = true }
@@ -71,7 +70,7 @@ end
 --[[
   The start both claims share: the scheduler id, the lease and the batch
   of args (INVALID when off), the time, and up to batch entries of zkey due
-  by now; stats is checked. Returns sid, lease, now, due.
+  by now. Returns sid, lease, now, due.
 ]]
 local function wh_claim_start(P, args, zkey)
 	local sid = arg_name(args[1], 'scheduler id')
@@ -81,7 +80,6 @@ local function wh_claim_start(P, args, zkey)
 	local due = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0,
 	    batch)
 
-	need(P, { 'stats', 'hash' })
 	return sid, lease, now, due
 end
 
@@ -147,7 +145,7 @@ register('webhook_done', function(keys, args)
 	    tonumber(j.wh_attempts) ~= attempt then
 		return redis.status_reply('STALE')
 	end
-	need(P, { 'webhooks', 'zset', 'stats', 'hash' })
+	need(P, { 'webhooks', 'zset' })
 	local now = now_ms()
 	redis.call('HDEL', key, 'wh_lease_until')
 	if outcome == 'retry' then

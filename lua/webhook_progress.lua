@@ -35,8 +35,8 @@
           whose job is not active or did not ask, or whose delivery is not
           open leaves the zset (stats webhook_progress_dropped; an open
           state becomes dropped).
-  Errors: INVALID; CORRUPT (stats checked first; whprog and each job
-          record are read first).
+  Errors: INVALID; CORRUPT (whprog and each job record are read
+          first).
 
   webhook_progress_done: ARGV[1] jid  ARGV[2] seq (the claim's token)
                  ARGV[3] outcome delivered|retry|failed|gone
@@ -53,8 +53,7 @@
           whp_not_before, whp_tries one more (stats
           webhook_progress_retried). A job no longer active opens nothing:
           a retry is dropped.
-  Errors: INVALID; CORRUPT (whprog, stats checked first; the job is read
-          first).
+  Errors: INVALID; CORRUPT (whprog checked first; the job is read first).
 ]]
 
 local WHP_OUTCOMES = { delivered = true, retry = true, failed = true,
@@ -125,7 +124,7 @@ register('webhook_progress_done', function(keys, args)
 	    tonumber(j.whp_seq) ~= seq then
 		return redis.status_reply('STALE')
 	end
-	need(P, { 'whprog', 'zset', 'stats', 'hash' })
+	need(P, { 'whprog', 'zset' })
 	local now = now_ms()
 	local not_before = tonumber(j.whp_not_before) or now
 	local again = nil

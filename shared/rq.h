@@ -25,7 +25,7 @@
 
 struct event_base;
 
-#define RQ_LIB_VERSION "6" /* must match VERSION in lua/lib.lua */
+#define RQ_LIB_VERSION "7" /* must match VERSION in lua/lib.lua */
 
 struct rq_cmd {
 	int	argc;

@@ -17,8 +17,9 @@
 #include <string.h>
 
 #include "rqfn.h"
+#include "rqfn_int.h"
 
-#define RQFN_FORMS 3
+#define RQFN_FORMS 4
 
 #define RQ_OK	  0x1 /* status OK */
 #define RQ_STALE  0x2 /* status STALE */
@@ -41,8 +42,10 @@ static const struct rqfn_def {
 } rqfn_table[RQFN_FN_COUNT] = {
 	[RQFN_FN_VERSION] = { "version", RQ_STRING, { { NULL, NULL } } },
 	[RQFN_FN_ENQUEUE] = { "enqueue", 0, { { NULL, "sss" } } },
+	/* the last: a job with the fetch count, when the claim asks for it */
 	[RQFN_FN_CLAIM] = { "claim", 0,
-	    { { "job", "siisiiis" }, { "noslot", "ii" }, { "nojob", "s" } } },
+	    { { "job", "siisiiis" }, { "noslot", "ii" }, { "nojob", "s" },
+		{ "job", "siisiiisi" } } },
 	[RQFN_FN_ACQUIRE] = { "acquire", RQ_STALE,
 	    { { "ok", "" }, { "noslot", "ii" } } },
 	[RQFN_FN_HEARTBEAT] = { "heartbeat", 0, { { NULL, "SSii" } } },
@@ -177,7 +180,7 @@ rqfn_unexpected(
  * RQFN_IS_OK, RQFN_IS_STALE, RQFN_IS_STRING; -1 with err set for an error
  * reply (its text) or a reply of no shape the function gives.
  */
-static int
+int
 rqfn_match(enum rqfn_fn id, const redisReply *r, char *err, size_t errlen)
 {
 	const struct rqfn_def  *d = &rqfn_table[id];
@@ -216,7 +219,7 @@ rqfn_match(enum rqfn_fn id, const redisReply *r, char *err, size_t errlen)
 }
 
 /* A reply that is OK or STALE: *stale 1 for STALE. */
-static int
+int
 rqfn_ok_stale(
     enum rqfn_fn id, const redisReply *r, int *stale, char *err, size_t errlen)
 {
@@ -237,8 +240,6 @@ rqfn_ints(const redisReply *r, long long *const *out, size_t n)
 	for (i = 0; i < n; i++)
 		*out[i] = r->element[i]->integer;
 }
-
-#define E(i) (r->element[(i)])
 
 int
 rqfn_version_reply(
@@ -272,6 +273,11 @@ rqfn_claim_reply(
 	memset(out, 0, sizeof *out);
 	if ((m = rqfn_match(RQFN_FN_CLAIM, r, err, errlen)) == -1)
 		return (-1);
+	out->fetch_waiting = -1;
+	if (m == 3) {
+		out->fetch_waiting = E(9)->integer;
+		m = RQFN_CLAIM_JOB;
+	}
 	out->kind = (enum rqfn_claim_kind)m;
 	switch (out->kind) {
 	case RQFN_CLAIM_JOB:
@@ -596,101 +602,4 @@ rqfn_active_file(const struct rqfn_active_files *a, size_t i, const char **jid,
 {
 	*jid = a->r->element[1 + 2 * i]->str;
 	*files = a->r->element[2 + 2 * i]->str;
-}
-
-/* A claim of function id (webhook_claim, webhook_progress_claim): a
- * delivery's field list must pair names with values. */
-static int
-rqfn_wh_claim_reply(enum rqfn_fn id, const redisReply *r,
-    struct rqfn_webhook_claim *out, char *err, size_t errlen)
-{
-	size_t i;
-
-	memset(out, 0, sizeof *out);
-	if (rqfn_match(id, r, err, errlen) == -1)
-		return (-1);
-	for (i = 1; i < r->elements; i += 6)
-		if (E(i + 5)->elements % 2 != 0) {
-			snprintf(err, errlen,
-			    "unexpected reply to %s (an odd field list of %zu)",
-			    rqfn_table[id].name, E(i + 5)->elements);
-			return (-1);
-		}
-	out->next_due_ms = E(0)->integer;
-	out->n = (r->elements - 1) / 6;
-	out->r = r;
-	return (0);
-}
-
-int
-rqfn_webhook_claim_reply(const redisReply *r, struct rqfn_webhook_claim *out,
-    char *err, size_t errlen)
-{
-	return (
-	    rqfn_wh_claim_reply(RQFN_FN_WEBHOOK_CLAIM, r, out, err, errlen));
-}
-
-int
-rqfn_webhook_progress_claim_reply(const redisReply *r,
-    struct rqfn_webhook_claim *out, char *err, size_t errlen)
-{
-	return (rqfn_wh_claim_reply(
-	    RQFN_FN_WEBHOOK_PROGRESS_CLAIM, r, out, err, errlen));
-}
-
-/* The i-th delivery of a decoded webhook_claim reply (i < n). */
-void
-rqfn_webhook_delivery(
-    const struct rqfn_webhook_claim *w, size_t i, struct rqfn_webhook *d)
-{
-	redisReply *const *e = w->r->element + 1 + 6 * i;
-
-	d->jid = e[0]->str;
-	d->url = e[1]->str;
-	d->id = e[2]->str;
-	d->attempt = e[3]->integer;
-	d->finished_ms = e[4]->integer;
-	d->fields = e[5]->element;
-	d->nfields = e[5]->elements / 2;
-}
-
-int
-rqfn_webhook_done_reply(
-    const redisReply *r, int *stale, char *err, size_t errlen)
-{
-	return (rqfn_ok_stale(RQFN_FN_WEBHOOK_DONE, r, stale, err, errlen));
-}
-
-/* The i-th delivery of a decoded webhook_progress_claim reply (i < n). */
-void
-rqfn_webhook_progress(
-    const struct rqfn_webhook_claim *w, size_t i, struct rqfn_whprog *d)
-{
-	redisReply *const *e = w->r->element + 1 + 6 * i;
-
-	d->jid = e[0]->str;
-	d->url = e[1]->str;
-	d->id = e[2]->str;
-	d->seq = e[3]->integer;
-	d->tries = e[4]->integer;
-	d->fields = e[5]->element;
-	d->nfields = e[5]->elements / 2;
-}
-
-int
-rqfn_webhook_progress_done_reply(
-    const redisReply *r, int *stale, char *err, size_t errlen)
-{
-	return (rqfn_ok_stale(
-	    RQFN_FN_WEBHOOK_PROGRESS_DONE, r, stale, err, errlen));
-}
-
-int
-rqfn_comfy_upload_reply(
-    const redisReply *r, const char **name, char *err, size_t errlen)
-{
-	if (rqfn_match(RQFN_FN_COMFY_UPLOAD, r, err, errlen) == -1)
-		return (-1);
-	*name = r->str;
-	return (0);
 }

@@ -98,6 +98,9 @@ struct rqfn_claim {
 	long long   timeout_s;
 	int	    slot;  /* 1: holds a slot; 0: fetch its inputs first */
 	const char *model; /* the job's checkpoint key, "" for none */
+	/* queued jobs that fetch inputs first (a hint); -1: the claim did
+	 * not ask (rqfn_claim_prefer's want_fetch) */
+	long long fetch_waiting;
 	/* noslot */
 	long long used, capacity;
 	/* nojob: the earliest delayed job's due time, 0 when none */
@@ -106,9 +109,11 @@ struct rqfn_claim {
 void rqfn_claim_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
     const char *pool, long long lease_ms, int scan, int prep);
 /* Adds model-aware claiming's arguments to a claim: the checkpoint key the
- * worker's ComfyUI holds and the bounds (lua/claim.lua). */
+ * worker's ComfyUI holds ("" for none) and the bounds (lua/claim.lua);
+ * want_fetch 1 asks for the count of jobs that fetch first in a job's
+ * reply (struct rqfn_claim fetch_waiting). */
 void rqfn_claim_prefer(struct rq_cmd *c, const char *model,
-    long long max_wait_ms, long long max_lead);
+    long long max_wait_ms, long long max_lead, int want_fetch);
 int  rqfn_claim_reply(
      const redisReply *r, struct rqfn_claim *out, char *err, size_t errlen);
 

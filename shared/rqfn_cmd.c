@@ -60,11 +60,13 @@ rqfn_claim_cmd(struct rq_cmd *c, const char *prefix, const char *worker,
 
 void
 rqfn_claim_prefer(struct rq_cmd *c, const char *model, long long max_wait_ms,
-    long long max_lead)
+    long long max_lead, int want_fetch)
 {
 	rq_cmd_add(c, model);
 	rq_cmd_addf(c, "%lld", max_wait_ms);
 	rq_cmd_addf(c, "%lld", max_lead);
+	if (want_fetch)
+		rq_cmd_add(c, "1");
 }
 
 void

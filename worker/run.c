@@ -205,11 +205,16 @@ run_holds_lease(const struct run *r)
 	return (r->state < RS_DONE);
 }
 
-/* Whether the run holds one of the pool's slots (until it is reported). */
+/*
+ * Whether the run holds one of the pool's slots. A run that is reporting
+ * does not: its report frees the slot, and the worker's next claim goes
+ * out right behind it on the same connection (run_begin_report), so Redis
+ * frees it before the claim looks.
+ */
 int
 run_has_slot(const struct run *r)
 {
-	return (r->has_slot && r->state < RS_DONE);
+	return (r->has_slot && r->state < RS_REPORT);
 }
 
 /* Whether the run waits for the worker to take a slot for it. */

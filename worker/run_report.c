@@ -3,7 +3,11 @@
  * complete, fail or release call, retried until Redis answers it with a
  * reply rqfn.h decodes (an error reply, or one of no shape the function
  * gives, is retried as a lost connection is); run_end is the way to fail
- * a job, once. Progress events go out from here too, at most one per
+ * a job, once. A run that held a slot lets its owner claim the next job
+ * as soon as the report is sent: both calls leave in one write, and the
+ * slot the report frees is the one the claim takes. Should the report
+ * fail and be retried, the claim finds the slot still held and the worker
+ * waits on the pool's marker, which the retried report's free wakes. Progress events go out from here too, at most one per
  * progress-min-ms, the last one just before complete.
  */
 #include <stdarg.h>
@@ -54,6 +58,10 @@ run_begin_report(struct run *r, enum run_report how)
 	r->report = how;
 	run_set_state(r, RS_REPORT);
 	run_send_report(r);
+	/* The report frees the slot: the owner's claim for the next job
+	 * follows it in the same pipeline (one socket read in Redis). */
+	if (r->has_slot)
+		r->env->hooks->wants_slot(r->env->ctx);
 }
 
 static void

@@ -16,7 +16,10 @@
  * runs hold all its slots claims only to prefetch, and then never blocks:
  * a blocked connection would swallow the pool's free-slot token that a
  * worker with a free slot waits for (a stopped process's connection stays
- * blocked). It looks again when a run ends and at each heartbeat.
+ * blocked). It looks again when a run ends and at each heartbeat, and
+ * after a claim only while its reply counts jobs that fetch first (the
+ * claim's fetch count; fetch_none), so a busy worker of a queue without
+ * URL inputs makes one claim a job, not two.
  *
  * Model-aware claiming (model-aware, lua/claim.lua): a claim names the
  * checkpoint the worker's ComfyUI will hold when the job it gets runs:
@@ -281,17 +284,20 @@ worker_claim_maybe(struct worker *w)
 		return;
 	}
 	prep = worker_prep(w, slotted, slotless, limit);
-	if (slotted >= limit && prep == 0) {
+	if (slotted >= limit && (prep == 0 || w->fetch_none)) {
+		/* Nothing to prefetch (the last claim said so): the next
+		 * heartbeat looks again (claim_full). */
+		w->claim_full = prep > 0;
 		worker_unblock(w);
 		return;
 	}
 	w->claim_full = slotted >= limit;
-	/* scan 16: claim.lua's default */
+	/* scan 16: claim.lua's default; always the fetch count */
 	rqfn_claim_cmd(
 	    &c, w->prefix, w->id, w->pool, w->cfg->lease_ms, 16, prep);
-	if (*(prefer = worker_prefer(w)) != '\0')
-		rqfn_claim_prefer(&c, prefer, w->cfg->model_max_wait_ms,
-		    w->cfg->model_max_lead);
+	prefer = worker_prefer(w);
+	rqfn_claim_prefer(
+	    &c, prefer, w->cfg->model_max_wait_ms, w->cfg->model_max_lead, 1);
 	if (rq_async_call(w->rc, worker_claim_reply, w, &c) == 0)
 		w->claiming = 1;
 	rq_cmd_free(&c);
@@ -319,6 +325,12 @@ worker_claim_reply(redisAsyncContext *ac, void *reply, void *arg)
 		return;
 	}
 	log_debug("claim: %s", claim_kinds[cl.kind]);
+	/* A worker whose slots are all held claims again to prefetch only
+	 * while jobs that fetch first are queued. */
+	if (cl.kind == RQFN_CLAIM_JOB)
+		w->fetch_none = cl.fetch_waiting == 0;
+	else if (w->claim_full || cl.kind == RQFN_CLAIM_NOJOB)
+		w->fetch_none = 1;
 	if (cl.kind == RQFN_CLAIM_JOB) {
 		if (w->state != WS_RUNNING) {
 			/* Stopping meanwhile: the run hands it back. */

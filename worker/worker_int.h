@@ -68,6 +68,7 @@ struct worker {
 	int	      claiming;	      /* a claim or acquire call is in flight */
 	char	      acquire_jid[64]; /* the run the acquire is for */
 	int	      claim_full;      /* the last claim: every slot was ours */
+	int	      fetch_none;      /* the last claim: no job fetches first */
 	int	      blocking;	       /* 0, or the block_mode */
 	struct event *hb_timer;
 	struct event *retry_timer; /* re-register, NOPOOL */

@@ -213,8 +213,10 @@ worker_heartbeat_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (w->capacity != old)
 		log_notice(
 		    "pool %s capacity %d -> %d", w->pool, old, w->capacity);
-	if (w->capacity != old || w->claim_full)
-		worker_claim_maybe(w); /* a busy worker looks for prefetch */
+	if (w->capacity != old || w->claim_full) {
+		w->fetch_none = 0; /* a busy worker looks for prefetch */
+		worker_claim_maybe(w);
+	}
 }
 
 void

@@ -99,9 +99,10 @@ has_event() { [ "$(events "$1" "$2")" -ge 1 ]; }
 check init-unreachable 3 "$BIN/comfyq" --redis redis://127.0.0.1:1 init
 eq "no library yet" "$(RC FUNCTION LIST LIBRARYNAME comfyq | wc -c)" 1
 check init 0 "$BIN/comfyq" init
-has init '^loaded the comfyq functions library, version 6 \([0-9]+ functions, [0-9]+ bytes\) with FUNCTION LOAD REPLACE; none was loaded before$'
+LIBV=$(sed -n "s/^local VERSION = '\([0-9]*\)'.*/\1/p" "$ROOT/lua/lib.lua")
+has init "^loaded the comfyq functions library, version $LIBV \([0-9]+ functions, [0-9]+ bytes\\) with FUNCTION LOAD REPLACE; none was loaded before\$"
 check init-json 0 "$BIN/comfyq" init --json
-has init-json '^\{"library":"comfyq","version":"6","functions":[0-9]+,"bytes":[0-9]+,"replaced":"6"\}$'
+has init-json "^\\{\"library\":\"comfyq\",\"version\":\"$LIBV\",\"functions\":[0-9]+,\"bytes\":[0-9]+,\"replaced\":\"$LIBV\"\\}\$"
 eq "the build's file is what was loaded" \
 	"$(RC FUNCTION LIST LIBRARYNAME comfyq WITHCODE | grep -c '^#!lua name=comfyq')" 1
 

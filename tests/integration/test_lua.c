@@ -413,6 +413,82 @@ test_claim_fetch_job_slotless(void)
 	}
 }
 
+/* The fetch count claim puts into a job's reply when asked (ARGV[9]). */
+static long long
+claim_fetch_count(const char *P, const char *pool, char *jid, size_t len)
+{
+	redisReply *r = it_fcall(P, "claim", "w1", pool, "30000", "16", "0", "",
+	    "10000", "32", "1", NULL);
+	long long   n;
+
+	ASSERT_STREQ(it_str(r, 0), "job");
+	ASSERT_EQ(r->elements, 10);
+	snprintf(jid, len, "%s", it_str(r, 1));
+	n = r->element[9]->integer;
+	freeReplyObject(r);
+	return (n);
+}
+
+static void
+test_claim_fetch_count(void)
+{
+	const char *P = it_queue("q");
+	char	    f1[64], f2[64], jid[64];
+	redisReply *r;
+
+	snprintf(f1, sizeof f1, "%s", it_enq(P, SPEC_FETCH));
+	it_enq(P, SPEC_A);
+	snprintf(f2, sizeof f2, "%s", it_enq(P, SPEC_FETCH));
+	it_enq(P, SPEC_A);
+	it_setcap(P, "gpu0", "8", "0");
+	ASSERT_STREQ(it_get("HGET %slanes fetch", P), "2");
+	/* prep 0: the plain jobs go; the count stays 2, then a cancel
+	 * takes one fetch job away. */
+	ASSERT_EQ(claim_fetch_count(P, "gpu0", jid, sizeof jid), 2);
+	r = it_fcall(P, "cancel", f1, "test", NULL);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_get("HGET %slanes fetch", P), "1");
+	ASSERT_EQ(claim_fetch_count(P, "gpu0", jid, sizeof jid), 1);
+	/* Without ARGV[9] the reply keeps its 9 elements (older workers). */
+	it_enq(P, SPEC_A);
+	r = it_fcall(P, "claim", "w0", "gpu0", "30000", "16", "0", NULL);
+	ASSERT_EQ(r->elements, 9);
+	freeReplyObject(r);
+	/* A count that went wrong (a record written by hand) never goes
+	 * below 0 and is only a hint: the fetch job is claimed with prep. */
+	freeReplyObject(it_cmd("HSET %slanes fetch 0", P));
+	r = it_fcall(P, "claim", "w1", "gpu0", "30000", "16", "1", "", "10000",
+	    "32", "1", NULL);
+	ASSERT_STREQ(it_str(r, 1), f2);
+	ASSERT_EQ(r->element[7]->integer, 0); /* without a slot */
+	ASSERT_EQ(r->element[9]->integer, 0);
+	freeReplyObject(r);
+	ASSERT_STREQ(it_get("HGET %slanes fetch", P), "0");
+}
+
+/* A claim that finds no job empties the queue's marker: its tokens are
+ * stale, and an idle worker would wake once for each. */
+static void
+test_claim_nojob_clears_marker(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	int		  i;
+
+	it_setcap(P, "gpu0", "8", "0"); /* its own token: gone with the rest */
+	for (i = 0; i < 5; i++)
+		it_enq(P, SPEC_A);
+	ASSERT_EQ(it_int("ZCARD %smarker", P), 6);
+	for (i = 0; i < 5; i++)
+		it_claim(P, "w1", "gpu0", "30000", &c);
+	ASSERT_EQ(it_int("ZCARD %smarker", P), 6);
+	ASSERT_STREQ(it_claim_none(P, "w1", "gpu0"), "nojob");
+	ASSERT_EQ(it_int("EXISTS %smarker", P), 0);
+	/* A job made ready later leaves its token. */
+	it_enq(P, SPEC_A);
+	ASSERT_EQ(it_int("ZCARD %smarker", P), 1);
+}
+
 static void
 test_claim_fetch_job_passed_over(void)
 {
@@ -1225,9 +1301,11 @@ test_blocked_claimer_wakes(void)
 	}
 	snprintf(jid, sizeof jid, "%s", it_enq(P, SPEC_A));
 	pthread_join(t, NULL);
-	/* It woke on the job's token, well before its 10 s timeout. */
+	/* It woke on the job's token (lib.lua token(): job: and the id's
+	 * last 2 characters), well before its 10 s timeout. */
 	ASSERT_EQ(w.woke, 1);
-	ASSERT_STREQ(w.member, jid);
+	ASSERT_EQ(strncmp(w.member, "job:", 4), 0);
+	ASSERT_STREQ(w.member + 4, jid + strlen(jid) - 2);
 }
 
 static void
@@ -1324,7 +1402,8 @@ test_reap_frees_orphaned_job_slot(void)
 	freeReplyObject(r);
 	ASSERT_EQ(it_int("HLEN %sheld:gpu0", P), 0);
 	/* Workers waiting on the pool are woken for the freed slot. */
-	r = it_cmd("ZSCORE %smarker:gpu0 free:%s", P, c.jid);
+	r = it_cmd("ZSCORE %smarker:gpu0 free:%s", P,
+	    c.jid + strlen(c.jid) - 2); /* lib.lua token() */
 	ASSERT_EQ(r->type, REDIS_REPLY_STRING);
 	freeReplyObject(r);
 }
@@ -1693,31 +1772,31 @@ PC_CALL(pc_whp_retry, "webhook_progress_done", x->c.jid, "1", "retry", "500",
 PC_CALL(pc_comfy_upload, "comfy_upload", "t", "bot", "in", ".png", "bytes", "0",
     "600")
 
-#define K_FIN                                                                  \
-	"leases=zset done=zset events=stream stats=hash webhooks=zset "        \
-	"whprog=zset "
+#define K_FIN "leases=zset done=zset events=stream webhooks=zset whprog=zset "
+/* complete checks webhooks and whprog only for a job that uses them. */
+#define K_FIN_PLAIN "leases=zset done=zset events=stream "
 #define K_ALL_LANES "ready:high=zset ready:normal=zset ready:low=zset "
 static const struct plant_case plant_cases[] = {
 	{ "enqueue", pc_busy, pc_enqueue,
-	    "ready:normal=zset events=stream stats=hash jobseq=string "
+	    "ready:normal=zset events=stream jobseq=string "
 	    "idem:k=string lanes=hash fair:normal=hash secret=string",
-	    "marker=zset", "job:*" },
+	    "marker=zset stats=hash", "job:*" },
 	{ "enqueue run_at", pc_busy, pc_enqueue_later,
-	    "delayed=zset events=stream stats=hash jobseq=string lanes=hash "
+	    "delayed=zset events=stream jobseq=string lanes=hash "
 	    "fair:normal=hash",
-	    "", "job:*" },
+	    "stats=hash", "job:*" },
 	{ "enqueue existing", pc_idem, pc_enqueue_again,
 	    "idem:k=string job:%J=hash", "", "" },
 	{ "claim", pc_busy, pc_claim,
 	    "slots:gpu0=hash held:gpu0=hash ready:high=zset ready:normal=zset "
 	    "job:%J=hash fence=string leases=zset lanes=hash fair:normal=hash "
-	    "events=stream stats=hash delayed=zset",
-	    "", "" },
+	    "events=stream delayed=zset",
+	    "stats=hash", "" },
 	{ "claim promoting", pc_due, pc_claim,
 	    "slots:gpu0=hash held:gpu0=hash delayed=zset " K_ALL_LANES
 	    "fair:high=hash fair:normal=hash fair:low=hash fence=string "
 	    "lanes=hash dead=hash refunds=stream " K_FIN,
-	    "marker=zset", "job:%J" },
+	    "marker=zset stats=hash", "job:%J" },
 	{ "claim noslot", pc_full, pc_claim,
 	    "slots:gpu0=hash held:gpu0=hash ready:high=zset ready:normal=zset",
 	    "marker=zset", "" },
@@ -1729,35 +1808,37 @@ static const struct plant_case plant_cases[] = {
 	    "" },
 	{ "progress hooked", pc_busy_prog, pc_progress,
 	    "job:%C=hash events=stream whprog=zset", "", "" },
-	{ "complete", pc_busy, pc_complete, "job:%C=hash " K_FIN,
-	    "held:gpu0=hash marker:gpu0=zset", "" },
+	{ "complete", pc_busy, pc_complete, "job:%C=hash " K_FIN_PLAIN,
+	    "held:gpu0=hash marker:gpu0=zset stats=hash webhooks=zset whprog=zset",
+	    "" },
 	{ "fail", pc_busy, pc_fail,
 	    "job:%C=hash delayed=zset refunds=stream " K_FIN,
-	    "held:gpu0=hash marker:gpu0=zset", "" },
+	    "held:gpu0=hash marker:gpu0=zset stats=hash", "" },
 	{ "fail retried", pc_busy, pc_retry,
 	    "job:%C=hash delayed=zset refunds=stream " K_FIN,
-	    "held:gpu0=hash marker:gpu0=zset", "" },
+	    "held:gpu0=hash marker:gpu0=zset stats=hash", "" },
 	{ "cancel queued", pc_busy, pc_cancel_queued,
 	    "job:%J=hash ready:normal=zset delayed=zset refunds=stream " K_FIN,
-	    "", "" },
+	    "stats=hash", "" },
 	{ "cancel active", pc_busy, pc_cancel_active,
 	    "job:%C=hash events=stream", "", "" },
 	{ "release", pc_busy, pc_release,
 	    "job:%C=hash ready:normal=zset refunds=stream " K_FIN,
-	    "held:gpu0=hash marker:gpu0=zset marker=zset", "" },
+	    "held:gpu0=hash marker:gpu0=zset marker=zset stats=hash", "" },
 	{ "reap", pc_expired, pc_reap,
 	    "reaper=hash delayed=zset dead=hash pools=set "
 	    "refunds=stream " K_ALL_LANES K_FIN,
-	    "held:gpu0=hash marker:gpu0=zset marker=zset", "job:%C" },
-	{ "trim", pc_busy, pc_trim, "events=stream refunds=stream stats=hash",
-	    "", "" },
-	{ "expire", pc_done, pc_expire, "done=zset stats=hash", "", "job:%J" },
-	{ "workers_gone", pc_gone, pc_workers_gone,
-	    "reaper=hash workers=zset stats=hash", "worker:w1=hash", "" },
+	    "held:gpu0=hash marker:gpu0=zset marker=zset stats=hash",
+	    "job:%C" },
+	{ "trim", pc_busy, pc_trim, "events=stream refunds=stream",
+	    "stats=hash", "" },
+	{ "expire", pc_done, pc_expire, "done=zset", "stats=hash", "job:%J" },
+	{ "workers_gone", pc_gone, pc_workers_gone, "reaper=hash workers=zset",
+	    "worker:w1=hash stats=hash", "" },
 	{ "queue_status", pc_busy, pc_queue_status,
 	    "pools=set delayed=zset dead=hash refunds=stream " K_ALL_LANES
 		K_FIN,
-	    "slots:gpu0=hash held:gpu0=hash", "job:%J" },
+	    "slots:gpu0=hash held:gpu0=hash stats=hash", "job:%J" },
 	{ "job_files", pc_busy, pc_job_files, "job:%C=hash", "", "" },
 	{ "slot_set", pc_busy, pc_slot_set, "pools=set slots:gpu0=hash",
 	    "marker=zset marker:gpu0=zset", "" },
@@ -1772,22 +1853,24 @@ static const struct plant_case plant_cases[] = {
 	    "worker:w1=hash workers=zset pools=set slots:gpu0=hash", "", "" },
 	{ "unregister", pc_busy, pc_unregister, "worker:w1=hash", "", "" },
 	{ "active_files", pc_busy, pc_active_files, "leases=zset", "", "" },
-	{ "complete hooked", pc_busy_hooked, pc_complete, "job:%C=hash " K_FIN,
-	    "held:gpu0=hash marker:gpu0=zset", "" },
-	{ "webhook_claim", pc_hooked, pc_webhook_claim,
-	    "webhooks=zset stats=hash", "job:%C=hash", "" },
-	{ "webhook_done", pc_delivering, pc_webhook_done,
-	    "webhooks=zset stats=hash", "job:%C=hash", "" },
+	{ "complete hooked", pc_busy_hooked, pc_complete,
+	    "job:%C=hash " K_FIN_PLAIN "webhooks=zset ",
+	    "held:gpu0=hash marker:gpu0=zset stats=hash whprog=zset", "" },
+	{ "webhook_claim", pc_hooked, pc_webhook_claim, "webhooks=zset",
+	    "job:%C=hash stats=hash", "" },
+	{ "webhook_done", pc_delivering, pc_webhook_done, "webhooks=zset",
+	    "job:%C=hash stats=hash", "" },
 	{ "webhook_done retry", pc_delivering, pc_webhook_retry,
-	    "webhooks=zset stats=hash", "job:%C=hash", "" },
+	    "webhooks=zset", "job:%C=hash stats=hash", "" },
 	{ "complete progress pending", pc_prog_pending, pc_complete,
-	    "job:%C=hash " K_FIN, "held:gpu0=hash marker:gpu0=zset", "" },
+	    "job:%C=hash " K_FIN, "held:gpu0=hash marker:gpu0=zset stats=hash",
+	    "" },
 	{ "webhook_progress_claim", pc_prog_pending, pc_whp_claim,
-	    "whprog=zset stats=hash", "job:%C=hash", "" },
+	    "whprog=zset", "job:%C=hash stats=hash", "" },
 	{ "webhook_progress_done", pc_prog_delivering, pc_whp_done,
-	    "whprog=zset stats=hash", "job:%C=hash", "" },
+	    "whprog=zset", "job:%C=hash stats=hash", "" },
 	{ "webhook_progress_done retry", pc_prog_delivering, pc_whp_retry,
-	    "whprog=zset stats=hash", "job:%C=hash", "" },
+	    "whprog=zset", "job:%C=hash stats=hash", "" },
 	{ "comfy_upload", pc_busy, pc_comfy_upload,
 	    "comfy:upload:t:bot/in.png=string", "", "" },
 };
@@ -2082,6 +2165,8 @@ const struct unit_test itests[] = {
 	{ "enqueue_fetch_flag", test_enqueue_fetch_flag },
 	{ "claim_fetch_job_slotless", test_claim_fetch_job_slotless },
 	{ "claim_fetch_job_passed_over", test_claim_fetch_job_passed_over },
+	{ "claim_fetch_count", test_claim_fetch_count },
+	{ "claim_nojob_clears_marker", test_claim_nojob_clears_marker },
 	{ "acquire", test_acquire },
 	{ "acquire_noslot_and_vram", test_acquire_noslot_and_vram },
 	{ "slotless_job_ends", test_slotless_job_ends },

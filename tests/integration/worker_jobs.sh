@@ -4,7 +4,7 @@
 # before the GPU slot, and cancels that act at once. A real redis-server,
 # comfyq-sim and workers; outcomes asserted on what a producer sees.
 #   worker_jobs.sh BIN_DIR GROUP    GROUP: timecap progress files prefetch
-#                                          cancelnow
+#                                          cancelnow pipeline
 set -u
 BIN=$1
 GROUP=$2
@@ -196,6 +196,57 @@ prefetch)
 		bad "prefetch 0: the slot was not taken first"
 	grep -q "job=$j inputs ready" "$T/w2.log" &&
 		bad "prefetch 0: inputs readied before the slot" || ok
+	;;
+pipeline)
+	# A busy worker of a queue without URL inputs: one claim a job, sent
+	# right behind the previous job's complete on the same connection
+	# (one write, one socket read in Redis), never a second claim to
+	# prefetch. Watched with MONITOR; heartbeats (1.5 s) may each add one
+	# prefetch look, which is counted apart.
+	sim_start sim --step-ms 0 || exit 1
+	PIDS+=("$SIM_PID")
+	n=30
+	for i in $(seq 1 $n); do
+		submit --workflow smoke_invert --param width=8 --param height=8 \
+			>/dev/null
+	done
+	RC MONITOR >"$T/monitor.txt" 2>&1 &
+	mpid=$!
+	PIDS+=("$mpid")
+	sleep 0.3
+	worker_start w1 --slots 1 --heartbeat-ms 1500
+	PIDS+=("$WPID")
+	all_done() { [ "$(RC HGET "${P}stats" succeeded)" = "$n" ]; }
+	wait_until 60 all_done ||
+		bad "not all $n jobs succeeded: $(RC HGET "${P}stats" succeeded)"
+	sleep 0.3
+	stop "$mpid"
+	out=$(python3 - "$T/monitor.txt" "$P" <<'PY'
+import re, sys
+path, prefix = sys.argv[1], sys.argv[2]
+seq = []   # (client, function) of the worker's FCALLs on this queue
+for line in open(path, errors='replace'):
+    m = re.match(r'[0-9.]+ \[\d+ ([^\]]+)\] "FCALL" "comfyq_(\w+)" "1" "([^"]*)"', line)
+    if m and m.group(3) == prefix:
+        seq.append((m.group(1), m.group(2)))
+done = [i for i, (_, f) in enumerate(seq) if f == 'complete']
+if not done:
+    print('completes=0'); sys.exit()
+win = seq[done[0]:done[-1] + 1]
+after = sum(1 for a, b in zip(win, win[1:])
+            if a[1] == 'complete' and b[1] == 'claim' and a[0] == b[0])
+claims = sum(1 for _, f in win if f == 'claim')
+beats = sum(1 for _, f in win if f == 'heartbeat')
+print('completes=%d after=%d claims=%d beats=%d' % (len(done), after, claims, beats))
+PY
+)
+	echo "pipeline: $out"
+	eval "$out"
+	eq "completes seen" "$completes" "$n"
+	eq "a claim right behind each complete but the last" "${after:-0}" $((n - 1))
+	extra=$(( ${claims:-0} - ${after:-0} ))
+	[ "$extra" -le "${beats:-0}" ] && ok ||
+		bad "$extra claims not behind a complete, $beats heartbeats"
 	;;
 cancelnow)
 	# The default heartbeat (10 s): a cancel still acts within a moment.

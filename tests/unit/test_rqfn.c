@@ -49,6 +49,16 @@ test_claim(void)
 	ASSERT_EQ(c.timeout_s, 60);
 	ASSERT_EQ(c.slot, 0);
 	ASSERT_STREQ(c.model, "x.st");
+	ASSERT_EQ(c.fetch_waiting, -1); /* not asked for */
+	freeReplyObject(r);
+	/* Asked for (ARGV[9]): the count of jobs that fetch first. */
+	r = tresp("*10\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n"
+		  ":99\r\n:60\r\n:1\r\n$0\r\n\r\n:3\r\n");
+	ASSERT_EQ(rqfn_claim_reply(r, &c, err, sizeof err), 0);
+	ASSERT_EQ(c.kind, RQFN_CLAIM_JOB);
+	ASSERT_EQ(c.slot, 1);
+	ASSERT_STREQ(c.model, "");
+	ASSERT_EQ(c.fetch_waiting, 3);
 	freeReplyObject(r);
 
 	r = tresp("*3\r\n$6\r\nnoslot\r\n:2\r\n:2\r\n");
@@ -68,7 +78,7 @@ test_claim(void)
 	freeReplyObject(r);
 
 	/* Eight elements (no model), a fence as a string, a model as a
-	 * number, ten elements. */
+	 * number, a fetch count as a string, eleven elements. */
 	REFUSED(rqfn_claim_reply,
 	    "*8\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
 	    ":60\r\n:0\r\n",
@@ -83,7 +93,11 @@ test_claim(void)
 	    &c);
 	REFUSED(rqfn_claim_reply,
 	    "*10\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
-	    ":60\r\n:0\r\n$0\r\n\r\n:0\r\n",
+	    ":60\r\n:0\r\n$0\r\n\r\n$1\r\n0\r\n",
+	    &c);
+	REFUSED(rqfn_claim_reply,
+	    "*11\r\n$3\r\njob\r\n$2\r\nj1\r\n:7\r\n:1\r\n$2\r\n{}\r\n:99\r\n"
+	    ":60\r\n:0\r\n$0\r\n\r\n:0\r\n:0\r\n",
 	    &c);
 	REFUSED(rqfn_claim_reply, "*1\r\n$6\r\nnoslot\r\n", &c);
 	REFUSED(rqfn_claim_reply, "*2\r\n$5\r\nnojob\r\n$3\r\nabc\r\n", &c);
@@ -546,10 +560,15 @@ test_builders(void)
 	    joined(&c), "FCALL comfyq_claim 1 cq:{q}: w gpu0 30000 16 2");
 	rq_cmd_free(&c);
 	rqfn_claim_cmd(&c, "cq:{q}:", "w", "gpu0", 30000, 16, 2);
-	rqfn_claim_prefer(&c, "x.safetensors", 10000, 32);
+	rqfn_claim_prefer(&c, "x.safetensors", 10000, 32, 0);
 	ASSERT_STREQ(joined(&c),
 	    "FCALL comfyq_claim 1 cq:{q}: w gpu0 30000 16 2 x.safetensors "
 	    "10000 32");
+	rq_cmd_free(&c);
+	rqfn_claim_cmd(&c, "cq:{q}:", "w", "gpu0", 30000, 16, 0);
+	rqfn_claim_prefer(&c, "", 10000, 32, 1);
+	ASSERT_STREQ(joined(&c),
+	    "FCALL comfyq_claim 1 cq:{q}: w gpu0 30000 16 0  10000 32 1");
 	rq_cmd_free(&c);
 	rqfn_fail_cmd(&c, "cq:{q}:", &f);
 	ASSERT_STREQ(joined(&c),
