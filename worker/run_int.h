@@ -33,6 +33,7 @@ enum run_state {
 	RS_CHECK,
 	RS_HISTORY,
 	RS_FETCH,
+	RS_STORE,
 	RS_REPORT,
 	RS_DONE,
 };
@@ -95,12 +96,13 @@ struct run {
 	int    nodes_cached_sent; /* nodes_cached went out */
 	int    nodes_done;	  /* executing null: the prompt ended */
 
-	struct out_list outs;
-	int		out_i;
-	cJSON	       *records;
-	struct out_tmp	tmp;	/* the output being downloaded to disk */
-	struct s3_up   *up;	/* store s3: its upload in flight */
-	char	       *up_key; /* ...and its object key */
+	struct out_list	 outs;
+	int		 out_i;
+	cJSON		*records;
+	struct out_tmp	 tmp;	 /* the output being downloaded to disk */
+	struct out_sync *sync;	 /* output-fsync: files to flush, or NULL */
+	struct s3_up	*up;	 /* store s3: its upload in flight */
+	char		*up_key; /* ...and its object key */
 
 	enum run_report report;
 	enum errcode	code;
