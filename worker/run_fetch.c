@@ -20,11 +20,13 @@
 
 #include <event2/event.h>
 
+#include "jscan.h"
 #include "log.h"
 #include "outputs_s3.h"
 #include "outputs_sync.h"
 #include "run_int.h"
 #include "settings.h"
+#include "xmalloc.h"
 
 static void	    run_history_done(const struct httpc_resp *, void *);
 static const cJSON *run_last_message(const cJSON *, const char **);
@@ -52,9 +54,8 @@ run_fetch_history(struct run *r)
 static void
 run_history_done(const struct httpc_resp *resp, void *arg)
 {
-	struct run  *r = arg;
-	cJSON	    *root;
-	const cJSON *e;
+	struct run *r = arg;
+	cJSON	   *e;
 
 	r->req = NULL;
 	if (resp->fail != HTTPC_OK || resp->status != 200) {
@@ -62,23 +63,69 @@ run_history_done(const struct httpc_resp *resp, void *arg)
 		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
 		return;
 	}
-	root = cJSON_ParseWithLength(resp->body, resp->len);
-	if ((e = run_history_get(root, r->prompt_id)) == NULL)
+	if ((e = run_history_parse(resp->body, resp->len, r->prompt_id)) ==
+	    NULL)
 		run_end(r, EC_STALLED,
 		    "prompt %s finished but has no history entry",
 		    r->prompt_id);
 	else
 		run_history_entry(r, e);
-	cJSON_Delete(root);
+	cJSON_Delete(e);
 }
 
-/* Reads a /history/<id> reply: the entry, or NULL when there is none. */
+/* The entry of a parsed /history/<id> reply, or NULL when there is none. */
 const cJSON *
 run_history_get(const cJSON *root, const char *prompt_id)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, prompt_id);
 
 	return (cJSON_IsObject(e) ? e : NULL);
+}
+
+/*
+ * A /history/<id> reply's entry for prompt_id, or NULL when it has none;
+ * the caller frees it. Only the entry is parsed, and without its "prompt"
+ * (the graph ComfyUI ran, which nothing here reads and which is most of
+ * the bytes): jscan finds the entry in the text and its other members are
+ * parsed as one object. A reply the scan cannot follow is parsed whole,
+ * as before, so the result is the same either way but for "prompt".
+ */
+cJSON *
+run_history_parse(const char *body, size_t len, const char *prompt_id)
+{
+	struct jscan_member e, m;
+	struct jscan	    s;
+	cJSON		   *root, *entry = NULL;
+	char		   *text;
+	size_t		    n = 0;
+	int		    rc;
+
+	if ((rc = jscan_find(body, len, prompt_id, &e)) == 0)
+		return (NULL);
+	if (rc == 1 && jscan_open(&s, e.val, (size_t)(e.vend - e.val)) == 0) {
+		text = xmalloc((size_t)(e.vend - e.val) + 2);
+		text[n++] = '{';
+		while ((rc = jscan_next(&s, &m)) == 1) {
+			if (m.klen == 6 && memcmp(m.key, "prompt", 6) == 0)
+				continue;
+			if (n > 1)
+				text[n++] = ',';
+			memcpy(text + n, m.mem, (size_t)(m.vend - m.mem));
+			n += (size_t)(m.vend - m.mem);
+		}
+		text[n++] = '}';
+		if (rc == 0)
+			entry = cJSON_ParseWithLength(text, n);
+		free(text);
+		if (rc == 0)
+			return (cJSON_IsObject(entry) ? entry : NULL);
+	}
+	root = cJSON_ParseWithLength(body, len);
+	if (run_history_get(root, prompt_id) != NULL)
+		entry =
+		    cJSON_DetachItemFromObjectCaseSensitive(root, prompt_id);
+	cJSON_Delete(root);
+	return (entry);
 }
 
 /* The last [event, data] message of a history entry's status. */

@@ -132,7 +132,8 @@ void run_silence_cb(evutil_socket_t fd, short ev, void *arg);
 /* run_fetch.c */
 void	     run_fetch_history(struct run *r);
 const cJSON *run_history_get(const cJSON *root, const char *prompt_id);
-void	     run_history_entry(struct run *r, const cJSON *e);
+cJSON *run_history_parse(const char *body, size_t len, const char *prompt_id);
+void   run_history_entry(struct run *r, const cJSON *e);
 
 /* run_nodes.c */
 void  run_nodes_event(struct run *r, const char *type, const cJSON *data);

@@ -11,12 +11,15 @@
 #include <event2/event.h>
 
 #include "errmap.h"
+#include "jscan.h"
 #include "outputs.h"
 #include "outputs_sync.h"
+#include "run_int.h"
 #include "tpool.h"
 #include "timg.h"
 #include "unit.h"
 #include "util.h"
+#include "xmalloc.h"
 
 /* out_file fields are filled with literals below. */
 #pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
@@ -533,6 +536,64 @@ test_store_sync(void)
 	ASSERT_EQ(system(path), 0);
 }
 
+/*
+ * A /history reply's entry read without its "prompt": the same entry as a
+ * whole parse gives, less that member; none for another prompt; a reply
+ * the scan cannot follow (nesting past its bound) parsed whole; a broken
+ * one gives none. jscan's members as spans of the text.
+ */
+static void
+test_history_parse(void)
+{
+	struct jscan_member m;
+	char		    err[256], *text, *deep;
+	cJSON		   *e, *full;
+	size_t		    n, i;
+
+	text = file_slurp(unit_data("comfy/history_success.json"), 1 << 20, &n,
+	    err, sizeof err);
+	ASSERT_TRUE(text != NULL);
+	e = run_history_parse(text, n, "p1");
+	ASSERT_TRUE(e != NULL);
+	full = cJSON_ParseWithLength(text, n);
+	cJSON_DeleteItemFromObjectCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(full, "p1"), "prompt");
+	ASSERT_TRUE(cJSON_GetObjectItemCaseSensitive(e, "prompt") == NULL);
+	ASSERT_TRUE(cJSON_GetObjectItemCaseSensitive(e, "outputs") != NULL);
+	ASSERT_TRUE(
+	    cJSON_Compare(e, cJSON_GetObjectItemCaseSensitive(full, "p1"), 1));
+	cJSON_Delete(e);
+	cJSON_Delete(full);
+	ASSERT_TRUE(run_history_parse(text, n, "p2") == NULL);
+	free(text);
+	ASSERT_TRUE(run_history_parse("{}", 2, "p1") == NULL);
+	ASSERT_TRUE(run_history_parse("{\"p1\": \"x\"}", 13, "p1") == NULL);
+	ASSERT_TRUE(
+	    run_history_parse("{\"p1\": {\"a\": [1}}", 18, "p1") == NULL);
+	/* Nested deeper than the scan follows: parsed whole. */
+	deep = xmalloc(1000);
+	n = (size_t)snprintf(deep, 1000, "{\"p1\": {\"prompt\": ");
+	for (i = 0; i < 300; i++)
+		deep[n++] = '[';
+	for (i = 0; i < 300; i++)
+		deep[n++] = ']';
+	n += (size_t)snprintf(deep + n, 1000 - n, ", \"outputs\": {}}}");
+	e = run_history_parse(deep, n, "p1");
+	ASSERT_TRUE(cJSON_IsObject(cJSON_GetObjectItem(e, "outputs")));
+	ASSERT_TRUE(cJSON_GetObjectItem(e, "prompt") != NULL);
+	cJSON_Delete(e);
+	free(deep);
+	/* A socket message's type, read without parsing it. */
+	text = "{\"data\": {\"x\": [1, {\"type\": 2}], \"s\": \"a\\\"}\"},"
+	       " \"type\": \"executed\"}";
+	ASSERT_EQ(jscan_find(text, strlen(text), "type", &m), 1);
+	ASSERT_EQ(m.vend - m.val, 10);
+	ASSERT_TRUE(strncmp(m.val, "\"executed\"", 10) == 0);
+	ASSERT_EQ(jscan_find(text, strlen(text), "nope", &m), 0);
+	ASSERT_EQ(jscan_find("[1]", 3, "type", &m), -1);
+	ASSERT_EQ(jscan_find("{\"type\" 1}", 10, "type", &m), -1);
+}
+
 const struct unit_test test_worker[] = {
 	{ "prompt_refusals", test_prompt_refusals },
 	{ "execution_errors", test_execution_errors },
@@ -541,5 +602,6 @@ const struct unit_test test_worker[] = {
 	{ "validate_outputs", test_validate_outputs },
 	{ "store_dir", test_store_dir },
 	{ "store_sync", test_store_sync },
+	{ "history_parse", test_history_parse },
 	{ NULL, NULL },
 };
