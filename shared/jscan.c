@@ -15,21 +15,32 @@ jscan_ws(const char *p, const char *end)
 	return (p);
 }
 
-/* Past the string that starts at p (on its '"'), or NULL. */
+/*
+ * Past the string that starts at p (on its '"'), or NULL: the next '"'
+ * not escaped, that is after an even run of backslashes.
+ */
 static const char *
 jscan_string(const char *p, const char *end)
 {
-	for (p++; p < end; p++) {
-		if (*p == '\\') {
-			if (++p == end)
-				return (NULL);
-		} else if (*p == '"')
-			return (p + 1);
-		else if ((unsigned char)*p < 0x20)
-			return (NULL);
+	const char *q, *b;
+
+	for (p++; (q = memchr(p, '"', (size_t)(end - p))) != NULL; p = q + 1) {
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return (q + 1);
 	}
 	return (NULL);
 }
+
+/* The bytes a container's scan stops at. */
+static const unsigned char jscan_stop[256] = {
+	['"'] = 1,
+	['{'] = 1,
+	['}'] = 1,
+	['['] = 1,
+	[']'] = 1,
+};
 
 /* Past the value that starts at p, or NULL. Nesting is bounded. */
 static const char *
@@ -52,6 +63,10 @@ jscan_value(const char *p, const char *end)
 		return (p);
 	}
 	while (p < end) {
+		if (!jscan_stop[(unsigned char)*p]) {
+			p++;
+			continue;
+		}
 		switch (*p) {
 		case '"':
 			if ((p = jscan_string(p, end)) == NULL)

@@ -283,6 +283,7 @@ comfy_prompt(struct comfy *c, const char *prompt_id, const cJSON *graph,
 	struct httpc_req *r;
 	cJSON		 *ids;
 	char		 *g, *tail, *text;
+	size_t		  gl, tl, n;
 
 	ids = cJSON_CreateObject();
 	cJSON_AddStringToObject(ids, "client_id", c->client_id);
@@ -290,7 +291,15 @@ comfy_prompt(struct comfy *c, const char *prompt_id, const cJSON *graph,
 	g = cJSON_PrintUnformatted(graph);
 	tail = cJSON_PrintUnformatted(ids); /* {"client_id":...} */
 	cJSON_Delete(ids);
-	text = xasprintf("{\"prompt\":%s,%s", g != NULL ? g : "null", tail + 1);
+	gl = g != NULL ? strlen(g) : 0;
+	tl = strlen(tail);
+	text = xmalloc(11 + (gl > 0 ? gl : 4) + tl + 1);
+	memcpy(text, "{\"prompt\":", 10);
+	n = 10;
+	memcpy(text + n, gl > 0 ? g : "null", gl > 0 ? gl : 4);
+	n += gl > 0 ? gl : 4;
+	text[n++] = ',';
+	memcpy(text + n, tail + 1, tl); /* with its NUL */
 	cJSON_free(g);
 	cJSON_free(tail);
 	r = comfy_post_json(c, "/prompt", text, cb, arg);
