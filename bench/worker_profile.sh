@@ -10,7 +10,10 @@
 #              entries (callgrind_annotate --inclusive=no) in OUT_DIR
 #   perf       perf record -g of the worker over JOBS jobs (perf report
 #              --no-children -i OUT_DIR/perf.data)
-# Extra worker options go in WORKER_ARGS (e.g. "--output-fsync true");
+#   strace     strace -c -f of the worker over JOBS jobs: system calls per
+#              job, by name (OUT_DIR/strace.txt)
+# Extra worker options go in WORKER_ARGS (e.g. "--output-fsync true"),
+# another worker binary in WORKER_BIN (to compare two builds);
 # results and logs in OUT_DIR (default: a fresh folder, printed).
 set -u
 BIN=$1 MODE=$2 JOBS=${3:-1000}
@@ -61,11 +64,11 @@ case "$MODE" in
 cpu) ;;
 callgrind) wrap=(valgrind --tool=callgrind --callgrind-out-file="$OUT_DIR/callgrind.out.%p"
 	--collect-atstart=yes) ;;
-perf) ;;
-*) echo "mode: cpu, callgrind or perf" >&2; exit 2 ;;
+perf | strace) ;;
+*) echo "mode: cpu, callgrind, perf or strace" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2086
-"${wrap[@]}" "$BIN/comfyq-worker" --redis-url "$COMFYQ_TEST_REDIS_URL" \
+"${wrap[@]}" "${WORKER_BIN:-$BIN/comfyq-worker}" --redis-url "$COMFYQ_TEST_REDIS_URL" \
 	--queue $Q --comfyui-url "http://127.0.0.1:$(cat "$T/sim.port")" \
 	--worker-id prof-w --output-dir "$T/out" \
 	--workflows-dir "$ROOT/workflows" --output-fsync false \
@@ -109,5 +112,17 @@ perf)
 	perf report --no-children -i "$OUT_DIR/perf.data" --stdio 2>/dev/null |
 		grep -v '^$' | head -80 >"$OUT_DIR/perf-top.txt"
 	echo "perf: $OUT_DIR/perf-top.txt"
+	;;
+strace)
+	strace -c -f -o "$OUT_DIR/strace.txt" -p $W 2>/dev/null &
+	sp=$!
+	sleep 0.5
+	enqueue "$JOBS"
+	wait_done $((WARM + JOBS))
+	kill -INT $sp
+	wait $sp 2>/dev/null
+	awk -v n="$JOBS" '$NF == "total" { printf "system calls per job: %.1f\n", $(NF-2) / n }' \
+		"$OUT_DIR/strace.txt"
+	echo "by name: $OUT_DIR/strace.txt"
 	;;
 esac
