@@ -44,7 +44,6 @@
 #include "errout.h"
 #include "img.h"
 #include "outputs.h"
-#include "outputs_sync.h"
 #include "xmalloc.h"
 
 #define OUT_MAX_FILES	      64
@@ -586,13 +585,14 @@ out_write_all(int fd, const unsigned char *data, size_t len)
 
 /*
  * Stores data (the index-th output of the job) as <dir>/<jid>/<stored
- * name> and adds "path" to rec: renamed into place now, or with sync set
- * handed to that batch to be flushed and renamed off the loop thread.
- * Returns 0, or -1 with the reason in err.
+ * name>: renamed into place now, "path" added to rec; or, with keep set,
+ * written to its temporary file and left open there in *keep, for the
+ * caller to commit (output-fsync's batch, outputs_sync.h). Returns 0, or
+ * -1 with the reason in err.
  */
 int
 output_store_dir(const char *dir, const char *jid, const struct out_file *f,
-    int index, const unsigned char *data, size_t len, struct out_sync *sync,
+    int index, const unsigned char *data, size_t len, struct out_tmp *keep,
     cJSON *rec, char *err, size_t errlen)
 {
 	struct out_tmp t;
@@ -605,8 +605,8 @@ output_store_dir(const char *dir, const char *jid, const struct out_file *f,
 		output_tmp_discard(&t);
 		return (-1);
 	}
-	if (sync != NULL) {
-		out_sync_add(sync, &t, rec);
+	if (keep != NULL) {
+		*keep = t;
 		return (0);
 	}
 	return (output_tmp_commit(&t, rec, err, errlen));

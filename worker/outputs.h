@@ -12,8 +12,6 @@
 
 #define OUT_PATH_MAX 4096
 
-struct out_sync; /* outputs_sync.h */
-
 struct out_file {
 	char *node;
 	char *key; /* images, gifs, audio, ... */
@@ -65,7 +63,7 @@ int  output_tmp_validate(const struct out_tmp *t, const struct out_file *f,
 int  output_tmp_commit(struct out_tmp *t, cJSON *rec, char *err, size_t errlen);
 void output_tmp_discard(struct out_tmp *t);
 int output_store_dir(const char *dir, const char *jid, const struct out_file *f,
-    int index, const unsigned char *data, size_t len, struct out_sync *sync,
+    int index, const unsigned char *data, size_t len, struct out_tmp *keep,
     cJSON *rec, char *err, size_t errlen);
 
 #endif

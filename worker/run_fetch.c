@@ -289,6 +289,7 @@ run_keep_bytes(struct run *r, const struct out_file *f,
     const unsigned char *body, size_t len, cJSON *rec)
 {
 	const struct worker_cfg *cfg = r->env->cfg;
+	struct out_tmp		 kept;
 	char			 err[512];
 
 	if (output_validate(f, body, len, &r->expect, rec, err, sizeof err) ==
@@ -298,11 +299,12 @@ run_keep_bytes(struct run *r, const struct out_file *f,
 	}
 	if (cfg->store == STORE_BOTH &&
 	    output_store_dir(cfg->output_dir, r->jid, f, r->out_i, body, len,
-		cfg->output_fsync ? run_sync_batch(r) : NULL, rec, err,
-		sizeof err) == -1) {
+		cfg->output_fsync ? &kept : NULL, rec, err, sizeof err) == -1) {
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
 		return;
 	}
+	if (cfg->store == STORE_BOTH && cfg->output_fsync)
+		out_sync_add(run_sync_batch(r), &kept, rec);
 	run_store_blob(r, rec, (const char *)body, len);
 }
 
