@@ -31,6 +31,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	rm -rf "$T/out" "$T/sim"
+	[ "$OUT_DIR" != "$T" ] && rm -rf "$T"	# the logs went with it
 }
 trap cleanup EXIT
 done_n() { RC ZCARD "${P}done" 2>/dev/null || echo 0; }
@@ -84,7 +85,7 @@ cpu)
 	wait_done $((WARM + JOBS))
 	c1=$(cpu_us $W)
 	echo "worker CPU per job: $(awk -v a="$c0" -v b="$c1" -v n="$JOBS" \
-		'BEGIN { printf "%.1f", (b - a) / n }') us ($JOBS jobs, outputs in $T/out)"
+		'BEGIN { printf "%.1f", (b - a) / n }') us ($JOBS jobs)"
 	;;
 callgrind)
 	callgrind_control -z $W >/dev/null
