@@ -2,8 +2,9 @@
  * The processes of one measure: comfyq-sims on free ports, a comfyq-worker
  * in front of each (its own pool: each sim is one GPU), maybe a
  * comfyq-janitor, all on a queue of their own and with their files under
- * the bench's folder. Workers run with output-fsync off (the figures are
- * about the queue, not the disk) and log warnings only. A worker counts as
+ * the bench's folder (on /dev/shm where it is writable: e2e_main.c).
+ * Workers run with output-fsync off (the figures are about the queue, not
+ * the disk) and log warnings only. A worker counts as
  * started once its record says health ok. stack_stop ends them all (a
  * worker gets SIGTERM twice: the second hands back what it runs at once)
  * and removes their files (a throughput run leaves tens of thousands).

@@ -98,12 +98,20 @@ fi
 
 . "$root/deploy/lib/redis.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/comfyq-bench.XXXXXX")
-cleanup() { redis_stop; rm -rf "$work"; }
+# The programs' files (outputs, the sims' files, logs) on tmpfs where
+# /dev/shm is writable and TMPDIR is not set: a throughput run writes tens
+# of thousands of small files, and on a disk's file system their inodes
+# would cost more than the queue (bench/README.md, Worker CPU per job).
+files=$work
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	files=$(mktemp -d /dev/shm/comfyq-bench.XXXXXX)
+fi
+cleanup() { redis_stop; rm -rf "$work" "$files"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 redis_start "$work"
 export COMFYQ_TEST_REDIS_URL=$REDIS_URL
-export TMPDIR=$work
+export TMPDIR=$files
 
 node_v=-
 bull_v=-

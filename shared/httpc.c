@@ -15,7 +15,10 @@
  * the caller's file, so a large upload is never held in memory; SigV4 is
  * libcurl's own (CURLOPT_AWS_SIGV4, which signs Host, Content-Type and
  * the x-amz-* headers, and takes the payload hash from a
- * x-amz-content-sha256 header the caller sends).
+ * x-amz-content-sha256 header the caller sends). A finished request's
+ * easy handle is kept (up to HTTPC_IDLE_MAX) and reset for the next
+ * request: curl_easy_init and its cleanup cost more than the reset does,
+ * and every job makes a few requests.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +40,7 @@
 #define HTTPC_DEFAULT_TIMEOUT_MS 30000
 #define HTTPC_DEFAULT_CONNECT_MS 5000
 #define HTTPC_DEFAULT_MAX_RESP	 (8u << 20)
+#define HTTPC_IDLE_MAX		 4
 
 struct httpc_req {
 	struct httpc	  *h;
@@ -77,6 +81,8 @@ struct httpc {
 	struct event	  *timer;
 	struct httpc_reqs  active;
 	int		   n;
+	CURL		  *idle[HTTPC_IDLE_MAX]; /* easy handles to reuse */
+	int		   nidle;
 };
 
 struct httpc_sock {
@@ -186,7 +192,12 @@ httpc_new(struct event_base *base)
 static void
 httpc_req_free(struct httpc_req *r)
 {
-	if (r->easy != NULL)
+	struct httpc *h = r->h;
+
+	if (r->easy != NULL && h->nidle < HTTPC_IDLE_MAX) {
+		curl_easy_reset(r->easy);
+		h->idle[h->nidle++] = r->easy;
+	} else if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
 	curl_mime_free(r->mime);
@@ -209,6 +220,8 @@ httpc_free(struct httpc *h)
 		return;
 	while ((r = TAILQ_FIRST(&h->active)) != NULL)
 		httpc_cancel(r);
+	while (h->nidle > 0)
+		curl_easy_cleanup(h->idle[--h->nidle]);
 	curl_multi_cleanup(h->multi);
 	event_free(h->timer);
 	free(h);
@@ -455,7 +468,9 @@ httpc_req_new(struct httpc *h, const char *url, const struct httpc_opts *o,
 	timeout = o && o->timeout_ms ? o->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
 	connect = o && o->connect_timeout_ms ? o->connect_timeout_ms
 					     : HTTPC_DEFAULT_CONNECT_MS;
-	if ((r->easy = curl_easy_init()) == NULL) {
+	if (h->nidle > 0)
+		r->easy = h->idle[--h->nidle];
+	else if ((r->easy = curl_easy_init()) == NULL) {
 		r->setup_failed = 1;
 		return (r);
 	}

@@ -21,6 +21,13 @@
  * Verification is on unless tls-insecure: the chain against tls-ca-file
  * (or the system's store), the name against tls-server-name (or the URL's
  * host) by OpenSSL's own host or IP check; SNI carries the name.
+ *
+ * Nothing is loaded that no connection needs: the system's store (its
+ * bundle costs about 250 M instructions to parse) is loaded at the first
+ * rediss:// connection, never for a process on redis:// or unix://; and
+ * with no tls-* file set the SSL_CTX itself waits for that connection
+ * too. Files that are set are loaded by rq_tls_setup, so a bad one stops
+ * a program at start whatever its URL.
  */
 #define _GNU_SOURCE /* accept4, struct ucred */
 #include <errno.h>
@@ -48,6 +55,9 @@ static struct {
 	pthread_mutex_t	  mu;
 	struct rq_tls_cfg cfg; /* copies; NULL strings: never set up */
 	SSL_CTX		 *ctx;
+	int		  set;	      /* cfg came from rq_tls_setup */
+	int		  store_due;  /* ctx still needs the system's store */
+	int		  store_done; /* the system's store is loaded */
 	int		  at_exit;
 	int		  warned;
 } rt = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -77,7 +87,30 @@ rq_tls_readable(const char *setting, const char *path, char *err, size_t errlen)
 	return (-1);
 }
 
-/* An SSL_CTX for c; NULL with the setting at fault named in err. */
+/* Whether c's verification needs the system's store (no tls-ca-file). */
+static int
+rq_tls_wants_store(const struct rq_tls_cfg *c)
+{
+	return (!c->insecure && *rq_tls_str(c->ca_file) == '\0');
+}
+
+/* Loads the system's store into ctx. Under rt.mu. */
+static int
+rq_tls_load_store(SSL_CTX *ctx, char *err, size_t errlen)
+{
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		snprintf(err, errlen, "tls-ca-file: the system's CA store: %s",
+		    rq_tls_ssl_reason());
+		return (-1);
+	}
+	rt.store_done = 1;
+	return (0);
+}
+
+/*
+ * An SSL_CTX for c, without the system's store (rq_tls_wants_store says
+ * whether it needs it); NULL with the setting at fault named in err.
+ */
 static SSL_CTX *
 rq_tls_ctx_new(const struct rq_tls_cfg *c, char *err, size_t errlen)
 {
@@ -102,10 +135,6 @@ rq_tls_ctx_new(const struct rq_tls_cfg *c, char *err, size_t errlen)
 			    rq_tls_ssl_reason());
 			goto fail;
 		}
-	} else if (!c->insecure && SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		snprintf(err, errlen, "tls-ca-file: the system's CA store: %s",
-		    rq_tls_ssl_reason());
-		goto fail;
 	}
 	if (*cert == '\0' && *key == '\0')
 		return (ctx);
@@ -144,6 +173,7 @@ rq_tls_forget(void)
 	memset(&rt.cfg, 0, sizeof rt.cfg);
 	SSL_CTX_free(rt.ctx);
 	rt.ctx = NULL;
+	rt.set = rt.store_due = 0;
 }
 
 /* At exit: the bridge's thread and links first, then the context. */
@@ -156,7 +186,19 @@ rq_tls_at_exit(void)
 	pthread_mutex_unlock(&rt.mu);
 }
 
-/* Keeps ctx and a copy of c as the process's. Under rt.mu. */
+/* Once OpenSSL is initialised (a context made): its atexit handler is
+ * registered, so ours, registered after it, runs before it. Under rt.mu. */
+static void
+rq_tls_at_exit_once(void)
+{
+	if (!rt.at_exit) {
+		rt.at_exit = 1;
+		atexit(rq_tls_at_exit);
+	}
+}
+
+/* Keeps ctx (NULL: made at the first connection) and a copy of c as the
+ * process's. Under rt.mu. */
 static void
 rq_tls_keep(const struct rq_tls_cfg *c, SSL_CTX *ctx)
 {
@@ -167,23 +209,27 @@ rq_tls_keep(const struct rq_tls_cfg *c, SSL_CTX *ctx)
 	rt.cfg.server_name = xstrdup(rq_tls_str(c->server_name));
 	rt.cfg.insecure = c->insecure;
 	rt.ctx = ctx;
-	if (!rt.at_exit) { /* after OpenSSL's own handler: runs before it */
-		rt.at_exit = 1;
-		atexit(rq_tls_at_exit);
-	}
+	rt.set = 1;
+	rt.store_due = rq_tls_wants_store(c);
+	if (ctx != NULL)
+		rq_tls_at_exit_once();
 }
 
 /*
- * Sets the process's TLS settings (the tls-* entries). The files are
- * loaded now, so a bad one stops a program at start. Returns 0, or -1
- * with the setting at fault in err.
+ * Sets the process's TLS settings (the tls-* entries). The files set are
+ * loaded now, so a bad one stops a program at start; the system's store
+ * waits for the first rediss:// connection (see the top). Returns 0, or
+ * -1 with the setting at fault in err.
  */
 int
 rq_tls_setup(const struct rq_tls_cfg *c, char *err, size_t errlen)
 {
-	SSL_CTX *ctx;
+	SSL_CTX *ctx = NULL;
 
-	if ((ctx = rq_tls_ctx_new(c, err, errlen)) == NULL)
+	if ((*rq_tls_str(c->ca_file) != '\0' ||
+		*rq_tls_str(c->cert_file) != '\0' ||
+		*rq_tls_str(c->key_file) != '\0') &&
+	    (ctx = rq_tls_ctx_new(c, err, errlen)) == NULL)
 		return (-1);
 	pthread_mutex_lock(&rt.mu);
 	rq_tls_keep(c, ctx);
@@ -217,6 +263,40 @@ rq_tls_setup_env(char *err, size_t errlen)
 }
 
 /*
+ * The context for a connection, made and completed now if the setup left
+ * that for the first one. Under rt.mu; NULL with the reason in err.
+ */
+static SSL_CTX *
+rq_tls_ctx_ready(char *err, size_t errlen)
+{
+	if (!rt.set)
+		rq_tls_setup_env(err, errlen);
+	else if (rt.ctx == NULL &&
+	    (rt.ctx = rq_tls_ctx_new(&rt.cfg, err, errlen)) != NULL)
+		rq_tls_at_exit_once();
+	if (rt.ctx == NULL)
+		return (NULL);
+	if (rt.store_due) {
+		if (rq_tls_load_store(rt.ctx, err, errlen) == -1)
+			return (NULL);
+		rt.store_due = 0;
+	}
+	return (rt.ctx);
+}
+
+/* Whether the system's CA store was loaded (a test's look inside). */
+int
+rq_tls_store_loaded(void)
+{
+	int n;
+
+	pthread_mutex_lock(&rt.mu);
+	n = rt.store_done;
+	pthread_mutex_unlock(&rt.mu);
+	return (n);
+}
+
+/*
  * Resolves u and fills t for the bridge (the context with a reference of
  * the caller's, which it drops once the bridge took its own). 0, or -1
  * with the reason in err.
@@ -231,9 +311,7 @@ rq_tls_target(const struct rq_url *u, int timeout_ms,
 
 	memset(t, 0, sizeof *t);
 	pthread_mutex_lock(&rt.mu);
-	if (rt.ctx == NULL)
-		rq_tls_setup_env(err, errlen);
-	if (rt.ctx != NULL) {
+	if (rq_tls_ctx_ready(err, errlen) != NULL) {
 		SSL_CTX_up_ref(rt.ctx);
 		t->ctx = rt.ctx;
 		t->verify = !rt.cfg.insecure;

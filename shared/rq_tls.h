@@ -7,7 +7,9 @@
  * why. The settings are the process's, set once by rq_tls_setup from the
  * tls-* entries every program has (CFG_REDIS_ENTRIES in config.h); a
  * process that never calls it (a test, a bench) reads the same entries
- * from the environment at its first rediss:// connection. rq.c,
+ * from the environment at its first rediss:// connection. Only TLS loads
+ * the system's CA store, at the first rediss:// connection (rq_tls.c).
+ * rq.c,
  * rq_async.c and rq_sentinel.c connect through rq_tls_connect and
  * rq_tls_connect_async.
  */
@@ -32,6 +34,7 @@ struct rq_tls_cfg {
 };
 
 int rq_tls_setup(const struct rq_tls_cfg *cfg, char *err, size_t errlen);
+int rq_tls_store_loaded(void);
 
 redisContext	  *rq_tls_connect(const struct rq_url *u, int timeout_ms,
 	 struct tls_bridge_link **link, char *err, size_t errlen);

@@ -15,6 +15,7 @@
 
 #include "backoff.h"
 #include "comfy.h"
+#include "jscan.h"
 #include "log.h"
 #include "util.h"
 #include "ws.h"
@@ -51,6 +52,34 @@ comfy_ws_on_open(struct ws *ws, void *arg)
 	c->cb.on_link(c->arg, 1);
 }
 
+/*
+ * Whether a socket message may matter to a run: the types run_event and
+ * run_nodes_event act on. The others (status broadcasts, execution_start,
+ * executed with its outputs, execution_success, progress_state, custom
+ * nodes' own) are dropped unparsed, their type read with jscan; a message
+ * whose type that cannot read is parsed whole, as before.
+ */
+static int
+comfy_ws_wanted(const char *text, size_t len)
+{
+	static const char *const wanted[] = { "executing", "progress",
+		"execution_cached", "execution_error",
+		"execution_interrupted" };
+	struct jscan_member	 m;
+	size_t			 i, n;
+
+	if (jscan_find(text, len, "type", &m) != 1 || *m.val != '"')
+		return (1);
+	n = (size_t)(m.vend - m.val - 2);
+	if (memchr(m.val + 1, '\\', n) != NULL)
+		return (1);
+	for (i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
+		if (strlen(wanted[i]) == n &&
+		    memcmp(wanted[i], m.val + 1, n) == 0)
+			return (1);
+	return (0);
+}
+
 static void
 comfy_ws_on_text(struct ws *ws, const char *text, size_t len, void *arg)
 {
@@ -58,6 +87,8 @@ comfy_ws_on_text(struct ws *ws, const char *text, size_t len, void *arg)
 	cJSON	     *msg, *type, *data;
 
 	(void)ws;
+	if (!comfy_ws_wanted(text, len))
+		return;
 	if ((msg = cJSON_ParseWithLength(text, len)) == NULL) {
 		log_warnx("comfy: a websocket message is not JSON; ignored");
 		return;
@@ -240,23 +271,39 @@ comfy_post_json(
 	    c->http, url, "application/json", json, strlen(json), &o, cb, arg));
 }
 
-/* POST /prompt with our own prompt_id and client_id. */
+/*
+ * POST /prompt with our own prompt_id and client_id. The graph is printed
+ * into the body as it is (no copy of it in a body object); the ids are
+ * ours (a uuid, the worker's client id) and printed as JSON strings.
+ */
 struct httpc_req *
 comfy_prompt(struct comfy *c, const char *prompt_id, const cJSON *graph,
     httpc_cb cb, void *arg)
 {
 	struct httpc_req *r;
-	cJSON		 *body;
-	char		 *text;
+	cJSON		 *ids;
+	char		 *g, *tail, *text;
+	size_t		  gl, tl, n;
 
-	body = cJSON_CreateObject();
-	cJSON_AddItemToObject(body, "prompt", cJSON_Duplicate(graph, 1));
-	cJSON_AddStringToObject(body, "client_id", c->client_id);
-	cJSON_AddStringToObject(body, "prompt_id", prompt_id);
-	text = cJSON_PrintUnformatted(body);
-	cJSON_Delete(body);
+	ids = cJSON_CreateObject();
+	cJSON_AddStringToObject(ids, "client_id", c->client_id);
+	cJSON_AddStringToObject(ids, "prompt_id", prompt_id);
+	g = cJSON_PrintUnformatted(graph);
+	tail = cJSON_PrintUnformatted(ids); /* {"client_id":...} */
+	cJSON_Delete(ids);
+	gl = g != NULL ? strlen(g) : 0;
+	tl = strlen(tail);
+	text = xmalloc(11 + (gl > 0 ? gl : 4) + tl + 1);
+	memcpy(text, "{\"prompt\":", 10);
+	n = 10;
+	memcpy(text + n, gl > 0 ? g : "null", gl > 0 ? gl : 4);
+	n += gl > 0 ? gl : 4;
+	text[n++] = ',';
+	memcpy(text + n, tail + 1, tl); /* with its NUL */
+	cJSON_free(g);
+	cJSON_free(tail);
 	r = comfy_post_json(c, "/prompt", text, cb, arg);
-	cJSON_free(text);
+	free(text);
 	return (r);
 }
 

@@ -25,9 +25,10 @@
  * Storing: <output-dir>/<job id>/<stored name>, written to a hidden
  * temporary name (".tmp-<index>-<pid>", which no stored name can be) and
  * renamed, so a reader never sees half a file. A file streamed from /view
- * is validated where it lies, through a read-only mapping. With sync set a
- * file's data is flushed before its rename, and output_sync_dir flushes
- * the job's directory once, after its last rename.
+ * is validated where it lies, through a read-only mapping. With
+ * output-fsync off it is renamed on the loop, unflushed; with it on it
+ * goes into the job's batch (outputs_sync.c), which flushes each file,
+ * renames it and flushes the directory once, on a pool thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -542,21 +543,16 @@ output_tmp_validate(const struct out_tmp *t, const struct out_file *f,
 }
 
 /*
- * Renames the temporary file into place (its data flushed first when sync
- * is set) and adds "path" to rec. Returns 0, or -1 with err; the temporary
- * file is gone either way.
+ * Renames the temporary file into place, unflushed (output-fsync off; with
+ * it on, outputs_sync.c flushes and renames off the loop thread), and adds
+ * "path" to rec. Returns 0, or -1 with err; the temporary file is gone
+ * either way.
  */
 int
-output_tmp_commit(
-    struct out_tmp *t, int sync, cJSON *rec, char *err, size_t errlen)
+output_tmp_commit(struct out_tmp *t, cJSON *rec, char *err, size_t errlen)
 {
 	int rc;
 
-	if (sync && fdatasync(t->fd) == -1) {
-		snprintf(err, errlen, "%s: %s", t->tmp, strerror(errno));
-		output_tmp_discard(t);
-		return (-1);
-	}
 	rc = close(t->fd);
 	t->fd = -1;
 	if (rc == -1 || rename(t->tmp, t->path) == -1) {
@@ -589,12 +585,15 @@ out_write_all(int fd, const unsigned char *data, size_t len)
 
 /*
  * Stores data (the index-th output of the job) as <dir>/<jid>/<stored
- * name> and adds "path" to rec. Returns 0, or -1 with the reason in err.
+ * name>: renamed into place now, "path" added to rec; or, with keep set,
+ * written to its temporary file and left open there in *keep, for the
+ * caller to commit (output-fsync's batch, outputs_sync.h). Returns 0, or
+ * -1 with the reason in err.
  */
 int
 output_store_dir(const char *dir, const char *jid, const struct out_file *f,
-    int index, const unsigned char *data, size_t len, int sync, cJSON *rec,
-    char *err, size_t errlen)
+    int index, const unsigned char *data, size_t len, struct out_tmp *keep,
+    cJSON *rec, char *err, size_t errlen)
 {
 	struct out_tmp t;
 
@@ -606,24 +605,9 @@ output_store_dir(const char *dir, const char *jid, const struct out_file *f,
 		output_tmp_discard(&t);
 		return (-1);
 	}
-	return (output_tmp_commit(&t, sync, rec, err, errlen));
-}
-
-/* Flushes <dir>/<jid>/ itself, so the renames into it last. */
-int
-output_sync_dir(const char *dir, const char *jid, char *err, size_t errlen)
-{
-	char path[OUT_PATH_MAX];
-	int  fd, rc;
-
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, jid) >=
-	    sizeof path)
-		ERR_OUT("output path too long");
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		ERR_OUT("%s: %s", path, strerror(errno));
-	rc = fsync(fd);
-	close(fd);
-	if (rc == -1)
-		ERR_OUT("%s: fsync: %s", path, strerror(errno));
-	return (0);
+	if (keep != NULL) {
+		*keep = t;
+		return (0);
+	}
+	return (output_tmp_commit(&t, rec, err, errlen));
 }

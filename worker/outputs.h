@@ -60,12 +60,10 @@ int  output_tmp_open(struct out_tmp *t, const char *dir, const char *jid,
      const struct out_file *f, int index, char *err, size_t errlen);
 int  output_tmp_validate(const struct out_tmp *t, const struct out_file *f,
      const struct out_expect *ex, cJSON *rec, char *err, size_t errlen);
-int  output_tmp_commit(
-     struct out_tmp *t, int sync, cJSON *rec, char *err, size_t errlen);
+int  output_tmp_commit(struct out_tmp *t, cJSON *rec, char *err, size_t errlen);
 void output_tmp_discard(struct out_tmp *t);
 int output_store_dir(const char *dir, const char *jid, const struct out_file *f,
-    int index, const unsigned char *data, size_t len, int sync, cJSON *rec,
-    char *err, size_t errlen);
-int output_sync_dir(const char *dir, const char *jid, char *err, size_t errlen);
+    int index, const unsigned char *data, size_t len, struct out_tmp *keep,
+    cJSON *rec, char *err, size_t errlen);
 
 #endif

@@ -2,7 +2,7 @@
  * One job's state machine (see run.h).
  *
  *   INPUTS -> [AWAIT_SLOT] -> UPLOAD -> RENDER -> SUBMIT -> WAIT <-> CHECK
- *          -> HISTORY -> FETCH -> REPORT -> DONE
+ *          -> HISTORY -> FETCH -> [STORE] -> REPORT -> DONE
  *
  * The job is checked against its workflow (shared/workflow/wfjob.h) at the start.
  * INPUTS readies each input image on the thread pool (download, decode,
@@ -25,6 +25,9 @@
  * means wait on, finished means read the history, gone means ComfyUI lost
  * it (stalled, or after a reconnect: submitted again with a new prompt id).
  * HISTORY reads the result; FETCH gets, validates and stores each output;
+ * with output-fsync on, STORE waits while a thread of the sync pool
+ * flushes the job's files and folder (outputs_sync.h), so the job is
+ * reported succeeded only once its files are on disk;
  * REPORT is the one complete/fail/release call, retried until Redis
  * answers. A lost lease ends the run at once without writing anything.
  *
@@ -42,7 +45,7 @@
  *                  its names against /object_info, job_files
  *   run_submit.c   SUBMIT, WAIT, CHECK: POST /prompt, socket events,
  *                  silence and reconnects, reconcile
- *   run_fetch.c    HISTORY, FETCH: the result and each output
+ *   run_fetch.c    HISTORY, FETCH, STORE: the result and each output
  *   run_report.c   REPORT: fail, complete, release, and progress
  *   run_nodes.c    what ComfyUI did (nodes begun, cached), which progress
  *                  and the report carry
@@ -55,6 +58,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "outputs_sync.h"
 #include "run_int.h"
 #include "settings.h"
 #include "util.h"
@@ -70,6 +74,7 @@ static const char *const run_state_names[] = {
 	[RS_CHECK] = "check",
 	[RS_HISTORY] = "history",
 	[RS_FETCH] = "fetch",
+	[RS_STORE] = "store",
 	[RS_REPORT] = "report",
 	[RS_DONE] = "done",
 };
@@ -323,6 +328,7 @@ run_free(struct run *r)
 	cJSON_Delete(r->nodes_cached);
 	cJSON_Delete(r->records);
 	output_tmp_discard(&r->tmp);
+	out_sync_free(r->sync);
 	free(r->up_key);
 	outputs_free(&r->outs);
 	job_spec_free(&r->spec);

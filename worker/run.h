@@ -5,7 +5,7 @@
  * A run knows its owner only through struct run_env, which the owner
  * keeps for as long as any run lives: the settings it reads (live, so a
  * SIGHUP reaches runs in flight), the shared things it uses (event base,
- * thread pool, workflows), and tables of calls, each given env->ctx
+ * thread pools, workflows), and tables of calls, each given env->ctx
  * first: its Redis calls (run_redis), its ComfyUI requests (run_comfy),
  * its object store (run_store, for store s3) and its news back to the
  * owner (run_hooks). The worker fills them with the
@@ -113,10 +113,11 @@ struct run_hooks {
 };
 
 struct run_env {
-	struct event_base	 *base;
-	const struct worker_cfg	 *cfg;	  /* settings.h; read live */
-	const char		 *prefix; /* the queue's keys (blob keys) */
-	struct tpool		 *pool;	  /* readies inputs */
+	struct event_base	*base;
+	const struct worker_cfg *cfg;	    /* settings.h; read live */
+	const char		*prefix;    /* the queue's keys (blob keys) */
+	struct tpool		*pool;	    /* readies inputs */
+	struct tpool		*sync_pool; /* flushes outputs (output-fsync) */
 	const struct wf_registry *workflows;
 	const struct cn_map	 *cn;
 	const struct inputs_opts *inputs;

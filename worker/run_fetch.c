@@ -6,7 +6,11 @@
  * an S3 bucket (staged in its temporary file, uploaded from there and
  * removed: outputs_s3.c), and then hands the job to its report
  * (run_report.c). An upload that fails after its retries (s3.h) ends the
- * job internal, like any store that fails.
+ * job internal, like any store that fails. With output-fsync on, a file
+ * for the output directory is not renamed on the loop: it joins the
+ * run's batch (outputs_sync.h), and STORE waits while a thread of the
+ * sync pool flushes and renames the batch and flushes the job's folder;
+ * the job is reported once that has finished, internal if it failed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,10 +20,13 @@
 
 #include <event2/event.h>
 
+#include "jscan.h"
 #include "log.h"
 #include "outputs_s3.h"
+#include "outputs_sync.h"
 #include "run_int.h"
 #include "settings.h"
+#include "xmalloc.h"
 
 static void	    run_history_done(const struct httpc_resp *, void *);
 static const cJSON *run_last_message(const cJSON *, const char **);
@@ -31,6 +38,9 @@ static void	    run_store_blob(struct run *, cJSON *, const char *, size_t);
 static void	    run_blob_reply(redisAsyncContext *, void *, void *);
 static void run_store_s3(struct run *, const struct out_file *, cJSON *);
 static void run_s3_done(const struct s3_result *, void *);
+static void run_store_sync(struct run *);
+static void run_sync_done(void *, const char *);
+static struct out_sync *run_sync_batch(struct run *);
 
 void
 run_fetch_history(struct run *r)
@@ -44,9 +54,8 @@ run_fetch_history(struct run *r)
 static void
 run_history_done(const struct httpc_resp *resp, void *arg)
 {
-	struct run  *r = arg;
-	cJSON	    *root;
-	const cJSON *e;
+	struct run *r = arg;
+	cJSON	   *e;
 
 	r->req = NULL;
 	if (resp->fail != HTTPC_OK || resp->status != 200) {
@@ -54,23 +63,69 @@ run_history_done(const struct httpc_resp *resp, void *arg)
 		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
 		return;
 	}
-	root = cJSON_ParseWithLength(resp->body, resp->len);
-	if ((e = run_history_get(root, r->prompt_id)) == NULL)
+	if ((e = run_history_parse(resp->body, resp->len, r->prompt_id)) ==
+	    NULL)
 		run_end(r, EC_STALLED,
 		    "prompt %s finished but has no history entry",
 		    r->prompt_id);
 	else
 		run_history_entry(r, e);
-	cJSON_Delete(root);
+	cJSON_Delete(e);
 }
 
-/* Reads a /history/<id> reply: the entry, or NULL when there is none. */
+/* The entry of a parsed /history/<id> reply, or NULL when there is none. */
 const cJSON *
 run_history_get(const cJSON *root, const char *prompt_id)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, prompt_id);
 
 	return (cJSON_IsObject(e) ? e : NULL);
+}
+
+/*
+ * A /history/<id> reply's entry for prompt_id, or NULL when it has none;
+ * the caller frees it. Only the entry is parsed, and without its "prompt"
+ * (the graph ComfyUI ran, which nothing here reads and which is most of
+ * the bytes): jscan finds the entry in the text and its other members are
+ * parsed as one object. A reply the scan cannot follow is parsed whole,
+ * as before, so the result is the same either way but for "prompt".
+ */
+cJSON *
+run_history_parse(const char *body, size_t len, const char *prompt_id)
+{
+	struct jscan_member e, m;
+	struct jscan	    s;
+	cJSON		   *root, *entry = NULL;
+	char		   *text;
+	size_t		    n = 0;
+	int		    rc;
+
+	if ((rc = jscan_find(body, len, prompt_id, &e)) == 0)
+		return (NULL);
+	if (rc == 1 && jscan_open(&s, e.val, (size_t)(e.vend - e.val)) == 0) {
+		text = xmalloc((size_t)(e.vend - e.val) + 2);
+		text[n++] = '{';
+		while ((rc = jscan_next(&s, &m)) == 1) {
+			if (m.klen == 6 && memcmp(m.key, "prompt", 6) == 0)
+				continue;
+			if (n > 1)
+				text[n++] = ',';
+			memcpy(text + n, m.mem, (size_t)(m.vend - m.mem));
+			n += (size_t)(m.vend - m.mem);
+		}
+		text[n++] = '}';
+		if (rc == 0)
+			entry = cJSON_ParseWithLength(text, n);
+		free(text);
+		if (rc == 0)
+			return (cJSON_IsObject(entry) ? entry : NULL);
+	}
+	root = cJSON_ParseWithLength(body, len);
+	if (run_history_get(root, prompt_id) != NULL)
+		entry =
+		    cJSON_DetachItemFromObjectCaseSensitive(root, prompt_id);
+	cJSON_Delete(root);
+	return (entry);
 }
 
 /* The last [event, data] message of a history entry's status. */
@@ -124,8 +179,8 @@ run_history_entry(struct run *r, const cJSON *e)
 }
 
 /*
- * Fetches the next output, or reports the job once all are stored (the
- * job's folder flushed first when output-fsync is set). With store dir or
+ * Fetches the next output, or reports the job once all are stored (after
+ * STORE when output-fsync gave them to the run's batch). With store dir or
  * s3 an output goes straight into its temporary file: nothing else needs
  * its bytes in memory.
  */
@@ -139,14 +194,10 @@ run_fetch_next(struct run *r)
 	if (r->out_i == r->outs.n) {
 		if (cfg->store == STORE_S3)
 			output_s3_unstage(cfg->output_dir, r->jid);
-		if ((cfg->store == STORE_DIR || cfg->store == STORE_BOTH) &&
-		    cfg->output_fsync &&
-		    output_sync_dir(cfg->output_dir, r->jid, err, sizeof err) ==
-			-1) {
-			run_end(r, EC_INTERNAL, "storing outputs: %s", err);
-			return;
-		}
-		run_begin_report(r, REPORT_COMPLETE);
+		if (r->sync != NULL)
+			run_store_sync(r);
+		else
+			run_begin_report(r, REPORT_COMPLETE);
 		return;
 	}
 	f = &r->outs.v[r->out_i];
@@ -213,13 +264,23 @@ run_view_done(const struct httpc_resp *resp, void *arg)
 		run_store_s3(r, f, rec);
 		return;
 	}
-	if (output_tmp_commit(
-		&r->tmp, cfg->output_fsync, rec, err, sizeof err) == -1) {
+	if (cfg->output_fsync)
+		out_sync_add(run_sync_batch(r), &r->tmp, rec);
+	else if (output_tmp_commit(&r->tmp, rec, err, sizeof err) == -1) {
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
 		return;
 	}
 	r->out_i++;
 	run_fetch_next(r);
+}
+
+/* The run's batch of files for output-fsync, made at its first file. */
+static struct out_sync *
+run_sync_batch(struct run *r)
+{
+	if (r->sync == NULL)
+		r->sync = out_sync_new(r->env->cfg->output_dir, r->jid);
+	return (r->sync);
 }
 
 /* store redis or both: validates an output in memory and stores it. */
@@ -228,6 +289,7 @@ run_keep_bytes(struct run *r, const struct out_file *f,
     const unsigned char *body, size_t len, cJSON *rec)
 {
 	const struct worker_cfg *cfg = r->env->cfg;
+	struct out_tmp		 kept;
 	char			 err[512];
 
 	if (output_validate(f, body, len, &r->expect, rec, err, sizeof err) ==
@@ -237,10 +299,12 @@ run_keep_bytes(struct run *r, const struct out_file *f,
 	}
 	if (cfg->store == STORE_BOTH &&
 	    output_store_dir(cfg->output_dir, r->jid, f, r->out_i, body, len,
-		cfg->output_fsync, rec, err, sizeof err) == -1) {
+		cfg->output_fsync ? &kept : NULL, rec, err, sizeof err) == -1) {
 		run_end(r, EC_INTERNAL, "storing %s: %s", f->filename, err);
 		return;
 	}
+	if (cfg->store == STORE_BOTH && cfg->output_fsync)
+		out_sync_add(run_sync_batch(r), &kept, rec);
 	run_store_blob(r, rec, (const char *)body, len);
 }
 
@@ -330,4 +394,38 @@ run_s3_done(const struct s3_result *res, void *arg)
 	    r->env->ctx, r->up_key, cJSON_GetArrayItem(r->records, r->out_i));
 	r->out_i++;
 	run_fetch_next(r);
+}
+
+/*
+ * STORE: the batch goes to the sync pool; the run is reported when it is
+ * back (run_sync_done). The run stays allocated meanwhile (refs), whatever
+ * ends it in between (a cancel, the wall clock, a lost lease).
+ */
+static void
+run_store_sync(struct run *r)
+{
+	struct out_sync *s = r->sync;
+
+	run_set_state(r, RS_STORE);
+	r->sync = NULL;
+	r->refs++;
+	if (out_sync_start(s, r->env->sync_pool, run_sync_done, r) == -1) {
+		r->refs--;
+		r->sync = s; /* run_free discards it */
+		run_end(r, EC_INTERNAL, "the sync pool refused work");
+	}
+}
+
+static void
+run_sync_done(void *arg, const char *err)
+{
+	struct run *r = arg;
+
+	if (r->state == RS_STORE && !r->env->stopped) {
+		if (err != NULL)
+			run_end(r, EC_INTERNAL, "storing outputs: %s", err);
+		else
+			run_begin_report(r, REPORT_COMPLETE);
+	}
+	run_unref(r);
 }

@@ -33,6 +33,7 @@ enum run_state {
 	RS_CHECK,
 	RS_HISTORY,
 	RS_FETCH,
+	RS_STORE,
 	RS_REPORT,
 	RS_DONE,
 };
@@ -95,12 +96,13 @@ struct run {
 	int    nodes_cached_sent; /* nodes_cached went out */
 	int    nodes_done;	  /* executing null: the prompt ended */
 
-	struct out_list outs;
-	int		out_i;
-	cJSON	       *records;
-	struct out_tmp	tmp;	/* the output being downloaded to disk */
-	struct s3_up   *up;	/* store s3: its upload in flight */
-	char	       *up_key; /* ...and its object key */
+	struct out_list	 outs;
+	int		 out_i;
+	cJSON		*records;
+	struct out_tmp	 tmp;	 /* the output being downloaded to disk */
+	struct out_sync *sync;	 /* output-fsync: files to flush, or NULL */
+	struct s3_up	*up;	 /* store s3: its upload in flight */
+	char		*up_key; /* ...and its object key */
 
 	enum run_report report;
 	enum errcode	code;
@@ -130,7 +132,8 @@ void run_silence_cb(evutil_socket_t fd, short ev, void *arg);
 /* run_fetch.c */
 void	     run_fetch_history(struct run *r);
 const cJSON *run_history_get(const cJSON *root, const char *prompt_id);
-void	     run_history_entry(struct run *r, const cJSON *e);
+cJSON *run_history_parse(const char *body, size_t len, const char *prompt_id);
+void   run_history_entry(struct run *r, const cJSON *e);
 
 /* run_nodes.c */
 void  run_nodes_event(struct run *r, const char *type, const cJSON *data);

@@ -184,9 +184,8 @@ run_check(struct run *r)
 static void
 run_check_history_done(const struct httpc_resp *resp, void *arg)
 {
-	struct run  *r = arg;
-	cJSON	    *root;
-	const cJSON *e;
+	struct run *r = arg;
+	cJSON	   *e;
 
 	r->req = NULL;
 	if (resp->fail != HTTPC_OK || resp->status != 200) {
@@ -194,15 +193,15 @@ run_check_history_done(const struct httpc_resp *resp, void *arg)
 		    resp->fail != HTTPC_OK ? resp->err : "non-200 reply");
 		return;
 	}
-	root = cJSON_ParseWithLength(resp->body, resp->len);
-	if ((e = run_history_get(root, r->prompt_id)) != NULL) {
+	if ((e = run_history_parse(resp->body, resp->len, r->prompt_id)) !=
+	    NULL) {
 		log_job(LL_VERBOSE, r->jid,
 		    "prompt %s finished while we did not hear", r->prompt_id);
 		run_history_entry(r, e);
 	} else
 		r->req =
 		    r->env->comfy->queue(r->env->ctx, run_check_queue_done, r);
-	cJSON_Delete(root);
+	cJSON_Delete(e);
 }
 
 static void

@@ -33,6 +33,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "outputs_s3.h"
+#include "outputs_sync.h"
 #include "rqfn.h"
 #include "sdnotify.h"
 #include "template.h"
@@ -314,6 +315,7 @@ worker_new(struct event_base *base, struct worker_cfg *cfg,
 	w->inputs.timeout_ms = (long)cfg->input_timeout_ms;
 	w->inputs.allow_private = cfg->allow_private_urls;
 	w->pool_threads = tpool_new(base, (int)cfg->threads);
+	w->sync_threads = tpool_new(base, OUT_SYNC_THREADS);
 	w->http = httpc_new(base);
 	if (cfg->store == STORE_S3) {
 		struct s3_target t;
@@ -364,6 +366,7 @@ worker_free(struct worker *w)
 	rq_async_free(w->rb);
 	rq_async_free(w->rc);
 	tpool_free(w->pool_threads); /* queued work ends; runs see STOPPED */
+	tpool_free(w->sync_threads);
 	while (w->nruns > 0)
 		run_abandon(w->runs[--w->nruns]);
 	wf_registry_free(w->workflows);

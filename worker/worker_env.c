@@ -288,6 +288,7 @@ worker_env_init(struct worker *w)
 	w->env.cfg = w->cfg;
 	w->env.prefix = w->prefix;
 	w->env.pool = w->pool_threads;
+	w->env.sync_pool = w->sync_threads;
 	w->env.workflows = w->workflows;
 	w->env.cn = &w->cn_map;
 	w->env.inputs = &w->inputs;

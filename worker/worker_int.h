@@ -49,6 +49,7 @@ struct worker {
 	struct comfy	   *comfy;
 	struct backend	   *backend;
 	struct tpool	   *pool_threads; /* inputs, Canny, decoding */
+	struct tpool	   *sync_threads; /* output-fsync's flushes */
 	struct wf_registry *workflows;
 	struct cn_map	    cn_map;
 	struct inputs_opts  inputs;

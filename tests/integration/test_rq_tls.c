@@ -9,7 +9,10 @@
  * link and no descriptor behind; a server that never speaks TLS ends the
  * connect at its timeout; an async connection to a server it must not
  * trust never comes up and its failed links are freed; one the server
- * drops comes back by itself; tls_bridge_stop ends every link.
+ * drops comes back by itself; tls_bridge_stop ends every link. The
+ * system's CA store is loaded only by a rediss:// connection: a plain one
+ * (COMFYQ_TEST_REDIS_PLAIN_URL, the server's unix socket) works without
+ * it, and the first rediss:// one loads it and still verifies.
  */
 #include <dirent.h>
 #include <netinet/in.h>
@@ -223,6 +226,39 @@ test_no_leaks(void)
 	ASSERT_EQ(fd_count(), fds);
 }
 
+/* No tls-* file set: the system's store, loaded at the first TLS use. */
+static void
+test_store_lazy(void)
+{
+	struct rq_tls_cfg c;
+	redisContext	 *rc;
+	redisReply	 *r;
+	char		  err[512];
+
+	memset(&c, 0, sizeof c);
+	ASSERT_EQ(rq_tls_setup(&c, err, sizeof err), 0);
+	ASSERT_EQ(rq_tls_store_loaded(), 0);
+	rc = rq_connect(getenv("COMFYQ_TEST_REDIS_PLAIN_URL"), NULL, 5000, 0,
+	    err, sizeof err);
+	ASSERT_TRUE(rc != NULL);
+	r = redisCommand(rc, "PING");
+	ASSERT_STATUS(r, "PONG");
+	freeReplyObject(r);
+	redisFree(rc);
+	ASSERT_EQ(rq_tls_store_loaded(), 0); /* plain: never loaded */
+	/* TLS: loaded now, and the test's CA is not in it: refused. */
+	ASSERT_TRUE(rq_connect(url(), NULL, 5000, 0, err, sizeof err) == NULL);
+	ASSERT_TRUE(strstr(err, "certificate verify failed") != NULL);
+	ASSERT_EQ(rq_tls_store_loaded(), 1);
+	tls_setup(NULL); /* the test's CA: verified and let in */
+	rc = rq_connect(url(), NULL, 5000, 0, err, sizeof err);
+	ASSERT_TRUE(rc != NULL);
+	r = redisCommand(rc, "PING");
+	ASSERT_STATUS(r, "PONG");
+	freeReplyObject(r);
+	redisFree(rc);
+}
+
 static void
 test_silent_server(void)
 {
@@ -348,6 +384,7 @@ test_stop(void)
 }
 
 const struct unit_test itests[] = {
+	{ "store_lazy", test_store_lazy },
 	{ "big_blocking", test_big_blocking },
 	{ "big_async", test_big_async },
 	{ "no_leaks", test_no_leaks },

@@ -195,6 +195,8 @@ grep -qE "redis 127.0.0.1:$REDIS_PORT: (disconnected: TLS: |connect: )" "$T/w2.l
 	ok || bad "w2 did not log why its connections dropped"
 
 # --- the bridge itself ------------------------------------------------
-COMFYQ_TEST_TLS_OTHER_CA=$OTHER_CA "$TEST_BIN" >"$T/bridge.log" 2>&1 && ok ||
+COMFYQ_TEST_TLS_OTHER_CA=$OTHER_CA \
+	COMFYQ_TEST_REDIS_PLAIN_URL="unix://$T/redis/redis.sock" \
+	"$TEST_BIN" >"$T/bridge.log" 2>&1 && ok ||
 	{ bad "test_rq_tls failed"; cat "$T/bridge.log"; }
 finish

@@ -462,6 +462,85 @@ outputs)
 	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$W1/status")
 	if [ "${hwm:-999999999}" -lt 307200 ]; then ok; else
 		bad "worker peak RSS ${hwm} kB"; fi
+
+	# output-fsync on (w1, the default: flushed and renamed on the sync
+	# pool) and off (renamed on the loop): when a producer following the
+	# events stream reads succeeded (submit --wait returns there), every
+	# file the record names is on disk, whole, and no temporary file is.
+	stored_at_event() {	# stored_at_event LABEL: 4 jobs, one at a time
+		local i out j p n
+		for i in 1 2 3 4; do
+			out=$(submit --workflow smoke_invert --param width=64 \
+				--param height=32 --wait --json) || continue
+			j=$(echo "$out" | grep -oE '"job":"[^"]+"' | cut -d'"' -f4)
+			n=0
+			for p in $(echo "$out" | grep -oE '"path":"[^"]+"' | cut -d'"' -f4); do
+				[ "$(png_size "$p" 2>/dev/null)" = 64x32 ] && n=$((n + 1))
+			done
+			eq "$1: job $i's file at its event" "$n" 1
+			eq "$1: job $i's temporary files" \
+				"$(ls -A "$T/out/$j" | grep -c '^\.tmp-')" 0
+		done
+	}
+	stored_at_event "fsync on"
+	stop "$W1"
+	worker_start w2 --output-fsync false
+	PIDS+=("$WPID")
+	W2=$WPID
+	stored_at_event "fsync off"
+	stop "$W2"
+
+	# A folder that turns read-only under a running worker (one that is
+	# so at start stops it: output-dir is checked), and a full one: the
+	# job ends internal with the reason and a refund, in both modes; the
+	# worker lives on. As root, tmpfs mounts of the test's own (remounted
+	# read-only; 64 KiB filled up); otherwise write permission taken
+	# away, and no full folder.
+	mounted=()
+	unmount() { local m; for m in "${mounted[@]}"; do umount "$m"; done; }
+	trap 'unmount; stack_cleanup' EXIT
+	if [ "$(id -u)" = 0 ] && mkdir -p "$T/ro" "$T/full" &&
+		mount -t tmpfs -o size=64k,mode=0755 tmpfs "$T/full" 2>/dev/null; then
+		mounted+=("$T/full")
+		dd if=/dev/zero of="$T/full/fill" bs=4k 2>/dev/null
+		mount -t tmpfs -o size=64k tmpfs "$T/ro" && mounted+=("$T/ro")
+		dirs="ro full"
+	else
+		mkdir -p "$T/ro"
+		dirs=ro
+	fi
+	read_only() {
+		if [ "$(id -u)" = 0 ]; then mount -o remount,ro "$T/ro"
+		else chmod 0555 "$T/ro"; fi
+	}
+	writable() {
+		if [ "$(id -u)" = 0 ]; then mount -o remount,rw "$T/ro"
+		else chmod 0755 "$T/ro"; fi
+	}
+	for mode in true false; do
+		for d in $dirs; do
+			worker_start "w-$d-$mode" --output-dir "$T/$d" \
+				--output-fsync $mode
+			PIDS+=("$WPID")
+			wait_until 20 grep -q "registered as" "$T/w-$d-$mode.log" ||
+				bad "w-$d-$mode did not register"
+			[ $d = ro ] && read_only
+			j=$(smoke --max-attempts 1)
+			await "$j" failed 30
+			eq "$d, fsync $mode: code" "$(field "$j" error_code)" internal
+			eq "$d, fsync $mode: refund" \
+				"$(CQ status "$j" --json | grep -oE '"refund":(true|false)')" \
+				'"refund":true'
+			case "$(field "$j" error)" in
+			*"Read-only file system"* | *"Permission denied"* | \
+				*"No space left on device"*) ok ;;
+			*) bad "$d, fsync $mode: message: $(field "$j" error)" ;;
+			esac
+			alive "$WPID" && ok || bad "w-$d-$mode died"
+			stop "$WPID"
+			[ $d = ro ] && writable
+		done
+	done
 	;;
 health)
 	# The record's health follows the truth whatever the order of

@@ -305,6 +305,7 @@ fake_run_init(struct fake_run *f)
 	f->env.cfg = &f->cfg;
 	f->env.prefix = "cq:{t}:";
 	f->env.pool = f->pool;
+	f->env.sync_pool = f->pool;
 	f->env.workflows = f->workflows;
 	f->env.cn = NULL;
 	f->env.inputs = &f->inputs;

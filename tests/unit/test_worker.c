@@ -8,11 +8,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "errmap.h"
+#include "jscan.h"
 #include "outputs.h"
+#include "outputs_sync.h"
+#include "run_int.h"
+#include "tpool.h"
 #include "timg.h"
 #include "unit.h"
 #include "util.h"
+#include "xmalloc.h"
 
 /* out_file fields are filled with literals below. */
 #pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
@@ -360,13 +367,12 @@ test_store_dir(void)
 	ASSERT_TRUE(mkdtemp(dir) != NULL);
 	ASSERT_EQ(
 	    output_store_dir(dir, "jid1", &f, 0, (const unsigned char *)"hello",
-		5, 1, rec, err, sizeof err),
+		5, NULL, rec, err, sizeof err),
 	    0);
 	snprintf(path, sizeof path, "%s/jid1/out_00001_.png", dir);
 	ASSERT_STREQ(cJSON_GetObjectItem(rec, "path")->valuestring, path);
 	ASSERT_EQ(stat(path, &st), 0);
 	ASSERT_EQ(st.st_size, 5);
-	ASSERT_EQ(output_sync_dir(dir, "jid1", err, sizeof err), 0);
 	cJSON_Delete(rec);
 	unlink(path);
 	/* Streamed: a hidden temporary file, validated where it lies. */
@@ -381,7 +387,7 @@ test_store_dir(void)
 	ASSERT_EQ(output_tmp_validate(&t, &f, &ex, rec, err, sizeof err), 0);
 	ASSERT_EQ(cJSON_GetObjectItem(rec, "width")->valueint, 32);
 	ASSERT_EQ(cJSON_GetObjectItem(rec, "bytes")->valueint, len);
-	ASSERT_EQ(output_tmp_commit(&t, 0, rec, err, sizeof err), 0);
+	ASSERT_EQ(output_tmp_commit(&t, rec, err, sizeof err), 0);
 	ASSERT_EQ(t.fd, -1);
 	ASSERT_TRUE(stat(path, &st) == -1);
 	snprintf(path, sizeof path, "%s/jid1/x-2.png", dir);
@@ -404,6 +410,190 @@ test_store_dir(void)
 	rmdir(dir);
 }
 
+struct sync_wait {
+	int  done;
+	char err[512];
+};
+
+static void
+sync_cb(void *arg, const char *err)
+{
+	struct sync_wait *w = arg;
+
+	w->done++;
+	snprintf(w->err, sizeof w->err, "%s", err != NULL ? err : "");
+}
+
+/* Runs the loop until the batch's callback has come. */
+static void
+sync_run(struct event_base *base, struct sync_wait *w)
+{
+	long long start = clock_mono_ms();
+
+	while (w->done == 0 && clock_mono_ms() - start < 10000)
+		event_base_loop(base, EVLOOP_ONCE);
+	ASSERT_EQ(w->done, 1);
+}
+
+/* A file of n bytes written to a temporary file of the job, into s. */
+static void
+sync_put(struct out_sync *s, const char *dir, const char *name, int index,
+    size_t n, cJSON *rec)
+{
+	struct out_file f = { "9", "images", "x.png", "", "output", NULL, 0,
+		(char *)name };
+	struct out_tmp	t;
+	char		err[256], buf[4096];
+
+	memset(buf, 'a' + index, sizeof buf);
+	output_tmp_init(&t);
+	ASSERT_EQ(
+	    output_tmp_open(&t, dir, "jid2", &f, index, err, sizeof err), 0);
+	ASSERT_EQ(write(t.fd, buf, n), (ssize_t)n);
+	out_sync_add(s, &t, rec);
+	ASSERT_EQ(t.fd, -1);
+}
+
+/* Counts the hidden temporary files left in <dir>/jid2/. */
+static int
+sync_tmp_left(const char *dir)
+{
+	char  cmd[600], line[64];
+	FILE *p;
+
+	snprintf(cmd, sizeof cmd, "ls -A '%s/jid2' | grep -c '^\\.tmp-'", dir);
+	ASSERT_TRUE((p = popen(cmd, "r")) != NULL);
+	ASSERT_TRUE(fgets(line, sizeof line, p) != NULL);
+	pclose(p);
+	return (atoi(line));
+}
+
+/*
+ * output-fsync's batch: files reach their names only on the pool's
+ * thread, flushed, and the callback comes on the loop once they are
+ * there; a failure (here a rename onto a directory) names the file, and
+ * the files after it are removed; a batch freed unstarted leaves nothing.
+ */
+static void
+test_store_sync(void)
+{
+	struct event_base *base = event_base_new();
+	struct tpool	  *pool = tpool_new(base, OUT_SYNC_THREADS);
+	struct sync_wait   w = { 0, "" };
+	struct out_sync	  *s;
+	struct stat	   st;
+	char		   dir[] = "/tmp/comfyq-sync-XXXXXX", path[512];
+	cJSON *r0 = cJSON_CreateObject(), *r1 = cJSON_CreateObject();
+
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	s = out_sync_new(dir, "jid2");
+	sync_put(s, dir, "a.png", 0, 100, r0);
+	sync_put(s, dir, "b.png", 1, 4096, r1);
+	ASSERT_EQ(out_sync_count(s), 2);
+	snprintf(path, sizeof path, "%s/jid2/a.png", dir);
+	ASSERT_STREQ(cJSON_GetObjectItem(r0, "path")->valuestring, path);
+	ASSERT_TRUE(stat(path, &st) == -1); /* not before the batch ran */
+	ASSERT_EQ(out_sync_start(s, pool, sync_cb, &w), 0);
+	sync_run(base, &w);
+	ASSERT_STREQ(w.err, "");
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_size, 100);
+	snprintf(path, sizeof path, "%s/jid2/b.png", dir);
+	ASSERT_STREQ(cJSON_GetObjectItem(r1, "path")->valuestring, path);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_size, 4096);
+	ASSERT_EQ(sync_tmp_left(dir), 0);
+
+	/* c.png cannot be renamed onto a folder that holds a file. */
+	snprintf(path, sizeof path, "%s/jid2/c.png", dir);
+	ASSERT_EQ(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/jid2/c.png/keep", dir);
+	fclose(fopen(path, "w"));
+	w.done = 0;
+	s = out_sync_new(dir, "jid2");
+	sync_put(s, dir, "c.png", 2, 10, r0);
+	sync_put(s, dir, "d.png", 3, 10, r1);
+	ASSERT_EQ(out_sync_start(s, pool, sync_cb, &w), 0);
+	sync_run(base, &w);
+	snprintf(path, sizeof path, "%s/jid2/c.png: rename: ", dir);
+	ASSERT_TRUE(strncmp(w.err, path, strlen(path)) == 0);
+	snprintf(path, sizeof path, "%s/jid2/d.png", dir);
+	ASSERT_TRUE(stat(path, &st) == -1);
+	ASSERT_EQ(sync_tmp_left(dir), 0);
+
+	/* Freed before it started: its temporary files go. */
+	s = out_sync_new(dir, "jid2");
+	sync_put(s, dir, "e.png", 4, 10, r0);
+	ASSERT_EQ(sync_tmp_left(dir), 1);
+	out_sync_free(s);
+	ASSERT_EQ(sync_tmp_left(dir), 0);
+
+	tpool_free(pool);
+	event_base_free(base);
+	cJSON_Delete(r0);
+	cJSON_Delete(r1);
+	snprintf(path, sizeof path, "rm -rf '%s'", dir);
+	ASSERT_EQ(system(path), 0);
+}
+
+/*
+ * A /history reply's entry read without its "prompt": the same entry as a
+ * whole parse gives, less that member; none for another prompt; a reply
+ * the scan cannot follow (nesting past its bound) parsed whole; a broken
+ * one gives none. jscan's members as spans of the text.
+ */
+static void
+test_history_parse(void)
+{
+	struct jscan_member m;
+	char		    err[256], *text, *deep;
+	cJSON		   *e, *full;
+	size_t		    n, i;
+
+	text = file_slurp(unit_data("comfy/history_success.json"), 1 << 20, &n,
+	    err, sizeof err);
+	ASSERT_TRUE(text != NULL);
+	e = run_history_parse(text, n, "p1");
+	ASSERT_TRUE(e != NULL);
+	full = cJSON_ParseWithLength(text, n);
+	cJSON_DeleteItemFromObjectCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(full, "p1"), "prompt");
+	ASSERT_TRUE(cJSON_GetObjectItemCaseSensitive(e, "prompt") == NULL);
+	ASSERT_TRUE(cJSON_GetObjectItemCaseSensitive(e, "outputs") != NULL);
+	ASSERT_TRUE(
+	    cJSON_Compare(e, cJSON_GetObjectItemCaseSensitive(full, "p1"), 1));
+	cJSON_Delete(e);
+	cJSON_Delete(full);
+	ASSERT_TRUE(run_history_parse(text, n, "p2") == NULL);
+	free(text);
+	ASSERT_TRUE(run_history_parse("{}", 2, "p1") == NULL);
+	ASSERT_TRUE(run_history_parse("{\"p1\": \"x\"}", 13, "p1") == NULL);
+	ASSERT_TRUE(
+	    run_history_parse("{\"p1\": {\"a\": [1}}", 18, "p1") == NULL);
+	/* Nested deeper than the scan follows: parsed whole. */
+	deep = xmalloc(1000);
+	n = (size_t)snprintf(deep, 1000, "{\"p1\": {\"prompt\": ");
+	for (i = 0; i < 300; i++)
+		deep[n++] = '[';
+	for (i = 0; i < 300; i++)
+		deep[n++] = ']';
+	n += (size_t)snprintf(deep + n, 1000 - n, ", \"outputs\": {}}}");
+	e = run_history_parse(deep, n, "p1");
+	ASSERT_TRUE(cJSON_IsObject(cJSON_GetObjectItem(e, "outputs")));
+	ASSERT_TRUE(cJSON_GetObjectItem(e, "prompt") != NULL);
+	cJSON_Delete(e);
+	free(deep);
+	/* A socket message's type, read without parsing it. */
+	text = "{\"data\": {\"x\": [1, {\"type\": 2}], \"s\": \"a\\\"}\"},"
+	       " \"type\": \"executed\"}";
+	ASSERT_EQ(jscan_find(text, strlen(text), "type", &m), 1);
+	ASSERT_EQ(m.vend - m.val, 10);
+	ASSERT_TRUE(strncmp(m.val, "\"executed\"", 10) == 0);
+	ASSERT_EQ(jscan_find(text, strlen(text), "nope", &m), 0);
+	ASSERT_EQ(jscan_find("[1]", 3, "type", &m), -1);
+	ASSERT_EQ(jscan_find("{\"type\" 1}", 10, "type", &m), -1);
+}
+
 const struct unit_test test_worker[] = {
 	{ "prompt_refusals", test_prompt_refusals },
 	{ "execution_errors", test_execution_errors },
@@ -411,5 +601,7 @@ const struct unit_test test_worker[] = {
 	{ "output_names", test_output_names },
 	{ "validate_outputs", test_validate_outputs },
 	{ "store_dir", test_store_dir },
+	{ "store_sync", test_store_sync },
+	{ "history_parse", test_history_parse },
 	{ NULL, NULL },
 };
