@@ -109,7 +109,7 @@ static void
 cache_sig_literal(const struct graph *g, struct sigframe *f)
 {
 	const cJSON *in = f->in[f->j];
-	char	    *text = cJSON_PrintUnformatted(in);
+	char	    *text = json_print(in, NULL);
 
 	EVP_DigestUpdate(f->md, "V", 1);
 	EVP_DigestUpdate(f->md, text, strlen(text) + 1);

@@ -20,11 +20,12 @@ notify_write(const char *sid, const char *type, cJSON *data)
 {
 	cJSON *msg = cJSON_CreateObject();
 	char  *text;
+	size_t n = 0;
 
 	cJSON_AddStringToObject(msg, "type", type);
 	cJSON_AddItemToObject(msg, "data", data);
-	if ((text = cJSON_PrintUnformatted(msg)) != NULL) {
-		ws_server_send(sid, muted, text, strlen(text));
+	if ((text = json_print(msg, &n)) != NULL) {
+		ws_server_send(sid, muted, text, n);
 		free(text);
 	}
 	cJSON_Delete(msg);

@@ -101,20 +101,33 @@ path_annotated(const char *name, const char *def, char *out, size_t len)
 	return (0);
 }
 
+/*
+ * mkdir -p: 1 when it made path itself (so the folder is new and empty),
+ * 0 when path was there, -1 (errno) on failure. It tries the deepest
+ * folder first and climbs only on ENOENT, so a folder whose parent exists
+ * costs one mkdir, not one per component.
+ */
 int
 path_mkdirs(const char *path)
 {
-	char   tmp[PATH_MAX];
-	size_t i;
+	char  tmp[PATH_MAX];
+	char *slash;
 
+	if (mkdir(path, 0755) == 0)
+		return (1);
+	if (errno == EEXIST)
+		return (0);
+	if (errno != ENOENT)
+		return (-1);
 	snprintf(tmp, sizeof tmp, "%s", path);
-	for (i = 1; tmp[i] != '\0'; i++) {
-		if (tmp[i] != '/')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
-			return (-1);
-		tmp[i] = '/';
-	}
-	return (mkdir(tmp, 0755) == -1 && errno != EEXIST ? -1 : 0);
+	while ((slash = strrchr(tmp, '/')) != NULL && slash[1] == '\0')
+		*slash = '\0'; /* trailing slashes */
+	if ((slash = strrchr(tmp, '/')) == NULL || slash == tmp)
+		return (-1);
+	*slash = '\0';
+	if (path_mkdirs(tmp) == -1)
+		return (-1);
+	if (mkdir(path, 0755) == 0)
+		return (1);
+	return (errno == EEXIST ? 0 : -1);
 }
