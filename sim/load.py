@@ -15,6 +15,8 @@ prompts are not counted.
 
   build-rel/bin/comfyq-sim must exist (cmake -DCMAKE_BUILD_TYPE=Release)
   python3 sim/load.py --sim build-rel/bin/comfyq-sim --dir /dev/shm -n 5000
+  --floor: three GET /prompt a round instead (the HTTP floor: loop,
+  parser, sockets; no prompt, no file, no WebSocket event)
   --perf FILE: run the measured prompts under `perf record -g -o FILE`
   --wrap 'valgrind --tool=callgrind ...': start the sim under a wrapper
 """
@@ -116,6 +118,7 @@ def main():
     ap.add_argument("--perf", default=None)
     ap.add_argument("--wrap", default="")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--floor", action="store_true")
     a = ap.parse_args()
 
     base = tempfile.mkdtemp(prefix="comfyq-simload.", dir=a.dir)
@@ -137,6 +140,12 @@ def main():
         h.connect()
         h.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tick = os.sysconf("SC_CLK_TCK")
+
+        def floor(i):
+            for _ in range(3):
+                h.request("GET", "/prompt")
+                r = h.getresponse()
+                r.read()
 
         def one(i):
             pid = "p%08d-0000-4000-8000-000000000000" % i
@@ -164,6 +173,8 @@ def main():
             if r.status != 200 or not png.startswith(b"\x89PNG"):
                 sys.exit("load: GET /view: %d" % r.status)
 
+        if a.floor:
+            one = floor
         for i in range(a.warm):
             one(i)
         perf = None

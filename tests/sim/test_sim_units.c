@@ -5,6 +5,8 @@
  *                 on random ones (numbers of every kind, escapes, UTF-8);
  *   png_encode    the bytes stb_image_write makes, on a miss, on a hit
  *                 and after eviction, for pictures that differ in one byte;
+ *   path_norm     what the sim's earlier strtok/snprintf version gave (kept
+ *                 here as the reference), on random paths;
  *   path_mkdirs   1 for a folder it made, 0 for one that was there, -1 and
  *                 errno as the walk from the root gave them (ENOTDIR
  *                 under a file).
@@ -245,6 +247,71 @@ test_png_cache(void)
 	free(b);
 }
 
+/* path_norm as it was before it was made one pass: the reference. */
+static void
+norm_ref(const char *in, char *out, size_t len)
+{
+	char  *buf = xstrdup(in), *tok, *save;
+	char **parts = NULL;
+	size_t n = 0, i, o = 0;
+	int    abs = in[0] == '/';
+
+	for (tok = strtok_r(buf, "/", &save); tok != NULL;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (strcmp(tok, ".") == 0)
+			continue;
+		if (strcmp(tok, "..") == 0 && n > 0 &&
+		    strcmp(parts[n - 1], "..") != 0) {
+			n--;
+			continue;
+		}
+		if (strcmp(tok, "..") == 0 && abs)
+			continue;
+		parts = xrealloc(parts, (n + 1) * sizeof *parts);
+		parts[n++] = tok;
+	}
+	out[0] = '\0';
+	if (abs)
+		o = (size_t)snprintf(out, len, "/");
+	for (i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(
+		    out + o, len - o, "%s%s", i ? "/" : "", parts[i]);
+	if (out[0] == '\0')
+		snprintf(out, len, ".");
+	free(parts);
+	free(buf);
+}
+
+static void
+test_norm(void)
+{
+	static const char *const bits[] = { "a", "b", "..", ".", "", "/", "//",
+		"x.y", "...", ".a", "a.." };
+	char   in[256], want[256], got[256];
+	size_t i, n;
+	int    k;
+
+	for (k = 0; k < 20000; k++) {
+		in[0] = '\0';
+		if (next() & 1)
+			strcat(in, "/");
+		for (n = next() % 9, i = 0; i < n; i++) {
+			if (i > 0)
+				strcat(in, "/");
+			strcat(in, bits[next() % (sizeof bits / sizeof bits[0])]);
+		}
+		norm_ref(in, want, sizeof want);
+		path_norm(in, got, sizeof got);
+		ASSERT_STREQ(got, want);
+	}
+	path_norm("/a/b/../../../c/./d//", got, sizeof got);
+	ASSERT_STREQ(got, "/c/d");
+	path_norm("../a/../../b", got, sizeof got);
+	ASSERT_STREQ(got, "../../b");
+	path_norm("", got, sizeof got);
+	ASSERT_STREQ(got, ".");
+}
+
 static void
 test_mkdirs(void)
 {
@@ -288,6 +355,7 @@ const struct unit_test itests[] = {
 	{ "json_fixed", test_json_fixed },
 	{ "json_random", test_json_random },
 	{ "png_cache", test_png_cache },
+	{ "norm", test_norm },
 	{ "mkdirs", test_mkdirs },
 	{ NULL, NULL },
 };
