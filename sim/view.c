@@ -153,9 +153,10 @@ view_reencode(const char *path, const char *channel, const char *preview,
 }
 
 /*
- * The file's bytes into b; closes fd once they are there. A small file is
- * read at once (an mmap, its page fault and munmap cost more than the
- * copy), a large one goes as a file segment (mmap or sendfile).
+ * The file's bytes into b. A small file is copied at once (an mmap, its
+ * page fault and munmap cost more than the copy): 1, and fd is still the
+ * caller's to close. A large one goes as a file segment that owns fd from
+ * then on (mmap or sendfile): 0. -1 on failure, fd still the caller's.
  */
 static int
 view_add_file(struct evbuffer *b, int fd, off_t size)
@@ -166,18 +167,15 @@ view_add_file(struct evbuffer *b, int fd, off_t size)
 
 	if (size > VIEW_READ_MAX)
 		return (evbuffer_add_file(b, fd, 0, size));
-	if (size == 0) {
-		close(fd);
-		return (0);
-	}
+	if (size == 0)
+		return (1);
 	if (evbuffer_reserve_space(b, (ev_ssize_t)size, &v, 1) != 1)
 		return (-1);
 	while (got < (size_t)size &&
 	    (n = read(fd, (char *)v.iov_base + got, (size_t)size - got)) > 0)
 		got += (size_t)n;
 	v.iov_len = got;
-	close(fd);
-	return (evbuffer_commit_space(b, &v, 1));
+	return (evbuffer_commit_space(b, &v, 1) == 0 ? 1 : -1);
 }
 
 int
@@ -249,12 +247,14 @@ route_view(struct evhttp_request *req, cJSON *body)
 		return (0);
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    view_add_file(b, fd, st.st_size) == -1) {
+	    (k = view_add_file(b, fd, st.st_size)) == -1) {
 		if (fd != -1)
 			close(fd);
 		evbuffer_free(b);
 		return (404);
 	}
+	if (k == 1)
+		close(fd);
 	ctype = view_type(base);
 	view_reply(req, b, ctype, base);
 	return (0);
