@@ -28,7 +28,8 @@ cache_md_new(void)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 
-	if (sha256 == NULL && (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+	if (sha256 == NULL &&
+	    (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
 		fatalx("cache: no SHA-256");
 	if (md == NULL || EVP_DigestInit_ex(md, sha256, NULL) != 1)
 		fatalx("cache: cannot start a digest");

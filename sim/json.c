@@ -47,7 +47,7 @@ jb_put(struct jbuf *b, const char *s, size_t n)
 static void
 jb_str(struct jbuf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
+	static const char    hex[] = "0123456789abcdef";
 	const unsigned char *u = (const unsigned char *)s;
 	size_t		     run;
 	char		     e[6];
@@ -108,8 +108,7 @@ jb_int(struct jbuf *b, double d)
 	int		   k = (int)sizeof t;
 	unsigned long long v;
 
-	if (!(d > -1e15 && d < 1e15) || d != floor(d) ||
-	    (d == 0 && signbit(d)))
+	if (!(d > -1e15 && d < 1e15) || d != floor(d) || (d == 0 && signbit(d)))
 		return (0);
 	v = (unsigned long long)(d < 0 ? -d : d);
 	do

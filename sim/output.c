@@ -12,9 +12,10 @@
  * Pixels are deterministic: a solid colour (EmptyImage), a pattern drawn
  * from the seed of the node that made the image (a sampler's signature, so
  * seed and prompt decide it), or a loaded file, scaled by nearest
- * neighbour. PNGs are real (stb_image_write, through png.c's cache). Videos and WEBPs are files
- * with the right magic bytes and a plausible size (MP4: about 80 KB per
- * second), since a worker checks names, types and sizes, not codecs.
+ * neighbour. PNGs are real (stb_image_write, through png.c's cache).
+ * Videos and WEBPs are files with the right magic bytes and a plausible
+ * size (MP4: about 80 KB per second), since a worker checks names, types
+ * and sizes, not codecs.
  *
  * Two faults shape the files: huge_png writes a black PNG that declares
  * 16384x16384 (see out_huge_png), and same_name gives every image one name,

@@ -40,10 +40,12 @@ path_norm(const char *in, char *out, size_t len)
 		if (k == 0 || (k == 1 && p[0] == '.'))
 			continue;
 		if (k == 2 && p[0] == '.' && p[1] == '.') {
-			for (last = o; last > base && t[last - 1] != '/'; last--)
+			for (last = o; last > base && t[last - 1] != '/';
+			     last--)
 				;
 			if (ncomp > 0 &&
-			    !(o - last == 2 && t[last] == '.' && t[last + 1] == '.')) {
+			    !(o - last == 2 && t[last] == '.' &&
+				t[last + 1] == '.')) {
 				o = last > base ? last - 1 : base;
 				ncomp--;
 				continue;

@@ -41,8 +41,7 @@ static uint64_t
 png_hash(const unsigned char *p, size_t n, int w, int h, int level)
 {
 	uint64_t x = 0xcbf29ce484222325ULL ^
-	    ((uint64_t)(uint32_t)w << 32 | (uint32_t)h) ^
-	    (uint64_t)level << 56;
+	    ((uint64_t)(uint32_t)w << 32 | (uint32_t)h) ^ (uint64_t)level << 56;
 	uint64_t v;
 	size_t	 i;
 
@@ -124,8 +123,8 @@ png_encode(const unsigned char *px, int w, int h, int level,
 		return (0);
 	while (ring_bytes + n + b.len > PNG_CACHE_BYTES) {
 		/* the oldest go first until it fits */
-		for (i = 0; ring[ring_next].png == NULL && i < PNG_CACHE_ENTRIES;
-		     i++)
+		for (i = 0;
+		     ring[ring_next].png == NULL && i < PNG_CACHE_ENTRIES; i++)
 			ring_next = (ring_next + 1) % PNG_CACHE_ENTRIES;
 		png_drop(&ring[ring_next]);
 	}

@@ -49,15 +49,15 @@ test_json_fixed(void)
 		"-0", "1e300", "-1e-300", "0.1", "123456789012345",
 		"999999999999999", "1000000000000000", "-1000000000000001",
 		"2147483647", "2147483648", "-2147483648", "-2147483649",
-		"1796276392508", "3.5", "1.7976931348623157e308",
-		"5e-324", "[1,2.5,[],{}]",
+		"1796276392508", "3.5", "1.7976931348623157e308", "5e-324",
+		"[1,2.5,[],{}]",
 		"{\"a\":{\"b\":[null,false,\"x\\u0001\\u001f\\t\\n\\r\\b\\f"
 		"\\\\\\\"/\\u00e9\\u2028\\ud83d\\ude00\"]}}",
 		"{\"\":\"\",\"k\\u0000\":1}",
 		"{\"type\":\"executing\",\"data\":{\"node\":null,"
 		"\"display_node\":null,\"prompt_id\":\"abc\"}}" };
-	size_t i;
-	cJSON *j;
+	size_t			 i;
+	cJSON			*j;
 
 	for (i = 0; i < sizeof docs / sizeof docs[0]; i++) {
 		ASSERT_TRUE((j = cJSON_Parse(docs[i])) != NULL);
@@ -103,14 +103,15 @@ rand_number(void)
 		return ((next() & 1 ? 1e15 : 2147483648.0) +
 		    (double)(int64_t)(next() % 5) - 2);
 	case 4:
-		memcpy(&d, &(uint64_t) { next() }, sizeof d);
+		memcpy(&d, &(uint64_t){ next() }, sizeof d);
 		return (d); /* any bit pattern: NaN, subnormals, ... */
 	case 5:
 		return (1796276392508.0 + (double)(next() % 1000));
 	case 6:
 		return (-(double)(next() % 1000000000000000ULL));
 	default:
-		return (ldexp((double)(next() % 1000), (int)(next() % 200) - 100));
+		return (
+		    ldexp((double)(next() % 1000), (int)(next() % 200) - 100));
 	}
 }
 
@@ -120,7 +121,7 @@ rand_string(char *buf, size_t len)
 	static const char *const bits[] = { "a", "\"", "\\", "\n", "\x01",
 		"\x1f", " ", "\xc3\xa9", "\xe2\x80\xa8", "\x7f", "/", "\t",
 		"\b", "\f", "\r", "node", "\xff" };
-	size_t n = next() % 12, i;
+	size_t			 n = next() % 12, i;
 
 	buf[0] = '\0';
 	for (i = 0; i < n; i++)
@@ -221,7 +222,7 @@ test_png_cache(void)
 	for (k = 0; k < 3; k++) {
 		same_png(a, 64, 64, 4); /* a miss, then hits */
 		same_png(b, 64, 64, 4);
-		same_png(a, 64, 64, 1); /* the level is in the key */
+		same_png(a, 64, 64, 1);	 /* the level is in the key */
 		same_png(a, 32, 128, 4); /* so are the sides */
 		same_png(a, 8, 8, 4);
 	}
@@ -287,9 +288,9 @@ test_norm(void)
 {
 	static const char *const bits[] = { "a", "b", "..", ".", "", "/", "//",
 		"x.y", "...", ".a", "a.." };
-	char   in[256], want[256], got[256];
-	size_t i, n;
-	int    k;
+	char			 in[256], want[256], got[256];
+	size_t			 i, n;
+	int			 k;
 
 	for (k = 0; k < 20000; k++) {
 		in[0] = '\0';
@@ -298,7 +299,8 @@ test_norm(void)
 		for (n = next() % 9, i = 0; i < n; i++) {
 			if (i > 0)
 				strcat(in, "/");
-			strcat(in, bits[next() % (sizeof bits / sizeof bits[0])]);
+			strcat(
+			    in, bits[next() % (sizeof bits / sizeof bits[0])]);
 		}
 		norm_ref(in, want, sizeof want);
 		path_norm(in, got, sizeof got);
@@ -315,7 +317,7 @@ test_norm(void)
 static void
 test_mkdirs(void)
 {
-	char dir[] = "/tmp/comfyq-simunits.XXXXXX", p[256], f[256];
+	char  dir[] = "/tmp/comfyq-simunits.XXXXXX", p[256], f[256];
 	FILE *fp;
 
 	ASSERT_TRUE(mkdtemp(dir) != NULL);
