@@ -15,11 +15,26 @@
 
 #include <openssl/evp.h>
 
+#include "log.h"
 #include "sim.h"
 #include "util.h"
 #include "xmalloc.h"
 
 static struct omap *cache;
+static EVP_MD	   *sha256; /* fetched once: an implicit fetch per node costs */
+
+static EVP_MD_CTX *
+cache_md_new(void)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (sha256 == NULL &&
+	    (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		fatalx("cache: no SHA-256");
+	if (md == NULL || EVP_DigestInit_ex(md, sha256, NULL) != 1)
+		fatalx("cache: cannot start a digest");
+	return (md);
+}
 
 static void
 cache_hash_file(const char *name, EVP_MD_CTX *md)
@@ -73,8 +88,7 @@ cache_sig_enter(const struct graph *g, size_t i, struct sigframe *f, int *state)
 	memset(f, 0, sizeof *f);
 	f->i = i;
 	state[i] = 1;
-	f->md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(f->md, EVP_sha256(), NULL);
+	f->md = cache_md_new();
 	EVP_DigestUpdate(
 	    f->md, g->v[i].cls->name, strlen(g->v[i].cls->name) + 1);
 	cJSON_ArrayForEach(it, g->v[i].inputs) {
@@ -109,7 +123,7 @@ static void
 cache_sig_literal(const struct graph *g, struct sigframe *f)
 {
 	const cJSON *in = f->in[f->j];
-	char	    *text = cJSON_PrintUnformatted(in);
+	char	    *text = json_print(in, NULL);
 
 	EVP_DigestUpdate(f->md, "V", 1);
 	EVP_DigestUpdate(f->md, text, strlen(text) + 1);
@@ -217,4 +231,6 @@ cache_reset(void)
 {
 	omap_free(cache, cache_unref);
 	cache = NULL;
+	EVP_MD_free(sha256);
+	sha256 = NULL;
 }

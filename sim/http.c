@@ -90,11 +90,12 @@ http_send(struct evhttp_request *req, int status, const char *type,
 void
 http_reply_json(struct evhttp_request *req, int status, cJSON *j)
 {
-	char *s = cJSON_PrintUnformatted(j);
+	size_t n = 0;
+	char  *s = json_print(j, &n);
 
 	if (s == NULL)
 		fatalx("http: out of memory");
-	http_send(req, status, "application/json; charset=utf-8", s, strlen(s));
+	http_send(req, status, "application/json; charset=utf-8", s, n);
 	free(s);
 	cJSON_Delete(j);
 }

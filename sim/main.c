@@ -202,6 +202,7 @@ main(int argc, char **argv)
 {
 	struct event	    *ev_int, *ev_term, *ev_hup;
 	struct event_config *ecfg;
+	int		     precise;
 	char		     err[1024];
 	const char	    *fmt = getenv("COMFYQ_LOG_FORMAT");
 	int		     check = 0;
@@ -251,9 +252,20 @@ main(int argc, char **argv)
 	strlist_split(&sim.clip_vision, sim.cfg.clip_vision);
 	strlist_split(&sim.ipadapters, sim.cfg.ipadapters);
 	signal(SIGPIPE, SIG_IGN);
-	/* precise timers: --step-ms means what it says, not jiffies */
+	/* precise timers (a timerfd, re-armed every turn of the loop):
+	 * --step-ms and the other delays mean what they say, to the
+	 * microsecond; with no delay to simulate, the loop's turns go without
+	 * that syscall and the few timers left (faults) round up to the
+	 * millisecond. The changelist folds a turn's read/write toggles of a
+	 * connection (evhttp makes several a request) into one epoll_ctl. */
+	precise = sim.cfg.step_ms > 0 || sim.cfg.model_load_ms > 0 ||
+	    sim.cfg.node_ms > 0;
 	if ((ecfg = event_config_new()) == NULL ||
-	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
+	    (precise &&
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) ==
+		    -1) ||
+	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) ==
+		-1 ||
 	    (sim.base = event_base_new_with_config(ecfg)) == NULL)
 		fatalx("cannot create the event loop");
 	event_config_free(ecfg);

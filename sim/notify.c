@@ -7,6 +7,7 @@
  * (ComfyUI's reconnect quirk). The silence fault mutes one client id:
  * nothing is sent to it, broadcasts included, until the prompt ends.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +21,12 @@ notify_write(const char *sid, const char *type, cJSON *data)
 {
 	cJSON *msg = cJSON_CreateObject();
 	char  *text;
+	size_t n = 0;
 
 	cJSON_AddStringToObject(msg, "type", type);
 	cJSON_AddItemToObject(msg, "data", data);
-	if ((text = cJSON_PrintUnformatted(msg)) != NULL) {
-		ws_server_send(sid, muted, text, strlen(text));
+	if ((text = json_print(msg, &n)) != NULL) {
+		ws_server_send(sid, muted, text, n);
 		free(text);
 	}
 	cJSON_Delete(msg);
@@ -63,10 +65,20 @@ notify_status_data(void)
 	return (d);
 }
 
+/* To every socket, on every queue change: the one event sent for each
+ * prompt several times, so its text is made directly (the bytes
+ * notify_write would print for notify_status_data()). */
 void
 notify_status(void)
 {
-	notify_send(NULL, "status", notify_status_data());
+	char text[128];
+	int  n;
+
+	n = snprintf(text, sizeof text,
+	    "{\"type\":\"status\",\"data\":{\"status\":{\"exec_info\":{"
+	    "\"queue_remaining\":%d}}}}",
+	    queue_remaining());
+	ws_server_send(NULL, muted, text, (size_t)n);
 }
 
 /* The first frames of a new socket. */

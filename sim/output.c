@@ -5,16 +5,17 @@
  * not leave the output directory), and <prefix>_<counter:05>_.<ext> with
  * the counter one above the highest existing one. VHS_VideoCombine counts
  * its own way (<prefix>_<counter:05>.<ext>) and writes a first-frame PNG
- * beside the video. The counter is found by scanning the folder once, then
- * kept in memory; a name taken meanwhile is detected (O_EXCL) and the
- * folder scanned again.
+ * beside the video. The counter is found by scanning the folder once (not
+ * at all when the sim has just made the folder), then kept in memory; a
+ * name taken meanwhile is detected (O_EXCL) and the folder scanned again.
  *
  * Pixels are deterministic: a solid colour (EmptyImage), a pattern drawn
  * from the seed of the node that made the image (a sampler's signature, so
  * seed and prompt decide it), or a loaded file, scaled by nearest
- * neighbour. PNGs are real (stb_image_write). Videos and WEBPs are files
- * with the right magic bytes and a plausible size (MP4: about 80 KB per
- * second), since a worker checks names, types and sizes, not codecs.
+ * neighbour. PNGs are real (stb_image_write, through png.c's cache).
+ * Videos and WEBPs are files with the right magic bytes and a plausible
+ * size (MP4: about 80 KB per second), since a worker checks names, types
+ * and sizes, not codecs.
  *
  * Two faults shape the files: huge_png writes a black PNG that declares
  * 16384x16384 (see out_huge_png), and same_name gives every image one name,
@@ -35,7 +36,6 @@
 #include <unistd.h>
 
 #include <stb/stb_image.h>
-#include <stb/stb_image_write.h>
 
 #include "log.h"
 #include "sim.h"
@@ -152,7 +152,7 @@ out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
     struct save_path *sp, struct pyexc *exc)
 {
 	char p[1024], np[1024], *slash;
-	int *next;
+	int *next, made;
 
 	snprintf(p, sizeof p, "%s", prefix);
 	out_vars(p, sizeof p, w, h);
@@ -174,7 +174,7 @@ out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
 		    sp->folder, root);
 		return (-1);
 	}
-	if (path_mkdirs(sp->folder) == -1) {
+	if ((made = path_mkdirs(sp->folder)) == -1) {
 		py_exc(exc, "OSError", "[Errno %d] %s: '%s'", errno,
 		    strerror(errno), sp->folder);
 		return (-1);
@@ -190,7 +190,8 @@ out_save_path(const char *root, const char *prefix, int w, int h, int vhs,
 		counters = omap_new();
 	if ((next = omap_get(counters, sp->key)) == NULL) {
 		next = xmalloc(sizeof *next);
-		*next = out_scan(sp->folder, sp->filename, vhs);
+		/* a folder made just now is empty: nothing to scan */
+		*next = made ? 1 : out_scan(sp->folder, sp->filename, vhs);
 		omap_put(counters, sp->key, next);
 	}
 	sp->counter = *next;
@@ -448,15 +449,13 @@ out_png(const struct value *v, int index, int level, int faults,
 		    "Allocation on device (%dx%d image)", v->w, v->h);
 		return (-1);
 	}
-	stbi_write_png_compression_level = level;
 	memset(b, 0, sizeof *b);
-	if (!stbi_write_png_to_func(
-		out_membuf_add, b, v->w, v->h, 3, px, v->w * 3)) {
+	if (png_encode(px, v->w, v->h, level, &b->p, &b->len) == -1) {
 		free(px);
-		free(b->p);
 		py_exc(exc, "RuntimeError", "PNG encoding failed");
 		return (-1);
 	}
+	b->cap = b->len;
 	free(px);
 	if (faults & OUT_TRUNCATED)
 		b->len /= 2;
@@ -687,6 +686,7 @@ output_webp(const struct value *v, double fps, const char *prefix, int faults,
 void
 output_reset(void)
 {
+	png_reset();
 	omap_free(counters, free);
 	counters = NULL;
 }

@@ -16,39 +16,53 @@
 #include "sim.h"
 #include "xmalloc.h"
 
-/* os.path.normpath for a path; keeps it relative if it was. */
+/*
+ * os.path.normpath for a path; keeps it relative if it was. One pass: each
+ * component is appended to the output, ".." takes the last one back off
+ * (or stays, leading a relative path; at the root it is dropped).
+ */
 void
 path_norm(const char *in, char *out, size_t len)
 {
-	char  *buf = xstrdup(in), *tok, *save;
-	char **parts = NULL;
-	size_t n = 0, i, o = 0;
-	int    abs = in[0] == '/';
+	size_t	    n = strlen(in), o = 0, base, k, last;
+	char	    stackbuf[512];
+	char	   *t = n + 2 <= sizeof stackbuf ? stackbuf : xmalloc(n + 2);
+	const char *p = in, *q;
+	int	    ncomp = 0;
 
-	for (tok = strtok_r(buf, "/", &save); tok != NULL;
-	     tok = strtok_r(NULL, "/", &save)) {
-		if (strcmp(tok, ".") == 0)
+	if (*in == '/')
+		t[o++] = '/';
+	base = o;
+	for (; *p != '\0'; p = *q != '\0' ? q + 1 : q) {
+		for (q = p; *q != '\0' && *q != '/'; q++)
+			;
+		k = (size_t)(q - p);
+		if (k == 0 || (k == 1 && p[0] == '.'))
 			continue;
-		if (strcmp(tok, "..") == 0 && n > 0 &&
-		    strcmp(parts[n - 1], "..") != 0) {
-			n--;
-			continue;
+		if (k == 2 && p[0] == '.' && p[1] == '.') {
+			for (last = o; last > base && t[last - 1] != '/';
+			     last--)
+				;
+			if (ncomp > 0 &&
+			    !(o - last == 2 && t[last] == '.' &&
+				t[last + 1] == '.')) {
+				o = last > base ? last - 1 : base;
+				ncomp--;
+				continue;
+			}
+			if (base > 0)
+				continue; /* "/.." is "/" */
 		}
-		if (strcmp(tok, "..") == 0 && abs)
-			continue;
-		parts = xrealloc(parts, (n + 1) * sizeof *parts);
-		parts[n++] = tok;
+		if (ncomp > 0)
+			t[o++] = '/';
+		memcpy(t + o, p, k);
+		o += k;
+		ncomp++;
 	}
-	out[0] = '\0';
-	if (abs)
-		o = (size_t)snprintf(out, len, "/");
-	for (i = 0; i < n && o < len; i++)
-		o += (size_t)snprintf(
-		    out + o, len - o, "%s%s", i ? "/" : "", parts[i]);
-	if (out[0] == '\0')
-		snprintf(out, len, ".");
-	free(parts);
-	free(buf);
+	t[o] = '\0';
+	snprintf(out, len, "%s", o > 0 ? t : ".");
+	if (t != stackbuf)
+		free(t);
 }
 
 /* os.path.commonpath((root, path)) == root, both absolute and normal. */
@@ -101,20 +115,33 @@ path_annotated(const char *name, const char *def, char *out, size_t len)
 	return (0);
 }
 
+/*
+ * mkdir -p: 1 when it made path itself (so the folder is new and empty),
+ * 0 when path was there, -1 (errno) on failure. It tries the deepest
+ * folder first and climbs only on ENOENT, so a folder whose parent exists
+ * costs one mkdir, not one per component.
+ */
 int
 path_mkdirs(const char *path)
 {
-	char   tmp[PATH_MAX];
-	size_t i;
+	char  tmp[PATH_MAX];
+	char *slash;
 
+	if (mkdir(path, 0755) == 0)
+		return (1);
+	if (errno == EEXIST)
+		return (0);
+	if (errno != ENOENT)
+		return (-1);
 	snprintf(tmp, sizeof tmp, "%s", path);
-	for (i = 1; tmp[i] != '\0'; i++) {
-		if (tmp[i] != '/')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
-			return (-1);
-		tmp[i] = '/';
-	}
-	return (mkdir(tmp, 0755) == -1 && errno != EEXIST ? -1 : 0);
+	while ((slash = strrchr(tmp, '/')) != NULL && slash[1] == '\0')
+		*slash = '\0'; /* trailing slashes */
+	if ((slash = strrchr(tmp, '/')) == NULL || slash == tmp)
+		return (-1);
+	*slash = '\0';
+	if (path_mkdirs(tmp) == -1)
+		return (-1);
+	if (mkdir(path, 0755) == 0)
+		return (1);
+	return (errno == EEXIST ? 0 : -1);
 }

@@ -20,12 +20,14 @@
  *   work.c      what each node class does to values, time and files
  *   cache.c     the classic output cache (input signatures)
  *   output.c    output names and files: PNG, MP4, WEBP
+ *   png.c       PNG encoding, a cache of encoded files
  *   paths.c     os.path.normpath/join/commonpath, " [output]" names
  *   notify.c    WebSocket events: status, per-client, silence
  *   ws_server.c the /ws upgrade and frames (wslay)
  *   view.c      /view    upload.c  /upload/image    faults.c  /sim/faults
  *   stats.c     /sim/stats: prompts, idle time between them, model loads
  *   omap.c      an insertion-ordered string map
+ *   json.c      cJSON_PrintUnformatted's exact bytes, without its sprintf
  */
 #ifndef COMFYQ_SIM_H
 #define COMFYQ_SIM_H
@@ -335,6 +337,14 @@ int  output_video(const struct value *, double fps, const char *prefix,
 int  output_webp(const struct value *, double fps, const char *prefix,
      int faults, cJSON *list, struct pyexc *);
 void output_reset(void);
+
+/* ---- json.c: cJSON_PrintUnformatted's bytes, faster ---- */
+char *json_print(const cJSON *, size_t *len);
+
+/* ---- png.c: PNG encoding, with a cache of encoded files ---- */
+int  png_encode(const unsigned char *px, int w, int h, int level,
+     unsigned char **out, size_t *len);
+void png_reset(void);
 
 /* ---- execlist.c: which node runs next ---- */
 struct execlist;

@@ -5,7 +5,8 @@
  * folder 403 (a lexical check, as os.path.commonpath does); then only the
  * base name of `filename` counts, and a missing file is 404. The file goes
  * out with its guessed type (HTML, JS and CSS as octet-stream) and a
- * Content-Disposition. channel=rgb|a and preview=jpeg;<q> re-encode with
+ * Content-Disposition (a file up to 256 KiB read into memory, a larger one
+ * sent as a file segment). channel=rgb|a and preview=jpeg;<q> re-encode with
  * stb; a WebP preview is answered as JPEG, the one encoding the sim lacks.
  * The slow-view fault holds the finished reply back for a while.
  */
@@ -29,6 +30,8 @@
 #include "log.h"
 #include "sim.h"
 #include "xmalloc.h"
+
+#define VIEW_READ_MAX (256 << 10) /* bytes read, not mapped */
 
 struct held {
 	struct evhttp_request *req;
@@ -149,6 +152,32 @@ view_reencode(const char *path, const char *channel, const char *preview,
 	return (rc ? 0 : -1);
 }
 
+/*
+ * The file's bytes into b. A small file is copied at once (an mmap, its
+ * page fault and munmap cost more than the copy): 1, and fd is still the
+ * caller's to close. A large one goes as a file segment that owns fd from
+ * then on (mmap or sendfile): 0. -1 on failure, fd still the caller's.
+ */
+static int
+view_add_file(struct evbuffer *b, int fd, off_t size)
+{
+	struct evbuffer_iovec v;
+	size_t		      got = 0;
+	ssize_t		      n;
+
+	if (size > VIEW_READ_MAX)
+		return (evbuffer_add_file(b, fd, 0, size));
+	if (size == 0)
+		return (1);
+	if (evbuffer_reserve_space(b, (ev_ssize_t)size, &v, 1) != 1)
+		return (-1);
+	while (got < (size_t)size &&
+	    (n = read(fd, (char *)v.iov_base + got, (size_t)size - got)) > 0)
+		got += (size_t)n;
+	v.iov_len = got;
+	return (evbuffer_commit_space(b, &v, 1) == 0 ? 1 : -1);
+}
+
 int
 route_view(struct evhttp_request *req, cJSON *body)
 {
@@ -218,12 +247,14 @@ route_view(struct evhttp_request *req, cJSON *body)
 		return (0);
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    evbuffer_add_file(b, fd, 0, st.st_size) == -1) {
+	    (k = view_add_file(b, fd, st.st_size)) == -1) {
 		if (fd != -1)
 			close(fd);
 		evbuffer_free(b);
 		return (404);
 	}
+	if (k == 1)
+		close(fd);
 	ctype = view_type(base);
 	view_reply(req, b, ctype, base);
 	return (0);

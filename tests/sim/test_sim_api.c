@@ -447,6 +447,30 @@ view(struct simproc *s, const char *query, struct http_res *r)
 	return (ht_get(s, path, r));
 }
 
+/* A file of n pseudo-random bytes comes back from /view as it is. */
+static void
+view_bytes(struct simproc *s, size_t n)
+{
+	struct http_res r;
+	unsigned char  *data = xmalloc(n + 1);
+	char		path[400], q[64];
+	FILE	       *f;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		data[i] = (unsigned char)((i * 2654435761u) >> 13);
+	snprintf(path, sizeof path, "%s/bytes%zu.bin", s->out, n);
+	ASSERT_TRUE((f = fopen(path, "wb")) != NULL);
+	ASSERT_EQ(fwrite(data, 1, n, f), n);
+	fclose(f);
+	snprintf(q, sizeof q, "filename=bytes%zu.bin", n);
+	ASSERT_EQ(view(s, q, &r), 200);
+	ASSERT_EQ((long long)r.len, (long long)n);
+	ASSERT_TRUE(n == 0 || memcmp(r.body, data, n) == 0);
+	ht_free(&r);
+	free(data);
+}
+
 static void
 test_view_guards(void)
 {
@@ -502,6 +526,11 @@ test_view_guards(void)
 	ASSERT_EQ(view(&s, "filename=page.html", &r), 200);
 	ASSERT_STREQ(r.ctype, "application/octet-stream");
 	ht_free(&r);
+	/* empty, read into the reply (up to 256 KiB), sent as a segment */
+	view_bytes(&s, 0);
+	view_bytes(&s, 256 << 10);
+	view_bytes(&s, (256 << 10) + 1);
+	view_bytes(&s, 3u << 20);
 	/* channel=rgb re-encodes */
 	snprintf(sub, sizeof sub, "%s/rgba.png", s.out);
 	ASSERT_TRUE(stbi_write_png(sub, 2, 2, 3, pix, 6) != 0);
