@@ -136,6 +136,7 @@ http_path_rest(void)
 	return (path_rest);
 }
 
+/* reqparse.h's rp_json_keys, under the name the handlers use (sim.h). */
 int
 http_json_keys(const cJSON *j, const char *k1, const char *k2)
 {
