@@ -240,6 +240,13 @@ rq_url_ha_path(const char *rest, const char *url, struct rq_url *u, char *err,
 	if (name_end == NULL)
 		name_end = end;
 	u->master = rq_url_unescape(rest + 1, (size_t)(name_end - rest - 1));
+	/* An empty name ("//", "/%00") would ask the sentinels for "". */
+	if (u->master[0] == '\0') {
+		snprintf(err, errlen,
+		    "redis URL: empty master name in '%s' (redis+sentinel://HOST[:PORT][,...]/MASTER)",
+		    url);
+		return (-1);
+	}
 	if (name_end < end &&
 	    rq_url_db(name_end + 1, end, u, err, errlen) == -1)
 		return (-1);

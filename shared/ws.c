@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -500,8 +501,9 @@ ws_start(struct ws *ws)
 		ws->dnsreq = req;
 }
 
-struct ws *
-ws_connect(struct event_base *base, const char *url, const struct ws_opts *opts,
+/* A ws in state RESOLVING with its timers, the connect timer armed. */
+static struct ws *
+ws_new(struct event_base *base, const char *url, const struct ws_opts *opts,
     const struct ws_cb *cb, void *arg, char *err, size_t errlen)
 {
 	struct ws *ws;
@@ -529,7 +531,40 @@ ws_connect(struct event_base *base, const char *url, const struct ws_opts *opts,
 	    ws->ev_close == NULL)
 		fatalx("ws: out of memory");
 	ws_timer_add(ws->t_connect, ws->opts.connect_timeout_ms);
-	ws_start(ws);
+	return (ws);
+}
+
+struct ws *
+ws_connect(struct event_base *base, const char *url, const struct ws_opts *opts,
+    const struct ws_cb *cb, void *arg, char *err, size_t errlen)
+{
+	struct ws *ws = ws_new(base, url, opts, cb, arg, err, errlen);
+
+	if (ws != NULL)
+		ws_start(ws);
+	return (ws);
+}
+
+struct ws *
+ws_connect_fd(struct event_base *base, int fd, const char *url,
+    const struct ws_opts *opts, const struct ws_cb *cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct ws *ws = ws_new(base, url, opts, cb, arg, err, errlen);
+
+	if (ws == NULL)
+		return (NULL);
+	ws->state = WS_CONNECTING;
+	if (evutil_make_socket_nonblocking(fd) == -1 ||
+	    (ws->bev = bufferevent_socket_new(
+		 base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		ws_shutdown(ws, "connect: cannot use the socket");
+		return (ws);
+	}
+	bufferevent_setcb(ws->bev, ws_read_cb, NULL, ws_event_cb, ws);
+	bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
+	ws_event_cb(ws->bev, BEV_EVENT_CONNECTED, ws);
 	return (ws);
 }
 

@@ -40,4 +40,20 @@ void ws_handshake_request(
 int ws_handshake_reply(
     struct evbuffer *in, const char *key, char *err, size_t errlen);
 
+/*
+ * ws_connect() on fd, a stream socket already connected (a socketpair in
+ * tests and tests/fuzz/fuzz_comfyws.c): no lookup and no connect, the
+ * upgrade request is queued at once and the link goes on as ws.h says.
+ * url names the Host and path of the request. fd is the ws's from here
+ * on and closed with it, except when NULL comes back (a bad URL): then
+ * the caller still owns it.
+ */
+struct event_base;
+struct ws;
+struct ws_cb;
+struct ws_opts;
+struct ws *ws_connect_fd(struct event_base *base, int fd, const char *url,
+    const struct ws_opts *opts, const struct ws_cb *cb, void *arg, char *err,
+    size_t errlen);
+
 #endif

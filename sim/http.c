@@ -6,15 +6,15 @@
  * 405, with aiohttp's texts; a JSON route whose body does not parse gets
  * 500 "Server got itself in trouble". Bodies over --max-upload-size get
  * evhttp's 413. Handlers return 0 when they have replied (or will, later),
- * else the status of an empty reply (500: the trouble text).
+ * else the status of an empty reply (500: the trouble text). The parsing
+ * (the route table, the guard's host comparison, JSON bodies) is
+ * reqparse.c's, so that it links into tests/fuzz/fuzz_simreq.c.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -23,47 +23,36 @@
 #include <sys/queue.h>
 
 #include "log.h"
+#include "reqparse.h"
 #include "sim.h"
 #include "xmalloc.h"
 
-enum body { B_NONE, B_JSON, B_JSON_OPT };
-
 static int route_ws(struct evhttp_request *, cJSON *);
 
-struct route {
-	int	    methods;
-	const char *path;
-	int	    prefix; /* path ends in '/': one more segment follows */
-	int (*fn)(struct evhttp_request *, cJSON *);
-	enum body body;
-};
-
-#define GET  (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
-#define POST EVHTTP_REQ_POST
-
-static const struct route routes[] = {
-	{ GET, "/ws", 0, route_ws, B_NONE },
-	{ GET, "/prompt", 0, route_prompt_get, B_NONE },
-	{ POST, "/prompt", 0, route_prompt_post, B_JSON },
-	{ GET, "/queue", 0, route_queue_get, B_NONE },
-	{ POST, "/queue", 0, route_queue_post, B_JSON },
-	{ POST, "/interrupt", 0, route_interrupt, B_JSON_OPT },
-	{ POST, "/free", 0, route_free, B_JSON },
-	{ GET, "/history", 0, route_history_get, B_NONE },
-	{ GET, "/history/", 1, route_history_get, B_NONE },
-	{ POST, "/history", 0, route_history_post, B_JSON },
-	{ GET, "/view", 0, route_view, B_NONE },
-	{ POST, "/upload/image", 0, route_upload_image, B_NONE },
-	{ GET, "/system_stats", 0, route_system_stats, B_NONE },
-	{ GET, "/object_info", 0, route_object_info, B_NONE },
-	{ GET, "/object_info/", 1, route_object_info, B_NONE },
-	{ GET, "/features", 0, route_features, B_NONE },
-	{ GET, "/models", 0, route_models, B_NONE },
-	{ GET, "/models/", 1, route_models, B_NONE },
-	{ GET, "/embeddings", 0, route_embeddings, B_NONE },
-	{ GET, "/sim/faults", 0, route_faults, B_NONE },
-	{ POST, "/sim/faults", 0, route_faults, B_JSON_OPT },
-	{ GET, "/sim/stats", 0, route_sim_stats, B_NONE },
+/* The handlers of reqparse.c's routes, in its order. */
+static int (*const route_fns[RP_NROUTES])(struct evhttp_request *, cJSON *) = {
+	[RP_WS] = route_ws,
+	[RP_PROMPT_GET] = route_prompt_get,
+	[RP_PROMPT_POST] = route_prompt_post,
+	[RP_QUEUE_GET] = route_queue_get,
+	[RP_QUEUE_POST] = route_queue_post,
+	[RP_INTERRUPT] = route_interrupt,
+	[RP_FREE] = route_free,
+	[RP_HISTORY_GET] = route_history_get,
+	[RP_HISTORY_ONE] = route_history_get,
+	[RP_HISTORY_POST] = route_history_post,
+	[RP_VIEW] = route_view,
+	[RP_UPLOAD_IMAGE] = route_upload_image,
+	[RP_SYSTEM_STATS] = route_system_stats,
+	[RP_OBJECT_INFO] = route_object_info,
+	[RP_OBJECT_INFO_ONE] = route_object_info,
+	[RP_FEATURES] = route_features,
+	[RP_MODELS] = route_models,
+	[RP_MODELS_ONE] = route_models,
+	[RP_EMBEDDINGS] = route_embeddings,
+	[RP_FAULTS_GET] = route_faults,
+	[RP_FAULTS_POST] = route_faults,
+	[RP_SIM_STATS] = route_sim_stats,
 };
 
 static struct evhttp	     *http;
@@ -148,31 +137,11 @@ http_path_rest(void)
 	return (path_rest);
 }
 
-/*
- * For a JSON body that is not an object: would `"k" in body` followed by
- * body["k"] raise in Python? 0: it is an object; 1: a list or string that
- * holds neither key (a no-op); -1: Python raises (500).
- */
+/* reqparse.h's rp_json_keys, under the name the handlers use (sim.h). */
 int
 http_json_keys(const cJSON *j, const char *k1, const char *k2)
 {
-	const cJSON *it;
-
-	if (cJSON_IsObject(j))
-		return (0);
-	if (cJSON_IsString(j))
-		return (strstr(j->valuestring, k1) || strstr(j->valuestring, k2)
-			? -1
-			: 1);
-	if (!cJSON_IsArray(j))
-		return (-1);
-	cJSON_ArrayForEach(it, j) {
-		if (cJSON_IsString(it) &&
-		    (strcmp(it->valuestring, k1) == 0 ||
-			strcmp(it->valuestring, k2) == 0))
-			return (-1);
-	}
-	return (1);
+	return (rp_json_keys(j, k1, k2));
 }
 
 /*
@@ -215,56 +184,14 @@ http_clear_delete(
 	return (200);
 }
 
-static int
-http_is_loopback(const char *host)
-{
-	return (strcasecmp(host, "localhost") == 0 ||
-	    strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0);
-}
-
-/* host[:port] of a Host header or an Origin URL, lower-cased. */
-static void
-http_hostport(const char *s, char *host, size_t hl, char *port, size_t pl)
-{
-	const char *p = strstr(s, "://"), *e, *c;
-	size_t	    n, i;
-
-	s = p != NULL ? p + 3 : s;
-	e = s + strcspn(s, "/?#");
-	if (*s == '[' && (c = memchr(s, ']', (size_t)(e - s))) != NULL) {
-		n = (size_t)(c - s - 1);
-		s++;
-		c = c + 1 < e && c[1] == ':' ? c + 1 : NULL;
-	} else {
-		c = memchr(s, ':', (size_t)(e - s));
-		n = (size_t)((c != NULL ? c : e) - s);
-	}
-	snprintf(host, hl, "%.*s", (int)n, s);
-	for (i = 0; host[i] != '\0'; i++)
-		host[i] = (char)tolower((unsigned char)host[i]);
-	snprintf(port, pl, "%.*s", c != NULL ? (int)(e - c - 1) : 0,
-	    c != NULL ? c + 1 : "");
-}
-
 /* create_origin_only_middleware(): 1 when the request must get 403. */
 static int
 http_foreign_origin(struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char	 *host = evhttp_find_header(h, "Host");
-	const char	 *origin = evhttp_find_header(h, "Origin");
-	char		  hh[256], hp[16], oh[256], op[16];
 
-	if (host == NULL || origin == NULL)
-		return (0);
-	http_hostport(host, hh, sizeof hh, hp, sizeof hp);
-	http_hostport(origin, oh, sizeof oh, op, sizeof op);
-	if (!http_is_loopback(hh) || hh[0] == '\0' || oh[0] == '\0')
-		return (0);
-	/* A side without a port compares hosts only. */
-	if (op[0] == '\0' || hp[0] == '\0')
-		return (strcmp(hh, oh) != 0);
-	return (strcmp(hh, oh) != 0 || strcmp(hp, op) != 0);
+	return (rp_foreign_origin(
+	    evhttp_find_header(h, "Host"), evhttp_find_header(h, "Origin")));
 }
 
 /* json.loads(): the whole body is one JSON value. */
@@ -273,32 +200,19 @@ http_parse_json(struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t		 len = evbuffer_get_length(in);
-	const char	*data, *end = NULL;
-	cJSON		*j;
 
 	if (len == 0)
 		return (NULL);
-	data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-	if ((j = cJSON_ParseWithLengthOpts(data, len, &end, 0)) == NULL)
-		return (NULL);
-	while (end < data + len && isspace((unsigned char)*end))
-		end++;
-	if (end != data + len) {
-		cJSON_Delete(j);
-		return (NULL);
-	}
-	return (j);
+	return (rp_json((const char *)evbuffer_pullup(in, (ev_ssize_t)len),
+	    len));
 }
 
 static void
 http_dispatch(struct evhttp_request *req, void *arg)
 {
-	const struct route *r, *found = NULL;
-	const char	   *raw;
-	char		   *path = NULL, *p;
-	cJSON		   *body = NULL;
-	int		    method = evhttp_request_get_command(req), rc;
-	size_t		    i, n;
+	enum rp_route route;
+	cJSON	     *body = NULL;
+	int	      method = evhttp_request_get_command(req), rc;
 
 	(void)arg;
 	free(path_rest);
@@ -312,43 +226,26 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		http_reply_empty(req, 200);
 		return;
 	}
-	raw = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	if (raw == NULL || (path = evhttp_uridecode(raw, 0, NULL)) == NULL) {
+	switch (rp_route(method,
+	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), &route,
+	    &path_rest)) {
+	case 0:
+		break;
+	case 405:
+		http_reply_text(req, 405, "405: Method Not Allowed");
+		return;
+	default:
 		http_reply_text(req, 404, "404: Not Found");
 		return;
 	}
-	p = strncmp(path, "/api/", 5) == 0 ? path + 4 : path;
-	for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-		r = &routes[i];
-		n = strlen(r->path);
-		if (r->prefix ? (strncmp(p, r->path, n) != 0 || p[n] == '\0' ||
-				    strchr(p + n, '/') != NULL)
-			      : strcmp(p, r->path) != 0)
-			continue;
-		found = r;
-		if (r->methods & method)
-			break;
-	}
-	if (found == NULL || !(found->methods & method)) {
-		if (found == NULL)
-			http_reply_text(req, 404, "404: Not Found");
-		else
-			http_reply_text(req, 405, "405: Method Not Allowed");
-		free(path);
-		return;
-	}
-	r = &routes[i];
-	if (r->prefix)
-		path_rest = xstrdup(p + strlen(r->path));
-	free(path);
-	if (r->body != B_NONE) {
+	if (rp_routes[route].body != RP_NONE) {
 		body = http_parse_json(req);
-		if (body == NULL && r->body == B_JSON) {
+		if (body == NULL && rp_routes[route].body == RP_JSON) {
 			http_reply_500(req);
 			return;
 		}
 	}
-	rc = r->fn(req, body);
+	rc = route_fns[route](req, body);
 	cJSON_Delete(body);
 	if (rc == 500)
 		http_reply_500(req);

@@ -6,6 +6,8 @@
  *
  *   main.c      configuration table, directories, signals, the loop
  *   http.c      evhttp listener, the route table, /api twins, CSRF guard
+ *   reqparse.c  the parsing http.c and upload.c act on: routes, Host and
+ *               Origin, JSON bodies, multipart forms (reqparse.h)
  *   api.c       /prompt /interrupt /free /system_stats /object_info ...
  *   queue.c     the pending heap (Python heapq order) and the running slot
  *   history.c   finished prompts, /history

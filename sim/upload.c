@@ -8,7 +8,6 @@
  * reply is {"name", "subfolder" (as sent), "type"}. The content is not
  * checked, as ComfyUI does not check it either.
  */
-#define _GNU_SOURCE /* memmem */
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,136 +22,23 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "reqparse.h"
 #include "sim.h"
 #include "util.h"
 #include "xmalloc.h"
 
-#define MAX_PARTS 64
-
-struct part {
-	char	   *name;
-	char	   *filename; /* NULL: a plain field */
-	const char *data;
-	size_t	    len;
-};
-
-struct form {
-	struct part p[MAX_PARTS];
-	int	    n;
-};
-
-static void
-form_free(struct form *f)
-{
-	int i;
-
-	for (i = 0; i < f->n; i++) {
-		free(f->p[i].name);
-		free(f->p[i].filename);
-	}
-}
-
-static const struct part *
-form_get(const struct form *f, const char *name)
-{
-	int i;
-
-	for (i = 0; i < f->n; i++)
-		if (strcmp(f->p[i].name, name) == 0)
-			return (&f->p[i]);
-	return (NULL);
-}
-
-/* A parameter of a header value: name="value" or name=value. */
-static char *
-form_param(const char *h, size_t hl, const char *param)
-{
-	size_t	    pl = strlen(param);
-	const char *p = h, *e = h + hl, *v, *q;
-
-	for (; p + pl + 1 < e; p++) {
-		if ((p != h && p[-1] != ';' && p[-1] != ' ') ||
-		    strncasecmp(p, param, pl) != 0 || p[pl] != '=')
-			continue;
-		v = p + pl + 1;
-		if (*v == '"') {
-			q = memchr(v + 1, '"', (size_t)(e - v - 1));
-			if (q == NULL)
-				return (NULL);
-			return (xstrndup(v + 1, (size_t)(q - v - 1)));
-		}
-		for (q = v; q < e && *q != ';' && *q != '\r' && *q != '\n'; q++)
-			;
-		return (xstrndup(v, (size_t)(q - v)));
-	}
-	return (NULL);
-}
-
-/* Splits a multipart/form-data body; -1 when it is malformed. */
-static int
-form_parse(const char *body, size_t len, const char *boundary, struct form *f)
-{
-	char	    delim[256];
-	size_t	    dl;
-	const char *p, *end = body + len, *hend, *next, *cd;
-
-	dl = (size_t)snprintf(delim, sizeof delim, "\r\n--%s", boundary);
-	if (dl >= sizeof delim)
-		return (-1);
-	/* The first delimiter may come without the leading CRLF. */
-	if (len >= dl - 2 && memcmp(body, delim + 2, dl - 2) == 0)
-		p = body + dl - 2;
-	else if ((p = memmem(body, len, delim, dl)) != NULL)
-		p += dl;
-	else
-		return (-1);
-	for (;;) {
-		if (end - p >= 2 && memcmp(p, "--", 2) == 0)
-			return (0);
-		if (end - p < 2 || memcmp(p, "\r\n", 2) != 0)
-			return (-1);
-		p += 2;
-		if ((hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4)) ==
-		    NULL)
-			return (-1);
-		if ((next = memmem(hend + 4, (size_t)(end - hend - 4), delim,
-			 dl)) == NULL ||
-		    f->n == MAX_PARTS)
-			return (-1);
-		cd = memmem(p, (size_t)(hend - p), "Content-Disposition:", 20);
-		if (cd == NULL)
-			cd = memmem(
-			    p, (size_t)(hend - p), "content-disposition:", 20);
-		if (cd != NULL) {
-			const char *cr =
-			    memchr(cd, '\r', (size_t)(hend + 2 - cd));
-			size_t cl = (size_t)(cr - cd);
-
-			f->p[f->n].name = form_param(cd, cl, "name");
-			f->p[f->n].filename = form_param(cd, cl, "filename");
-			f->p[f->n].data = hend + 4;
-			f->p[f->n].len = (size_t)(next - hend - 4);
-			if (f->p[f->n].name != NULL)
-				f->n++;
-			else
-				free(f->p[f->n].filename);
-		}
-		p = next + dl;
-	}
-}
-
 /* A plain field's value as a new string ("" when absent). */
 static char *
-form_str(const struct form *f, const char *name, int *present)
+form_str(const struct rp_form *f, const char *name, int *present)
 {
-	const struct part *p = form_get(f, name);
+	const struct rp_part *p = rp_form_get(f, name);
 
 	*present = p != NULL;
 	return (p != NULL ? xstrndup(p->data, p->len) : xstrdup(""));
 }
 
 static int
-upload_same(const char *path, const struct part *img)
+upload_same(const char *path, const struct rp_part *img)
 {
 	char   err[256], *old;
 	size_t len;
@@ -166,9 +52,9 @@ upload_same(const char *path, const struct part *img)
 }
 
 static int
-upload_save(struct evhttp_request *req, const struct form *f)
+upload_save(struct evhttp_request *req, const struct rp_form *f)
 {
-	const struct part *img = form_get(f, "image");
+	const struct rp_part *img = rp_form_get(f, "image");
 	char *type, *sub, *ow, *dot, dir[PATH_MAX], folder[PATH_MAX],
 	    path[PATH_MAX * 2], tmp[PATH_MAX * 2], name[PATH_MAX],
 	    stem[PATH_MAX];
@@ -267,26 +153,18 @@ route_upload_image(struct evhttp_request *req, cJSON *body)
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	const char	*ct = evhttp_find_header(
 		 evhttp_request_get_input_headers(req), "Content-Type");
-	struct form f;
-	char	   *boundary = NULL;
-	size_t	    len = evbuffer_get_length(in);
-	const char *data;
-	int	    rc;
+	struct rp_form	 f;
+	size_t		 len = evbuffer_get_length(in);
+	int		 rc;
 
 	(void)body;
-	memset(&f, 0, sizeof f);
-	if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
-		boundary = form_param(ct, strlen(ct), "boundary");
-		data = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
-		if (boundary == NULL || *boundary == '\0' ||
-		    form_parse(data, len, boundary, &f) == -1) {
-			free(boundary);
-			form_free(&f);
-			return (500);
-		}
+	if (rp_form_parse(ct,
+		len > 0 ? (const char *)evbuffer_pullup(in, -1) : "", len,
+		&f) == -1) {
+		rp_form_free(&f);
+		return (500);
 	}
 	rc = upload_save(req, &f);
-	free(boundary);
-	form_free(&f);
+	rp_form_free(&f);
 	return (rc);
 }

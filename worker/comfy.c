@@ -80,25 +80,31 @@ comfy_ws_wanted(const char *text, size_t len)
 	return (0);
 }
 
+int
+comfy_event_parse(const char *text, size_t len, comfy_event_fn fn, void *arg)
+{
+	cJSON *msg, *type, *data;
+
+	if (!comfy_ws_wanted(text, len))
+		return (1);
+	if ((msg = cJSON_ParseWithLength(text, len)) == NULL)
+		return (-1);
+	type = cJSON_GetObjectItemCaseSensitive(msg, "type");
+	data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+	if (cJSON_IsString(type))
+		fn(arg, type->valuestring, cJSON_IsObject(data) ? data : NULL);
+	cJSON_Delete(msg);
+	return (cJSON_IsString(type) ? 0 : 1);
+}
+
 static void
 comfy_ws_on_text(struct ws *ws, const char *text, size_t len, void *arg)
 {
 	struct comfy *c = arg;
-	cJSON	     *msg, *type, *data;
 
 	(void)ws;
-	if (!comfy_ws_wanted(text, len))
-		return;
-	if ((msg = cJSON_ParseWithLength(text, len)) == NULL) {
+	if (comfy_event_parse(text, len, c->cb.on_event, c->arg) == -1)
 		log_warnx("comfy: a websocket message is not JSON; ignored");
-		return;
-	}
-	type = cJSON_GetObjectItemCaseSensitive(msg, "type");
-	data = cJSON_GetObjectItemCaseSensitive(msg, "data");
-	if (cJSON_IsString(type))
-		c->cb.on_event(c->arg, type->valuestring,
-		    cJSON_IsObject(data) ? data : NULL);
-	cJSON_Delete(msg);
 }
 
 static void

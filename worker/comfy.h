@@ -16,9 +16,11 @@
 struct event_base;
 struct comfy;
 
+/* A JSON event: type and data (NULL when absent or not an object). */
+typedef void (*comfy_event_fn)(void *arg, const char *type, const cJSON *data);
+
 struct comfy_cb {
-	/* A JSON event: type and data (NULL when absent). */
-	void (*on_event)(void *arg, const char *type, const cJSON *data);
+	comfy_event_fn on_event;
 	/* The socket opened (up = 1) or was lost (up = 0). */
 	void (*on_link)(void *arg, int up);
 };
@@ -52,5 +54,15 @@ struct httpc_req *comfy_system_stats(struct comfy *c, httpc_cb cb, void *arg);
 struct httpc_req *comfy_object_info(struct comfy *c, httpc_cb cb, void *arg);
 void		  comfy_interrupt(struct comfy *c, const char *prompt_id);
 void		  comfy_free_memory(struct comfy *c);
+
+/*
+ * One text message of the /ws as an event: fn(arg, type, data) when it is
+ * JSON with a string "type" that a run acts on (executing, progress,
+ * execution_cached, _error, _interrupted; the others are dropped unparsed,
+ * their type read by a scan, shared/jscan.h). 0: fn was called; 1: dropped
+ * or JSON without a string type (ignored); -1: not JSON.
+ */
+int comfy_event_parse(const char *text, size_t len, comfy_event_fn fn,
+    void *arg);
 
 #endif

@@ -212,6 +212,8 @@ cn_parse_entry(const cJSON *v, const char *from, const cJSON *inputs,
 	e->end = 1.0;
 	e->low = 100;
 	e->high = 200;
+	if (!cJSON_IsString(v) && !cJSON_IsObject(v))
+		ERR_OUT("%s: must be a string or an object", from);
 	if ((cJSON_IsString(v)
 		    ? cn_parse_string(v->valuestring, from, e, err, errlen)
 		    : cn_parse_object(v, from, e, err, errlen)) == -1 ||

@@ -146,6 +146,10 @@ lora_parse_entry(const cJSON *v, const char *from, struct lora_list *ll,
 			    from, v->valuestring);
 		return (lora_add(ll, from, buf, sm, sc, err, errlen));
 	}
+	/* The spec parser refuses other types; a spec made in code (a
+	 * struct job_spec filled by hand) gets the same answer here. */
+	if (!cJSON_IsObject(v))
+		ERR_OUT("%s: must be a string or an object", from);
 	cJSON_ArrayForEach(f, v) {
 		if (strcmp(f->string, "name") != 0 &&
 		    strcmp(f->string, "strength_model") != 0 &&

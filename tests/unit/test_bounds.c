@@ -415,6 +415,62 @@ test_controlnets(void)
 	ASSERT_STREQ(err, "controlnet-models: over 16 types");
 }
 
+/*
+ * A LoRA or ControlNet entry that is neither a string nor an object (an
+ * array, a number, null) is refused with the entry named, also when the
+ * spec was filled in code and never went through job_spec_parse (which
+ * refuses them first). An array entry used to be walked as an object,
+ * its unnamed items compared by name (fuzz_render;
+ * tests/fuzz/regress/render/).
+ */
+static void
+test_entry_types(void)
+{
+	static const char *const bad[] = { "[[\"x\"]]", "[7]", "[null]",
+		"[true]", "[[{\"name\":\"x\"}]]" };
+	struct wf_registry	*r;
+	struct lora_list	 ll;
+	struct cn_map		 m;
+	struct cn_list		 l;
+	struct job_spec		 js;
+	struct wf_job		*j;
+	const char		*code;
+	char			 err[1024];
+	cJSON			*a, *root;
+	size_t			 i;
+
+	ASSERT_EQ(cn_map_parse(CN_MAP_DEFAULT, &m, err, sizeof err), 0);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		a = cJSON_Parse(bad[i]);
+		memset(&ll, 0, sizeof ll);
+		ASSERT_EQ(lora_parse_list(a, &ll, err, sizeof err), -1);
+		ASSERT_STREQ(err, "loras[0]: must be a string or an object");
+		ASSERT_EQ(cn_parse_list(a, NULL, &m, &l, err, sizeof err), -1);
+		ASSERT_STREQ(
+		    err, "controlnets[0]: must be a string or an object");
+		cJSON_Delete(a);
+	}
+	r = wf_load(COMFYQ_WORKFLOWS_DIR, err, sizeof err);
+	ASSERT_TRUE(r != NULL);
+	root = cJSON_Parse("{\"params\":{\"prompt\":\"a\"},"
+			   "\"loras\":[\"ok:0.5\",[{\"name\":\"x\"}]],"
+			   "\"controlnets\":[[\"canny\"]]}");
+	memset(&js, 0, sizeof js);
+	js.workflow = "sdxl_txt2img";
+	js.params = cJSON_GetObjectItemCaseSensitive(root, "params");
+	js.loras = cJSON_GetObjectItemCaseSensitive(root, "loras");
+	j = wf_job_new(r, &js, &worker_opts, &code, err, sizeof err);
+	ASSERT_TRUE(j == NULL);
+	ASSERT_STREQ(err, "loras[1]: must be a string or an object");
+	js.loras = NULL;
+	js.controlnets = cJSON_GetObjectItemCaseSensitive(root, "controlnets");
+	j = wf_job_new(r, &js, &worker_opts, &code, err, sizeof err);
+	ASSERT_TRUE(j == NULL);
+	ASSERT_STREQ(err, "controlnets[0]: must be a string or an object");
+	cJSON_Delete(root);
+	wf_registry_free(r);
+}
+
 static void
 test_graph_limits(void)
 {
@@ -517,6 +573,7 @@ const struct unit_test test_bounds[] = {
 	{ "loras", test_loras },
 	{ "lora_names", test_lora_names },
 	{ "controlnets", test_controlnets },
+	{ "entry_types", test_entry_types },
 	{ "graph_limits", test_graph_limits },
 	{ "upload_name", test_upload_name },
 	{ "image_sizes", test_image_sizes },

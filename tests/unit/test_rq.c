@@ -162,6 +162,21 @@ test_url_sentinel(void)
 		      &u, err, sizeof err),
 	    -1);
 	ASSERT_STREQ(err, "redis URL: more than 16 nodes");
+	/* An empty master name, plain or escaped, is refused (fuzz_rqurl). */
+	ASSERT_EQ(
+	    rq_url_parse("redis+sentinel://s1//2", &u, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "redis URL: empty master name in 'redis+sentinel://s1//2' "
+	    "(redis+sentinel://HOST[:PORT][,...]/MASTER)");
+	ASSERT_EQ(
+	    rq_url_parse("redis+sentinel://s1/%00", &u, err, sizeof err), -1);
+	ASSERT_STREQ(err,
+	    "redis URL: empty master name in 'redis+sentinel://s1/%00' "
+	    "(redis+sentinel://HOST[:PORT][,...]/MASTER)");
+	ASSERT_EQ(rq_url_parse("rediss+sentinel://s1//?sentinel-user=w", &u,
+		      err, sizeof err),
+	    -1);
+	ASSERT_TRUE(strstr(err, "empty master name") != NULL);
 }
 
 static void
