@@ -89,6 +89,14 @@ def cli_args(spec, imgfile):
     return a
 
 
+class NotRun(Exception):
+    """Redis refused the call before running it (a replica, a master
+    without good replicas, a server loading): safe to send again."""
+
+
+NOT_RUN = ("NOREPLICAS", "READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN")
+
+
 class Sub:
     """One submission: n (the job's number), spec, path, and what came back."""
 
@@ -124,10 +132,17 @@ class Submitter:
         return self.local.r
 
     def fcall(self, *args):
-        """FCALL through this client; one reconnect; ConnectionError."""
+        """FCALL through this client; one reconnect; ConnectionError, or
+        NotRun for a refusal (the connection is dropped: the next one goes
+        to the master the sentinels name then)."""
         for i in range(2):
             try:
-                return self.redis().call(*args)
+                r = self.redis().call(*args)
+                if isinstance(r, resp.RespError) and r.startswith(NOT_RUN):
+                    self.local.r.close()
+                    self.local.r = None
+                    raise NotRun(str(r))
+                return r
             except ConnectionError:
                 self.local.r = None
                 if i == 1:
@@ -181,6 +196,11 @@ class Submitter:
                 jid, res = fn(s)
                 s.jid, s.result = jid, res
                 return
+            except NotRun as e:
+                if s.tries > 200:
+                    s.result = "unknown (%s)" % e
+                    return
+                time.sleep(0.25)
             except (ConnectionError, OSError, http.client.HTTPException) as e:
                 if not keyed or s.tries > 200 or self.stop:
                     s.result = "unknown (%s)" % e
@@ -209,7 +229,7 @@ class Submitter:
                         raise ConnectionError("cli 3")
                     s.cancel_reply = "%d %s" % (r.returncode, (r.stdout + r.stderr).strip()[:120])
                 return
-            except (ConnectionError, OSError, http.client.HTTPException):
+            except (ConnectionError, NotRun, OSError, http.client.HTTPException):
                 time.sleep(0.25)
         s.cancel_reply = "gave up"
 

@@ -137,6 +137,14 @@ class RedisSet:
         self.ports["replica"] = free_port()
         self.start_server("master")
         self.start_server("replica")
+        rp = self.ports["replica"]
+        if not wait_for(lambda: "master_link_status:up" in resp.Redis(
+                "127.0.0.1", rp, timeout=1).call("INFO", "replication"), 30, 0.1):
+            raise RuntimeError("the replica did not sync")
+        mp = self.ports["master"]
+        wait_for(lambda: "connected_slaves:1" in resp.Redis(
+            "127.0.0.1", mp, timeout=1).call("INFO", "replication"), 10, 0.1)
+        time.sleep(1.2)   # a replica ack within min-replicas-max-lag
         self.sports = [free_port() for _ in range(3)]
         for sp in self.sports:
             name = "sentinel%d" % sp
