@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -97,6 +98,7 @@ class Chaos:
             plan.append((f * window, "pause"))
         plan.append((0.6 * window, "kill_sched"))
         plan.append((0.35 * window, "crash_sim"))
+        plan.append((0.5 * window, "kill_hung"))
         self.plan = sorted(plan)
 
     def held_by(self, wid):
@@ -137,6 +139,14 @@ class Chaos:
                 self.do(what)
         except Exception:
             self.log("chaos: " + traceback.format_exc())
+
+    def sim_faults(self, url, body):
+        try:
+            urllib.request.urlopen(urllib.request.Request(
+                url, data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"}), timeout=5).read()
+        except Exception as e:
+            self.log("chaos: POST %s: %s" % (url, e))
 
     def do(self, what):
         st = self.stack
@@ -179,14 +189,40 @@ class Chaos:
             # one sure crash (the drawn ones are rare): the next prompt
             # of one sim takes the process down; the watcher restarts it
             name = self.rng.choice(sorted(st.sims))
-            try:
-                import urllib.request
-                urllib.request.urlopen(urllib.request.Request(
-                    st.sim_url(name) + "/sim/faults", data=b'{"crash": {"nth": 1}}',
-                    headers={"Content-Type": "application/json"}), timeout=5).read()
-                self.log("chaos: crash fault armed on %s" % name)
-            except Exception as e:
-                self.log("chaos: crash fault on %s failed: %s" % (name, e))
+            self.sim_faults(st.sim_url(name) + "/sim/faults", {"crash": {"nth": 1}})
+            self.log("chaos: crash fault armed on %s" % name)
+        elif what == "kill_hung":
+            # a worker killed while its prompt hangs: the prompt stays on
+            # the sim (only /interrupt ends it) and the next worker's
+            # prompts wait behind it until a worker interrupts it
+            name = self.rng.choice(sorted(st.sims))
+            url = st.sim_url(name) + "/sim/faults"
+            self.sim_faults(url, {"hang": {"nth": 1}})
+            end = time.time() + 20
+            fired = False
+            while time.time() < end and not fired:
+                time.sleep(0.1)
+                try:
+                    f = json.loads(urllib.request.urlopen(url, timeout=5).read())
+                    fired = f["faults"].get("hang", {}).get("fired", 0) > 0
+                except Exception:
+                    pass
+            wid = None
+            for w, p in list(st.workers.items()):
+                if p.sim == name and p.alive() and self.held_by(w):
+                    wid = w
+            if fired and wid:
+                time.sleep(0.5)
+                p = st.workers.pop(wid)
+                held = self.held_by(wid)
+                t = time.time()
+                p.signal(signal.SIGKILL)
+                self.kills += [(j, t) for j in held]
+                self.log("chaos: kill -9 %s while its prompt hangs on %s" % (wid, name))
+                st.start_worker(p.sim)
+            else:
+                self.log("chaos: kill_hung on %s: fired %s, worker %s" % (name, fired, wid))
+            self.sim_faults(url, {"hang": json.loads(self.opts.faults_json(0))["hang"]})
         elif what == "kill_sched":
             name = self.rng.choice(sorted(st.scheds))
             p, port = st.scheds[name]
@@ -301,10 +337,17 @@ def main(argv):
         # the checks read Redis with everything still running, then stop
         r = stack.redis.client(30)
         loss_ok = opts.sentinel or (opts.fsync == "everysec" and opts.redis_restart == "powerloss")
-        pre = stack.unexpected()
-        stop_codes = stack.stop_all_programs()
         rep, lines = checks.check(r, sub.subs, stack, receivers, chaos.kills,
-                                  chaos.restarts, loss_ok, stop_codes)
+                                  chaos.restarts, loss_ok, [])
+        stop_codes = stack.stop_all_programs()
+        for p, code in stop_codes:
+            if p.kind in ("worker", "janitor", "scheduler", "sim") and code not in (0, None):
+                rep.bad("unclean exit on SIGTERM", "%s pid %d exit %s (log %s)" % (p.name, p.pid, code, p.log))
+        for p in stack.procs:
+            for line in open(p.log, errors="replace"):
+                if checks.SANITIZER.search(line):
+                    rep.bad("sanitizer report", "%s: %s" % (p.log, line.strip()[:200]))
+                    break
         r.close()
         for p in stack.procs:
             if getattr(p, "drained", False) and p.p.poll() not in (0,):
@@ -320,9 +363,12 @@ def main(argv):
         if not rep.notes:
             for x in chaos.restarts:
                 if "events_before" in x and "events_after" in x:
+                    lost = x["events_after"] < x["events_before"] or \
+                        x["refunds_after"] < x["refunds_before"] or \
+                        x["jobseq_after"] < x["jobseq_before"]
                     rep.notes.append(
-                        "the %s lost nothing: events %d before, %d after; refunds %d/%d; jobseq %d/%d" % (
-                            x["how"], x["events_before"], x["events_after"],
+                        "the %s lost %s: events %d before, %d after; refunds %d/%d; jobseq %d/%d" % (
+                            x["how"], "writes" if lost else "nothing", x["events_before"], x["events_after"],
                             x["refunds_before"], x["refunds_after"],
                             x["jobseq_before"], x["jobseq_after"]))
         for n in rep.notes:
