@@ -243,7 +243,6 @@ cli_spec_finish(struct cli_spec *cs, struct job_spec *js, struct wf_job **job)
 	cJSON			 *spec, *w;
 	char			 *text, err[1024];
 	const char		 *dir = cs->workflows;
-	int			  vram;
 
 	*job = NULL;
 	spec = cli_spec_merge(cs);
@@ -271,15 +270,9 @@ cli_spec_finish(struct cli_spec *cs, struct job_spec *js, struct wf_job **job)
 		job_spec_free(js);
 		cli_usage_error("%s", err);
 	}
-	/* The template's VRAM estimate for this size, unless the job has one:
-	 * pools with a VRAM budget admit jobs by it. */
-	vram = wf_job_expect(*job)->vram_mb;
-	if (js->vram_mb == 0 && vram > 0) {
-		spec = cJSON_Parse(text);
-		cJSON_AddNumberToObject(spec, "vram_mb", vram);
-		cJSON_free(text);
-		text = cJSON_PrintUnformatted(spec);
-		cJSON_Delete(spec);
-	}
+	/* The spec goes to Redis as the user wrote it: the template's VRAM
+	 * estimate travels as the enqueue option vram_mb (cmd_submit), so a
+	 * repeated idempotency key matches the same spec sent by any
+	 * producer. */
 	return (text);
 }

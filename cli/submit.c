@@ -265,9 +265,14 @@ cmd_submit(struct cli *cli, int argc, char **argv)
 	/* Checked against the template schema where this machine has it. */
 	text = cli_spec_finish(&cs, &js, &wj);
 	/* The checkpoints it loads, for model-aware claiming (a template
-	 * unknown here: none; a raw graph's enqueue finds too). */
-	if (wj != NULL)
+	 * unknown here: none; a raw graph's enqueue finds too), and the
+	 * template's VRAM estimate for this size, which enqueue keeps as the
+	 * job's vram_mb when the spec gives none. */
+	if (wj != NULL) {
 		(void)wf_job_model(wj, model);
+		if (js.vram_mb == 0 && wf_job_expect(wj)->vram_mb > 0)
+			eo.vram_mb = wf_job_expect(wj)->vram_mb;
+	}
 	wf_job_free(wj);
 	job_spec_free(&js);
 	cli_spec_free(&cs);

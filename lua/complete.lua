@@ -19,7 +19,7 @@
 
 -- With END_HOOKS (spelled out: a library may not call unpack as it loads).
 local COMPLETE_FIELDS = { 'pool', 'tenant', 'meta', 'attempt', 'webhook',
-	'whp_state' }
+	'whp_state', 'error_code' }
 
 register('complete', function(keys, args)
 	local P = prefix(keys)

@@ -5,7 +5,9 @@
           ARGV[2..] option pairs: idem_ttl_ms (default 86400000),
                     max_spec_bytes (1048576), max_prompt_len (8192),
                     max_param_len (65536), model (the checkpoint key,
-                    see below; '' : derived here)
+                    see below; '' : derived here), vram_mb (0..1048576:
+                    the VRAM the job needs when its spec gives none, the
+                    template's estimate; the spec's own vram_mb wins)
   Output: { jid, 'created' | 'existing', state }
   Errors: INVALID spec.<field>: ..., INVALID option <name>: ...,
           CONFLICT idempotency_key: ..., CORRUPT (checked before the first
@@ -52,7 +54,7 @@
 local ENQUEUE_OPTS = {
 	idem_ttl_ms = 86400000, max_spec_bytes = SPEC_LIMITS.max_spec_bytes,
 	max_prompt_len = SPEC_LIMITS.max_prompt_len,
-	max_param_len = SPEC_LIMITS.max_param_len, model = '',
+	max_param_len = SPEC_LIMITS.max_param_len, model = '', vram_mb = 0,
 }
 
 -- Whether a sorts before b byte by byte (string < follows the locale).
@@ -165,6 +167,10 @@ register('enqueue', function(keys, args)
 			    ' (a caller may lower it, not raise it)')
 		end
 	end
+	if opts.vram_mb > 1048576 then
+		raise('INVALID', 'option vram_mb: ' .. opts.vram_mb ..
+		    ' over 1048576')
+	end
 	local text = args[1]
 	local spec = spec_parse(text, opts)
 	local model = spec_model(spec, opts.model)
@@ -230,7 +236,7 @@ register('enqueue', function(keys, args)
 	redis.call('HSET', key, 'spec', text, 'spec_sha', sha,
 	    'tenant', tenant, 'priority', lane, 'lane_order', order,
 	    'attempt', 0, 'max_attempts', spec.max_attempts or 3,
-	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or 0,
+	    'timeout_s', spec.timeout_s or 0, 'vram_mb', spec.vram_mb or opts.vram_mb,
 	    'meta', meta, 'webhook', spec.webhook or '',
 	    'webhook_progress', spec.webhook_progress and '1' or '0',
 	    'idem', idem or '',

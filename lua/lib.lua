@@ -376,18 +376,20 @@ end
   webhook_progress_done, which sends no other. The job's key is a hash or
   gone (bury deletes one of another type first), so HMGET cannot fail.
   nodes: the worker's node lists (arg_nodes), nil for an ending no worker
-  reported ('{}'). A caller that read the job's webhook and whp_state
-  fields already (END_HOOKS, end_need) passes them in job with
-  job.hooks_read set; else finish reads them. Its first write is the XADD
+  reported ('{}'). A caller that read the job's webhook, whp_state and
+  error_code fields already (END_HOOKS, end_need) passes them in job with
+  job.hooks_read set; else finish reads them. An ending without a code (a
+  success) deletes the error_code and error a retried attempt left. Its first write is the XADD
   of the event, so a caller that writes nothing before finish needs no
   TYPE for events (end_need).
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 	local key = P .. 'job:' .. jid
-	local hook, whp = job.webhook, job.whp_state
+	local hook, whp, oldcode = job.webhook, job.whp_state, job.error_code
 	if not job.hooks_read then
-		local hw = redis.call('HMGET', key, 'webhook', 'whp_state')
-		hook, whp = hw[1], hw[2]
+		local hw = redis.call('HMGET', key, 'webhook', 'whp_state',
+		    'error_code')
+		hook, whp, oldcode = hw[1], hw[2], hw[3]
 	end
 	local refund = state ~= 'succeeded'
 	nodes = nodes or '{}'
@@ -414,7 +416,14 @@ local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 		rec[#rec + 1] = 'outputs'; rec[#rec + 1] = outputs
 	end
 	redis.call('HSET', key, unpack(rec))
-	redis.call('HDEL', key, 'lease_until')
+	if not code and oldcode then
+		-- A success after a retried failure: the record says what the
+		-- event says, not the failed attempt's code (fail.lua's retry
+		-- keeps it on the job while it waits).
+		redis.call('HDEL', key, 'lease_until', 'error_code', 'error')
+	else
+		redis.call('HDEL', key, 'lease_until')
+	end
 	redis.call('ZREM', P .. 'leases', jid)
 	redis.call('ZADD', P .. 'done', now, jid)
 	if refund then
@@ -445,7 +454,7 @@ end
   The job fields finish reads unless given (see finish): a caller adds
   them to its own read of the job and sets hooks_read.
 ]]
-local END_HOOKS = { 'webhook', 'whp_state' }
+local END_HOOKS = { 'webhook', 'whp_state', 'error_code' }
 
 --[[
   need() for an ending whose caller writes nothing before finish (so its

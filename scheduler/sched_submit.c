@@ -37,6 +37,7 @@ struct submit {
 	char		*spec;		/* the text to enqueue */
 	char		*tenant_prefix; /* NULL: any tenant */
 	char		*model;		/* its checkpoint key (wf_job_model) */
+	long long	 vram_mb;	/* the template's estimate, 0: none */
 	int		 pending;	/* depth: ZCARDs to come */
 	long long	 depth;
 	int		 failed;
@@ -171,7 +172,8 @@ out:
 static void
 submit_enqueue(struct submit *sb)
 {
-	struct rqfn_enqueue_opts o = { .model = sb->model };
+	struct rqfn_enqueue_opts o = { .model = sb->model,
+		.vram_mb = sb->vram_mb };
 	struct rq_cmd		 c;
 
 	rqfn_enqueue_cmd(&c, sb->s->prefix, sb->spec, &o);
@@ -223,7 +225,7 @@ submit_depth_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static void
 submit_queue(struct sched *s, struct evhttp_request *req, char *spec,
-    const char *tenant_prefix, const char *model)
+    const char *tenant_prefix, const char *model, long long vram_mb)
 {
 	static const char *const lanes[] = { "high", "normal", "low" };
 	struct submit		*sb = xcalloc(1, sizeof *sb);
@@ -233,6 +235,7 @@ submit_queue(struct sched *s, struct evhttp_request *req, char *spec,
 	sb->s = s;
 	sb->spec = spec;
 	sb->model = xstrdup(model);
+	sb->vram_mb = vram_mb;
 	if (tenant_prefix != NULL)
 		sb->tenant_prefix = xstrdup(tenant_prefix);
 	http_wait_start(&sb->w, req);
@@ -346,17 +349,13 @@ SCHED_ROUTE(jobs_submit)
 		    js.graph ? "graph" : "spec");
 		goto out;
 	}
-	/* The template's VRAM estimate, as comfyq submit adds it. */
-	vram = wf_job_expect(wj)->vram_mb;
-	if (js.vram_mb == 0 && vram > 0) {
-		cJSON_AddNumberToObject(js.root, "vram_mb", vram);
-		cJSON_free(text);
-		text = cJSON_PrintUnformatted(js.root);
-	}
+	/* The template's VRAM estimate goes as the enqueue option vram_mb
+	 * (as comfyq submit sends it): the spec is stored as it came. */
+	vram = js.vram_mb == 0 ? wf_job_expect(wj)->vram_mb : 0;
 	/* The checkpoints it loads, for model-aware claiming; one that
 	 * cannot be rendered here has none (its worker reports why). */
 	(void)wf_job_model(wj, model);
-	submit_queue(s, req, text, scope, model);
+	submit_queue(s, req, text, scope, model, vram > 0 ? vram : 0);
 	text = NULL;
 out:
 	free(we);

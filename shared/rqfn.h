@@ -66,13 +66,15 @@ int  rqfn_version_reply(
 
 /* enqueue: a 0 field is not sent (the library's default holds); model
  * (NULL or "": enqueue derives it) is the job's checkpoint key
- * (wf_job_model). */
+ * (wf_job_model); vram_mb the template's VRAM estimate, kept as the job's
+ * vram_mb when its spec gives none (the spec is stored as it was sent). */
 struct rqfn_enqueue_opts {
 	long long   idem_ttl_ms;
 	long long   max_spec_bytes;
 	long long   max_prompt_len;
 	long long   max_param_len;
 	const char *model;
+	long long   vram_mb;
 };
 struct rqfn_enqueue {
 	const char *jid;

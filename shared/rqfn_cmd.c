@@ -44,6 +44,8 @@ rqfn_enqueue_cmd(struct rq_cmd *c, const char *prefix, const char *spec,
 		rq_cmd_add(c, "model");
 		rq_cmd_add(c, o->model);
 	}
+	if (o->vram_mb != 0)
+		rqfn_opt(c, "vram_mb", o->vram_mb);
 }
 
 void

@@ -110,6 +110,14 @@ struct run_hooks {
 	 * takes info. */
 	const cJSON *(*objinfo)(void *ctx);
 	void (*set_objinfo)(void *ctx, cJSON *info);
+	/* The run's prompt waits behind prompt_id, which ComfyUI runs for
+	 * another client (client_id: a worker's id, as every comfyq worker
+	 * is its ComfyUI's clientId): the owner interrupts it when that
+	 * client is no live worker of the queue (a worker killed mid-prompt
+	 * left it, and a hung one would block this backend for good). NULL:
+	 * nothing is done. */
+	void (*stranger)(void *ctx, const char *prompt_id,
+	    const char *client_id);
 };
 
 struct run_env {

@@ -24,6 +24,7 @@ static void run_check(struct run *);
 static void run_check_history_done(const struct httpc_resp *, void *);
 static void run_check_queue_done(const struct httpc_resp *, void *);
 static int  run_in_queue(const cJSON *, const char *);
+static void run_behind_stranger(struct run *, const cJSON *);
 static void run_unreachable(struct run *, const char *, const char *);
 
 void
@@ -219,6 +220,8 @@ run_check_queue_done(const struct httpc_resp *resp, void *arg)
 	}
 	q = cJSON_ParseWithLength(resp->body, resp->len);
 	present = run_in_queue(q, r->prompt_id);
+	if (present == 2)
+		run_behind_stranger(r, q);
 	cJSON_Delete(q);
 	r->down_since = 0;
 	if (present) {
@@ -251,7 +254,7 @@ run_check_queue_done(const struct httpc_resp *resp, void *arg)
 	run_submit(r);
 }
 
-/* Whether /queue lists prompt id as running or pending. */
+/* Whether /queue lists prompt id: 1 running, 2 pending, 0 neither. */
 static int
 run_in_queue(const cJSON *q, const char *prompt_id)
 {
@@ -265,10 +268,36 @@ run_in_queue(const cJSON *q, const char *prompt_id)
 			id = cJSON_GetArrayItem(item, 1);
 			if (cJSON_IsString(id) &&
 			    strcmp(id->valuestring, prompt_id) == 0)
-				return (1);
+				return ((int)i + 1);
 		}
 	}
 	return (0);
+}
+
+/*
+ * Our prompt is pending: the prompts ComfyUI runs meanwhile that another
+ * client sent (an entry is [number, prompt_id, prompt, extra_data with
+ * client_id, outputs]) go to the owner, which interrupts those no live
+ * worker owns (run_hooks.stranger). A prompt of ours or without a client
+ * is left alone.
+ */
+static void
+run_behind_stranger(struct run *r, const cJSON *q)
+{
+	const cJSON *item, *id, *extra, *client;
+
+	if (r->env->hooks->stranger == NULL)
+		return;
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(
+	    q, "queue_running")) {
+		id = cJSON_GetArrayItem(item, 1);
+		extra = cJSON_GetArrayItem(item, 3);
+		client = cJSON_GetObjectItemCaseSensitive(extra, "client_id");
+		if (cJSON_IsString(id) && cJSON_IsString(client) &&
+		    *client->valuestring != '\0')
+			r->env->hooks->stranger(r->env->ctx, id->valuestring,
+			    client->valuestring);
+	}
 }
 
 /* A transport failure talking to ComfyUI while the prompt is out. */

@@ -9,15 +9,22 @@
  * record). The
  * hooks land in the worker: a run's end leaves the run list, a run waiting
  * for a slot makes the worker decide again, a transport failure probes the
- * backend, a CUDA fault latches, and /object_info is the worker's one
- * cache.
+ * backend, a CUDA fault latches, /object_info is the worker's one
+ * cache, and a stranger's prompt that blocks ours is interrupted when no
+ * live worker owns it.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "backend.h"
 #include "comfy.h"
+#include "log.h"
 #include "outputs_s3.h"
 #include "rqfn.h"
 #include "util.h"
 #include "worker_int.h"
+#include "xmalloc.h"
 
 static int
 env_job_files(void *ctx, const char *jid, const char *fence, const char *files,
@@ -271,6 +278,60 @@ env_set_objinfo(void *ctx, cJSON *info)
 	worker_set_objinfo(ctx, info);
 }
 
+/* A stranger's prompt (run_hooks.stranger) and the worker that asked. */
+struct stranger {
+	struct worker *w;
+	char	       prompt_id[64];
+	char	       client_id[128];
+};
+
+static void
+env_stranger_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct stranger *x = arg;
+	redisReply	*r = reply;
+
+	(void)ac;
+	/* no record (expired), or one the janitor marked gone, or stopped */
+	if (r != NULL && !x->w->env.stopped &&
+	    (r->type == REDIS_REPLY_NIL ||
+		(r->type == REDIS_REPLY_STRING &&
+		    (strcmp(r->str, "gone") == 0 ||
+			strcmp(r->str, "stopped") == 0)))) {
+		log_warnx("ComfyUI runs prompt %s of client %s, no live worker "
+			  "of this queue (%s), while our prompts wait: "
+			  "interrupting it",
+		    x->prompt_id, x->client_id,
+		    r->type == REDIS_REPLY_NIL ? "no record" : r->str);
+		comfy_interrupt(x->w->comfy, x->prompt_id);
+	}
+	free(x);
+}
+
+static void
+env_stranger(void *ctx, const char *prompt_id, const char *client_id)
+{
+	struct worker	*w = ctx;
+	struct stranger *x;
+	struct rq_cmd	 c;
+
+	if (strcmp(client_id, w->id) == 0 || strlen(prompt_id) >= 64 ||
+	    strlen(client_id) >= 128)
+		return; /* ours (a run's own prompt) or not a worker's id */
+	x = xcalloc(1, sizeof *x);
+	x->w = w;
+	snprintf(x->prompt_id, sizeof x->prompt_id, "%s", prompt_id);
+	snprintf(x->client_id, sizeof x->client_id, "%s", client_id);
+	/* worker:<wid> expires worker-ttl-ms after its last heartbeat; the
+	 * janitor marks one without heartbeats gone before that */
+	rq_cmd_init(&c, "HGET");
+	rq_cmd_addf(&c, "%sworker:%s", w->prefix, client_id);
+	rq_cmd_add(&c, "state");
+	if (rq_async_call(w->rc, env_stranger_reply, x, &c) == -1)
+		free(x);
+	rq_cmd_free(&c);
+}
+
 static const struct run_hooks env_hooks = {
 	.done = env_done,
 	.wants_slot = env_wants_slot,
@@ -278,6 +339,7 @@ static const struct run_hooks env_hooks = {
 	.gpu_fault = env_gpu_fault,
 	.objinfo = env_objinfo,
 	.set_objinfo = env_set_objinfo,
+	.stranger = env_stranger,
 };
 
 /* Fills w->env; the tables and what they point at outlive every run. */

@@ -177,4 +177,18 @@ eq spec-progress "$(RC HGET "${P}job:$pjid" spec)" \
 eq job-progress "$(RC HGET "${P}job:$pjid" webhook_progress)" 1
 eq job-no-progress "$(RC HGET "${P}job:$jid" webhook_progress)" 0
 
+# A template's VRAM estimate travels as the enqueue option vram_mb, and the
+# stored spec is the one sent: the same spec and key from another producer
+# (a plain FCALL) is the same job, not a CONFLICT.
+W="$(cd "$(dirname "$0")/../.." && pwd)/workflows"
+check vram-submit 0 "$CQ" submit --workflows "$W" --workflow sdxl_txt2img \
+	--param prompt=fox --idempotency-key vram-1
+vjid=$(cat "$tmp/out")
+vspec='{"workflow":"sdxl_txt2img","params":{"prompt":"fox"},"idempotency_key":"vram-1"}'
+eq vram-spec-as-sent "$(RC HGET "${P}job:$vjid" spec)" "$vspec"
+[ "$(RC HGET "${P}job:$vjid" vram_mb)" -gt 0 ] && ok ||
+	bad "vram-estimate: job vram_mb is '$(RC HGET "${P}job:$vjid" vram_mb)'"
+eq vram-same-job "$(RC FCALL comfyq_enqueue 1 "$P" "$vspec" | head -2 | tr '\n' ' ')" \
+	"$vjid existing "
+
 finish

@@ -295,6 +295,19 @@ jobs)
 		-H "$ADMIN" -H 'Idempotency-Key: order-7'
 	code_is "the key as a header" 200
 	eq "header replay id" "$(js .id)" "$idem"
+	# A template's VRAM estimate goes as the enqueue option vram_mb: the
+	# stored spec is the body, so the same spec and key sent by another
+	# producer (FCALL) is the same job, not a conflict.
+	vspec='{"workflow":"sdxl_txt2img","params":{"prompt":"fox"},"tenant":"web:9","idempotency_key":"vram-7"}'
+	post /v1/jobs "$vspec" -H "$ADMIN"
+	code_is "template job" 201
+	vj=$(js .id)
+	eq "stored spec as sent" "$(RC HGET "${P}job:$vj" spec)" "$vspec"
+	[ "$(RC HGET "${P}job:$vj" vram_mb)" -gt 0 ] && ok ||
+		bad "vram_mb of $vj: '$(RC HGET "${P}job:$vj" vram_mb)'"
+	eq "the same job through FCALL" \
+		"$(RC FCALL comfyq_enqueue 1 "$P" "$vspec" | head -2 | tr '\n' ' ')" "$vj existing "
+	eq "cancel it" "$(RC FCALL comfyq_cancel 1 "$P" "$vj")" canceled
 	post /v1/jobs '{"workflow":"smoke_invert","params":{"width":65},"tenant":"web:9","idempotency_key":"order-7"}' -H "$ADMIN"
 	err_is "the key with another spec" 409 conflict
 	post /v1/jobs '{"workflow":"smoke_invert","idempotency_key":"a"}' \

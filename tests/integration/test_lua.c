@@ -987,6 +987,102 @@ test_fail_terminal_refunds_once(void)
 	freeReplyObject(r);
 }
 
+/*
+ * A success after a retried failure: the retry kept the failed attempt's
+ * error_code and error on the job while it waited; the success's record
+ * must say what its event says (no code), for readers of the record (a
+ * late reader, the webhook body).
+ */
+static void
+test_success_after_retry_has_no_error(void)
+{
+	const char	 *P = it_queue("q");
+	struct it_claimed c;
+	redisReply	 *r;
+
+	it_enq(P, "{\"workflow\":\"a\",\"max_attempts\":3,"
+		  "\"webhook\":\"http://h.example/x\"}");
+	it_setcap(P, "gpu0", "1", "0");
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	r = it_fcall(P, "fail", c.jid, c.fence, "oom", "out of memory", "1",
+	    "1", "1", "0", NULL);
+	ASSERT_STREQ(it_str(r, 0), "delayed");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "error_code"), "oom");
+	it_sleep_ms(10);
+	it_claim(P, "w1", "gpu0", "30000", &c);
+	ASSERT_EQ(c.attempt, 2);
+	r = it_fcall(P, "complete", c.jid, c.fence, "[]", NULL);
+	ASSERT_STREQ(r->str, "OK");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, c.jid, "state"), "succeeded");
+	ASSERT_EQ(it_int("HEXISTS %sjob:%s error_code", P, c.jid), 0);
+	ASSERT_EQ(it_int("HEXISTS %sjob:%s error", P, c.jid), 0);
+	ASSERT_STREQ(it_hget(P, c.jid, "refund"), "false");
+	ASSERT_EQ(it_events(P, "succeeded", c.jid), 1);
+	ASSERT_EQ(it_int("XLEN %srefunds", P), 0);
+	/* The webhook body is built from the record: no error in it. */
+	r = it_fcall(P, "webhook_claim", "s1", "10000", "4", NULL);
+	ASSERT_TRUE(r->type == REDIS_REPLY_ARRAY && r->elements >= 1);
+	{
+		char flat[8192] = "";
+		size_t i, j;
+
+		for (i = 0; i < r->elements; i++) {
+			const redisReply *e = r->element[i];
+
+			if (e->type == REDIS_REPLY_STRING)
+				strncat(flat, e->str, sizeof flat -
+				    strlen(flat) - 1);
+			for (j = 0; e->type == REDIS_REPLY_ARRAY &&
+			     j < e->elements; j++)
+				if (e->element[j]->type == REDIS_REPLY_STRING)
+					strncat(flat, e->element[j]->str,
+					    sizeof flat - strlen(flat) - 1);
+		}
+		ASSERT_TRUE(strstr(flat, c.jid) != NULL);
+		ASSERT_TRUE(strstr(flat, "oom") == NULL);
+		ASSERT_TRUE(strstr(flat, "out of memory") == NULL);
+	}
+	freeReplyObject(r);
+}
+
+/*
+ * The enqueue option vram_mb: the job's vram_mb when its spec gives none
+ * (the template's estimate from comfyq submit or the scheduler), with the
+ * spec stored as sent, so the same spec and key from a producer without
+ * the option is the same job.
+ */
+static void
+test_enqueue_vram_option(void)
+{
+	const char *P = it_queue("q");
+	const char *spec = "{\"workflow\":\"a\",\"idempotency_key\":\"k1\"}";
+	char	    jid[64];
+	redisReply *r;
+
+	r = it_fcall(P, "enqueue", spec, "vram_mb", "9000", NULL);
+	snprintf(jid, sizeof jid, "%s", it_str(r, 0));
+	ASSERT_STREQ(it_str(r, 1), "created");
+	freeReplyObject(r);
+	ASSERT_STREQ(it_hget(P, jid, "vram_mb"), "9000");
+	ASSERT_STREQ(it_hget(P, jid, "spec"), spec);
+	r = it_fcall(P, "enqueue", spec, NULL);
+	ASSERT_STREQ(it_str(r, 0), jid);
+	ASSERT_STREQ(it_str(r, 1), "existing");
+	freeReplyObject(r);
+	/* The spec's own vram_mb wins over the option. */
+	r = it_fcall(P, "enqueue", "{\"workflow\":\"a\",\"vram_mb\":100}",
+	    "vram_mb", "9000", NULL);
+	ASSERT_STREQ(it_hget(P, it_str(r, 0), "vram_mb"), "100");
+	freeReplyObject(r);
+	r = it_fcall(P, "enqueue", "{\"workflow\":\"a\"}", "vram_mb",
+	    "1048577", NULL);
+	ASSERT_ERROR(r, "INVALID option vram_mb: 1048577 over 1048576");
+	freeReplyObject(r);
+	ASSERT_EQ(it_int("ZCARD %sready:normal", P), 2);
+}
+
 static void
 test_retry_backoff_grows_then_fails(void)
 {
@@ -2148,6 +2244,9 @@ const struct unit_test itests[] = {
 	{ "fail_terminal_refunds_once", test_fail_terminal_refunds_once },
 	{ "retry_backoff_grows_then_fails",
 	    test_retry_backoff_grows_then_fails },
+	{ "success_after_retry_has_no_error",
+	    test_success_after_retry_has_no_error },
+	{ "enqueue_vram_option", test_enqueue_vram_option },
 	{ "cancel_every_state", test_cancel_every_state },
 	{ "heartbeat_renews_and_reports_lost",
 	    test_heartbeat_renews_and_reports_lost },

@@ -262,7 +262,11 @@ faults)
 	j=$(txt2img --max-attempts 3)
 	await "$j" succeeded 30
 	eq "oom retried" "$(events "$j" retrying)" 1
-	eq "oom code on retry" "$(field "$j" error_code)" oom
+	CQ events --from 0-0 --job "$j" --json | grep '"type":"retrying"' |
+		grep -q '"error_code":"oom"' && ok || bad "oom code not on the retrying event"
+	# The success's record says what its event says: no code of the
+	# failed attempt left in it.
+	eq "no error code after the success" "$(field "$j" error_code)" ""
 	wait_until 30 sim_saw 'free: models unloaded' && ok || bad "sim saw no /free"
 	eq "still one refund" "$(refunds)" 1
 	# 500 on /prompt: backend_unavailable, retried.
@@ -396,6 +400,27 @@ kill)
 	eq "finished by" "$(field "$j" worker)" w2
 	eq "late complete" "$(RC FCALL comfyq_complete 1 "$P" "$j" "$fence" '[]')" STALE
 	eq "one success" "$(events "$j" succeeded)" 1
+	# A worker killed while its prompt hangs leaves it running on ComfyUI
+	# (only /interrupt ends it). The next worker's prompt waits behind it
+	# until that worker sees that no live worker owns it: interrupted,
+	# and the job runs.
+	stop "$WPID"
+	worker_start w3 --worker-ttl-ms 2000
+	W3=$WPID
+	PIDS+=("$WPID")
+	sim_faults '{"reset":true,"hang":{"times":1}}'
+	j=$(txt2img --param steps=2 --max-attempts 1)
+	wait_until 20 is_state "$j" active || bad "never active"
+	wait_until 20 sim_saw 'fault|hang' || true
+	sleep 1
+	kill -9 "$W3"
+	wait "$W3" 2>/dev/null
+	worker_start w4 --silence-timeout-s 1
+	PIDS+=("$WPID")
+	await "$j" succeeded 60
+	grep -q "client w3, no live worker" "$T/w4.log" && ok ||
+		bad "w4 did not interrupt w3's orphaned prompt"
+	eq "orphan interrupted" "$(curl -sf "$SIM_URL/sim/stats" | jq .interrupts)" 1
 	;;
 drain)
 	WORKER_ARGS="--drain-grace-s 20"
