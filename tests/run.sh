@@ -8,6 +8,10 @@
 #                      this ASan build is never meant for /usr/local)
 #   CI=true            also turns warnings into errors
 #   CTEST_ARGS         extra arguments for ctest (e.g. "-R integration")
+#   COMFYQ_FUZZ_SECONDS seconds each libFuzzer target runs after the tests
+#                      pass (tests/fuzz/run.sh, clang, in build-fuzz/;
+#                      default 10, .ci/run gives 30; 0 skips); skipped
+#                      when CTEST_ARGS picks tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -78,5 +82,11 @@ if [ -n "$left" ]; then
 	# shellcheck disable=SC2086
 	kill -9 $left 2>/dev/null || true
 	rc=1
+fi
+# The short fuzz runs: every target for COMFYQ_FUZZ_SECONDS, on the whole
+# suite only (a CTEST_ARGS run is a developer's targeted one).
+fuzz_secs=${COMFYQ_FUZZ_SECONDS:-10}
+if [ "$rc" = 0 ] && [ -z "${CTEST_ARGS:-}" ] && [ "$fuzz_secs" != 0 ]; then
+	"$root/tests/fuzz/run.sh" "$fuzz_secs" || rc=1
 fi
 exit $rc
