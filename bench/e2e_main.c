@@ -94,7 +94,7 @@ main(int argc, char **argv)
 		.gap_jobs = 40,
 		.cancel_runs = 5,
 		.reclaim_runs = 3,
-		.mix_jobs = 36,
+		.mix_jobs = 90,
 		.best_slots = 1,
 		.best_workers = 1 };
 	const char	 *out = NULL;

@@ -19,7 +19,7 @@
 #   BENCH_GAP_JOBS 40 [6]       jobs per idle-gap configuration
 #   BENCH_CANCEL_RUNS 5 [1]     cancels of a running job
 #   BENCH_RECLAIM_RUNS 3 [1]    kill -9 with short leases
-#   BENCH_MIX_JOBS 36 [6]       jobs of the model-aware workload
+#   BENCH_MIX_JOBS 90 [6]       jobs of the model-aware workload
 #   BENCH_DEFAULT_LEASE 1 [0]   also kill -9 with default leases (one each)
 #   BENCH_BEST_SLOTS 1, BENCH_BEST_WORKERS 1     comfyq's best configuration
 #                               (1 and 1: the 1-worker run, not run again)
@@ -42,7 +42,7 @@ sizes=(--samples "${BENCH_SAMPLES:-$(q 500 20)}"
 	--gap-jobs "${BENCH_GAP_JOBS:-$(q 40 6)}"
 	--cancel-runs "${BENCH_CANCEL_RUNS:-$(q 5 1)}"
 	--reclaim-runs "${BENCH_RECLAIM_RUNS:-$(q 3 1)}")
-csizes=("${sizes[@]}" --mix-jobs "${BENCH_MIX_JOBS:-$(q 36 6)}"
+csizes=("${sizes[@]}" --mix-jobs "${BENCH_MIX_JOBS:-$(q 90 6)}"
 	--best-slots "${BENCH_BEST_SLOTS:-1}"
 	--best-workers "${BENCH_BEST_WORKERS:-1}")
 bsizes=("${sizes[@]}" --best-concurrency "${BENCH_BULLMQ_CONCURRENCY:-64}"
