@@ -198,6 +198,18 @@ class RedisSet:
             except OSError:
                 pass
 
+    def count_into(self, info, when):
+        """The events and refunds streams' lengths and the job sequence,
+        into info under <name>_<when> (or <when>_error)."""
+        c = self.client(5)
+        try:
+            info["events_" + when] = c.call("XLEN", PREFIX + "events")
+            info["refunds_" + when] = c.call("XLEN", PREFIX + "refunds")
+            info["jobseq_" + when] = int(c.call("GET", PREFIX + "jobseq") or 0)
+        except Exception as e:
+            info[when + "_error"] = str(e)
+        c.close()
+
     def restart(self, how):
         """Stops the (plain) server, how: shutdown (SHUTDOWN: the AOF is
         written and fsynced), kill (SIGKILL: what write() reached the
@@ -208,14 +220,7 @@ class RedisSet:
         same port. Returns what it did."""
         p = self.procs["master"]
         info = {"how": how}
-        c = self.client(5)
-        try:
-            info["events_before"] = c.call("XLEN", PREFIX + "events")
-            info["refunds_before"] = c.call("XLEN", PREFIX + "refunds")
-            info["jobseq_before"] = int(c.call("GET", PREFIX + "jobseq") or 0)
-        except Exception as e:
-            info["before_error"] = str(e)
-        c.close()
+        self.count_into(info, "before")
         t0 = time.time()
         if how == "shutdown":
             p.killed = "shutdown"
@@ -241,14 +246,7 @@ class RedisSet:
                 info["aof_cut_bytes"] = size - keep
         self.start_server("master")
         info["down_s"] = round(time.time() - t0, 2)
-        c = self.client(5)
-        try:
-            info["events_after"] = c.call("XLEN", PREFIX + "events")
-            info["refunds_after"] = c.call("XLEN", PREFIX + "refunds")
-            info["jobseq_after"] = int(c.call("GET", PREFIX + "jobseq") or 0)
-        except Exception as e:
-            info["after_error"] = str(e)
-        c.close()
+        self.count_into(info, "after")
         return info
 
     def failover(self):

@@ -5,6 +5,19 @@ so a caller sees what Redis said)."""
 import socket
 
 
+def encode(args):
+    """One command in RESP: an array of bulk strings (str as UTF-8, other
+    values through str())."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode("utf-8", "surrogateescape")
+        elif not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
 class RespError(str):
     """An error reply ("-ERR ...")."""
 
@@ -75,14 +88,7 @@ class Redis:
         raise ConnectionError("bad reply type %r" % line[:20])
 
     def _call(self, args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            if isinstance(a, str):
-                a = a.encode("utf-8", "surrogateescape")
-            elif not isinstance(a, bytes):
-                a = str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
+        self.sock.sendall(encode(args))
         return self._reply()
 
     def call(self, *args):
@@ -102,16 +108,7 @@ class Redis:
         if self.sock is None:
             self.connect()
         try:
-            out = []
-            for args in cmds:
-                out.append(b"*%d\r\n" % len(args))
-                for a in args:
-                    if isinstance(a, str):
-                        a = a.encode("utf-8", "surrogateescape")
-                    elif not isinstance(a, bytes):
-                        a = str(a).encode()
-                    out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-            self.sock.sendall(b"".join(out))
+            self.sock.sendall(b"".join(encode(args) for args in cmds))
             return [self._reply() for _ in cmds]
         except (OSError, ConnectionError):
             self.close()

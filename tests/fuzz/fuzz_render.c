@@ -27,6 +27,8 @@
 #include "wferrors.h"
 #include "wfjob.h"
 
+#include "fuzz_wf.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static const char *const fuzz_templates[] = { "sdxl_txt2img",
@@ -73,20 +75,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	struct wf_input		   *in;
 	const cJSON		   *spec, *w;
 	const char		   *code;
-	char			    err[2048], model[WF_MODEL_MAX + 1], *text;
+	char			    err[2048], model[WF_MODEL_MAX + 1];
 	cJSON			   *root;
 	size_t			    i;
 
-	if (reg == NULL &&
-	    (reg = wf_load(COMFYQ_WORKFLOWS_DIR, err, sizeof err)) == NULL)
-		abort();
-	if (oi == NULL) {
-		text = file_slurp(COMFYQ_TEST_DATA_DIR "/object_info.json",
-		    1 << 20, NULL, err, sizeof err);
-		if (text == NULL || (oi = cJSON_Parse(text)) == NULL)
-			abort();
-		free(text);
-	}
+	fuzz_wf_load(&reg, &oi);
 	if (len < 1 ||
 	    (root = cJSON_ParseWithLength(
 		 (const char *)data + 1, len - 1)) == NULL)

@@ -21,6 +21,8 @@
 #include "util.h"
 #include "wfjob.h"
 
+#include "fuzz_wf.h"
+
 #define FUZZ_GRAPH_FILES "examples/,a.png"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -76,16 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	const char		   *code;
 	char			    err[1024], *text, *spec;
 
-	if (reg == NULL &&
-	    (reg = wf_load(COMFYQ_WORKFLOWS_DIR, err, sizeof err)) == NULL)
-		abort();
-	if (oi == NULL) {
-		text = file_slurp(COMFYQ_TEST_DATA_DIR "/object_info.json",
-		    1 << 20, NULL, err, sizeof err);
-		if (text == NULL || (oi = cJSON_Parse(text)) == NULL)
-			abort();
-		free(text);
-	}
+	fuzz_wf_load(&reg, &oi);
 	if ((spec = fuzz_unwrap(data, len)) != NULL) {
 		data = (const uint8_t *)spec;
 		len = strlen(spec);
