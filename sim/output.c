@@ -254,24 +254,6 @@ out_claim(struct save_path *sp, const char *fmt_suffix, const char *ext,
 	return (-1);
 }
 
-struct membuf {
-	unsigned char *p;
-	size_t	       len, cap;
-};
-
-static void
-out_membuf_add(void *ctx, void *data, int size)
-{
-	struct membuf *b = ctx;
-
-	if (b->len + (size_t)size > b->cap) {
-		b->cap = (b->len + (size_t)size) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, data, (size_t)size);
-	b->len += (size_t)size;
-}
-
 /* RGB pixels of image v, frame index; NULL when too large. */
 static int
 output_render(const struct value *v, int index, unsigned char **out, int black)
@@ -325,7 +307,7 @@ output_render(const struct value *v, int index, unsigned char **out, int black)
 static void
 out_put(struct membuf *b, const void *data, size_t len)
 {
-	out_membuf_add(b, (void *)(uintptr_t)data, (int)len);
+	membuf_add(b, (void *)(uintptr_t)data, (int)len);
 }
 
 static void

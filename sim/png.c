@@ -55,15 +55,11 @@ png_hash(const unsigned char *p, size_t n, int w, int h, int level)
 	return (x);
 }
 
-struct png_buf {
-	unsigned char *p;
-	size_t	       len, cap;
-};
-
-static void
-png_add(void *ctx, void *data, int size)
+/* stb's write callback: appends size bytes to the membuf ctx. */
+void
+membuf_add(void *ctx, void *data, int size)
 {
-	struct png_buf *b = ctx;
+	struct membuf *b = ctx;
 
 	if (b->len + (size_t)size > b->cap) {
 		b->cap = (b->len + (size_t)size) * 2;
@@ -93,7 +89,7 @@ png_encode(const unsigned char *px, int w, int h, int level,
 {
 	size_t		n = (size_t)w * (size_t)h * 3, i;
 	uint64_t	hash = 0;
-	struct png_buf	b;
+	struct membuf	b;
 	struct png_ent *e;
 	int		cacheable = n <= PNG_CACHE_PIXBYTES;
 
@@ -113,7 +109,7 @@ png_encode(const unsigned char *px, int w, int h, int level,
 	}
 	memset(&b, 0, sizeof b);
 	stbi_write_png_compression_level = level;
-	if (!stbi_write_png_to_func(png_add, &b, w, h, 3, px, w * 3)) {
+	if (!stbi_write_png_to_func(membuf_add, &b, w, h, 3, px, w * 3)) {
 		free(b.p);
 		return (-1);
 	}

@@ -344,6 +344,11 @@ void output_reset(void);
 char *json_print(const cJSON *, size_t *len);
 
 /* ---- png.c: PNG encoding, with a cache of encoded files ---- */
+struct membuf { /* bytes stb's writers (and output.c) append to */
+	unsigned char *p;
+	size_t	       len, cap;
+};
+void membuf_add(void *ctx, void *data, int size);
 int  png_encode(const unsigned char *px, int w, int h, int level,
      unsigned char **out, size_t *len);
 void png_reset(void);
