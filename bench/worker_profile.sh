@@ -78,6 +78,17 @@ W=$!
 pids+=($W)
 enqueue $WARM
 wait_done $WARM
+# traced CMD...: the jobs run while CMD (a tracer attached to the worker)
+# records; SIGINT ends it, which writes what it recorded.
+traced() {
+	"$@" >/dev/null 2>&1 &
+	local tp=$!
+	sleep 0.5
+	enqueue "$JOBS"
+	wait_done $((WARM + JOBS))
+	kill -INT $tp
+	wait $tp 2>/dev/null || true
+}
 case "$MODE" in
 cpu)
 	c0=$(cpu_us $W)
@@ -103,25 +114,13 @@ callgrind)
 	echo "top entries: $OUT_DIR/top-self.txt, $OUT_DIR/top-inclusive.txt"
 	;;
 perf)
-	perf record -g -o "$OUT_DIR/perf.data" -p $W >/dev/null 2>&1 &
-	pp=$!
-	sleep 0.5
-	enqueue "$JOBS"
-	wait_done $((WARM + JOBS))
-	kill -INT $pp
-	wait $pp 2>/dev/null
+	traced perf record -g -o "$OUT_DIR/perf.data" -p $W
 	perf report --no-children -i "$OUT_DIR/perf.data" --stdio 2>/dev/null |
 		grep -v '^$' | head -80 >"$OUT_DIR/perf-top.txt"
 	echo "perf: $OUT_DIR/perf-top.txt"
 	;;
 strace)
-	strace -c -f -o "$OUT_DIR/strace.txt" -p $W 2>/dev/null &
-	sp=$!
-	sleep 0.5
-	enqueue "$JOBS"
-	wait_done $((WARM + JOBS))
-	kill -INT $sp
-	wait $sp 2>/dev/null
+	traced strace -c -f -o "$OUT_DIR/strace.txt" -p $W
 	awk -v n="$JOBS" '$NF == "total" { printf "system calls per job: %.1f\n", $(NF-2) / n }' \
 		"$OUT_DIR/strace.txt"
 	echo "by name: $OUT_DIR/strace.txt"

@@ -31,9 +31,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static const char *const fuzz_templates[] = { "sdxl_txt2img",
-	"sdxl_img2img", "sdxl_controlnet", "sdxl_face_ipadapter",
-	"smoke_invert", "svd_img2vid" };
+static const char *const fuzz_templates[] = { "sdxl_txt2img", "sdxl_img2img",
+	"sdxl_controlnet", "sdxl_face_ipadapter", "smoke_invert",
+	"svd_img2vid" };
 
 static const cJSON *
 fuzz_field(const cJSON *o, const char *k, int array)
@@ -49,7 +49,7 @@ fuzz_field(const cJSON *o, const char *k, int array)
 static void
 fuzz_check(cJSON *g, const cJSON *oi)
 {
-	char  err[1024], *text;
+	char   err[1024], *text;
 	cJSON *back;
 
 	if (g == NULL || graph_validate(g, NULL, err, sizeof err) == -1)
@@ -81,8 +81,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 	fuzz_wf_load(&reg, &oi);
 	if (len < 1 ||
-	    (root = cJSON_ParseWithLength(
-		 (const char *)data + 1, len - 1)) == NULL)
+	    (root = cJSON_ParseWithLength((const char *)data + 1, len - 1)) ==
+		NULL)
 		return (0);
 	spec = cJSON_GetObjectItemCaseSensitive(root, "spec");
 	if (!cJSON_IsObject(spec))
@@ -91,8 +91,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	w = cJSON_GetObjectItemCaseSensitive(spec, "workflow");
 	js.workflow = cJSON_IsString(w)
 	    ? w->valuestring
-	    : fuzz_templates[data[0] % (sizeof fuzz_templates /
-					   sizeof fuzz_templates[0])];
+	    : fuzz_templates[data[0] %
+		  (sizeof fuzz_templates / sizeof fuzz_templates[0])];
 	js.params = fuzz_field(spec, "params", 0);
 	js.loras = fuzz_field(spec, "loras", 1);
 	js.controlnets = fuzz_field(spec, "controlnets", 1);

@@ -15,7 +15,7 @@
 static void
 fuzz_wf_load(struct wf_registry **reg, cJSON **oi)
 {
-	char	err[1024], *text;
+	char err[1024], *text;
 
 	if (*reg == NULL &&
 	    (*reg = wf_load(COMFYQ_WORKFLOWS_DIR, err, sizeof err)) == NULL)
