@@ -379,9 +379,9 @@ end
   reported ('{}'). A caller that read the job's webhook, whp_state and
   error_code fields already (END_HOOKS, end_need) passes them in job with
   job.hooks_read set; else finish reads them. An ending without a code (a
-  success) deletes the error_code and error a retried attempt left. Its first write is the XADD
-  of the event, so a caller that writes nothing before finish needs no
-  TYPE for events (end_need).
+  success) deletes the error_code and error a retried attempt left. Its
+  first write is the XADD of the event, so a caller that writes nothing
+  before finish needs no TYPE for events (end_need).
 ]]
 local function finish(P, jid, job, state, code, msg, now, outputs, nodes)
 	local key = P .. 'job:' .. jid
